@@ -1,0 +1,580 @@
+//! The agent actor: the one place every envelope goes through, from every channel.
+//!
+//! [`AgentHandle`] is the cloneable front (an `mpsc::Sender`); [`Agent`] owns the [`Core`]
+//! state and the receiver and handles one message at a time, so authentication, the replay
+//! cache, rate limits and approvals need no locks. It answers over a `oneshot` after the
+//! store is flushed, and ends when every handle is dropped.
+
+use crate::audit::AuditLog;
+use crate::auth::replay::ReplayCache;
+use crate::auth::{Envelope, SecretSet, WINDOW_SECS};
+use crate::commands::Command;
+use crate::config::Config;
+use crate::outbox::{MessageKind, Outbox};
+use crate::policy::approvals::{Approval, ApprovalState};
+use crate::policy::{Decision, PolicyError, SecurityPolicy};
+use crate::redact::Redactor;
+use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::store::Store;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Where an envelope came from, for the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    /// The control socket (`pane-agent send` / `command`, the CLI over SSH).
+    Socket,
+    /// `POST /command` on the HTTP endpoint (behind a Tor onion service).
+    Http,
+    /// The Signal gateway.
+    Signal,
+    /// The agent itself (timers).
+    Internal,
+}
+
+impl Channel {
+    /// The name written to the audit log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Socket => "socket",
+            Channel::Http => "http",
+            Channel::Signal => "signal",
+            Channel::Internal => "internal",
+        }
+    }
+}
+
+/// The circumstances of one command: its channel and the time it is judged at.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The channel.
+    pub channel: Channel,
+    /// The agent's clock when the envelope arrived.
+    pub now: DateTime<Utc>,
+}
+
+/// Messages the actor handles.
+#[derive(Debug)]
+pub enum AgentMessage {
+    /// An envelope's raw bytes, to authenticate and carry out.
+    Envelope {
+        /// The bytes as received (at most the envelope limit, checked again here).
+        bytes: Vec<u8>,
+        /// Where they came from.
+        channel: Channel,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
+}
+
+/// The cloneable handle every channel holds.
+#[derive(Clone, Debug)]
+pub struct AgentHandle {
+    sender: mpsc::Sender<AgentMessage>,
+}
+
+impl AgentHandle {
+    /// Starts the actor on `core`; returns its handle and its task.
+    pub fn start(core: Core) -> (AgentHandle, JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(256);
+        let agent = Agent { core, receiver };
+        let task = tokio::spawn(agent.run());
+        (AgentHandle { sender }, task)
+    }
+
+    /// Submits an envelope and waits for the answer.
+    pub async fn submit(&self, bytes: Vec<u8>, channel: Channel) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let msg = AgentMessage::Envelope {
+            bytes,
+            channel,
+            reply,
+        };
+        if self.sender.send(msg).await.is_err() {
+            return unavailable();
+        }
+        answer.await.unwrap_or_else(|_| unavailable())
+    }
+}
+
+fn unavailable() -> Reply {
+    Reply::Err(CommandError::new(
+        ErrorKind::Unavailable,
+        "the agent is shutting down; try again shortly",
+    ))
+}
+
+/// The actor: the core state plus its mailbox.
+pub struct Agent {
+    core: Core,
+    receiver: mpsc::Receiver<AgentMessage>,
+}
+
+impl Agent {
+    async fn run(mut self) {
+        self.core.housekeeping(Utc::now());
+        self.core.expire_due(Utc::now()).await;
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(3600));
+        housekeeping.tick().await;
+        loop {
+            let next_deadline = self.core.next_deadline_in();
+            tokio::select! {
+                msg = self.receiver.recv() => match msg {
+                    Some(msg) => self.handle(msg).await,
+                    None => break,
+                },
+                _ = tokio::time::sleep(next_deadline) => {
+                    self.core.expire_due(Utc::now()).await;
+                }
+                _ = housekeeping.tick() => self.core.housekeeping(Utc::now()),
+            }
+        }
+        if let Err(e) = self.core.store.flush().await {
+            tracing::error!(error = %e, "final store flush failed");
+        }
+        tracing::debug!("agent actor stopped");
+    }
+
+    async fn handle(&mut self, msg: AgentMessage) {
+        match msg {
+            AgentMessage::Envelope {
+                bytes,
+                channel,
+                reply,
+            } => {
+                let inv = Invocation {
+                    channel,
+                    now: Utc::now(),
+                };
+                let answer = self.core.handle_envelope(&bytes, &inv).await;
+                let answer = match self.core.store.flush().await {
+                    Ok(()) => answer,
+                    Err(e) => Reply::Err(self.core.internal(e)),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+}
+
+/// Refused envelopes written to the audit log per channel per minute; more are counted and
+/// written as one summary, so a flood cannot fill the store.
+const REFUSALS_AUDITED_PER_MINUTE: u32 = 30;
+
+#[derive(Debug)]
+struct RefusalWindow {
+    started: Instant,
+    audited: u32,
+    suppressed: u64,
+}
+
+/// Everything the actor owns.
+pub struct Core {
+    /// The store.
+    pub store: Store,
+    /// The audit log.
+    pub audit: AuditLog,
+    /// The outbox.
+    pub outbox: Outbox,
+    /// The security policy.
+    pub policy: SecurityPolicy,
+    /// Accepted signatures.
+    pub replay: ReplayCache,
+    /// The command secrets.
+    pub secrets: SecretSet,
+    /// The configuration.
+    pub config: Config,
+    /// The redactor built from every secret the process holds.
+    pub redactor: Redactor,
+    refusals: HashMap<Channel, RefusalWindow>,
+}
+
+impl Core {
+    /// Assembles the core over an open store.
+    pub fn new(store: Store, secrets: SecretSet, config: Config, redactor: Redactor) -> Core {
+        let policy = SecurityPolicy {
+            grants: crate::policy::grants::Grants::new(
+                store.grants.clone(),
+                config.policy.revoked_by_default.clone(),
+            ),
+            limiter: crate::policy::rate_limit::RateLimiter::new(config.rate_limits.clone()),
+            approvals: crate::policy::approvals::Approvals::new(store.approvals.clone()),
+            approval_timeout_secs: config.approvals.timeout_secs,
+        };
+        Core {
+            audit: AuditLog::new(store.audit.clone(), store.meta.clone(), redactor.clone()),
+            outbox: Outbox::new(store.outbox.clone()),
+            replay: ReplayCache::new(store.replay.clone()),
+            policy,
+            secrets,
+            config,
+            redactor,
+            store,
+            refusals: HashMap::new(),
+        }
+    }
+
+    /// Authenticates, parses, judges, runs and audits one envelope.
+    pub async fn handle_envelope(&mut self, bytes: &[u8], inv: &Invocation) -> Reply {
+        let envelope = match Envelope::parse(bytes) {
+            Ok(e) => e,
+            Err(e) => return self.refuse(inv, e, None),
+        };
+        let ts = match envelope.authenticate(&self.secrets, inv.now) {
+            Ok(ts) => ts,
+            Err(e) => return self.refuse(inv, e, Some(&envelope)),
+        };
+        // Remembered until the envelope could not pass the window anyway.
+        let forget_after = ts + ChronoDuration::seconds(WINDOW_SECS + 1);
+        match self.replay.insert_new(&envelope.sig, forget_after) {
+            Ok(true) => {}
+            Ok(false) => {
+                let e = CommandError::new(
+                    ErrorKind::Replayed,
+                    "replayed: this envelope was already accepted; sign a new one",
+                );
+                return self.refuse(inv, e, Some(&envelope));
+            }
+            Err(e) => return Reply::Err(self.internal(e)),
+        }
+        let sig_prefix = &envelope.sig_hex()[..12];
+        if let Err(e) = self.audit_event(
+            "envelope.accepted",
+            inv,
+            json!({"cmd": envelope.cmd, "args": envelope.args, "ts": envelope.ts, "sig": sig_prefix}),
+        ) {
+            return Reply::Err(e);
+        }
+        let command = match Command::parse(&envelope.cmd, &envelope.args) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = self.audit_event(
+                    "command.invalid",
+                    inv,
+                    json!({"cmd": envelope.cmd, "error": e.message}),
+                );
+                return Reply::Err(e);
+            }
+        };
+        self.judge_and_run(command, &envelope, inv).await.into()
+    }
+
+    async fn judge_and_run(
+        &mut self,
+        command: Command,
+        envelope: &Envelope,
+        inv: &Invocation,
+    ) -> Result<Value, CommandError> {
+        let tool = command.tool();
+        let decision = match self.policy.decide(tool, std::time::Instant::now()) {
+            Ok(d) => d,
+            Err(PolicyError::Refused(e)) => {
+                self.audit_event(
+                    "policy.deny",
+                    inv,
+                    json!({"tool": tool.name, "tier": tool.tier.as_str(), "reason": e.message}),
+                )?;
+                return Err(e);
+            }
+            Err(PolicyError::Store(e)) => return Err(self.internal(e)),
+        };
+        match decision {
+            Decision::Allow => {
+                self.audit_event(
+                    "policy.allow",
+                    inv,
+                    json!({"tool": tool.name, "tier": tool.tier.as_str()}),
+                )?;
+                self.run_action(command, inv).await
+            }
+            Decision::NeedsApproval => self.ask_owner(&command, envelope, inv),
+        }
+    }
+
+    fn ask_owner(
+        &mut self,
+        command: &Command,
+        envelope: &Envelope,
+        inv: &Invocation,
+    ) -> Result<Value, CommandError> {
+        let summary = command.describe();
+        let approval = self
+            .policy
+            .approvals
+            .create(
+                &envelope.cmd,
+                &envelope.args,
+                &summary,
+                inv.channel.as_str(),
+                inv.now,
+                self.policy.approval_timeout_secs,
+            )
+            .map_err(|e| self.internal(e))?;
+        let code = approval.display_code();
+        let prompt = format!(
+            "Approval needed: {summary}. Reply `approve {code}` to go ahead or `deny {code}` to refuse. Expires {} (in {} s); unanswered means denied.",
+            approval.deadline_rfc3339(),
+            self.policy.approval_timeout_secs
+        );
+        self.audit_event(
+            "policy.approval_required",
+            inv,
+            json!({"tool": command.tool().name, "code": code, "action": envelope.cmd, "args": envelope.args, "expires_at": approval.deadline_rfc3339()}),
+        )?;
+        self.notify(MessageKind::Prompt, &prompt)?;
+        Ok(json!({
+            "status": "approval_required",
+            "code": code,
+            "action": envelope.cmd,
+            "prompt": prompt,
+            "expires_at": approval.deadline_rfc3339(),
+        }))
+    }
+
+    /// Runs an allowed (or approved) command and audits its result.
+    pub async fn run_action(
+        &mut self,
+        command: Command,
+        inv: &Invocation,
+    ) -> Result<Value, CommandError> {
+        let name = command.name();
+        let result = command.execute(self, inv).await;
+        match &result {
+            Ok(v) => {
+                // Read results can be large (audit entries); record their size, not their text.
+                let detail = if command_is_read(name) {
+                    json!({"cmd": name, "reply_bytes": v.to_string().len()})
+                } else {
+                    json!({"cmd": name, "reply": v})
+                };
+                self.audit_event("action.ok", inv, detail)?;
+            }
+            Err(e) => {
+                self.audit_event(
+                    "action.error",
+                    inv,
+                    json!({"cmd": name, "kind": e.kind.as_str(), "error": e.message}),
+                )?;
+            }
+        }
+        result
+    }
+
+    /// The pending approval for `code`, or the reason it cannot be settled. An approval
+    /// whose deadline passed is expired here, so a late answer never counts.
+    pub fn pending_approval(
+        &mut self,
+        code: &str,
+        inv: &Invocation,
+    ) -> Result<Approval, CommandError> {
+        let approval = self
+            .policy
+            .approvals
+            .get(code)
+            .map_err(|e| self.internal(e))?
+            .ok_or_else(|| {
+                CommandError::new(ErrorKind::ApprovalInvalid, "no such approval code")
+            })?;
+        match approval.state {
+            ApprovalState::Pending if approval.deadline > inv.now.timestamp() => Ok(approval),
+            ApprovalState::Pending => {
+                self.expire_one(&approval, inv.now)?;
+                Err(CommandError::new(
+                    ErrorKind::ApprovalInvalid,
+                    "approval expired: the action was denied; send the command again to ask anew",
+                ))
+            }
+            ApprovalState::Approved => Err(CommandError::new(
+                ErrorKind::ApprovalInvalid,
+                "approval code already used: a code works once",
+            )),
+            ApprovalState::Denied | ApprovalState::Expired => Err(CommandError::new(
+                ErrorKind::ApprovalInvalid,
+                "approval was denied; a denial is final",
+            )),
+        }
+    }
+
+    fn expire_one(&mut self, approval: &Approval, now: DateTime<Utc>) -> Result<(), CommandError> {
+        let settled = self
+            .policy
+            .approvals
+            .settle(&approval.code, ApprovalState::Expired, now, None)
+            .map_err(|e| self.internal(e))?;
+        if let Some(a) = settled {
+            let inv = Invocation {
+                channel: Channel::Internal,
+                now,
+            };
+            self.audit_event(
+                "approval.expired",
+                &inv,
+                json!({"code": a.display_code(), "action": a.cmd, "deadline": a.deadline_rfc3339()}),
+            )?;
+            self.notify(
+                MessageKind::Alert,
+                &format!(
+                    "Approval {} expired unanswered, so it was denied: {} did not happen.",
+                    a.display_code(),
+                    a.summary
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Denies every pending approval whose deadline has passed.
+    pub async fn expire_due(&mut self, now: DateTime<Utc>) {
+        let due: Vec<Approval> = match self.policy.approvals.pending() {
+            Ok(p) => p
+                .into_iter()
+                .filter(|a| a.deadline <= now.timestamp())
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read approvals");
+                return;
+            }
+        };
+        if due.is_empty() {
+            return;
+        }
+        for approval in &due {
+            if let Err(e) = self.expire_one(approval, now) {
+                tracing::error!(error = %e, "cannot expire an approval");
+            }
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "store flush failed after expiring approvals");
+        }
+    }
+
+    fn next_deadline_in(&self) -> Duration {
+        let soonest = match self.policy.approvals.pending() {
+            Ok(p) => p.first().map(|a| a.deadline),
+            Err(_) => None,
+        };
+        match soonest {
+            Some(deadline) => {
+                let secs = (deadline - Utc::now().timestamp()).max(0) as u64;
+                // Wake at the deadline (plus a second, so `deadline <= now` holds).
+                Duration::from_secs(secs + 1)
+            }
+            None => Duration::from_secs(3600),
+        }
+    }
+
+    /// Prunes what may be forgotten: old replay-cache entries, audit entries past the
+    /// retention, approvals settled long ago.
+    pub fn housekeeping(&mut self, now: DateTime<Utc>) {
+        if let Err(e) = self.replay.prune(now) {
+            tracing::warn!(error = %e, "replay cache prune failed");
+        }
+        let days = self.config.audit.retention_days;
+        if days > 0 {
+            let cutoff = now - ChronoDuration::days(days as i64);
+            match self.audit.prune_before(cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "audit entries past retention pruned"),
+                Err(e) => tracing::warn!(error = %e, "audit prune failed"),
+            }
+            if let Err(e) = self.policy.approvals.prune_settled(cutoff) {
+                tracing::warn!(error = %e, "approval prune failed");
+            }
+        }
+    }
+
+    /// Writes an audit entry; a failure refuses the command (fail secure).
+    pub fn audit_event(
+        &self,
+        event: &str,
+        inv: &Invocation,
+        detail: Value,
+    ) -> Result<(), CommandError> {
+        self.audit
+            .append(event, Some(inv.channel.as_str()), detail)
+            .map(|_| ())
+            .map_err(|e| self.internal(e))
+    }
+
+    /// Queues a message for the owner in the outbox.
+    pub fn notify(&self, kind: MessageKind, body: &str) -> Result<(), CommandError> {
+        let body = self.redactor.text(body);
+        let id = self.store.next_id().map_err(|e| self.internal(e))?;
+        self.outbox
+            .push(id, kind, &body)
+            .map_err(|e| self.internal(e))?;
+        Ok(())
+    }
+
+    /// Logs an internal fault (redacted) and returns the generic reply for it.
+    pub fn internal(&self, error: impl std::fmt::Display) -> CommandError {
+        tracing::error!(error = %self.redactor.text(&error.to_string()), "internal error");
+        CommandError::new(
+            ErrorKind::Internal,
+            "internal error; the agent's log has the details",
+        )
+    }
+
+    fn refuse(
+        &mut self,
+        inv: &Invocation,
+        error: CommandError,
+        envelope: Option<&Envelope>,
+    ) -> Reply {
+        tracing::info!(
+            channel = inv.channel.as_str(),
+            kind = error.kind.as_str(),
+            "envelope refused"
+        );
+        let now = Instant::now();
+        let window = self.refusals.entry(inv.channel).or_insert(RefusalWindow {
+            started: now,
+            audited: 0,
+            suppressed: 0,
+        });
+        let mut summary = None;
+        if now.duration_since(window.started) >= Duration::from_secs(60) {
+            if window.suppressed > 0 {
+                summary = Some(window.suppressed);
+            }
+            *window = RefusalWindow {
+                started: now,
+                audited: 0,
+                suppressed: 0,
+            };
+        }
+        let audit_this = window.audited < REFUSALS_AUDITED_PER_MINUTE;
+        if audit_this {
+            window.audited += 1;
+        } else {
+            window.suppressed += 1;
+        }
+        if let Some(n) = summary {
+            let _ = self.audit_event("envelope.refused.suppressed", inv, json!({"count": n}));
+        }
+        if audit_this {
+            let detail = match envelope {
+                Some(env) => json!({
+                    "kind": error.kind.as_str(),
+                    "reason": error.message,
+                    "cmd": crate::redact::truncate(&env.cmd, 40),
+                    "ts": env.ts,
+                    "sig": &env.sig_hex()[..12],
+                }),
+                None => json!({"kind": error.kind.as_str(), "reason": error.message}),
+            };
+            if let Err(e) = self.audit_event("envelope.refused", inv, detail) {
+                return Reply::Err(e);
+            }
+        }
+        Reply::Err(error)
+    }
+}
+
+fn command_is_read(name: &str) -> bool {
+    crate::policy::tools::find(name).is_some_and(|t| t.tier == crate::policy::tools::Tier::Read)
+}

@@ -1,0 +1,293 @@
+//! The append-only, hash-chained audit log.
+//!
+//! Every entry carries the hash of the one before it, and the store keeps the newest hash
+//! (the head), so `audit {verify: true}` detects an entry that was changed, removed, or cut
+//! off the end. Pruning by age moves an anchor forward, so what is left still verifies.
+//! Details are redacted before they are hashed and written.
+
+use crate::auth::canonical::python_dumps;
+use crate::redact::Redactor;
+use crate::store::{decode, encode, StoreError};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
+
+const HEAD_KEY: &[u8] = b"audit.head";
+const ANCHOR_KEY: &[u8] = b"audit.anchor";
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One audit entry as stored and as shown by `audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: u64,
+    /// When it was written (RFC 3339, UTC).
+    pub at: String,
+    /// What happened: `envelope.refused`, `policy.allow`, `approval.approved`, `action.ok`, ...
+    pub event: String,
+    /// The channel the command came in on, when there was one.
+    pub channel: Option<String>,
+    /// The redacted particulars.
+    pub detail: Value,
+    /// The previous entry's hash (hex).
+    pub prev: String,
+    /// This entry's hash (hex): SHA-256 of `prev`, a newline, and the canonical JSON of the
+    /// other fields.
+    pub hash: String,
+}
+
+impl AuditEntry {
+    fn compute_hash(&self) -> String {
+        let body = json!({
+            "seq": self.seq,
+            "at": self.at,
+            "event": self.event,
+            "channel": self.channel,
+            "detail": self.detail,
+        });
+        let mut h = Sha256::new();
+        h.update(self.prev.as_bytes());
+        h.update(b"\n");
+        h.update(python_dumps(&body).as_bytes());
+        hex::encode(h.finalize())
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChainPoint {
+    seq: u64,
+    hash: String,
+}
+
+/// The outcome of a chain verification.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerifyReport {
+    /// True when every entry and the head agree.
+    pub ok: bool,
+    /// Entries checked.
+    pub checked: u64,
+    /// The first sequence number where the chain breaks.
+    pub first_bad_seq: Option<u64>,
+    /// What is wrong there.
+    pub problem: Option<String>,
+}
+
+/// Appends to, reads, verifies and prunes the audit log.
+#[derive(Clone)]
+pub struct AuditLog {
+    entries: sled::Tree,
+    meta: sled::Tree,
+    redactor: Redactor,
+}
+
+impl AuditLog {
+    /// Uses the store's `audit` and `meta` trees; `redactor` cleans every detail.
+    pub fn new(entries: sled::Tree, meta: sled::Tree, redactor: Redactor) -> AuditLog {
+        AuditLog {
+            entries,
+            meta,
+            redactor,
+        }
+    }
+
+    /// Appends an entry. The entry and the new head are written in one transaction.
+    pub fn append(
+        &self,
+        event: &str,
+        channel: Option<&str>,
+        detail: Value,
+    ) -> Result<AuditEntry, StoreError> {
+        let detail = self.redactor.json(&detail);
+        let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let entry = (&self.entries, &self.meta).transaction(
+            |(entries, meta): &(TransactionalTree, TransactionalTree)| {
+                let head: Option<ChainPoint> = match meta.get(HEAD_KEY)? {
+                    Some(b) => Some(decode(&b).map_err(ConflictableTransactionError::Abort)?),
+                    None => None,
+                };
+                let (seq, prev) = match head {
+                    Some(h) => (h.seq + 1, h.hash),
+                    None => (1, GENESIS.to_string()),
+                };
+                let mut entry = AuditEntry {
+                    seq,
+                    at: at.clone(),
+                    event: event.to_string(),
+                    channel: channel.map(str::to_string),
+                    detail: detail.clone(),
+                    prev,
+                    hash: String::new(),
+                };
+                entry.hash = entry.compute_hash();
+                let bytes = encode(&entry).map_err(ConflictableTransactionError::Abort)?;
+                entries.insert(&seq.to_be_bytes(), bytes)?;
+                let head = encode(&ChainPoint {
+                    seq,
+                    hash: entry.hash.clone(),
+                })
+                .map_err(ConflictableTransactionError::Abort)?;
+                meta.insert(HEAD_KEY, head)?;
+                Ok(entry)
+            },
+        )?;
+        Ok(entry)
+    }
+
+    /// The newest `limit` entries written at or after `since`, oldest first.
+    pub fn recent(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.entries.iter().rev() {
+            let (_, bytes) = item?;
+            let entry: AuditEntry = decode(&bytes)?;
+            if let Some(since) = since {
+                let at = DateTime::parse_from_rfc3339(&entry.at)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        StoreError::Corrupt(format!("audit entry {} has a bad time", entry.seq))
+                    })?;
+                if at < since {
+                    break;
+                }
+            }
+            out.push(entry);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Walks the whole chain from the anchor to the head.
+    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
+        let anchor: Option<ChainPoint> =
+            self.meta.get(ANCHOR_KEY)?.map(|b| decode(&b)).transpose()?;
+        let head: Option<ChainPoint> = self.meta.get(HEAD_KEY)?.map(|b| decode(&b)).transpose()?;
+        let (mut expect_seq, mut expect_prev) = match anchor {
+            Some(a) => (a.seq, a.hash),
+            None => (1, GENESIS.to_string()),
+        };
+        let mut checked = 0;
+        let bad = |seq: u64, checked: u64, problem: String| VerifyReport {
+            ok: false,
+            checked,
+            first_bad_seq: Some(seq),
+            problem: Some(problem),
+        };
+        for item in self.entries.iter() {
+            let (key, bytes) = item?;
+            let key_seq = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+            if key_seq < expect_seq && checked == 0 {
+                // Below the anchor: left over from a prune interrupted before its removals.
+                continue;
+            }
+            let entry: AuditEntry = match decode(&bytes) {
+                Ok(e) => e,
+                Err(_) => return Ok(bad(key_seq, checked, "entry is not readable".into())),
+            };
+            if entry.seq != expect_seq || key_seq != expect_seq {
+                return Ok(bad(
+                    expect_seq,
+                    checked,
+                    format!("entry {expect_seq} is missing"),
+                ));
+            }
+            if entry.prev != expect_prev {
+                return Ok(bad(
+                    entry.seq,
+                    checked,
+                    "previous-hash link does not match".into(),
+                ));
+            }
+            if entry.compute_hash() != entry.hash {
+                return Ok(bad(
+                    entry.seq,
+                    checked,
+                    "entry was changed after it was written".into(),
+                ));
+            }
+            checked += 1;
+            expect_seq += 1;
+            expect_prev = entry.hash;
+        }
+        if let Some(head) = head {
+            if head.seq + 1 != expect_seq || head.hash != expect_prev {
+                return Ok(bad(
+                    expect_seq,
+                    checked,
+                    format!("entries after {} are missing", expect_seq - 1),
+                ));
+            }
+        } else if checked > 0 {
+            return Ok(bad(1, checked, "the chain head is missing".into()));
+        }
+        Ok(VerifyReport {
+            ok: true,
+            checked,
+            first_bad_seq: None,
+            problem: None,
+        })
+    }
+
+    /// Removes entries written before `cutoff`, keeping the rest verifiable. Returns how
+    /// many were removed.
+    pub fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut old = Vec::new();
+        let mut new_anchor = None;
+        for item in self.entries.iter() {
+            let (key, bytes) = item?;
+            let entry: AuditEntry = decode(&bytes)?;
+            // RFC 3339 UTC strings of one format compare in time order.
+            if entry.at < cutoff {
+                old.push(key);
+            } else {
+                new_anchor = Some(ChainPoint {
+                    seq: entry.seq,
+                    hash: entry.prev,
+                });
+                break;
+            }
+        }
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let anchor = match new_anchor {
+            Some(a) => a,
+            None => {
+                let head: ChainPoint = match self.meta.get(HEAD_KEY)? {
+                    Some(b) => decode(&b)?,
+                    None => return Ok(0),
+                };
+                ChainPoint {
+                    seq: head.seq + 1,
+                    hash: head.hash,
+                }
+            }
+        };
+        // The anchor goes first: a crash before the removals leaves entries below it, which
+        // verification skips.
+        self.meta.insert(ANCHOR_KEY, encode(&anchor)?)?;
+        for key in &old {
+            self.entries.remove(key)?;
+        }
+        Ok(old.len())
+    }
+
+    /// How many entries are kept.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when none are.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,116 @@
+//! The control socket `<data-dir>/agent.sock`: mode 0600, and only peers running as the
+//! agent's own uid are served. One envelope per connection: the client writes it and shuts
+//! down its write half; the agent answers with one line of JSON and closes.
+
+use crate::actors::agent::{AgentHandle, Channel};
+use crate::auth::MAX_ENVELOPE_BYTES;
+use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::shutdown::Shutdown;
+use crate::unix;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc};
+
+/// How long a client may take to send its envelope.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Binds the socket at `path` (replacing a stale one) with mode 0600.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        // A live agent holds the store lock, so a socket file here is left over from a crash.
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    unix::set_mode(path, 0o600)?;
+    Ok(listener)
+}
+
+/// Serves connections until shutdown.
+pub struct ControlSocket {
+    /// The bound listener.
+    pub listener: UnixListener,
+    /// Its path, removed on shutdown.
+    pub path: PathBuf,
+    /// The agent.
+    pub agent: AgentHandle,
+}
+
+impl ControlSocket {
+    /// Accepts and serves clients until `shutdown` fires. Each connection gets its own task
+    /// that also stops on shutdown; `_done` is dropped when they all have.
+    pub async fn run(self, notify: broadcast::Sender<()>, done: mpsc::Sender<()>) {
+        let mut shutdown = Shutdown::new(notify.subscribe());
+        loop {
+            let accepted = tokio::select! {
+                a = self.listener.accept() => a,
+                _ = shutdown.recv() => break,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let agent = self.agent.clone();
+            let mut conn_shutdown = Shutdown::new(notify.subscribe());
+            let done = done.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = serve(stream, agent) => {}
+                    _ = conn_shutdown.recv() => {}
+                }
+                drop(done);
+            });
+        }
+        let _ = std::fs::remove_file(&self.path);
+        drop(done);
+    }
+}
+
+async fn serve(mut stream: UnixStream, agent: AgentHandle) {
+    let peer_ok = match stream.peer_cred() {
+        Ok(cred) => cred.uid() == unix::euid(),
+        Err(_) => false,
+    };
+    if !peer_ok {
+        tracing::warn!("control socket: refused a peer with another uid");
+        return;
+    }
+    let reply = match read_envelope(&mut stream).await {
+        Ok(bytes) => agent.submit(bytes, Channel::Socket).await,
+        Err(e) => Reply::Err(e),
+    };
+    let mut line = reply.to_json().to_string();
+    line.push('\n');
+    let _ = stream.write_all(line.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_envelope(stream: &mut UnixStream) -> Result<Vec<u8>, CommandError> {
+    let mut buf = Vec::with_capacity(1024);
+    let limit = (MAX_ENVELOPE_BYTES + 1) as u64;
+    let read = tokio::time::timeout(
+        READ_TIMEOUT,
+        (&mut *stream).take(limit).read_to_end(&mut buf),
+    )
+    .await;
+    match read {
+        Err(_) => Err(CommandError::new(
+            ErrorKind::Malformed,
+            "malformed envelope: timed out waiting for it",
+        )),
+        Ok(Err(e)) => Err(CommandError::new(
+            ErrorKind::Malformed,
+            format!("malformed envelope: read failed ({e})"),
+        )),
+        Ok(Ok(_)) if buf.len() > MAX_ENVELOPE_BYTES => Err(CommandError::new(
+            ErrorKind::TooLarge,
+            format!("too large: an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
+        )),
+        Ok(Ok(_)) => Ok(buf),
+    }
+}

@@ -1,0 +1,214 @@
+//! `pane-agent run`: the daemon. It checks the data dir, config and secret before anything
+//! else and refuses to start, with the reason, when one of them is unsafe; then it opens the
+//! store, starts the agent actor and the channels, and runs until SIGTERM or SIGINT, when
+//! every task stops and the store is flushed.
+
+use super::DataDirArg;
+use crate::actors::agent::{AgentHandle, Core};
+use crate::auth::SecretSet;
+use crate::channels::control_socket::{self, ControlSocket};
+use crate::channels::http;
+use crate::config::Config;
+use crate::redact::Redactor;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::unix;
+use anyhow::{bail, Context};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+/// Environment variables that hold provider keys: the redactor removes their values
+/// wherever they would appear.
+pub const SECRET_ENV_VARS: &[&str] = &[
+    "AGENT_SECRET",
+    "AGENT_SECRET_PREVIOUS",
+    "ADDY_API_KEY",
+    "SIMPLELOGIN_API_KEY",
+    "PRIVACY_API_KEY",
+    "LITHIC_API_KEY",
+    "HIBP_API_KEY",
+    "PANE_IMAP_PASSWORD",
+];
+
+/// `run [--data-dir DIR] [--config FILE]`
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    /// The data directory.
+    pub data_dir: DataDirArg,
+    /// The config file (default: `<data-dir>/pane.toml` if it exists, else built-in defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// A started daemon: its tasks and the means to stop it.
+pub struct Daemon {
+    notify_shutdown: broadcast::Sender<()>,
+    done_rx: mpsc::Receiver<()>,
+    agent_task: JoinHandle<()>,
+    http_task: Option<JoinHandle<std::io::Result<()>>>,
+    store: Store,
+    /// Where the control socket listens.
+    pub socket: PathBuf,
+    /// Where the HTTP endpoint listens, when on.
+    pub http_addr: Option<SocketAddr>,
+}
+
+/// Checks everything `run` depends on and returns the config and secrets, or the reason
+/// the agent must not start.
+pub fn preflight(
+    data_dir: &Path,
+    config_path: Option<&Path>,
+) -> anyhow::Result<(Config, SecretSet)> {
+    if !data_dir.is_dir() {
+        bail!(
+            "data dir {} does not exist: run `pane-agent init --data-dir {}` first",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    let mode = unix::mode_of(data_dir)?;
+    if mode & 0o022 != 0 {
+        bail!(
+            "data dir {} has mode {mode:o}: it must not be writable by group or others (chmod 700 {})",
+            data_dir.display(),
+            data_dir.display()
+        );
+    }
+    let default_config = data_dir.join("pane.toml");
+    let config_path = match config_path {
+        Some(p) => Some(p.to_path_buf()),
+        None => default_config.exists().then_some(default_config),
+    };
+    let config = match &config_path {
+        Some(path) => {
+            let mode = unix::mode_of(path)
+                .with_context(|| format!("cannot read config {}", path.display()))?;
+            if mode & 0o077 != 0 {
+                bail!(
+                    "config {} has mode {mode:o}: it must be readable by its owner only (chmod 600 {})",
+                    path.display(),
+                    path.display()
+                );
+            }
+            Config::load(path)?
+        }
+        None => Config::default(),
+    };
+    let secrets = SecretSet::load(data_dir, &config.auth.previous_secrets)?;
+    Ok((config, secrets))
+}
+
+impl Daemon {
+    /// Starts everything; returns once the control socket (and HTTP, when on) accept.
+    pub async fn start(data_dir: &Path, config_path: Option<&Path>) -> anyhow::Result<Daemon> {
+        let (config, secrets) = preflight(data_dir, config_path)?;
+        let mut known: Vec<String> = secrets.all().map(|s| s.as_text()).collect();
+        known.extend(
+            SECRET_ENV_VARS
+                .iter()
+                .filter_map(|v| std::env::var(v).ok())
+                .flat_map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                }),
+        );
+        let redactor = Redactor::new(known);
+        let http_listen = config.http.listen_addr()?;
+        let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
+        let core = Core::new(store.clone(), secrets, config, redactor);
+        let (agent, agent_task) = AgentHandle::start(core);
+
+        let (notify_shutdown, _) = broadcast::channel(1);
+        let (done_tx, done_rx) = mpsc::channel(1);
+        let socket = data_dir.join("agent.sock");
+        let listener = control_socket::bind(&socket)
+            .with_context(|| format!("cannot listen on {}", socket.display()))?;
+        let control = ControlSocket {
+            listener,
+            path: socket.clone(),
+            agent: agent.clone(),
+        };
+        tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
+
+        let mut http_addr = None;
+        let http_task = match http_listen {
+            Some(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on http {addr}"))?;
+                http_addr = Some(listener.local_addr()?);
+                let shutdown = Shutdown::new(notify_shutdown.subscribe());
+                let agent = agent.clone();
+                let done = done_tx.clone();
+                Some(tokio::spawn(async move {
+                    let r = http::serve(listener, agent, shutdown).await;
+                    drop(done);
+                    r
+                }))
+            }
+            None => None,
+        };
+        drop(done_tx);
+        tracing::info!(
+            socket = %socket.display(),
+            http = ?http_addr,
+            "pane-agent ready"
+        );
+        Ok(Daemon {
+            notify_shutdown,
+            done_rx,
+            agent_task,
+            http_task,
+            store,
+            socket,
+            http_addr,
+        })
+    }
+
+    /// Stops every task, waits for them, and flushes the store.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        // Tasks that hold a clone of the sender still see this value.
+        let _ = self.notify_shutdown.send(());
+        drop(self.notify_shutdown);
+        // Every task holds a clone of the done sender; recv returns None once all are gone.
+        let _ = self.done_rx.recv().await;
+        if let Some(task) = self.http_task {
+            if let Ok(Err(e)) = task.await {
+                tracing::warn!(error = %e, "http endpoint stopped with an error");
+            }
+        }
+        // The channels dropped their agent handles, so the actor finishes its queue and ends.
+        let _ = self.agent_task.await;
+        self.store
+            .flush()
+            .await
+            .context("final store flush failed")?;
+        tracing::info!("pane-agent stopped; store flushed");
+        Ok(())
+    }
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let data_dir = args.data_dir.resolve()?;
+    let daemon = Daemon::start(&data_dir, args.config.as_deref()).await?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down");
+    daemon.shutdown().await
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

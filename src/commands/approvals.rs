@@ -1,0 +1,41 @@
+//! `approvals`: what is waiting for the owner.
+
+use super::Args;
+use crate::actors::agent::Core;
+use crate::reply::CommandError;
+use serde_json::{json, Value};
+
+/// `approvals` takes no arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approvals;
+
+impl Approvals {
+    /// Parses the (empty) arguments.
+    pub fn parse(args: &Args<'_>) -> Result<Approvals, CommandError> {
+        args.only(&[])?;
+        Ok(Approvals)
+    }
+
+    /// Lists pending approvals, soonest deadline first.
+    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+        let pending = core
+            .policy
+            .approvals
+            .pending()
+            .map_err(|e| core.internal(e))?;
+        let items: Vec<Value> = pending
+            .iter()
+            .map(|a| {
+                json!({
+                    "code": a.display_code(),
+                    "action": a.cmd,
+                    "args": a.args,
+                    "summary": a.summary,
+                    "requested": a.created,
+                    "expires_at": a.deadline_rfc3339(),
+                })
+            })
+            .collect();
+        Ok(json!({"count": items.len(), "pending": items}))
+    }
+}

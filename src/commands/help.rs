@@ -1,0 +1,42 @@
+//! `help`: the commands, their tiers and arguments, and which tools are granted now.
+
+use super::Args;
+use crate::actors::agent::Core;
+use crate::policy::tools::TOOLS;
+use crate::reply::CommandError;
+use serde_json::{json, Value};
+
+/// `help` takes no arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Help;
+
+impl Help {
+    /// Parses the (empty) arguments.
+    pub fn parse(args: &Args<'_>) -> Result<Help, CommandError> {
+        args.only(&[])?;
+        Ok(Help)
+    }
+
+    /// Lists every command with its tier and whether it may run now.
+    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+        let mut commands = Vec::new();
+        for tool in TOOLS {
+            let granted = core
+                .policy
+                .grants
+                .is_granted(tool)
+                .map_err(|e| core.internal(e))?;
+            commands.push(json!({
+                "name": tool.name,
+                "args": tool.usage,
+                "tier": tool.tier.as_str(),
+                "granted": granted,
+                "summary": tool.summary,
+            }));
+        }
+        Ok(json!({
+            "commands": commands,
+            "envelope": "{\"ts\", \"cmd\", \"args\", \"sig\"}: sig = hex HMAC-SHA256(secret, ts + cmd + json.dumps(args, sort_keys=True))",
+        }))
+    }
+}

@@ -1,0 +1,264 @@
+//! Typed commands: one file per command, each with its argument parsing and its action.
+//!
+//! [`Command::parse`] turns an authenticated envelope's `cmd` and `args` into a value whose
+//! tool and tier the policy can judge; [`Command::execute`] carries it out against the
+//! agent's [`Core`](crate::actors::agent::Core).
+
+pub mod approvals;
+pub mod approve;
+pub mod audit;
+pub mod deny;
+pub mod grant;
+pub mod help;
+pub mod list;
+pub mod lockdown;
+pub mod revoke;
+pub mod status;
+
+use crate::actors::agent::{Core, Invocation};
+use crate::policy::tools::{self, ToolSpec};
+use crate::redact::truncate;
+use crate::reply::{CommandError, ErrorKind};
+use serde_json::{Map, Value};
+
+/// A command the agent understands, with its parsed arguments.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// `help`
+    Help(help::Help),
+    /// `list`
+    List(list::List),
+    /// `status {context}`
+    Status(status::Status),
+    /// `approvals`
+    Approvals(approvals::Approvals),
+    /// `approve {code}`
+    Approve(approve::Approve),
+    /// `deny {code}`
+    Deny(deny::Deny),
+    /// `audit {since?, limit?, verify?}`
+    Audit(audit::Audit),
+    /// `grant {tool}`
+    Grant(grant::Grant),
+    /// `revoke {tool}`
+    Revoke(revoke::Revoke),
+    /// `lockdown`
+    Lockdown(lockdown::Lockdown),
+}
+
+impl Command {
+    /// Parses `cmd` with `args`. Unknown commands and bad arguments are refused here,
+    /// before the policy sees them.
+    pub fn parse(cmd: &str, args: &Map<String, Value>) -> Result<Command, CommandError> {
+        let a = Args(args);
+        Ok(match cmd {
+            "help" => Command::Help(help::Help::parse(&a)?),
+            "list" => Command::List(list::List::parse(&a)?),
+            "status" => Command::Status(status::Status::parse(&a)?),
+            "approvals" => Command::Approvals(approvals::Approvals::parse(&a)?),
+            "approve" => Command::Approve(approve::Approve::parse(&a)?),
+            "deny" => Command::Deny(deny::Deny::parse(&a)?),
+            "audit" => Command::Audit(audit::Audit::parse(&a)?),
+            "grant" => Command::Grant(grant::Grant::parse(&a)?),
+            "revoke" => Command::Revoke(revoke::Revoke::parse(&a)?),
+            "lockdown" => Command::Lockdown(lockdown::Lockdown::parse(&a)?),
+            other => {
+                return Err(CommandError::new(
+                    ErrorKind::UnknownCommand,
+                    format!("unknown command: {} (send `help`)", truncate(other, 40)),
+                ))
+            }
+        })
+    }
+
+    /// The command's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Help(_) => "help",
+            Command::List(_) => "list",
+            Command::Status(_) => "status",
+            Command::Approvals(_) => "approvals",
+            Command::Approve(_) => "approve",
+            Command::Deny(_) => "deny",
+            Command::Audit(_) => "audit",
+            Command::Grant(_) => "grant",
+            Command::Revoke(_) => "revoke",
+            Command::Lockdown(_) => "lockdown",
+        }
+    }
+
+    /// The tool it runs, which carries its tier.
+    pub fn tool(&self) -> &'static ToolSpec {
+        // Every variant's name is in the tool table; `tools_cover_every_command` tests it.
+        tools::find(self.name()).unwrap_or(&tools::TOOLS[0])
+    }
+
+    /// What running it will do, in words, for an approval prompt.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::Grant(g) => g.describe(),
+            other => format!("run `{}`", other.name()),
+        }
+    }
+
+    /// Carries the command out. The policy has already allowed it (or the owner approved it).
+    pub async fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Value, CommandError> {
+        match self {
+            Command::Help(c) => c.execute(core),
+            Command::List(c) => c.execute(core),
+            Command::Status(c) => c.execute(core),
+            Command::Approvals(c) => c.execute(core),
+            Command::Approve(c) => c.execute(core, inv).await,
+            Command::Deny(c) => c.execute(core, inv),
+            Command::Audit(c) => c.execute(core),
+            Command::Grant(c) => c.execute(core),
+            Command::Revoke(c) => c.execute(core),
+            Command::Lockdown(c) => c.execute(core, inv),
+        }
+    }
+}
+
+/// Typed access to an envelope's `args`, refusing anything unexpected.
+pub struct Args<'a>(pub &'a Map<String, Value>);
+
+impl Args<'_> {
+    /// Refuses any key not in `allowed`.
+    pub fn only(&self, allowed: &[&str]) -> Result<(), CommandError> {
+        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(k) => Err(invalid(format!(
+                "unexpected argument {:?} (takes: {})",
+                truncate(k, 40),
+                if allowed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// A required string.
+    pub fn string(&self, key: &str) -> Result<String, CommandError> {
+        self.opt_string(key)?
+            .ok_or_else(|| invalid(format!("missing argument {key}")))
+    }
+
+    /// An optional string.
+    pub fn opt_string(&self, key: &str) -> Result<Option<String>, CommandError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(invalid(format!("{key} must be a string"))),
+        }
+    }
+
+    /// An optional non-negative integer (a numeric string is accepted, as typed on a phone).
+    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, CommandError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| invalid(format!("{key} must be a whole number of 0 or more"))),
+            Some(Value::String(s)) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid(format!("{key} must be a whole number of 0 or more"))),
+            Some(_) => Err(invalid(format!("{key} must be a whole number"))),
+        }
+    }
+
+    /// An optional boolean (`"true"`/`"false"` strings are accepted).
+    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, CommandError> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+            Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+            Some(_) => Err(invalid(format!("{key} must be true or false"))),
+        }
+    }
+
+    /// A required context name: lowercase ASCII letters, digits, `.`, `_`, `-`, at most 63,
+    /// starting with a letter or digit. Look-alike Unicode names are refused, not folded.
+    pub fn context(&self) -> Result<String, CommandError> {
+        let name = self.string("context")?;
+        validate_context_name(&name)?;
+        Ok(name)
+    }
+
+    /// A required tool name that grants apply to.
+    pub fn grantable_tool(&self) -> Result<&'static ToolSpec, CommandError> {
+        let name = self.string("tool")?;
+        match tools::find(&name) {
+            Some(t) if t.grantable => Ok(t),
+            Some(t) => Err(invalid(format!(
+                "{} is one of the policy's own controls and always available",
+                t.name
+            ))),
+            None => Err(CommandError::new(
+                ErrorKind::NotFound,
+                format!("no such tool: {}", truncate(&name, 40)),
+            )),
+        }
+    }
+}
+
+/// Checks a context name (see [`Args::context`]).
+pub fn validate_context_name(name: &str) -> Result<(), CommandError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "invalid context name {:?}: use lowercase letters, digits, '.', '_' or '-' (at most 63)",
+            truncate(name, 40)
+        )))
+    }
+}
+
+/// An `invalid_args` error.
+pub fn invalid(message: impl Into<String>) -> CommandError {
+    CommandError::new(ErrorKind::InvalidArgs, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_cover_every_command() {
+        for t in tools::TOOLS {
+            let mut args = Map::new();
+            for key in ["context", "code", "tool"] {
+                if t.usage.contains(key) {
+                    let v = match key {
+                        "code" => "ABCDE-FGHJK",
+                        "tool" => "list",
+                        _ => "notion",
+                    };
+                    args.insert(key.into(), Value::String(v.into()));
+                }
+            }
+            let cmd = Command::parse(t.name, &args).unwrap();
+            assert_eq!(cmd.tool().name, t.name);
+        }
+    }
+
+    #[test]
+    fn context_names_are_strict() {
+        for bad in ["", "Notion", "nоtion", "-x", "a b", "a/b", &"a".repeat(64)] {
+            assert!(validate_context_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["notion", "travel-aa-2025", "a.b_c"] {
+            assert!(validate_context_name(good).is_ok(), "{good}");
+        }
+    }
+}

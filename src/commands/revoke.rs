@@ -1,0 +1,33 @@
+//! `revoke {tool}`: takes a tool's grant away, at once.
+
+use super::Args;
+use crate::actors::agent::Core;
+use crate::policy::tools::ToolSpec;
+use crate::reply::CommandError;
+use serde_json::{json, Value};
+
+/// `revoke {tool}`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revoke {
+    /// The tool.
+    pub tool: &'static ToolSpec,
+}
+
+impl Revoke {
+    /// Parses `{tool}`; only grantable tools are accepted.
+    pub fn parse(args: &Args<'_>) -> Result<Revoke, CommandError> {
+        args.only(&["tool"])?;
+        Ok(Revoke {
+            tool: args.grantable_tool()?,
+        })
+    }
+
+    /// Records the revocation.
+    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+        core.policy
+            .grants
+            .revoke(self.tool)
+            .map_err(|e| core.internal(e))?;
+        Ok(json!({"status": "revoked", "tool": self.tool.name}))
+    }
+}

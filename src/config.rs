@@ -1,0 +1,281 @@
+//! `pane.toml`: every setting, its default, and the commented template that `init` writes.
+//!
+//! Unknown keys are an error, so a typo in a security setting is reported instead of being
+//! silently ignored. The template is tested to parse to exactly [`Config::default`].
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// A configuration problem, reported before the daemon starts.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the documented shape.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// The parser's explanation (line and key).
+        message: String,
+    },
+    /// A value parses but is not allowed.
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Command authentication.
+    pub auth: AuthConfig,
+    /// The optional HTTP endpoint (for a Tor onion service in front of it).
+    pub http: HttpConfig,
+    /// Owner approvals for external and destructive actions.
+    pub approvals: ApprovalsConfig,
+    /// Grants.
+    pub policy: PolicyConfig,
+    /// Per-tool sliding-window rate limits.
+    pub rate_limits: RateLimitsConfig,
+    /// The audit log.
+    pub audit: AuditConfig,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Secrets that were current before a rotation and are still accepted (never used to sign).
+    pub previous_secrets: Vec<String>,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to serve `POST /command` and `GET /healthz` on; empty means off.
+    pub listen: String,
+}
+
+impl HttpConfig {
+    /// The address to listen on, if the endpoint is on. Only loopback addresses are accepted:
+    /// the endpoint is meant to sit behind a Tor onion service on the same host.
+    pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        if self.listen.trim().is_empty() {
+            return Ok(None);
+        }
+        let addr: SocketAddr = self.listen.trim().parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "[http] listen = {:?} is not an address like \"127.0.0.1:8080\"",
+                self.listen
+            ))
+        })?;
+        if !addr.ip().is_loopback() {
+            return Err(ConfigError::Invalid(format!(
+                "[http] listen = {:?} is not a loopback address; put a Tor onion service (or an SSH tunnel) in front of 127.0.0.1 instead",
+                self.listen
+            )));
+        }
+        Ok(Some(addr))
+    }
+}
+
+/// `[approvals]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApprovalsConfig {
+    /// Seconds before a pending approval is denied automatically.
+    pub timeout_secs: u64,
+}
+
+impl Default for ApprovalsConfig {
+    fn default() -> Self {
+        ApprovalsConfig { timeout_secs: 300 }
+    }
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Tools that start without a grant; the owner grants them with `grant` when needed.
+    pub revoked_by_default: Vec<String>,
+}
+
+/// One sliding-window limit: at most `max` commands in any `window_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// Commands allowed in the window.
+    pub max: u32,
+    /// The window's length in seconds.
+    pub window_secs: u64,
+}
+
+/// `[rate_limits]`: a limit per tier, and per-tool overrides.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    /// For each read tool.
+    pub read: Limit,
+    /// For each write tool.
+    pub write: Limit,
+    /// For each external or destructive tool.
+    pub external: Limit,
+    /// Overrides by tool name.
+    pub tools: BTreeMap<String, Limit>,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        RateLimitsConfig {
+            read: Limit {
+                max: 120,
+                window_secs: 60,
+            },
+            write: Limit {
+                max: 30,
+                window_secs: 60,
+            },
+            external: Limit {
+                max: 10,
+                window_secs: 60,
+            },
+            tools: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are pruned (the rest stays verifiable); 0 keeps all.
+    pub retention_days: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 400,
+        }
+    }
+}
+
+/// The file `pane-agent init` writes: every setting, commented, at its default.
+pub const TEMPLATE: &str = r#"# pane-agent configuration. Every setting is listed with its default.
+# This file must be readable by its owner only (chmod 600): the agent refuses to start otherwise.
+# The command secret is not here: it is in agent.secret (or AGENT_SECRET in the environment).
+
+[auth]
+# Secrets from before a rotation, still accepted for commands (never used to sign).
+# AGENT_SECRET_PREVIOUS in the environment (comma-separated) adds to this list.
+previous_secrets = []
+
+[http]
+# POST /command and GET /healthz for a Tor onion service in front of it. Empty = off.
+# Loopback addresses only, e.g. "127.0.0.1:8080".
+listen = ""
+
+[approvals]
+# Seconds before a pending approval is denied automatically.
+timeout_secs = 300
+
+[policy]
+# Tools that have no grant until the owner sends `grant {tool}`.
+revoked_by_default = []
+
+[rate_limits]
+# Sliding-window limits for each tool, by tier.
+read = { max = 120, window_secs = 60 }
+write = { max = 30, window_secs = 60 }
+external = { max = 10, window_secs = 60 }
+
+[rate_limits.tools]
+# Per-tool overrides, for example:
+# "grant" = { max = 3, window_secs = 3600 }
+
+[audit]
+# Prune audit entries older than this many days (the rest stays verifiable). 0 keeps all.
+retention_days = 400
+"#;
+
+impl Config {
+    /// Parses configuration text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.http.listen_addr()?;
+        if self.approvals.timeout_secs == 0 || self.approvals.timeout_secs > 86_400 {
+            return Err(ConfigError::Invalid(
+                "[approvals] timeout_secs must be between 1 and 86400".into(),
+            ));
+        }
+        let limits = [
+            ("read".to_string(), &self.rate_limits.read),
+            ("write".to_string(), &self.rate_limits.write),
+            ("external".to_string(), &self.rate_limits.external),
+        ];
+        let tools = self.rate_limits.tools.iter().map(|(k, v)| (k.clone(), v));
+        for (name, limit) in limits.into_iter().chain(tools) {
+            if limit.window_secs == 0 || limit.window_secs > 86_400 {
+                return Err(ConfigError::Invalid(format!(
+                    "[rate_limits] {name}: window_secs must be between 1 and 86400"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_is_the_default() {
+        assert_eq!(
+            Config::parse(TEMPLATE, "template").ok(),
+            Some(Config::default())
+        );
+    }
+
+    #[test]
+    fn typos_are_errors() {
+        let err = Config::parse("[approvals]\ntimeout_sec = 10\n", "t").unwrap_err();
+        assert!(err.to_string().contains("timeout_sec"), "{err}");
+    }
+
+    #[test]
+    fn http_only_on_loopback() {
+        assert!(Config::parse("[http]\nlisten = \"0.0.0.0:8080\"\n", "t").is_err());
+        let c = Config::parse("[http]\nlisten = \"127.0.0.1:8080\"\n", "t").unwrap();
+        assert!(c.http.listen_addr().unwrap().is_some());
+    }
+}

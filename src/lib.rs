@@ -1,0 +1,28 @@
+//! pane-agent: a command agent for privacy operations, driven by signed commands from its
+//! owner over Signal, a Tor onion HTTP endpoint, or the CLI over SSH.
+//!
+//! One path serves every command, whatever channel brought it:
+//!
+//! ```text
+//! channel (socket | http | gateway) ▸ auth (HMAC, window, replay) ▸ command parse
+//!   ▸ SecurityPolicy (grant ▸ rate limit ▸ tier ▸ approval) ▸ action ▸ audit ▸ reply / outbox
+//! ```
+//!
+//! A reader follows a command from [`channels`] to the [`actors::agent`] actor, through
+//! [`auth`] and [`policy`], to its file in [`commands`].
+#![warn(missing_docs)]
+
+pub mod actors;
+pub mod audit;
+pub mod auth;
+pub mod channels;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod outbox;
+pub mod policy;
+pub mod redact;
+pub mod reply;
+pub mod shutdown;
+pub mod store;
+pub mod unix;

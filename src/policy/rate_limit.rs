@@ -1,0 +1,59 @@
+//! Per-tool sliding-window rate limits, read tools included.
+
+use super::tools::{Tier, ToolSpec};
+use crate::config::{Limit, RateLimitsConfig};
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Remembers when each tool last ran, within its window.
+#[derive(Debug)]
+pub struct RateLimiter {
+    config: RateLimitsConfig,
+    history: HashMap<&'static str, VecDeque<Instant>>,
+}
+
+impl RateLimiter {
+    /// Limits from the config: per tier, with per-tool overrides.
+    pub fn new(config: RateLimitsConfig) -> RateLimiter {
+        RateLimiter {
+            config,
+            history: HashMap::new(),
+        }
+    }
+
+    /// The limit that applies to `tool`.
+    pub fn limit_for(&self, tool: &ToolSpec) -> Limit {
+        if let Some(l) = self.config.tools.get(tool.name) {
+            return *l;
+        }
+        match tool.tier {
+            Tier::Read => self.config.read,
+            Tier::Write => self.config.write,
+            Tier::External => self.config.external,
+        }
+    }
+
+    /// Counts one use of `tool` at `now` if the window has room; otherwise returns how long
+    /// until it has.
+    pub fn try_acquire(&mut self, tool: &ToolSpec, now: Instant) -> Result<(), Duration> {
+        let limit = self.limit_for(tool);
+        let window = Duration::from_secs(limit.window_secs);
+        let uses = self.history.entry(tool.name).or_default();
+        while let Some(first) = uses.front() {
+            if now.duration_since(*first) >= window {
+                uses.pop_front();
+            } else {
+                break;
+            }
+        }
+        if uses.len() >= limit.max as usize {
+            let retry = uses
+                .front()
+                .map(|first| window.saturating_sub(now.duration_since(*first)))
+                .unwrap_or(window);
+            return Err(retry);
+        }
+        uses.push_back(now);
+        Ok(())
+    }
+}

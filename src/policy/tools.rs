@@ -1,0 +1,115 @@
+//! Every tool the agent has, its risk tier, and whether grants apply to it.
+//!
+//! A command runs one tool; the tool's tier decides what the policy asks before it runs.
+
+use serde::Serialize;
+
+/// How much a tool can do, which decides what the policy requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// Reads state: auto-approved once granted.
+    Read,
+    /// Changes the agent's own state: policy-checked (grant and rate limit).
+    Write,
+    /// Reaches outside (providers, money) or destroys something: needs the owner's approval.
+    External,
+}
+
+impl Tier {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Read => "read",
+            Tier::Write => "write",
+            Tier::External => "external",
+        }
+    }
+}
+
+/// A tool's declaration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ToolSpec {
+    /// Its name, which is also the command name.
+    pub name: &'static str,
+    /// Its tier.
+    pub tier: Tier,
+    /// False for the policy's own controls (help, approvals, approve, deny, grant, revoke,
+    /// lockdown): they cannot be revoked, or the owner could lock themselves out.
+    pub grantable: bool,
+    /// The arguments it takes, for `help`.
+    pub usage: &'static str,
+    /// What it does, for `help`.
+    pub summary: &'static str,
+}
+
+const fn tool(
+    name: &'static str,
+    tier: Tier,
+    grantable: bool,
+    usage: &'static str,
+    summary: &'static str,
+) -> ToolSpec {
+    ToolSpec {
+        name,
+        tier,
+        grantable,
+        usage,
+        summary,
+    }
+}
+
+/// Every tool, in the order `help` lists them.
+pub const TOOLS: &[ToolSpec] = &[
+    tool("help", Tier::Read, false, "", "list the commands"),
+    tool("list", Tier::Read, true, "", "list the contexts"),
+    tool("status", Tier::Read, true, "{context}", "show one context"),
+    tool("approvals", Tier::Read, false, "", "list pending approvals"),
+    tool(
+        "approve",
+        Tier::Write,
+        false,
+        "{code}",
+        "approve a pending action",
+    ),
+    tool(
+        "deny",
+        Tier::Write,
+        false,
+        "{code}",
+        "deny a pending action (final)",
+    ),
+    tool(
+        "audit",
+        Tier::Read,
+        true,
+        "{since?, limit?, verify?}",
+        "show audit entries; verify the hash chain",
+    ),
+    tool(
+        "grant",
+        Tier::External,
+        false,
+        "{tool}",
+        "grant a tool (needs approval)",
+    ),
+    tool(
+        "revoke",
+        Tier::Write,
+        false,
+        "{tool}",
+        "revoke a tool's grant",
+    ),
+    tool(
+        "lockdown",
+        Tier::Write,
+        false,
+        "",
+        "revoke every non-read grant and deny pending approvals, at once",
+    ),
+];
+
+/// Looks a tool up by name.
+pub fn find(name: &str) -> Option<&'static ToolSpec> {
+    TOOLS.iter().find(|t| t.name == name)
+}

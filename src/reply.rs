@@ -1,0 +1,146 @@
+//! What the agent answers: a JSON object, either a result or `{"error": "...", "kind": "..."}`.
+//!
+//! Every channel renders the same [`Reply`]; the HTTP channel also maps the error kind to a
+//! status code, and the CLI turns an error reply into a non-zero exit.
+
+use serde_json::{json, Value};
+
+/// Why a command was not carried out. The kind is part of every error reply so that a
+/// client (or a person reading it on a phone) can tell a bad signature from a clock problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The envelope or HTTP body is over the size limit.
+    TooLarge,
+    /// The envelope is not valid JSON of the documented shape.
+    Malformed,
+    /// No configured secret produces the signature.
+    BadSignature,
+    /// The timestamp is outside the accepted window, in either direction.
+    Expired,
+    /// The same signature was already accepted inside the window.
+    Replayed,
+    /// The command name is not one the agent knows.
+    UnknownCommand,
+    /// The command is known but its arguments are wrong.
+    InvalidArgs,
+    /// The thing named does not exist (a context, an approval code).
+    NotFound,
+    /// The tool has no grant (revoked, or locked down).
+    NotGranted,
+    /// The tool's sliding-window rate limit is exhausted.
+    RateLimited,
+    /// An approval code that is used, settled, expired, or for something else.
+    ApprovalInvalid,
+    /// A dependency (provider, store) failed; nothing was acknowledged.
+    Unavailable,
+    /// A fault inside the agent; the details are in the daemon's log, not the reply.
+    Internal,
+}
+
+impl ErrorKind {
+    /// The stable snake_case name carried in the reply's `kind` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::TooLarge => "too_large",
+            ErrorKind::Malformed => "malformed",
+            ErrorKind::BadSignature => "bad_signature",
+            ErrorKind::Expired => "expired",
+            ErrorKind::Replayed => "replayed",
+            ErrorKind::UnknownCommand => "unknown_command",
+            ErrorKind::InvalidArgs => "invalid_args",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::NotGranted => "not_granted",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::ApprovalInvalid => "approval_invalid",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the onion endpoint answers with for this kind.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::TooLarge => 413,
+            ErrorKind::Malformed | ErrorKind::UnknownCommand | ErrorKind::InvalidArgs => 400,
+            ErrorKind::BadSignature | ErrorKind::Expired => 401,
+            ErrorKind::NotGranted => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Replayed | ErrorKind::ApprovalInvalid => 409,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+}
+
+/// A refusal with its kind and a message fit to show the owner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct CommandError {
+    /// The category, rendered as `kind`.
+    pub kind: ErrorKind,
+    /// The human-readable message, rendered as `error`.
+    pub message: String,
+}
+
+impl CommandError {
+    /// Makes an error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CommandError {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// The answer to one envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The command ran (or is waiting for approval); the value is the reply object.
+    Ok(Value),
+    /// The command was refused or failed.
+    Err(CommandError),
+}
+
+impl Reply {
+    /// The JSON object sent back on every channel.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Reply::Ok(v) => v.clone(),
+            Reply::Err(e) => json!({"error": e.message, "kind": e.kind.as_str()}),
+        }
+    }
+
+    /// True for an error reply.
+    pub fn is_err(&self) -> bool {
+        matches!(self, Reply::Err(_))
+    }
+
+    /// The HTTP status for this reply: 200, 202 while waiting for approval, or the error's.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Reply::Ok(v)
+                if v.get("status").and_then(Value::as_str) == Some("approval_required") =>
+            {
+                202
+            }
+            Reply::Ok(_) => 200,
+            Reply::Err(e) => e.kind.http_status(),
+        }
+    }
+}
+
+impl From<CommandError> for Reply {
+    fn from(e: CommandError) -> Self {
+        Reply::Err(e)
+    }
+}
+
+impl From<Result<Value, CommandError>> for Reply {
+    fn from(r: Result<Value, CommandError>) -> Self {
+        match r {
+            Ok(v) => Reply::Ok(v),
+            Err(e) => Reply::Err(e),
+        }
+    }
+}
