@@ -69,6 +69,16 @@ pub enum AgentMessage {
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
+    /// A channel refused something before it was an envelope (too large, unreadable); the
+    /// actor audits it like any other refusal and hands the reply back.
+    Refused {
+        /// Why.
+        error: CommandError,
+        /// Where it came from.
+        channel: Channel,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Reply>,
+    },
 }
 
 /// The cloneable handle every channel holds.
@@ -98,6 +108,20 @@ impl AgentHandle {
             return unavailable();
         }
         answer.await.unwrap_or_else(|_| unavailable())
+    }
+
+    /// Reports a refusal made by a channel itself, so that it is audited too.
+    pub async fn refused(&self, error: CommandError, channel: Channel) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let msg = AgentMessage::Refused {
+            error: error.clone(),
+            channel,
+            reply,
+        };
+        if self.sender.send(msg).await.is_err() {
+            return Reply::Err(error);
+        }
+        answer.await.unwrap_or(Reply::Err(error))
     }
 }
 
@@ -151,6 +175,22 @@ impl Agent {
                     now: Utc::now(),
                 };
                 let answer = self.core.handle_envelope(&bytes, &inv).await;
+                let answer = match self.core.store.flush().await {
+                    Ok(()) => answer,
+                    Err(e) => Reply::Err(self.core.internal(e)),
+                };
+                let _ = reply.send(answer);
+            }
+            AgentMessage::Refused {
+                error,
+                channel,
+                reply,
+            } => {
+                let inv = Invocation {
+                    channel,
+                    now: Utc::now(),
+                };
+                let answer = self.core.refuse(&inv, error, None);
                 let answer = match self.core.store.flush().await {
                     Ok(()) => answer,
                     Err(e) => Reply::Err(self.core.internal(e)),

@@ -87,7 +87,8 @@ impl Envelope {
         cmd: &str,
         args: Map<String, Value>,
     ) -> Envelope {
-        let ts = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        // Milliseconds, so that the same command sent twice in one second is two envelopes.
+        let ts = now.to_rfc3339_opts(SecondsFormat::Millis, true);
         let mac = mac_for(secret, &ts, cmd, &args);
         let sig: [u8; 32] = mac.finalize().into_bytes().into();
         Envelope {

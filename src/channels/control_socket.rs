@@ -16,6 +16,9 @@ use tokio::sync::{broadcast, mpsc};
 /// How long a client may take to send its envelope.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How much of an oversized envelope is read and dropped before answering.
+const DRAIN_LIMIT: u64 = 8 * 1024 * 1024;
+
 /// Binds the socket at `path` (replacing a stale one) with mode 0600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if path.exists() {
@@ -82,7 +85,7 @@ async fn serve(mut stream: UnixStream, agent: AgentHandle) {
     }
     let reply = match read_envelope(&mut stream).await {
         Ok(bytes) => agent.submit(bytes, Channel::Socket).await,
-        Err(e) => Reply::Err(e),
+        Err(e) => agent.refused(e, Channel::Socket).await,
     };
     let mut line = reply.to_json().to_string();
     line.push('\n');
@@ -107,10 +110,17 @@ async fn read_envelope(stream: &mut UnixStream) -> Result<Vec<u8>, CommandError>
             ErrorKind::Malformed,
             format!("malformed envelope: read failed ({e})"),
         )),
-        Ok(Ok(_)) if buf.len() > MAX_ENVELOPE_BYTES => Err(CommandError::new(
-            ErrorKind::TooLarge,
-            format!("too large: an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
-        )),
+        Ok(Ok(_)) if buf.len() > MAX_ENVELOPE_BYTES => {
+            // Read (and drop) the rest, up to a bound, so the client sees the reply instead
+            // of a connection reset.
+            let mut sink = tokio::io::sink();
+            let drain = (&mut *stream).take(DRAIN_LIMIT);
+            let _ = tokio::time::timeout(READ_TIMEOUT, tokio::io::copy(&mut { drain }, &mut sink)).await;
+            Err(CommandError::new(
+                ErrorKind::TooLarge,
+                format!("too large: an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
+            ))
+        }
         Ok(Ok(_)) => Ok(buf),
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::actors::agent::{AgentHandle, Channel};
 use crate::auth::MAX_ENVELOPE_BYTES;
-use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
@@ -38,10 +38,13 @@ pub async fn serve(
 async fn command(State(agent): State<AgentHandle>, body: Body) -> Response {
     let reply = match to_bytes(body, MAX_ENVELOPE_BYTES).await {
         Ok(bytes) => agent.submit(bytes.to_vec(), Channel::Http).await,
-        Err(_) => Reply::Err(CommandError::new(
-            ErrorKind::TooLarge,
-            format!("too large: an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
-        )),
+        Err(_) => {
+            let error = CommandError::new(
+                ErrorKind::TooLarge,
+                format!("too large: an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),
+            );
+            agent.refused(error, Channel::Http).await
+        }
     };
     json_response(reply.http_status(), reply.to_json())
 }

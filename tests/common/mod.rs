@@ -1,0 +1,195 @@
+//! Shared harness for the integration tests: a real `pane-agent` binary on a real data dir,
+//! driven through its control socket (and HTTP endpoint when configured).
+#![allow(dead_code)]
+
+use pane_agent::auth::{Envelope, Secret};
+use serde_json::{Map, Value};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_pane-agent")
+}
+
+/// A `pane-agent` command with a clean environment (no secrets leaking in from the host).
+pub fn cmd(data_dir: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", data_dir.parent().unwrap_or(data_dir))
+        .env("PANE_DATA_DIR", data_dir)
+        .env("RUST_LOG", "debug");
+    c
+}
+
+/// A data dir initialised by `pane-agent init`, and a daemon on it.
+pub struct Agent {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    pub log: PathBuf,
+    pub env: Vec<(String, String)>,
+}
+
+impl Agent {
+    /// Runs `init` in a fresh temporary dir (the daemon is not started).
+    pub fn init() -> Agent {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pane");
+        let out = cmd(&dir).arg("init").output().unwrap();
+        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        let log = tmp.path().join("agent.log");
+        Agent {
+            tmp,
+            dir,
+            child: None,
+            log,
+            env: Vec::new(),
+        }
+    }
+
+    /// `init`, then `run`.
+    pub fn start() -> Agent {
+        let mut a = Agent::init();
+        a.spawn();
+        a
+    }
+
+    /// Appends TOML to the data dir's pane.toml.
+    pub fn configure(&self, toml: &str) {
+        let path = self.dir.join("pane.toml");
+        let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        writeln!(f, "{toml}").unwrap();
+    }
+
+    /// Replaces pane.toml entirely.
+    pub fn write_config(&self, toml: &str) {
+        std::fs::write(self.dir.join("pane.toml"), toml).unwrap();
+    }
+
+    /// The current secret from agent.secret.
+    pub fn secret(&self) -> Secret {
+        Secret::new(&std::fs::read_to_string(self.dir.join("agent.secret")).unwrap())
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("agent.sock")
+    }
+
+    /// Starts `pane-agent run` and waits until the socket answers.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut c = cmd(&self.dir);
+        c.arg("run").stdout(Stdio::null()).stderr(log);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let child = c.spawn().unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.socket().exists() && UnixStream::connect(self.socket()).is_ok() {
+                break;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("agent exited early ({status}): {}", self.logs());
+            }
+            assert!(Instant::now() < deadline, "agent did not become ready: {}", self.logs());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait; asserts a clean exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+            let status = child.wait().unwrap();
+            assert!(status.success(), "agent did not stop cleanly: {status}: {}", self.logs());
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The daemon's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends raw bytes over the control socket and parses the reply.
+    pub fn raw(&self, bytes: &[u8]) -> Value {
+        let mut s = UnixStream::connect(self.socket()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // The agent may answer (too large) before reading everything; a broken pipe is fine.
+        let _ = s.write_all(bytes);
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("reply {out:?} is not JSON: {e}"))
+    }
+
+    /// Signs `cmd` with `args` (a JSON object) now, with the agent's secret.
+    pub fn envelope(&self, cmd: &str, args: Value) -> Envelope {
+        let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
+        Envelope::sign(&self.secret(), chrono::Utc::now(), cmd, args)
+    }
+
+    /// Signs and sends.
+    pub fn send(&self, cmd: &str, args: Value) -> Value {
+        self.raw(self.envelope(cmd, args).to_json().as_bytes())
+    }
+
+    /// Runs the CLI with extra arguments against this data dir.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut c = cmd(&self.dir);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        c.args(args).output().unwrap()
+    }
+
+    /// Every audit entry (asks the daemon; the limit is the maximum).
+    pub fn audit(&self) -> Vec<Value> {
+        let r = self.send("audit", serde_json::json!({"limit": 1000}));
+        r["entries"].as_array().cloned().unwrap_or_else(|| panic!("audit failed: {r}"))
+    }
+
+    /// Events of the audit entries, in order.
+    pub fn audit_events(&self) -> Vec<String> {
+        self.audit()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Asserts a reply is an error of `kind`.
+#[track_caller]
+pub fn assert_error(reply: &Value, kind: &str) {
+    assert_eq!(reply["kind"].as_str(), Some(kind), "expected a {kind} error, got {reply}");
+    assert!(reply["error"].is_string(), "{reply}");
+}
