@@ -27,6 +27,17 @@ const SECRET_FIELDS: &[&str] = &[
     "authentication",
 ];
 
+/// Fields that hold the audit chain's SHA-256 hashes.
+const DIGEST_FIELDS: &[&str] = &["hash", "prev"];
+
+fn is_sha256_hex(v: &Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        s.len() == 64
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
+}
+
 fn token_re() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
     // 32 or more characters of the alphabets API keys and hex/base64 secrets are made of.
@@ -95,6 +106,9 @@ impl Redactor {
                         let lower = k.to_ascii_lowercase();
                         if SECRET_FIELDS.contains(&lower.as_str()) {
                             (self.text(k), Value::String(REDACTED.into()))
+                        } else if DIGEST_FIELDS.contains(&lower.as_str()) && is_sha256_hex(v) {
+                            // The audit chain's own SHA-256 links: computed here, never secret.
+                            (k.clone(), v.clone())
                         } else {
                             (self.text(k), self.json(v))
                         }

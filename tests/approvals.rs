@@ -12,19 +12,31 @@ fn ask_grant(agent: &Agent, tool: &str) -> String {
     let prompt = reply["prompt"].as_str().unwrap();
     let code = reply["code"].as_str().unwrap().to_string();
     assert!(prompt.contains(&format!("approve {code}")), "{prompt}");
-    assert!(prompt.contains(&format!("grant the tool `{tool}`")), "the prompt says what will happen: {prompt}");
+    assert!(
+        prompt.contains(&format!("grant the tool `{tool}`")),
+        "the prompt says what will happen: {prompt}"
+    );
     code
 }
 
 #[test]
 fn approve_runs_the_bound_action_once() {
     let agent = Agent::start();
-    assert_eq!(agent.send("revoke", json!({"tool": "status"}))["status"], "revoked");
-    assert_error(&agent.send("status", json!({"context": "x"})), "not_granted");
+    assert_eq!(
+        agent.send("revoke", json!({"tool": "status"}))["status"],
+        "revoked"
+    );
+    assert_error(
+        &agent.send("status", json!({"context": "x"})),
+        "not_granted",
+    );
 
     let code = ask_grant(&agent, "status");
     // Nothing happens before approval.
-    assert_error(&agent.send("status", json!({"context": "x"})), "not_granted");
+    assert_error(
+        &agent.send("status", json!({"context": "x"})),
+        "not_granted",
+    );
     let pending = agent.send("approvals", json!({}));
     assert_eq!(pending["count"], 1);
     assert_eq!(pending["pending"][0]["code"], code.as_str());
@@ -34,14 +46,20 @@ fn approve_runs_the_bound_action_once() {
     let typed = code.replace('-', "").to_lowercase();
     let approved = agent.send("approve", json!({"code": typed}));
     assert_eq!(approved["status"], "approved", "{approved}");
-    assert_eq!(approved["result"], json!({"status": "granted", "tool": "status"}));
+    assert_eq!(
+        approved["result"],
+        json!({"status": "granted", "tool": "status"})
+    );
     assert_error(&agent.send("status", json!({"context": "x"})), "not_found");
 
     // The code works once.
     let again = agent.send("approve", json!({"code": code}));
     assert_error(&again, "approval_invalid");
     assert!(again["error"].as_str().unwrap().contains("once"), "{again}");
-    assert_error(&agent.send("deny", json!({"code": code})), "approval_invalid");
+    assert_error(
+        &agent.send("deny", json!({"code": code})),
+        "approval_invalid",
+    );
     assert_eq!(agent.send("approvals", json!({}))["count"], 0);
 
     let events = agent.audit_events();
@@ -67,13 +85,23 @@ fn a_code_approves_only_its_own_action() {
     assert_eq!(r["result"]["tool"], "status", "{r}");
     // audit is still revoked; its own approval is still pending.
     assert_error(&agent.send("audit", json!({})), "not_granted");
-    assert_eq!(agent.send("approvals", json!({}))["pending"][0]["code"], for_audit.as_str());
+    assert_eq!(
+        agent.send("approvals", json!({}))["pending"][0]["code"],
+        for_audit.as_str()
+    );
     // A well-formed code that was never issued.
-    let fake = if for_audit.starts_with('A') { "BBBBB-BBBBB" } else { "AAAAA-AAAAA" };
+    let fake = if for_audit.starts_with('A') {
+        "BBBBB-BBBBB"
+    } else {
+        "AAAAA-AAAAA"
+    };
     let r = agent.send("approve", json!({"code": fake}));
     assert_error(&r, "approval_invalid");
     // Not a code at all.
-    assert_error(&agent.send("approve", json!({"code": "0OIL1"})), "invalid_args");
+    assert_error(
+        &agent.send("approve", json!({"code": "0OIL1"})),
+        "invalid_args",
+    );
 }
 
 #[test]
@@ -93,7 +121,9 @@ fn denial_is_final() {
 #[test]
 fn unanswered_approvals_expire_as_denials() {
     let mut agent = Agent::init();
-    agent.write_config(&pane_agent::config::TEMPLATE.replace("timeout_secs = 300", "timeout_secs = 1"));
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("timeout_secs = 300", "timeout_secs = 1"),
+    );
     agent.spawn();
     agent.send("revoke", json!({"tool": "list"}));
     let code = ask_grant(&agent, "list");
@@ -114,12 +144,21 @@ fn lockdown_denies_pending_approvals_at_once() {
     let r = agent.send("lockdown", json!({}));
     assert_eq!(r["status"], "locked_down", "{r}");
     assert_eq!(r["denied_approvals"], json!([code]));
-    assert_error(&agent.send("approve", json!({"code": code})), "approval_invalid");
+    assert_error(
+        &agent.send("approve", json!({"code": code})),
+        "approval_invalid",
+    );
     // Read tools keep their grants; the owner can still look around and ask again.
     assert!(agent.send("list", json!({})).get("error").is_none());
     let again = ask_grant(&agent, "audit");
-    assert_eq!(agent.send("approve", json!({"code": again}))["status"], "approved");
-    assert!(agent.send("audit", json!({"limit": 1})).get("error").is_none());
+    assert_eq!(
+        agent.send("approve", json!({"code": again}))["status"],
+        "approved"
+    );
+    assert!(agent
+        .send("audit", json!({"limit": 1}))
+        .get("error")
+        .is_none());
 }
 
 #[test]
@@ -135,7 +174,10 @@ fn rate_limits_apply_per_tool_including_reads() {
     }
     let limited = agent.send("list", json!({}));
     assert_error(&limited, "rate_limited");
-    assert!(limited["error"].as_str().unwrap().contains("3 per 60 s"), "{limited}");
+    assert!(
+        limited["error"].as_str().unwrap().contains("3 per 60 s"),
+        "{limited}"
+    );
     // Another tool has its own window.
     assert!(agent.send("help", json!({})).get("error").is_none());
     assert!(agent.audit_events().iter().any(|e| e == "policy.deny"));
@@ -149,8 +191,24 @@ fn grants_are_checked_for_known_tools_only() {
     assert_error(&r, "invalid_args");
     assert!(r["error"].as_str().unwrap().contains("always available"));
     let help = agent.send("help", json!({}));
-    let names: Vec<&str> = help["commands"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
-    for c in ["help", "list", "status", "approvals", "approve", "deny", "audit", "grant", "revoke", "lockdown"] {
+    let names: Vec<&str> = help["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    for c in [
+        "help",
+        "list",
+        "status",
+        "approvals",
+        "approve",
+        "deny",
+        "audit",
+        "grant",
+        "revoke",
+        "lockdown",
+    ] {
         assert!(names.contains(&c), "help lists {c}");
     }
 }

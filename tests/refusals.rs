@@ -14,7 +14,11 @@ fn snapshot(agent: &Agent) -> (Value, Value, Value) {
     let help = agent.send("help", json!({}));
     let approvals = agent.send("approvals", json!({}));
     let list = agent.send("list", json!({}));
-    (help["commands"].clone(), approvals["pending"].clone(), list["contexts"].clone())
+    (
+        help["commands"].clone(),
+        approvals["pending"].clone(),
+        list["contexts"].clone(),
+    )
 }
 
 fn args(v: Value) -> Map<String, Value> {
@@ -33,8 +37,18 @@ fn every_bad_envelope_is_refused_with_its_kind_and_nothing_changes() {
 
     let mut tampered: Value = serde_json::from_str(&good.to_json()).unwrap();
     tampered["args"]["tool"] = json!("status");
-    let expired = Envelope::sign(&secret, now - Duration::seconds(301), "lockdown", Map::new());
-    let future = Envelope::sign(&secret, now + Duration::seconds(302), "lockdown", Map::new());
+    let expired = Envelope::sign(
+        &secret,
+        now - Duration::seconds(301),
+        "lockdown",
+        Map::new(),
+    );
+    let future = Envelope::sign(
+        &secret,
+        now + Duration::seconds(302),
+        "lockdown",
+        Map::new(),
+    );
     let wrong_key = Envelope::sign(&Secret::new(&"0".repeat(64)), now, "lockdown", Map::new());
     let oversized = {
         let big = "x".repeat(70 * 1024);
@@ -69,11 +83,23 @@ fn every_bad_envelope_is_refused_with_its_kind_and_nothing_changes() {
     let events = agent.audit_events();
     let added: Vec<&String> = events[events_before..]
         .iter()
-        .filter(|e| !matches!(e.as_str(), "envelope.refused" | "envelope.accepted" | "policy.allow" | "action.ok"))
+        .filter(|e| {
+            !matches!(
+                e.as_str(),
+                "envelope.refused" | "envelope.accepted" | "policy.allow" | "action.ok"
+            )
+        })
         .collect();
     assert!(added.is_empty(), "unexpected audit events: {added:?}");
-    let refused = events[events_before..].iter().filter(|e| *e == "envelope.refused").count();
-    assert_eq!(refused, cases.len(), "every refusal is audited with its reason");
+    let refused = events[events_before..]
+        .iter()
+        .filter(|e| *e == "envelope.refused")
+        .count();
+    assert_eq!(
+        refused,
+        cases.len(),
+        "every refusal is audited with its reason"
+    );
     // The untampered original still works: nothing above consumed its signature.
     assert_eq!(agent.raw(good.to_json().as_bytes())["status"], "revoked");
 }
@@ -98,9 +124,15 @@ fn replay_is_refused_and_unknown_commands_are_named() {
 
     let unknown = agent.send("launch-missiles", json!({}));
     assert_error(&unknown, "unknown_command");
-    assert!(unknown["error"].as_str().unwrap().starts_with("unknown command: launch-missiles"));
+    assert!(unknown["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("unknown command: launch-missiles"));
     assert_error(&agent.send("status", json!({})), "invalid_args");
-    assert_error(&agent.send("status", json!({"context": "x", "extra": 1})), "invalid_args");
+    assert_error(
+        &agent.send("status", json!({"context": "x", "extra": 1})),
+        "invalid_args",
+    );
     assert_eq!(
         agent.send("status", json!({"context": "nowhere"})),
         json!({"error": "context not found: nowhere", "kind": "not_found"})
@@ -112,7 +144,9 @@ fn previous_secrets_are_accepted_for_rotation() {
     let mut agent = Agent::init();
     let old = "o".repeat(64);
     let older = "q".repeat(40);
-    agent.env.push(("AGENT_SECRET_PREVIOUS".into(), old.clone()));
+    agent
+        .env
+        .push(("AGENT_SECRET_PREVIOUS".into(), old.clone()));
     let template = pane_agent::config::TEMPLATE.replace(
         "previous_secrets = []",
         &format!("previous_secrets = [\"{older}\"]"),
@@ -124,6 +158,11 @@ fn previous_secrets_are_accepted_for_rotation() {
         let reply = agent.raw(env.to_json().as_bytes());
         assert!(reply.get("error").is_none(), "{reply}");
     }
-    let env = Envelope::sign(&Secret::new(&"n".repeat(64)), Utc::now(), "list", Map::new());
+    let env = Envelope::sign(
+        &Secret::new(&"n".repeat(64)),
+        Utc::now(),
+        "list",
+        Map::new(),
+    );
     assert_error(&agent.raw(env.to_json().as_bytes()), "bad_signature");
 }

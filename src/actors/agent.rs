@@ -176,7 +176,7 @@ impl Agent {
                 };
                 let answer = self.core.handle_envelope(&bytes, &inv).await;
                 let answer = match self.core.store.flush().await {
-                    Ok(()) => answer,
+                    Ok(()) => self.core.redact_reply(answer),
                     Err(e) => Reply::Err(self.core.internal(e)),
                 };
                 let _ = reply.send(answer);
@@ -548,6 +548,14 @@ impl Core {
             .push(id, kind, &body)
             .map_err(|e| self.internal(e))?;
         Ok(())
+    }
+
+    /// Removes secrets from a reply before it leaves the process.
+    pub fn redact_reply(&self, reply: Reply) -> Reply {
+        match reply {
+            Reply::Ok(v) => Reply::Ok(self.redactor.json(&v)),
+            Reply::Err(e) => Reply::Err(CommandError::new(e.kind, self.redactor.text(&e.message))),
+        }
     }
 
     /// Logs an internal fault (redacted) and returns the generic reply for it.

@@ -89,6 +89,16 @@ impl Envelope {
     ) -> Envelope {
         // Milliseconds, so that the same command sent twice in one second is two envelopes.
         let ts = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        Envelope::sign_with_ts(secret, ts, cmd, args)
+    }
+
+    /// Signs with `ts` exactly as given (for other clients' timestamp formats and tests).
+    pub fn sign_with_ts(
+        secret: &Secret,
+        ts: String,
+        cmd: &str,
+        args: Map<String, Value>,
+    ) -> Envelope {
         let mac = mac_for(secret, &ts, cmd, &args);
         let sig: [u8; 32] = mac.finalize().into_bytes().into();
         Envelope {

@@ -4,7 +4,7 @@
 
 use crate::actors::agent::{AgentHandle, Channel};
 use crate::auth::MAX_ENVELOPE_BYTES;
-use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
 use crate::unix;
 use std::path::{Path, PathBuf};
@@ -115,7 +115,8 @@ async fn read_envelope(stream: &mut UnixStream) -> Result<Vec<u8>, CommandError>
             // of a connection reset.
             let mut sink = tokio::io::sink();
             let drain = (&mut *stream).take(DRAIN_LIMIT);
-            let _ = tokio::time::timeout(READ_TIMEOUT, tokio::io::copy(&mut { drain }, &mut sink)).await;
+            let _ = tokio::time::timeout(READ_TIMEOUT, tokio::io::copy(&mut { drain }, &mut sink))
+                .await;
             Err(CommandError::new(
                 ErrorKind::TooLarge,
                 format!("too large: an envelope is at most {MAX_ENVELOPE_BYTES} bytes"),

@@ -41,7 +41,11 @@ impl Agent {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pane");
         let out = cmd(&dir).arg("init").output().unwrap();
-        assert!(out.status.success(), "init failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let log = tmp.path().join("agent.log");
         Agent {
             tmp,
@@ -102,7 +106,11 @@ impl Agent {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("agent exited early ({status}): {}", self.logs());
             }
-            assert!(Instant::now() < deadline, "agent did not become ready: {}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "agent did not become ready: {}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -112,7 +120,11 @@ impl Agent {
         if let Some(mut child) = self.child.take() {
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
             let status = child.wait().unwrap();
-            assert!(status.success(), "agent did not stop cleanly: {status}: {}", self.logs());
+            assert!(
+                status.success(),
+                "agent did not stop cleanly: {status}: {}",
+                self.logs()
+            );
         }
     }
 
@@ -169,7 +181,10 @@ impl Agent {
     /// Every audit entry (asks the daemon; the limit is the maximum).
     pub fn audit(&self) -> Vec<Value> {
         let r = self.send("audit", serde_json::json!({"limit": 1000}));
-        r["entries"].as_array().cloned().unwrap_or_else(|| panic!("audit failed: {r}"))
+        r["entries"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("audit failed: {r}"))
     }
 
     /// Events of the audit entries, in order.
@@ -190,6 +205,10 @@ impl Drop for Agent {
 /// Asserts a reply is an error of `kind`.
 #[track_caller]
 pub fn assert_error(reply: &Value, kind: &str) {
-    assert_eq!(reply["kind"].as_str(), Some(kind), "expected a {kind} error, got {reply}");
+    assert_eq!(
+        reply["kind"].as_str(),
+        Some(kind),
+        "expected a {kind} error, got {reply}"
+    );
     assert!(reply["error"].is_string(), "{reply}");
 }

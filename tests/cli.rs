@@ -1,0 +1,223 @@
+//! The command line as operators use it: init, run's refusals to start, sign, send,
+//! command, clean shutdown, and no secret in any output.
+
+mod common;
+
+use common::{cmd, Agent};
+use pane_agent::auth::{Envelope, SecretSet};
+use std::os::unix::fs::PermissionsExt;
+
+fn mode(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn chmod(path: &std::path::Path, m: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(m)).unwrap();
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn init_creates_private_files_and_never_overwrites() {
+    let agent = Agent::init();
+    assert_eq!(mode(&agent.dir), 0o700);
+    assert_eq!(mode(&agent.dir.join("pane.toml")), 0o600);
+    assert_eq!(mode(&agent.dir.join("agent.secret")), 0o600);
+    let secret = std::fs::read_to_string(agent.dir.join("agent.secret")).unwrap();
+    let secret = secret.trim();
+    assert_eq!(secret.len(), 64);
+    assert!(hex::decode(secret).is_ok());
+    let config = std::fs::read_to_string(agent.dir.join("pane.toml")).unwrap();
+    assert_eq!(config, pane_agent::config::TEMPLATE);
+
+    std::fs::write(agent.dir.join("pane.toml"), "# mine\n").unwrap();
+    let out = cmd(&agent.dir).arg("init").output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read_to_string(agent.dir.join("pane.toml")).unwrap(),
+        "# mine\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(agent.dir.join("agent.secret"))
+            .unwrap()
+            .trim(),
+        secret
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("kept existing"));
+}
+
+#[test]
+fn init_with_agent_secret_writes_no_secret_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let out = cmd(&dir)
+        .args(["init", "--data-dir"])
+        .arg(&dir)
+        .env("AGENT_SECRET", "s".repeat(40))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!dir.join("agent.secret").exists());
+    assert!(dir.join("pane.toml").exists());
+}
+
+#[test]
+fn run_refuses_unsafe_setups_with_a_clear_message() {
+    let run = |agent: &Agent, env: &[(&str, &str)]| {
+        let mut c = cmd(&agent.dir);
+        c.arg("run");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        assert!(!out.status.success(), "must refuse: {}", stderr(&out));
+        stderr(&out)
+    };
+    let agent = Agent::init();
+    let msg = run(&agent, &[("AGENT_SECRET", "short-secret")]);
+    assert!(msg.contains("at least 32 bytes"), "{msg}");
+    assert!(
+        !msg.contains("short-secret"),
+        "the secret itself is never printed: {msg}"
+    );
+
+    chmod(&agent.dir.join("agent.secret"), 0o644);
+    let msg = run(&agent, &[]);
+    assert!(
+        msg.contains("agent.secret") && msg.contains("chmod 600"),
+        "{msg}"
+    );
+    chmod(&agent.dir.join("agent.secret"), 0o600);
+
+    chmod(&agent.dir.join("pane.toml"), 0o644);
+    let msg = run(&agent, &[]);
+    assert!(
+        msg.contains("pane.toml") && msg.contains("owner only"),
+        "{msg}"
+    );
+    chmod(&agent.dir.join("pane.toml"), 0o600);
+
+    chmod(&agent.dir, 0o707);
+    let msg = run(&agent, &[]);
+    assert!(msg.contains("writable by group or others"), "{msg}");
+    chmod(&agent.dir, 0o700);
+
+    std::fs::write(agent.dir.join("agent.secret"), "tooshort\n").unwrap();
+    let msg = run(&agent, &[]);
+    assert!(msg.contains("at least 32 bytes"), "{msg}");
+
+    std::fs::write(agent.dir.join("pane.toml"), "[approvals]\ntimeout = 5\n").unwrap();
+    let msg = run(&agent, &[("AGENT_SECRET", &"k".repeat(64))]);
+    assert!(
+        msg.contains("invalid config") && msg.contains("timeout"),
+        "{msg}"
+    );
+
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("nope");
+    let out = cmd(&missing).arg("run").output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pane-agent init"), "{}", stderr(&out));
+}
+
+#[test]
+fn sign_send_and_command_through_the_binary() {
+    let mut agent = Agent::start();
+    let out = agent.cli(&["sign", "status", "context=notion", "n:=5"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let env = Envelope::parse(text.trim().as_bytes()).unwrap();
+    let secrets = SecretSet::load(&agent.dir, &[]).unwrap();
+    assert!(env.signature_valid(&secrets));
+    assert_eq!(
+        serde_json::Value::Object(env.args.clone()),
+        serde_json::json!({"context": "notion", "n": 5})
+    );
+
+    let out = agent.cli(&["send", "list"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["count"], 0);
+
+    let out = agent.cli(&["send", "status", "context=notion"]);
+    assert_eq!(out.status.code(), Some(1), "an error reply exits non-zero");
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["error"], "context not found: notion");
+
+    // A pre-signed envelope, as over SSH.
+    let signed = agent.envelope("help", serde_json::json!({})).to_json();
+    let out = agent.cli(&["command", &signed]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = agent.cli(&["command", &signed]);
+    assert_eq!(out.status.code(), Some(1), "replay");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("replayed"));
+    let out = agent.cli(&["command", "{not json"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Clean shutdown: exit 0, socket removed, store flushed.
+    agent.stop();
+    assert!(!agent.socket().exists());
+    let out = agent.cli(&["send", "list"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("cannot reach the agent"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn no_secret_in_logs_replies_or_audit() {
+    let mut agent = Agent::init();
+    let provider_key = "addy_live_Zq8e0cZr1VQ7tqs2o0RgWm6yKxWb4NhuX9pT";
+    agent.env.push(("ADDY_API_KEY".into(), provider_key.into()));
+    agent.spawn();
+    let secret = agent.secret().as_text();
+    let mut everything = String::new();
+    for (cmd, args) in [
+        ("list", serde_json::json!({})),
+        ("status", serde_json::json!({"context": secret.clone()})),
+        (
+            "status",
+            serde_json::json!({"context": "x", "note": format!("key {provider_key}")}),
+        ),
+        (
+            "help",
+            serde_json::json!({"card": "4111 1111 1111 1111", "cvv": "737"}),
+        ),
+        ("grant", serde_json::json!({"tool": "list"})),
+    ] {
+        everything.push_str(&agent.send(cmd, args).to_string());
+    }
+    everything.push_str(&agent.raw(b"{\"bad\": true}").to_string());
+    everything.push_str(&serde_json::Value::Array(agent.audit()).to_string());
+    for args in [vec!["sign", "list"], vec!["send", "list"]] {
+        let out = agent.cli(&args);
+        everything.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    agent.stop();
+    everything.push_str(&agent.logs());
+    assert!(
+        agent.logs().contains("pane-agent ready"),
+        "the log was captured"
+    );
+    for needle in [
+        secret.as_str(),
+        provider_key,
+        "4111 1111 1111 1111",
+        "\"737\"",
+    ] {
+        assert!(!everything.contains(needle), "{needle} leaked");
+    }
+    // Not even a piece of a secret.
+    for key in [secret.as_str(), provider_key] {
+        for i in 0..key.len() - 16 {
+            assert!(
+                !everything.contains(&key[i..i + 16]),
+                "part of a secret leaked"
+            );
+        }
+    }
+}
