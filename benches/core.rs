@@ -31,12 +31,17 @@ fn start(dir: &Path) -> (Child, Duration) {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn pane-agent");
+    let mut child = child;
     let sock = dir.join("agent.sock");
     loop {
         if UnixStream::connect(&sock).is_ok() {
             return (child, t.elapsed());
         }
-        assert!(t.elapsed() < Duration::from_secs(20), "agent did not start");
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("agent did not start");
+        }
         std::thread::sleep(Duration::from_micros(200));
     }
 }

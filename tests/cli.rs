@@ -221,3 +221,37 @@ fn no_secret_in_logs_replies_or_audit() {
         }
     }
 }
+
+#[test]
+fn control_socket_serves_only_the_agents_own_uid() {
+    if unsafe { libc::geteuid() } != 0 {
+        // Needs root to run a client as another uid; CI runs as root.
+        eprintln!("skipped: not root");
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let agent = Agent::start();
+    // Open the file modes so only the peer-credential check stands in the way.
+    chmod(&agent.dir, 0o755);
+    chmod(&agent.socket(), 0o777);
+    let signed = agent.envelope("lockdown", serde_json::json!({})).to_json();
+    let out = std::process::Command::new(common::bin())
+        .args(["command", "--data-dir"])
+        .arg(&agent.dir)
+        .arg(&signed)
+        .env_clear()
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    chmod(&agent.dir, 0o700);
+    assert!(!out.status.success(), "another uid must get no reply");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("locked_down"));
+    // Nothing happened, and the envelope is still unused.
+    assert_eq!(agent.raw(signed.as_bytes())["status"], "locked_down");
+    assert!(
+        agent.logs().contains("refused a peer with another uid"),
+        "{}",
+        agent.logs()
+    );
+}
