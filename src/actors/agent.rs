@@ -57,6 +57,16 @@ pub struct Invocation {
     pub now: DateTime<Utc>,
 }
 
+impl Invocation {
+    /// An invocation on `channel` at the current time.
+    pub fn now(channel: Channel) -> Invocation {
+        Invocation {
+            channel,
+            now: Utc::now(),
+        }
+    }
+}
+
 /// Messages the actor handles.
 #[derive(Debug)]
 pub enum AgentMessage {
@@ -164,40 +174,27 @@ impl Agent {
     }
 
     async fn handle(&mut self, msg: AgentMessage) {
-        match msg {
+        let (answer, reply) = match msg {
             AgentMessage::Envelope {
                 bytes,
                 channel,
                 reply,
             } => {
-                let inv = Invocation {
-                    channel,
-                    now: Utc::now(),
-                };
-                let answer = self.core.handle_envelope(&bytes, &inv).await;
-                let answer = match self.core.store.flush().await {
-                    Ok(()) => self.core.redact_reply(answer),
-                    Err(e) => Reply::Err(self.core.internal(e)),
-                };
-                let _ = reply.send(answer);
+                let inv = Invocation::now(channel);
+                (self.core.handle_envelope(&bytes, &inv).await, reply)
             }
             AgentMessage::Refused {
                 error,
                 channel,
                 reply,
-            } => {
-                let inv = Invocation {
-                    channel,
-                    now: Utc::now(),
-                };
-                let answer = self.core.refuse(&inv, error, None);
-                let answer = match self.core.store.flush().await {
-                    Ok(()) => answer,
-                    Err(e) => Reply::Err(self.core.internal(e)),
-                };
-                let _ = reply.send(answer);
-            }
-        }
+            } => (self.core.refuse(&Invocation::now(channel), error, None), reply),
+        };
+        // Nothing is acknowledged before it is on disk.
+        let answer = match self.core.store.flush().await {
+            Ok(()) => self.core.redact_reply(answer),
+            Err(e) => Reply::Err(self.core.internal(e)),
+        };
+        let _ = reply.send(answer);
     }
 }
 
