@@ -48,6 +48,74 @@ pub struct Config {
     pub rate_limits: RateLimitsConfig,
     /// The audit log.
     pub audit: AuditConfig,
+    /// The alias provider.
+    pub aliases: AliasesConfig,
+    /// The card provider.
+    pub cards: CardsConfig,
+    /// Placeholder identities.
+    pub identity: IdentityConfig,
+}
+
+/// `[aliases]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AliasesConfig {
+    /// `addy` or `simplelogin`.
+    pub provider: String,
+    /// addy.io base URL; empty means the real service (`ADDY_BASE_URL` overrides).
+    pub addy_base_url: String,
+    /// SimpleLogin base URL; empty means the real service (`SIMPLELOGIN_BASE_URL` overrides).
+    pub simplelogin_base_url: String,
+    /// addy.io: the domain new aliases are made on.
+    pub addy_domain: String,
+    /// addy.io: the format of new aliases (`random_characters`, `uuid`, `random_words`).
+    pub addy_format: String,
+}
+
+impl Default for AliasesConfig {
+    fn default() -> Self {
+        AliasesConfig {
+            provider: "addy".into(),
+            addy_base_url: String::new(),
+            simplelogin_base_url: String::new(),
+            addy_domain: "anonaddy.me".into(),
+            addy_format: "random_characters".into(),
+        }
+    }
+}
+
+/// `[cards]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CardsConfig {
+    /// `privacy` or `lithic`.
+    pub provider: String,
+    /// Privacy.com base URL; empty means the real service (`PRIVACY_BASE_URL` overrides).
+    pub privacy_base_url: String,
+    /// Lithic base URL; empty means the real service (`LITHIC_BASE_URL` overrides).
+    pub lithic_base_url: String,
+    /// The largest spend limit `card.fund` accepts, in whole currency units.
+    pub max_limit: u64,
+}
+
+impl Default for CardsConfig {
+    fn default() -> Self {
+        CardsConfig {
+            provider: "privacy".into(),
+            privacy_base_url: String::new(),
+            lithic_base_url: String::new(),
+            max_limit: 1000,
+        }
+    }
+}
+
+/// `[identity]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// The postal address placeholder identities give (a P.O. box or forwarding service),
+    /// never the owner's real one.
+    pub forwarding_address: String,
 }
 
 /// `[auth]`
@@ -207,6 +275,31 @@ external = { max = 10, window_secs = 60 }
 [audit]
 # Prune audit entries older than this many days (the rest stays verifiable). 0 keeps all.
 retention_days = 400
+
+[aliases]
+# Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).
+provider = "addy"
+# Base URLs; empty = the real service. ADDY_BASE_URL / SIMPLELOGIN_BASE_URL override them.
+# Plain http is accepted only for loopback (local test servers).
+addy_base_url = ""
+simplelogin_base_url = ""
+# addy.io: the domain and format of new aliases.
+addy_domain = "anonaddy.me"
+addy_format = "random_characters"
+
+[cards]
+# Who makes cards: "privacy" (PRIVACY_API_KEY) or "lithic" (LITHIC_API_KEY).
+provider = "privacy"
+# Base URLs; empty = the real service. PRIVACY_BASE_URL / LITHIC_BASE_URL override them.
+privacy_base_url = ""
+lithic_base_url = ""
+# The largest spend limit card.fund accepts, in whole currency units.
+max_limit = 1000
+
+[identity]
+# The postal address placeholder identities give: a P.O. box or mail-forwarding address,
+# never your real one. Empty = placeholders have no address.
+forwarding_address = ""
 "#;
 
 impl Config {
@@ -232,6 +325,18 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.http.listen_addr()?;
+        if !matches!(self.aliases.provider.as_str(), "addy" | "simplelogin") {
+            return Err(ConfigError::Invalid(format!(
+                "[aliases] provider = {:?}: use \"addy\" or \"simplelogin\"",
+                self.aliases.provider
+            )));
+        }
+        if !matches!(self.cards.provider.as_str(), "privacy" | "lithic") {
+            return Err(ConfigError::Invalid(format!(
+                "[cards] provider = {:?}: use \"privacy\" or \"lithic\"",
+                self.cards.provider
+            )));
+        }
         if self.approvals.timeout_secs == 0 || self.approvals.timeout_secs > 86_400 {
             return Err(ConfigError::Invalid(
                 "[approvals] timeout_secs must be between 1 and 86400".into(),

@@ -33,6 +33,14 @@ pub enum ErrorKind {
     ApprovalInvalid,
     /// A dependency (provider, store) failed; nothing was acknowledged.
     Unavailable,
+    /// The provider the command needs is not set up (no key).
+    NotConfigured,
+    /// The provider refused the API key (401/403, or a key without write access).
+    KeyRejected,
+    /// The provider refused the request itself (validation, not found there).
+    ProviderRejected,
+    /// The command does not fit the thing's current state (an expired context, a closed card).
+    Conflict,
     /// A fault inside the agent; the details are in the daemon's log, not the reply.
     Internal,
 }
@@ -53,6 +61,10 @@ impl ErrorKind {
             ErrorKind::RateLimited => "rate_limited",
             ErrorKind::ApprovalInvalid => "approval_invalid",
             ErrorKind::Unavailable => "unavailable",
+            ErrorKind::NotConfigured => "not_configured",
+            ErrorKind::KeyRejected => "key_rejected",
+            ErrorKind::ProviderRejected => "provider_rejected",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Internal => "internal",
         }
     }
@@ -65,7 +77,9 @@ impl ErrorKind {
             ErrorKind::BadSignature | ErrorKind::Expired => 401,
             ErrorKind::NotGranted => 403,
             ErrorKind::NotFound => 404,
-            ErrorKind::Replayed | ErrorKind::ApprovalInvalid => 409,
+            ErrorKind::Replayed | ErrorKind::ApprovalInvalid | ErrorKind::Conflict => 409,
+            ErrorKind::ProviderRejected => 422,
+            ErrorKind::NotConfigured | ErrorKind::KeyRejected => 502,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
             ErrorKind::Internal => 500,
@@ -127,6 +141,20 @@ impl Reply {
             Reply::Ok(_) => 200,
             Reply::Err(e) => e.kind.http_status(),
         }
+    }
+}
+
+impl From<crate::providers::ProviderError> for CommandError {
+    fn from(e: crate::providers::ProviderError) -> CommandError {
+        use crate::providers::ProviderError as P;
+        let kind = match &e {
+            P::NotConfigured { .. } => ErrorKind::NotConfigured,
+            P::KeyRejected { .. } => ErrorKind::KeyRejected,
+            P::RateLimited { .. } => ErrorKind::RateLimited,
+            P::Unavailable { .. } | P::Decode { .. } => ErrorKind::Unavailable,
+            P::Rejected { .. } => ErrorKind::ProviderRejected,
+        };
+        CommandError::new(kind, e.to_string())
     }
 }
 

@@ -44,6 +44,8 @@ pub struct Store {
     pub grants: sled::Tree,
     /// Contexts (alias + card + identity per site), keyed by name.
     pub contexts: sled::Tree,
+    /// Creates in flight (see `context::Intent`), keyed by context and kind.
+    pub intents: sled::Tree,
     /// Outgoing messages, keyed by big-endian sequence number.
     pub outbox: sled::Tree,
     /// Small records: the audit head and anchor, counters.
@@ -69,6 +71,7 @@ impl Store {
             grants: db.open_tree("grants")?,
             contexts: db.open_tree("contexts")?,
             outbox: db.open_tree("outbox")?,
+            intents: db.open_tree("intents")?,
             meta: db.open_tree("meta")?,
             db,
         })

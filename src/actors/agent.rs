@@ -5,11 +5,13 @@
 //! cache, rate limits and approvals need no locks. It answers over a `oneshot` after the
 //! store is flushed, and ends when every handle is dropped.
 
+use crate::actors::enroll::{EnrollHandle, EnrollMessage};
 use crate::audit::AuditLog;
 use crate::auth::replay::ReplayCache;
 use crate::auth::{Envelope, SecretSet, WINDOW_SECS};
 use crate::commands::Command;
 use crate::config::Config;
+use crate::context::Contexts;
 use crate::outbox::{MessageKind, Outbox};
 use crate::policy::approvals::{Approval, ApprovalState};
 use crate::policy::{Decision, PolicyError, SecurityPolicy};
@@ -150,6 +152,18 @@ pub struct Agent {
 
 impl Agent {
     async fn run(mut self) {
+        match self
+            .core
+            .services
+            .enroll
+            .ask(EnrollMessage::Reconcile)
+            .await
+        {
+            Ok(report) => tracing::info!(%report, "intents reconciled"),
+            Err(e) => {
+                tracing::warn!(error = %e, "intent reconciliation failed; it is retried by the next enroll")
+            }
+        }
         self.core.housekeeping(Utc::now());
         self.core.expire_due(Utc::now()).await;
         let mut housekeeping = tokio::time::interval(Duration::from_secs(3600));
@@ -187,7 +201,10 @@ impl Agent {
                 error,
                 channel,
                 reply,
-            } => (self.core.refuse(&Invocation::now(channel), error, None), reply),
+            } => (
+                self.core.refuse(&Invocation::now(channel), error, None),
+                reply,
+            ),
         };
         // Nothing is acknowledged before it is on disk.
         let answer = match self.core.store.flush().await {
@@ -209,6 +226,15 @@ struct RefusalWindow {
     suppressed: u64,
 }
 
+/// What the provider commands work through.
+#[derive(Clone)]
+pub struct Services {
+    /// The contexts (read directly for list, status and prompts).
+    pub contexts: Contexts,
+    /// The enrollment actor, which owns every change to contexts.
+    pub enroll: EnrollHandle,
+}
+
 /// Everything the actor owns.
 pub struct Core {
     /// The store.
@@ -227,12 +253,20 @@ pub struct Core {
     pub config: Config,
     /// The redactor built from every secret the process holds.
     pub redactor: Redactor,
+    /// The actors and records behind the provider commands.
+    pub services: Services,
     refusals: HashMap<Channel, RefusalWindow>,
 }
 
 impl Core {
     /// Assembles the core over an open store.
-    pub fn new(store: Store, secrets: SecretSet, config: Config, redactor: Redactor) -> Core {
+    pub fn new(
+        store: Store,
+        secrets: SecretSet,
+        config: Config,
+        redactor: Redactor,
+        services: Services,
+    ) -> Core {
         let policy = SecurityPolicy {
             grants: crate::policy::grants::Grants::new(
                 store.grants.clone(),
@@ -250,6 +284,7 @@ impl Core {
             secrets,
             config,
             redactor,
+            services,
             store,
             refusals: HashMap::new(),
         }
@@ -338,7 +373,7 @@ impl Core {
         envelope: &Envelope,
         inv: &Invocation,
     ) -> Result<Value, CommandError> {
-        let summary = command.describe();
+        let summary = command.describe(self);
         let approval = self
             .policy
             .approvals
@@ -544,6 +579,22 @@ impl Core {
         self.outbox
             .push(id, kind, &body)
             .map_err(|e| self.internal(e))?;
+        Ok(())
+    }
+
+    /// Refuses a spend limit above `[cards] max_limit`.
+    pub fn check_card_limit(&self, cents: u64) -> Result<(), CommandError> {
+        let max = self.config.cards.max_limit.saturating_mul(100);
+        if cents > max {
+            return Err(CommandError::new(
+                ErrorKind::InvalidArgs,
+                format!(
+                    "limit {} is over the configured maximum of {} ([cards] max_limit)",
+                    crate::actors::enroll::format_amount(cents),
+                    crate::actors::enroll::format_amount(max)
+                ),
+            ));
+        }
         Ok(())
     }
 

@@ -3,3 +3,6 @@
 //! card, breach and enrollment actors join it as they are built.
 
 pub mod agent;
+pub mod alias;
+pub mod card;
+pub mod enroll;

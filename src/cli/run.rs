@@ -4,11 +4,16 @@
 //! every task stops and the store is flushed.
 
 use super::DataDirArg;
-use crate::actors::agent::{AgentHandle, Core};
+use crate::actors::agent::{AgentHandle, Core, Services};
+use crate::actors::alias::{AliasHandle, AnyAlias};
+use crate::actors::card::{AnyCard, CardHandle};
+use crate::actors::enroll::EnrollHandle;
 use crate::auth::SecretSet;
 use crate::channels::control_socket::{self, ControlSocket};
 use crate::channels::http;
 use crate::config::Config;
+use crate::context::Contexts;
+use crate::providers::RetryPolicy;
 use crate::redact::Redactor;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -120,7 +125,19 @@ impl Daemon {
         let redactor = Redactor::new(known);
         let http_listen = config.http.listen_addr()?;
         let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
-        let core = Core::new(store.clone(), secrets, config, redactor);
+        let policy = RetryPolicy::default();
+        let aliases = AliasHandle::start(AnyAlias::from_config(&config.aliases, policy));
+        let cards = CardHandle::start(AnyCard::from_config(&config.cards, policy));
+        let services = Services {
+            contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
+            enroll: EnrollHandle::start(
+                store.clone(),
+                aliases,
+                cards,
+                config.identity.forwarding_address.clone(),
+            ),
+        };
+        let core = Core::new(store.clone(), secrets, config, redactor, services);
         let (agent, agent_task) = AgentHandle::start(core);
 
         let (notify_shutdown, _) = broadcast::channel(1);

@@ -2,8 +2,8 @@
 
 use super::Args;
 use crate::actors::agent::Core;
+use crate::actors::enroll::context_view;
 use crate::reply::CommandError;
-use crate::store::decode;
 use serde_json::{json, Value};
 
 /// `list` takes no arguments.
@@ -19,12 +19,14 @@ impl List {
 
     /// Returns the contexts, by name.
     pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let mut contexts = Vec::new();
-        for item in core.store.contexts.iter() {
-            let (_, bytes) = item.map_err(|e| core.internal(e))?;
-            let ctx: Value = decode(&bytes).map_err(|e| core.internal(e))?;
-            contexts.push(ctx);
-        }
+        let contexts: Vec<Value> = core
+            .services
+            .contexts
+            .all()
+            .map_err(|e| core.internal(e))?
+            .iter()
+            .map(context_view)
+            .collect();
         Ok(json!({"count": contexts.len(), "contexts": contexts}))
     }
 }

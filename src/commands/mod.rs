@@ -4,16 +4,21 @@
 //! tool and tier the policy can judge; [`Command::execute`] carries it out against the
 //! agent's [`Core`](crate::actors::agent::Core).
 
+pub mod alias;
 pub mod approvals;
 pub mod approve;
 pub mod audit;
+pub mod card;
 pub mod deny;
+pub mod enroll;
+pub mod expire;
 pub mod grant;
 pub mod help;
 pub mod list;
 pub mod lockdown;
 pub mod revoke;
 pub mod status;
+pub mod transactions;
 
 use crate::actors::agent::{Core, Invocation};
 use crate::policy::tools::{self, ToolSpec};
@@ -44,6 +49,16 @@ pub enum Command {
     Revoke(revoke::Revoke),
     /// `lockdown`
     Lockdown(lockdown::Lockdown),
+    /// `enroll {url, alias?, card?, identity?, note?}`
+    Enroll(enroll::Enroll),
+    /// `alias.create`, `alias.deactivate`, `alias.activate` `{context}`
+    Alias(alias::AliasCommand),
+    /// `card.pause`, `card.fund`, `card.close`
+    Card(card::CardCommand),
+    /// `transactions {context}`
+    Transactions(transactions::Transactions),
+    /// `expire {context}`
+    Expire(expire::Expire),
 }
 
 impl Command {
@@ -62,6 +77,23 @@ impl Command {
             "grant" => Command::Grant(grant::Grant::parse(&a)?),
             "revoke" => Command::Revoke(revoke::Revoke::parse(&a)?),
             "lockdown" => Command::Lockdown(lockdown::Lockdown::parse(&a)?),
+            "enroll" => Command::Enroll(enroll::Enroll::parse(&a)?),
+            "alias.create" => {
+                Command::Alias(alias::AliasCommand::parse(&a, alias::AliasAction::Create)?)
+            }
+            "alias.deactivate" => Command::Alias(alias::AliasCommand::parse(
+                &a,
+                alias::AliasAction::Deactivate,
+            )?),
+            "alias.activate" => Command::Alias(alias::AliasCommand::parse(
+                &a,
+                alias::AliasAction::Activate,
+            )?),
+            "card.pause" => Command::Card(card::CardCommand::parse(&a, false, false)?),
+            "card.fund" => Command::Card(card::CardCommand::parse(&a, true, false)?),
+            "card.close" => Command::Card(card::CardCommand::parse(&a, false, true)?),
+            "transactions" => Command::Transactions(transactions::Transactions::parse(&a)?),
+            "expire" => Command::Expire(expire::Expire::parse(&a)?),
             other => {
                 return Err(CommandError::new(
                     ErrorKind::UnknownCommand,
@@ -84,6 +116,19 @@ impl Command {
             Command::Grant(_) => "grant",
             Command::Revoke(_) => "revoke",
             Command::Lockdown(_) => "lockdown",
+            Command::Enroll(_) => "enroll",
+            Command::Alias(c) => match c.action {
+                alias::AliasAction::Create => "alias.create",
+                alias::AliasAction::Deactivate => "alias.deactivate",
+                alias::AliasAction::Activate => "alias.activate",
+            },
+            Command::Card(c) => match c.action {
+                card::CardAction::Pause => "card.pause",
+                card::CardAction::Fund(_) => "card.fund",
+                card::CardAction::Close => "card.close",
+            },
+            Command::Transactions(_) => "transactions",
+            Command::Expire(_) => "expire",
         }
     }
 
@@ -94,9 +139,11 @@ impl Command {
     }
 
     /// What running it will do, in words, for an approval prompt.
-    pub fn describe(&self) -> String {
+    pub fn describe(&self, core: &Core) -> String {
         match self {
             Command::Grant(g) => g.describe(),
+            Command::Card(c) => c.describe(core),
+            Command::Expire(e) => e.describe(core),
             other => format!("run `{}`", other.name()),
         }
     }
@@ -114,6 +161,11 @@ impl Command {
             Command::Grant(c) => c.execute(core),
             Command::Revoke(c) => c.execute(core),
             Command::Lockdown(c) => c.execute(core, inv),
+            Command::Enroll(c) => c.execute(core).await,
+            Command::Alias(c) => c.execute(core).await,
+            Command::Card(c) => c.execute(core).await,
+            Command::Transactions(c) => c.execute(core).await,
+            Command::Expire(c) => c.execute(core).await,
         }
     }
 }
@@ -181,6 +233,26 @@ impl Args<'_> {
         }
     }
 
+    /// An optional money amount in whole units with at most two decimals (`25`, `25.5`,
+    /// `"25.50"`), returned in cents.
+    pub fn opt_amount_cents(&self, key: &str) -> Result<Option<u64>, CommandError> {
+        let text = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(_) => {
+                return Err(invalid(format!(
+                    "{key} must be an amount such as 25 or 25.50"
+                )))
+            }
+        };
+        parse_cents(&text).map(Some).ok_or_else(|| {
+            invalid(format!(
+                "{key} must be an amount of 0 or more with at most two decimals, such as 25.50"
+            ))
+        })
+    }
+
     /// A required context name: lowercase ASCII letters, digits, `.`, `_`, `-`, at most 63,
     /// starting with a letter or digit. Look-alike Unicode names are refused, not folded.
     pub fn context(&self) -> Result<String, CommandError> {
@@ -204,6 +276,28 @@ impl Args<'_> {
             )),
         }
     }
+}
+
+/// Parses "25", "25.5" or "25.50" into cents; None for anything else (negative, three
+/// decimals, exponents, over a billion).
+pub fn parse_cents(text: &str) -> Option<u64> {
+    let (whole, frac) = match text.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (text, ""),
+    };
+    if whole.is_empty() || whole.len() > 9 || frac.len() > 2 {
+        return None;
+    }
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u64 = whole.parse().ok()?;
+    let frac: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<2}").parse().ok()?
+    };
+    Some(whole * 100 + frac)
 }
 
 /// Checks a context name (see [`Args::context`]).
@@ -236,19 +330,26 @@ mod tests {
     #[test]
     fn tools_cover_every_command() {
         for t in tools::TOOLS {
-            let mut args = Map::new();
-            for key in ["context", "code", "tool"] {
-                if t.usage.contains(key) {
-                    let v = match key {
-                        "code" => "ABCDE-FGHJK",
-                        "tool" => "list",
-                        _ => "notion",
-                    };
-                    args.insert(key.into(), Value::String(v.into()));
-                }
-            }
-            let cmd = Command::parse(t.name, &args).unwrap();
+            let args = match t.usage {
+                "{code}" => serde_json::json!({"code": "ABCDE-FGHJK"}),
+                "{tool}" => serde_json::json!({"tool": "list"}),
+                "{context}" => serde_json::json!({"context": "notion"}),
+                "{context, limit}" => serde_json::json!({"context": "notion", "limit": 5}),
+                u if u.starts_with("{url") => serde_json::json!({"url": "https://www.notion.so/x"}),
+                _ => serde_json::json!({}),
+            };
+            let cmd = Command::parse(t.name, args.as_object().unwrap()).unwrap();
             assert_eq!(cmd.tool().name, t.name);
+        }
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_cents("25"), Some(2500));
+        assert_eq!(parse_cents("25.5"), Some(2550));
+        assert_eq!(parse_cents("0.07"), Some(7));
+        for bad in ["-1", "1.234", "1e3", "", ".5", "abc", "1234567890"] {
+            assert_eq!(parse_cents(bad), None, "{bad}");
         }
     }
 

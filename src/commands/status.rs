@@ -2,8 +2,8 @@
 
 use super::Args;
 use crate::actors::agent::Core;
+use crate::actors::enroll::context_view;
 use crate::reply::{CommandError, ErrorKind};
-use crate::store::decode;
 use serde_json::Value;
 
 /// `status {context}`
@@ -25,12 +25,12 @@ impl Status {
     /// Returns the context, or `context not found: NAME`.
     pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
         match core
-            .store
+            .services
             .contexts
-            .get(self.context.as_bytes())
+            .get(&self.context)
             .map_err(|e| core.internal(e))?
         {
-            Some(bytes) => decode(&bytes).map_err(|e| core.internal(e)),
+            Some(ctx) => Ok(context_view(&ctx)),
             None => Err(CommandError::new(
                 ErrorKind::NotFound,
                 format!("context not found: {}", self.context),

@@ -1,0 +1,103 @@
+//! `card.pause {context}` [write], `card.fund {context, limit}` [external],
+//! `card.close {context}` [external; closing is final].
+
+use super::{invalid, Args};
+use crate::actors::agent::Core;
+use crate::actors::enroll::{format_amount, EnrollMessage};
+use crate::reply::CommandError;
+use serde_json::Value;
+
+/// What to do with a context's card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CardAction {
+    /// Stop charges.
+    Pause,
+    /// Set the spend limit (cents) and open it.
+    Fund(u64),
+    /// Close it for good.
+    Close,
+}
+
+/// `card.pause`, `card.fund` or `card.close`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardCommand {
+    /// The context.
+    pub context: String,
+    /// The action.
+    pub action: CardAction,
+}
+
+impl CardCommand {
+    /// Parses `{context}`, or `{context, limit}` for fund.
+    pub fn parse(args: &Args<'_>, fund: bool, close: bool) -> Result<CardCommand, CommandError> {
+        let action = if fund {
+            args.only(&["context", "limit"])?;
+            let cents = args
+                .opt_amount_cents("limit")?
+                .ok_or_else(|| invalid("missing argument limit (an amount such as 25 or 25.50)"))?;
+            CardAction::Fund(cents)
+        } else {
+            args.only(&["context"])?;
+            if close {
+                CardAction::Close
+            } else {
+                CardAction::Pause
+            }
+        };
+        Ok(CardCommand {
+            context: args.context()?,
+            action,
+        })
+    }
+
+    /// The approval prompt's words.
+    pub fn describe(&self, core: &Core) -> String {
+        let card = core
+            .services
+            .contexts
+            .get(&self.context)
+            .ok()
+            .flatten()
+            .and_then(|c| c.card)
+            .map(|c| format!("the card ending {}", c.last_four))
+            .unwrap_or_else(|| "the card".into());
+        match self.action {
+            CardAction::Fund(cents) => format!(
+                "fund {card} of context {} with a spend limit of {} and open it for charges",
+                self.context,
+                format_amount(cents)
+            ),
+            CardAction::Close => format!(
+                "close {card} of context {} for good (closing is final)",
+                self.context
+            ),
+            CardAction::Pause => format!("pause {card} of context {}", self.context),
+        }
+    }
+
+    /// Carries it out through the enrollment actor.
+    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+        let name = self.context;
+        match self.action {
+            CardAction::Pause => {
+                core.services
+                    .enroll
+                    .ask(|r| EnrollMessage::PauseCard(name, r))
+                    .await
+            }
+            CardAction::Fund(cents) => {
+                core.check_card_limit(cents)?;
+                core.services
+                    .enroll
+                    .ask(|r| EnrollMessage::FundCard(name, cents, r))
+                    .await
+            }
+            CardAction::Close => {
+                core.services
+                    .enroll
+                    .ask(|r| EnrollMessage::CloseCard(name, r))
+                    .await
+            }
+        }
+    }
+}

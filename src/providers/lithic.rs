@@ -1,0 +1,137 @@
+//! Lithic.
+//!
+//! Shapes from the Lithic API reference (https://docs.lithic.com/reference, "Cards",
+//! "Transactions", "Pagination") and github.com/lithic-com/lithic-python: header
+//! `Authorization: KEY`; `POST /v1/cards`; `PATCH /v1/cards/{card_token}` (`state: OPEN |
+//! PAUSED | CLOSED`, closing is final); `GET /v1/cards?page_size=&starting_after=` ->
+//! `{data, has_more}` (cursor paging by token); `GET /v1/transactions?card_token=`; errors
+//! `{"debugging_request_id", "message"}`.
+
+use super::addy::path_segment;
+use super::http::{Idempotency, ProviderClient, RetryPolicy};
+use super::privacy::{create_body, update_body, RawCard, RawTransaction};
+use super::{decode, CardInfo, CardProvider, CardUpdate, NewCard, ProviderError, Transaction};
+use reqwest::Method;
+use serde::Deserialize;
+
+/// The real service.
+pub const DEFAULT_BASE_URL: &str = "https://api.lithic.com";
+/// The sandbox.
+pub const SANDBOX_BASE_URL: &str = "https://sandbox.lithic.com";
+const NAME: &str = "Lithic";
+const PAGE_SIZE: u32 = 100;
+const MAX_PAGES: u32 = 10_000;
+
+/// A Lithic client.
+#[derive(Debug, Clone)]
+pub struct Lithic {
+    client: ProviderClient,
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    has_more: bool,
+}
+
+impl Lithic {
+    /// A client at `base` with `key`.
+    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<Lithic, ProviderError> {
+        let client =
+            ProviderClient::new(NAME, base, ("authorization", key.to_string()), &[], policy)?;
+        Ok(Lithic { client })
+    }
+}
+
+impl CardProvider for Lithic {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn create(&self, new: &NewCard) -> Result<CardInfo, ProviderError> {
+        let r = self
+            .client
+            .request(
+                Method::POST,
+                "/v1/cards",
+                &[],
+                Some(&create_body(new)),
+                Idempotency::Create,
+            )
+            .await?;
+        let raw: RawCard = decode(NAME, r.body)?;
+        Ok(raw.into())
+    }
+
+    async fn update(&self, token: &str, update: &CardUpdate) -> Result<CardInfo, ProviderError> {
+        let path = format!("/v1/cards/{}", path_segment(token)?);
+        let r = self
+            .client
+            .request(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&update_body(update)),
+                Idempotency::Idempotent,
+            )
+            .await?;
+        let raw: RawCard = decode(NAME, r.body)?;
+        Ok(raw.into())
+    }
+
+    async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
+        let mut out: Vec<CardInfo> = Vec::new();
+        let mut requests = 0;
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
+            if let Some(a) = &after {
+                query.push(("starting_after", a.clone()));
+            }
+            let r = self
+                .client
+                .request(
+                    Method::GET,
+                    "/v1/cards",
+                    &query,
+                    None,
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            requests += 1;
+            let page: Page<RawCard> = decode(NAME, r.body)?;
+            let more = page.has_more && !page.data.is_empty();
+            out.extend(page.data.into_iter().map(CardInfo::from));
+            if !more {
+                break;
+            }
+            after = out.last().map(|c| c.token.clone());
+        }
+        Ok((out, requests))
+    }
+
+    async fn find_by_marker(&self, marker: &str) -> Result<Option<CardInfo>, ProviderError> {
+        Ok(self
+            .list()
+            .await?
+            .0
+            .into_iter()
+            .find(|c| c.memo.contains(marker)))
+    }
+
+    async fn transactions(&self, token: &str) -> Result<Vec<Transaction>, ProviderError> {
+        let r = self
+            .client
+            .request(
+                Method::GET,
+                "/v1/transactions",
+                &[("card_token", path_segment(token)?.to_string())],
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        let page: Page<RawTransaction> = decode(NAME, r.body)?;
+        Ok(page.data.into_iter().map(Transaction::from).collect())
+    }
+}

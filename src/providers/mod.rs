@@ -1,0 +1,194 @@
+//! Providers: the outside services the agent drives, each behind a trait with a real
+//! reqwest implementation. Which one serves aliases and which serves cards is chosen in the
+//! config; keys come from the environment; base URLs default to the real services and may be
+//! pointed at loopback test servers.
+
+pub mod addy;
+pub mod http;
+pub mod lithic;
+pub mod privacy;
+pub mod simplelogin;
+
+pub use http::{ProviderClient, ProviderError, RetryPolicy};
+
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+
+/// What the agent asks an alias provider to make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlias {
+    /// The description (addy.io) or note (SimpleLogin). It carries the intent marker, so an
+    /// alias whose creation was interrupted can be found again.
+    pub description: String,
+    /// The site's host name (SimpleLogin uses it to suggest the alias's prefix).
+    pub hostname: String,
+}
+
+/// An alias as the provider reports it (only what the agent keeps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AliasInfo {
+    /// The provider's id (a UUID at addy.io, an integer at SimpleLogin), as text.
+    pub id: String,
+    /// The address.
+    pub email: String,
+    /// Whether it forwards.
+    pub active: bool,
+    /// Description or note.
+    pub description: Option<String>,
+    /// Mails forwarded so far.
+    pub forwarded: u64,
+    /// Mails blocked so far.
+    pub blocked: u64,
+}
+
+/// A disposable-alias service (addy.io, SimpleLogin).
+pub trait AliasProvider: Send + Sync {
+    /// The provider's name, for replies and the audit log.
+    fn name(&self) -> &'static str;
+    /// Creates an alias.
+    fn create(
+        &self,
+        new: &NewAlias,
+    ) -> impl Future<Output = Result<AliasInfo, ProviderError>> + Send;
+    /// Reads one alias.
+    fn get(&self, id: &str) -> impl Future<Output = Result<AliasInfo, ProviderError>> + Send;
+    /// Turns forwarding on or off (idempotent: setting the current state is a no-op).
+    fn set_active(
+        &self,
+        id: &str,
+        active: bool,
+    ) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Deletes the alias (a deleted address stops receiving mail).
+    fn delete(&self, id: &str) -> impl Future<Output = Result<(), ProviderError>> + Send;
+    /// Every alias, all pages; returns the aliases and the number of requests made.
+    fn list(&self) -> impl Future<Output = Result<(Vec<AliasInfo>, u32), ProviderError>> + Send;
+    /// The alias whose description contains `marker`, if any (reconciling an interrupted create).
+    fn find_by_marker(
+        &self,
+        marker: &str,
+    ) -> impl Future<Output = Result<Option<AliasInfo>, ProviderError>> + Send;
+}
+
+/// The state of a card at the provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CardState {
+    /// Can be charged within its limit.
+    Open,
+    /// Cannot be charged until opened.
+    Paused,
+    /// Closed for good.
+    Closed,
+    /// Any state a newer API adds.
+    #[serde(other)]
+    Unknown,
+}
+
+/// What the agent asks a card provider to make: always paused, merchant-locked on first use.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCard {
+    /// The memo; it carries the intent marker.
+    pub memo: String,
+    /// The spend limit in cents (0 until the owner funds it).
+    pub spend_limit_cents: u64,
+}
+
+/// A change to a card.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CardUpdate {
+    /// New state.
+    pub state: Option<CardState>,
+    /// New spend limit in cents.
+    pub spend_limit_cents: Option<u64>,
+}
+
+/// A card as the agent keeps it. The number and CVV the provider returns are never read into
+/// this type, so they cannot be stored, logged or sent on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardInfo {
+    /// The provider's token.
+    pub token: String,
+    /// Last four digits (safe to show).
+    pub last_four: String,
+    /// The memo.
+    pub memo: String,
+    /// Spend limit in cents.
+    pub spend_limit: u64,
+    /// TRANSACTION, MONTHLY, ANNUALLY or FOREVER.
+    pub spend_limit_duration: String,
+    /// Its state.
+    pub state: CardState,
+}
+
+/// One card transaction, as shown to the owner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// The provider's token.
+    pub token: String,
+    /// Amount in cents.
+    pub amount: i64,
+    /// The merchant's descriptor.
+    pub merchant: String,
+    /// Status (APPROVED, DECLINED, SETTLED, ...).
+    pub status: String,
+    /// When (RFC 3339).
+    pub created: String,
+}
+
+/// A virtual-card service (Privacy.com, Lithic).
+pub trait CardProvider: Send + Sync {
+    /// The provider's name.
+    fn name(&self) -> &'static str;
+    /// Creates a card.
+    fn create(&self, new: &NewCard)
+        -> impl Future<Output = Result<CardInfo, ProviderError>> + Send;
+    /// Changes a card.
+    fn update(
+        &self,
+        token: &str,
+        update: &CardUpdate,
+    ) -> impl Future<Output = Result<CardInfo, ProviderError>> + Send;
+    /// Every card, all pages, and the number of requests made.
+    fn list(&self) -> impl Future<Output = Result<(Vec<CardInfo>, u32), ProviderError>> + Send;
+    /// The card whose memo contains `marker`, if any.
+    fn find_by_marker(
+        &self,
+        marker: &str,
+    ) -> impl Future<Output = Result<Option<CardInfo>, ProviderError>> + Send;
+    /// A card's transactions (the first page: the newest).
+    fn transactions(
+        &self,
+        token: &str,
+    ) -> impl Future<Output = Result<Vec<Transaction>, ProviderError>> + Send;
+}
+
+/// Reads a base URL: the environment override, else the config value, else the default.
+pub fn base_url(env_var: &str, configured: &str, default: &str) -> String {
+    match std::env::var(env_var) {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+        _ if !configured.trim().is_empty() => configured.trim().to_string(),
+        _ => default.to_string(),
+    }
+}
+
+/// Reads an API key from the environment.
+pub fn api_key(provider: &'static str, env_var: &str) -> Result<String, ProviderError> {
+    match std::env::var(env_var) {
+        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+        _ => Err(ProviderError::NotConfigured {
+            provider,
+            hint: format!("set {env_var} in the agent's environment"),
+        }),
+    }
+}
+
+/// Decodes a provider's JSON into `T`, or a `Decode` error naming the provider.
+pub fn decode<T: serde::de::DeserializeOwned>(
+    provider: &'static str,
+    value: serde_json::Value,
+) -> Result<T, ProviderError> {
+    serde_json::from_value(value).map_err(|e| ProviderError::Decode {
+        provider,
+        message: e.to_string(),
+    })
+}

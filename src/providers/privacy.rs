@@ -1,0 +1,257 @@
+//! Privacy.com, API v1.
+//!
+//! Shapes from the Privacy.com developer docs (https://privacy-com.readme.io/docs, "Cards",
+//! "Transactions", "Errors"): header `Authorization: api-key KEY`; `POST /cards {type, memo,
+//! spend_limit, spend_limit_duration, state}`; `PATCH /cards/{card_token}`;
+//! `GET /cards?page=&page_size=` -> `{data, page, total_entries, total_pages}`;
+//! `GET /transactions?card_token=` (same paging); errors `{"message": "..."}`. A key that
+//! cannot issue cards is refused with "Issuing API key required". Card objects carry `pan`
+//! and `cvv`: the types here never read them.
+
+use super::addy::path_segment;
+use super::http::{Idempotency, ProviderClient, RetryPolicy};
+use super::{
+    decode, CardInfo, CardProvider, CardState, CardUpdate, NewCard, ProviderError, Transaction,
+};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+/// The real service.
+pub const DEFAULT_BASE_URL: &str = "https://api.privacy.com/v1";
+/// The sandbox.
+pub const SANDBOX_BASE_URL: &str = "https://sandbox.privacy.com/v1";
+const NAME: &str = "Privacy.com";
+const PAGE_SIZE: u32 = 50;
+const MAX_PAGES: u32 = 10_000;
+
+/// A Privacy.com client.
+#[derive(Debug, Clone)]
+pub struct Privacy {
+    client: ProviderClient,
+}
+
+/// The card fields the agent reads; everything else (pan, cvv, exp_*) is ignored unread.
+#[derive(Deserialize)]
+pub(crate) struct RawCard {
+    pub token: String,
+    #[serde(default)]
+    pub last_four: String,
+    #[serde(default)]
+    pub memo: String,
+    #[serde(default)]
+    pub spend_limit: u64,
+    #[serde(default)]
+    pub spend_limit_duration: String,
+    pub state: CardState,
+}
+
+impl From<RawCard> for CardInfo {
+    fn from(c: RawCard) -> CardInfo {
+        CardInfo {
+            token: c.token,
+            last_four: c.last_four,
+            memo: c.memo,
+            spend_limit: c.spend_limit,
+            spend_limit_duration: c.spend_limit_duration,
+            state: c.state,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Page<T> {
+    data: Vec<T>,
+    #[serde(default)]
+    page: u32,
+    #[serde(default)]
+    total_pages: u32,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RawTransaction {
+    pub token: String,
+    #[serde(default)]
+    pub amount: i64,
+    #[serde(default)]
+    pub merchant: Value,
+    #[serde(default)]
+    pub status: String,
+    #[serde(default)]
+    pub created: String,
+}
+
+impl From<RawTransaction> for Transaction {
+    fn from(t: RawTransaction) -> Transaction {
+        let merchant = t
+            .merchant
+            .get("descriptor")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        Transaction {
+            token: t.token,
+            amount: t.amount,
+            merchant: crate::redact::truncate(&merchant, 60),
+            status: t.status,
+            created: t.created,
+        }
+    }
+}
+
+/// The JSON body for a card update, shared with Lithic (same field names).
+pub(crate) fn update_body(update: &CardUpdate) -> Value {
+    let mut body = Map::new();
+    if let Some(state) = update.state {
+        body.insert(
+            "state".into(),
+            serde_json::to_value(state).unwrap_or(Value::Null),
+        );
+    }
+    if let Some(limit) = update.spend_limit_cents {
+        body.insert("spend_limit".into(), json!(limit));
+        body.insert("spend_limit_duration".into(), json!("FOREVER"));
+    }
+    Value::Object(body)
+}
+
+/// The JSON body for a new card, shared with Lithic: merchant-locked, paused, one limit.
+pub(crate) fn create_body(new: &NewCard) -> Value {
+    json!({
+        "type": "MERCHANT_LOCKED",
+        "memo": new.memo,
+        "spend_limit": new.spend_limit_cents,
+        "spend_limit_duration": "FOREVER",
+        "state": "PAUSED",
+    })
+}
+
+impl Privacy {
+    /// A client at `base` with `key`.
+    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<Privacy, ProviderError> {
+        let client = ProviderClient::new(
+            NAME,
+            base,
+            ("authorization", format!("api-key {key}")),
+            &[],
+            policy,
+        )?;
+        Ok(Privacy { client })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        idem: Idempotency,
+    ) -> Result<Value, ProviderError> {
+        match self.client.request(method, path, query, body, idem).await {
+            Ok(r) => Ok(r.body),
+            Err(ProviderError::KeyRejected { status, message, .. } | ProviderError::Rejected { status, message, .. })
+                if message.to_ascii_lowercase().contains("issuing") =>
+            {
+                Err(ProviderError::KeyRejected {
+                    provider: NAME,
+                    status,
+                    message: format!(
+                        "this API key has no write access to cards (Privacy.com says: {message}); ask Privacy.com for an Issuing API key"
+                    ),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn all_cards(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
+        let mut out = Vec::new();
+        let mut requests = 0;
+        for page in 1..=MAX_PAGES {
+            let body = self
+                .call(
+                    Method::GET,
+                    "/cards",
+                    &[
+                        ("page", page.to_string()),
+                        ("page_size", PAGE_SIZE.to_string()),
+                    ],
+                    None,
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            requests += 1;
+            let p: Page<RawCard> = decode(NAME, body)?;
+            out.extend(p.data.into_iter().map(CardInfo::from));
+            if p.page >= p.total_pages {
+                break;
+            }
+        }
+        Ok((out, requests))
+    }
+}
+
+impl CardProvider for Privacy {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn create(&self, new: &NewCard) -> Result<CardInfo, ProviderError> {
+        let body = self
+            .call(
+                Method::POST,
+                "/cards",
+                &[],
+                Some(&create_body(new)),
+                Idempotency::Create,
+            )
+            .await?;
+        let raw: RawCard = decode(NAME, body)?;
+        Ok(raw.into())
+    }
+
+    async fn update(&self, token: &str, update: &CardUpdate) -> Result<CardInfo, ProviderError> {
+        let path = format!("/cards/{}", path_segment(token)?);
+        let body = self
+            .call(
+                Method::PATCH,
+                &path,
+                &[],
+                Some(&update_body(update)),
+                Idempotency::Idempotent,
+            )
+            .await?;
+        let raw: RawCard = decode(NAME, body)?;
+        Ok(raw.into())
+    }
+
+    async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
+        self.all_cards().await
+    }
+
+    async fn find_by_marker(&self, marker: &str) -> Result<Option<CardInfo>, ProviderError> {
+        Ok(self
+            .all_cards()
+            .await?
+            .0
+            .into_iter()
+            .find(|c| c.memo.contains(marker)))
+    }
+
+    async fn transactions(&self, token: &str) -> Result<Vec<Transaction>, ProviderError> {
+        let body = self
+            .call(
+                Method::GET,
+                "/transactions",
+                &[
+                    ("card_token", path_segment(token)?.to_string()),
+                    ("page", "1".into()),
+                ],
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        let p: Page<RawTransaction> = decode(NAME, body)?;
+        Ok(p.data.into_iter().map(Transaction::from).collect())
+    }
+}

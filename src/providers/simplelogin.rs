@@ -1,0 +1,188 @@
+//! SimpleLogin.
+//!
+//! Shapes from SimpleLogin's API reference, docs/api.md in github.com/simple-login/app:
+//! header `Authentication: KEY`; `POST /api/alias/random/new?hostname=` `{note}` -> 201 alias;
+//! `GET /api/v2/aliases?page_id=N` -> `{aliases: [...]}`, 20 a page, an empty page at the end;
+//! `GET /api/aliases/{id}` -> alias; `POST /api/aliases/{id}/toggle` -> `{enabled}`;
+//! `DELETE /api/aliases/{id}` -> `{deleted: true}`; errors are `{"error": "..."}`. Alias
+//! fields used: `id` (integer), `email`, `enabled`, `note`, `nb_forward`, `nb_block`.
+
+use super::addy::path_segment;
+use super::http::{Idempotency, ProviderClient, RetryPolicy};
+use super::{decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::json;
+
+/// The real service.
+pub const DEFAULT_BASE_URL: &str = "https://app.simplelogin.io";
+/// Aliases per page of `GET /api/v2/aliases`.
+pub const PAGE_SIZE: usize = 20;
+const NAME: &str = "SimpleLogin";
+/// A bound on paging, so a misbehaving server cannot keep the agent listing forever.
+const MAX_PAGES: u64 = 10_000;
+
+/// A SimpleLogin client.
+#[derive(Debug, Clone)]
+pub struct SimpleLogin {
+    client: ProviderClient,
+}
+
+#[derive(Deserialize)]
+struct RawAlias {
+    id: u64,
+    email: String,
+    enabled: bool,
+    note: Option<String>,
+    #[serde(default)]
+    nb_forward: u64,
+    #[serde(default)]
+    nb_block: u64,
+}
+
+impl From<RawAlias> for AliasInfo {
+    fn from(a: RawAlias) -> AliasInfo {
+        AliasInfo {
+            id: a.id.to_string(),
+            email: a.email,
+            active: a.enabled,
+            description: a.note,
+            forwarded: a.nb_forward,
+            blocked: a.nb_block,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    aliases: Vec<RawAlias>,
+}
+
+#[derive(Deserialize)]
+struct Toggled {
+    enabled: bool,
+}
+
+impl SimpleLogin {
+    /// A client at `base` with `key`.
+    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<SimpleLogin, ProviderError> {
+        let client =
+            ProviderClient::new(NAME, base, ("authentication", key.to_string()), &[], policy)?;
+        Ok(SimpleLogin { client })
+    }
+
+    /// Every alias by pages, stopping at a short page; calls `f` on each page.
+    async fn each_page(
+        &self,
+        mut f: impl FnMut(Vec<AliasInfo>) -> bool,
+    ) -> Result<u32, ProviderError> {
+        let mut requests = 0;
+        for page_id in 0..MAX_PAGES {
+            let r = self
+                .client
+                .request(
+                    Method::GET,
+                    "/api/v2/aliases",
+                    &[("page_id", page_id.to_string())],
+                    None,
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            requests += 1;
+            let page: Page = decode(NAME, r.body)?;
+            let n = page.aliases.len();
+            let more = f(page.aliases.into_iter().map(AliasInfo::from).collect());
+            if !more || n < PAGE_SIZE {
+                break;
+            }
+        }
+        Ok(requests)
+    }
+}
+
+impl AliasProvider for SimpleLogin {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn create(&self, new: &NewAlias) -> Result<AliasInfo, ProviderError> {
+        let body = json!({"note": new.description});
+        let r = self
+            .client
+            .request(
+                Method::POST,
+                "/api/alias/random/new",
+                &[("hostname", new.hostname.clone())],
+                Some(&body),
+                Idempotency::Create,
+            )
+            .await?;
+        let raw: RawAlias = decode(NAME, r.body)?;
+        Ok(raw.into())
+    }
+
+    async fn get(&self, id: &str) -> Result<AliasInfo, ProviderError> {
+        let path = format!("/api/aliases/{}", path_segment(id)?);
+        let r = self
+            .client
+            .request(Method::GET, &path, &[], None, Idempotency::Idempotent)
+            .await?;
+        let raw: RawAlias = decode(NAME, r.body)?;
+        Ok(raw.into())
+    }
+
+    async fn set_active(&self, id: &str, active: bool) -> Result<(), ProviderError> {
+        // The API only toggles, so read first: setting the current state changes nothing.
+        if self.get(id).await?.active == active {
+            return Ok(());
+        }
+        let path = format!("/api/aliases/{}/toggle", path_segment(id)?);
+        let r = self
+            .client
+            .request(Method::POST, &path, &[], None, Idempotency::Idempotent)
+            .await?;
+        let t: Toggled = decode(NAME, r.body)?;
+        if t.enabled != active {
+            return Err(ProviderError::Decode {
+                provider: NAME,
+                message: "the alias did not change state".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), ProviderError> {
+        let path = format!("/api/aliases/{}", path_segment(id)?);
+        match self
+            .client
+            .request(Method::DELETE, &path, &[], None, Idempotency::Idempotent)
+            .await
+        {
+            Err(ProviderError::Rejected { status: 404, .. }) => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn list(&self) -> Result<(Vec<AliasInfo>, u32), ProviderError> {
+        let mut out = Vec::new();
+        let requests = self
+            .each_page(|page| {
+                out.extend(page);
+                true
+            })
+            .await?;
+        Ok((out, requests))
+    }
+
+    async fn find_by_marker(&self, marker: &str) -> Result<Option<AliasInfo>, ProviderError> {
+        let mut found = None;
+        self.each_page(|page| {
+            found = page
+                .into_iter()
+                .find(|a| a.description.as_deref().is_some_and(|d| d.contains(marker)));
+            found.is_none()
+        })
+        .await?;
+        Ok(found)
+    }
+}
