@@ -35,6 +35,9 @@ pub struct AliasRecord {
     pub active: bool,
     /// Deleted at the provider (after `expire`).
     pub deleted: bool,
+    /// Mails forwarded, as of the last refresh (the breach monitor watches it move).
+    #[serde(default)]
+    pub forwarded: u64,
 }
 
 /// The card part of a context: never the number or CVV.

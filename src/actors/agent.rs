@@ -363,7 +363,17 @@ impl Core {
                 )?;
                 self.run_action(command, inv).await
             }
-            Decision::NeedsApproval => self.ask_owner(&command, envelope, inv),
+            Decision::NeedsApproval => {
+                if let Err(e) = command.precheck(self) {
+                    self.audit_event(
+                        "command.invalid",
+                        inv,
+                        json!({"cmd": envelope.cmd, "error": e.message}),
+                    )?;
+                    return Err(e);
+                }
+                self.ask_owner(&command, envelope, inv)
+            }
         }
     }
 

@@ -60,6 +60,8 @@ pub enum EnrollMessage {
     Expire(String, Reply),
     /// Settle intents left by an interrupted run.
     Reconcile(Reply),
+    /// Read every alias from the provider and update the contexts' alias state.
+    Refresh(Reply),
 }
 
 /// The handle.
@@ -154,6 +156,7 @@ pub fn context_view(ctx: &Context) -> Value {
         "note": ctx.note,
         "alias": ctx.alias.as_ref().map(|a| json!({
             "email": a.email, "active": a.active, "deleted": a.deleted, "provider": a.provider,
+            "forwarded": a.forwarded,
         })),
         "card": ctx.card.as_ref().map(|c| json!({
             "last_four": c.last_four, "limit": format_amount(c.limit_cents), "state": c.state, "provider": c.provider,
@@ -206,6 +209,9 @@ impl Enrollment {
                 }
                 EnrollMessage::Reconcile(r) => {
                     let _ = r.send(self.reconcile().await);
+                }
+                EnrollMessage::Refresh(r) => {
+                    let _ = r.send(self.refresh().await);
                 }
             }
         }
@@ -357,6 +363,7 @@ impl Enrollment {
             email: alias.email,
             active: alias.active,
             deleted: false,
+            forwarded: alias.forwarded,
         });
         self.contexts.put(ctx).map_err(store_err)?;
         self.contexts
@@ -516,6 +523,30 @@ impl Enrollment {
         let mut view = context_view(&ctx);
         view["status"] = json!("expired");
         Ok(view)
+    }
+
+    async fn refresh(&mut self) -> Result<Value, CommandError> {
+        let (aliases, requests) = self.aliases.list().await?;
+        let by_id: std::collections::HashMap<&str, &crate::providers::AliasInfo> =
+            aliases.iter().map(|a| (a.id.as_str(), a)).collect();
+        let mut changed = 0;
+        for mut ctx in self.contexts.all().map_err(store_err)? {
+            let Some(record) = ctx.alias.as_mut().filter(|a| !a.deleted) else {
+                continue;
+            };
+            if let Some(info) = by_id.get(record.id.as_str()) {
+                if record.active != info.active || record.forwarded != info.forwarded {
+                    record.active = info.active;
+                    record.forwarded = info.forwarded;
+                    self.contexts.put(&ctx).map_err(store_err)?;
+                    changed += 1;
+                }
+            }
+        }
+        self.store.flush().await.map_err(store_err)?;
+        Ok(
+            json!({"provider_aliases": aliases.len(), "provider_requests": requests, "contexts_updated": changed}),
+        )
     }
 
     async fn reconcile(&mut self) -> Result<Value, CommandError> {

@@ -148,11 +148,46 @@ impl Command {
         }
     }
 
+    /// Checks, before the owner is asked to approve it, that the command can happen at all
+    /// (the context exists and is in a state that allows it).
+    pub fn precheck(&self, core: &Core) -> Result<(), CommandError> {
+        let context = match self {
+            Command::Card(c) => &c.context,
+            Command::Expire(e) => &e.context,
+            _ => return Ok(()),
+        };
+        let ctx = core
+            .services
+            .contexts
+            .get(context)
+            .map_err(|e| core.internal(e))?
+            .ok_or_else(|| {
+                CommandError::new(ErrorKind::NotFound, format!("context not found: {context}"))
+            })?;
+        let conflict = |m: String| Err(CommandError::new(ErrorKind::Conflict, m));
+        if ctx.state == crate::context::ContextState::Expired {
+            return conflict(format!("context {context} is expired"));
+        }
+        if let Command::Card(c) = self {
+            match &ctx.card {
+                None => return conflict(format!("context {context} has no card")),
+                Some(card) if card.state == crate::providers::CardState::Closed => {
+                    return conflict(format!("the card of {context} is closed; closing is final"))
+                }
+                Some(_) => {}
+            }
+            if let card::CardAction::Fund(cents) = c.action {
+                core.check_card_limit(cents)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Carries the command out. The policy has already allowed it (or the owner approved it).
     pub async fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Value, CommandError> {
         match self {
             Command::Help(c) => c.execute(core),
-            Command::List(c) => c.execute(core),
+            Command::List(c) => c.execute(core).await,
             Command::Status(c) => c.execute(core),
             Command::Approvals(c) => c.execute(core),
             Command::Approve(c) => c.execute(core, inv).await,

@@ -62,7 +62,13 @@ const fn tool(
 /// Every tool, in the order `help` lists them.
 pub const TOOLS: &[ToolSpec] = &[
     tool("help", Tier::Read, false, "", "list the commands"),
-    tool("list", Tier::Read, true, "", "list the contexts"),
+    tool(
+        "list",
+        Tier::Read,
+        true,
+        "{refresh?}",
+        "list the contexts; refresh reads the alias provider first",
+    ),
     tool("status", Tier::Read, true, "{context}", "show one context"),
     tool("approvals", Tier::Read, false, "", "list pending approvals"),
     tool(
