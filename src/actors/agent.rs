@@ -594,6 +594,15 @@ impl Core {
 
     /// Refuses a spend limit above `[cards] max_limit`.
     pub fn check_card_limit(&self, cents: u64) -> Result<(), CommandError> {
+        if self.config.cards.provider == "privacy" && cents % 100 != 0 {
+            return Err(CommandError::new(
+                ErrorKind::InvalidArgs,
+                format!(
+                    "Privacy.com takes whole amounts only: {} is not one",
+                    crate::actors::enroll::format_amount(cents)
+                ),
+            ));
+        }
         let max = self.config.cards.max_limit.saturating_mul(100);
         if cents > max {
             return Err(CommandError::new(

@@ -44,6 +44,15 @@ impl Lithic {
     }
 }
 
+/// At Lithic a spend limit of 0 means "no limit", so a "$0" card is made with a limit of
+/// one cent instead (and paused, as every new card is).
+fn lithic_safe(new: &NewCard) -> NewCard {
+    NewCard {
+        memo: new.memo.clone(),
+        spend_limit_cents: new.spend_limit_cents.max(1),
+    }
+}
+
 impl CardProvider for Lithic {
     fn name(&self) -> &'static str {
         NAME
@@ -56,7 +65,7 @@ impl CardProvider for Lithic {
                 Method::POST,
                 "/v1/cards",
                 &[],
-                Some(&create_body(new)),
+                Some(&create_body(&lithic_safe(new))),
                 Idempotency::Create,
             )
             .await?;
