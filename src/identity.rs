@@ -79,7 +79,7 @@ mod tests {
             let id = placeholder("PO Box 12, 101 Reykjavik");
             let dob = chrono::NaiveDate::parse_from_str(&id.date_of_birth, "%Y-%m-%d").unwrap();
             let age_days = (Utc::now().date_naive() - dob).num_days();
-            assert!(age_days >= 25 * 365 && age_days <= 61 * 366, "{id:?}");
+            assert!((25 * 365..=61 * 366).contains(&age_days), "{id:?}");
             assert_eq!(id.address.as_deref(), Some("PO Box 12, 101 Reykjavik"));
             assert!(id.name.contains(' '));
         }

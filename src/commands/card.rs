@@ -37,7 +37,9 @@ impl CardCommand {
                 .ok_or_else(|| invalid("missing argument limit (an amount such as 25 or 25.50)"))?;
             if cents == 0 {
                 // At Lithic a limit of 0 means no limit at all.
-                return Err(invalid("limit must be more than 0; use card.pause to stop charges"));
+                return Err(invalid(
+                    "limit must be more than 0; use card.pause to stop charges",
+                ));
             }
             CardAction::Fund(cents)
         } else {

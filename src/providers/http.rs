@@ -156,7 +156,11 @@ impl ProviderClient {
         for (k, v) in extra {
             headers.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
+        // No redirects: these APIs do not send them, reqwest strips only the standard auth
+        // headers on a cross-host redirect (SimpleLogin's `Authentication` would follow it), and
+        // a redirect could lead to plain http that `check_base_url` refuses.
         let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)
             .connect_timeout(Duration::from_secs(5))
             .user_agent("pane-agent")

@@ -6,6 +6,8 @@
 //! `GET /api/aliases/{id}` -> alias; `POST /api/aliases/{id}/toggle` -> `{enabled}`;
 //! `DELETE /api/aliases/{id}` -> `{deleted: true}`; errors are `{"error": "..."}`. Alias
 //! fields used: `id` (integer), `email`, `enabled`, `note`, `nb_forward`, `nb_block`.
+//! A missing alias is 400 `{"error": "Unknown error"}` on GET and 403 `{"error": "Forbidden"}`
+//! on toggle and DELETE (app/api/views/alias.py), not 404.
 
 use super::addy::path_segment;
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
@@ -137,10 +139,22 @@ impl AliasProvider for SimpleLogin {
             return Ok(());
         }
         let path = format!("/api/aliases/{}/toggle", path_segment(id)?);
-        let r = self
+        // A toggle sent twice undoes itself, so it is not repeated after an answer that may
+        // follow a change (a 500, a timeout); reading the alias again settles what happened.
+        let r = match self
             .client
-            .request(Method::POST, &path, &[], None, Idempotency::Idempotent)
-            .await?;
+            .request(Method::POST, &path, &[], None, Idempotency::Create)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) if e.outcome_unknown() => {
+                return match self.get(id).await {
+                    Ok(a) if a.active == active => Ok(()),
+                    _ => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let t: Toggled = decode(NAME, r.body)?;
         if t.enabled != active {
             return Err(ProviderError::Decode {
@@ -159,6 +173,21 @@ impl AliasProvider for SimpleLogin {
             .await
         {
             Err(ProviderError::Rejected { status: 404, .. }) => Ok(()),
+            // SimpleLogin answers a missing alias (one an earlier attempt already deleted, say)
+            // with 403 {"error": "Forbidden"}, the same as another account's alias
+            // (app/api/views/alias.py). GET tells them apart: a missing alias is 400 there.
+            Err(ProviderError::KeyRejected {
+                status: 403,
+                message,
+                ..
+            }) if message == "Forbidden" => match self.get(id).await {
+                Err(ProviderError::Rejected { status: 400, .. }) => Ok(()),
+                _ => Err(ProviderError::KeyRejected {
+                    provider: NAME,
+                    status: 403,
+                    message,
+                }),
+            },
             other => other.map(|_| ()),
         }
     }

@@ -212,3 +212,4 @@ pub fn assert_error(reply: &Value, kind: &str) {
     );
     assert!(reply["error"].is_string(), "{reply}");
 }
+pub mod providers;
