@@ -54,6 +54,71 @@ pub struct Config {
     pub cards: CardsConfig,
     /// Placeholder identities.
     pub identity: IdentityConfig,
+    /// The breach monitor.
+    pub breach: BreachConfig,
+    /// Scheduled jobs.
+    pub schedule: ScheduleConfig,
+}
+
+/// `[breach]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreachConfig {
+    /// Burn a context as soon as an incident is found, without asking. Off by default: the
+    /// burn is queued as an approval.
+    pub auto_burn: bool,
+    /// The IMAP mailbox the aliases forward to.
+    pub imap: ImapConfig,
+}
+
+/// `[breach.imap]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImapConfig {
+    /// Server host; empty means the IMAP source is off.
+    pub host: String,
+    /// Server port.
+    pub port: u16,
+    /// `tls` (implicit TLS), `starttls`, or `none` (loopback only).
+    pub tls: String,
+    /// Login name; the password is `PANE_IMAP_PASSWORD`.
+    pub user: String,
+    /// The mailbox to read.
+    pub mailbox: String,
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            host: String::new(),
+            port: 993,
+            tls: "tls".into(),
+            user: String::new(),
+            mailbox: "INBOX".into(),
+        }
+    }
+}
+
+/// `[schedule]`: cron expressions (seconds minutes hours day-of-month month day-of-week).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// When the breach monitor sweeps every source.
+    pub breach_sweep: String,
+    /// When the weekly digest goes to the owner.
+    pub weekly_digest: String,
+    /// When the owner is reminded to rotate the command secret.
+    pub secret_rotation_reminder: String,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            breach_sweep: "0 0 * * * *".into(),
+            weekly_digest: "0 0 9 * * Mon".into(),
+            secret_rotation_reminder: "0 0 9 1 1,4,7,10 *".into(),
+        }
+    }
 }
 
 /// `[aliases]`
@@ -300,6 +365,27 @@ max_limit = 1000
 # The postal address placeholder identities give: a P.O. box or mail-forwarding address,
 # never your real one. Empty = placeholders have no address.
 forwarding_address = ""
+
+[breach]
+# Burn (expire) a context as soon as an incident is found, without asking. Off: the burn is
+# queued as an approval.
+auto_burn = false
+
+[breach.imap]
+# The mailbox the aliases forward to. Empty host = this source is off.
+# The password comes from PANE_IMAP_PASSWORD. tls = "tls" | "starttls" | "none" (loopback only).
+host = ""
+port = 993
+tls = "tls"
+user = ""
+mailbox = "INBOX"
+
+[schedule]
+# Cron expressions with seconds: sec min hour day-of-month month day-of-week (UTC).
+# A run missed while the agent was down runs once at start.
+breach_sweep = "0 0 * * * *"
+weekly_digest = "0 0 9 * * Mon"
+secret_rotation_reminder = "0 0 9 1 1,4,7,10 *"
 "#;
 
 impl Config {
@@ -330,6 +416,43 @@ impl Config {
                 "[aliases] provider = {:?}: use \"addy\" or \"simplelogin\"",
                 self.aliases.provider
             )));
+        }
+        for (name, expr) in [
+            ("breach_sweep", &self.schedule.breach_sweep),
+            ("weekly_digest", &self.schedule.weekly_digest),
+            (
+                "secret_rotation_reminder",
+                &self.schedule.secret_rotation_reminder,
+            ),
+        ] {
+            if !expr.trim().is_empty() {
+                <cron::Schedule as std::str::FromStr>::from_str(expr).map_err(|e| {
+                    ConfigError::Invalid(format!(
+                        "[schedule] {name} = {expr:?} is not a cron expression: {e}"
+                    ))
+                })?;
+            }
+        }
+        match self.breach.imap.tls.as_str() {
+            "tls" | "starttls" => {}
+            "none" => {
+                let host = self.breach.imap.host.trim();
+                let loopback = host.is_empty()
+                    || host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                if !loopback {
+                    return Err(ConfigError::Invalid(format!(
+                        "[breach.imap] tls = \"none\" is allowed only for a loopback host, not {host:?}"
+                    )));
+                }
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "[breach.imap] tls = {other:?}: use \"tls\", \"starttls\" or \"none\""
+                )))
+            }
         }
         if !matches!(self.cards.provider.as_str(), "privacy" | "lithic") {
             return Err(ConfigError::Invalid(format!(

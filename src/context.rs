@@ -91,6 +91,9 @@ pub struct Context {
     pub identity: Option<Identity>,
     /// Breach incidents recorded against it.
     pub incidents: u64,
+    /// More sender domains that belong to the site (its mail service, say).
+    #[serde(default)]
+    pub sender_domains: Vec<String>,
     /// When it was expired.
     pub expired_at: Option<String>,
 }

@@ -15,6 +15,7 @@
 pub mod actors;
 pub mod audit;
 pub mod auth;
+pub mod breach;
 pub mod channels;
 pub mod cli;
 pub mod commands;

@@ -46,6 +46,10 @@ pub struct Store {
     pub contexts: sled::Tree,
     /// Creates in flight (see `context::Intent`), keyed by context and kind.
     pub intents: sled::Tree,
+    /// Breach incidents, keyed by context and sender domain.
+    pub incidents: sled::Tree,
+    /// Fingerprints of messages already counted by the breach monitor.
+    pub breach_seen: sled::Tree,
     /// Outgoing messages, keyed by big-endian sequence number.
     pub outbox: sled::Tree,
     /// Small records: the audit head and anchor, counters.
@@ -72,6 +76,8 @@ impl Store {
             contexts: db.open_tree("contexts")?,
             outbox: db.open_tree("outbox")?,
             intents: db.open_tree("intents")?,
+            incidents: db.open_tree("incidents")?,
+            breach_seen: db.open_tree("breach_seen")?,
             meta: db.open_tree("meta")?,
             db,
         })

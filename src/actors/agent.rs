@@ -5,10 +5,12 @@
 //! cache, rate limits and approvals need no locks. It answers over a `oneshot` after the
 //! store is flushed, and ends when every handle is dropped.
 
+use crate::actors::breach::BreachHandle;
 use crate::actors::enroll::{EnrollHandle, EnrollMessage};
 use crate::audit::AuditLog;
 use crate::auth::replay::ReplayCache;
 use crate::auth::{Envelope, SecretSet, WINDOW_SECS};
+use crate::breach::incidents::{Incident, Incidents};
 use crate::commands::Command;
 use crate::config::Config;
 use crate::context::Contexts;
@@ -233,6 +235,10 @@ pub struct Services {
     pub contexts: Contexts,
     /// The enrollment actor, which owns every change to contexts.
     pub enroll: EnrollHandle,
+    /// The breach monitor.
+    pub breach: BreachHandle,
+    /// Breach incidents.
+    pub incidents: Incidents,
 }
 
 /// Everything the actor owns.
@@ -372,15 +378,17 @@ impl Core {
                     )?;
                     return Err(e);
                 }
-                self.ask_owner(&command, envelope, inv)
+                self.ask_owner(&command, &envelope.args, inv)
             }
         }
     }
 
-    fn ask_owner(
+    /// Opens an approval for `command` with exactly `args`, queues the prompt for the owner,
+    /// and returns the reply that says what will happen.
+    pub fn ask_owner(
         &mut self,
         command: &Command,
-        envelope: &Envelope,
+        args: &serde_json::Map<String, Value>,
         inv: &Invocation,
     ) -> Result<Value, CommandError> {
         let summary = command.describe(self);
@@ -388,8 +396,8 @@ impl Core {
             .policy
             .approvals
             .create(
-                &envelope.cmd,
-                &envelope.args,
+                command.name(),
+                args,
                 &summary,
                 inv.channel.as_str(),
                 inv.now,
@@ -405,13 +413,13 @@ impl Core {
         self.audit_event(
             "policy.approval_required",
             inv,
-            json!({"tool": command.tool().name, "code": code, "action": envelope.cmd, "args": envelope.args, "expires_at": approval.deadline_rfc3339()}),
+            json!({"tool": command.tool().name, "code": code, "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
         )?;
         self.notify(MessageKind::Prompt, &prompt)?;
         Ok(json!({
             "status": "approval_required",
             "code": code,
-            "action": envelope.cmd,
+            "action": command.name(),
             "prompt": prompt,
             "expires_at": approval.deadline_rfc3339(),
         }))
@@ -592,6 +600,82 @@ impl Core {
         Ok(())
     }
 
+    /// Sweeps every breach source, then alerts the owner once per new incident and queues
+    /// the burn (or burns at once with `auto_burn`).
+    pub async fn sweep(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+        let report = self
+            .services
+            .breach
+            .sweep()
+            .await
+            .map_err(|e| self.internal(e))?;
+        for source in report.sources.iter().filter(|s| !s.ok) {
+            self.audit_event(
+                "breach.source_down",
+                inv,
+                json!({"source": source.source, "error": source.error}),
+            )?;
+        }
+        // Everything not yet alerted, which includes what a crash left un-alerted.
+        let pending = self
+            .services
+            .incidents
+            .unalerted()
+            .map_err(|e| self.internal(e))?;
+        for incident in pending {
+            self.raise_incident(incident, inv).await?;
+        }
+        serde_json::to_value(&report).map_err(|e| self.internal(e))
+    }
+
+    async fn raise_incident(
+        &mut self,
+        mut incident: Incident,
+        inv: &Invocation,
+    ) -> Result<(), CommandError> {
+        self.audit_event(
+            "breach.incident",
+            inv,
+            serde_json::to_value(&incident).unwrap_or_default(),
+        )?;
+        let mut alert = format!(
+            "⚠ breach signal: {} ← {} ({} message(s), first {}; sample subject: \"{}\"). The site may have leaked or sold this alias.",
+            incident.context, incident.sender_domain, incident.count, incident.first_seen, incident.sample_subject
+        );
+        let expire = Command::parse("expire", &json_args(&incident.context));
+        let ctx_active = self
+            .services
+            .contexts
+            .get(&incident.context)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.state != crate::context::ContextState::Expired);
+        if let (Ok(expire), true) = (expire, ctx_active) {
+            if self.config.breach.auto_burn {
+                let result = Box::pin(self.run_action(expire, inv)).await;
+                alert.push_str(match result {
+                    Ok(_) => " auto_burn is on: the context was expired.",
+                    Err(_) => {
+                        " auto_burn is on, but expiring the context failed; see the audit log."
+                    }
+                });
+            } else {
+                let asked = self.ask_owner(&expire, &json_args(&incident.context), inv)?;
+                let code = asked["code"].as_str().unwrap_or_default().to_string();
+                alert.push_str(&format!(
+                    " A burn is queued: `approve {code}` expires the context."
+                ));
+                incident.burn_code = Some(code);
+            }
+        }
+        self.notify(MessageKind::Alert, &alert)?;
+        incident.alerted = true;
+        self.services
+            .incidents
+            .put(&incident)
+            .map_err(|e| self.internal(e))
+    }
+
     /// Refuses a spend limit above `[cards] max_limit`.
     pub fn check_card_limit(&self, cents: u64) -> Result<(), CommandError> {
         if self.config.cards.provider == "privacy" && cents % 100 != 0 {
@@ -688,6 +772,12 @@ impl Core {
         }
         Reply::Err(error)
     }
+}
+
+fn json_args(context: &str) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("context".into(), Value::String(context.to_string()));
+    m
 }
 
 fn command_is_read(name: &str) -> bool {

@@ -35,6 +35,8 @@ pub struct EnrollRequest {
     pub identity: bool,
     /// The owner's note.
     pub note: Option<String>,
+    /// More sender domains that belong to the site.
+    pub sender_domains: Vec<String>,
 }
 
 type Reply = oneshot::Sender<Result<Value, CommandError>>;
@@ -163,6 +165,7 @@ pub fn context_view(ctx: &Context) -> Value {
         })),
         "identity": ctx.identity,
         "incidents": ctx.incidents,
+        "sender_domains": ctx.sender_domains,
         "expired_at": ctx.expired_at,
     })
 }
@@ -267,6 +270,7 @@ impl Enrollment {
                 card: None,
                 identity: req.identity.then(|| crate::identity::placeholder(&self.forwarding_address)),
                 incidents: 0,
+                sender_domains: req.sender_domains.clone(),
                 expired_at: None,
             },
         };

@@ -4,5 +4,6 @@
 
 pub mod agent;
 pub mod alias;
+pub mod breach;
 pub mod card;
 pub mod enroll;

@@ -6,9 +6,12 @@
 use super::DataDirArg;
 use crate::actors::agent::{AgentHandle, Core, Services};
 use crate::actors::alias::{AliasHandle, AnyAlias};
+use crate::actors::breach::BreachHandle;
 use crate::actors::card::{AnyCard, CardHandle};
 use crate::actors::enroll::EnrollHandle;
 use crate::auth::SecretSet;
+use crate::breach::imap::ImapSource;
+use crate::breach::incidents::Incidents;
 use crate::channels::control_socket::{self, ControlSocket};
 use crate::channels::http;
 use crate::config::Config;
@@ -136,6 +139,11 @@ impl Daemon {
                 cards,
                 config.identity.forwarding_address.clone(),
             ),
+            breach: BreachHandle::start(
+                store.clone(),
+                ImapSource::from_config(&config.breach.imap),
+            ),
+            incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
         };
         let core = Core::new(store.clone(), secrets, config, redactor, services);
         let (agent, agent_task) = AgentHandle::start(core);

@@ -17,7 +17,7 @@ pub struct Enroll {
 impl Enroll {
     /// Parses and checks the arguments.
     pub fn parse(args: &Args<'_>) -> Result<Enroll, CommandError> {
-        args.only(&["url", "alias", "card", "identity", "note"])?;
+        args.only(&["url", "alias", "card", "identity", "note", "senders"])?;
         let site = args.string("url")?;
         let url = url::Url::parse(&site)
             .ok()
@@ -54,8 +54,25 @@ impl Enroll {
         if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
             return Err(invalid("note is longer than 500 characters"));
         }
+        let sender_domains = match args.0.get("senders") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= 20 => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .and_then(crate::breach::matching::registrable)
+                        .ok_or_else(|| {
+                            invalid(
+                                "senders must be a list of domain names such as [\"mailgun.net\"]",
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(invalid("senders must be a list of at most 20 domain names")),
+        };
         Ok(Enroll {
             request: EnrollRequest {
+                sender_domains,
                 name,
                 site: url.to_string(),
                 host,

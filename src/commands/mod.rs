@@ -9,15 +9,18 @@ pub mod approvals;
 pub mod approve;
 pub mod audit;
 pub mod card;
+pub mod check_incidents;
 pub mod deny;
 pub mod enroll;
 pub mod expire;
 pub mod grant;
 pub mod help;
+pub mod incident_ack;
 pub mod list;
 pub mod lockdown;
 pub mod revoke;
 pub mod status;
+pub mod sweep;
 pub mod transactions;
 
 use crate::actors::agent::{Core, Invocation};
@@ -59,6 +62,12 @@ pub enum Command {
     Transactions(transactions::Transactions),
     /// `expire {context}`
     Expire(expire::Expire),
+    /// `sweep`
+    Sweep(sweep::Sweep),
+    /// `check-incidents`
+    CheckIncidents(check_incidents::CheckIncidents),
+    /// `incident.ack {id}`
+    IncidentAck(incident_ack::IncidentAck),
 }
 
 impl Command {
@@ -94,6 +103,11 @@ impl Command {
             "card.close" => Command::Card(card::CardCommand::parse(&a, false, true)?),
             "transactions" => Command::Transactions(transactions::Transactions::parse(&a)?),
             "expire" => Command::Expire(expire::Expire::parse(&a)?),
+            "sweep" => Command::Sweep(sweep::Sweep::parse(&a)?),
+            "check-incidents" => {
+                Command::CheckIncidents(check_incidents::CheckIncidents::parse(&a)?)
+            }
+            "incident.ack" => Command::IncidentAck(incident_ack::IncidentAck::parse(&a)?),
             other => {
                 return Err(CommandError::new(
                     ErrorKind::UnknownCommand,
@@ -129,6 +143,9 @@ impl Command {
             },
             Command::Transactions(_) => "transactions",
             Command::Expire(_) => "expire",
+            Command::Sweep(_) => "sweep",
+            Command::CheckIncidents(_) => "check-incidents",
+            Command::IncidentAck(_) => "incident.ack",
         }
     }
 
@@ -201,6 +218,9 @@ impl Command {
             Command::Card(c) => c.execute(core).await,
             Command::Transactions(c) => c.execute(core).await,
             Command::Expire(c) => c.execute(core).await,
+            Command::Sweep(c) => c.execute(core, inv).await,
+            Command::CheckIncidents(c) => c.execute(core),
+            Command::IncidentAck(c) => c.execute(core),
         }
     }
 }
@@ -370,6 +390,7 @@ mod tests {
                 "{tool}" => serde_json::json!({"tool": "list"}),
                 "{context}" => serde_json::json!({"context": "notion"}),
                 "{context, limit}" => serde_json::json!({"context": "notion", "limit": 5}),
+                "{id}" => serde_json::json!({"id": "i-0123456789"}),
                 u if u.starts_with("{url") => serde_json::json!({"url": "https://www.notion.so/x"}),
                 _ => serde_json::json!({}),
             };

@@ -117,7 +117,7 @@ pub const TOOLS: &[ToolSpec] = &[
         "enroll",
         Tier::Write,
         true,
-        "{url, alias?, card?: {limit}, identity?, note?}",
+        "{url, alias?, card?: {limit}, identity?, note?, senders?}",
         "make a context: alias, paused card, placeholder identity",
     ),
     tool(
@@ -175,6 +175,27 @@ pub const TOOLS: &[ToolSpec] = &[
         true,
         "{context}",
         "burn the context: alias deleted, card closed (needs approval)",
+    ),
+    tool(
+        "sweep",
+        Tier::Write,
+        true,
+        "",
+        "run the breach monitor over every source now",
+    ),
+    tool(
+        "check-incidents",
+        Tier::Read,
+        true,
+        "",
+        "list breach incidents",
+    ),
+    tool(
+        "incident.ack",
+        Tier::Write,
+        true,
+        "{id}",
+        "acknowledge an incident",
     ),
 ];
 

@@ -1,0 +1,204 @@
+//! The breach monitor: reads every source, matches each message's sender against the site
+//! its alias was given to, and records incidents. It reports new incidents to its caller
+//! (the agent), which alerts the owner and queues the burn.
+//!
+//! A source that is down is reported and skipped; its cursor does not move, so nothing is
+//! lost: the next sweep reads what this one could not.
+
+use crate::breach::imap::{Cursor, ImapError, ImapSource};
+use crate::breach::incidents::{Incident, Incidents};
+use crate::breach::matching::{belongs, observe};
+use crate::context::Contexts;
+use crate::store::{decode, encode, Store, StoreError};
+use serde::Serialize;
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+const IMAP_CURSOR_KEY: &[u8] = b"breach.imap.cursor";
+
+/// How one source fared in a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceReport {
+    /// The source.
+    pub source: &'static str,
+    /// True when it was read.
+    pub ok: bool,
+    /// Messages fetched from it.
+    pub fetched: usize,
+    /// True when its UIDVALIDITY changed and it was read from the start.
+    pub rescanned: bool,
+    /// Why it could not be read.
+    pub error: Option<String>,
+}
+
+/// The result of one sweep.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SweepReport {
+    /// Each source.
+    pub sources: Vec<SourceReport>,
+    /// Messages whose sender belongs to the site.
+    pub expected: usize,
+    /// Messages to addresses no context owns.
+    pub unmatched: usize,
+    /// Incidents seen for the first time.
+    pub new_incidents: Vec<Incident>,
+    /// Incidents seen again (count increased).
+    pub repeated: usize,
+}
+
+/// What the breach monitor can be asked.
+#[derive(Debug)]
+pub enum BreachMessage {
+    /// Sweep every source now.
+    Sweep(oneshot::Sender<Result<SweepReport, StoreError>>),
+}
+
+/// The handle.
+#[derive(Clone, Debug)]
+pub struct BreachHandle {
+    sender: mpsc::Sender<BreachMessage>,
+}
+
+struct BreachMonitor {
+    store: Store,
+    contexts: Contexts,
+    incidents: Incidents,
+    imap: Option<Result<ImapSource, ImapError>>,
+    receiver: mpsc::Receiver<BreachMessage>,
+}
+
+impl BreachHandle {
+    /// Starts the monitor with its sources.
+    pub fn start(store: Store, imap: Option<Result<ImapSource, ImapError>>) -> BreachHandle {
+        let (sender, receiver) = mpsc::channel(16);
+        let monitor = BreachMonitor {
+            contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
+            incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
+            store,
+            imap,
+            receiver,
+        };
+        tokio::spawn(monitor.run());
+        BreachHandle { sender }
+    }
+
+    /// Sweeps every source and returns what was found.
+    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        let stopped = || StoreError::Corrupt("the breach monitor stopped".into());
+        self.sender
+            .send(BreachMessage::Sweep(reply))
+            .await
+            .map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+}
+
+impl BreachMonitor {
+    async fn run(mut self) {
+        while let Some(msg) = self.receiver.recv().await {
+            match msg {
+                BreachMessage::Sweep(reply) => {
+                    let _ = reply.send(self.sweep().await);
+                }
+            }
+        }
+    }
+
+    async fn sweep(&mut self) -> Result<SweepReport, StoreError> {
+        let mut report = SweepReport::default();
+        match &self.imap {
+            None => {}
+            Some(Err(e)) => report.sources.push(SourceReport {
+                source: "imap",
+                ok: false,
+                fetched: 0,
+                rescanned: false,
+                error: Some(e.to_string()),
+            }),
+            Some(Ok(source)) => {
+                let source = source.clone();
+                self.sweep_imap(&source, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sweep_imap(
+        &mut self,
+        source: &ImapSource,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let cursor: Option<Cursor> = self
+            .store
+            .meta
+            .get(IMAP_CURSOR_KEY)?
+            .map(|b| decode(&b))
+            .transpose()?;
+        let batch = match source.read_new(cursor).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "IMAP source unavailable; its cursor stays where it was");
+                report.sources.push(SourceReport {
+                    source: "imap",
+                    ok: false,
+                    fetched: 0,
+                    rescanned: false,
+                    error: Some(e.to_string()),
+                });
+                return Ok(());
+            }
+        };
+        let by_alias: HashMap<String, crate::context::Context> = self
+            .contexts
+            .all()?
+            .into_iter()
+            .filter_map(|c| {
+                let email = c.alias.as_ref()?.email.to_ascii_lowercase();
+                Some((email, c))
+            })
+            .collect();
+        let mut touched: HashMap<String, u64> = HashMap::new();
+        for (_uid, header) in &batch.messages {
+            let Some(obs) = observe(header) else {
+                report.unmatched += 1;
+                continue;
+            };
+            let Some(ctx) = by_alias.get(&obs.alias) else {
+                report.unmatched += 1;
+                continue;
+            };
+            if belongs(&obs.sender_domain, &ctx.domain, &ctx.sender_domains) {
+                report.expected += 1;
+                continue;
+            }
+            match self.incidents.record(&ctx.name, &obs, "imap")? {
+                Some((incident, true)) => {
+                    *touched.entry(ctx.name.clone()).or_default() += 1;
+                    report.new_incidents.push(incident);
+                }
+                Some((_, false)) => report.repeated += 1,
+                None => {}
+            }
+        }
+        for (name, new) in touched {
+            if let Some(mut ctx) = self.contexts.get(&name)? {
+                ctx.incidents += new;
+                self.contexts.put(&ctx)?;
+            }
+        }
+        // The cursor moves only after everything it covers is recorded.
+        if let Some(c) = batch.cursor {
+            self.store.meta.insert(IMAP_CURSOR_KEY, encode(&c)?)?;
+        }
+        self.store.flush().await?;
+        report.sources.push(SourceReport {
+            source: "imap",
+            ok: true,
+            fetched: batch.messages.len(),
+            rescanned: batch.rescanned,
+            error: None,
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,208 @@
+//! The IMAP source: the mailbox the aliases forward to, read incrementally.
+//!
+//! The cursor is (UIDVALIDITY, last UID seen). A sweep selects the mailbox and, when
+//! `UIDNEXT` shows nothing new, fetches nothing at all; otherwise it fetches only the headers
+//! (`BODY.PEEK[HEADER]`, which leaves messages unread) of UIDs after the cursor. A changed
+//! UIDVALIDITY means the old UIDs mean nothing: the mailbox is read again from the start, and
+//! the incident store's fingerprints keep a message from being counted twice.
+
+use crate::config::ImapConfig;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// How far the mailbox has been read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// The mailbox's UIDVALIDITY when it was read.
+    pub uid_validity: u32,
+    /// The highest UID read.
+    pub last_uid: u32,
+}
+
+/// What one read returned.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// (UID, raw header block) of each new message.
+    pub messages: Vec<(u32, Vec<u8>)>,
+    /// The cursor to store once the messages are recorded.
+    pub cursor: Option<Cursor>,
+    /// True when UIDVALIDITY changed and the mailbox was read from the start.
+    pub rescanned: bool,
+}
+
+/// Why the source could not be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ImapError {
+    /// Not configured or no password.
+    #[error("IMAP is not configured: {0}")]
+    NotConfigured(String),
+    /// Connecting, TLS, login or a command failed.
+    #[error("IMAP {0}")]
+    Failed(String),
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Stream for T {}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The IMAP source.
+#[derive(Clone)]
+pub struct ImapSource {
+    config: ImapConfig,
+    password: String,
+}
+
+impl std::fmt::Debug for ImapSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ImapSource({}@{}:{})",
+            self.config.user, self.config.host, self.config.port
+        )
+    }
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> ImapError {
+    ImapError::Failed(format!(
+        "{what}: {}",
+        crate::redact::truncate(&e.to_string(), 200)
+    ))
+}
+
+impl ImapSource {
+    /// The source from the config, with the password from `PANE_IMAP_PASSWORD`; None when
+    /// no host is configured (the source is off).
+    pub fn from_config(config: &ImapConfig) -> Option<Result<ImapSource, ImapError>> {
+        if config.host.trim().is_empty() {
+            return None;
+        }
+        let password = match std::env::var("PANE_IMAP_PASSWORD") {
+            Ok(p) if !p.is_empty() => p,
+            _ => {
+                return Some(Err(ImapError::NotConfigured(
+                    "set PANE_IMAP_PASSWORD".into(),
+                )))
+            }
+        };
+        Some(Ok(ImapSource {
+            config: config.clone(),
+            password,
+        }))
+    }
+
+    async fn connect(&self) -> Result<Box<dyn Stream>, ImapError> {
+        let addr = (self.config.host.as_str(), self.config.port);
+        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| failed("connect", "timed out"))?
+            .map_err(|e| failed("connect", e))?;
+        match self.config.tls.as_str() {
+            "tls" => Ok(Box::new(self.tls(tcp).await?)),
+            "starttls" => {
+                let mut client = async_imap::Client::new(tcp);
+                client
+                    .read_response()
+                    .await
+                    .map_err(|e| failed("greeting", e))?;
+                client
+                    .run_command_and_check_ok("STARTTLS", None)
+                    .await
+                    .map_err(|e| failed("STARTTLS", e))?;
+                let tcp = client.into_inner();
+                Ok(Box::new(self.tls(tcp).await?))
+            }
+            _ => Ok(Box::new(tcp)),
+        }
+    }
+
+    async fn tls(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ImapError> {
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| failed("TLS", e))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from(self.config.host.clone())
+            .map_err(|e| failed("TLS name", e))?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| failed("TLS", e))
+    }
+
+    /// Reads the headers of every message after `cursor`.
+    pub async fn read_new(&self, cursor: Option<Cursor>) -> Result<Batch, ImapError> {
+        tokio::time::timeout(TIMEOUT * 4, self.read_new_inner(cursor))
+            .await
+            .map_err(|_| failed("sweep", "timed out"))?
+    }
+
+    async fn read_new_inner(&self, cursor: Option<Cursor>) -> Result<Batch, ImapError> {
+        let stream = self.connect().await?;
+        let mut client = async_imap::Client::new(stream);
+        if self.config.tls != "starttls" {
+            client
+                .read_response()
+                .await
+                .map_err(|e| failed("greeting", e))?;
+        }
+        let mut session = client
+            .login(&self.config.user, &self.password)
+            .await
+            .map_err(|(e, _)| failed("login", e))?;
+        let mailbox = session
+            .select(&self.config.mailbox)
+            .await
+            .map_err(|e| failed("select", e))?;
+        let uid_validity = mailbox
+            .uid_validity
+            .ok_or_else(|| failed("select", "the server sent no UIDVALIDITY"))?;
+        let (start, rescanned) = match cursor {
+            Some(c) if c.uid_validity == uid_validity => (c.last_uid.saturating_add(1), false),
+            Some(_) => (1, true),
+            None => (1, false),
+        };
+        let mut batch = Batch {
+            messages: Vec::new(),
+            cursor: Some(Cursor {
+                uid_validity,
+                last_uid: start.saturating_sub(1),
+            }),
+            rescanned,
+        };
+        let nothing_new = mailbox.uid_next.is_some_and(|next| next <= start) || mailbox.exists == 0;
+        if !nothing_new {
+            let mut fetches = session
+                .uid_fetch(format!("{start}:*"), "(UID BODY.PEEK[HEADER])")
+                .await
+                .map_err(|e| failed("fetch", e))?;
+            while let Some(item) = fetches.next().await {
+                let fetch = item.map_err(|e| failed("fetch", e))?;
+                // `N:*` also returns the last message when N is past the end: skip it.
+                let Some(uid) = fetch.uid.filter(|u| *u >= start) else {
+                    continue;
+                };
+                if let Some(header) = fetch.header() {
+                    batch.messages.push((uid, header.to_vec()));
+                }
+                if let Some(c) = batch.cursor.as_mut() {
+                    c.last_uid = c.last_uid.max(uid);
+                }
+            }
+        }
+        let _ = session.logout().await;
+        Ok(batch)
+    }
+}

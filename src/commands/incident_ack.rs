@@ -1,0 +1,45 @@
+//! `incident.ack {id}`: the owner has seen an incident (it stays in the record).
+
+use super::{invalid, Args};
+use crate::actors::agent::Core;
+use crate::reply::{CommandError, ErrorKind};
+use serde_json::{json, Value};
+
+/// `incident.ack {id}`
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentAck {
+    /// The incident's id (`i-` and 10 hex).
+    pub id: String,
+}
+
+impl IncidentAck {
+    /// Parses `{id}`.
+    pub fn parse(args: &Args<'_>) -> Result<IncidentAck, CommandError> {
+        args.only(&["id"])?;
+        let id = args.string("id")?;
+        let ok = id.len() == 12
+            && id.starts_with("i-")
+            && id[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(invalid("id must look like i-0123456789"));
+        }
+        Ok(IncidentAck { id })
+    }
+
+    /// Marks it acknowledged.
+    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+        let incidents = &core.services.incidents;
+        let mut incident = incidents
+            .by_id(&self.id)
+            .map_err(|e| core.internal(e))?
+            .ok_or_else(|| {
+                CommandError::new(
+                    ErrorKind::NotFound,
+                    format!("incident not found: {}", self.id),
+                )
+            })?;
+        incident.acked = true;
+        incidents.put(&incident).map_err(|e| core.internal(e))?;
+        Ok(json!({"status": "acknowledged", "incident": incident}))
+    }
+}
