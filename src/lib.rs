@@ -27,6 +27,7 @@ pub mod policy;
 pub mod providers;
 pub mod redact;
 pub mod reply;
+pub mod schedule;
 pub mod shutdown;
 pub mod store;
 pub mod unix;

@@ -19,6 +19,7 @@ use crate::policy::approvals::{Approval, ApprovalState};
 use crate::policy::{Decision, PolicyError, SecurityPolicy};
 use crate::redact::Redactor;
 use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::schedule::Job;
 use crate::store::Store;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{json, Value};
@@ -83,6 +84,13 @@ pub enum AgentMessage {
         /// Where the answer goes.
         reply: oneshot::Sender<Reply>,
     },
+    /// A scheduled job is due.
+    Job {
+        /// Which.
+        job: Job,
+        /// Told when it is done.
+        reply: oneshot::Sender<Reply>,
+    },
     /// A channel refused something before it was an envelope (too large, unreadable); the
     /// actor audits it like any other refusal and hands the reply back.
     Refused {
@@ -119,6 +127,20 @@ impl AgentHandle {
             reply,
         };
         if self.sender.send(msg).await.is_err() {
+            return unavailable();
+        }
+        answer.await.unwrap_or_else(|_| unavailable())
+    }
+
+    /// Runs a scheduled job and waits for it.
+    pub async fn run_job(&self, job: Job) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .sender
+            .send(AgentMessage::Job { job, reply })
+            .await
+            .is_err()
+        {
             return unavailable();
         }
         answer.await.unwrap_or_else(|_| unavailable())
@@ -207,6 +229,7 @@ impl Agent {
                 self.core.refuse(&Invocation::now(channel), error, None),
                 reply,
             ),
+            AgentMessage::Job { job, reply } => (self.core.run_job(job).await.into(), reply),
         };
         // Nothing is acknowledged before it is on disk.
         let answer = match self.core.store.flush().await {
@@ -600,6 +623,74 @@ impl Core {
         Ok(())
     }
 
+    /// Runs a scheduled job and records when it ran.
+    pub async fn run_job(&mut self, job: Job) -> Result<Value, CommandError> {
+        let inv = Invocation::now(Channel::Internal);
+        self.audit_event("schedule.run", &inv, json!({"job": job.name()}))?;
+        let result = match job {
+            Job::BreachSweep => self.sweep(&inv).await,
+            Job::WeeklyDigest => self.digest(&inv),
+            Job::SecretRotationReminder => {
+                self.notify(
+                    MessageKind::Alert,
+                    "Reminder: rotate the command secret (quarterly at least). Make a new one, keep the old one in previous_secrets for a grace period, then remove it.",
+                )?;
+                Ok(json!({"status": "reminded"}))
+            }
+        };
+        self.store
+            .meta
+            .insert(job.last_run_key(), inv.now.to_rfc3339().as_bytes())
+            .map_err(|e| self.internal(e))?;
+        result
+    }
+
+    fn digest(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+        let since =
+            (inv.now - ChronoDuration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let incidents: Vec<Incident> = self
+            .services
+            .incidents
+            .all()
+            .map_err(|e| self.internal(e))?
+            .into_iter()
+            .filter(|i| i.last_seen >= since)
+            .collect();
+        let pending = self
+            .policy
+            .approvals
+            .pending()
+            .map_err(|e| self.internal(e))?;
+        let expired: Vec<String> = self
+            .services
+            .contexts
+            .all()
+            .map_err(|e| self.internal(e))?
+            .into_iter()
+            .filter(|c| c.expired_at.as_deref().is_some_and(|t| t >= since.as_str()))
+            .map(|c| c.name)
+            .collect();
+        let mut text = format!(
+            "Weekly digest: {} incident(s), {} pending approval(s), {} context(s) expired this week.",
+            incidents.len(),
+            pending.len(),
+            expired.len()
+        );
+        for i in &incidents {
+            text.push_str(&format!("\n{}", crate::commands::check_incidents::line(i)));
+        }
+        for a in &pending {
+            text.push_str(&format!("\npending {}: {}", a.display_code(), a.summary));
+        }
+        for name in &expired {
+            text.push_str(&format!("\nexpired: {name}"));
+        }
+        self.notify(MessageKind::Alert, &text)?;
+        Ok(
+            json!({"incidents": incidents.len(), "pending_approvals": pending.len(), "expired": expired}),
+        )
+    }
+
     /// Sweeps every breach source, then alerts the owner once per new incident and queues
     /// the burn (or burns at once with `auto_burn`).
     pub async fn sweep(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
@@ -660,8 +751,27 @@ impl Core {
                     }
                 });
             } else {
-                let asked = self.ask_owner(&expire, &json_args(&incident.context), inv)?;
-                let code = asked["code"].as_str().unwrap_or_default().to_string();
+                // One queued burn per context: a later incident points at the pending one.
+                let pending = self
+                    .policy
+                    .approvals
+                    .pending()
+                    .map_err(|e| self.internal(e))?;
+                let existing = pending
+                    .iter()
+                    .find(|a| {
+                        a.cmd == "expire"
+                            && a.args.get("context").and_then(Value::as_str)
+                                == Some(&incident.context)
+                    })
+                    .map(|a| a.display_code());
+                let code = match existing {
+                    Some(code) => code,
+                    None => {
+                        let asked = self.ask_owner(&expire, &json_args(&incident.context), inv)?;
+                        asked["code"].as_str().unwrap_or_default().to_string()
+                    }
+                };
                 alert.push_str(&format!(
                     " A burn is queued: `approve {code}` expires the context."
                 ));

@@ -27,6 +27,15 @@ async fn main() -> anyhow::Result<ExitCode> {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
         CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::CheckIncidents(dir) => match cli::check_incidents::check_incidents(&dir).await?
+        {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+            }
+            Err(reply) => return Ok(cli::print_reply(&reply)),
+        },
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,6 +1,7 @@
 //! The `pane-agent` command line: one file per subcommand; `src/bin/pane-agent.rs` only
 //! parses and dispatches.
 
+pub mod check_incidents;
 pub mod command;
 pub mod demo;
 pub mod init;
@@ -34,6 +35,8 @@ pub enum CliCommand {
     Send(CommandArgs),
     /// Deliver a pre-signed envelope (the CLI-over-SSH channel) and print the reply.
     Command(command::CommandEnvelope),
+    /// Print the breach incidents, one line each.
+    CheckIncidents(DataDirArg),
     /// Start an agent on its embedded defaults in a temporary dir and show commands going through.
     Demo,
 }

@@ -145,6 +145,7 @@ impl Daemon {
             ),
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
         };
+        let jobs = crate::schedule::jobs(&config.schedule);
         let core = Core::new(store.clone(), secrets, config, redactor, services);
         let (agent, agent_task) = AgentHandle::start(core);
 
@@ -178,6 +179,16 @@ impl Daemon {
             }
             None => None,
         };
+        {
+            let shutdown = Shutdown::new(notify_shutdown.subscribe());
+            let agent = agent.clone();
+            let meta = store.meta.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                crate::schedule::run(jobs, meta, agent, shutdown).await;
+                drop(done);
+            });
+        }
         drop(done_tx);
         tracing::info!(
             socket = %socket.display(),

@@ -1,0 +1,329 @@
+//! The breach monitor end to end: a real Dovecot on loopback, the real binary, contexts made
+//! against the local addy.io and Privacy.com servers, and mail with addy.io, SimpleLogin and
+//! direct headers, including the tricky domains.
+
+mod common;
+
+use common::dovecot::{message, Dovecot};
+use common::providers::{self, MockServer};
+use common::{assert_error, Agent};
+use pane_agent::outbox::{MessageKind, Outbox};
+use pane_agent::store::Store;
+use serde_json::{json, Value};
+
+struct World {
+    agent: Agent,
+    imap: Dovecot,
+    aliases: MockServer,
+    _cards: MockServer,
+    alias: String,
+}
+
+fn world(edit: impl Fn(String) -> String) -> World {
+    let imap = Dovecot::start();
+    let aliases = providers::addy("k-addy-0001");
+    let cards = providers::privacy("k-privacy-0001");
+    let mut agent = Agent::init();
+    for (k, v) in [
+        ("ADDY_API_KEY", "k-addy-0001".to_string()),
+        ("ADDY_BASE_URL", aliases.base.clone()),
+        ("PRIVACY_API_KEY", "k-privacy-0001".to_string()),
+        ("PRIVACY_BASE_URL", cards.base.clone()),
+        ("PANE_IMAP_PASSWORD", imap.password.clone()),
+    ] {
+        agent.env.push((k.into(), v));
+    }
+    let config = pane_agent::config::TEMPLATE
+        .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
+        .replace("port = 993", &format!("port = {}", imap.port))
+        .replace("tls = \"tls\"", "tls = \"none\"")
+        .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
+        .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
+        .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
+        .replace(
+            "secret_rotation_reminder = \"0 0 9 1 1,4,7,10 *\"",
+            "secret_rotation_reminder = \"\"",
+        );
+    agent.write_config(&edit(config));
+    agent.spawn();
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://www.notion.so", "senders": ["mailgun.net"]}),
+    );
+    assert_eq!(r["status"], "enrolled", "{r}");
+    let alias = r["alias"]["email"].as_str().unwrap().to_string();
+    World {
+        agent,
+        imap,
+        aliases,
+        _cards: cards,
+        alias,
+    }
+}
+
+fn addy_mail(alias: &str, sender: &str, subject: &str) -> String {
+    message(
+        &[
+            ("From", "\"Forwarded\" <noreply@anonaddy.me>"),
+            ("To", alias),
+            ("X-AnonAddy-Original-Sender", sender),
+            ("Subject", subject),
+            (
+                "Message-ID",
+                &format!("<{}.{}@test>", subject.replace(' ', "-"), sender),
+            ),
+        ],
+        "body",
+    )
+}
+
+fn simplelogin_mail(alias: &str, sender: &str, subject: &str) -> String {
+    message(
+        &[
+            ("From", "\"Sender - at x\" <reply+abc@simplelogin.co>"),
+            ("To", "owner@real.example"),
+            (
+                "X-SimpleLogin-Original-From",
+                &format!("Someone <{sender}>"),
+            ),
+            ("X-SimpleLogin-Envelope-To", alias),
+            ("Subject", subject),
+            (
+                "Message-ID",
+                &format!("<sl-{}@test>", subject.replace(' ', "-")),
+            ),
+        ],
+        "body",
+    )
+}
+
+fn direct_mail(alias: &str, sender: &str, subject: &str) -> String {
+    message(
+        &[
+            ("From", &format!("Sender <{sender}>")),
+            ("Delivered-To", alias),
+            ("To", "undisclosed-recipients:;"),
+            ("Subject", subject),
+            (
+                "Message-ID",
+                &format!("<direct-{}@test>", subject.replace(' ', "-")),
+            ),
+        ],
+        "body",
+    )
+}
+
+fn sweep(agent: &Agent) -> Value {
+    let r = agent.send("sweep", json!({}));
+    assert!(r.get("error").is_none(), "{r}");
+    r
+}
+
+fn imap_report(r: &Value) -> &Value {
+    &r["sources"][0]
+}
+
+fn breach_alerts(agent: &mut Agent) -> Vec<String> {
+    agent.stop();
+    let store = Store::open(&agent.dir.join("store")).unwrap();
+    let alerts = Outbox::new(store.outbox.clone())
+        .pending(10_000)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.kind == MessageKind::Alert && m.body.contains("breach signal"))
+        .map(|m| m.body)
+        .collect();
+    drop(store);
+    agent.spawn();
+    alerts
+}
+
+#[test]
+fn a_sweep_finds_exactly_the_right_incidents_once() {
+    let mut w = world(|c| c);
+    let a = w.alias.clone();
+    w.imap
+        .append(&addy_mail(&a, "team@mail.notion.so", "Welcome"));
+    w.imap
+        .append(&addy_mail(&a, "bounce@mailgun.net", "Receipt"));
+    w.imap
+        .append(&addy_mail(&a, "deals@evilnotion.so", "Deal one"));
+    w.imap
+        .append(&simplelogin_mail(&a, "x@notion.so.evil.example", "Phish"));
+    w.imap
+        .append(&direct_mail(&a, "news@notion-so.com", "Lookalike"));
+    w.imap.append(&addy_mail(
+        "stranger@anonaddy.me",
+        "a@evil.example",
+        "Not ours",
+    ));
+    w.imap
+        .append(&addy_mail(&a, "more@evilnotion.so", "Deal two"));
+
+    let r = sweep(&w.agent);
+    assert_eq!(imap_report(&r)["ok"], true, "{r}");
+    assert_eq!(imap_report(&r)["fetched"], 7);
+    assert_eq!(
+        r["expected"], 2,
+        "notion.so and the listed mailgun.net belong: {r}"
+    );
+    assert_eq!(r["unmatched"], 1);
+    assert_eq!(r["repeated"], 1);
+    let mut found: Vec<&str> = r["new_incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["sender_domain"].as_str().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["evil.example", "evilnotion.so", "notion-so.com"]);
+
+    // One queued burn for the context, and one alert per incident.
+    let approvals = w.agent.send("approvals", json!({}));
+    assert_eq!(approvals["count"], 1, "{approvals}");
+    assert_eq!(approvals["pending"][0]["action"], "expire");
+    let status = w.agent.send("status", json!({"context": "notion"}));
+    assert_eq!(status["incidents"], 3);
+
+    let out = w.agent.cli(&["check-incidents"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("notion  ←  evilnotion.so"), "{text}");
+    assert!(text.lines().all(|l| l.starts_with("⚠  20")), "{text}");
+    let incidents = w.agent.send("check-incidents", json!({}));
+    let evil = incidents["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["sender_domain"] == "evilnotion.so")
+        .unwrap()
+        .clone();
+    assert_eq!(evil["count"], 2);
+    assert_eq!(evil["source"], "imap");
+
+    // Nothing new: nothing fetched, nothing alerted again.
+    let again = sweep(&w.agent);
+    assert_eq!(imap_report(&again)["fetched"], 0, "{again}");
+    assert!(again["new_incidents"].as_array().unwrap().is_empty());
+    assert_eq!(breach_alerts(&mut w.agent).len(), 3);
+
+    // The cursor survives a restart.
+    w.agent.restart();
+    assert_eq!(imap_report(&sweep(&w.agent))["fetched"], 0);
+    w.imap
+        .append(&direct_mail(&a, "team@notion.so", "Still fine"));
+    let one = sweep(&w.agent);
+    assert_eq!(imap_report(&one)["fetched"], 1, "{one}");
+    assert_eq!(one["expected"], 1);
+
+    // A new UIDVALIDITY: everything is read again, nothing is counted or alerted twice.
+    w.imap.reset_uidvalidity();
+    let rescan = sweep(&w.agent);
+    assert_eq!(imap_report(&rescan)["rescanned"], true, "{rescan}");
+    assert_eq!(imap_report(&rescan)["fetched"], 8);
+    assert!(rescan["new_incidents"].as_array().unwrap().is_empty());
+    assert_eq!(
+        w.agent.send("status", json!({"context": "notion"}))["incidents"],
+        3
+    );
+    assert_eq!(breach_alerts(&mut w.agent).len(), 3);
+
+    // Acknowledge one.
+    let id = evil["id"].as_str().unwrap();
+    assert_eq!(
+        w.agent.send("incident.ack", json!({"id": id}))["status"],
+        "acknowledged"
+    );
+    assert_error(
+        &w.agent.send("incident.ack", json!({"id": "i-0000000000"})),
+        "not_found",
+    );
+
+    // Approving the queued burn expires the context.
+    let code = approvals["pending"][0]["code"].as_str().unwrap();
+    let done = w.agent.send("approve", json!({"code": code}));
+    assert_eq!(done["result"]["status"], "expired", "{done}");
+    assert!(w.aliases.aliases().is_empty());
+}
+
+#[test]
+fn imap_down_then_up_loses_nothing() {
+    let mut w = world(|c| c);
+    let a = w.alias.clone();
+    w.imap
+        .append(&addy_mail(&a, "x@leaky.example", "Before the outage"));
+    w.imap.stop();
+    let down = sweep(&w.agent);
+    assert_eq!(imap_report(&down)["ok"], false, "{down}");
+    assert!(imap_report(&down)["error"]
+        .as_str()
+        .unwrap()
+        .contains("IMAP"));
+    assert!(w
+        .agent
+        .audit_events()
+        .iter()
+        .any(|e| e == "breach.source_down"));
+    w.imap.restart();
+    let up = sweep(&w.agent);
+    assert_eq!(imap_report(&up)["fetched"], 1, "{up}");
+    assert_eq!(up["new_incidents"][0]["sender_domain"], "leaky.example");
+}
+
+#[test]
+fn auto_burn_expires_at_once() {
+    let w = world(|c| c.replace("auto_burn = false", "auto_burn = true"));
+    w.imap.append(&addy_mail(
+        &w.alias,
+        "x@databroker.example",
+        "We bought your address",
+    ));
+    let r = sweep(&w.agent);
+    assert_eq!(r["new_incidents"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(
+        w.agent.send("status", json!({"context": "notion"}))["state"],
+        "expired"
+    );
+    assert!(w.aliases.aliases().is_empty());
+    assert_eq!(w.agent.send("approvals", json!({}))["count"], 0);
+}
+
+#[test]
+fn a_sweep_missed_while_down_runs_once_at_start() {
+    let mut w = world(|c| c.replace("breach_sweep = \"\"", "breach_sweep = \"0 0 * * * *\""));
+    w.imap.append(&addy_mail(
+        &w.alias,
+        "x@missed.example",
+        "While you were away",
+    ));
+    w.agent.stop();
+    {
+        let store = Store::open(&w.agent.dir.join("store")).unwrap();
+        let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
+        store
+            .meta
+            .insert("schedule.breach_sweep.last_run", two_hours_ago.as_bytes())
+            .unwrap();
+        store.flush_blocking().unwrap();
+    }
+    w.agent.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = w.agent.send("check-incidents", json!({}));
+        if r["count"] == 1 {
+            assert_eq!(r["incidents"][0]["sender_domain"], "missed.example");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the missed sweep did not run: {r}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let runs = w
+        .agent
+        .audit()
+        .iter()
+        .filter(|e| e["event"] == "schedule.run" && e["detail"]["job"] == "breach_sweep")
+        .count();
+    assert_eq!(runs, 1, "once, not once per missed hour");
+}
