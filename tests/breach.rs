@@ -327,3 +327,105 @@ fn a_sweep_missed_while_down_runs_once_at_start() {
         .count();
     assert_eq!(runs, 1, "once, not once per missed hour");
 }
+
+#[test]
+fn simplelogin_activity_is_read_only_for_aliases_whose_counter_moved() {
+    let aliases = providers::simplelogin("k-sl-0001");
+    let cards = providers::lithic("k-lithic-0001");
+    let mut agent = Agent::init();
+    for (k, v) in [
+        ("SIMPLELOGIN_API_KEY", "k-sl-0001".to_string()),
+        ("SIMPLELOGIN_BASE_URL", aliases.base.clone()),
+        ("LITHIC_API_KEY", "k-lithic-0001".to_string()),
+        ("LITHIC_BASE_URL", cards.base.clone()),
+    ] {
+        agent.env.push((k.into(), v));
+    }
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("provider = \"addy\"", "provider = \"simplelogin\"")
+            .replace("provider = \"privacy\"", "provider = \"lithic\""),
+    );
+    agent.spawn();
+    aliases.seed_aliases(30);
+    let r = agent.send("enroll", json!({"url": "https://notion.so", "card": false}));
+    let notion = r["alias"]["email"].as_str().unwrap().to_string();
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://github.com", "card": false}),
+    );
+    let github = r["alias"]["email"].as_str().unwrap().to_string();
+
+    aliases.add_activity(&notion, "forward", "team@mail.notion.so");
+    aliases.add_activity(&notion, "forward", "offers@evilnotion.so");
+    aliases.add_activity(&github, "block", "x@notion-so.com");
+    aliases.clear_requests();
+    let r = sweep(&agent);
+    let sl = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "simplelogin")
+        .unwrap()
+        .clone();
+    assert_eq!(sl["ok"], true, "{r}");
+    assert_eq!(sl["fetched"], 3);
+    let mut found: Vec<(String, String)> = r["new_incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["context"].as_str().unwrap().to_string(),
+                i["sender_domain"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("github".to_string(), "notion-so.com".to_string()),
+            ("notion".to_string(), "evilnotion.so".to_string())
+        ]
+    );
+    let activity_reads = aliases
+        .requests()
+        .iter()
+        .filter(|r| r.contains("/activities"))
+        .count();
+    assert_eq!(
+        activity_reads,
+        2,
+        "only the two aliases that moved: {:?}",
+        aliases.requests()
+    );
+
+    // Nothing moved: the list is read, no activity log is.
+    aliases.clear_requests();
+    let r = sweep(&agent);
+    assert!(r["new_incidents"].as_array().unwrap().is_empty(), "{r}");
+    assert!(
+        aliases
+            .requests()
+            .iter()
+            .all(|r| !r.contains("/activities")),
+        "{:?}",
+        aliases.requests()
+    );
+
+    // One more message: one log read, one entry, counted against the existing incident.
+    aliases.add_activity(&notion, "forward", "again@evilnotion.so");
+    aliases.clear_requests();
+    let r = sweep(&agent);
+    assert_eq!(r["repeated"], 1, "{r}");
+    assert_eq!(
+        aliases
+            .requests()
+            .iter()
+            .filter(|r| r.contains("/activities"))
+            .count(),
+        1
+    );
+    assert_eq!(breach_alerts(&mut agent).len(), 2, "one alert per incident");
+}

@@ -3,7 +3,7 @@
 
 use crate::config::AliasesConfig;
 use crate::providers::addy::{self, Addy};
-use crate::providers::simplelogin::{self, SimpleLogin};
+use crate::providers::simplelogin::{self, Activity, SimpleLogin};
 use crate::providers::{
     api_key, base_url, AliasInfo, AliasProvider, NewAlias, ProviderError, RetryPolicy,
 };
@@ -104,6 +104,8 @@ pub enum AliasMessage {
     List(Reply<(Vec<AliasInfo>, u32)>),
     /// Find the alias an interrupted create made.
     Find(String, Reply<Option<AliasInfo>>),
+    /// The newest entries of an alias's activity log; None when the provider has no such log.
+    Activities(String, usize, Reply<Option<Vec<Activity>>>),
 }
 
 struct AliasManager {
@@ -137,6 +139,13 @@ impl AliasManager {
                 AliasMessage::List(r) => answer(p, r, async |p| p.list().await).await,
                 AliasMessage::Find(marker, r) => {
                     answer(p, r, async |p| p.find_by_marker(&marker).await).await
+                }
+                AliasMessage::Activities(id, want, r) => {
+                    answer(p, r, async |p| match p {
+                        AnyAlias::SimpleLogin(sl) => sl.activities(&id, want).await.map(Some),
+                        AnyAlias::Addy(_) => Ok(None),
+                    })
+                    .await
                 }
             }
         }
@@ -205,6 +214,17 @@ impl AliasHandle {
     /// Every alias and the number of requests it took.
     pub async fn list(&self) -> Result<(Vec<AliasInfo>, u32), ProviderError> {
         self.call(AliasMessage::List).await
+    }
+
+    /// The newest `want` entries of an alias's activity log (SimpleLogin); None when the
+    /// provider keeps no such log (addy.io).
+    pub async fn activities(
+        &self,
+        id: &str,
+        want: usize,
+    ) -> Result<Option<Vec<Activity>>, ProviderError> {
+        self.call(|r| AliasMessage::Activities(id.to_string(), want, r))
+            .await
     }
 
     /// The alias carrying `marker`, if the provider has one.

@@ -5,9 +5,10 @@
 //! A source that is down is reported and skipped; its cursor does not move, so nothing is
 //! lost: the next sweep reads what this one could not.
 
+use crate::actors::alias::AliasHandle;
 use crate::breach::imap::{Cursor, ImapError, ImapSource};
 use crate::breach::incidents::{Incident, Incidents};
-use crate::breach::matching::{belongs, observe};
+use crate::breach::matching::{belongs, observe, observe_sender};
 use crate::context::Contexts;
 use crate::store::{decode, encode, Store, StoreError};
 use serde::Serialize;
@@ -61,6 +62,7 @@ pub struct BreachHandle {
 
 struct BreachMonitor {
     store: Store,
+    aliases: AliasHandle,
     contexts: Contexts,
     incidents: Incidents,
     imap: Option<Result<ImapSource, ImapError>>,
@@ -69,12 +71,17 @@ struct BreachMonitor {
 
 impl BreachHandle {
     /// Starts the monitor with its sources.
-    pub fn start(store: Store, imap: Option<Result<ImapSource, ImapError>>) -> BreachHandle {
+    pub fn start(
+        store: Store,
+        imap: Option<Result<ImapSource, ImapError>>,
+        aliases: AliasHandle,
+    ) -> BreachHandle {
         let (sender, receiver) = mpsc::channel(16);
         let monitor = BreachMonitor {
             contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
             store,
+            aliases,
             imap,
             receiver,
         };
@@ -121,7 +128,105 @@ impl BreachMonitor {
                 self.sweep_imap(&source, &mut report).await?;
             }
         }
+        if self.aliases.provider_name() == "SimpleLogin" {
+            self.sweep_simplelogin(&mut report).await?;
+        }
         Ok(report)
+    }
+
+    /// SimpleLogin's activity logs, read only for aliases whose forward or block counter
+    /// moved since the last sweep, and only as many entries as it moved by.
+    async fn sweep_simplelogin(&mut self, report: &mut SweepReport) -> Result<(), StoreError> {
+        let down = |e: String| SourceReport {
+            source: "simplelogin",
+            ok: false,
+            fetched: 0,
+            rescanned: false,
+            error: Some(e),
+        };
+        let (list, _) = match self.aliases.list().await {
+            Ok(l) => l,
+            Err(e) => {
+                report.sources.push(down(e.to_string()));
+                return Ok(());
+            }
+        };
+        let by_id: HashMap<String, crate::context::Context> = self
+            .contexts
+            .all()?
+            .into_iter()
+            .filter_map(|c| {
+                let id = c.alias.as_ref().filter(|a| !a.deleted)?.id.clone();
+                Some((id, c))
+            })
+            .collect();
+        let mut fetched = 0;
+        let mut errors = Vec::new();
+        for info in list {
+            let Some(ctx) = by_id.get(&info.id) else {
+                continue;
+            };
+            let key = format!("breach.sl.count.{}", info.id);
+            let old: u64 = self
+                .store
+                .meta
+                .get(&key)?
+                .and_then(|b| std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()))
+                .unwrap_or(0);
+            let now = info.forwarded + info.blocked;
+            if now == old {
+                continue;
+            }
+            if now > old {
+                let want = (now - old).min(10_000) as usize;
+                let activities = match self.aliases.activities(&info.id, want).await {
+                    Ok(Some(a)) => a,
+                    Ok(None) => break,
+                    Err(e) => {
+                        // This alias's counter stays, so the next sweep reads it again.
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                };
+                fetched += activities.len();
+                for (k, act) in activities.iter().enumerate() {
+                    if !matches!(act.action.as_str(), "forward" | "block") {
+                        continue;
+                    }
+                    let fingerprint = format!("{}:{}", info.id, now - k as u64);
+                    let Some(obs) = observe_sender(&act.to, &act.from, fingerprint) else {
+                        continue;
+                    };
+                    if belongs(&obs.sender_domain, &ctx.domain, &ctx.sender_domains) {
+                        report.expected += 1;
+                        continue;
+                    }
+                    match self.incidents.record(&ctx.name, &obs, "simplelogin")? {
+                        Some((incident, true)) => {
+                            if let Some(mut c) = self.contexts.get(&ctx.name)? {
+                                c.incidents += 1;
+                                self.contexts.put(&c)?;
+                            }
+                            report.new_incidents.push(incident);
+                        }
+                        Some((_, false)) => report.repeated += 1,
+                        None => {}
+                    }
+                }
+            }
+            self.store
+                .meta
+                .insert(key.as_bytes(), now.to_string().as_bytes())?;
+        }
+        self.store.flush().await?;
+        report.sources.push(SourceReport {
+            source: "simplelogin",
+            ok: errors.is_empty(),
+            fetched,
+            rescanned: false,
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        });
+        Ok(())
     }
 
     async fn sweep_imap(

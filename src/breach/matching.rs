@@ -96,6 +96,21 @@ fn header_text(value: &HeaderValue<'_>) -> Option<String> {
     }
 }
 
+/// An observation from a provider's activity log, where sender and alias are given apart;
+/// `fingerprint` must identify the log entry.
+pub fn observe_sender(alias: &str, sender: &str, fingerprint: String) -> Option<Observation> {
+    let sender = address_in(sender)?;
+    let alias = address_in(alias)?;
+    let sender_domain = registrable(sender.rsplit_once('@')?.1)?;
+    Some(Observation {
+        alias,
+        sender,
+        sender_domain,
+        subject: String::new(),
+        fingerprint,
+    })
+}
+
 /// Reads the headers of one message (the raw header block is enough) into an observation.
 /// None when it names no alias or no sender.
 pub fn observe(raw_headers: &[u8]) -> Option<Observation> {

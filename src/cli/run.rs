@@ -131,6 +131,11 @@ impl Daemon {
         let policy = RetryPolicy::default();
         let aliases = AliasHandle::start(AnyAlias::from_config(&config.aliases, policy));
         let cards = CardHandle::start(AnyCard::from_config(&config.cards, policy));
+        let breach = BreachHandle::start(
+            store.clone(),
+            ImapSource::from_config(&config.breach.imap),
+            aliases.clone(),
+        );
         let services = Services {
             contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
             enroll: EnrollHandle::start(
@@ -139,10 +144,7 @@ impl Daemon {
                 cards,
                 config.identity.forwarding_address.clone(),
             ),
-            breach: BreachHandle::start(
-                store.clone(),
-                ImapSource::from_config(&config.breach.imap),
-            ),
+            breach,
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
         };
         let jobs = crate::schedule::jobs(&config.schedule);

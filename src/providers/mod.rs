@@ -4,6 +4,7 @@
 //! pointed at loopback test servers.
 
 pub mod addy;
+pub mod hibp;
 pub mod http;
 pub mod lithic;
 pub mod privacy;

@@ -65,7 +65,55 @@ struct Toggled {
     enabled: bool,
 }
 
+/// One entry of an alias's activity log (`GET /api/aliases/{id}/activities`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Activity {
+    /// `forward`, `reply`, `block` or `bounced`.
+    pub action: String,
+    /// The sender (for `reply`, the alias).
+    pub from: String,
+    /// The alias (for `reply`, the contact).
+    pub to: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub timestamp: i64,
+}
+
+#[derive(Deserialize)]
+struct ActivityPage {
+    activities: Vec<Activity>,
+}
+
 impl SimpleLogin {
+    /// The newest `want` entries of an alias's activity log (fewer if the log is shorter),
+    /// newest first, reading pages of 20 only as far as needed.
+    pub async fn activities(&self, id: &str, want: usize) -> Result<Vec<Activity>, ProviderError> {
+        let path = format!("/api/aliases/{}/activities", path_segment(id)?);
+        let mut out = Vec::new();
+        let mut page_id = 0u64;
+        while out.len() < want && page_id < MAX_PAGES {
+            let r = self
+                .client
+                .request(
+                    Method::GET,
+                    &path,
+                    &[("page_id", page_id.to_string())],
+                    None,
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            let page: ActivityPage = decode(NAME, r.body)?;
+            let n = page.activities.len();
+            out.extend(page.activities);
+            if n < PAGE_SIZE {
+                break;
+            }
+            page_id += 1;
+        }
+        out.truncate(want);
+        Ok(out)
+    }
+
     /// A client at `base` with `key`.
     pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<SimpleLogin, ProviderError> {
         let client =

@@ -219,6 +219,32 @@ impl MockServer {
         }
     }
 
+    /// SimpleLogin: records that `from` sent mail to the alias `alias_email` (action
+    /// `forward`, or `block`), as the activity log and the alias's counters show it.
+    pub fn add_activity(&self, alias_email: &str, action: &str, from: &str) {
+        let mut st = self.inner();
+        let Some(i) = st.aliases.iter().position(|a| a["email"] == alias_email) else {
+            panic!("no alias {alias_email}");
+        };
+        let id = st.aliases[i]["id"].as_u64().unwrap_or_default();
+        let counter = if action == "block" {
+            "nb_block"
+        } else {
+            "nb_forward"
+        };
+        let n = st.aliases[i][counter].as_u64().unwrap_or(0) + 1;
+        st.aliases[i][counter] = json!(n);
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        st.activities.entry(id).or_default().push(json!({
+            "action": action, "from": from, "to": alias_email, "timestamp": ts,
+            "reverse_alias": format!("\"{from}\" <reply+{n}@simplelogin.co>"),
+            "reverse_alias_address": format!("reply+{n}@simplelogin.co"),
+        }));
+    }
+
     /// Privacy.com / Lithic: adds `n` open merchant-locked cards with memos `seed-0`, ...
     pub fn seed_cards(&self, n: usize) {
         let mut st = self.inner();
@@ -365,6 +391,8 @@ struct Inner {
     next_int_id: u64,
     seeded_aliases: usize,
     seeded_cards: usize,
+    /// SimpleLogin: each alias id's activity log, oldest first.
+    activities: std::collections::HashMap<u64, Vec<Value>>,
 }
 
 /// One request, as the routes see it.
@@ -542,6 +570,7 @@ impl Inner {
             next_int_id: 100,
             seeded_aliases: 0,
             seeded_cards: 0,
+            activities: std::collections::HashMap::new(),
         }
     }
 
@@ -1325,8 +1354,14 @@ impl Inner {
                         return self.error(400, "page_id must be provided in request query");
                     }
                     match self.sl_find(id) {
-                        // The mock receives no mail: every alias's log is empty.
-                        Some(_) => Reply::json(200, json!({"activities": []})),
+                        // Newest first, 20 a page (app/api/views/alias.py get_alias_activities).
+                        Some(_) => {
+                            let page = Self::sl_page_id(r).unwrap_or(0).max(0) as usize;
+                            let log = self.activities.get(&id).cloned().unwrap_or_default();
+                            let items: Vec<Value> =
+                                log.into_iter().rev().skip(page * 20).take(20).collect();
+                            Reply::json(200, json!({"activities": items}))
+                        }
                         None => self.error(403, "Forbidden"),
                     }
                 }
