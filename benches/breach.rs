@@ -41,6 +41,7 @@ fn imap_figures() {
             .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
             .replace("port = 993", &format!("port = {}", imap.port))
             .replace("tls = \"tls\"", "tls = \"none\"")
+            .replace("idle = true", "idle = false")
             .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
             .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\""),
     );

@@ -85,6 +85,8 @@ pub struct ImapConfig {
     pub user: String,
     /// The mailbox to read.
     pub mailbox: String,
+    /// Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
+    pub idle: bool,
 }
 
 impl Default for ImapConfig {
@@ -95,6 +97,7 @@ impl Default for ImapConfig {
             tls: "tls".into(),
             user: String::new(),
             mailbox: "INBOX".into(),
+            idle: true,
         }
     }
 }
@@ -379,6 +382,8 @@ port = 993
 tls = "tls"
 user = ""
 mailbox = "INBOX"
+# Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
+idle = true
 
 [schedule]
 # Cron expressions with seconds: sec min hour day-of-month month day-of-week (UTC).

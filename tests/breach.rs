@@ -37,6 +37,7 @@ fn world(edit: impl Fn(String) -> String) -> World {
         .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
         .replace("port = 993", &format!("port = {}", imap.port))
         .replace("tls = \"tls\"", "tls = \"none\"")
+        .replace("idle = true", "idle = false")
         .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
         .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
         .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
@@ -428,4 +429,35 @@ fn simplelogin_activity_is_read_only_for_aliases_whose_counter_moved() {
         1
     );
     assert_eq!(breach_alerts(&mut agent).len(), 2, "one alert per incident");
+}
+
+#[test]
+fn idle_sweeps_as_soon_as_mail_arrives() {
+    let w = world(|c| c.replace("idle = false", "idle = true"));
+    // Give the watcher a moment to enter IDLE, then deliver.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    w.imap
+        .append(&addy_mail(&w.alias, "x@fast.example", "Seen at once"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = w.agent.send("check-incidents", json!({}));
+        if r["count"] == 1 {
+            assert_eq!(r["incidents"][0]["sender_domain"], "fast.example");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "IDLE did not trigger a sweep: {}",
+            w.agent.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // No sweep command was sent and the schedule is off: the IDLE watcher ran the sweep.
+    let by_schedule = w
+        .agent
+        .audit()
+        .iter()
+        .filter(|e| e["event"] == "schedule.run" && e["detail"]["job"] == "breach_sweep")
+        .count();
+    assert!(by_schedule >= 1);
 }

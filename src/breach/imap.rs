@@ -49,6 +49,8 @@ pub enum ImapError {
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Stream for T {}
 
+type Session = async_imap::Session<Box<dyn Stream>>;
+
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The IMAP source.
@@ -149,7 +151,7 @@ impl ImapSource {
             .map_err(|_| failed("sweep", "timed out"))?
     }
 
-    async fn read_new_inner(&self, cursor: Option<Cursor>) -> Result<Batch, ImapError> {
+    async fn open(&self) -> Result<(Session, async_imap::types::Mailbox), ImapError> {
         let stream = self.connect().await?;
         let mut client = async_imap::Client::new(stream);
         if self.config.tls != "starttls" {
@@ -166,6 +168,38 @@ impl ImapSource {
             .select(&self.config.mailbox)
             .await
             .map_err(|e| failed("select", e))?;
+        Ok((session, mailbox))
+    }
+
+    /// Waits, in IMAP IDLE, until the mailbox changes (true), or returns false after
+    /// `max_wait` (servers drop idle clients after 30 minutes). Errors when the server has no
+    /// IDLE or the connection fails.
+    pub async fn wait_for_mail(&self, max_wait: Duration) -> Result<bool, ImapError> {
+        let (mut session, _) = self.open().await?;
+        let caps = session
+            .capabilities()
+            .await
+            .map_err(|e| failed("capabilities", e))?;
+        if !caps.has_str("IDLE") {
+            return Err(ImapError::NotConfigured(
+                "the server does not support IDLE".into(),
+            ));
+        }
+        let mut idle = session.idle();
+        idle.init().await.map_err(|e| failed("idle", e))?;
+        let (wait, _stop) = idle.wait_with_timeout(max_wait);
+        let changed = matches!(
+            wait.await.map_err(|e| failed("idle", e))?,
+            async_imap::extensions::idle::IdleResponse::NewData(_)
+        );
+        if let Ok(mut session) = idle.done().await {
+            let _ = session.logout().await;
+        }
+        Ok(changed)
+    }
+
+    async fn read_new_inner(&self, cursor: Option<Cursor>) -> Result<Batch, ImapError> {
+        let (mut session, mailbox) = self.open().await?;
         let uid_validity = mailbox
             .uid_validity
             .ok_or_else(|| failed("select", "the server sent no UIDVALIDITY"))?;

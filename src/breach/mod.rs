@@ -1,5 +1,6 @@
 //! The breach monitor's parts: reading sources, matching senders, keeping incidents.
 
+pub mod idle;
 pub mod imap;
 pub mod incidents;
 pub mod matching;

@@ -131,11 +131,12 @@ impl Daemon {
         let policy = RetryPolicy::default();
         let aliases = AliasHandle::start(AnyAlias::from_config(&config.aliases, policy));
         let cards = CardHandle::start(AnyCard::from_config(&config.cards, policy));
-        let breach = BreachHandle::start(
-            store.clone(),
-            ImapSource::from_config(&config.breach.imap),
-            aliases.clone(),
-        );
+        let imap = ImapSource::from_config(&config.breach.imap);
+        let idle_source = match &imap {
+            Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
+            _ => None,
+        };
+        let breach = BreachHandle::start(store.clone(), imap, aliases.clone());
         let services = Services {
             contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
             enroll: EnrollHandle::start(
@@ -188,6 +189,15 @@ impl Daemon {
             let done = done_tx.clone();
             tokio::spawn(async move {
                 crate::schedule::run(jobs, meta, agent, shutdown).await;
+                drop(done);
+            });
+        }
+        if let Some(source) = idle_source {
+            let shutdown = Shutdown::new(notify_shutdown.subscribe());
+            let agent = agent.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                crate::breach::idle::watch(source, agent, shutdown).await;
                 drop(done);
             });
         }

@@ -213,4 +213,5 @@ pub fn assert_error(reply: &Value, kind: &str) {
     assert!(reply["error"].is_string(), "{reply}");
 }
 pub mod dovecot;
+pub mod hibp;
 pub mod providers;

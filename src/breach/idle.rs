@@ -1,0 +1,46 @@
+//! IMAP IDLE between sweeps: a task waits on the mailbox and asks the agent for a sweep as
+//! soon as mail arrives, so incidents are seen in seconds instead of at the next scheduled
+//! sweep. A server without IDLE, or a connection that keeps failing, leaves the schedule to
+//! do the work.
+
+use super::imap::{ImapError, ImapSource};
+use crate::actors::agent::AgentHandle;
+use crate::schedule::Job;
+use crate::shutdown::Shutdown;
+use std::time::Duration;
+
+/// Watches the mailbox until shutdown.
+pub async fn watch(source: ImapSource, agent: AgentHandle, mut shutdown: Shutdown) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let waited = tokio::select! {
+            r = source.wait_for_mail(Duration::from_secs(25 * 60)) => r,
+            _ = shutdown.recv() => return,
+        };
+        match waited {
+            Ok(true) => {
+                backoff = Duration::from_secs(1);
+                // Let a burst of deliveries settle into one sweep.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.recv() => return,
+                }
+                agent.run_job(Job::BreachSweep).await;
+            }
+            Ok(false) => backoff = Duration::from_secs(1),
+            Err(ImapError::NotConfigured(why)) => {
+                tracing::info!(%why, "IMAP IDLE off; the schedule sweeps");
+                shutdown.recv().await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "IMAP IDLE failed");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.recv() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(300));
+            }
+        }
+    }
+}
