@@ -69,6 +69,9 @@ pub struct BreachConfig {
     pub auto_burn: bool,
     /// The IMAP mailbox the aliases forward to.
     pub imap: ImapConfig,
+    /// Have I Been Pwned base URL; empty means the real service (`HIBP_BASE_URL` overrides).
+    /// The source is on when `HIBP_API_KEY` is set.
+    pub hibp_base_url: String,
 }
 
 /// `[breach.imap]`
@@ -373,6 +376,10 @@ forwarding_address = ""
 # Burn (expire) a context as soon as an incident is found, without asking. Off: the burn is
 # queued as an approval.
 auto_burn = false
+# Have I Been Pwned, on when HIBP_API_KEY is set: each alias (at most 20 a sweep, each at
+# most once a day) and each enrolled site's domain. Empty = the real service; HIBP_BASE_URL
+# overrides.
+hibp_base_url = ""
 
 [breach.imap]
 # The mailbox the aliases forward to. Empty host = this source is off.

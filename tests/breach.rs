@@ -461,3 +461,61 @@ fn idle_sweeps_as_soon_as_mail_arrives() {
         .count();
     assert!(by_schedule >= 1);
 }
+
+#[test]
+fn have_i_been_pwned_reports_breached_aliases_and_sites_once_a_day() {
+    let aliases = providers::addy("k-addy-0002");
+    let cards = providers::privacy("k-privacy-0002");
+    let hibp = common::hibp::hibp("k-hibp-0001");
+    let mut agent = Agent::init();
+    for (k, v) in [
+        ("ADDY_API_KEY", "k-addy-0002".to_string()),
+        ("ADDY_BASE_URL", aliases.base.clone()),
+        ("PRIVACY_API_KEY", "k-privacy-0002".to_string()),
+        ("PRIVACY_BASE_URL", cards.base.clone()),
+        ("HIBP_API_KEY", "k-hibp-0001".to_string()),
+        ("HIBP_BASE_URL", hibp.base.clone()),
+    ] {
+        agent.env.push((k.into(), v));
+    }
+    agent.spawn();
+    let r = agent.send("enroll", json!({"url": "https://notion.so"}));
+    let alias = r["alias"]["email"].as_str().unwrap().to_string();
+    hibp.add_breach(
+        &alias,
+        common::hibp::breach("DataBroker", "databroker.example", &["Email addresses"]),
+    );
+    hibp.add_domain_breach(
+        "notion.so",
+        common::hibp::breach("NotionLeak", "notion.so", &["Email addresses", "Names"]),
+    );
+    let r = sweep(&agent);
+    let src = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "hibp")
+        .unwrap()
+        .clone();
+    assert_eq!(src["ok"], true, "{r}");
+    let mut found: Vec<&str> = r["new_incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["sender_domain"].as_str().unwrap())
+        .collect();
+    found.sort();
+    assert_eq!(found, ["databroker.example", "notion.so"], "{r}");
+    assert!(hibp
+        .requests()
+        .iter()
+        .any(|q| q.contains("truncateResponse=false")));
+    let before = hibp.request_count();
+    let again = sweep(&agent);
+    assert_eq!(
+        hibp.request_count(),
+        before,
+        "each look-up at most once a day"
+    );
+    assert!(again["new_incidents"].as_array().unwrap().is_empty());
+}

@@ -10,12 +10,17 @@ use crate::breach::imap::{Cursor, ImapError, ImapSource};
 use crate::breach::incidents::{Incident, Incidents};
 use crate::breach::matching::{belongs, observe, observe_sender};
 use crate::context::Contexts;
+use crate::providers::hibp::Hibp;
+use crate::providers::ProviderError;
 use crate::store::{decode, encode, Store, StoreError};
 use serde::Serialize;
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
 const IMAP_CURSOR_KEY: &[u8] = b"breach.imap.cursor";
+
+/// The most Have I Been Pwned look-ups one sweep makes.
+pub const HIBP_PER_SWEEP: usize = 20;
 
 /// How one source fared in a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -63,6 +68,7 @@ pub struct BreachHandle {
 struct BreachMonitor {
     store: Store,
     aliases: AliasHandle,
+    hibp: Option<Result<Hibp, ProviderError>>,
     contexts: Contexts,
     incidents: Incidents,
     imap: Option<Result<ImapSource, ImapError>>,
@@ -75,6 +81,7 @@ impl BreachHandle {
         store: Store,
         imap: Option<Result<ImapSource, ImapError>>,
         aliases: AliasHandle,
+        hibp: Option<Result<Hibp, ProviderError>>,
     ) -> BreachHandle {
         let (sender, receiver) = mpsc::channel(16);
         let monitor = BreachMonitor {
@@ -82,6 +89,7 @@ impl BreachHandle {
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
             store,
             aliases,
+            hibp,
             imap,
             receiver,
         };
@@ -131,7 +139,122 @@ impl BreachMonitor {
         if self.aliases.provider_name() == "SimpleLogin" {
             self.sweep_simplelogin(&mut report).await?;
         }
+        match &self.hibp {
+            None => {}
+            Some(Err(e)) => report.sources.push(SourceReport {
+                source: "hibp",
+                ok: false,
+                fetched: 0,
+                rescanned: false,
+                error: Some(e.to_string()),
+            }),
+            Some(Ok(hibp)) => {
+                let hibp = hibp.clone();
+                self.sweep_hibp(&hibp, &mut report).await?;
+            }
+        }
         Ok(report)
+    }
+
+    /// Have I Been Pwned: each alias, and each enrolled site's domain, at most once a day
+    /// each and at most [`HIBP_PER_SWEEP`] look-ups a sweep (the API is rate limited).
+    async fn sweep_hibp(
+        &mut self,
+        hibp: &Hibp,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1)).timestamp();
+        let mut lookups = 0;
+        let mut fetched = 0;
+        let mut errors = Vec::new();
+        let contexts: Vec<crate::context::Context> = self
+            .contexts
+            .all()?
+            .into_iter()
+            .filter(|c| c.state != crate::context::ContextState::Expired)
+            .collect();
+        for ctx in contexts {
+            let mut subjects = vec![(format!("domain:{}", ctx.domain), None)];
+            if let Some(a) = ctx.alias.as_ref().filter(|a| !a.deleted) {
+                subjects.push((format!("account:{}", a.email), Some(a.email.clone())));
+            }
+            for (subject, account) in subjects {
+                let key = format!("breach.hibp.checked.{subject}");
+                let last: i64 = self
+                    .store
+                    .meta
+                    .get(&key)?
+                    .and_then(|b| std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()))
+                    .unwrap_or(0);
+                if last > day_ago || lookups >= HIBP_PER_SWEEP {
+                    continue;
+                }
+                lookups += 1;
+                let found = match &account {
+                    Some(email) => hibp.breached_account(email).await,
+                    None => hibp.breaches_for_domain(&ctx.domain).await,
+                };
+                let breaches = match found {
+                    Ok(b) => b,
+                    Err(e) => {
+                        errors.push(e.to_string());
+                        continue;
+                    }
+                };
+                fetched += breaches.len();
+                for b in breaches {
+                    let domain =
+                        crate::breach::matching::registrable(&b.domain).unwrap_or_else(|| {
+                            crate::breach::matching::escape_untrusted(
+                                &b.name.to_ascii_lowercase(),
+                                60,
+                            )
+                        });
+                    let obs = crate::breach::matching::Observation {
+                        alias: account.clone().unwrap_or_default(),
+                        sender: format!(
+                            "hibp:{}",
+                            crate::breach::matching::escape_untrusted(&b.name, 60)
+                        ),
+                        sender_domain: domain,
+                        subject: crate::breach::matching::escape_untrusted(
+                            &format!(
+                                "{} ({}): {}",
+                                b.title,
+                                b.breach_date,
+                                b.data_classes.join(", ")
+                            ),
+                            120,
+                        ),
+                        fingerprint: format!("{subject}:{}", b.name),
+                    };
+                    match self.incidents.record(&ctx.name, &obs, "hibp")? {
+                        Some((incident, true)) => {
+                            if let Some(mut c) = self.contexts.get(&ctx.name)? {
+                                c.incidents += 1;
+                                self.contexts.put(&c)?;
+                            }
+                            report.new_incidents.push(incident);
+                        }
+                        Some((_, false)) => report.repeated += 1,
+                        None => {}
+                    }
+                }
+                self.store.meta.insert(
+                    key.as_bytes(),
+                    chrono::Utc::now().timestamp().to_string().as_bytes(),
+                )?;
+            }
+        }
+        self.store.flush().await?;
+        report.sources.push(SourceReport {
+            source: "hibp",
+            ok: errors.is_empty(),
+            fetched,
+            rescanned: false,
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        });
+        Ok(())
     }
 
     /// SimpleLogin's activity logs, read only for aliases whose forward or block counter

@@ -136,7 +136,8 @@ impl Daemon {
             Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
             _ => None,
         };
-        let breach = BreachHandle::start(store.clone(), imap, aliases.clone());
+        let hibp = crate::providers::hibp::Hibp::from_env(&config.breach.hibp_base_url, policy);
+        let breach = BreachHandle::start(store.clone(), imap, aliases.clone(), hibp);
         let services = Services {
             contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
             enroll: EnrollHandle::start(
