@@ -519,3 +519,65 @@ fn have_i_been_pwned_reports_breached_aliases_and_sites_once_a_day() {
     );
     assert!(again["new_incidents"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn weekly_digest_and_rotation_reminder_reach_the_outbox() {
+    let mut agent = Agent::init();
+    agent.spawn();
+    // A pending approval for the digest to mention.
+    let code = agent.send("grant", json!({"tool": "list"}))["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    agent.stop();
+    {
+        let store = Store::open(&agent.dir.join("store")).unwrap();
+        let ago = |days| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
+        store
+            .meta
+            .insert("schedule.weekly_digest.last_run", ago(8).as_bytes())
+            .unwrap();
+        store
+            .meta
+            .insert(
+                "schedule.secret_rotation_reminder.last_run",
+                ago(100).as_bytes(),
+            )
+            .unwrap();
+        store.flush_blocking().unwrap();
+    }
+    agent.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let alerts = loop {
+        let alerts: Vec<String> = {
+            agent.stop();
+            let store = Store::open(&agent.dir.join("store")).unwrap();
+            let a = Outbox::new(store.outbox.clone())
+                .pending(100)
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.kind == MessageKind::Alert)
+                .map(|m| m.body)
+                .collect();
+            drop(store);
+            a
+        };
+        if alerts.len() >= 2 || std::time::Instant::now() > deadline {
+            break alerts;
+        }
+        agent.spawn();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let digest = alerts
+        .iter()
+        .find(|a| a.starts_with("Weekly digest"))
+        .expect("a digest");
+    assert!(digest.contains(&format!("pending {code}")), "{digest}");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("rotate the command secret")),
+        "{alerts:?}"
+    );
+    assert_eq!(alerts.len(), 2, "each missed job ran once: {alerts:?}");
+}
