@@ -21,6 +21,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod gateway;
 pub mod identity;
 pub mod outbox;
 pub mod policy;

@@ -10,7 +10,7 @@
 //! run/             base_dir: master.pid and every UNIX socket
 //! state/           state_dir
 //! mail/<user>/     the user's Maildir; its root is INBOX
-//! home/<user>/     the user's home
+//! home/<user>/     the user's home (made by Dovecot when needed)
 //! dovecot.log      Dovecot's own log (log_path and info_log_path)
 //! dovecot.stderr   the child's stdout and stderr (config errors land here)
 //! ```
@@ -24,7 +24,20 @@
 //! is `nobody`, the temp dir is made traversable (0711), the passwd-file world-readable and
 //! the mail and home dirs owned by `nobody`. When they run as an ordinary user, every service
 //! user is that user (Dovecot cannot switch users then). Chroots are switched off for
-//! `imap-login` and `anvil` because a non-root master cannot chroot.
+//! `imap-login` and `anvil` because a non-root master cannot chroot. As root, `nobody` must be
+//! able to reach the temp dir, so keep TMPDIR at its default (`/tmp`); it must also be short,
+//! as UNIX socket paths (in `run/`) are limited to 107 bytes.
+//!
+//! Pitfalls met on the way, all handled in the config below: `imaps` must be disabled
+//! (`port = 0`) or every server tries to bind 993; by default a failed login from 127.0.0.1
+//! makes every later login to that server wait 2-15 s (anvil's auth penalty, which
+//! `login_trusted_networks` does not lift in 2.3), so the penalty socket is switched off;
+//! the first greeting can be `* OK Waiting for authentication process to respond..`,
+//! followed by the real one; readiness is therefore checked with a real LOGIN.
+//!
+//! Processes. The master runs in its own process group. [`Dovecot::stop`] and
+//! [`Dovecot::restart`] shut it down cleanly (SIGTERM; the master takes about a second), drop
+//! kills the whole group at once (SIGKILL).
 //!
 //! Talking to the server goes through [`ImapClient`], a tiny synchronous IMAP client (LOGIN,
 //! APPEND with LITERAL+ literals, STATUS, any raw command, LOGOUT) also available to tests.
@@ -35,6 +48,7 @@ use std::fs;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -99,8 +113,8 @@ impl Dovecot {
         panic!("Dovecot: no free port after 10 tries\n{}", server.logs());
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL) and waits until its port refuses connections.
-    /// The mail is kept for [`Dovecot::restart`].
+    /// Stops the server cleanly (SIGTERM; SIGKILL after [`STOP_TIMEOUT`]) and waits until its
+    /// port refuses connections. The mail is kept for [`Dovecot::restart`].
     pub fn stop(&mut self) {
         self.shutdown();
         let deadline = Instant::now() + STOP_TIMEOUT;
@@ -141,7 +155,8 @@ impl Dovecot {
 
     /// Makes the server assign INBOX a new UIDVALIDITY: stops it, deletes the Maildir's
     /// `dovecot-uidlist` and index files (the messages stay, and get new UIDs from 1), and
-    /// starts it again on the same port. Panics if the UIDVALIDITY did not change.
+    /// starts it again on the same port. Panics if the UIDVALIDITY did not change. The server
+    /// must be running.
     pub fn reset_uidvalidity(&self) {
         let before = self.uidvalidity();
         self.shutdown();
@@ -277,10 +292,8 @@ info_log_path = {d}/dovecot.log
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
-# A failed login answers at once, and does not slow down the next logins from 127.0.0.1
-# (anvil's auth penalty is skipped for trusted networks).
+# A failed login is answered without the 2 s delay (within ~0.5 s).
 auth_failure_delay = 0
-login_trusted_networks = 127.0.0.0/8
 
 default_internal_user = {name}
 default_internal_group = {group}
@@ -314,6 +327,11 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  # Without this socket auth keeps no per-IP penalty: after a failed login every later
+  # login from 127.0.0.1 would wait 2-15 s (login_trusted_networks does not lift it in 2.3).
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 "#,
             name = run_as.name,
@@ -326,19 +344,26 @@ service anvil {{
     }
 
     /// Starts `dovecot -F` on `self.port` and waits until a LOGIN works.
+    // Every path either returns the child or reaps it (`wait()` after `end_group`); the lint
+    // cannot follow that.
+    #[allow(clippy::zombie_processes)]
     fn launch(&self) -> Result<Child, LaunchError> {
         let root = self.dir.path();
         self.write_config();
-        let log_len = file_len(&root.join("dovecot.log"));
+        let log = root.join("dovecot.log");
+        let err = root.join("dovecot.stderr");
+        let (log_len, err_len) = (file_len(&log), file_len(&err));
         let stderr = fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(root.join("dovecot.stderr"))
+            .open(&err)
             .expect("open dovecot.stderr");
         let mut child = Command::new(dovecot_bin())
             .arg("-F")
             .arg("-c")
             .arg(root.join("dovecot.conf"))
+            // Its own process group, so that stopping it also ends every Dovecot service.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("clone the stderr file"))
             .stderr(stderr)
@@ -351,14 +376,15 @@ service anvil {{
             });
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
-            if let Some(status) = child.try_wait().expect("wait for dovecot") {
-                let log = fs::read_to_string(root.join("dovecot.log")).unwrap_or_default();
-                let new_log = log.get(log_len as usize..).unwrap_or(&log);
-                if new_log.contains("Address already in use") {
+            if has_exited(&child) {
+                end_group(&child, false);
+                let status = child.wait();
+                let new_output = read_from(&log, log_len) + &read_from(&err, err_len);
+                if new_output.contains("Address already in use") {
                     return Err(LaunchError::AddrInUse);
                 }
                 panic!(
-                    "Dovecot exited during startup on port {} ({status})\n{}",
+                    "Dovecot exited during startup on port {} ({status:?})\n{}",
                     self.port,
                     self.logs()
                 );
@@ -367,7 +393,8 @@ service anvil {{
                 return Ok(child);
             }
             if Instant::now() >= deadline {
-                terminate(&mut child);
+                end_group(&child, false);
+                let _ = child.wait();
                 panic!(
                     "Dovecot did not accept an IMAP login on {}:{} within {:?}\n{}",
                     self.host,
@@ -388,10 +415,12 @@ service anvil {{
         Ok(())
     }
 
-    /// Stops the child if running (without waiting for the port to close).
+    /// Stops the server if running, cleanly (the master's SIGTERM shutdown takes about a
+    /// second); does not wait for the port to close.
     fn shutdown(&self) {
         if let Some(mut child) = self.lock_child().take() {
-            terminate(&mut child);
+            end_group(&child, true);
+            let _ = child.wait();
         }
     }
 
@@ -420,8 +449,12 @@ service anvil {{
 }
 
 impl Drop for Dovecot {
+    /// Kills the whole server at once (SIGKILL): nothing is kept, so no clean shutdown.
     fn drop(&mut self) {
-        self.shutdown();
+        if let Some(mut child) = self.lock_child().take() {
+            end_group(&child, false);
+            let _ = child.wait();
+        }
     }
 }
 
@@ -540,6 +573,12 @@ impl ImapClient {
                 } else {
                     Err(io::Error::other(format!("{tag} {rest}")))
                 };
+            }
+            if line == "+" || line.starts_with("+ ") {
+                // e.g. IDLE: use send() and read_line() for commands that continue.
+                return Err(io::Error::other(format!(
+                    "unexpected continuation request for {tag}: {line}"
+                )));
             }
             untagged.push(line);
         }
@@ -760,21 +799,42 @@ fn check_version() {
     );
 }
 
-/// SIGTERM (Dovecot's master then stops its services), SIGKILL if it takes too long; reaps.
-fn terminate(child: &mut Child) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+/// Ends a Dovecot started in its own process group: with `graceful`, SIGTERM to the master
+/// and up to [`STOP_TIMEOUT`] for it to exit; then SIGKILL to whatever is left of the group.
+/// The caller then reaps the master with `wait()`; until then its pid (the group id) cannot
+/// be reused, so the group signalled is surely ours.
+fn end_group(child: &Child, graceful: bool) {
+    let Ok(pid) = libc::pid_t::try_from(child.id()) else {
+        return;
+    };
+    if graceful {
         // SAFETY: kill has no memory-safety preconditions; pid is our unreaped child.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    while Instant::now() < deadline {
-        match child.try_wait() {
-            Ok(Some(_)) | Err(_) => return,
-            Ok(None) => thread::sleep(Duration::from_millis(20)),
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while !has_exited(child) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    // SAFETY: as above; -pid is the process group the master leads.
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+}
+
+/// Whether our child has exited, without reaping it (waitid with WNOWAIT).
+fn has_exited(child: &Child) -> bool {
+    let pid = libc::id_t::from(child.id());
+    // SAFETY: an all-zero siginfo_t is valid; waitid only writes into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: info is a valid siginfo_t for waitid to fill.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    // SAFETY: waitid succeeded, so info holds a SIGCHLD siginfo (si_pid 0 if still running).
+    rc != 0 || unsafe { info.si_pid() } != 0
 }
 
 /// A port that was free a moment ago.
@@ -798,6 +858,13 @@ fn port_accepts(host: &str, port: u16) -> bool {
 
 fn file_len(path: &Path) -> u64 {
     fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+}
+
+/// The text of `path` from byte `offset` on ("" if unreadable).
+fn read_from(path: &Path, offset: u64) -> String {
+    let text = fs::read(path).unwrap_or_default();
+    let offset = usize::try_from(offset).unwrap_or(usize::MAX);
+    String::from_utf8_lossy(text.get(offset..).unwrap_or_default()).into_owned()
 }
 
 fn set_mode(path: &Path, mode: u32) {
