@@ -58,6 +58,19 @@ pub struct Config {
     pub breach: BreachConfig,
     /// Scheduled jobs.
     pub schedule: ScheduleConfig,
+    /// The Signal channel.
+    pub signal: SignalConfig,
+}
+
+/// `[signal]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SignalConfig {
+    /// The owner's ACI (a UUID). Messages from anyone else get no reply and no action.
+    pub owner: String,
+    /// The agent is linked to the owner's own account and commands are typed into Note to
+    /// Self. Off: the agent has its own number (recommended).
+    pub note_to_self: bool,
 }
 
 /// `[breach]`
@@ -391,6 +404,14 @@ user = ""
 mailbox = "INBOX"
 # Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
 idle = true
+
+[signal]
+# The owner's ACI (a UUID, shown by pane-signal when you message it). Messages from anyone
+# else get no reply and no action. Empty = the Signal channel accepts no one.
+owner = ""
+# true when the agent is linked to your own account and you type commands into Note to Self;
+# false (recommended) when the agent has its own number.
+note_to_self = false
 
 [schedule]
 # Cron expressions with seconds: sec min hour day-of-month month day-of-week (UTC).

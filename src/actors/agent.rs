@@ -14,7 +14,8 @@ use crate::breach::incidents::{Incident, Incidents};
 use crate::commands::Command;
 use crate::config::Config;
 use crate::context::Contexts;
-use crate::outbox::{MessageKind, Outbox};
+use crate::gateway::protocol::GatewayEvent;
+use crate::outbox::{MessageKind, Outbox, OutboxMessage};
 use crate::policy::approvals::{Approval, ApprovalState};
 use crate::policy::{Decision, PolicyError, SecurityPolicy};
 use crate::redact::Redactor;
@@ -91,6 +92,18 @@ pub enum AgentMessage {
         /// Told when it is done.
         reply: oneshot::Sender<Reply>,
     },
+    /// Something the Signal gateway reported.
+    Signal {
+        /// The event.
+        event: GatewayEvent,
+        /// Told when it is handled.
+        reply: oneshot::Sender<Reply>,
+    },
+    /// The gateway asks what to send, and to whom.
+    OutboxPending {
+        /// The owner's ACI (None when not configured) and the waiting messages.
+        reply: oneshot::Sender<(Option<String>, Vec<OutboxMessage>)>,
+    },
     /// A channel refused something before it was an envelope (too large, unreadable); the
     /// actor audits it like any other refusal and hands the reply back.
     Refused {
@@ -144,6 +157,23 @@ impl AgentHandle {
             return unavailable();
         }
         answer.await.unwrap_or_else(|_| unavailable())
+    }
+
+    /// Hands a gateway event to the agent.
+    pub async fn signal_event(&self, event: GatewayEvent) {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(AgentMessage::Signal { event, reply }).await.is_ok() {
+            let _ = answer.await;
+        }
+    }
+
+    /// The owner's ACI and the outbox messages waiting for delivery.
+    pub async fn outbox_pending(&self) -> (Option<String>, Vec<OutboxMessage>) {
+        let (reply, answer) = oneshot::channel();
+        if self.sender.send(AgentMessage::OutboxPending { reply }).await.is_err() {
+            return (None, Vec::new());
+        }
+        answer.await.unwrap_or((None, Vec::new()))
     }
 
     /// Reports a refusal made by a channel itself, so that it is audited too.
@@ -230,6 +260,22 @@ impl Agent {
                 reply,
             ),
             AgentMessage::Job { job, reply } => (self.core.run_job(job).await.into(), reply),
+            AgentMessage::Signal { event, reply } => {
+                self.core.signal_event(event).await;
+                (Reply::Ok(Value::Null), reply)
+            }
+            AgentMessage::OutboxPending { reply } => {
+                let owner = Some(self.core.config.signal.owner.trim().to_string()).filter(|o| !o.is_empty());
+                let pending = match self.core.outbox.pending(100) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the outbox");
+                        Vec::new()
+                    }
+                };
+                let _ = reply.send((owner, pending));
+                return;
+            }
         };
         // Nothing is acknowledged before it is on disk.
         let answer = match self.core.store.flush().await {
@@ -239,6 +285,9 @@ impl Agent {
         let _ = reply.send(answer);
     }
 }
+
+/// Set while the owner's safety number changed and the operator has not run `trust`.
+pub const IDENTITY_BLOCK_KEY: &[u8] = b"signal.identity_blocked";
 
 /// Refused envelopes written to the audit log per channel per minute; more are counted and
 /// written as one summary, so a flood cannot fill the store.
@@ -621,6 +670,86 @@ impl Core {
             .push(id, kind, &body)
             .map_err(|e| self.internal(e))?;
         Ok(())
+    }
+
+    /// Handles an event from the Signal gateway.
+    pub async fn signal_event(&mut self, event: GatewayEvent) {
+        let inv = Invocation::now(Channel::Signal);
+        let owner = self.config.signal.owner.trim().to_string();
+        match event {
+            GatewayEvent::Received { sender, body, .. } => {
+                if owner.is_empty() || sender != owner {
+                    // Strangers get no reply and no action; the refusal audit is rate-limited.
+                    let e = CommandError::new(ErrorKind::NotGranted, "message from someone other than the owner");
+                    let _ = self.refuse(&inv, e, None);
+                    return;
+                }
+                let reply = self.owner_message(body.trim(), &inv).await;
+                if let Err(e) = self.notify(MessageKind::Reply, &reply) {
+                    tracing::error!(error = %e, "cannot queue a Signal reply");
+                }
+            }
+            GatewayEvent::IdentityChanged { sender } => {
+                if sender == owner {
+                    let _ = self.store.meta.insert(IDENTITY_BLOCK_KEY, b"1".as_slice());
+                    let _ = self.audit_event("signal.identity_changed", &inv, json!({"sender": sender}));
+                    tracing::warn!(
+                        "the owner's Signal safety number changed: commands from Signal are refused until you verify it and run `pane-agent trust`"
+                    );
+                }
+            }
+            GatewayEvent::Sent { id } => {
+                if let Ok(id) = id.parse::<u64>() {
+                    if let Ok(true) = self.outbox.delivered(id) {
+                        let _ = self.audit_event("outbox.delivered", &inv, json!({"id": id}));
+                    }
+                }
+            }
+            GatewayEvent::SendFailed { id, error, retryable } => {
+                if let Ok(id) = id.parse::<u64>() {
+                    let _ = self.outbox.record_attempt(id);
+                    let _ = self.audit_event(
+                        "outbox.send_failed",
+                        &inv,
+                        json!({"id": id, "error": crate::redact::truncate(&error, 200), "retryable": retryable}),
+                    );
+                }
+            }
+        }
+    }
+
+    async fn owner_message(&mut self, body: &str, inv: &Invocation) -> String {
+        if self.store.meta.get(IDENTITY_BLOCK_KEY).ok().flatten().is_some() {
+            let _ = self.audit_event("signal.blocked", inv, json!({"reason": "safety number changed"}));
+            return "Commands over Signal are paused: your safety number changed. The operator must verify it and run `pane-agent trust` at the console.".into();
+        }
+        if body.starts_with('{') {
+            let reply = self.handle_envelope(body.as_bytes(), inv).await;
+            return self.redact_reply(reply).to_json().to_string();
+        }
+        let words: Vec<&str> = body.split_whitespace().collect();
+        if let [verb, code @ ..] = words.as_slice() {
+            let verb = verb.to_ascii_lowercase();
+            if (verb == "approve" || verb == "deny") && !code.is_empty() {
+                let mut args = serde_json::Map::new();
+                args.insert("code".into(), Value::String(code.join("")));
+                let _ = self.audit_event("signal.plain_approval", inv, json!({"verb": verb}));
+                let reply: Reply = match Command::parse(&verb, &args) {
+                    Ok(command) => {
+                        let envelope = Envelope {
+                            ts: inv.now.to_rfc3339(),
+                            cmd: verb.clone(),
+                            args,
+                            sig: [0; 32],
+                        };
+                        self.judge_and_run(command, &envelope, inv).await.into()
+                    }
+                    Err(e) => Reply::Err(e),
+                };
+                return self.redact_reply(reply).to_json().to_string();
+            }
+        }
+        "Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.".into()
     }
 
     /// Runs a scheduled job and records when it ran.

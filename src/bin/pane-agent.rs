@@ -27,6 +27,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
         CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::Trust(dir) => {
+            let args = cli::CommandArgs {
+                data_dir: dir,
+                cmd: "trust".into(),
+                args: Vec::new(),
+            };
+            return Ok(cli::print_reply(&cli::send::send(&args).await?));
+        }
         CliCommand::CheckIncidents(dir) => match cli::check_incidents::check_incidents(&dir).await?
         {
             Ok(lines) => {

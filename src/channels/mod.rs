@@ -4,4 +4,5 @@
 
 pub mod client;
 pub mod control_socket;
+pub mod gateway;
 pub mod http;

@@ -35,6 +35,8 @@ pub enum CliCommand {
     Send(CommandArgs),
     /// Deliver a pre-signed envelope (the CLI-over-SSH channel) and print the reply.
     Command(command::CommandEnvelope),
+    /// Accept the owner's new Signal safety number (after verifying it) and resume commands.
+    Trust(DataDirArg),
     /// Print the breach incidents, one line each.
     CheckIncidents(DataDirArg),
     /// Start an agent on its embedded defaults in a temporary dir and show commands going through.

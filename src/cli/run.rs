@@ -164,6 +164,14 @@ impl Daemon {
             agent: agent.clone(),
         };
         tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
+        let gateway_path = data_dir.join("gateway.sock");
+        let gateway = crate::channels::gateway::GatewaySocket {
+            listener: crate::channels::gateway::bind(&gateway_path)
+                .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,
+            path: gateway_path,
+            agent: agent.clone(),
+        };
+        tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
 
         let mut http_addr = None;
         let http_task = match http_listen {

@@ -22,6 +22,7 @@ pub mod revoke;
 pub mod status;
 pub mod sweep;
 pub mod transactions;
+pub mod trust;
 
 use crate::actors::agent::{Core, Invocation};
 use crate::policy::tools::{self, ToolSpec};
@@ -68,6 +69,8 @@ pub enum Command {
     CheckIncidents(check_incidents::CheckIncidents),
     /// `incident.ack {id}`
     IncidentAck(incident_ack::IncidentAck),
+    /// `trust`
+    Trust(trust::Trust),
 }
 
 impl Command {
@@ -108,6 +111,7 @@ impl Command {
                 Command::CheckIncidents(check_incidents::CheckIncidents::parse(&a)?)
             }
             "incident.ack" => Command::IncidentAck(incident_ack::IncidentAck::parse(&a)?),
+            "trust" => Command::Trust(trust::Trust::parse(&a)?),
             other => {
                 return Err(CommandError::new(
                     ErrorKind::UnknownCommand,
@@ -146,6 +150,7 @@ impl Command {
             Command::Sweep(_) => "sweep",
             Command::CheckIncidents(_) => "check-incidents",
             Command::IncidentAck(_) => "incident.ack",
+            Command::Trust(_) => "trust",
         }
     }
 
@@ -221,6 +226,7 @@ impl Command {
             Command::Sweep(c) => c.execute(core, inv).await,
             Command::CheckIncidents(c) => c.execute(core),
             Command::IncidentAck(c) => c.execute(core),
+            Command::Trust(c) => c.execute(core, inv),
         }
     }
 }
