@@ -1,0 +1,385 @@
+//! The Signal channel through the real binary: a test gateway speaking the relay protocol on
+//! `gateway.sock`, and the crate's own relay driving a test double of the Signal device.
+
+mod common;
+
+use common::{assert_error, Agent};
+use pane_agent::gateway::device::{DeviceError, DeviceEvent, Incoming, SendError, SignalDevice};
+use pane_agent::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
+use pane_agent::gateway::relay::{self, RelayConfig};
+use pane_agent::shutdown::Shutdown;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+const STRANGER: &str = "9f0e1d2c-3b4a-4596-8877-665544332211";
+
+fn agent_with_owner() -> Agent {
+    let mut agent = Agent::init();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
+    );
+    agent.spawn();
+    agent
+}
+
+/// A test gateway: the protocol over the real socket.
+struct Gateway {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Gateway {
+    fn connect(agent: &Agent) -> Gateway {
+        let s = UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Gateway {
+            reader: BufReader::new(s.try_clone().unwrap()),
+            writer: s,
+        }
+    }
+
+    fn event(&mut self, e: &GatewayEvent) {
+        self.writer
+            .write_all(encode_line(e).unwrap().as_bytes())
+            .unwrap();
+    }
+
+    fn received(&mut self, sender: &str, body: &str) {
+        self.event(&GatewayEvent::Received {
+            sender: sender.into(),
+            device: 1,
+            timestamp: 1,
+            body: body.into(),
+            sealed: true,
+        });
+    }
+
+    /// Every send that arrives within `wait`.
+    fn sends(&mut self, wait: Duration) -> Vec<(String, String, String)> {
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) => break,
+                Ok(_) => {
+                    let CoreCommand::Send {
+                        id,
+                        recipient,
+                        body,
+                    } = decode_line(&line).unwrap();
+                    out.push((id, recipient, body));
+                }
+                Err(_) => {}
+            }
+        }
+        out
+    }
+
+    /// Waits for exactly one send, acknowledges it, and returns its body.
+    fn reply(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let sends = self.sends(Duration::from_millis(300));
+            if let Some((id, recipient, body)) = sends.into_iter().next() {
+                assert_eq!(recipient, OWNER);
+                self.event(&GatewayEvent::Sent { id });
+                return body;
+            }
+            assert!(Instant::now() < deadline, "no reply came");
+        }
+    }
+}
+
+#[test]
+fn owner_commands_are_answered_and_strangers_are_not() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent);
+    gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["count"], 0);
+
+    // A stranger with a perfectly signed envelope: no reply, no action.
+    gw.received(STRANGER, &agent.envelope("lockdown", json!({})).to_json());
+    gw.received(STRANGER, "approve ABCDE-FGHJK");
+    assert!(
+        gw.sends(Duration::from_millis(800)).is_empty(),
+        "strangers get no reply"
+    );
+    let help = agent.send("help", json!({}));
+    assert!(
+        help["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["granted"] == true),
+        "no lockdown happened"
+    );
+
+    // The owner with a bad signature: refused, and told so.
+    let mut bad: Value =
+        serde_json::from_str(&agent.envelope("list", json!({})).to_json()).unwrap();
+    bad["cmd"] = json!("lockdown");
+    gw.received(OWNER, &bad.to_string());
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["kind"], "bad_signature");
+
+    // Anything else gets a short note on how to sign.
+    gw.received(OWNER, "hello?");
+    assert!(gw.reply().contains("signed command"));
+}
+
+#[test]
+fn plain_approve_and_deny_settle_pending_approvals() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent);
+    agent.send("revoke", json!({"tool": "list"}));
+    let code = agent.send("grant", json!({"tool": "list"}))["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The prompt is delivered first.
+    assert!(gw.reply().contains(&format!("approve {code}")));
+    gw.received(OWNER, &format!("Approve {}", code.to_lowercase()));
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["status"], "approved", "{reply}");
+    assert!(agent.send("list", json!({})).get("error").is_none());
+
+    let code = agent.send("grant", json!({"tool": "audit"}))["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.reply();
+    gw.received(OWNER, &format!("deny {code}"));
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["status"], "denied", "{reply}");
+}
+
+#[test]
+fn a_changed_safety_number_stops_signal_commands_until_trusted() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent);
+    gw.event(&GatewayEvent::IdentityChanged {
+        sender: OWNER.into(),
+    });
+    gw.received(OWNER, &agent.envelope("lockdown", json!({})).to_json());
+    assert!(gw.reply().contains("paused"));
+    assert!(agent.send("help", json!({}))["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["granted"] == true));
+    assert!(
+        agent.logs().contains("safety number changed"),
+        "the operator is told"
+    );
+    // trust is console-only: over Signal it is refused even once unblocked.
+    let out = agent.cli(&["trust"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["count"], 0, "{reply}");
+    gw.received(OWNER, &agent.envelope("trust", json!({})).to_json());
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["kind"], "not_granted");
+}
+
+#[test]
+fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
+    let mut agent = agent_with_owner();
+    // Three prompts queued with no gateway connected.
+    for tool in ["list", "status", "audit"] {
+        agent.send("grant", json!({"tool": tool}));
+    }
+    let mut gw = Gateway::connect(&agent);
+    let first = gw.sends(Duration::from_secs(2));
+    assert_eq!(first.len(), 3, "{first:?}");
+    // Acknowledge one, then drop the connection.
+    gw.event(&GatewayEvent::Sent {
+        id: first[0].0.clone(),
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(gw);
+    // Reconnected: the two unacknowledged ones come again, the acknowledged one never.
+    let mut gw = Gateway::connect(&agent);
+    let again = gw.sends(Duration::from_secs(2));
+    let ids: Vec<&String> = again.iter().map(|s| &s.0).collect();
+    assert_eq!(ids, [&first[1].0, &first[2].0]);
+    gw.event(&GatewayEvent::Sent {
+        id: first[1].0.clone(),
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(gw);
+    // The core is killed with one message still unacknowledged.
+    agent.kill();
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent);
+    let after = gw.sends(Duration::from_secs(2));
+    assert_eq!(
+        after.iter().map(|s| &s.0).collect::<Vec<_>>(),
+        [&first[2].0]
+    );
+    gw.event(&GatewayEvent::Sent {
+        id: first[2].0.clone(),
+    });
+    assert!(
+        gw.sends(Duration::from_secs(1)).is_empty(),
+        "acknowledged: never sent again"
+    );
+}
+
+#[test]
+fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent);
+    let mut burst = String::new();
+    for i in 0..10_000 {
+        let e = GatewayEvent::Received {
+            sender: STRANGER.into(),
+            device: 1,
+            timestamp: i,
+            body: "approve ABCDE-FGHJK".into(),
+            sealed: false,
+        };
+        burst.push_str(&encode_line(&e).unwrap());
+    }
+    gw.writer.write_all(burst.as_bytes()).unwrap();
+    gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["count"], 0);
+    let refused = agent
+        .audit()
+        .iter()
+        .filter(|e| e["event"] == "envelope.refused")
+        .count();
+    assert!(
+        refused <= 31,
+        "the flood is counted, not written out: {refused}"
+    );
+}
+
+/// A Signal device double: events come from a channel, sends are recorded.
+struct FakeDevice {
+    events: tokio::sync::mpsc::UnboundedReceiver<Result<DeviceEvent, DeviceError>>,
+    sent: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    connects: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SignalDevice for FakeDevice {
+    async fn connect(&mut self) -> Result<(), DeviceError> {
+        self.connects
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+    async fn next_event(&mut self) -> Result<DeviceEvent, DeviceError> {
+        match self.events.recv().await {
+            Some(e) => e,
+            None => std::future::pending().await,
+        }
+    }
+    async fn send(&mut self, recipient: &str, body: &str) -> Result<(), SendError> {
+        self.sent
+            .lock()
+            .unwrap()
+            .push((recipient.to_string(), body.to_string()));
+        Ok(())
+    }
+}
+
+#[test]
+fn the_relay_carries_messages_both_ways_and_survives_restarts() {
+    let mut agent = agent_with_owner();
+    let state = tempfile::tempdir().unwrap();
+    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let connects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (stop_tx, stop_rx) = tokio::sync::broadcast::channel(1);
+    let device = FakeDevice {
+        events: rx,
+        sent: sent.clone(),
+        connects: connects.clone(),
+    };
+    let config = RelayConfig {
+        socket: agent.dir.join("gateway.sock"),
+        state_dir: state.path().to_path_buf(),
+    };
+    let relay = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, relay::run(device, config, Shutdown::new(stop_rx)))
+    });
+    let wait_for = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sent.lock().unwrap().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "relay delivered {:?}",
+                sent.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let incoming = |body: String| {
+        Ok(DeviceEvent::Message(Incoming {
+            sender: OWNER.into(),
+            device: 1,
+            timestamp: 1,
+            body,
+            sealed: true,
+        }))
+    };
+    // Nothing is sent before the queue is drained.
+    tx.send(incoming(agent.envelope("list", json!({})).to_json()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(
+        sent.lock().unwrap().is_empty(),
+        "sends wait for the queue to drain"
+    );
+    tx.send(Ok(DeviceEvent::QueueEmpty)).unwrap();
+    wait_for(1);
+    assert_eq!(sent.lock().unwrap()[0].0, OWNER);
+    assert!(sent.lock().unwrap()[0].1.contains("\"count\":0"));
+
+    // The websocket drops: the relay reconnects the device.
+    tx.send(Err(DeviceError::Disconnected("test".into())))
+        .unwrap();
+    tx.send(Ok(DeviceEvent::QueueEmpty)).unwrap();
+    // The core restarts: the relay reconnects to it, and messages keep flowing.
+    agent.restart();
+    tx.send(incoming(agent.envelope("approvals", json!({})).to_json()))
+        .unwrap();
+    wait_for(2);
+    assert!(connects.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    stop_tx.send(()).unwrap();
+    relay.join().unwrap().unwrap();
+
+    // The outbox holds nothing: both replies were acknowledged exactly once.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_error(&agent.send("status", json!({"context": "x"})), "not_found");
+    let mut gw = Gateway::connect(&agent);
+    let leftover = gw.sends(Duration::from_millis(800));
+    assert!(leftover.is_empty(), "{leftover:?}");
+}
+
+#[test]
+fn the_sent_log_stops_a_second_delivery_after_a_gateway_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sent-ids");
+    let mut log = relay::SentLog::open(&path).unwrap();
+    assert!(!log.contains("7"));
+    log.record("7").unwrap();
+    let log = relay::SentLog::open(&path).unwrap();
+    assert!(log.contains("7"), "remembered across a restart");
+}
