@@ -162,7 +162,12 @@ impl AgentHandle {
     /// Hands a gateway event to the agent.
     pub async fn signal_event(&self, event: GatewayEvent) {
         let (reply, answer) = oneshot::channel();
-        if self.sender.send(AgentMessage::Signal { event, reply }).await.is_ok() {
+        if self
+            .sender
+            .send(AgentMessage::Signal { event, reply })
+            .await
+            .is_ok()
+        {
             let _ = answer.await;
         }
     }
@@ -170,7 +175,12 @@ impl AgentHandle {
     /// The owner's ACI and the outbox messages waiting for delivery.
     pub async fn outbox_pending(&self) -> (Option<String>, Vec<OutboxMessage>) {
         let (reply, answer) = oneshot::channel();
-        if self.sender.send(AgentMessage::OutboxPending { reply }).await.is_err() {
+        if self
+            .sender
+            .send(AgentMessage::OutboxPending { reply })
+            .await
+            .is_err()
+        {
             return (None, Vec::new());
         }
         answer.await.unwrap_or((None, Vec::new()))
@@ -265,7 +275,8 @@ impl Agent {
                 (Reply::Ok(Value::Null), reply)
             }
             AgentMessage::OutboxPending { reply } => {
-                let owner = Some(self.core.config.signal.owner.trim().to_string()).filter(|o| !o.is_empty());
+                let owner = Some(self.core.config.signal.owner.trim().to_string())
+                    .filter(|o| !o.is_empty());
                 let pending = match self.core.outbox.pending(100) {
                     Ok(p) => p,
                     Err(e) => {
@@ -680,7 +691,10 @@ impl Core {
             GatewayEvent::Received { sender, body, .. } => {
                 if owner.is_empty() || sender != owner {
                     // Strangers get no reply and no action; the refusal audit is rate-limited.
-                    let e = CommandError::new(ErrorKind::NotGranted, "message from someone other than the owner");
+                    let e = CommandError::new(
+                        ErrorKind::NotGranted,
+                        "message from someone other than the owner",
+                    );
                     let _ = self.refuse(&inv, e, None);
                     return;
                 }
@@ -692,7 +706,11 @@ impl Core {
             GatewayEvent::IdentityChanged { sender } => {
                 if sender == owner {
                     let _ = self.store.meta.insert(IDENTITY_BLOCK_KEY, b"1".as_slice());
-                    let _ = self.audit_event("signal.identity_changed", &inv, json!({"sender": sender}));
+                    let _ = self.audit_event(
+                        "signal.identity_changed",
+                        &inv,
+                        json!({"sender": sender}),
+                    );
                     tracing::warn!(
                         "the owner's Signal safety number changed: commands from Signal are refused until you verify it and run `pane-agent trust`"
                     );
@@ -705,7 +723,11 @@ impl Core {
                     }
                 }
             }
-            GatewayEvent::SendFailed { id, error, retryable } => {
+            GatewayEvent::SendFailed {
+                id,
+                error,
+                retryable,
+            } => {
                 if let Ok(id) = id.parse::<u64>() {
                     let _ = self.outbox.record_attempt(id);
                     let _ = self.audit_event(
@@ -719,8 +741,19 @@ impl Core {
     }
 
     async fn owner_message(&mut self, body: &str, inv: &Invocation) -> String {
-        if self.store.meta.get(IDENTITY_BLOCK_KEY).ok().flatten().is_some() {
-            let _ = self.audit_event("signal.blocked", inv, json!({"reason": "safety number changed"}));
+        if self
+            .store
+            .meta
+            .get(IDENTITY_BLOCK_KEY)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            let _ = self.audit_event(
+                "signal.blocked",
+                inv,
+                json!({"reason": "safety number changed"}),
+            );
             return "Commands over Signal are paused: your safety number changed. The operator must verify it and run `pane-agent trust` at the console.".into();
         }
         if body.starts_with('{') {

@@ -42,7 +42,10 @@ impl GatewaySocket {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             };
-            let peer_ok = stream.peer_cred().map(|c| c.uid() == unix::euid()).unwrap_or(false);
+            let peer_ok = stream
+                .peer_cred()
+                .map(|c| c.uid() == unix::euid())
+                .unwrap_or(false);
             if !peer_ok {
                 tracing::warn!("gateway socket: refused a peer with another uid");
                 continue;

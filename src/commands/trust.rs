@@ -25,7 +25,11 @@ impl Trust {
                 "trust is accepted only at the console (pane-agent trust)",
             ));
         }
-        let was = core.store.meta.remove(IDENTITY_BLOCK_KEY).map_err(|e| core.internal(e))?;
+        let was = core
+            .store
+            .meta
+            .remove(IDENTITY_BLOCK_KEY)
+            .map_err(|e| core.internal(e))?;
         Ok(json!({"status": if was.is_some() { "trusted" } else { "nothing to trust" }}))
     }
 }

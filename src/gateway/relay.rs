@@ -59,7 +59,11 @@ impl SentLog {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        let order: VecDeque<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_string).collect();
+        let order: VecDeque<String> = text
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_string)
+            .collect();
         Ok(SentLog {
             path: path.to_path_buf(),
             ids: order.iter().cloned().collect(),
@@ -94,7 +98,10 @@ impl SentLog {
             std::fs::rename(&tmp, &self.path)?;
             return Ok(());
         }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         writeln!(f, "{id}")?;
         f.sync_data()
     }
@@ -118,7 +125,11 @@ impl Backoff {
 }
 
 /// Runs the relay until shutdown (or until the device is unlinked).
-pub async fn run<D: SignalDevice>(mut device: D, config: RelayConfig, mut shutdown: Shutdown) -> Result<(), RelayError> {
+pub async fn run<D: SignalDevice>(
+    mut device: D,
+    config: RelayConfig,
+    mut shutdown: Shutdown,
+) -> Result<(), RelayError> {
     let mut sent = SentLog::open(&config.state_dir.join("sent-ids"))?;
     let mut held: VecDeque<GatewayEvent> = VecDeque::new();
     let mut waiting: VecDeque<(String, String, String)> = VecDeque::new();
@@ -271,7 +282,9 @@ async fn on_device_event<D: SignalDevice>(
                 sealed: m.sealed,
             });
         }
-        Ok(DeviceEvent::IdentityChanged { sender }) => held.push_back(GatewayEvent::IdentityChanged { sender }),
+        Ok(DeviceEvent::IdentityChanged { sender }) => {
+            held.push_back(GatewayEvent::IdentityChanged { sender })
+        }
         Ok(DeviceEvent::QueueEmpty) => *queue_empty = true,
         Err(DeviceError::Disconnected(why)) => {
             tracing::warn!(%why, "Signal connection lost");
@@ -284,7 +297,11 @@ async fn on_device_event<D: SignalDevice>(
 }
 
 /// Connects the device, retrying with backoff; false when shutdown came first.
-async fn connect_device<D: SignalDevice>(device: &mut D, backoff: &mut Backoff, shutdown: &mut Shutdown) -> Result<bool, RelayError> {
+async fn connect_device<D: SignalDevice>(
+    device: &mut D,
+    backoff: &mut Backoff,
+    shutdown: &mut Shutdown,
+) -> Result<bool, RelayError> {
     loop {
         match device.connect().await {
             Ok(()) => return Ok(true),
