@@ -109,7 +109,43 @@ impl BreachHandle {
     }
 }
 
+impl SourceReport {
+    /// A source that could not be read.
+    fn down(source: &'static str, error: String) -> SourceReport {
+        SourceReport {
+            source,
+            ok: false,
+            fetched: 0,
+            rescanned: false,
+            error: Some(error),
+        }
+    }
+}
+
 impl BreachMonitor {
+    /// Records a message from a sender that does not belong to `context`, counting a new
+    /// incident against the context.
+    fn record(
+        &mut self,
+        context: &str,
+        obs: &crate::breach::matching::Observation,
+        source: &str,
+        report: &mut SweepReport,
+    ) -> Result<(), StoreError> {
+        match self.incidents.record(context, obs, source)? {
+            Some((incident, true)) => {
+                if let Some(mut c) = self.contexts.get(context)? {
+                    c.incidents += 1;
+                    self.contexts.put(&c)?;
+                }
+                report.new_incidents.push(incident);
+            }
+            Some((_, false)) => report.repeated += 1,
+            None => {}
+        }
+        Ok(())
+    }
+
     async fn run(mut self) {
         while let Some(msg) = self.receiver.recv().await {
             match msg {
@@ -124,13 +160,9 @@ impl BreachMonitor {
         let mut report = SweepReport::default();
         match &self.imap {
             None => {}
-            Some(Err(e)) => report.sources.push(SourceReport {
-                source: "imap",
-                ok: false,
-                fetched: 0,
-                rescanned: false,
-                error: Some(e.to_string()),
-            }),
+            Some(Err(e)) => report
+                .sources
+                .push(SourceReport::down("imap", e.to_string())),
             Some(Ok(source)) => {
                 let source = source.clone();
                 self.sweep_imap(&source, &mut report).await?;
@@ -141,13 +173,9 @@ impl BreachMonitor {
         }
         match &self.hibp {
             None => {}
-            Some(Err(e)) => report.sources.push(SourceReport {
-                source: "hibp",
-                ok: false,
-                fetched: 0,
-                rescanned: false,
-                error: Some(e.to_string()),
-            }),
+            Some(Err(e)) => report
+                .sources
+                .push(SourceReport::down("hibp", e.to_string())),
             Some(Ok(hibp)) => {
                 let hibp = hibp.clone();
                 self.sweep_hibp(&hibp, &mut report).await?;
@@ -228,17 +256,7 @@ impl BreachMonitor {
                         ),
                         fingerprint: format!("{subject}:{}", b.name),
                     };
-                    match self.incidents.record(&ctx.name, &obs, "hibp")? {
-                        Some((incident, true)) => {
-                            if let Some(mut c) = self.contexts.get(&ctx.name)? {
-                                c.incidents += 1;
-                                self.contexts.put(&c)?;
-                            }
-                            report.new_incidents.push(incident);
-                        }
-                        Some((_, false)) => report.repeated += 1,
-                        None => {}
-                    }
+                    self.record(&ctx.name, &obs, "hibp", report)?;
                 }
                 self.store.meta.insert(
                     key.as_bytes(),
@@ -260,13 +278,7 @@ impl BreachMonitor {
     /// SimpleLogin's activity logs, read only for aliases whose forward or block counter
     /// moved since the last sweep, and only as many entries as it moved by.
     async fn sweep_simplelogin(&mut self, report: &mut SweepReport) -> Result<(), StoreError> {
-        let down = |e: String| SourceReport {
-            source: "simplelogin",
-            ok: false,
-            fetched: 0,
-            rescanned: false,
-            error: Some(e),
-        };
+        let down = |e: String| SourceReport::down("simplelogin", e);
         let (list, _) = match self.aliases.list().await {
             Ok(l) => l,
             Err(e) => {
@@ -324,17 +336,7 @@ impl BreachMonitor {
                         report.expected += 1;
                         continue;
                     }
-                    match self.incidents.record(&ctx.name, &obs, "simplelogin")? {
-                        Some((incident, true)) => {
-                            if let Some(mut c) = self.contexts.get(&ctx.name)? {
-                                c.incidents += 1;
-                                self.contexts.put(&c)?;
-                            }
-                            report.new_incidents.push(incident);
-                        }
-                        Some((_, false)) => report.repeated += 1,
-                        None => {}
-                    }
+                    self.record(&ctx.name, &obs, "simplelogin", report)?;
                 }
             }
             self.store
@@ -367,13 +369,9 @@ impl BreachMonitor {
             Ok(b) => b,
             Err(e) => {
                 tracing::warn!(error = %e, "IMAP source unavailable; its cursor stays where it was");
-                report.sources.push(SourceReport {
-                    source: "imap",
-                    ok: false,
-                    fetched: 0,
-                    rescanned: false,
-                    error: Some(e.to_string()),
-                });
+                report
+                    .sources
+                    .push(SourceReport::down("imap", e.to_string()));
                 return Ok(());
             }
         };
@@ -386,7 +384,6 @@ impl BreachMonitor {
                 Some((email, c))
             })
             .collect();
-        let mut touched: HashMap<String, u64> = HashMap::new();
         for (_uid, header) in &batch.messages {
             let Some(obs) = observe(header) else {
                 report.unmatched += 1;
@@ -400,20 +397,7 @@ impl BreachMonitor {
                 report.expected += 1;
                 continue;
             }
-            match self.incidents.record(&ctx.name, &obs, "imap")? {
-                Some((incident, true)) => {
-                    *touched.entry(ctx.name.clone()).or_default() += 1;
-                    report.new_incidents.push(incident);
-                }
-                Some((_, false)) => report.repeated += 1,
-                None => {}
-            }
-        }
-        for (name, new) in touched {
-            if let Some(mut ctx) = self.contexts.get(&name)? {
-                ctx.incidents += new;
-                self.contexts.put(&ctx)?;
-            }
+            self.record(&ctx.name, &obs, "imap", report)?;
         }
         // The cursor moves only after everything it covers is recorded.
         if let Some(c) = batch.cursor {
