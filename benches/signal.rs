@@ -16,18 +16,33 @@ const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 
 fn main() {
     let mut agent = Agent::init();
-    agent.write_config(&pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")));
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
+    );
     agent.spawn();
     let mut writer = UnixStream::connect(agent.dir.join("gateway.sock")).expect("gateway socket");
     let mut reader = BufReader::new(writer.try_clone().expect("clone"));
-    reader.get_mut().set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     let received = |sender: &str, body: String, i: u64| {
-        encode_line(&GatewayEvent::Received { sender: sender.into(), device: 1, timestamp: i, body, sealed: false })
-            .expect("encode")
+        encode_line(&GatewayEvent::Received {
+            sender: sender.into(),
+            device: 1,
+            timestamp: i,
+            body,
+            sealed: false,
+        })
+        .expect("encode")
     };
     let mut burst = String::new();
     for i in 0..10_000 {
-        burst.push_str(&received("9f0e1d2c-3b4a-4596-8877-665544332211", "approve ABCDE-FGHJK".into(), i));
+        burst.push_str(&received(
+            "9f0e1d2c-3b4a-4596-8877-665544332211",
+            "approve ABCDE-FGHJK".into(),
+            i,
+        ));
     }
     let owner = received(OWNER, agent.envelope("list", json!({})).to_json(), 10_001);
     let t = Instant::now();
@@ -39,7 +54,11 @@ fn main() {
     let answered = t.elapsed();
     let CoreCommand::Send { body, .. } = decode_line(&line).expect("a send");
     assert!(body.contains("\"count\""), "{body}");
-    let refused = agent.audit().iter().filter(|e| e["event"] == "envelope.refused").count();
+    let refused = agent
+        .audit()
+        .iter()
+        .filter(|e| e["event"] == "envelope.refused")
+        .count();
     println!("pane-agent Signal flood benchmark (release build)");
     println!(
         "10,000 stranger messages then one owner command: burst written in {:.0} ms, owner answered {:.0} ms after the burst began ({:.0} ms after the command)",
