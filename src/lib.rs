@@ -31,4 +31,5 @@ pub mod reply;
 pub mod schedule;
 pub mod shutdown;
 pub mod store;
+pub mod systemd;
 pub mod unix;

@@ -97,13 +97,17 @@ pub struct SecretSet {
 }
 
 impl SecretSet {
-    /// Loads the secrets: `AGENT_SECRET`, else `<data_dir>/agent.secret` (which must be
+    /// Loads the secrets: `AGENT_SECRET`, else the systemd credential `agent-secret`, else
+    /// `<data_dir>/agent.secret` (which must be
     /// mode 0600 or stricter); previous ones from `AGENT_SECRET_PREVIOUS` (comma-separated)
     /// and the config's `previous_secrets`. Every secret must be at least 32 bytes.
     pub fn load(data_dir: &Path, configured_previous: &[String]) -> Result<SecretSet, SecretError> {
         let current = match std::env::var("AGENT_SECRET") {
             Ok(v) if !v.trim().is_empty() => Secret::new(&v).check_len("AGENT_SECRET")?,
-            _ => load_file(&data_dir.join("agent.secret"))?,
+            _ => match crate::systemd::credential("agent-secret") {
+                Some(v) => Secret::new(&v).check_len("the agent-secret credential")?,
+                None => load_file(&data_dir.join("agent.secret"))?,
+            },
         };
         let mut previous = Vec::new();
         let env_prev = std::env::var("AGENT_SECRET_PREVIOUS").unwrap_or_default();

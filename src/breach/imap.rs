@@ -84,13 +84,10 @@ impl ImapSource {
         if config.host.trim().is_empty() {
             return None;
         }
-        let password = match std::env::var("PANE_IMAP_PASSWORD") {
-            Ok(p) if !p.is_empty() => p,
-            _ => {
-                return Some(Err(ImapError::NotConfigured(
-                    "set PANE_IMAP_PASSWORD".into(),
-                )))
-            }
+        let Some(password) = crate::systemd::env_or_credential("PANE_IMAP_PASSWORD") else {
+            return Some(Err(ImapError::NotConfigured(
+                "set PANE_IMAP_PASSWORD".into(),
+            )));
         };
         Some(Ok(ImapSource {
             config: config.clone(),

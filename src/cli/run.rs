@@ -60,6 +60,8 @@ pub struct Daemon {
     store: Store,
     /// Where the control socket listens.
     pub socket: PathBuf,
+    /// The agent (for the watchdog's liveness check).
+    pub agent: AgentHandle,
     /// Where the HTTP endpoint listens, when on.
     pub http_addr: Option<SocketAddr>,
 }
@@ -224,6 +226,7 @@ impl Daemon {
             store,
             socket,
             http_addr,
+            agent,
         })
     }
 
@@ -239,7 +242,9 @@ impl Daemon {
                 tracing::warn!(error = %e, "http endpoint stopped with an error");
             }
         }
-        // The channels dropped their agent handles, so the actor finishes its queue and ends.
+        // The channels dropped their agent handles, and so does this: the actor finishes its
+        // queue and ends.
+        drop(self.agent);
         let _ = self.agent_task.await;
         self.store
             .flush()
@@ -254,7 +259,28 @@ impl Daemon {
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let data_dir = args.data_dir.resolve()?;
     let daemon = Daemon::start(&data_dir, args.config.as_deref()).await?;
+    crate::systemd::notify("READY=1");
+    let watchdog = crate::systemd::watchdog_interval().map(|every| {
+        let agent = daemon.agent.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                // Only a responsive agent actor earns the watchdog ping.
+                if tokio::time::timeout(every, agent.outbox_pending())
+                    .await
+                    .is_ok()
+                {
+                    crate::systemd::notify("WATCHDOG=1");
+                }
+            }
+        })
+    });
     wait_for_signal().await?;
+    crate::systemd::notify("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     tracing::info!("shutting down");
     daemon.shutdown().await
 }

@@ -172,15 +172,12 @@ pub fn base_url(env_var: &str, configured: &str, default: &str) -> String {
     }
 }
 
-/// Reads an API key from the environment.
+/// Reads an API key from the environment, else from the systemd `provider-keys` credential.
 pub fn api_key(provider: &'static str, env_var: &str) -> Result<String, ProviderError> {
-    match std::env::var(env_var) {
-        Ok(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
-        _ => Err(ProviderError::NotConfigured {
-            provider,
-            hint: format!("set {env_var} in the agent's environment"),
-        }),
-    }
+    crate::systemd::env_or_credential(env_var).ok_or_else(|| ProviderError::NotConfigured {
+        provider,
+        hint: format!("set {env_var} in the agent's environment (or the provider-keys credential)"),
+    })
 }
 
 /// Decodes a provider's JSON into `T`, or a `Decode` error naming the provider.

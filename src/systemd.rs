@@ -1,0 +1,59 @@
+//! systemd integration without a library: readiness and watchdog notifications over
+//! `$NOTIFY_SOCKET` (sd_notify's datagram protocol), and credentials from
+//! `$CREDENTIALS_DIRECTORY` (`LoadCredential=`).
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Sends one sd_notify state line (`READY=1`, `WATCHDOG=1`, `STOPPING=1`); does nothing
+/// when not started by systemd.
+pub fn notify(state: &str) {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(abstract_name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(abstract_name)
+            .and_then(|addr| socket.send_to_addr(state.as_bytes(), &addr))
+    } else {
+        socket.send_to(state.as_bytes(), PathBuf::from(path))
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "sd_notify failed");
+    }
+}
+
+/// Half the watchdog interval systemd asked for (`WatchdogSec=`), if it asked.
+pub fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    Some(Duration::from_micros(usec / 2)).filter(|d| !d.is_zero())
+}
+
+/// A credential passed with `LoadCredential=NAME:...`, trimmed; None outside systemd or
+/// when not passed.
+pub fn credential(name: &str) -> Option<String> {
+    let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
+    let text = std::fs::read_to_string(PathBuf::from(dir).join(name)).ok()?;
+    Some(text.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// A key from the environment, else from the `provider-keys` credential (lines of
+/// `NAME=value`, as an environment file).
+pub fn env_or_credential(var: &str) -> Option<String> {
+    if let Ok(v) = std::env::var(var) {
+        if !v.trim().is_empty() {
+            return Some(v.trim().to_string());
+        }
+    }
+    let keys = credential("provider-keys")?;
+    keys.lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == var)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+}

@@ -1,0 +1,99 @@
+//! systemd: readiness and watchdog notifications, secrets from `$CREDENTIALS_DIRECTORY`,
+//! and the units' hardening score (`systemd-analyze security --offline=true` at most 2.0).
+
+mod common;
+
+use common::cmd;
+use pane_agent::auth::{Envelope, Secret};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::time::{Duration, Instant};
+
+#[test]
+fn notify_ready_and_watchdog_and_credentials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let creds = tmp.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    let secret = "c".repeat(64);
+    std::fs::write(creds.join("agent-secret"), format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(
+        creds.join("agent-secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+    )
+    .unwrap();
+    let notify_path = tmp.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = cmd(&dir)
+        .arg("run")
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline
+        && !(got.iter().any(|m| m == "READY=1") && got.iter().any(|m| m == "WATCHDOG=1"))
+    {
+        let mut buf = [0u8; 256];
+        if let Ok(n) = notify.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    assert!(got.iter().any(|m| m == "READY=1"), "{got:?}");
+    assert!(got.iter().any(|m| m == "WATCHDOG=1"), "{got:?}");
+    // The secret came from the credential: a command signed with it is carried out.
+    let env = Envelope::sign(
+        &Secret::new(&secret),
+        chrono::Utc::now(),
+        "list",
+        Default::default(),
+    );
+    let mut s = UnixStream::connect(dir.join("agent.sock")).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(env.to_json().as_bytes()).unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.contains("\"count\":0"), "{out}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn units_are_hardened_to_2_0_or_better() {
+    let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("systemd-analyze is needed: apt-get install -y systemd (CI installs it)");
+    for unit in ["pane-agent.service", "pane-signal.service"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("systemd")
+            .join(unit);
+        let out = std::process::Command::new(analyze)
+            .args(["security", "--offline=true", "--no-pager"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let score: f64 = text
+            .lines()
+            .find_map(|l| l.split("exposure level for").nth(1))
+            .and_then(|rest| rest.split(':').nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no score for {unit}: {text} {}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+        assert!(score <= 2.0, "{unit} scores {score}");
+    }
+}
