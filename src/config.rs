@@ -203,11 +203,25 @@ pub struct IdentityConfig {
 }
 
 /// `[auth]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Secrets that were current before a rotation and are still accepted (never used to sign).
     pub previous_secrets: Vec<String>,
+    /// Days a secret replaced by `rotate-secret` is still accepted.
+    pub rotation_grace_days: u64,
+    /// Days after which `doctor` says the secret is due for rotation.
+    pub rotation_days: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            previous_secrets: Vec::new(),
+            rotation_grace_days: 7,
+            rotation_days: 90,
+        }
+    }
 }
 
 /// `[http]`
@@ -332,6 +346,10 @@ pub const TEMPLATE: &str = r#"# pane-agent configuration. Every setting is liste
 # Secrets from before a rotation, still accepted for commands (never used to sign).
 # AGENT_SECRET_PREVIOUS in the environment (comma-separated) adds to this list.
 previous_secrets = []
+# Days a secret replaced by `pane-agent rotate-secret` is still accepted.
+rotation_grace_days = 7
+# Days after which `pane-agent doctor` says the secret is due for rotation.
+rotation_days = 90
 
 [http]
 # POST /command and GET /healthz for a Tor onion service in front of it. Empty = off.

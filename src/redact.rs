@@ -74,6 +74,11 @@ impl Redactor {
         }
     }
 
+    /// The same redactor, also removing `more` secrets.
+    pub fn with_more(&self, more: impl IntoIterator<Item = String>) -> Redactor {
+        Redactor::new(self.known.iter().cloned().chain(more))
+    }
+
     /// Redacts one string.
     pub fn text(&self, input: &str) -> String {
         let mut out = input.to_string();

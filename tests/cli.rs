@@ -255,3 +255,43 @@ fn control_socket_serves_only_the_agents_own_uid() {
         agent.logs()
     );
 }
+
+#[test]
+fn rotate_secret_keeps_the_old_one_for_the_grace_period_and_audits_it() {
+    let mut agent = Agent::start();
+    let old = agent.secret();
+    let out = agent.cli(&["rotate-secret"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("reloaded"), "{text}");
+    let new = agent.secret();
+    assert_ne!(old, new);
+    assert_eq!(mode(&agent.dir.join("agent.secret")), 0o600);
+    assert_eq!(mode(&agent.dir.join("previous.secrets")), 0o600);
+    // Both sign for now.
+    for secret in [&old, &new] {
+        let env = Envelope::sign(secret, chrono::Utc::now(), "list", Default::default());
+        assert!(agent.raw(env.to_json().as_bytes()).get("error").is_none());
+    }
+    let rotated: Vec<serde_json::Value> = agent
+        .audit()
+        .into_iter()
+        .filter(|e| e["event"] == "auth.rotated")
+        .collect();
+    assert_eq!(rotated.len(), 1);
+    let logged = serde_json::Value::Array(agent.audit()).to_string() + &agent.logs() + &text;
+    for s in [old.as_text(), new.as_text()] {
+        assert!(!logged.contains(&s[..16]), "a secret leaked");
+    }
+    // Past the grace period the old one is refused.
+    let body = std::fs::read_to_string(agent.dir.join("previous.secrets")).unwrap();
+    let (_, secret) = body.trim().split_once(' ').unwrap();
+    std::fs::write(
+        agent.dir.join("previous.secrets"),
+        format!("{} {secret}\n", chrono::Utc::now().timestamp() - 1),
+    )
+    .unwrap();
+    agent.restart();
+    let env = Envelope::sign(&old, chrono::Utc::now(), "list", Default::default());
+    assert_eq!(agent.raw(env.to_json().as_bytes())["kind"], "bad_signature");
+}

@@ -216,6 +216,12 @@ pub struct Agent {
 
 impl Agent {
     async fn run(mut self) {
+        if let Err(e) = self
+            .core
+            .note_secret_fingerprint(&Invocation::now(Channel::Internal))
+        {
+            tracing::warn!(error = %e, "cannot record the secret's fingerprint");
+        }
         match self
             .core
             .services
@@ -297,6 +303,9 @@ impl Agent {
     }
 }
 
+/// The fingerprint of the secret in use, to notice rotations.
+const SECRET_FINGERPRINT_KEY: &[u8] = b"auth.fingerprint";
+
 /// Set while the owner's safety number changed and the operator has not run `trust`.
 pub const IDENTITY_BLOCK_KEY: &[u8] = b"signal.identity_blocked";
 
@@ -344,6 +353,8 @@ pub struct Core {
     pub redactor: Redactor,
     /// The actors and records behind the provider commands.
     pub services: Services,
+    /// The data dir (secrets are reloaded from it).
+    pub data_dir: std::path::PathBuf,
     refusals: HashMap<Channel, RefusalWindow>,
 }
 
@@ -375,6 +386,7 @@ impl Core {
             redactor,
             services,
             store,
+            data_dir: std::path::PathBuf::new(),
             refusals: HashMap::new(),
         }
     }
@@ -946,6 +958,27 @@ impl Core {
             .incidents
             .put(&incident)
             .map_err(|e| self.internal(e))
+    }
+
+    /// Audits a rotation when the current secret is not the one seen before (by fingerprint,
+    /// never the secret). Returns true when it was a rotation.
+    pub fn note_secret_fingerprint(&mut self, inv: &Invocation) -> Result<bool, CommandError> {
+        let now = self.secrets.fingerprint();
+        let before = self
+            .store
+            .meta
+            .insert(SECRET_FINGERPRINT_KEY, now.as_bytes())
+            .map_err(|e| self.internal(e))?;
+        let before = before.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let rotated = before.as_deref().is_some_and(|b| b != now);
+        if rotated {
+            self.audit_event(
+                "auth.rotated",
+                inv,
+                json!({"from": before, "to": now, "accepted_secrets": self.secrets.all().count()}),
+            )?;
+        }
+        Ok(rotated)
     }
 
     /// Refuses a spend limit above `[cards] max_limit`.

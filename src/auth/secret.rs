@@ -125,13 +125,57 @@ impl SecretSet {
                 Secret::new(text).check_len(&format!("[auth] previous_secrets entry {}", i + 1))?,
             );
         }
+        previous.extend(rotated_secrets(data_dir, chrono::Utc::now().timestamp())?);
         Ok(SecretSet { current, previous })
+    }
+
+    /// A short, one-way fingerprint of the current secret, for the audit log.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"pane-agent secret fingerprint\n");
+        h.update(self.current.as_bytes());
+        hex::encode(&h.finalize()[..6])
     }
 
     /// Every accepted secret, current first.
     pub fn all(&self) -> impl Iterator<Item = &Secret> {
         std::iter::once(&self.current).chain(self.previous.iter())
     }
+}
+
+/// The file `rotate-secret` keeps previous secrets in, each with the Unix time it stops
+/// being accepted: lines of `<expires> <secret>`.
+pub const ROTATED_FILE: &str = "previous.secrets";
+
+/// The rotated secrets still inside their grace period.
+pub fn rotated_secrets(data_dir: &Path, now: i64) -> Result<Vec<Secret>, SecretError> {
+    let path = data_dir.join(ROTATED_FILE);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let shown = path.display().to_string();
+    let mode = unix::mode_of(&path).map_err(|source| SecretError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Permissions { path: shown, mode });
+    }
+    let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Some((expires, secret)) = line.trim().split_once(' ') else {
+            continue;
+        };
+        if expires.parse::<i64>().is_ok_and(|e| e > now) {
+            out.push(Secret::new(secret).check_len(&shown)?);
+        }
+    }
+    Ok(out)
 }
 
 fn load_file(path: &Path) -> Result<Secret, SecretError> {

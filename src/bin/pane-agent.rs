@@ -27,6 +27,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
         CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::RotateSecret(dir) => {
+            for line in cli::rotate_secret::rotate_secret(&dir).await? {
+                println!("{line}");
+            }
+        }
         CliCommand::Trust(dir) => {
             let args = cli::CommandArgs {
                 data_dir: dir,

@@ -5,6 +5,7 @@ pub mod check_incidents;
 pub mod command;
 pub mod demo;
 pub mod init;
+pub mod rotate_secret;
 pub mod run;
 pub mod send;
 pub mod sign;
@@ -35,6 +36,8 @@ pub enum CliCommand {
     Send(CommandArgs),
     /// Deliver a pre-signed envelope (the CLI-over-SSH channel) and print the reply.
     Command(command::CommandEnvelope),
+    /// Make a new command secret; the old one stays accepted for the grace period.
+    RotateSecret(DataDirArg),
     /// Accept the owner's new Signal safety number (after verifying it) and resume commands.
     Trust(DataDirArg),
     /// Print the breach incidents, one line each.

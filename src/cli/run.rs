@@ -152,7 +152,8 @@ impl Daemon {
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
         };
         let jobs = crate::schedule::jobs(&config.schedule);
-        let core = Core::new(store.clone(), secrets, config, redactor, services);
+        let mut core = Core::new(store.clone(), secrets, config, redactor, services);
+        core.data_dir = data_dir.to_path_buf();
         let (agent, agent_task) = AgentHandle::start(core);
 
         let (notify_shutdown, _) = broadcast::channel(1);

@@ -19,6 +19,7 @@ pub mod incident_ack;
 pub mod list;
 pub mod lockdown;
 pub mod revoke;
+pub mod secrets_reload;
 pub mod status;
 pub mod sweep;
 pub mod transactions;
@@ -71,6 +72,8 @@ pub enum Command {
     IncidentAck(incident_ack::IncidentAck),
     /// `trust`
     Trust(trust::Trust),
+    /// `secrets.reload`
+    SecretsReload(secrets_reload::SecretsReload),
 }
 
 impl Command {
@@ -112,6 +115,7 @@ impl Command {
             }
             "incident.ack" => Command::IncidentAck(incident_ack::IncidentAck::parse(&a)?),
             "trust" => Command::Trust(trust::Trust::parse(&a)?),
+            "secrets.reload" => Command::SecretsReload(secrets_reload::SecretsReload::parse(&a)?),
             other => {
                 return Err(CommandError::new(
                     ErrorKind::UnknownCommand,
@@ -151,6 +155,7 @@ impl Command {
             Command::CheckIncidents(_) => "check-incidents",
             Command::IncidentAck(_) => "incident.ack",
             Command::Trust(_) => "trust",
+            Command::SecretsReload(_) => "secrets.reload",
         }
     }
 
@@ -227,6 +232,7 @@ impl Command {
             Command::CheckIncidents(c) => c.execute(core),
             Command::IncidentAck(c) => c.execute(core),
             Command::Trust(c) => c.execute(core, inv),
+            Command::SecretsReload(c) => c.execute(core, inv),
         }
     }
 }

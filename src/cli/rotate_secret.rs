@@ -1,0 +1,74 @@
+//! `pane-agent rotate-secret`: a new command secret (32 random bytes, mode 0600); the old one
+//! stays accepted for `[auth] rotation_grace_days` (default 7) in `previous.secrets`. A
+//! running daemon is told to reload (the rotation is then in its audit log); a stopped one
+//! notices the new secret at start and audits it then.
+
+use super::DataDirArg;
+use crate::auth::secret::ROTATED_FILE;
+use crate::auth::{Envelope, SecretSet};
+use crate::channels::client::deliver;
+use crate::config::Config;
+use anyhow::{bail, Context};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+
+/// Rotates the secret in `<data-dir>/agent.secret`; returns what happened, line by line.
+pub async fn rotate_secret(dir: &DataDirArg) -> anyhow::Result<Vec<String>> {
+    let data_dir = dir.resolve()?;
+    if std::env::var("AGENT_SECRET").is_ok_and(|v| !v.trim().is_empty())
+        || crate::systemd::credential("agent-secret").is_some()
+    {
+        bail!("the secret comes from AGENT_SECRET or a systemd credential: rotate it where it is configured, and put the old one in [auth] previous_secrets for the grace period");
+    }
+    let config_path = data_dir.join("pane.toml");
+    let config = if config_path.exists() {
+        Config::load(&config_path)?
+    } else {
+        Config::default()
+    };
+    let old = SecretSet::load(&data_dir, &config.auth.previous_secrets)?;
+    let grace = config.auth.rotation_grace_days.max(1);
+    let expires = chrono::Utc::now().timestamp() + (grace as i64) * 86_400;
+    let mut previous = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(data_dir.join(ROTATED_FILE))
+        .context("cannot open previous.secrets")?;
+    writeln!(previous, "{expires} {}", old.current.as_text())?;
+    previous.sync_all()?;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no randomness for the secret: {e}"))?;
+    let tmp = data_dir.join("agent.secret.new");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .context("cannot write the new secret")?;
+    writeln!(f, "{}", hex::encode(bytes))?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, data_dir.join("agent.secret")).context("cannot replace agent.secret")?;
+    let mut report = vec![
+        format!(
+            "new secret in {} (32 random bytes, mode 600)",
+            data_dir.join("agent.secret").display()
+        ),
+        format!("the old secret is accepted for {grace} more day(s); update your signers now"),
+    ];
+    // Tell a running daemon; the old secret still signs this one command.
+    let envelope = Envelope::sign(
+        &old.current,
+        chrono::Utc::now(),
+        "secrets.reload",
+        Default::default(),
+    );
+    match deliver(&data_dir.join("agent.sock"), envelope.to_json().as_bytes()).await {
+        Ok(reply) if reply.get("error").is_none() => report.push("the running agent reloaded its secrets; the rotation is in its audit log".into()),
+        Ok(reply) => report.push(format!("the running agent refused to reload: {}", reply["error"])),
+        Err(_) => report.push("the agent is not running: it will use the new secret, and audit the rotation, at start".into()),
+    }
+    Ok(report)
+}
