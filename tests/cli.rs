@@ -295,3 +295,57 @@ fn rotate_secret_keeps_the_old_one_for_the_grace_period_and_audits_it() {
     let env = Envelope::sign(&old, chrono::Utc::now(), "list", Default::default());
     assert_eq!(agent.raw(env.to_json().as_bytes())["kind"], "bad_signature");
 }
+
+#[test]
+fn doctor_prints_the_checklist_and_fails_on_real_problems() {
+    let agent = Agent::init();
+    let out = agent.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    for name in [
+        "command secret",
+        "config file mode",
+        "data dir mode",
+        "secret outside git",
+        "http endpoint",
+        "ssh password login",
+        "clock synchronised",
+        "secret age",
+        "signal gateway",
+        "logs stay local",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("pass") && l.contains("command secret")),
+        "{text}"
+    );
+    assert_eq!(
+        out.status.success(),
+        !text.contains("FAIL"),
+        "exit code follows the table"
+    );
+
+    chmod(&agent.dir.join("agent.secret"), 0o644);
+    let out = agent.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("command secret")),
+        "{text}"
+    );
+    assert!(text.contains("chmod 600"), "{text}");
+    chmod(&agent.dir.join("agent.secret"), 0o600);
+
+    // A data dir inside a git work tree.
+    std::fs::create_dir(agent.tmp.path().join(".git")).unwrap();
+    let out = agent.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("FAIL") && l.contains("secret outside git")),
+        "{text}"
+    );
+}

@@ -27,6 +27,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
         CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::Doctor(dir) => {
+            let ok = cli::doctor::print(&cli::doctor::run_checks(&dir)?);
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
         CliCommand::RotateSecret(dir) => {
             for line in cli::rotate_secret::rotate_secret(&dir).await? {
                 println!("{line}");

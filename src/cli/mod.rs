@@ -4,6 +4,7 @@
 pub mod check_incidents;
 pub mod command;
 pub mod demo;
+pub mod doctor;
 pub mod init;
 pub mod rotate_secret;
 pub mod run;
@@ -36,6 +37,8 @@ pub enum CliCommand {
     Send(CommandArgs),
     /// Deliver a pre-signed envelope (the CLI-over-SSH channel) and print the reply.
     Command(command::CommandEnvelope),
+    /// Check the hosting checklist: pass/warn/fail with the fix for each; non-zero on a failure.
+    Doctor(DataDirArg),
     /// Make a new command secret; the old one stays accepted for the grace period.
     RotateSecret(DataDirArg),
     /// Accept the owner's new Signal safety number (after verifying it) and resume commands.
