@@ -87,7 +87,7 @@ pub fn run_checks(dir: &DataDirArg) -> anyhow::Result<Vec<Check>> {
 
 /// Prints the table; returns true when nothing failed.
 pub fn print(checks: &[Check]) -> bool {
-    println!("{:<6} {:<24} {}", "STATUS", "CHECK", "DETAIL");
+    println!("{:<6} {:<24} DETAIL", "STATUS", "CHECK");
     for c in checks {
         let s = match c.status {
             Status::Pass => "pass",
