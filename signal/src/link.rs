@@ -1,0 +1,72 @@
+//! `pane-signal link`: links the gateway as a secondary device of the owner's (or the bot's)
+//! Signal account, showing the provisioning URL and its QR code in the terminal.
+
+use crate::store;
+use anyhow::{bail, Context};
+use presage::libsignal_service::configuration::SignalServers;
+use presage::store::StateStore;
+use presage::Manager;
+use std::path::Path;
+
+/// Links a new device in `<data-dir>/signal/`.
+///
+/// An existing registration is replaced only with `force` (linking clears it at once, as
+/// presage does, since the old credentials stop working). A registration that cannot be
+/// read is never replaced without `force` either.
+pub async fn link(
+    data_dir: &Path,
+    passphrase: &str,
+    device_name: String,
+    force: bool,
+) -> anyhow::Result<()> {
+    store::ensure_signal_dir(data_dir)?;
+    let path = store::store_path(data_dir);
+    let store = store::open(&path, passphrase, true).await?;
+    match store.load_registration_data().await {
+        Ok(None) => {}
+        Ok(Some(existing)) if !force => bail!(
+            "{} already holds a linked device ({}, device {}); pass --force to replace it \
+             (the old link stops working)",
+            path.display(),
+            existing.service_ids.aci().service_id_string(),
+            existing.device_id.unwrap_or_default()
+        ),
+        Ok(Some(_)) => {
+            eprintln!("--force: replacing the existing registration");
+        }
+        Err(e) if !force => {
+            return Err(e).with_context(|| {
+                format!(
+                    "cannot read the registration in {}; nothing was changed (pass --force to \
+                     replace it with a new link)",
+                    path.display()
+                )
+            })
+        }
+        Err(e) => eprintln!("--force: replacing a registration that cannot be read ({e})"),
+    }
+
+    let (url_tx, url_rx) = futures::channel::oneshot::channel();
+    let (linked, ()) = futures::future::join(
+        Manager::link_secondary_device(store, SignalServers::Production, device_name, url_tx),
+        async move {
+            if let Ok(url) = url_rx.await {
+                println!("In Signal on the phone: Settings > Linked devices > Link new device,");
+                println!("and scan this QR code:\n");
+                if let Err(e) = qr2term::print_qr(url.as_str()) {
+                    eprintln!("(cannot draw the QR code: {e})");
+                }
+                println!("\nProvisioning URL (for a QR generator elsewhere): {url}");
+            }
+        },
+    )
+    .await;
+    let manager = linked.context("linking failed; run `pane-signal link` again")?;
+    let data = manager.registration_data();
+    println!(
+        "Linked: account {} (ACI), device {}. Start the gateway with `pane-signal run`.",
+        data.service_ids.aci().service_id_string(),
+        data.device_id.unwrap_or_default()
+    );
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! `pane-signal`: pane-agent's Signal gateway, a thin presage linked device.
+//!
+//! It holds the Signal keys and nothing else: it relays received messages to the core over
+//! `<data-dir>/gateway.sock` and sends the core's replies
+//! (`pane_agent::gateway::relay`, where all the testable logic lives). presage's futures are
+//! not `Send`, so presage runs on its own thread, on a current-thread runtime inside a
+//! `LocalSet`; the main thread only waits for SIGTERM/SIGINT and then asks the relay to stop.
+//! See `docs/signal-gateway.md`.
+
+mod device;
+mod identities;
+mod link;
+mod store;
+
+use anyhow::{anyhow, bail, Context};
+use clap::{Parser, Subcommand};
+use device::PresageDevice;
+use identities::KnownIdentities;
+use pane_agent::cli::DataDirArg;
+use pane_agent::gateway::device::DeviceError;
+use pane_agent::gateway::relay::{self, RelayConfig, RelayError};
+use pane_agent::shutdown::Shutdown;
+use presage::Manager;
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::thread::JoinHandle;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::broadcast;
+
+/// Log filter when `RUST_LOG` is not set: the gateway's own news, presage's warnings.
+const DEFAULT_LOG: &str = "warn,pane_signal=info,pane_agent=info";
+
+/// pane-agent's Signal gateway (a presage linked device).
+///
+/// The store passphrase is read from PANE_SIGNAL_PASSPHRASE or from the systemd credential
+/// `signal-passphrase` ($CREDENTIALS_DIRECTORY), never from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "pane-signal", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Link as a secondary device of a Signal account (shows a QR code to scan).
+    Link(LinkArgs),
+    /// Run the gateway: relay messages between Signal and the core until SIGTERM/SIGINT.
+    Run(RunArgs),
+}
+
+/// Arguments of `pane-signal link`.
+#[derive(Debug, clap::Args)]
+struct LinkArgs {
+    /// The name the phone shows for this linked device.
+    #[arg(long, default_value = "pane-agent")]
+    device_name: String,
+    /// Replace an existing registration (the old link stops working).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    data: DataDirArg,
+}
+
+/// Arguments of `pane-signal run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    #[command(flatten)]
+    data: DataDirArg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG)),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run_command(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pane-signal: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(command: Command) -> anyhow::Result<()> {
+    // Before any thread exists: reading it also removes it from the environment.
+    let passphrase = store::read_passphrase()?;
+    match command {
+        Command::Link(args) => {
+            let data_dir = args.data.resolve()?;
+            join(on_presage_thread(move || async move {
+                link::link(&data_dir, &passphrase, args.device_name, args.force).await
+            })?)
+        }
+        Command::Run(args) => {
+            let data_dir = args.data.resolve()?;
+            let (notify, _) = broadcast::channel::<()>(1);
+            let shutdown = Shutdown::new(notify.subscribe());
+            let presage = on_presage_thread(move || gateway(data_dir, passphrase, shutdown))?;
+            wait_for_signals(presage, notify)
+        }
+    }
+}
+
+/// Starts `make()`'s future on a new thread with a current-thread runtime and a `LocalSet`.
+fn on_presage_thread<F, Fut>(make: F) -> anyhow::Result<JoinHandle<anyhow::Result<()>>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + 'static,
+{
+    std::thread::Builder::new()
+        .name("presage".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the presage runtime")?;
+            tokio::task::LocalSet::new().block_on(&runtime, make())
+        })
+        .context("cannot start the presage thread")
+}
+
+fn join(thread: JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    thread
+        .join()
+        .map_err(|_| anyhow!("the presage thread panicked"))?
+}
+
+/// Waits for the gateway thread; on SIGTERM or SIGINT tells the relay to stop (by dropping
+/// the shutdown sender) and waits again. A second signal stops at once.
+fn wait_for_signals(
+    presage: JoinHandle<anyhow::Result<()>>,
+    notify: broadcast::Sender<()>,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the signal runtime")?;
+    let result = runtime.block_on(async move {
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let mut done = tokio::task::spawn_blocking(move || join(presage));
+        let ended = |r: Result<anyhow::Result<()>, tokio::task::JoinError>| {
+            r.map_err(|e| anyhow!("the presage thread was lost: {e}"))?
+        };
+        tokio::select! {
+            r = &mut done => return ended(r),
+            _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: stopping"),
+        }
+        drop(notify);
+        tokio::select! {
+            r = &mut done => ended(r),
+            _ = term.recv() => bail!("second signal: stopped without waiting for the relay"),
+            _ = int.recv() => bail!("second signal: stopped without waiting for the relay"),
+        }
+    });
+    // Do not wait for the presage thread if a second signal cut it short.
+    runtime.shutdown_background();
+    result
+}
+
+/// `pane-signal run` on the presage thread: loads the registration and runs the relay.
+async fn gateway(data_dir: PathBuf, passphrase: String, shutdown: Shutdown) -> anyhow::Result<()> {
+    let dir = store::ensure_signal_dir(&data_dir)?;
+    let store = store::open(&store::store_path(&data_dir), &passphrase, false).await?;
+    drop(passphrase);
+    // Never relink or clear anything here: a registration that does not load is reported.
+    let manager = match Manager::load_registered(store).await {
+        Ok(manager) => manager,
+        Err(presage::Error::NotYetRegisteredError) => {
+            bail!("this gateway is not linked yet: run `pane-signal link`")
+        }
+        Err(e) => {
+            return Err(anyhow!("{e}")).context(
+                "cannot load the Signal registration (nothing was changed; if the device must \
+                 be linked again, run `pane-signal link --force`)",
+            )
+        }
+    };
+    let data = manager.registration_data();
+    tracing::info!(
+        aci = %data.service_ids.aci().service_id_string(),
+        device = data.device_id.unwrap_or_default(),
+        "loaded the Signal registration"
+    );
+    let identities = KnownIdentities::load(&dir.join("known-identities"))
+        .context("cannot read the known identity keys")?;
+    let config = RelayConfig {
+        socket: data_dir.join("gateway.sock"),
+        state_dir: dir,
+    };
+    match relay::run(PresageDevice::new(manager, identities), config, shutdown).await {
+        Ok(()) => Ok(()),
+        Err(RelayError::Device(DeviceError::Unlinked(why))) => bail!(
+            "Signal no longer accepts this device ({why}): link it again with \
+             `pane-signal link --force`"
+        ),
+        Err(e) => Err(e).context("the relay stopped"),
+    }
+}

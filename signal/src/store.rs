@@ -1,0 +1,101 @@
+//! Where the gateway keeps its Signal state, and how the encrypted store is opened.
+//!
+//! - The presage sqlite store (SQLCipher-encrypted) and the relay's sent-id log live in
+//!   `<data-dir>/signal/` (mode 0700).
+//! - The store passphrase comes from `PANE_SIGNAL_PASSPHRASE` or from the systemd credential
+//!   `$CREDENTIALS_DIRECTORY/signal-passphrase`, never from the command line; without one the
+//!   gateway refuses to start.
+
+use anyhow::{bail, Context};
+use presage_store_sqlite::{OnNewIdentity, SqliteConnectOptions, SqliteStore};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+/// The environment variable holding the store passphrase.
+pub const PASSPHRASE_ENV: &str = "PANE_SIGNAL_PASSPHRASE";
+/// The systemd credential (under `$CREDENTIALS_DIRECTORY`) holding the store passphrase.
+pub const PASSPHRASE_CREDENTIAL: &str = "signal-passphrase";
+
+/// The gateway's directory under the data dir.
+pub fn signal_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("signal")
+}
+
+/// The presage store's database file.
+pub fn store_path(data_dir: &Path) -> PathBuf {
+    signal_dir(data_dir).join("presage.db3")
+}
+
+/// Creates `<data-dir>/signal/` if needed and makes it private to this user (0700).
+pub fn ensure_signal_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let dir = signal_dir(data_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    if pane_agent::unix::mode_of(&dir)? & 0o077 != 0 {
+        pane_agent::unix::set_mode(&dir, 0o700)
+            .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
+        tracing::warn!(dir = %dir.display(), "tightened the Signal state directory to 0700");
+    }
+    Ok(dir)
+}
+
+/// Reads the store passphrase: `PANE_SIGNAL_PASSPHRASE` (removed from the environment once
+/// read), else `$CREDENTIALS_DIRECTORY/signal-passphrase`. Call it before any thread starts.
+pub fn read_passphrase() -> anyhow::Result<String> {
+    let from_env = std::env::var(PASSPHRASE_ENV).ok();
+    // Nothing this process starts needs it; do not hand it on. (Single-threaded here.)
+    std::env::remove_var(PASSPHRASE_ENV);
+    let passphrase = match from_env {
+        Some(p) => p,
+        None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
+            Some(dir) => {
+                let path = Path::new(&dir).join(PASSPHRASE_CREDENTIAL);
+                match std::fs::read_to_string(&path) {
+                    Ok(p) => p.trim_end_matches(['\r', '\n']).to_string(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot read {}", path.display()))
+                    }
+                }
+            }
+            None => String::new(),
+        },
+    };
+    if passphrase.is_empty() {
+        bail!(
+            "no store passphrase: set {PASSPHRASE_ENV} or provide the systemd credential \
+             {PASSPHRASE_CREDENTIAL} (LoadCredential=); the Signal keys are never stored unencrypted"
+        );
+    }
+    Ok(passphrase)
+}
+
+/// Opens the encrypted presage store at `path`; `create` allows creating a new one.
+///
+/// New identities of contacts are trusted (so a contact who reinstalls Signal is not cut
+/// off); the gateway reports the change to the core instead (see `identities`).
+pub async fn open(path: &Path, passphrase: &str, create: bool) -> anyhow::Result<SqliteStore> {
+    if !create && !path.exists() {
+        bail!(
+            "no Signal registration at {}: link this gateway first with `pane-signal link`",
+            path.display()
+        );
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(create)
+        .foreign_keys(true)
+        // SQLCipher: the key must be the first statement; quotes doubled as SQL asks.
+        .pragma("key", format!("'{}'", passphrase.replace('\'', "''")));
+    SqliteStore::open_with_options(options, OnNewIdentity::Trust)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot open the Signal store {} (wrong passphrase, or not a pane-signal store?)",
+                path.display()
+            )
+        })
+}
