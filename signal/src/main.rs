@@ -197,6 +197,18 @@ async fn gateway(data_dir: PathBuf, passphrase: String, shutdown: Shutdown) -> a
         socket: data_dir.join("gateway.sock"),
         state_dir: dir,
     };
+    // systemd (Type=notify): ready once the registration is loaded; the watchdog is fed from
+    // this same thread, so a stuck relay thread stops the pings and systemd restarts it.
+    pane_agent::systemd::notify("READY=1");
+    if let Some(every) = pane_agent::systemd::watchdog_interval() {
+        tokio::task::spawn_local(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                pane_agent::systemd::notify("WATCHDOG=1");
+            }
+        });
+    }
     match relay::run(PresageDevice::new(manager, identities), config, shutdown).await {
         Ok(()) => Ok(()),
         Err(RelayError::Device(DeviceError::Unlinked(why))) => bail!(
