@@ -131,6 +131,16 @@ fn owner_commands_are_answered_and_strangers_are_not() {
     // Anything else gets a short note on how to sign.
     gw.received(OWNER, "hello?");
     assert!(gw.reply().contains("signed command"));
+
+    // doctor sees the gateway connected (pane-signal's store dir marks it registered).
+    std::fs::create_dir_all(agent.dir.join("signal")).unwrap();
+    let out = agent.cli(&["doctor"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("registered and connected"), "{text}");
+    drop(gw);
+    std::thread::sleep(Duration::from_millis(300));
+    let text = String::from_utf8_lossy(&agent.cli(&["doctor"]).stdout).into_owned();
+    assert!(text.contains("not connected"), "{text}");
 }
 
 #[test]

@@ -56,20 +56,45 @@ impl GatewaySocket {
             let agent = self.agent.clone();
             let conn_shutdown = Shutdown::new(notify.subscribe());
             let done = done.clone();
+            let state_file = self.path.with_file_name("gateway.state");
             current = Some(tokio::spawn(async move {
-                serve(stream, agent, conn_shutdown).await;
+                serve(stream, agent, conn_shutdown, state_file).await;
                 drop(done);
             }));
         }
         if let Some(old) = current.take() {
             old.abort();
         }
+        record_state(&self.path.with_file_name("gateway.state"), false);
         let _ = std::fs::remove_file(&self.path);
         drop(done);
     }
 }
 
-async fn serve(stream: UnixStream, agent: AgentHandle, mut shutdown: Shutdown) {
+/// Records whether a gateway is connected, for `pane-agent doctor` (which cannot open the
+/// store while the daemon holds it): `<data-dir>/gateway.state`.
+fn record_state(state_file: &std::path::Path, connected: bool) {
+    let line = format!(
+        "{} {}\n",
+        if connected {
+            "connected"
+        } else {
+            "disconnected"
+        },
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    if let Err(e) = std::fs::write(state_file, line) {
+        tracing::warn!(error = %e, "cannot record the gateway state");
+    }
+}
+
+async fn serve(stream: UnixStream, agent: AgentHandle, shutdown: Shutdown, state_file: PathBuf) {
+    record_state(&state_file, true);
+    serve_connection(stream, agent, shutdown).await;
+    record_state(&state_file, false);
+}
+
+async fn serve_connection(stream: UnixStream, agent: AgentHandle, mut shutdown: Shutdown) {
     tracing::info!("Signal gateway connected");
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();

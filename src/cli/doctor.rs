@@ -341,18 +341,29 @@ fn gateway_check(data_dir: &Path) -> Check {
     let name = "signal gateway";
     let registered = data_dir.join("signal").exists();
     let agent_up = std::os::unix::net::UnixStream::connect(data_dir.join("agent.sock")).is_ok();
-    match (registered, agent_up) {
+    let state = std::fs::read_to_string(data_dir.join("gateway.state")).unwrap_or_default();
+    let connected = agent_up && state.starts_with("connected");
+    match (registered, connected) {
         (true, true) => check(
             name,
             Status::Pass,
-            "registered; the agent is running (the gateway connects to gateway.sock)",
+            format!(
+                "registered and connected (since {})",
+                state.split_whitespace().nth(1).unwrap_or("?")
+            ),
             "",
         ),
-        (true, false) => check(
+        (true, false) if !agent_up => check(
             name,
             Status::Warn,
             "registered; the agent is not running",
             "systemctl start pane-agent pane-signal",
+        ),
+        (true, false) => check(
+            name,
+            Status::Warn,
+            "registered, not connected to the agent",
+            "systemctl start pane-signal; journalctl -u pane-signal",
         ),
         (false, _) => check(
             name,
