@@ -117,7 +117,14 @@ fn secret_check(data_dir: &Path) -> Check {
             )
         };
     }
-    let path = data_dir.join("agent.secret");
+    // Under systemd the secret is a credential; at a console it sits in /etc/pane/credentials.
+    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join("agent-secret"))
+        .filter(|p| p.exists())
+        .or_else(|| {
+            Some(PathBuf::from("/etc/pane/credentials/agent-secret")).filter(|p| p.exists())
+        });
+    let path = credential.unwrap_or_else(|| data_dir.join("agent.secret"));
     let Ok(mode) = unix::mode_of(&path) else {
         return check(
             name,
