@@ -102,6 +102,18 @@ pub fn print(checks: &[Check]) -> bool {
     !checks.iter().any(|c| c.status == Status::Fail)
 }
 
+/// Where the secret file is: the systemd credential (inside the unit, or in
+/// /etc/pane/credentials at a console), else `<data-dir>/agent.secret`.
+fn secret_path(data_dir: &Path) -> PathBuf {
+    std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(|d| PathBuf::from(d).join("agent-secret"))
+        .filter(|p| p.exists())
+        .or_else(|| {
+            Some(PathBuf::from("/etc/pane/credentials/agent-secret")).filter(|p| p.exists())
+        })
+        .unwrap_or_else(|| data_dir.join("agent.secret"))
+}
+
 fn secret_check(data_dir: &Path) -> Check {
     let name = "command secret";
     if let Ok(v) = std::env::var("AGENT_SECRET") {
@@ -118,13 +130,7 @@ fn secret_check(data_dir: &Path) -> Check {
         };
     }
     // Under systemd the secret is a credential; at a console it sits in /etc/pane/credentials.
-    let credential = std::env::var_os("CREDENTIALS_DIRECTORY")
-        .map(|d| PathBuf::from(d).join("agent-secret"))
-        .filter(|p| p.exists())
-        .or_else(|| {
-            Some(PathBuf::from("/etc/pane/credentials/agent-secret")).filter(|p| p.exists())
-        });
-    let path = credential.unwrap_or_else(|| data_dir.join("agent.secret"));
+    let path = secret_path(data_dir);
     let Ok(mode) = unix::mode_of(&path) else {
         return check(
             name,
@@ -313,7 +319,7 @@ fn clock_check() -> Check {
 
 fn secret_age_check(data_dir: &Path, rotation_days: u64) -> Check {
     let name = "secret age";
-    let path = data_dir.join("agent.secret");
+    let path = secret_path(data_dir);
     let Some(age) = std::fs::metadata(&path)
         .and_then(|m| m.modified())
         .ok()
