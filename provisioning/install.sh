@@ -206,6 +206,8 @@ run install -d -m 0700 -o root -g root "$CRED_DIR"
 create_secret "$CRED_DIR/agent-secret" "32 random bytes as 64 hex" random_hex32
 create_secret "$CRED_DIR/provider-keys" "commented template" provider_keys_template
 create_secret "$CRED_DIR/signal-passphrase" "32 random bytes as 64 hex" random_hex32
+# Secrets replaced by `pane-agent rotate-secret`, each with its expiry (empty at first).
+create_secret "$CRED_DIR/previous-secrets" "empty: rotated-out secrets" true
 
 # ---------------------------------------------------------------- pane.toml
 # The units run `pane-agent run --data-dir /var/lib/pane` (StateDirectory=pane). init never

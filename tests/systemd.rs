@@ -97,3 +97,92 @@ fn units_are_hardened_to_2_0_or_better() {
         assert!(score <= 2.0, "{unit} scores {score}");
     }
 }
+
+#[test]
+fn rotate_secret_in_the_credentials_dir_is_picked_up_and_audited_at_restart() {
+    use pane_agent::auth::Envelope;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("state");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let creds = tmp.path().join("creds");
+    std::fs::create_dir(&creds).unwrap();
+    let old = "d".repeat(64);
+    std::fs::write(creds.join("agent-secret"), format!("{old}\n")).unwrap();
+    std::fs::set_permissions(
+        creds.join("agent-secret"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let start = || {
+        let child = cmd(&dir)
+            .arg("run")
+            .env("CREDENTIALS_DIRECTORY", &creds)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while UnixStream::connect(dir.join("agent.sock")).is_err() {
+            assert!(Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    };
+    let ask = |secret: &str, cmd_name: &str, args: serde_json::Value| -> serde_json::Value {
+        use std::io::{Read, Write};
+        let env = Envelope::sign(
+            &Secret::new(secret),
+            chrono::Utc::now(),
+            cmd_name,
+            args.as_object().cloned().unwrap(),
+        );
+        let mut s = UnixStream::connect(dir.join("agent.sock")).unwrap();
+        s.write_all(env.to_json().as_bytes()).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        serde_json::from_str(&out).unwrap()
+    };
+    let stop = |mut child: std::process::Child| {
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        assert!(child.wait().unwrap().success());
+    };
+    let child = start();
+    assert!(ask(&old, "list", serde_json::json!({}))
+        .get("error")
+        .is_none());
+    stop(child);
+
+    let out = cmd(&dir)
+        .args(["rotate-secret", "--credentials"])
+        .arg(&creds)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("systemctl restart pane-agent"));
+    let new = std::fs::read_to_string(creds.join("agent-secret"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert_ne!(new, old);
+    let child = start();
+    for s in [&old, &new] {
+        assert!(
+            ask(s, "list", serde_json::json!({})).get("error").is_none(),
+            "both accepted in the grace period"
+        );
+    }
+    let audit = ask(&new, "audit", serde_json::json!({"limit": 1000}));
+    let rotated = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "auth.rotated")
+        .count();
+    assert_eq!(rotated, 1, "{audit}");
+    stop(child);
+}

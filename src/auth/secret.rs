@@ -125,7 +125,15 @@ impl SecretSet {
                 Secret::new(text).check_len(&format!("[auth] previous_secrets entry {}", i + 1))?,
             );
         }
-        previous.extend(rotated_secrets(data_dir, chrono::Utc::now().timestamp())?);
+        let now = chrono::Utc::now().timestamp();
+        previous.extend(rotated_secrets(data_dir, now)?);
+        if let Some(text) = crate::systemd::credential("previous-secrets") {
+            previous.extend(parse_rotated(
+                &text,
+                now,
+                "the previous-secrets credential",
+            )?);
+        }
         Ok(SecretSet { current, previous })
     }
 
@@ -166,13 +174,18 @@ pub fn rotated_secrets(data_dir: &Path, now: i64) -> Result<Vec<Secret>, SecretE
         path: shown.clone(),
         source,
     })?;
+    parse_rotated(&text, now, &shown)
+}
+
+/// Parses `<expires> <secret>` lines, keeping the secrets whose expiry is after `now`.
+pub fn parse_rotated(text: &str, now: i64, origin: &str) -> Result<Vec<Secret>, SecretError> {
     let mut out = Vec::new();
     for line in text.lines() {
         let Some((expires, secret)) = line.trim().split_once(' ') else {
             continue;
         };
         if expires.parse::<i64>().is_ok_and(|e| e > now) {
-            out.push(Secret::new(secret).check_len(&shown)?);
+            out.push(Secret::new(secret).check_len(origin)?);
         }
     }
     Ok(out)

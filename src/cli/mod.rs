@@ -40,7 +40,7 @@ pub enum CliCommand {
     /// Check the hosting checklist: pass/warn/fail with the fix for each; non-zero on a failure.
     Doctor(DataDirArg),
     /// Make a new command secret; the old one stays accepted for the grace period.
-    RotateSecret(DataDirArg),
+    RotateSecret(rotate_secret::RotateArgs),
     /// Accept the owner's new Signal safety number (after verifying it) and resume commands.
     Trust(DataDirArg),
     /// Print the breach incidents, one line each.
