@@ -261,11 +261,18 @@ impl HttpConfig {
 pub struct ApprovalsConfig {
     /// Seconds before a pending approval is denied automatically.
     pub timeout_secs: u64,
+    /// Send approval codes only to the owner over Signal: replies on the socket and HTTP, and
+    /// `approvals`, then leave the code out, so that a stolen command secret alone cannot
+    /// approve anything (the phone becomes a second factor).
+    pub codes_over_signal_only: bool,
 }
 
 impl Default for ApprovalsConfig {
     fn default() -> Self {
-        ApprovalsConfig { timeout_secs: 300 }
+        ApprovalsConfig {
+            timeout_secs: 300,
+            codes_over_signal_only: false,
+        }
     }
 }
 
@@ -359,6 +366,9 @@ listen = ""
 [approvals]
 # Seconds before a pending approval is denied automatically.
 timeout_secs = 300
+# true: approval codes go only to the owner over Signal (replies on the socket and HTTP, and
+# `approvals`, leave them out), so a stolen command secret alone cannot approve anything.
+codes_over_signal_only = false
 
 [policy]
 # Tools that have no grant until the owner sends `grant {tool}`.

@@ -393,3 +393,47 @@ fn the_sent_log_stops_a_second_delivery_after_a_gateway_restart() {
     let log = relay::SentLog::open(&path).unwrap();
     assert!(log.contains("7"), "remembered across a restart");
 }
+
+#[test]
+fn codes_over_signal_only_make_the_phone_a_second_factor() {
+    let mut agent = Agent::init();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
+            .replace(
+                "codes_over_signal_only = false",
+                "codes_over_signal_only = true",
+            ),
+    );
+    agent.spawn();
+    agent.send("revoke", json!({"tool": "list"}));
+    // Asked on the console: no code in the reply, in `approvals`, or in the audit log.
+    let asked = agent.send("grant", json!({"tool": "list"}));
+    assert_eq!(asked["status"], "approval_required");
+    assert!(asked.get("code").is_none(), "{asked}");
+    let mut gw = Gateway::connect(&agent);
+    let prompt = gw.reply();
+    let code = prompt
+        .split("approve ")
+        .nth(1)
+        .unwrap()
+        .split('`')
+        .next()
+        .unwrap()
+        .to_string();
+    let bare = code.replace('-', "");
+    let everywhere = format!(
+        "{asked}{}{}",
+        agent.send("approvals", json!({})),
+        serde_json::Value::Array(agent.audit())
+    );
+    assert!(
+        !everywhere.contains(&code) && !everywhere.contains(&bare),
+        "the code leaked: {everywhere}"
+    );
+    // Only the phone has it: the owner approves over Signal.
+    gw.received(OWNER, &format!("approve {code}"));
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["status"], "approved", "{reply}");
+    assert!(agent.send("list", json!({})).get("error").is_none());
+}

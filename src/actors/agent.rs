@@ -505,12 +505,28 @@ impl Core {
             approval.deadline_rfc3339(),
             self.policy.approval_timeout_secs
         );
+        let hide = self.hides_codes(inv);
+        // With codes over Signal only, neither the reply nor the audit log (which `audit`
+        // reads) may hold the code: it goes to the owner's phone and nowhere else.
+        let audited_code = if hide {
+            json!("[sent to the owner over Signal]")
+        } else {
+            json!(code)
+        };
         self.audit_event(
             "policy.approval_required",
             inv,
-            json!({"tool": command.tool().name, "code": code, "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
+            json!({"tool": command.tool().name, "code": audited_code, "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
         )?;
         self.notify(MessageKind::Prompt, &prompt)?;
+        if hide {
+            return Ok(json!({
+                "status": "approval_required",
+                "action": command.name(),
+                "prompt": format!("Approval needed: {summary}. The code was sent to the owner over Signal; answer there."),
+                "expires_at": approval.deadline_rfc3339(),
+            }));
+        }
         Ok(json!({
             "status": "approval_required",
             "code": code,
@@ -518,6 +534,12 @@ impl Core {
             "prompt": prompt,
             "expires_at": approval.deadline_rfc3339(),
         }))
+    }
+
+    /// True when approval codes must not be shown on this channel
+    /// (`[approvals] codes_over_signal_only` and the command did not come over Signal).
+    pub fn hides_codes(&self, inv: &Invocation) -> bool {
+        self.config.approvals.codes_over_signal_only && inv.channel != Channel::Signal
     }
 
     /// Runs an allowed (or approved) command and audits its result.

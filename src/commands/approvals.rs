@@ -1,7 +1,7 @@
 //! `approvals`: what is waiting for the owner.
 
 use super::Args;
-use crate::actors::agent::Core;
+use crate::actors::agent::{Core, Invocation};
 use crate::reply::CommandError;
 use serde_json::{json, Value};
 
@@ -17,7 +17,8 @@ impl Approvals {
     }
 
     /// Lists pending approvals, soonest deadline first.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+    pub fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Value, CommandError> {
+        let hide = core.hides_codes(inv);
         let pending = core
             .policy
             .approvals
@@ -27,7 +28,7 @@ impl Approvals {
             .iter()
             .map(|a| {
                 json!({
-                    "code": a.display_code(),
+                    "code": if hide { "[sent to the owner over Signal]".to_string() } else { a.display_code() },
                     "action": a.cmd,
                     "args": a.args,
                     "summary": a.summary,

@@ -216,7 +216,7 @@ impl Command {
             Command::Help(c) => c.execute(core),
             Command::List(c) => c.execute(core).await,
             Command::Status(c) => c.execute(core),
-            Command::Approvals(c) => c.execute(core),
+            Command::Approvals(c) => c.execute(core, inv),
             Command::Approve(c) => c.execute(core, inv).await,
             Command::Deny(c) => c.execute(core, inv),
             Command::Audit(c) => c.execute(core),
