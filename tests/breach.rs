@@ -114,6 +114,24 @@ fn direct_mail(alias: &str, sender: &str, subject: &str) -> String {
     )
 }
 
+/// Waits until `check-incidents` shows exactly one incident, from `domain`.
+fn wait_for_single_incident(agent: &Agent, domain: &str, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = agent.send("check-incidents", json!({}));
+        if r["count"] == 1 {
+            assert_eq!(r["incidents"][0]["sender_domain"], domain);
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {r} {}",
+            agent.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn sweep(agent: &Agent) -> Value {
     let r = agent.send("sweep", json!({}));
     assert!(r.get("error").is_none(), "{r}");
@@ -307,19 +325,7 @@ fn a_sweep_missed_while_down_runs_once_at_start() {
         store.flush_blocking().unwrap();
     }
     w.agent.spawn();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let r = w.agent.send("check-incidents", json!({}));
-        if r["count"] == 1 {
-            assert_eq!(r["incidents"][0]["sender_domain"], "missed.example");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the missed sweep did not run: {r}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_single_incident(&w.agent, "missed.example", "the missed sweep did not run");
     let runs = w
         .agent
         .audit()
@@ -438,20 +444,7 @@ fn idle_sweeps_as_soon_as_mail_arrives() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     w.imap
         .append(&addy_mail(&w.alias, "x@fast.example", "Seen at once"));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    loop {
-        let r = w.agent.send("check-incidents", json!({}));
-        if r["count"] == 1 {
-            assert_eq!(r["incidents"][0]["sender_domain"], "fast.example");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "IDLE did not trigger a sweep: {}",
-            w.agent.logs()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    wait_for_single_incident(&w.agent, "fast.example", "IDLE did not trigger a sweep");
     // No sweep command was sent and the schedule is off: the IDLE watcher ran the sweep.
     let by_schedule = w
         .agent

@@ -8,21 +8,32 @@ use pane_agent::auth::{Envelope, Secret};
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::time::{Duration, Instant};
 
-#[test]
-fn notify_ready_and_watchdog_and_credentials() {
+/// A private state dir and a credentials dir holding `agent-secret` with `mode`, as systemd
+/// would lay them out.
+fn state_and_credentials(
+    secret: &str,
+    mode: u32,
+) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("state");
     std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let creds = tmp.path().join("creds");
     std::fs::create_dir(&creds).unwrap();
-    let secret = "c".repeat(64);
     std::fs::write(creds.join("agent-secret"), format!("{secret}\n")).unwrap();
     std::fs::set_permissions(
         creds.join("agent-secret"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o400),
+        std::fs::Permissions::from_mode(mode),
     )
     .unwrap();
+    (tmp, dir, creds)
+}
+
+#[test]
+fn notify_ready_and_watchdog_and_credentials() {
+    let secret = "c".repeat(64);
+    let (tmp, dir, creds) = state_and_credentials(&secret, 0o400);
     let notify_path = tmp.path().join("notify.sock");
     let notify = UnixDatagram::bind(&notify_path).unwrap();
     notify
@@ -101,19 +112,8 @@ fn units_are_hardened_to_2_0_or_better() {
 #[test]
 fn rotate_secret_in_the_credentials_dir_is_picked_up_and_audited_at_restart() {
     use pane_agent::auth::Envelope;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("state");
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let creds = tmp.path().join("creds");
-    std::fs::create_dir(&creds).unwrap();
     let old = "d".repeat(64);
-    std::fs::write(creds.join("agent-secret"), format!("{old}\n")).unwrap();
-    std::fs::set_permissions(
-        creds.join("agent-secret"),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .unwrap();
+    let (_tmp, dir, creds) = state_and_credentials(&old, 0o600);
     let start = || {
         let child = cmd(&dir)
             .arg("run")
