@@ -7,6 +7,9 @@
 use crate::store::{decode, encode, StoreError};
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::Transactional;
 
 /// What kind of message it is, for the gateway's formatting and for the audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +21,55 @@ pub enum MessageKind {
     Prompt,
     /// Something the owner should know (an approval expired, a lockdown, a breach).
     Alert,
+}
+
+/// The longest message the outbox queues, in bytes. Every message goes to a phone over
+/// Signal, which shows longer text only as an attachment, and the relay protocol caps a line
+/// at 128 KiB (a body's JSON escaping can make it several times longer on the line).
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024;
+
+/// Fits `body` into [`MAX_MESSAGE_BYTES`]. Short bodies are unchanged. A long `list` reply
+/// keeps every context's name and state; anything else keeps its start and says how long it
+/// was and where to read it whole.
+pub fn fit(body: &str) -> String {
+    if body.len() <= MAX_MESSAGE_BYTES {
+        return body.to_string();
+    }
+    if let Ok(Value::Object(reply)) = serde_json::from_str::<Value>(body) {
+        if let (Some(count), Some(contexts)) = (
+            reply.get("count"),
+            reply.get("contexts").and_then(Value::as_array),
+        ) {
+            let names: Vec<String> = contexts
+                .iter()
+                .map(|c| {
+                    format!(
+                        "{} ({})",
+                        c.get("context").and_then(Value::as_str).unwrap_or("?"),
+                        c.get("state").and_then(Value::as_str).unwrap_or("?")
+                    )
+                })
+                .collect();
+            let compact = json!({
+                "count": count,
+                "contexts": names,
+                "note": "shortened for Signal: send status with context=NAME for one context",
+            })
+            .to_string();
+            if compact.len() <= MAX_MESSAGE_BYTES {
+                return compact;
+            }
+        }
+    }
+    let note = format!(
+        "\n… shortened for Signal: {} bytes in all. Read the whole reply over the control socket or HTTP.",
+        body.len()
+    );
+    let mut cut = MAX_MESSAGE_BYTES.saturating_sub(note.len());
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}{note}", &body[..cut])
 }
 
 /// One outgoing message.
@@ -47,7 +99,8 @@ impl Outbox {
         Outbox { tree }
     }
 
-    /// Queues a message with the given id. The caller flushes before acknowledging.
+    /// Queues a message with the given id, fitted into [`MAX_MESSAGE_BYTES`]. The caller
+    /// flushes before acknowledging.
     pub fn push(
         &self,
         id: u64,
@@ -58,10 +111,39 @@ impl Outbox {
             id,
             created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             kind,
-            body: body.to_string(),
+            body: fit(body),
             attempts: 0,
         };
         self.tree.insert(id.to_be_bytes(), encode(&msg)?)?;
+        Ok(msg)
+    }
+
+    /// Queues a message and writes `value` at `key` in `other` in one transaction, so that a
+    /// crash leaves both or neither: sled also writes to disk in the background between
+    /// flushes, so two separate inserts could be cut apart by a kill.
+    pub fn push_with(
+        &self,
+        id: u64,
+        kind: MessageKind,
+        body: &str,
+        other: (&sled::Tree, &[u8], &[u8]),
+    ) -> Result<OutboxMessage, StoreError> {
+        let msg = OutboxMessage {
+            id,
+            created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            kind,
+            body: fit(body),
+            attempts: 0,
+        };
+        let bytes = encode(&msg)?;
+        let (tree, key, value) = other;
+        (&self.tree, tree).transaction(
+            |(outbox, tree): &(TransactionalTree, TransactionalTree)| {
+                outbox.insert(&id.to_be_bytes(), bytes.as_slice())?;
+                tree.insert(key, value)?;
+                Ok::<(), ConflictableTransactionError<StoreError>>(())
+            },
+        )?;
         Ok(msg)
     }
 
@@ -100,5 +182,42 @@ impl Outbox {
     /// True when none wait.
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_bodies_are_unchanged() {
+        assert_eq!(fit("approve ABCDE-FGHJK"), "approve ABCDE-FGHJK");
+        let exact = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(fit(&exact), exact);
+    }
+
+    #[test]
+    fn a_long_list_keeps_every_name_and_state() {
+        let contexts: Vec<Value> = (0..300)
+            .map(|i| json!({"context": format!("site{i}"), "state": "active", "site": "https://www.example.com/", "alias": {"email": "x@anonaddy.me"}, "identity": {"name": "Morgan Powell"}}))
+            .collect();
+        let body = json!({"count": 300, "contexts": contexts}).to_string();
+        assert!(body.len() > MAX_MESSAGE_BYTES);
+        let out = fit(&body);
+        assert!(out.len() <= MAX_MESSAGE_BYTES, "{}", out.len());
+        let v: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["count"], 300);
+        assert_eq!(v["contexts"][299], "site299 (active)");
+        assert!(v["note"].as_str().unwrap().contains("status"));
+    }
+
+    #[test]
+    fn other_long_bodies_are_cut_on_a_char_boundary_with_a_note() {
+        let body = "é".repeat(MAX_MESSAGE_BYTES);
+        let out = fit(&body);
+        assert!(out.len() <= MAX_MESSAGE_BYTES, "{}", out.len());
+        assert!(out.starts_with("éé"));
+        assert!(out.ends_with("over the control socket or HTTP."));
+        assert!(out.contains(&format!("{} bytes in all", body.len())));
     }
 }

@@ -7,6 +7,7 @@ use common::{assert_error, Agent};
 use pane_agent::gateway::device::{DeviceError, DeviceEvent, Incoming, SendError, SignalDevice};
 use pane_agent::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
 use pane_agent::gateway::relay::{self, RelayConfig};
+use pane_agent::outbox::MAX_MESSAGE_BYTES;
 use pane_agent::shutdown::Shutdown;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
@@ -141,6 +142,29 @@ fn owner_commands_are_answered_and_strangers_are_not() {
     std::thread::sleep(Duration::from_millis(300));
     let text = String::from_utf8_lossy(&agent.cli(&["doctor"]).stdout).into_owned();
     assert!(text.contains("not connected"), "{text}");
+}
+
+#[test]
+fn long_replies_are_shortened_to_fit_a_signal_message() {
+    let agent = agent_with_owner();
+    for _ in 0..60 {
+        agent.send("help", json!({}));
+    }
+    let mut gw = Gateway::connect(&agent);
+    // The whole reply over the socket is far longer than a Signal message.
+    let whole = agent.send("audit", json!({"limit": 200})).to_string();
+    assert!(whole.len() > MAX_MESSAGE_BYTES, "{}", whole.len());
+    gw.received(
+        OWNER,
+        &agent.envelope("audit", json!({"limit": 200})).to_json(),
+    );
+    let reply = gw.reply();
+    assert!(reply.len() <= MAX_MESSAGE_BYTES, "{}", reply.len());
+    assert!(reply.starts_with("{\"count\":"), "{reply}");
+    assert!(
+        reply.ends_with("over the control socket or HTTP."),
+        "{reply}"
+    );
 }
 
 #[test]

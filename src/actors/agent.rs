@@ -974,11 +974,11 @@ impl Core {
                 incident.burn_code = Some(code);
             }
         }
-        self.notify(MessageKind::Alert, &alert)?;
-        incident.alerted = true;
+        let alert = self.redactor.text(&alert);
+        let id = self.store.next_id().map_err(|e| self.internal(e))?;
         self.services
             .incidents
-            .put(&incident)
+            .mark_alerted(&mut incident, &self.outbox, id, &alert)
             .map_err(|e| self.internal(e))
     }
 

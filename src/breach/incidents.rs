@@ -1,9 +1,10 @@
 //! Incidents: one per (context, sender domain), with first and last seen, a count, the
 //! source and a sample. A rescan never counts a message twice (fingerprints are kept), and
-//! an incident is alerted exactly once (`alerted` is set in the same flush that queues the
-//! alert).
+//! an incident is alerted exactly once (`alerted` is set in the same transaction that queues
+//! the alert).
 
 use super::matching::Observation;
+use crate::outbox::{MessageKind, Outbox};
 use crate::store::{decode, encode, StoreError};
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -110,6 +111,22 @@ impl Incidents {
             key(&incident.context, &incident.sender_domain),
             encode(incident)?,
         )?;
+        Ok(())
+    }
+
+    /// Marks `incident` alerted and queues its alert (outbox id `id`) in one transaction, so
+    /// that a crash can neither alert it twice nor mark it alerted without its alert.
+    pub fn mark_alerted(
+        &self,
+        incident: &mut Incident,
+        outbox: &Outbox,
+        id: u64,
+        alert: &str,
+    ) -> Result<(), StoreError> {
+        incident.alerted = true;
+        let value = encode(&*incident)?;
+        let k = key(&incident.context, &incident.sender_domain);
+        outbox.push_with(id, MessageKind::Alert, alert, (&self.incidents, &k, &value))?;
         Ok(())
     }
 
