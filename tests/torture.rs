@@ -613,18 +613,21 @@ fn verify_after_restart(agent: &Agent, world: &World, cycle: usize, since: Insta
     }
 
     // Contexts whose enroll was answered are there, with the same alias and card.
+    let contexts = contexts_by_name(agent);
     for (name, (email, last4)) in &ledger.enrolled {
-        let s = agent.send("status", json!({"context": name}));
+        let c = contexts
+            .get(name)
+            .unwrap_or_else(|| panic!("{}: {name} is gone", ctx("context")));
         assert_eq!(
-            s["alias"]["email"].as_str(),
+            c["alias"]["email"].as_str(),
             Some(email.as_str()),
-            "{}: {name}: {s}",
+            "{}: {name}: {c}",
             ctx("context")
         );
         assert_eq!(
-            s["card"]["last_four"].as_str().map(str::to_string),
+            c["card"]["last_four"].as_str().map(str::to_string),
             *last4,
-            "{}: {name}: {s}",
+            "{}: {name}: {c}",
             ctx("context")
         );
     }
@@ -646,6 +649,22 @@ fn verify_after_restart(agent: &Agent, world: &World, cycle: usize, since: Insta
     }
     drop(ledger);
     assert_no_twins(world, &ctx("providers"));
+}
+
+/// Every context, by name, from `list`.
+fn contexts_by_name(agent: &Agent) -> HashMap<String, Value> {
+    let list = agent.send("list", json!({}));
+    list["contexts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("list failed: {list}"))
+        .iter()
+        .map(|c| {
+            (
+                c["context"].as_str().unwrap_or_default().to_string(),
+                c.clone(),
+            )
+        })
+        .collect()
 }
 
 /// The context name in an alias description (`pane NAME (pane:MARKER)`) or card memo.
@@ -788,6 +807,12 @@ fn torture(kills: usize, seed: u64) {
         check_gateway();
         agent.spawn();
         verify_after_restart(&agent, &world, cycle, cycle_start);
+        if cycle % 20 == 0 {
+            println!(
+                "torture: {cycle} kills checked ({:.0} s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
 
     // Drain: a last sweep raises whatever a kill left un-alerted, then the outbox empties.
@@ -808,7 +833,7 @@ fn torture(kills: usize, seed: u64) {
         assert!(Instant::now() < deadline, "the outbox did not drain");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let context_list = agent.send("list", json!({}));
+    let contexts = contexts_by_name(&agent);
     let incidents = agent.send("check-incidents", json!({}));
     agent.stop();
     gateway.stop.store(true, Ordering::SeqCst);
@@ -871,17 +896,6 @@ fn torture(kills: usize, seed: u64) {
         assert_eq!(i["alerted"], true, "{i}");
     }
     // Every alias and card at the providers belongs to its context.
-    let contexts: HashMap<String, Value> = context_list["contexts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("list failed: {context_list}"))
-        .iter()
-        .map(|c| {
-            (
-                c["context"].as_str().unwrap_or_default().to_string(),
-                c.clone(),
-            )
-        })
-        .collect();
     for a in world.aliases.aliases() {
         let Some(name) = a["description"].as_str().and_then(owner_of) else {
             continue;
