@@ -50,6 +50,38 @@ fn card_re() -> &'static Regex {
     RE.get_or_init(|| Regex::new(r"\b(?:\d[ -]?){12,18}\d\b").unwrap_or_else(|_| unreachable!()))
 }
 
+/// True when `s` could match [`token_re`] (a run of 32 token characters) or [`card_re`] (13
+/// or more digits, with at most one space or dash between two of them): a necessary
+/// condition, checked in one pass before the regexes run. Dates and times do not pass it.
+fn may_hold_pattern(s: &str) -> bool {
+    let mut run = 0usize;
+    let mut digits = 0usize;
+    let mut after_separator = false;
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'/' | b'=' | b'|') {
+            run += 1;
+            if run >= 32 {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+        if b.is_ascii_digit() {
+            digits += 1;
+            after_separator = false;
+            if digits >= 13 {
+                return true;
+            }
+        } else if (b == b' ' || b == b'-') && digits > 0 && !after_separator {
+            after_separator = true;
+        } else {
+            digits = 0;
+            after_separator = false;
+        }
+    }
+    false
+}
+
 /// Removes secrets from text and JSON. Cheap to clone; built once at start with every
 /// secret the process holds.
 #[derive(Clone, Default)]
@@ -81,6 +113,26 @@ impl Redactor {
 
     /// Redacts one string.
     pub fn text(&self, input: &str) -> String {
+        match self.text_if_needed(input) {
+            Some(out) => out,
+            None => input.to_string(),
+        }
+    }
+
+    /// The redacted string, or `None` when there is nothing to find in it (most strings in a
+    /// reply: names, dates, states), without copying it.
+    fn text_if_needed(&self, input: &str) -> Option<String> {
+        let known = self
+            .known
+            .iter()
+            .any(|secret| input.contains(secret.as_str()));
+        if !known && !may_hold_pattern(input) {
+            return None;
+        }
+        Some(self.text_slow(input))
+    }
+
+    fn text_slow(&self, input: &str) -> String {
         let mut out = input.to_string();
         for secret in self.known.iter() {
             if out.contains(secret.as_str()) {
@@ -98,6 +150,40 @@ impl Redactor {
                 }
             })
             .into_owned()
+    }
+
+    /// [`Redactor::json`] on a value the caller owns: strings that hold nothing to redact
+    /// are left where they are, so a large reply is not rebuilt.
+    pub fn json_in_place(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                if let Some(out) = self.text_if_needed(s) {
+                    *s = out;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.json_in_place(v)),
+            Value::Object(map) => {
+                if map
+                    .keys()
+                    .any(|k| self.text_if_needed(k).is_some_and(|out| out != *k))
+                {
+                    // A key that itself holds a secret (rare): rebuild this object.
+                    *value = self.json(value);
+                    return;
+                }
+                for (k, v) in map.iter_mut() {
+                    let lower = k.to_ascii_lowercase();
+                    if SECRET_FIELDS.contains(&lower.as_str()) {
+                        *v = Value::String(REDACTED.into());
+                    } else if DIGEST_FIELDS.contains(&lower.as_str()) && is_sha256_hex(v) {
+                        // The audit chain's own SHA-256 links (see `json`).
+                    } else {
+                        self.json_in_place(v);
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Redacts every string in a JSON value, and every value under a secret-named field.
@@ -190,6 +276,52 @@ mod tests {
             out.contains("1234567890123"),
             "a non-Luhn number survives: {out}"
         );
+    }
+
+    #[test]
+    fn the_quick_check_lets_nothing_through_at_the_edges() {
+        let r = Redactor::new(Vec::<String>::new());
+        // 32 token characters are redacted, 31 are not.
+        assert_eq!(r.text(&format!("k: {}", "a".repeat(32))), "k: [redacted]");
+        let short = format!("k: {}", "a".repeat(31));
+        assert_eq!(r.text(&short), short);
+        // A 13-digit Luhn-valid number is redacted, with separators too.
+        assert_eq!(r.text("card 4222222222222 ok"), "card [redacted] ok");
+        assert_eq!(r.text("4222-2222-2222-2"), "[redacted]");
+        // Dates and short numbers pass untouched, and skip the regexes.
+        assert_eq!(r.text("2026-11-22T05:51:21Z"), "2026-11-22T05:51:21Z");
+        assert!(!may_hold_pattern("2026-11-22T05:51:21.123Z 2026-11-22"));
+        assert!(!may_hold_pattern("12 34 56 78 90 1--2 3"));
+        assert!(may_hold_pattern("4222 2222-2222 2"));
+        // Anything the card pattern matches passes the quick check.
+        for s in [
+            "4111 1111 1111 1111",
+            "4111-1111-1111-1111",
+            "(4222222222222)",
+        ] {
+            assert!(card_re().is_match(s) && may_hold_pattern(s), "{s}");
+        }
+        // A known secret shorter than any pattern is still found.
+        let r = Redactor::new(["s3cr3t-pw".to_string()]);
+        assert_eq!(r.text("pw s3cr3t-pw"), "pw [redacted]");
+    }
+
+    #[test]
+    fn in_place_redaction_matches_the_copying_one() {
+        let r = Redactor::new(["hunter2hunter2".to_string()]);
+        let v = json!({
+            "note": "my secret is hunter2hunter2",
+            "nested": [{"key": "sk_live_0123456789abcdefghijklmnopqrstuv", "pan": "4111111111111111"}],
+            "card": "4111 1111 1111 1111",
+            "hash": "a".repeat(64),
+            "hunter2hunter2": "a key that is a secret",
+            "date": "2026-11-22T05:51:21Z",
+            "n": 5,
+        });
+        let mut w = v.clone();
+        r.json_in_place(&mut w);
+        assert_eq!(w, r.json(&v));
+        assert!(!w.to_string().contains("hunter2"), "{w}");
     }
 
     #[test]

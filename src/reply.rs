@@ -125,6 +125,15 @@ impl Reply {
         }
     }
 
+    /// The JSON object as text, without copying the value first (a `list` of many contexts
+    /// is large).
+    pub fn to_json_string(&self) -> String {
+        match self {
+            Reply::Ok(v) => v.to_string(),
+            Reply::Err(_) => self.to_json().to_string(),
+        }
+    }
+
     /// True for an error reply.
     pub fn is_err(&self) -> bool {
         matches!(self, Reply::Err(_))
@@ -170,5 +179,24 @@ impl From<Result<Value, CommandError>> for Reply {
             Ok(v) => Reply::Ok(v),
             Err(e) => Reply::Err(e),
         }
+    }
+}
+
+/// The length of `value` as JSON text, counted without building the text.
+pub fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, value) {
+        Ok(()) => count.0,
+        Err(_) => 0,
     }
 }

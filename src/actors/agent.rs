@@ -554,7 +554,7 @@ impl Core {
             Ok(v) => {
                 // Read results can be large (audit entries); record their size, not their text.
                 let detail = if command_is_read(name) {
-                    json!({"cmd": name, "reply_bytes": v.to_string().len()})
+                    json!({"cmd": name, "reply_bytes": crate::reply::json_len(v)})
                 } else {
                     json!({"cmd": name, "reply": v})
                 };
@@ -792,7 +792,7 @@ impl Core {
         }
         if body.starts_with('{') {
             let reply = self.handle_envelope(body.as_bytes(), inv).await;
-            return self.redact_reply(reply).to_json().to_string();
+            return self.redact_reply(reply).to_json_string();
         }
         let words: Vec<&str> = body.split_whitespace().collect();
         if let [verb, code @ ..] = words.as_slice() {
@@ -813,7 +813,7 @@ impl Core {
                     }
                     Err(e) => Reply::Err(e),
                 };
-                return self.redact_reply(reply).to_json().to_string();
+                return self.redact_reply(reply).to_json_string();
             }
         }
         "Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.".into()
@@ -1031,7 +1031,10 @@ impl Core {
     /// Removes secrets from a reply before it leaves the process.
     pub fn redact_reply(&self, reply: Reply) -> Reply {
         match reply {
-            Reply::Ok(v) => Reply::Ok(self.redactor.json(&v)),
+            Reply::Ok(mut v) => {
+                self.redactor.json_in_place(&mut v);
+                Reply::Ok(v)
+            }
             Reply::Err(e) => Reply::Err(CommandError::new(e.kind, self.redactor.text(&e.message))),
         }
     }

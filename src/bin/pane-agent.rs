@@ -4,16 +4,29 @@ use clap::Parser;
 use pane_agent::cli::{self, Cli, CliCommand};
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
+    // Without RUST_LOG a fixed level, which costs nothing to build; an env filter compiles
+    // its directives, a cost every short client command (`send`, `command`) would pay.
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    match std::env::var("RUST_LOG") {
+        Ok(filter) if !filter.is_empty() => logs
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .init(),
+        _ => logs.with_max_level(tracing::Level::INFO).init(),
+    }
+    // The daemon and the demo get a worker per core; the one-shot client commands a single
+    // thread, which starts faster.
+    let runtime = match cli.command {
+        CliCommand::Run(_) | CliCommand::Demo => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build()?;
+    runtime.block_on(dispatch(cli))
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         CliCommand::Init(dir) => {
             for line in cli::init::init(&dir.resolve()?)? {

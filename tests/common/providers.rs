@@ -245,6 +245,24 @@ impl MockServer {
         }));
     }
 
+    /// addy.io: records that `from` sent mail to the alias with id `alias_id`, as the
+    /// prototype-only `GET /aliases/{id}/emails` lists it (`{"data": [{id, from, subject,
+    /// created_at}]}`, oldest first); the alias's `emails_forwarded` and `last_forwarded` move.
+    pub fn add_email(&self, alias_id: &str, from: &str, subject: &str) {
+        let mut st = self.inner();
+        let Some(i) = st.addy_find(alias_id, true) else {
+            panic!("no alias {alias_id}");
+        };
+        let now = laravel_now();
+        let n = st.aliases[i]["emails_forwarded"].as_u64().unwrap_or(0) + 1;
+        st.aliases[i]["emails_forwarded"] = json!(n);
+        st.aliases[i]["last_forwarded"] = json!(now);
+        st.emails
+            .entry(alias_id.to_string())
+            .or_default()
+            .push(json!({"id": uuid(), "from": from, "subject": subject, "created_at": now}));
+    }
+
     /// Privacy.com / Lithic: adds `n` open merchant-locked cards with memos `seed-0`, ...
     pub fn seed_cards(&self, n: usize) {
         let mut st = self.inner();
@@ -393,6 +411,8 @@ struct Inner {
     seeded_cards: usize,
     /// SimpleLogin: each alias id's activity log, oldest first.
     activities: std::collections::HashMap<u64, Vec<Value>>,
+    /// addy.io: each alias id's mail for the prototype-only `/aliases/{id}/emails`.
+    emails: std::collections::HashMap<String, Vec<Value>>,
 }
 
 /// One request, as the routes see it.
@@ -571,6 +591,7 @@ impl Inner {
             seeded_aliases: 0,
             seeded_cards: 0,
             activities: std::collections::HashMap::new(),
+            emails: std::collections::HashMap::new(),
         }
     }
 
@@ -846,7 +867,10 @@ impl Inner {
                 None => self.addy_missing(id),
             },
             ("GET", ["aliases", id, "emails"]) => match self.addy_find(id, true) {
-                Some(_) => Reply::json(200, json!({"data": []})),
+                Some(_) => Reply::json(
+                    200,
+                    json!({"data": self.emails.get(*id).cloned().unwrap_or_default()}),
+                ),
                 None => self.addy_missing(id),
             },
             ("POST", ["active-aliases"]) => {
