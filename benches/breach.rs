@@ -27,22 +27,11 @@ fn imap_figures() {
     let aliases = providers::addy("bench-key");
     let cards = providers::privacy("bench-key");
     let mut agent = Agent::init();
-    for (k, v) in [
-        ("ADDY_API_KEY", "bench-key".to_string()),
-        ("ADDY_BASE_URL", aliases.base.clone()),
-        ("PRIVACY_API_KEY", "bench-key".to_string()),
-        ("PRIVACY_BASE_URL", cards.base.clone()),
-        ("PANE_IMAP_PASSWORD", imap.password.clone()),
-    ] {
-        agent.env.push((k.into(), v));
-    }
+    common::use_local_services(&mut agent, &aliases, &cards, &imap);
     agent.write_config(
-        &pane_agent::config::TEMPLATE
-            .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
-            .replace("port = 993", &format!("port = {}", imap.port))
-            .replace("tls = \"tls\"", "tls = \"none\"")
+        &imap
+            .configure(pane_agent::config::TEMPLATE)
             .replace("idle = true", "idle = false")
-            .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
             .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\""),
     );
     agent.spawn();

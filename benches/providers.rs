@@ -34,15 +34,7 @@ fn agent_on(
     agent.env.push((alias_env.1.into(), aliases.base.clone()));
     agent.env.push((card_env.0.into(), "bench-key".into()));
     agent.env.push((card_env.1.into(), cards.base.clone()));
-    let mut config = pane_agent::config::TEMPLATE
-        .replace(
-            "read = { max = 120, window_secs = 60 }",
-            "read = { max = 100000, window_secs = 1 }",
-        )
-        .replace(
-            "write = { max = 30, window_secs = 60 }",
-            "write = { max = 100000, window_secs = 1 }",
-        );
+    let mut config = common::unlimited_rates(pane_agent::config::TEMPLATE);
     if simplelogin {
         config = config
             .replace("provider = \"addy\"", "provider = \"simplelogin\"")

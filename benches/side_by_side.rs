@@ -288,44 +288,19 @@ fn main() {
 
     // --- pane-agent ---------------------------------------------------------------------------
     let mut agent = Agent::init();
-    for (k, v) in [
-        ("ADDY_API_KEY", KEY.to_string()),
-        ("ADDY_BASE_URL", aliases.base.clone()),
-        ("PRIVACY_API_KEY", KEY.to_string()),
-        ("PRIVACY_BASE_URL", cards.base.clone()),
-        ("PANE_IMAP_PASSWORD", imap.password.clone()),
-        // The daemon's default filter (the harness asks for debug).
-        ("RUST_LOG", "info".to_string()),
-    ] {
-        agent.env.push((k.into(), v));
-    }
-    agent.write_config(
-        &pane_agent::config::TEMPLATE
-            .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
-            .replace("port = 993", &format!("port = {}", imap.port))
-            .replace("tls = \"tls\"", "tls = \"none\"")
-            .replace("idle = true", "idle = false")
-            .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
-            .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
-            .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
-            .replace(
-                "secret_rotation_reminder = \"0 0 9 1 1,4,7,10 *\"",
-                "secret_rotation_reminder = \"\"",
-            )
-            // The bench sends far more commands than the default per-tool limits allow.
-            .replace(
-                "read = { max = 120, window_secs = 60 }",
-                "read = { max = 1000000, window_secs = 1 }",
-            )
-            .replace(
-                "write = { max = 30, window_secs = 60 }",
-                "write = { max = 1000000, window_secs = 1 }",
-            )
-            .replace(
-                "external = { max = 10, window_secs = 60 }",
-                "external = { max = 1000000, window_secs = 1 }",
-            ),
-    );
+    common::use_local_services(&mut agent, &aliases, &cards, &imap);
+    // The daemon's default filter (the harness asks for debug).
+    agent.env.push(("RUST_LOG".into(), "info".into()));
+    // The bench sends far more commands than the default per-tool limits allow.
+    let config = common::unlimited_rates(&imap.configure(pane_agent::config::TEMPLATE))
+        .replace("idle = true", "idle = false")
+        .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
+        .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
+        .replace(
+            "secret_rotation_reminder = \"0 0 9 1 1,4,7,10 *\"",
+            "secret_rotation_reminder = \"\"",
+        );
+    agent.write_config(&config);
     agent.spawn();
     let secret = agent.secret();
     let secret_text = std::fs::read_to_string(agent.dir.join("agent.secret"))

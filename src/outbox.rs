@@ -87,6 +87,19 @@ pub struct OutboxMessage {
     pub attempts: u32,
 }
 
+impl OutboxMessage {
+    /// A new message, queued now, its body fitted into [`MAX_MESSAGE_BYTES`].
+    fn new(id: u64, kind: MessageKind, body: &str) -> OutboxMessage {
+        OutboxMessage {
+            id,
+            created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+            kind,
+            body: fit(body),
+            attempts: 0,
+        }
+    }
+}
+
 /// The outbox tree.
 #[derive(Clone)]
 pub struct Outbox {
@@ -107,13 +120,7 @@ impl Outbox {
         kind: MessageKind,
         body: &str,
     ) -> Result<OutboxMessage, StoreError> {
-        let msg = OutboxMessage {
-            id,
-            created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-            kind,
-            body: fit(body),
-            attempts: 0,
-        };
+        let msg = OutboxMessage::new(id, kind, body);
         self.tree.insert(id.to_be_bytes(), encode(&msg)?)?;
         Ok(msg)
     }
@@ -128,13 +135,7 @@ impl Outbox {
         body: &str,
         other: (&sled::Tree, &[u8], &[u8]),
     ) -> Result<OutboxMessage, StoreError> {
-        let msg = OutboxMessage {
-            id,
-            created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-            kind,
-            body: fit(body),
-            attempts: 0,
-        };
+        let msg = OutboxMessage::new(id, kind, body);
         let bytes = encode(&msg)?;
         let (tree, key, value) = other;
         (&self.tree, tree).transaction(

@@ -24,21 +24,10 @@ fn world(edit: impl Fn(String) -> String) -> World {
     let aliases = providers::addy("k-addy-0001");
     let cards = providers::privacy("k-privacy-0001");
     let mut agent = Agent::init();
-    for (k, v) in [
-        ("ADDY_API_KEY", "k-addy-0001".to_string()),
-        ("ADDY_BASE_URL", aliases.base.clone()),
-        ("PRIVACY_API_KEY", "k-privacy-0001".to_string()),
-        ("PRIVACY_BASE_URL", cards.base.clone()),
-        ("PANE_IMAP_PASSWORD", imap.password.clone()),
-    ] {
-        agent.env.push((k.into(), v));
-    }
-    let config = pane_agent::config::TEMPLATE
-        .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
-        .replace("port = 993", &format!("port = {}", imap.port))
-        .replace("tls = \"tls\"", "tls = \"none\"")
+    common::use_local_services(&mut agent, &aliases, &cards, &imap);
+    let config = imap
+        .configure(pane_agent::config::TEMPLATE)
         .replace("idle = true", "idle = false")
-        .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
         .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
         .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
         .replace(

@@ -498,27 +498,11 @@ impl Gateway {
 }
 
 fn config(imap: &Dovecot) -> String {
-    pane_agent::config::TEMPLATE
+    common::unlimited_rates(&imap.configure(pane_agent::config::TEMPLATE))
         .replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
-        .replace("host = \"\"", &format!("host = \"{}\"", imap.host))
-        .replace("port = 993", &format!("port = {}", imap.port))
-        .replace("tls = \"tls\"", "tls = \"none\"")
-        .replace("user = \"\"", &format!("user = \"{}\"", imap.user))
         .replace(
             "breach_sweep = \"0 0 * * * *\"",
             "breach_sweep = \"*/3 * * * * *\"",
-        )
-        .replace(
-            "read = { max = 120, window_secs = 60 }",
-            "read = { max = 100000, window_secs = 1 }",
-        )
-        .replace(
-            "write = { max = 30, window_secs = 60 }",
-            "write = { max = 100000, window_secs = 1 }",
-        )
-        .replace(
-            "external = { max = 10, window_secs = 60 }",
-            "external = { max = 100000, window_secs = 1 }",
         )
 }
 
@@ -750,16 +734,8 @@ fn torture(kills: usize, seed: u64) {
     let aliases = providers::addy("k-addy-torture");
     let cards = providers::privacy("k-privacy-torture");
     let mut agent = Agent::init();
-    for (k, v) in [
-        ("ADDY_API_KEY", "k-addy-torture".to_string()),
-        ("ADDY_BASE_URL", aliases.base.clone()),
-        ("PRIVACY_API_KEY", "k-privacy-torture".to_string()),
-        ("PRIVACY_BASE_URL", cards.base.clone()),
-        ("PANE_IMAP_PASSWORD", imap.password.clone()),
-        ("RUST_LOG", "info".to_string()),
-    ] {
-        agent.env.push((k.into(), v));
-    }
+    common::use_local_services(&mut agent, &aliases, &cards, &imap);
+    agent.env.push(("RUST_LOG".into(), "info".into()));
     agent.write_config(&config(&imap));
     agent.spawn();
     let world = World {

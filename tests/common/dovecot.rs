@@ -135,6 +135,16 @@ impl Dovecot {
         self.relaunch();
     }
 
+    /// `config` (a pane.toml) with `[breach.imap]` pointed at this server: plain IMAP on
+    /// loopback.
+    pub fn configure(&self, config: &str) -> String {
+        config
+            .replace("host = \"\"", &format!("host = \"{}\"", self.host))
+            .replace("port = 993", &format!("port = {}", self.port))
+            .replace("tls = \"tls\"", "tls = \"none\"")
+            .replace("user = \"\"", &format!("user = \"{}\"", self.user))
+    }
+
     /// Appends one RFC 5322 message (line endings normalised to CRLF) to INBOX.
     pub fn append(&self, raw_message: &str) {
         self.append_many(&[raw_message.to_string()]);

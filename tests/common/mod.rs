@@ -202,6 +202,43 @@ impl Drop for Agent {
     }
 }
 
+/// Points the agent at local addy.io and Privacy.com servers and a Dovecot: their keys, base
+/// URLs and the IMAP password, in the daemon's environment.
+pub fn use_local_services(
+    agent: &mut Agent,
+    aliases: &providers::MockServer,
+    cards: &providers::MockServer,
+    imap: &dovecot::Dovecot,
+) {
+    for (k, v) in [
+        ("ADDY_API_KEY", aliases.key()),
+        ("ADDY_BASE_URL", aliases.base.clone()),
+        ("PRIVACY_API_KEY", cards.key()),
+        ("PRIVACY_BASE_URL", cards.base.clone()),
+        ("PANE_IMAP_PASSWORD", imap.password.clone()),
+    ] {
+        agent.env.push((k.into(), v));
+    }
+}
+
+/// The config with every tier's rate limit out of the way (benches and load tests send far
+/// more commands than the defaults allow).
+pub fn unlimited_rates(config: &str) -> String {
+    config
+        .replace(
+            "read = { max = 120, window_secs = 60 }",
+            "read = { max = 1000000, window_secs = 1 }",
+        )
+        .replace(
+            "write = { max = 30, window_secs = 60 }",
+            "write = { max = 1000000, window_secs = 1 }",
+        )
+        .replace(
+            "external = { max = 10, window_secs = 60 }",
+            "external = { max = 1000000, window_secs = 1 }",
+        )
+}
+
 /// Asserts a reply is an error of `kind`.
 #[track_caller]
 pub fn assert_error(reply: &Value, kind: &str) {
