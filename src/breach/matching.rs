@@ -26,10 +26,13 @@ pub struct Observation {
     pub fingerprint: String,
 }
 
-/// The registrable domain of `host` ("mail.notion.so" -> "notion.so"), lowercase.
+/// The registrable domain of `host` ("mail.notion.so" -> "notion.so"), lowercase. None for
+/// anything that is not a host name, including one with an empty label (`x..co.uk`,
+/// `.notion.so`): the public suffix list would otherwise make `.co.uk` of it.
 pub fn registrable(host: &str) -> Option<String> {
     let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
     if host.is_empty()
+        || host.split('.').any(str::is_empty)
         || !host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
@@ -185,6 +188,23 @@ mod tests {
         ));
         assert!(belongs("a.b.example.co.uk", "shop.example.co.uk", &[]));
         assert!(!belongs("other.co.uk", "example.co.uk", &[]));
+    }
+
+    #[test]
+    fn empty_labels_are_not_host_names() {
+        // Found by the sender_matching fuzz target: psl made ".co.uk" of "oteahr..co.uk".
+        for bad in [
+            "oteahr..co.uk",
+            "email.shoou..pk",
+            ".notion.so",
+            "a..b",
+            ".",
+        ] {
+            assert_eq!(registrable(bad), None, "{bad}");
+        }
+        assert_eq!(registrable("Mail.Notion.SO.").as_deref(), Some("notion.so"));
+        let mail = b"From: Shop <news@email.shoou..pk>\r\nTo: alias@me.example\r\n\r\n";
+        assert!(observe(mail).is_none());
     }
 
     #[test]
