@@ -114,8 +114,8 @@ struct Ledger {
     /// Enrolls sent but not answered: sent again later, as a user would.
     enroll_unanswered: BTreeSet<String>,
     next_site: usize,
-    /// Incident id -> (context, sender domain), from sweep replies.
-    incidents: BTreeMap<String, (String, String)>,
+    /// Ids of the incidents sweep replies reported.
+    incidents: BTreeSet<String>,
     /// Operations answered, by command.
     ops: BTreeMap<String, usize>,
     /// Requests that got no answer because of a kill.
@@ -334,10 +334,8 @@ impl World {
         };
         let mut l = lock(&self.ledger);
         for i in new {
-            let id = i["id"].as_str().unwrap_or_default().to_string();
-            let ctx = i["context"].as_str().unwrap_or_default().to_string();
-            let domain = i["sender_domain"].as_str().unwrap_or_default().to_string();
-            l.incidents.insert(id, (ctx, domain));
+            l.incidents
+                .insert(i["id"].as_str().unwrap_or_default().to_string());
         }
     }
 
@@ -624,7 +622,7 @@ fn verify_after_restart(agent: &Agent, world: &World, cycle: usize, since: Insta
         .iter()
         .filter_map(|i| i["id"].as_str().map(str::to_string))
         .collect();
-    for id in ledger.incidents.keys() {
+    for id in &ledger.incidents {
         assert!(
             ids.contains(id),
             "{}: incident {id} is gone",
@@ -855,7 +853,7 @@ fn torture(kills: usize, seed: u64) {
         .as_array()
         .unwrap_or_else(|| panic!("check-incidents failed: {incidents}"))
         .clone();
-    for id in ledger.incidents.keys() {
+    for id in &ledger.incidents {
         assert!(
             incidents.iter().any(|i| i["id"] == id.as_str()),
             "incident {id} is gone"
