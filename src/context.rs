@@ -7,8 +7,12 @@
 //! retried enroll never makes two aliases or two cards.
 
 use crate::providers::CardState;
-use crate::store::{decode, encode, StoreError};
+use crate::reply::Rendered;
+use crate::store::{decode, encode, Store, StoreError};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a context stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +102,61 @@ pub struct Context {
     pub expired_at: Option<String>,
 }
 
+impl Context {
+    /// The context as replies show it: no tokens or ids beyond what the owner needs.
+    pub fn view(&self) -> Value {
+        json!({
+            "context": self.name,
+            "site": self.site,
+            "domain": self.domain,
+            "state": self.state,
+            "created": self.created,
+            "note": self.note,
+            "alias": self.alias.as_ref().map(|a| json!({
+                "email": a.email, "active": a.active, "deleted": a.deleted, "provider": a.provider,
+                "forwarded": a.forwarded,
+            })),
+            "card": self.card.as_ref().map(|c| json!({
+                "last_four": c.last_four, "limit": format_amount(c.limit_cents), "state": c.state, "provider": c.provider,
+            })),
+            "identity": self.identity,
+            "incidents": self.incidents,
+            "sender_domains": self.sender_domains,
+            "expired_at": self.expired_at,
+        })
+    }
+}
+
+/// Formats cents as an amount: 1250 -> "12.50".
+pub fn format_amount(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// Every context's view ([`Context::view`]) rendered as JSON text, kept in step with the
+/// `contexts` tree. It belongs to the [`Store`], so every [`Contexts`] made from one store
+/// (the agent's, the enrollment actor's, the breach monitor's) shares it, and every write
+/// goes through [`Contexts::put`], which updates it under the same lock. Filled on the first
+/// `list`; a view is re-rendered only when its context changes. Memory: one view's text
+/// (about 330 bytes) per context.
+#[derive(Clone, Default)]
+pub struct ViewCache(Arc<Mutex<Option<BTreeMap<String, Rendered>>>>);
+
+impl ViewCache {
+    fn lock(&self) -> MutexGuard<'_, Option<BTreeMap<String, Rendered>>> {
+        match self.0.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => {
+                // A panic while it was held may have left it half updated: start again from
+                // the tree.
+                self.0.clear_poison();
+                let mut guard = poisoned.into_inner();
+                *guard = None;
+                guard
+            }
+        }
+    }
+}
+
 /// What an intent is about to create.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -121,11 +180,12 @@ pub struct Intent {
     pub created: String,
 }
 
-/// The contexts and intents trees.
+/// The contexts and intents trees, and the store's rendered views.
 #[derive(Clone)]
 pub struct Contexts {
     contexts: sled::Tree,
     intents: sled::Tree,
+    views: ViewCache,
 }
 
 fn intent_key(context: &str, kind: IntentKind) -> Vec<u8> {
@@ -137,9 +197,13 @@ fn intent_key(context: &str, kind: IntentKind) -> Vec<u8> {
 }
 
 impl Contexts {
-    /// Uses the store's `contexts` and `intents` trees.
-    pub fn new(contexts: sled::Tree, intents: sled::Tree) -> Contexts {
-        Contexts { contexts, intents }
+    /// Uses the store's `contexts` and `intents` trees and its view cache.
+    pub fn new(store: &Store) -> Contexts {
+        Contexts {
+            contexts: store.contexts.clone(),
+            intents: store.intents.clone(),
+            views: store.context_views.clone(),
+        }
     }
 
     /// The context called `name`.
@@ -150,15 +214,44 @@ impl Contexts {
             .transpose()
     }
 
-    /// Writes a context.
+    /// Writes a context, and its rendered view when the views are loaded. The lock is held
+    /// across both, so two actors writing the same context leave the view of the one that
+    /// wrote last.
     pub fn put(&self, ctx: &Context) -> Result<(), StoreError> {
-        self.contexts.insert(ctx.name.as_bytes(), encode(ctx)?)?;
+        let encoded = encode(ctx)?;
+        let mut views = self.views.lock();
+        if let Err(e) = self.contexts.insert(ctx.name.as_bytes(), encoded) {
+            // Whether it was written is unknown: read the tree again next time.
+            *views = None;
+            return Err(e.into());
+        }
+        if let Some(map) = views.as_mut() {
+            map.insert(ctx.name.clone(), Rendered::from_value(&ctx.view()));
+        }
         Ok(())
     }
 
     /// Every context, by name.
     pub fn all(&self) -> Result<Vec<Context>, StoreError> {
         self.contexts.iter().map(|r| decode(&r?.1)).collect()
+    }
+
+    /// Every context's view as one JSON array, by name, and how many there are: the same
+    /// text as serialising `all()`'s views, from views rendered once per change.
+    pub fn rendered_views(&self) -> Result<(Rendered, usize), StoreError> {
+        let mut views = self.views.lock();
+        let map = match views.take() {
+            Some(map) => views.insert(map),
+            None => {
+                let mut map = BTreeMap::new();
+                for entry in self.contexts.iter() {
+                    let ctx: Context = decode(&entry?.1)?;
+                    map.insert(ctx.name.clone(), Rendered::from_value(&ctx.view()));
+                }
+                views.insert(map)
+            }
+        };
+        Ok((Rendered::array(map.values()), map.len()))
     }
 
     /// The intent for `context` and `kind`, if one is open.

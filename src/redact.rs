@@ -4,6 +4,7 @@
 //! keys), fields whose names say they hold a secret, and strings shaped like one (long
 //! key-like tokens, card numbers that pass the Luhn check).
 
+use crate::reply::Rendered;
 use regex::Regex;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
@@ -82,11 +83,34 @@ fn may_hold_pattern(s: &str) -> bool {
     false
 }
 
+/// True when redacting `value` could change nothing but a known secret, and its JSON text
+/// shows every string as it is: no key names a secret field, no key or string could match
+/// the token or card pattern ([`may_hold_pattern`]), and no string holds a character JSON
+/// escapes (`"`, `\`, control characters). In the text of such a value every string appears
+/// verbatim, so a secret in it is found by searching the text ([`Redactor::rendered`]).
+pub fn is_plain(value: &Value) -> bool {
+    fn plain_str(s: &str) -> bool {
+        !may_hold_pattern(s) && !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
+    }
+    match value {
+        Value::String(s) => plain_str(s),
+        Value::Array(items) => items.iter().all(is_plain),
+        Value::Object(map) => map.iter().all(|(k, v)| {
+            plain_str(k) && !SECRET_FIELDS.contains(&k.to_ascii_lowercase().as_str()) && is_plain(v)
+        }),
+        Value::Null | Value::Bool(_) | Value::Number(_) => true,
+    }
+}
+
 /// Removes secrets from text and JSON. Cheap to clone; built once at start with every
 /// secret the process holds.
 #[derive(Clone, Default)]
 pub struct Redactor {
     known: Arc<Vec<String>>,
+    /// One search for all of `known` (a literal alternation, which the regex crate runs as a
+    /// multi-pattern SIMD search); `None` when there are none, or if it could not be built
+    /// (then each secret is searched for in turn).
+    known_re: Option<Arc<Regex>>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -101,9 +125,37 @@ impl Redactor {
         let mut known: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 8).collect();
         // Longest first, so a secret that contains another is removed whole.
         known.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        let known_re = if known.is_empty() {
+            None
+        } else {
+            let alternation: Vec<String> = known.iter().map(|s| regex::escape(s)).collect();
+            Regex::new(&alternation.join("|")).ok().map(Arc::new)
+        };
         Redactor {
             known: Arc::new(known),
+            known_re,
         }
+    }
+
+    /// True when `text` holds one of the known secrets verbatim.
+    pub fn holds_known_secret(&self, text: &str) -> bool {
+        match &self.known_re {
+            Some(re) => re.is_match(text),
+            None => self.known.iter().any(|s| text.contains(s.as_str())),
+        }
+    }
+
+    /// Redacts rendered JSON text. Text made only of plain parts ([`is_plain`]) that holds no
+    /// known secret is handed back as it is, without parsing it (the common case, and the
+    /// point of rendering ahead); anything else goes through [`Redactor::json_in_place`]
+    /// like any other reply.
+    pub fn rendered(&self, rendered: Rendered) -> Rendered {
+        if rendered.is_plain() && !self.holds_known_secret(rendered.text()) {
+            return rendered;
+        }
+        let mut value = rendered.to_value();
+        self.json_in_place(&mut value);
+        Rendered::from_value(&value)
     }
 
     /// The same redactor, also removing `more` secrets.
@@ -322,6 +374,67 @@ mod tests {
         r.json_in_place(&mut w);
         assert_eq!(w, r.json(&v));
         assert!(!w.to_string().contains("hunter2"), "{w}");
+    }
+
+    #[test]
+    fn plain_values_are_those_only_known_secrets_can_change() {
+        for v in [
+            json!({"context": "site1", "created": "2026-11-22T05:51:21Z", "n": 4111111111111111u64}),
+            json!(["a", {"b": [null, true, 1.5]}, "é ☃ ~ / +"]),
+            json!({"card": {"last_four": "4242", "limit": "0.00"}}),
+        ] {
+            assert!(is_plain(&v), "{v}");
+        }
+        for v in [
+            json!({"note": "4111 1111 1111 1111"}),
+            json!({"note": "sk_live_0123456789abcdefghijklmnopqrstuv"}),
+            json!({"CVV": "123"}),
+            json!({"nested": [{"Api_Key": null}]}),
+            json!({"note": "a \"quote\""}),
+            json!({"note": "back\\slash"}),
+            json!({"note": "line\nbreak"}),
+            json!({"4222222222222": 1}),
+        ] {
+            assert!(!is_plain(&v), "{v}");
+        }
+    }
+
+    #[test]
+    fn rendered_text_is_redacted_like_the_value_it_stands_for() {
+        let r = Redactor::new(["hunter2hunter2".to_string(), "pa\"ss\\word\n42".to_string()]);
+        let cases = [
+            json!({"context": "site1", "note": null, "created": "2026-11-22T05:51:21Z"}),
+            json!({"note": "my secret is hunter2hunter2"}),
+            json!({"hunter2hunter2": "a key that is a secret"}),
+            json!({"note": "pa\"ss\\word\n42 is escaped in the text"}),
+            json!({"note": "4111 1111 1111 1111"}),
+            json!({"cvv": "123", "pan": "4111111111111111"}),
+            json!({"note": "sk_live_0123456789abcdefghijklmnopqrstuv"}),
+            json!({"hash": "a".repeat(64), "prev": "b".repeat(64)}),
+        ];
+        for v in cases {
+            let rendered = Rendered::object(vec![
+                ("contexts", Rendered::array([&Rendered::from_value(&v)])),
+                ("count", Rendered::from_value(&json!(1))),
+            ]);
+            let out = r.rendered(rendered).to_value();
+            let mut expected = json!({"contexts": [v.clone()], "count": 1});
+            r.json_in_place(&mut expected);
+            assert_eq!(out, expected, "{v}");
+            let text = out.to_string();
+            assert!(
+                !text.contains("hunter2") && !text.contains("4111"),
+                "{text}"
+            );
+        }
+        // Plain text without a known secret comes back as it is.
+        let plain = Rendered::from_value(&json!({"context": "site1"}));
+        assert_eq!(r.rendered(plain.clone()), plain);
+        // A secret that straddles JSON punctuation is a false alarm, not a miss: the value
+        // path finds nothing and the text is unchanged.
+        let r = Redactor::new([r#"a1b2c3","d4"#.to_string()]);
+        let straddle = Rendered::from_value(&json!(["xa1b2c3", "d4y"]));
+        assert_eq!(r.rendered(straddle.clone()).text(), straddle.text());
     }
 
     #[test]

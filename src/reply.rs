@@ -107,11 +107,134 @@ impl CommandError {
     }
 }
 
+/// JSON text rendered ahead of the reply it goes into, with what the redactor needs to know
+/// about it. A `list` of many contexts is made of views rendered once per change (see
+/// `context::ViewCache`): copying their text is far cheaper than building, redacting and
+/// serialising a value for every context on every `list`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    text: String,
+    /// Every part passed [`crate::redact::is_plain`] when it was rendered, so only the
+    /// known-secret check is left to do on the text.
+    plain: bool,
+}
+
+impl Rendered {
+    /// Renders `value` as compact JSON, as `serde_json` writes it.
+    pub fn from_value(value: &Value) -> Rendered {
+        Rendered {
+            text: value.to_string(),
+            plain: crate::redact::is_plain(value),
+        }
+    }
+
+    /// `[item,item,...]`.
+    pub fn array<'a>(items: impl IntoIterator<Item = &'a Rendered>) -> Rendered {
+        let items = items.into_iter();
+        let mut text = String::with_capacity(2 + items.size_hint().0 * 256);
+        let mut plain = true;
+        text.push('[');
+        for (i, item) in items.enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&item.text);
+            plain &= item.plain;
+        }
+        text.push(']');
+        Rendered { text, plain }
+    }
+
+    /// `{"key":value,...}` with the keys in `serde_json`'s order (sorted), so the text is the
+    /// same as serialising the object as a value. A key given twice keeps its last value, as
+    /// in a JSON object built by `serde_json`.
+    pub fn object(fields: Vec<(&str, Rendered)>) -> Rendered {
+        let fields: std::collections::BTreeMap<&str, Rendered> = fields.into_iter().collect();
+        let mut text = String::with_capacity(
+            2 + fields
+                .iter()
+                .map(|(k, v)| k.len() + 4 + v.text.len())
+                .sum::<usize>(),
+        );
+        let mut plain = true;
+        text.push('{');
+        for (i, (key, value)) in fields.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(&Value::String((*key).to_string()).to_string());
+            text.push(':');
+            text.push_str(&value.text);
+            plain &= value.plain && crate::redact::is_plain(&json!({ *key: null }));
+        }
+        text.push('}');
+        Rendered { text, plain }
+    }
+
+    /// The JSON text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// True when only the known-secret check is left to do (see the field).
+    pub fn is_plain(&self) -> bool {
+        self.plain
+    }
+
+    /// The JSON text, owned.
+    pub fn into_text(self) -> String {
+        self.text
+    }
+
+    /// The value the text stands for (a copy; for the rare reply that is embedded in
+    /// another, such as an approved `list`).
+    pub fn to_value(&self) -> Value {
+        // The text was written by serde_json (or put together from such texts with JSON
+        // punctuation), so it always parses.
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+}
+
+/// What a command that succeeded answers: a value, or text rendered ahead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// A JSON value (most commands).
+    Value(Value),
+    /// JSON text put together from parts rendered ahead (`list`).
+    Rendered(Rendered),
+}
+
+impl Answer {
+    /// The answer as a value (parsing rendered text).
+    pub fn into_value(self) -> Value {
+        match self {
+            Answer::Value(v) => v,
+            Answer::Rendered(r) => r.to_value(),
+        }
+    }
+
+    /// The length of the answer's JSON text, without building it for a value.
+    pub fn json_len(&self) -> usize {
+        match self {
+            Answer::Value(v) => json_len(v),
+            Answer::Rendered(r) => r.text.len(),
+        }
+    }
+}
+
+impl From<Value> for Answer {
+    fn from(v: Value) -> Self {
+        Answer::Value(v)
+    }
+}
+
 /// The answer to one envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
     /// The command ran (or is waiting for approval); the value is the reply object.
     Ok(Value),
+    /// The command ran and its reply object was rendered ahead (`list`).
+    Rendered(Rendered),
     /// The command was refused or failed.
     Err(CommandError),
 }
@@ -121,6 +244,7 @@ impl Reply {
     pub fn to_json(&self) -> Value {
         match self {
             Reply::Ok(v) => v.clone(),
+            Reply::Rendered(r) => r.to_value(),
             Reply::Err(e) => json!({"error": e.message, "kind": e.kind.as_str()}),
         }
     }
@@ -130,7 +254,16 @@ impl Reply {
     pub fn to_json_string(&self) -> String {
         match self {
             Reply::Ok(v) => v.to_string(),
+            Reply::Rendered(r) => r.text.clone(),
             Reply::Err(_) => self.to_json().to_string(),
+        }
+    }
+
+    /// The same, consuming the reply: rendered text is handed over without a copy.
+    pub fn into_json_string(self) -> String {
+        match self {
+            Reply::Rendered(r) => r.text,
+            other => other.to_json_string(),
         }
     }
 
@@ -147,7 +280,7 @@ impl Reply {
             {
                 202
             }
-            Reply::Ok(_) => 200,
+            Reply::Ok(_) | Reply::Rendered(_) => 200,
             Reply::Err(e) => e.kind.http_status(),
         }
     }
@@ -182,6 +315,16 @@ impl From<Result<Value, CommandError>> for Reply {
     }
 }
 
+impl From<Result<Answer, CommandError>> for Reply {
+    fn from(r: Result<Answer, CommandError>) -> Self {
+        match r {
+            Ok(Answer::Value(v)) => Reply::Ok(v),
+            Ok(Answer::Rendered(r)) => Reply::Rendered(r),
+            Err(e) => Reply::Err(e),
+        }
+    }
+}
+
 /// The length of `value` as JSON text, counted without building the text.
 pub fn json_len(value: &Value) -> usize {
     struct Count(usize);
@@ -198,5 +341,74 @@ pub fn json_len(value: &Value) -> usize {
     match serde_json::to_writer(&mut count, value) {
         Ok(()) => count.0,
         Err(_) => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn views() -> Vec<Value> {
+        vec![
+            json!({"context": "b", "n": 1, "alias": {"email": "b@x.io", "active": true}, "note": null}),
+            json!({"context": "a", "list": [1, 2.5, "x"], "empty": {}, "none": []}),
+            json!({"context": "quote\"and\\back\nslash é ☃", "k\u{1}ey": "v"}),
+        ]
+    }
+
+    #[test]
+    fn rendered_text_is_what_serialising_the_value_gives() {
+        let parts: Vec<Rendered> = views().iter().map(Rendered::from_value).collect();
+        let rendered = Rendered::object(vec![
+            ("count", Rendered::from_value(&json!(3))),
+            ("contexts", Rendered::array(&parts)),
+            ("é\"key", Rendered::from_value(&json!(null))),
+        ]);
+        let value = json!({"contexts": views(), "count": 3, "é\"key": null});
+        assert_eq!(rendered.text(), value.to_string());
+        assert_eq!(rendered.to_value(), value);
+        assert_eq!(
+            Answer::Rendered(rendered.clone()).json_len(),
+            json_len(&value)
+        );
+        assert_eq!(Answer::Rendered(rendered).into_value(), value);
+        assert_eq!(Rendered::array(&[]).text(), "[]");
+        assert_eq!(Rendered::object(Vec::new()).text(), "{}");
+        // A key given twice keeps its last value, as a JSON object does.
+        let twice = Rendered::object(vec![
+            ("k", Rendered::from_value(&json!(1))),
+            ("k", Rendered::from_value(&json!(2))),
+        ]);
+        assert_eq!(twice.text(), r#"{"k":2}"#);
+    }
+
+    #[test]
+    fn a_rendered_reply_is_sent_as_it_is() {
+        let value = json!({"contexts": views(), "count": 3});
+        let reply = Reply::Rendered(Rendered::object(vec![
+            (
+                "contexts",
+                Rendered::array(&views().iter().map(Rendered::from_value).collect::<Vec<_>>()),
+            ),
+            ("count", Rendered::from_value(&json!(3))),
+        ]));
+        assert_eq!(reply.http_status(), 200);
+        assert!(!reply.is_err());
+        assert_eq!(reply.to_json(), value);
+        assert_eq!(reply.to_json_string(), value.to_string());
+        assert_eq!(reply.into_json_string(), value.to_string());
+    }
+
+    #[test]
+    fn plainness_is_that_of_every_part_and_key() {
+        let plain = Rendered::from_value(&json!({"a": "b"}));
+        assert!(plain.is_plain());
+        let escaped = Rendered::from_value(&json!({"a": "say \"hi\""}));
+        assert!(!escaped.is_plain());
+        assert!(!Rendered::array([&plain, &escaped]).is_plain());
+        assert!(Rendered::array([&plain, &plain]).is_plain());
+        assert!(Rendered::object(vec![("x", plain.clone())]).is_plain());
+        assert!(!Rendered::object(vec![("cvv", plain.clone())]).is_plain());
+        assert!(!Rendered::object(vec![("x", escaped)]).is_plain());
     }
 }

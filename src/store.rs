@@ -54,6 +54,8 @@ pub struct Store {
     pub outbox: sled::Tree,
     /// Small records: the audit head and anchor, counters.
     pub meta: sled::Tree,
+    /// The contexts' rendered views, shared by everything that reads or writes contexts.
+    pub context_views: crate::context::ViewCache,
 }
 
 impl Store {
@@ -79,6 +81,7 @@ impl Store {
             incidents: db.open_tree("incidents")?,
             breach_seen: db.open_tree("breach_seen")?,
             meta: db.open_tree("meta")?,
+            context_views: Default::default(),
             db,
         })
     }

@@ -167,6 +167,12 @@ fn a_sweep_finds_exactly_the_right_incidents_once() {
     ));
     w.imap
         .append(&addy_mail(&a, "more@evilnotion.so", "Deal two"));
+    // Listed before the sweep, so that the incident counts below reach `list` by updating the
+    // views it already rendered.
+    assert_eq!(
+        w.agent.send("list", json!({}))["contexts"][0]["incidents"],
+        0
+    );
 
     let r = sweep(&w.agent);
     assert_eq!(imap_report(&r)["ok"], true, "{r}");
@@ -192,6 +198,7 @@ fn a_sweep_finds_exactly_the_right_incidents_once() {
     assert_eq!(approvals["pending"][0]["action"], "expire");
     let status = w.agent.send("status", json!({"context": "notion"}));
     assert_eq!(status["incidents"], 3);
+    assert_eq!(w.agent.send("list", json!({}))["contexts"][0], status);
 
     let out = w.agent.cli(&["check-incidents"]);
     let text = String::from_utf8_lossy(&out.stdout);

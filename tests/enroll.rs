@@ -1,5 +1,6 @@
 //! Contexts end to end through the binary, against local servers that follow the providers'
-//! documented shapes: enroll, list, status, fund and expire with approval, expire denied,
+//! documented shapes: enroll, list, status, fund and expire with approval, `list` following
+//! every change (its views are rendered ahead and kept in step), expire denied,
 //! approval timeout, a provider failing mid-enroll and a restart (no duplicates), and no card
 //! number or CVV anywhere.
 
@@ -191,6 +192,85 @@ fn enroll_list_status_fund_and_expire_with_approval() {
     );
     assert_error(&a.send("expire", json!({"context": "nope"})), "not_found");
     assert_eq!(a.send("approvals", json!({}))["count"], 0);
+}
+
+/// `list` shows every context exactly as `status` does (`status` decodes the stored record;
+/// `list` copies views rendered ahead), with the count, and nothing else.
+fn assert_list_matches_status(a: &Agent, expected: &[&str]) -> Value {
+    let list = a.send("list", json!({}));
+    let contexts = list["contexts"].as_array().expect("contexts");
+    let names: Vec<&str> = contexts
+        .iter()
+        .map(|c| c["context"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, expected, "{list}");
+    assert_eq!(list["count"], expected.len());
+    for c in contexts {
+        assert_eq!(*c, a.send("status", json!({"context": c["context"]})));
+    }
+    list
+}
+
+#[test]
+fn list_follows_every_change_to_a_context() {
+    let mut w = world(false, |c| c);
+    let a = &w.agent;
+    assert_list_matches_status(a, &[]);
+    for (name, card) in [("b-shop", json!({"limit": 0})), ("a-news", json!(false))] {
+        let r = a.send(
+            "enroll",
+            json!({"url": format!("https://www.{name}.com"), "alias": name, "card": card,
+                   "identity": "none"}),
+        );
+        assert_eq!(r["status"], "enrolled", "{r}");
+    }
+    // The first `list` renders the views; each change below must reach them.
+    assert_list_matches_status(a, &["a-news", "b-shop"]);
+
+    let done = approve(
+        a,
+        &a.send("card.fund", json!({"context": "b-shop", "limit": 20})),
+    );
+    assert_eq!(done["result"]["card"]["limit"], "20.00", "{done}");
+    let list = assert_list_matches_status(a, &["a-news", "b-shop"]);
+    assert_eq!(list["contexts"][1]["card"]["state"], "OPEN");
+
+    let off = a.send("alias.deactivate", json!({"context": "a-news"}));
+    assert!(off.get("error").is_none(), "{off}");
+    let list = assert_list_matches_status(a, &["a-news", "b-shop"]);
+    assert_eq!(list["contexts"][0]["alias"]["active"], false);
+
+    // Mail forwarded at the provider reaches the contexts through `list {refresh}`.
+    let id = w.aliases.aliases()[0]["id"].as_str().unwrap().to_string();
+    w.aliases.add_email(&id, "news@b-shop.com", "Hello");
+    let refreshed = a.send("list", json!({"refresh": true}));
+    assert_eq!(refreshed["refresh"]["contexts_updated"], 1, "{refreshed}");
+    let list = assert_list_matches_status(a, &["a-news", "b-shop"]);
+    assert_eq!(refreshed["contexts"], list["contexts"]);
+    assert_eq!(list["contexts"][1]["alias"]["forwarded"], 1, "{list}");
+
+    let done = approve(a, &a.send("expire", json!({"context": "b-shop"})));
+    assert_eq!(done["result"]["status"], "expired", "{done}");
+    let list = assert_list_matches_status(a, &["a-news", "b-shop"]);
+    assert_eq!(list["contexts"][1]["state"], "expired");
+
+    // A third context after the views were rendered, with a note that JSON escapes and
+    // digits that could start a card number (so `list` takes the redactor's full path), then
+    // a restart (rendered anew).
+    let r = a.send(
+        "enroll",
+        json!({"url": "https://c-bank.com", "alias": "c-bank", "card": false, "identity": "none",
+               "note": "say \"hi\"\nto the 4111 1111 desk"}),
+    );
+    assert_eq!(r["status"], "enrolled", "{r}");
+    let before = assert_list_matches_status(a, &["a-news", "b-shop", "c-bank"]);
+    assert_eq!(
+        before["contexts"][2]["note"],
+        "say \"hi\"\nto the 4111 1111 desk"
+    );
+    w.agent.restart();
+    let after = assert_list_matches_status(&w.agent, &["a-news", "b-shop", "c-bank"]);
+    assert_eq!(before, after);
 }
 
 #[test]

@@ -19,7 +19,7 @@ use crate::outbox::{MessageKind, Outbox, OutboxMessage};
 use crate::policy::approvals::{Approval, ApprovalState};
 use crate::policy::{Decision, PolicyError, SecurityPolicy};
 use crate::redact::Redactor;
-use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::reply::{Answer, CommandError, ErrorKind, Reply};
 use crate::schedule::Job;
 use crate::store::Store;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
@@ -441,7 +441,7 @@ impl Core {
         command: Command,
         envelope: &Envelope,
         inv: &Invocation,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Answer, CommandError> {
         let tool = command.tool();
         let decision = match self.policy.decide(tool, std::time::Instant::now()) {
             Ok(d) => d,
@@ -474,6 +474,7 @@ impl Core {
                     return Err(e);
                 }
                 self.ask_owner(&command, &envelope.args, inv)
+                    .map(Answer::Value)
             }
         }
     }
@@ -547,16 +548,16 @@ impl Core {
         &mut self,
         command: Command,
         inv: &Invocation,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Answer, CommandError> {
         let name = command.name();
         let result = command.execute(self, inv).await;
         match &result {
             Ok(v) => {
                 // Read results can be large (audit entries); record their size, not their text.
                 let detail = if command_is_read(name) {
-                    json!({"cmd": name, "reply_bytes": crate::reply::json_len(v)})
+                    json!({"cmd": name, "reply_bytes": v.json_len()})
                 } else {
-                    json!({"cmd": name, "reply": v})
+                    json!({"cmd": name, "reply": v.clone().into_value()})
                 };
                 self.audit_event("action.ok", inv, detail)?;
             }
@@ -792,7 +793,7 @@ impl Core {
         }
         if body.starts_with('{') {
             let reply = self.handle_envelope(body.as_bytes(), inv).await;
-            return self.redact_reply(reply).to_json_string();
+            return self.redact_reply(reply).into_json_string();
         }
         let words: Vec<&str> = body.split_whitespace().collect();
         if let [verb, code @ ..] = words.as_slice() {
@@ -813,7 +814,7 @@ impl Core {
                     }
                     Err(e) => Reply::Err(e),
                 };
-                return self.redact_reply(reply).to_json_string();
+                return self.redact_reply(reply).into_json_string();
             }
         }
         "Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.".into()
@@ -1010,7 +1011,7 @@ impl Core {
                 ErrorKind::InvalidArgs,
                 format!(
                     "Privacy.com takes whole amounts only: {} is not one",
-                    crate::actors::enroll::format_amount(cents)
+                    crate::context::format_amount(cents)
                 ),
             ));
         }
@@ -1020,8 +1021,8 @@ impl Core {
                 ErrorKind::InvalidArgs,
                 format!(
                     "limit {} is over the configured maximum of {} ([cards] max_limit)",
-                    crate::actors::enroll::format_amount(cents),
-                    crate::actors::enroll::format_amount(max)
+                    crate::context::format_amount(cents),
+                    crate::context::format_amount(max)
                 ),
             ));
         }
@@ -1035,6 +1036,7 @@ impl Core {
                 self.redactor.json_in_place(&mut v);
                 Reply::Ok(v)
             }
+            Reply::Rendered(r) => Reply::Rendered(self.redactor.rendered(r)),
             Reply::Err(e) => Reply::Err(CommandError::new(e.kind, self.redactor.text(&e.message))),
         }
     }

@@ -85,7 +85,7 @@ impl BreachHandle {
     ) -> BreachHandle {
         let (sender, receiver) = mpsc::channel(16);
         let monitor = BreachMonitor {
-            contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
+            contexts: Contexts::new(&store),
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
             store,
             aliases,

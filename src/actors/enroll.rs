@@ -9,7 +9,7 @@
 use super::alias::AliasHandle;
 use super::card::CardHandle;
 use crate::context::{
-    AliasRecord, CardRecord, Context, ContextState, Contexts, Intent, IntentKind,
+    format_amount, AliasRecord, CardRecord, Context, ContextState, Contexts, Intent, IntentKind,
 };
 use crate::providers::{CardState, CardUpdate, NewAlias, NewCard};
 use crate::reply::{CommandError, ErrorKind};
@@ -90,7 +90,7 @@ impl EnrollHandle {
         forwarding_address: String,
     ) -> EnrollHandle {
         let (sender, receiver) = mpsc::channel(64);
-        let contexts = Contexts::new(store.contexts.clone(), store.intents.clone());
+        let contexts = Contexts::new(&store);
         let actor = Enrollment {
             store,
             contexts,
@@ -140,34 +140,6 @@ fn new_marker() -> Result<String, CommandError> {
     getrandom::fill(&mut b)
         .map_err(|e| CommandError::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
     Ok(format!("pane:{}", hex::encode(b)))
-}
-
-/// Formats cents as an amount: 1250 -> "12.50".
-pub fn format_amount(cents: u64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
-}
-
-/// A context as replies show it: no tokens or ids beyond what the owner needs.
-pub fn context_view(ctx: &Context) -> Value {
-    json!({
-        "context": ctx.name,
-        "site": ctx.site,
-        "domain": ctx.domain,
-        "state": ctx.state,
-        "created": ctx.created,
-        "note": ctx.note,
-        "alias": ctx.alias.as_ref().map(|a| json!({
-            "email": a.email, "active": a.active, "deleted": a.deleted, "provider": a.provider,
-            "forwarded": a.forwarded,
-        })),
-        "card": ctx.card.as_ref().map(|c| json!({
-            "last_four": c.last_four, "limit": format_amount(c.limit_cents), "state": c.state, "provider": c.provider,
-        })),
-        "identity": ctx.identity,
-        "incidents": ctx.incidents,
-        "sender_domains": ctx.sender_domains,
-        "expired_at": ctx.expired_at,
-    })
 }
 
 impl Enrollment {
@@ -306,7 +278,7 @@ impl Enrollment {
                 format_amount(ctx.card.as_ref().map(|c| c.limit_cents).unwrap_or(0))
             ));
         }
-        let mut view = context_view(&ctx);
+        let mut view = ctx.view();
         view["status"] = json!("enrolled");
         view["last_mile"] = json!(last_mile);
         Ok(view)
@@ -447,7 +419,7 @@ impl Enrollment {
         }
         let host = ctx.domain.clone();
         self.ensure_alias(&mut ctx, &host).await?;
-        Ok(context_view(&ctx))
+        Ok(ctx.view())
     }
 
     async fn set_alias_active(&mut self, name: &str, active: bool) -> Result<Value, CommandError> {
@@ -458,7 +430,7 @@ impl Enrollment {
         self.aliases.set_active(&alias.id, active).await?;
         alias.active = active;
         self.save(&ctx).await?;
-        Ok(context_view(&ctx))
+        Ok(ctx.view())
     }
 
     async fn update_card(&mut self, name: &str, update: CardUpdate) -> Result<Value, CommandError> {
@@ -476,7 +448,7 @@ impl Enrollment {
         card.limit_cents = info.spend_limit;
         card.last_four = info.last_four;
         self.save(&ctx).await?;
-        Ok(context_view(&ctx))
+        Ok(ctx.view())
     }
 
     async fn transactions(&mut self, name: &str) -> Result<Value, CommandError> {
@@ -524,7 +496,7 @@ impl Enrollment {
         ctx.state = ContextState::Expired;
         ctx.expired_at = Some(now());
         self.save(&ctx).await?;
-        let mut view = context_view(&ctx);
+        let mut view = ctx.view();
         view["status"] = json!("expired");
         Ok(view)
     }

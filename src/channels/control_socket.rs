@@ -87,7 +87,7 @@ async fn serve(mut stream: UnixStream, agent: AgentHandle) {
         Ok(bytes) => agent.submit(bytes, Channel::Socket).await,
         Err(e) => agent.refused(e, Channel::Socket).await,
     };
-    let mut line = reply.to_json_string();
+    let mut line = reply.into_json_string();
     line.push('\n');
     let _ = stream.write_all(line.as_bytes()).await;
     let _ = stream.shutdown().await;

@@ -46,26 +46,22 @@ async fn command(State(agent): State<AgentHandle>, body: Body) -> Response {
             agent.refused(error, Channel::Http).await
         }
     };
-    json_response(reply.http_status(), reply.to_json())
+    let status = reply.http_status();
+    json_response(status, reply.into_json_string())
 }
 
 async fn healthz() -> Response {
-    json_response(200, json!({"status": "ok"}))
+    json_response(200, json!({"status": "ok"}).to_string())
 }
 
 async fn not_found() -> Response {
     json_response(
         404,
-        json!({"error": "not found: use POST /command", "kind": "not_found"}),
+        json!({"error": "not found: use POST /command", "kind": "not_found"}).to_string(),
     )
 }
 
-fn json_response(status: u16, body: serde_json::Value) -> Response {
+fn json_response(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }

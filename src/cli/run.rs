@@ -141,7 +141,7 @@ impl Daemon {
         let hibp = crate::providers::hibp::Hibp::from_env(&config.breach.hibp_base_url, policy);
         let breach = BreachHandle::start(store.clone(), imap, aliases.clone(), hibp);
         let services = Services {
-            contexts: Contexts::new(store.contexts.clone(), store.intents.clone()),
+            contexts: Contexts::new(&store),
             enroll: EnrollHandle::start(
                 store.clone(),
                 aliases,

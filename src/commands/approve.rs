@@ -3,7 +3,7 @@
 use super::{invalid, Args, Command};
 use crate::actors::agent::{Core, Invocation};
 use crate::policy::approvals::{normalise_code, ApprovalState};
-use crate::reply::{CommandError, ErrorKind};
+use crate::reply::{Answer, CommandError, ErrorKind};
 use serde_json::{json, Value};
 
 /// `approve {code}`
@@ -61,7 +61,9 @@ impl Approve {
             inv,
             json!({"code": settled.display_code(), "action": settled.cmd, "args": settled.args}),
         )?;
-        let result = Box::pin(core.run_action(command, inv)).await;
+        let result = Box::pin(core.run_action(command, inv))
+            .await
+            .map(Answer::into_value);
         let recorded = match &result {
             Ok(v) => json!({"ok": v}),
             Err(e) => json!({"error": e.message}),

@@ -3,7 +3,8 @@
 
 use super::{invalid, Args};
 use crate::actors::agent::Core;
-use crate::actors::enroll::{format_amount, EnrollMessage};
+use crate::actors::enroll::EnrollMessage;
+use crate::context::format_amount;
 use crate::reply::CommandError;
 use serde_json::Value;
 

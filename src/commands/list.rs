@@ -2,9 +2,9 @@
 
 use super::Args;
 use crate::actors::agent::Core;
-use crate::actors::enroll::{context_view, EnrollMessage};
-use crate::reply::CommandError;
-use serde_json::{json, Value};
+use crate::actors::enroll::EnrollMessage;
+use crate::reply::{Answer, CommandError, Rendered};
+use serde_json::json;
 
 /// `list {refresh?}`
 #[derive(Debug, Clone, PartialEq)]
@@ -22,25 +22,28 @@ impl List {
         })
     }
 
-    /// Returns the contexts, by name.
-    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+    /// Returns `{"contexts": [view, ...], "count": n}` (and `refresh`, the provider report,
+    /// when asked), by name. The views are rendered once per change of their context and
+    /// put together as text (see `context::ViewCache`): with many contexts this is most of
+    /// what `list` costs.
+    pub async fn execute(self, core: &mut Core) -> Result<Answer, CommandError> {
         let refreshed = if self.refresh {
             Some(core.services.enroll.ask(EnrollMessage::Refresh).await?)
         } else {
             None
         };
-        let contexts: Vec<Value> = core
+        let (views, count) = core
             .services
             .contexts
-            .all()
-            .map_err(|e| core.internal(e))?
-            .iter()
-            .map(context_view)
-            .collect();
-        let mut reply = json!({"count": contexts.len(), "contexts": contexts});
-        if let Some(r) = refreshed {
-            reply["refresh"] = r;
+            .rendered_views()
+            .map_err(|e| core.internal(e))?;
+        let mut fields = vec![
+            ("contexts", views),
+            ("count", Rendered::from_value(&json!(count))),
+        ];
+        if let Some(report) = refreshed {
+            fields.push(("refresh", Rendered::from_value(&report)));
         }
-        Ok(reply)
+        Ok(Answer::Rendered(Rendered::object(fields)))
     }
 }

@@ -28,7 +28,7 @@ pub mod trust;
 use crate::actors::agent::{Core, Invocation};
 use crate::policy::tools::{self, ToolSpec};
 use crate::redact::truncate;
-use crate::reply::{CommandError, ErrorKind};
+use crate::reply::{Answer, CommandError, ErrorKind};
 use serde_json::{Map, Value};
 
 /// A command the agent understands, with its parsed arguments.
@@ -211,10 +211,10 @@ impl Command {
     }
 
     /// Carries the command out. The policy has already allowed it (or the owner approved it).
-    pub async fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Value, CommandError> {
-        match self {
+    pub async fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Answer, CommandError> {
+        let value = match self {
             Command::Help(c) => c.execute(core),
-            Command::List(c) => c.execute(core).await,
+            Command::List(c) => return c.execute(core).await,
             Command::Status(c) => c.execute(core),
             Command::Approvals(c) => c.execute(core, inv),
             Command::Approve(c) => c.execute(core, inv).await,
@@ -233,7 +233,8 @@ impl Command {
             Command::IncidentAck(c) => c.execute(core),
             Command::Trust(c) => c.execute(core, inv),
             Command::SecretsReload(c) => c.execute(core, inv),
-        }
+        };
+        value.map(Answer::Value)
     }
 }
 

@@ -2,7 +2,6 @@
 
 use super::Args;
 use crate::actors::agent::Core;
-use crate::actors::enroll::context_view;
 use crate::reply::{CommandError, ErrorKind};
 use serde_json::Value;
 
@@ -30,7 +29,7 @@ impl Status {
             .get(&self.context)
             .map_err(|e| core.internal(e))?
         {
-            Some(ctx) => Ok(context_view(&ctx)),
+            Some(ctx) => Ok(ctx.view()),
             None => Err(CommandError::new(
                 ErrorKind::NotFound,
                 format!("context not found: {}", self.context),
