@@ -93,6 +93,11 @@ impl AuditLog {
         }
     }
 
+    /// Replaces the redactor (after `secrets.reload` adds secrets to it).
+    pub fn set_redactor(&mut self, redactor: Redactor) {
+        self.redactor = redactor;
+    }
+
     /// Appends an entry. The entry and the new head are written in one transaction.
     pub fn append(
         &self,

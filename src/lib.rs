@@ -23,6 +23,7 @@ pub mod config;
 pub mod context;
 pub mod gateway;
 pub mod identity;
+pub mod logging;
 pub mod outbox;
 pub mod policy;
 pub mod providers;

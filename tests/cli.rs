@@ -297,6 +297,67 @@ fn rotate_secret_keeps_the_old_one_for_the_grace_period_and_audits_it() {
 }
 
 #[test]
+fn a_reloaded_secret_is_redacted_from_replies_the_audit_log_and_the_log() {
+    // A passphrase, not hex: only the redactor's list of known secrets can find it (no
+    // secret-shaped pattern matches it).
+    let passphrase = "correct-horse-battery-staple-for-pane";
+    let mut agent = Agent::start();
+    let old = agent.secret();
+    std::fs::write(
+        agent.dir.join("previous.secrets"),
+        format!(
+            "{} {}\n",
+            chrono::Utc::now().timestamp() + 3600,
+            old.as_text()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        agent.dir.join("previous.secrets"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    std::fs::write(agent.dir.join("agent.secret"), format!("{passphrase}\n")).unwrap();
+    let env = Envelope::sign(
+        &old,
+        chrono::Utc::now(),
+        "secrets.reload",
+        Default::default(),
+    );
+    let r = agent.raw(env.to_json().as_bytes());
+    assert_eq!(r["status"], "reloaded", "{r}");
+    // The owner pastes the new secret where it does not belong.
+    let new = agent.secret();
+    let mut args = serde_json::Map::new();
+    args.insert("context".into(), serde_json::json!(passphrase));
+    let env = Envelope::sign(&new, chrono::Utc::now(), "status", args);
+    let r = agent.raw(env.to_json().as_bytes());
+    assert_eq!(r["kind"], "not_found", "{r}");
+    assert!(r["error"].as_str().unwrap().contains("[redacted]"), "{r}");
+    let audit = serde_json::Value::Array(agent.audit()).to_string();
+    assert!(audit.contains("[redacted]"), "{audit}");
+    let everything = r.to_string() + &audit + &agent.logs();
+    assert!(!everything.contains(passphrase), "the new secret leaked");
+    // `audit` redacts what it shows, so look at the store itself too: every file under it.
+    agent.stop();
+    let mut files = vec![agent.dir.join("store")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes
+                    .windows(passphrase.len())
+                    .any(|w| w == passphrase.as_bytes()),
+                "the new secret is stored in {}",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
 fn doctor_prints_the_checklist_and_fails_on_real_problems() {
     let agent = Agent::init();
     let out = agent.cli(&["doctor"]);

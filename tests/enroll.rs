@@ -375,6 +375,58 @@ fn provider_failure_mid_enroll_then_restart_makes_no_duplicates() {
 }
 
 #[test]
+fn provider_error_text_is_redacted_in_the_daemon_log() {
+    let mut w = world(false, |c| c);
+    // An enroll that leaves an open card intent, as above.
+    w.cards
+        .push_fault_for("POST", "/v1/cards", Fault::ApplyThenStatus(500));
+    for _ in 0..4 {
+        w.cards
+            .push_fault_for("GET", "/v1/cards", Fault::status(503));
+    }
+    assert_error(
+        &w.agent.send(
+            "enroll",
+            json!({"url": "https://github.com", "alias": "gh"}),
+        ),
+        "unavailable",
+    );
+    // At the restart the intent's look-up is refused with a body that quotes the API key and
+    // a card number: the reconciliation report (logged at info, the default level) carries
+    // the provider's words, and the secrets are redacted out of them.
+    w.agent.kill();
+    let echo = format!("key {PRIVACY_KEY} may not list card 4111 1111 1111 1111");
+    w.cards.push_fault_for(
+        "GET",
+        "/v1/cards",
+        Fault::Status {
+            status: 422,
+            body: json!({"message": echo}),
+            retry_after: None,
+        },
+    );
+    w.agent.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !w.agent.logs().contains("may not list card") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the provider's refusal is not in the log: {}",
+            w.agent.logs()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let logs = w.agent.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("may not list card"))
+        .unwrap_or_default();
+    assert!(line.contains("may not list card"), "{line}");
+    assert!(line.contains("[redacted]"), "{line}");
+    assert!(!logs.contains(PRIVACY_KEY), "{logs}");
+    assert!(!logs.contains("4111 1111 1111 1111"), "{logs}");
+}
+
+#[test]
 fn alias_provider_down_is_reported_and_resumable() {
     let w = world(false, |c| c);
     for _ in 0..4 {

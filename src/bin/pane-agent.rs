@@ -8,7 +8,8 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // Without RUST_LOG a fixed level, which costs nothing to build; an env filter compiles
     // its directives, a cost every short client command (`send`, `command`) would pay.
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
+    // Every line through the redactor (see `pane_agent::logging`).
+    let logs = tracing_subscriber::fmt().with_writer(pane_agent::logging::RedactedStderr);
     match std::env::var("RUST_LOG") {
         Ok(filter) if !filter.is_empty() => logs
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))

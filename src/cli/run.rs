@@ -128,6 +128,7 @@ impl Daemon {
                 }),
         );
         let redactor = Redactor::new(known);
+        crate::logging::set_redactor(redactor.clone());
         let http_listen = config.http.listen_addr()?;
         let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
         let policy = RetryPolicy::default();

@@ -30,6 +30,9 @@ impl SecretsReload {
             crate::auth::SecretSet::load(&core.data_dir, &core.config.auth.previous_secrets)
                 .map_err(|e| CommandError::new(ErrorKind::Internal, e.to_string()))?;
         core.redactor = core.redactor.with_more(fresh.all().map(|s| s.as_text()));
+        // The audit log and the daemon's log redact the new secrets too.
+        core.audit.set_redactor(core.redactor.clone());
+        crate::logging::set_redactor(core.redactor.clone());
         core.secrets = fresh;
         let rotated = core.note_secret_fingerprint(inv)?;
         Ok(
