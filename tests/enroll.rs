@@ -307,10 +307,9 @@ fn expire_denied_or_unanswered_changes_nothing() {
     assert_eq!(w.aliases.aliases().len(), 1);
 }
 
-#[test]
-fn provider_failure_mid_enroll_then_restart_makes_no_duplicates() {
-    let mut w = world(false, |c| c);
-    // The card is created but the answer is lost, and the look-up that follows fails too.
+/// Enrolls `gh` so that it stops half way with an open card intent: the card is created but
+/// the answer is lost, and the look-up that follows fails too. Returns the enroll's reply.
+fn enroll_leaving_a_card_intent(w: &World) -> Value {
     w.cards
         .push_fault_for("POST", "/v1/cards", Fault::ApplyThenStatus(500));
     for _ in 0..4 {
@@ -329,6 +328,13 @@ fn provider_failure_mid_enroll_then_restart_makes_no_duplicates() {
         json!({"url": "https://github.com", "alias": "gh"}),
     );
     assert_error(&r, "unavailable");
+    r
+}
+
+#[test]
+fn provider_failure_mid_enroll_then_restart_makes_no_duplicates() {
+    let mut w = world(false, |c| c);
+    let r = enroll_leaving_a_card_intent(&w);
     assert!(
         r["error"]
             .as_str()
@@ -377,20 +383,7 @@ fn provider_failure_mid_enroll_then_restart_makes_no_duplicates() {
 #[test]
 fn provider_error_text_is_redacted_in_the_daemon_log() {
     let mut w = world(false, |c| c);
-    // An enroll that leaves an open card intent, as above.
-    w.cards
-        .push_fault_for("POST", "/v1/cards", Fault::ApplyThenStatus(500));
-    for _ in 0..4 {
-        w.cards
-            .push_fault_for("GET", "/v1/cards", Fault::status(503));
-    }
-    assert_error(
-        &w.agent.send(
-            "enroll",
-            json!({"url": "https://github.com", "alias": "gh"}),
-        ),
-        "unavailable",
-    );
+    enroll_leaving_a_card_intent(&w);
     // At the restart the intent's look-up is refused with a body that quotes the API key and
     // a card number: the reconciliation report (logged at info, the default level) carries
     // the provider's words, and the secrets are redacted out of them.
