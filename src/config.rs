@@ -103,6 +103,9 @@ pub struct ImapConfig {
     pub mailbox: String,
     /// Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
     pub idle: bool,
+    /// A PEM file of CA certificates to trust besides the public ones, for a self-hosted
+    /// server whose certificate comes from a private CA; empty = the public roots only.
+    pub ca_file: String,
 }
 
 impl Default for ImapConfig {
@@ -114,6 +117,7 @@ impl Default for ImapConfig {
             user: String::new(),
             mailbox: "INBOX".into(),
             idle: true,
+            ca_file: String::new(),
         }
     }
 }
@@ -432,6 +436,9 @@ user = ""
 mailbox = "INBOX"
 # Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
 idle = true
+# A PEM file of CA certificates to trust besides the public ones (a self-hosted server with
+# its own CA). The server's certificate must still name the host above.
+ca_file = ""
 
 [signal]
 # The owner's ACI (a UUID, shown by pane-signal when you message it). Messages from anyone

@@ -1,6 +1,7 @@
 //! The breach monitor end to end: a real Dovecot on loopback, the real binary, contexts made
 //! against the local addy.io and Privacy.com servers, and mail with addy.io, SimpleLogin and
-//! direct headers, including the tricky domains.
+//! direct headers, including the tricky domains; IMAP over TLS and STARTTLS with a private
+//! CA, and what is refused before the password is sent.
 
 mod common;
 
@@ -20,13 +21,20 @@ struct World {
 }
 
 fn world(edit: impl Fn(String) -> String) -> World {
-    let imap = Dovecot::start();
+    world_on(Dovecot::start(), |imap, c| imap.configure(c), edit)
+}
+
+/// An agent watching `imap`, with `[breach.imap]` written by `point`.
+fn world_on(
+    imap: Dovecot,
+    point: impl Fn(&Dovecot, &str) -> String,
+    edit: impl Fn(String) -> String,
+) -> World {
     let aliases = providers::addy("k-addy-0001");
     let cards = providers::privacy("k-privacy-0001");
     let mut agent = Agent::init();
     common::use_local_services(&mut agent, &aliases, &cards, &imap);
-    let config = imap
-        .configure(pane_agent::config::TEMPLATE)
+    let config = point(&imap, pane_agent::config::TEMPLATE)
         .replace("idle = true", "idle = false")
         .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
         .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
@@ -258,6 +266,102 @@ fn a_sweep_finds_exactly_the_right_incidents_once() {
     let done = w.agent.send("approve", json!({"code": code}));
     assert_eq!(done["result"]["status"], "expired", "{done}");
     assert!(w.aliases.aliases().is_empty());
+}
+
+/// Dovecot's successful logins so far (`imap-login: Login: user=<...>, ..., TLS, ...`).
+fn logins(imap: &Dovecot) -> Vec<String> {
+    imap.logs()
+        .lines()
+        .filter(|l| l.contains("Login: user="))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn imap_over_tls_and_starttls_with_a_private_ca() {
+    for mode in ["tls", "starttls"] {
+        let w = world_on(
+            Dovecot::start_tls(),
+            |imap, c| imap.configure_tls(c, mode),
+            |c| c,
+        );
+        w.imap
+            .append(&addy_mail(&w.alias, "deals@evilnotion.so", "Deal"));
+        let before = logins(&w.imap).len();
+        let r = sweep(&w.agent);
+        assert_eq!(imap_report(&r)["ok"], true, "{mode}: {r}");
+        assert_eq!(imap_report(&r)["fetched"], 1, "{mode}: {r}");
+        assert_eq!(
+            r["new_incidents"][0]["sender_domain"], "evilnotion.so",
+            "{r}"
+        );
+        // The agent's login is the one after the test client's, and it went over TLS.
+        let logins = logins(&w.imap);
+        assert_eq!(logins.len(), before + 1, "{mode}: {logins:?}");
+        assert!(
+            logins[before].contains(", TLS"),
+            "{mode}: {}",
+            logins[before]
+        );
+    }
+}
+
+#[test]
+fn imap_tls_failures_are_reported_before_any_password_is_sent() {
+    type Point = Box<dyn Fn(&Dovecot, &str) -> String>;
+    // Implicit TLS, trusting `ca_file` instead of the server's test CA.
+    let tls_trusting = |ca_file: &'static str| -> Point {
+        Box::new(move |imap, c| {
+            let test_ca = imap.tls.as_ref().unwrap().ca_file.display().to_string();
+            imap.configure_tls(c, "tls").replace(
+                &format!("ca_file = \"{test_ca}\""),
+                &format!("ca_file = \"{ca_file}\""),
+            )
+        })
+    };
+    // (what, server, how the agent is pointed at it, what the reported error names)
+    let cases: Vec<(&str, Dovecot, Point, &str)> = vec![
+        (
+            "a certificate from an unknown CA (no ca_file)",
+            Dovecot::start_tls(),
+            tls_trusting(""),
+            "UnknownIssuer",
+        ),
+        (
+            "STARTTLS asked of a server that has no TLS",
+            Dovecot::start(),
+            Box::new(|imap, c| {
+                imap.configure(c)
+                    .replace("tls = \"none\"", "tls = \"starttls\"")
+            }),
+            "STARTTLS",
+        ),
+        (
+            "a ca_file that is not there",
+            Dovecot::start_tls(),
+            tls_trusting("/nonexistent/ca.pem"),
+            "ca_file",
+        ),
+    ];
+    for (what, imap, point, error) in cases {
+        let w = world_on(imap, point, |c| c);
+        w.imap
+            .append(&addy_mail(&w.alias, "deals@evilnotion.so", "Deal"));
+        let before = logins(&w.imap);
+        let r = sweep(&w.agent);
+        assert_eq!(imap_report(&r)["ok"], false, "{what}: {r}");
+        let reason = imap_report(&r)["error"].as_str().unwrap_or_default();
+        assert!(reason.contains(error), "{what}: {reason}");
+        assert!(
+            r["new_incidents"].as_array().unwrap().is_empty(),
+            "{what}: {r}"
+        );
+        assert_eq!(logins(&w.imap), before, "{what}: the agent logged in");
+        assert!(
+            !w.agent.logs().contains(&w.imap.password),
+            "{what}: the IMAP password is in the agent's log"
+        );
+    }
 }
 
 #[test]

@@ -58,6 +58,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub struct ImapSource {
     config: ImapConfig,
     password: String,
+    /// The certificates of `ca_file`, read once at start.
+    extra_roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -68,6 +70,28 @@ impl std::fmt::Debug for ImapSource {
             self.config.user, self.config.host, self.config.port
         )
     }
+}
+
+/// The certificates in `[breach.imap] ca_file` (none when it is empty). A file that cannot
+/// be read, or holds no certificate, turns the source off with the reason, rather than
+/// falling back to the public roots alone, which would only fail later and less clearly.
+fn read_ca_file(
+    path: &str,
+) -> Result<Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>, ImapError> {
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, CertificateDer};
+    if path.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let bad =
+        |why: String| ImapError::NotConfigured(format!("[breach.imap] ca_file {path:?}: {why}"));
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM certificates ({e})")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    Ok(certs)
 }
 
 fn failed(what: &str, e: impl std::fmt::Display) -> ImapError {
@@ -89,9 +113,14 @@ impl ImapSource {
                 "set PANE_IMAP_PASSWORD".into(),
             )));
         };
+        let extra_roots = match read_ca_file(&config.ca_file) {
+            Ok(roots) => roots,
+            Err(e) => return Some(Err(e)),
+        };
         Some(Ok(ImapSource {
             config: config.clone(),
             password,
+            extra_roots,
         }))
     }
 
@@ -127,6 +156,9 @@ impl ImapSource {
         use tokio_rustls::rustls;
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        for ca in &self.extra_roots {
+            roots.add(ca.clone()).map_err(|e| failed("ca_file", e))?;
+        }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -235,5 +267,24 @@ impl ImapSource {
         }
         let _ = session.logout().await;
         Ok(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_must_hold_certificates() {
+        assert!(read_ca_file("").is_ok_and(|c| c.is_empty()));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let err = read_ca_file(&empty.display().to_string())
+            .map(|_| ())
+            .unwrap_err();
+        assert!(err.to_string().contains("holds no certificate"), "{err}");
+        let missing = read_ca_file("/nonexistent/ca.pem").map(|_| ()).unwrap_err();
+        assert!(missing.to_string().contains("ca_file"), "{missing}");
     }
 }

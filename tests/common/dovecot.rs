@@ -17,7 +17,9 @@
 //!
 //! and a foreground `dovecot -F` child process listening on `127.0.0.1:<free port>` (IMAP only,
 //! `imaps` disabled, no TLS, plain-text LOGIN allowed). So any number of servers can run side by
-//! side, one per test.
+//! side, one per test. [`Dovecot::start_tls`] adds TLS: a test CA and a server certificate
+//! made with `openssl` in the same directory (`ca.pem`, `server.pem`, `server.key`), `imaps`
+//! on a second free port and STARTTLS on the plain one.
 //!
 //! Users and permissions. Dovecot refuses to run `imap-login` as root and refuses mail access
 //! for uid 0, so when the tests run as root every Dovecot service user (internal, login, mail)
@@ -72,6 +74,17 @@ pub struct Dovecot {
     dir: tempfile::TempDir,
     /// The `dovecot -F` master process; `None` while stopped.
     child: Mutex<Option<Child>>,
+    /// With TLS ([`Dovecot::start_tls`]): the implicit-TLS port and the test CA's certificate.
+    pub tls: Option<TlsSetup>,
+}
+
+/// The TLS side of a [`Dovecot::start_tls`] server.
+#[derive(Debug, Clone)]
+pub struct TlsSetup {
+    /// The `imaps` port (implicit TLS); the plain port also offers STARTTLS.
+    pub imaps_port: u16,
+    /// The PEM certificate of the CA that issued the server's certificate (for `ca_file`).
+    pub ca_file: PathBuf,
 }
 
 /// Why one attempt to launch Dovecot did not give a server.
@@ -83,6 +96,17 @@ enum LaunchError {
 impl Dovecot {
     /// Starts a new server with an empty INBOX on a free loopback port.
     pub fn start() -> Dovecot {
+        Dovecot::start_with(false)
+    }
+
+    /// The same, with TLS: a certificate for `127.0.0.1` and `localhost` issued by a CA made
+    /// for this server (with the `openssl` command), `imaps` on a second free port, and
+    /// STARTTLS on the plain one (where plain-text LOGIN stays allowed, for the test client).
+    pub fn start_tls() -> Dovecot {
+        Dovecot::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Dovecot {
         check_version();
         let dir = tempfile::Builder::new()
             .prefix("dovecot-")
@@ -95,11 +119,21 @@ impl Dovecot {
             password: "pane-imap-secret".to_string(),
             dir,
             child: Mutex::new(None),
+            tls: None,
         };
         server.prepare_dirs();
+        if tls {
+            server.tls = Some(TlsSetup {
+                imaps_port: 0,
+                ca_file: make_certificates(server.dir.path()),
+            });
+        }
         // A port picked by binding :0 can be taken by someone else before Dovecot binds it.
         for _ in 0..10 {
             server.port = free_port();
+            if let Some(tls) = server.tls.as_mut() {
+                tls.imaps_port = free_port();
+            }
             match server.launch() {
                 Ok(child) => {
                     *server.lock_child() = Some(child);
@@ -138,10 +172,29 @@ impl Dovecot {
     /// `config` (a pane.toml) with `[breach.imap]` pointed at this server: plain IMAP on
     /// loopback.
     pub fn configure(&self, config: &str) -> String {
+        self.configure_as(config, "none", self.port)
+    }
+
+    /// `config` with `[breach.imap]` pointed at this server over `tls` (`"tls"` on the imaps
+    /// port, `"starttls"` or `"none"` on the plain one), trusting the server's test CA.
+    pub fn configure_tls(&self, config: &str, tls: &str) -> String {
+        let setup = self.tls.as_ref().expect("a server started with start_tls");
+        let port = if tls == "tls" {
+            setup.imaps_port
+        } else {
+            self.port
+        };
+        self.configure_as(config, tls, port).replace(
+            "ca_file = \"\"",
+            &format!("ca_file = \"{}\"", setup.ca_file.display()),
+        )
+    }
+
+    fn configure_as(&self, config: &str, tls: &str, port: u16) -> String {
         config
             .replace("host = \"\"", &format!("host = \"{}\"", self.host))
-            .replace("port = 993", &format!("port = {}", self.port))
-            .replace("tls = \"tls\"", "tls = \"none\"")
+            .replace("port = 993", &format!("port = {port}"))
+            .replace("tls = \"tls\"", &format!("tls = \"{tls}\""))
             .replace("user = \"\"", &format!("user = \"{}\"", self.user))
     }
 
@@ -299,7 +352,7 @@ instance_name = pane-test
 log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
 
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 # A failed login is answered without the 2 s delay (within ~0.5 s).
@@ -332,7 +385,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
   }}
 }}
 service anvil {{
@@ -349,6 +403,13 @@ service anvil {{
             uid = run_as.uid,
             gid = run_as.gid,
             port = self.port,
+            ssl = match &self.tls {
+                Some(_) => format!(
+                    "ssl = yes\nssl_cert = <{d}/server.pem\nssl_key = <{d}/server.key\nssl_min_protocol = TLSv1.2"
+                ),
+                None => "ssl = no".to_string(),
+            },
+            imaps_port = self.tls.as_ref().map_or(0, |t| t.imaps_port),
         );
         fs::write(root.join("dovecot.conf"), config).expect("write dovecot.conf");
     }
@@ -848,6 +909,93 @@ fn has_exited(child: &Child) -> bool {
 }
 
 /// A port that was free a moment ago.
+/// Makes, in `dir`, a CA (`ca.pem`) and a server certificate it issued (`server.pem`,
+/// `server.key`) for `127.0.0.1` and `localhost`, valid for two days, with the `openssl`
+/// command. Returns the CA certificate's path.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let conf = dir.join("openssl.cnf");
+    fs::write(
+        &conf,
+        "[req]\ndistinguished_name = dn\nprompt = no\n[dn]\nCN = pane test\n\
+         [ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n\
+         subjectKeyIdentifier = hash\n\
+         [server]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n\
+         authorityKeyIdentifier = keyid\n",
+    )
+    .expect("write openssl.cnf");
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run openssl: {e} (apt-get install openssl)"));
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-config",
+        "openssl.cnf",
+        "-extensions",
+        "ca",
+    ];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pane test CA",
+    ]);
+    run(&ca);
+    let mut csr = vec!["req", "-new", "-config", "openssl.cnf"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&csr);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "openssl.cnf",
+        "-extensions",
+        "server",
+        "-out",
+        "server.pem",
+    ]);
+    dir.join("ca.pem")
+}
+
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
