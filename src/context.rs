@@ -136,8 +136,9 @@ pub fn format_amount(cents: u64) -> String {
 /// `contexts` tree. It belongs to the [`Store`], so every [`Contexts`] made from one store
 /// (the agent's, the enrollment actor's, the breach monitor's) shares it, and every write
 /// goes through [`Contexts::put`], which updates it under the same lock. Filled on the first
-/// `list`; a view is re-rendered only when its context changes. Memory: one view's text
-/// (about 330 bytes) per context.
+/// `list`; a view is re-rendered only when its context changes. Contexts are never deleted
+/// (an expired one stays, for the record), so there is no removal to mirror. Memory: one
+/// view's text (about 330 bytes) per context.
 #[derive(Clone, Default)]
 pub struct ViewCache(Arc<Mutex<Option<BTreeMap<String, Rendered>>>>);
 
