@@ -135,13 +135,43 @@ impl Outbox {
         body: &str,
         other: (&sled::Tree, &[u8], &[u8]),
     ) -> Result<OutboxMessage, StoreError> {
+        let (tree, key, value) = other;
+        self.push_and(id, kind, body, tree, &|t: &TransactionalTree| {
+            t.insert(key, value).map(|_| ())
+        })
+    }
+
+    /// Queues a message and removes `key` from `other` in one transaction (a reply and the
+    /// record of the message it answers: both or neither survive a crash).
+    pub fn push_removing(
+        &self,
+        id: u64,
+        kind: MessageKind,
+        body: &str,
+        other: (&sled::Tree, &[u8]),
+    ) -> Result<OutboxMessage, StoreError> {
+        let (tree, key) = other;
+        self.push_and(id, kind, body, tree, &|t: &TransactionalTree| {
+            t.remove(key).map(|_| ())
+        })
+    }
+
+    fn push_and(
+        &self,
+        id: u64,
+        kind: MessageKind,
+        body: &str,
+        tree: &sled::Tree,
+        change: &dyn Fn(
+            &TransactionalTree,
+        ) -> Result<(), sled::transaction::UnabortableTransactionError>,
+    ) -> Result<OutboxMessage, StoreError> {
         let msg = OutboxMessage::new(id, kind, body);
         let bytes = encode(&msg)?;
-        let (tree, key, value) = other;
         (&self.tree, tree).transaction(
-            |(outbox, tree): &(TransactionalTree, TransactionalTree)| {
+            |(outbox, other): &(TransactionalTree, TransactionalTree)| {
                 outbox.insert(&id.to_be_bytes(), bytes.as_slice())?;
-                tree.insert(key, value)?;
+                change(other)?;
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             },
         )?;

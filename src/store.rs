@@ -52,6 +52,9 @@ pub struct Store {
     pub breach_seen: sled::Tree,
     /// Outgoing messages, keyed by big-endian sequence number.
     pub outbox: sled::Tree,
+    /// The owner's Signal messages taken from the gateway and not answered yet, keyed by
+    /// big-endian id: what a crash cut off is answered at the next start.
+    pub signal_inbox: sled::Tree,
     /// Small records: the audit head and anchor, counters.
     pub meta: sled::Tree,
     /// The contexts' rendered views, shared by everything that reads or writes contexts.
@@ -77,6 +80,7 @@ impl Store {
             grants: db.open_tree("grants")?,
             contexts: db.open_tree("contexts")?,
             outbox: db.open_tree("outbox")?,
+            signal_inbox: db.open_tree("signal_inbox")?,
             intents: db.open_tree("intents")?,
             incidents: db.open_tree("incidents")?,
             breach_seen: db.open_tree("breach_seen")?,

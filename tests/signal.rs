@@ -271,6 +271,95 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
 }
 
 #[test]
+fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
+    let aliases = common::providers::addy("addy-test-key-0001");
+    let mut agent = Agent::init();
+    agent
+        .env
+        .push(("ADDY_API_KEY".into(), "addy-test-key-0001".into()));
+    agent
+        .env
+        .push(("ADDY_BASE_URL".into(), aliases.base.clone()));
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
+    );
+    agent.spawn();
+    // The alias is made at once but answered only after 5 s: the kill comes in between.
+    aliases.push_fault_for(
+        "POST",
+        "/api/v1/aliases",
+        common::providers::Fault::Delay(Duration::from_secs(5)),
+    );
+    let mut gw = Gateway::connect(&agent);
+    let enroll = agent.envelope(
+        "enroll",
+        json!({"url": "https://www.shop.example", "alias": "shop", "card": false, "identity": "none"}),
+    );
+    gw.received(OWNER, &enroll.to_json());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while aliases.aliases().is_empty() {
+        assert!(Instant::now() < deadline, "the alias was never asked for");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        gw.sends(Duration::from_millis(200)).is_empty(),
+        "no reply yet"
+    );
+    drop(gw);
+    agent.kill();
+    agent.spawn();
+
+    // One reply, saying what happened; the command's work is there, made once.
+    let mut gw = Gateway::connect(&agent);
+    let reply = gw.reply();
+    assert!(
+        reply.contains("`enroll` command was accepted, but the agent stopped before it answered"),
+        "{reply}"
+    );
+    assert!(gw.sends(Duration::from_secs(1)).is_empty(), "answered once");
+    assert_eq!(aliases.aliases().len(), 1);
+    let status = agent.send("status", json!({"context": "shop"}));
+    assert_eq!(
+        status["alias"]["email"],
+        aliases.aliases()[0]["email"],
+        "{status}"
+    );
+    assert!(agent.audit_events().iter().any(|e| e == "signal.cut_off"));
+    // The same envelope again is a replay, as it should be.
+    gw.received(OWNER, &enroll.to_json());
+    let again: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(again["kind"], "replayed");
+    // Answered messages are not answered again at the next start.
+    drop(gw);
+    agent.restart();
+    let mut gw = Gateway::connect(&agent);
+    assert!(gw.sends(Duration::from_secs(1)).is_empty());
+}
+
+#[test]
+fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
+    let mut agent = agent_with_owner();
+    agent.stop();
+    // As a crash right after the message was recorded would leave it.
+    let list = agent.envelope("list", json!({})).to_json();
+    {
+        let store = pane_agent::store::Store::open(&agent.dir.join("store")).unwrap();
+        let key = store.next_id().unwrap().to_be_bytes();
+        store.signal_inbox.insert(key, list.as_bytes()).unwrap();
+        store.flush_blocking().unwrap();
+    }
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent);
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["count"], 0, "{reply}");
+    assert!(gw.sends(Duration::from_secs(1)).is_empty(), "answered once");
+    drop(gw);
+    agent.restart();
+    let mut gw = Gateway::connect(&agent);
+    assert!(gw.sends(Duration::from_secs(1)).is_empty(), "not again");
+}
+
+#[test]
 fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
     let agent = agent_with_owner();
     let mut gw = Gateway::connect(&agent);

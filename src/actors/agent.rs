@@ -234,8 +234,12 @@ impl Agent {
                 tracing::warn!(error = %e, "intent reconciliation failed; it is retried by the next enroll")
             }
         }
+        self.core.answer_cut_off().await;
         self.core.housekeeping(Utc::now());
         self.core.expire_due(Utc::now()).await;
+        if let Err(e) = self.core.store.flush().await {
+            tracing::error!(error = %e, "store flush failed after start-up work");
+        }
         let mut housekeeping = tokio::time::interval(Duration::from_secs(3600));
         housekeeping.tick().await;
         loop {
@@ -733,10 +737,9 @@ impl Core {
                     let _ = self.refuse(&inv, e, None);
                     return;
                 }
+                let taken = self.take_in(&body).await;
                 let reply = self.owner_message(body.trim(), &inv).await;
-                if let Err(e) = self.notify(MessageKind::Reply, &reply) {
-                    tracing::error!(error = %e, "cannot queue a Signal reply");
-                }
+                self.answer_owner(&reply, taken);
             }
             GatewayEvent::IdentityChanged { sender } => {
                 if sender == owner {
@@ -772,6 +775,82 @@ impl Core {
                     );
                 }
             }
+        }
+    }
+
+    /// Records an owner message before it is acted on, flushed, so that a crash in the middle
+    /// leaves it to be answered at the next start ([`Core::answer_cut_off`]). Its key, or
+    /// None when the store cannot record it (then it is handled as it comes, and a crash
+    /// before its reply is queued leaves it unanswered).
+    async fn take_in(&mut self, body: &str) -> Option<[u8; 8]> {
+        let key = match self.store.next_id() {
+            Ok(id) => id.to_be_bytes(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record an owner message");
+                return None;
+            }
+        };
+        if let Err(e) = self.store.signal_inbox.insert(key, body.as_bytes()) {
+            tracing::error!(error = %e, "cannot record an owner message");
+            return None;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "cannot record an owner message");
+        }
+        Some(key)
+    }
+
+    /// Queues the reply to an owner message and, in the same transaction, forgets the record
+    /// of the message (`take_in`): after a crash there is either both the reply and no
+    /// record, or the record to answer again.
+    fn answer_owner(&self, reply: &str, taken: Option<[u8; 8]>) {
+        let body = self.redactor.text(reply);
+        let queued = self.store.next_id().and_then(|id| match taken {
+            Some(key) => self.outbox.push_removing(
+                id,
+                MessageKind::Reply,
+                &body,
+                (&self.store.signal_inbox, &key),
+            ),
+            None => self.outbox.push(id, MessageKind::Reply, &body),
+        });
+        if let Err(e) = queued {
+            tracing::error!(error = %e, "cannot queue a Signal reply");
+        }
+    }
+
+    /// Answers the owner's Signal messages that a crash cut off: recorded by `take_in`,
+    /// never answered. An envelope that was accepted gets a note saying so (it may have done
+    /// its work, which the audit log shows); anything else is handled now, as if it had just
+    /// arrived (an envelope then still has to be inside its time window).
+    pub async fn answer_cut_off(&mut self) {
+        let records: Vec<(sled::IVec, sled::IVec)> = self
+            .store
+            .signal_inbox
+            .iter()
+            .filter_map(Result::ok)
+            .collect();
+        for (key, body) in records {
+            let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
+                let _ = self.store.signal_inbox.remove(key);
+                continue;
+            };
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let inv = Invocation::now(Channel::Signal);
+            let accepted = Envelope::parse(body.trim().as_bytes())
+                .ok()
+                .filter(|env| self.replay.contains(&env.sig).unwrap_or(false));
+            let reply = match accepted {
+                Some(env) => {
+                    let cmd = crate::redact::truncate(&env.cmd, 40);
+                    let _ = self.audit_event("signal.cut_off", &inv, json!({"cmd": cmd}));
+                    format!(
+                        "Your `{cmd}` command was accepted, but the agent stopped before it answered. It may have done its work: `audit` shows what it did. Sign a new envelope to run it again."
+                    )
+                }
+                None => self.owner_message(body.trim(), &inv).await,
+            };
+            self.answer_owner(&reply, Some(key));
         }
     }
 

@@ -30,6 +30,11 @@ impl ReplayCache {
         Ok(swapped.is_ok())
     }
 
+    /// True when `sig` was accepted (and is not forgotten yet).
+    pub fn contains(&self, sig: &[u8; 32]) -> Result<bool, StoreError> {
+        Ok(self.tree.contains_key(sig)?)
+    }
+
     /// Drops signatures whose envelopes can no longer pass the time window anyway.
     pub fn prune(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let mut removed = 0;
