@@ -714,11 +714,27 @@ impl Core {
 
     /// Queues a message for the owner in the outbox.
     pub fn notify(&self, kind: MessageKind, body: &str) -> Result<(), CommandError> {
+        self.queue(kind, body, None)
+    }
+
+    /// Queues `body` (redacted) for the owner; with `answered`, also forgets that record of
+    /// an owner message (`take_in`) in the same transaction.
+    fn queue(
+        &self,
+        kind: MessageKind,
+        body: &str,
+        answered: Option<[u8; 8]>,
+    ) -> Result<(), CommandError> {
         let body = self.redactor.text(body);
         let id = self.store.next_id().map_err(|e| self.internal(e))?;
-        self.outbox
-            .push(id, kind, &body)
-            .map_err(|e| self.internal(e))?;
+        match answered {
+            Some(key) => {
+                self.outbox
+                    .push_removing(id, kind, &body, (&self.store.signal_inbox, &key))
+            }
+            None => self.outbox.push(id, kind, &body),
+        }
+        .map_err(|e| self.internal(e))?;
         Ok(())
     }
 
@@ -804,17 +820,7 @@ impl Core {
     /// of the message (`take_in`): after a crash there is either both the reply and no
     /// record, or the record to answer again.
     fn answer_owner(&self, reply: &str, taken: Option<[u8; 8]>) {
-        let body = self.redactor.text(reply);
-        let queued = self.store.next_id().and_then(|id| match taken {
-            Some(key) => self.outbox.push_removing(
-                id,
-                MessageKind::Reply,
-                &body,
-                (&self.store.signal_inbox, &key),
-            ),
-            None => self.outbox.push(id, MessageKind::Reply, &body),
-        });
-        if let Err(e) = queued {
+        if let Err(e) = self.queue(MessageKind::Reply, reply, taken) {
             tracing::error!(error = %e, "cannot queue a Signal reply");
         }
     }
