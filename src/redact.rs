@@ -174,11 +174,7 @@ impl Redactor {
     /// The redacted string, or `None` when there is nothing to find in it (most strings in a
     /// reply: names, dates, states), without copying it.
     fn text_if_needed(&self, input: &str) -> Option<String> {
-        let known = self
-            .known
-            .iter()
-            .any(|secret| input.contains(secret.as_str()));
-        if !known && !may_hold_pattern(input) {
+        if !self.holds_known_secret(input) && !may_hold_pattern(input) {
             return None;
         }
         Some(self.text_slow(input))

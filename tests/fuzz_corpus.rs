@@ -10,6 +10,7 @@
 mod checks;
 
 use pane_agent::auth::canonical::python_dumps;
+use pane_agent::auth::envelope::integer_tokens;
 use serde_json::{json, Number, Value};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -117,40 +118,14 @@ struct Divergence {
     negative_zero_int: bool,
 }
 
-/// Scans the number tokens outside strings (the text is JSON serde_json accepted).
+/// Looks at the integer tokens outside strings (the text is JSON serde_json accepted).
 fn divergence(text: &str) -> Divergence {
     let mut d = Divergence::default();
-    let bytes = text.as_bytes();
-    let (mut i, mut in_string) = (0, false);
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-        } else if b == b'"' {
-            in_string = true;
-            i += 1;
-        } else if b == b'-' || b.is_ascii_digit() {
-            let start = i;
-            while i < bytes.len()
-                && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-            {
-                i += 1;
-            }
-            let token = &text[start..i];
-            if !token.contains(['.', 'e', 'E']) {
-                if token == "-0" {
-                    d.negative_zero_int = true;
-                } else if token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
-                    d.big_int = true;
-                }
-            }
-        } else {
-            i += 1;
+    for token in integer_tokens(text) {
+        if token == "-0" {
+            d.negative_zero_int = true;
+        } else if token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+            d.big_int = true;
         }
     }
     d

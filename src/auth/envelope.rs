@@ -215,43 +215,52 @@ fn take_string(
 /// Refuses integers that do not fit in 64 bits. serde_json would read them as floats and
 /// the signature would then fail for a reason nobody could see; saying so is clearer.
 fn check_integer_ranges(text: &str) -> Result<(), CommandError> {
+    let out_of_range = integer_tokens(text)
+        .any(|token| token.parse::<i64>().is_err() && token.parse::<u64>().is_err());
+    if out_of_range {
+        return Err(malformed("an integer is out of range (64 bits at most)"));
+    }
+    Ok(())
+}
+
+/// The integer number tokens of JSON text (numbers without a fraction or an exponent, sign
+/// included), outside strings, as written. For text that serde_json accepts; on other text
+/// it still ends, and returns what looks like an integer.
+pub fn integer_tokens(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
     let mut i = 0;
     let mut in_string = false;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if in_string {
-            match b {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        if b == b'"' {
-            in_string = true;
-            i += 1;
-            continue;
-        }
-        if b == b'-' || b.is_ascii_digit() {
-            let start = i;
-            i += 1;
-            while i < bytes.len()
-                && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-            {
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let b = bytes[i];
+            if in_string {
+                match b {
+                    b'\\' => i += 1,
+                    b'"' => in_string = false,
+                    _ => {}
+                }
+                i += 1;
+            } else if b == b'"' {
+                in_string = true;
+                i += 1;
+            } else if b == b'-' || b.is_ascii_digit() {
+                let start = i;
+                i += 1;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+                {
+                    i += 1;
+                }
+                let token = &text[start..i];
+                if !token.contains(['.', 'e', 'E']) {
+                    return Some(token);
+                }
+            } else {
                 i += 1;
             }
-            let token = &text[start..i];
-            let integral = !token.contains(['.', 'e', 'E']);
-            if integral && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
-                return Err(malformed("an integer is out of range (64 bits at most)"));
-            }
-            continue;
         }
-        i += 1;
-    }
-    Ok(())
+        None
+    })
 }
 
 /// A JSON value parsed with duplicate object keys refused.
