@@ -2,8 +2,9 @@
 //! reply out, 64 KiB at most) and `GET /healthz`. Error replies carry a status code that
 //! matches their kind.
 
-use crate::actors::agent::{AgentHandle, Channel};
 use crate::auth::MAX_ENVELOPE_BYTES;
+use crate::gate::GateHandle;
+use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
 use axum::body::{to_bytes, Body};
@@ -16,7 +17,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 /// The router, for the daemon and for tests.
-pub fn router(agent: AgentHandle) -> Router {
+pub fn router(agent: GateHandle) -> Router {
     Router::new()
         .route("/command", post(command))
         .route("/healthz", get(healthz))
@@ -27,7 +28,7 @@ pub fn router(agent: AgentHandle) -> Router {
 /// Serves `router` on `listener` until shutdown, finishing requests in flight.
 pub async fn serve(
     listener: TcpListener,
-    agent: AgentHandle,
+    agent: GateHandle,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(agent))
@@ -35,7 +36,7 @@ pub async fn serve(
         .await
 }
 
-async fn command(State(agent): State<AgentHandle>, body: Body) -> Response {
+async fn command(State(agent): State<GateHandle>, body: Body) -> Response {
     let reply = match to_bytes(body, MAX_ENVELOPE_BYTES).await {
         Ok(bytes) => agent.submit(bytes.to_vec(), Channel::Http).await,
         Err(_) => {

@@ -55,6 +55,12 @@ pub enum ProviderError {
         /// The provider's explanation.
         message: String,
     },
+    /// A lockdown came after the job was authorised: the call was not made.
+    #[error("locked down: no call to {provider} was made after the lockdown")]
+    LockedDown {
+        /// The provider.
+        provider: &'static str,
+    },
     /// The provider answered something that is not the documented shape.
     #[error("{provider} answered in an unexpected shape: {message}")]
     Decode {
@@ -63,6 +69,22 @@ pub enum ProviderError {
         /// What was wrong.
         message: String,
     },
+}
+
+impl From<ProviderError> for crate::reply::CommandError {
+    fn from(e: ProviderError) -> crate::reply::CommandError {
+        use crate::reply::ErrorKind;
+        use ProviderError as P;
+        let kind = match &e {
+            P::NotConfigured { .. } => ErrorKind::NotConfigured,
+            P::KeyRejected { .. } => ErrorKind::KeyRejected,
+            P::RateLimited { .. } => ErrorKind::RateLimited,
+            P::Unavailable { .. } | P::Decode { .. } => ErrorKind::Unavailable,
+            P::Rejected { .. } => ErrorKind::ProviderRejected,
+            P::LockedDown { .. } => ErrorKind::LockedDown,
+        };
+        crate::reply::CommandError::new(kind, e.to_string())
+    }
 }
 
 impl ProviderError {

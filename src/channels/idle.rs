@@ -3,14 +3,14 @@
 //! sweep. A server without IDLE, or a connection that keeps failing, leaves the schedule to
 //! do the work.
 
-use super::imap::{ImapError, ImapSource};
-use crate::actors::agent::AgentHandle;
+use crate::breach::imap::{ImapError, ImapSource};
+use crate::gate::GateHandle;
 use crate::schedule::Job;
 use crate::shutdown::Shutdown;
 use std::time::Duration;
 
 /// Watches the mailbox until shutdown.
-pub async fn watch(source: ImapSource, agent: AgentHandle, mut shutdown: Shutdown) {
+pub async fn watch(source: ImapSource, agent: GateHandle, mut shutdown: Shutdown) {
     let mut backoff = Duration::from_secs(1);
     loop {
         let waited = tokio::select! {
