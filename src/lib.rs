@@ -31,6 +31,7 @@ pub mod policy;
 pub mod providers;
 pub mod redact;
 pub mod reply;
+pub mod retry;
 pub mod schedule;
 pub mod shutdown;
 pub mod store;
