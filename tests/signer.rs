@@ -710,13 +710,25 @@ fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
     unlock(&mut b, PASSPHRASE);
     b.wait_for("document.body.dataset.state === 'unlocked'");
     assert_eq!(b.text("#pass"), "");
+    keep_screenshot("signer-unlocked.png", &b.screenshot(false));
 
     // One tap: `list`, and the live agent accepts it.
     let list = tap_and_sign(&mut b, "button[data-cmd=list]");
     assert_verifies(&list, &secret, "list");
     let reply = agent.raw(list.as_bytes());
     assert_eq!(reply["count"], 0, "{reply}");
-    keep_screenshot("signer-unlocked.png", &b.screenshot(false));
+    // Opened as a file there is nothing to post to; Copy is always there.
+    assert!(!b.visible("#post") && b.visible("#copy"));
+
+    // Where the browser has the Web Share API (headless Chromium on Linux has not: a stand-in
+    // records what the page hands to the share sheet), "Send with Signal" shares the envelope.
+    assert!(!b.visible("#share"), "no share sheet, no share button");
+    b.eval("navigator.share = function (data) { window.sharedText = data.text; return Promise.resolve(); }");
+    let shared = tap_and_sign(&mut b, "button[data-cmd=approvals]");
+    b.tap("#share");
+    b.wait_for("window.sharedText !== undefined");
+    assert_eq!(b.eval("window.sharedText"), Value::String(shared));
+    keep_screenshot("signer-signed.png", &b.screenshot(false));
 
     // A context typed once is remembered (encrypted) and offered as a chip after a reload.
     b.type_into("#context", "notion");
@@ -763,6 +775,14 @@ fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
         serde_json::json!({"url": "https://shop.example.com/signup", "alias": "shop", "card": {"limit": "10"}})
     );
     keep_screenshot("signer-enroll.png", &b.screenshot(true));
+
+    // Lock now: the key and the envelope are gone until the passphrase again.
+    b.tap("#lock");
+    assert_eq!(b.state(), "locked");
+    assert_eq!(b.text("#envelope"), "");
+    assert!(!b.visible("button[data-cmd=list]"));
+    unlock(&mut b, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
 
     // Storage: the vault is ciphertext under PBKDF2-SHA256 (>= 600,000) and AES-GCM; nothing
     // anywhere holds the secret, the passphrase or a context name in clear.
