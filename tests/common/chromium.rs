@@ -309,17 +309,26 @@ impl Browser {
         }
     }
 
-    /// Opens `url` and waits until the page has settled into a state.
+    /// Opens `url` and waits until the new page has settled into a state.
     pub fn open(&mut self, url: &str) {
+        self.eval("window.__previousPage = true");
         self.page("Page.navigate", json!({"url": url}));
-        self.wait_for("document.readyState === 'complete' && document.body && document.body.dataset.state !== 'loading'");
+        self.wait_for_new_page();
     }
 
     /// Reloads, as the owner pulling down on the page does.
     pub fn reload(&mut self) {
+        self.eval("window.__previousPage = true");
         self.page("Page.reload", json!({"ignoreCache": false}));
-        std::thread::sleep(Duration::from_millis(100));
-        self.wait_for("document.readyState === 'complete' && document.body && document.body.dataset.state !== 'loading'");
+        self.wait_for_new_page();
+    }
+
+    /// The old document is gone (it carried the marker) and the new one has a state.
+    fn wait_for_new_page(&mut self) {
+        self.wait_for(
+            "!window.__previousPage && document.readyState === 'complete' && document.body \
+             && ['setup', 'locked', 'unlocked'].includes(document.body.dataset.state)",
+        );
     }
 
     /// The page's `data-state` (setup, locked, unlocked).
@@ -348,10 +357,11 @@ impl Browser {
     }
 
     /// A finger tap on the element: scrolled into view, then a touch start and end at its
-    /// centre (the browser turns that into the click the page listens for).
+    /// centre; returns once the browser has turned that into the click the page listens for
+    /// (and the page's click handlers have run).
     pub fn tap(&mut self, selector: &str) {
         let rect = self.eval(&format!(
-            "(function(){{var e=document.querySelector({s}); if(!e) return null; e.scrollIntoView({{block:'center'}}); var r=e.getBoundingClientRect(); return r.width > 0 ? [r.x + r.width/2, r.y + r.height/2] : null}})()",
+            "(function(){{var e=document.querySelector({s}); if(!e) return null; e.scrollIntoView({{block:'center'}}); var r=e.getBoundingClientRect(); if (!(r.width > 0)) return null; window.__tapped = false; e.addEventListener('click', function () {{ window.__tapped = true; }}, {{once: true}}); return [r.x + r.width/2, r.y + r.height/2]}})()",
             s = json!(selector)
         ));
         let (x, y) = match (rect[0].as_f64(), rect[1].as_f64()) {
@@ -367,6 +377,7 @@ impl Browser {
             "Input.dispatchTouchEvent",
             json!({"type": "touchEnd", "touchPoints": []}),
         );
+        self.wait_for("window.__tapped === true");
     }
 
     /// Types `text` into the field as a keyboard (or a paste) would.
