@@ -9,7 +9,7 @@ use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -155,43 +155,34 @@ async fn signer_icon() -> Response {
 /// the service worker, which goes to the network first) revalidates, so an upgraded agent's
 /// page is picked up at the next visit.
 fn signer_asset(content_type: &'static str, csp: &str, body: &'static str) -> Response {
-    let csp = axum::http::HeaderValue::from_str(csp)
-        .unwrap_or_else(|_| axum::http::HeaderValue::from_static("default-src 'none'"));
+    let csp = HeaderValue::from_str(csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
     (
         StatusCode::OK,
         [
-            (
-                header::CONTENT_TYPE,
-                axum::http::HeaderValue::from_static(content_type),
-            ),
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CONTENT_SECURITY_POLICY, csp),
-            (
-                header::CACHE_CONTROL,
-                axum::http::HeaderValue::from_static("no-cache"),
-            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (
                 header::X_CONTENT_TYPE_OPTIONS,
-                axum::http::HeaderValue::from_static("nosniff"),
+                HeaderValue::from_static("nosniff"),
             ),
             (
                 header::REFERRER_POLICY,
-                axum::http::HeaderValue::from_static("no-referrer"),
+                HeaderValue::from_static("no-referrer"),
             ),
-            (
-                header::X_FRAME_OPTIONS,
-                axum::http::HeaderValue::from_static("DENY"),
-            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
             (
                 header::HeaderName::from_static("cross-origin-opener-policy"),
-                axum::http::HeaderValue::from_static("same-origin"),
+                HeaderValue::from_static("same-origin"),
             ),
             (
                 header::HeaderName::from_static("cross-origin-resource-policy"),
-                axum::http::HeaderValue::from_static("same-origin"),
+                HeaderValue::from_static("same-origin"),
             ),
             (
                 header::HeaderName::from_static("permissions-policy"),
-                axum::http::HeaderValue::from_static(
+                HeaderValue::from_static(
                     "camera=(self), microphone=(), geolocation=(), payment=(), usb=()",
                 ),
             ),
