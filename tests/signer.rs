@@ -683,7 +683,12 @@ fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
     assert_eq!(b.state(), "setup");
     keep_screenshot("signer-setup.png", &b.screenshot(false));
 
+    // A secret shorter than the agent's minimum is refused.
+    import(&mut b, "0123456789abcdef", PASSPHRASE);
+    b.wait_for("document.getElementById('status').textContent.includes('at least 32')");
+    assert_eq!(b.state(), "setup");
     // A short passphrase is refused and nothing is kept.
+    b.eval("document.getElementById('import-secret').value = ''");
     import(&mut b, &secret, "too short");
     b.wait_for("document.getElementById('status').textContent.includes('12 characters')");
     assert_eq!(b.state(), "setup");
@@ -775,6 +780,18 @@ fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
         serde_json::json!({"url": "https://shop.example.com/signup", "alias": "shop", "card": {"limit": "10"}})
     );
     keep_screenshot("signer-enroll.png", &b.screenshot(true));
+
+    // The free form, for everything else.
+    b.tap("#other-box summary");
+    b.eval("var c = document.getElementById('cmd'); c.value = 'audit'; c.dispatchEvent(new Event('change'))");
+    b.type_into("#args", "limit=2\nverify=true");
+    let audit = tap_and_sign(&mut b, "#sign");
+    assert_eq!(
+        assert_verifies(&audit, &secret, "audit")["args"],
+        serde_json::json!({"limit": 2, "verify": true})
+    );
+    let reply = agent.raw(audit.as_bytes());
+    assert!(reply.get("error").is_none(), "{reply}");
 
     // Lock now: the key and the envelope are gone until the passphrase again.
     b.tap("#lock");
@@ -1039,6 +1056,20 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
 
     // Installed for offline use: with the agent gone, the page still opens and signs.
     b.wait_for("navigator.serviceWorker.controller !== null");
+    // Installable as an app: Chromium finds the manifest and no installability error.
+    let manifest = b.page("Page.getAppManifest", serde_json::json!({}));
+    assert_eq!(
+        manifest["url"],
+        format!("{base}/signer/manifest.webmanifest"),
+        "{manifest}"
+    );
+    assert_eq!(manifest["errors"], serde_json::json!([]), "{manifest}");
+    let installability = b.page("Page.getInstallabilityErrors", serde_json::json!({}));
+    assert_eq!(
+        installability["installabilityErrors"],
+        serde_json::json!([]),
+        "{installability}"
+    );
     let cached = "caches.open('pane-signer-v1').then(function (c) { return c.keys(); }).then(function (k) { return k.length; })";
     let deadline = Instant::now() + Duration::from_secs(60);
     while b.eval(cached) != serde_json::json!(3) {
@@ -1080,6 +1111,17 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
             b.requests
         );
     }
+    // And the policy is enforced: a request to another origin, tried from inside the page, is
+    // refused by the browser before it is sent.
+    let violation = b.eval(
+        "new Promise(function (done) {
+           document.addEventListener('securitypolicyviolation', function (e) {
+             done(e.violatedDirective + ' ' + e.blockedURI);
+           }, { once: true });
+           fetch('http://127.0.0.2:9/leak').catch(function () {});
+         })",
+    );
+    assert_eq!(violation, "connect-src http://127.0.0.2:9/leak");
     // Storage of the served page: ciphertext and cached files only.
     let (_, everything) = storage(&mut b);
     let clear = ClearText::of(&[&secret, PASSPHRASE]);
