@@ -1016,7 +1016,8 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
 
     // As a phone: import, one tap for `list`, one to send; the agent's reply is shown.
     let tmp = tempfile::tempdir().unwrap();
-    let mut b = Browser::launch(&tmp.path().join("profile"));
+    let profile = tmp.path().join("profile");
+    let mut b = Browser::launch(&profile);
     b.open(&format!("{base}/signer/"));
     import(&mut b, &secret, PASSPHRASE);
     b.wait_for("document.body.dataset.state === 'unlocked'");
@@ -1126,6 +1127,12 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
     let (_, everything) = storage(&mut b);
     let clear = ClearText::of(&[&secret, PASSPHRASE]);
     assert_eq!(clear.find(everything.as_bytes()), None, "{everything}");
+    b.close();
+    for (path, bytes) in files_under(&profile) {
+        if let Some(at) = clear.find(&bytes) {
+            panic!("clear text in {} at byte {at}", path.display());
+        }
+    }
 }
 
 /// The modules (true = dark) of a QR code as qr2term draws it: each character is two modules
