@@ -722,8 +722,19 @@ fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
     assert_verifies(&list, &secret, "list");
     let reply = agent.raw(list.as_bytes());
     assert_eq!(reply["count"], 0, "{reply}");
-    // Opened as a file there is nothing to post to; Copy is always there.
-    assert!(!b.visible("#post") && b.visible("#copy"));
+    // Opened as a file there is nothing to post to; Copy puts the envelope on the clipboard.
+    assert!(!b.visible("#post"));
+    b.call(
+        None,
+        "Browser.grantPermissions",
+        serde_json::json!({"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+    );
+    b.tap("#copy");
+    b.wait_for("document.getElementById('status').textContent.startsWith('Copied')");
+    assert_eq!(
+        b.eval("navigator.clipboard.readText()"),
+        Value::String(list.clone())
+    );
 
     // Where the browser has the Web Share API (headless Chromium on Linux has not: a stand-in
     // records what the page hands to the share sheet), "Send with Signal" shares the envelope.
