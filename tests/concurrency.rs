@@ -50,6 +50,18 @@ fn world() -> World {
     world_with(&[])
 }
 
+/// Signs `cmd` `offset` ms from now and sends it: commands sent from several threads at once
+/// must not be the same envelope (that is a replay).
+fn send_at(agent: &Agent, offset: i64, cmd: &str, args: Value) -> Value {
+    let ts = chrono::Utc::now() + chrono::Duration::milliseconds(offset);
+    let args: Map<String, Value> = args.as_object().cloned().unwrap_or_default();
+    agent.raw(
+        Envelope::sign(&agent.secret(), ts, cmd, args)
+            .to_json()
+            .as_bytes(),
+    )
+}
+
 fn enroll(agent: &Agent, name: &str) -> Value {
     agent.send(
         "enroll",
@@ -167,7 +179,8 @@ fn two_operations_on_one_context_never_overlap_and_contexts_run_side_by_side() {
     std::thread::scope(|s| {
         let ops: Vec<_> = ["alias.deactivate", "alias.activate", "alias.deactivate"]
             .into_iter()
-            .map(|cmd| s.spawn(move || a.send(cmd, json!({"context": "one"}))))
+            .enumerate()
+            .map(|(i, cmd)| s.spawn(move || send_at(a, i as i64, cmd, json!({"context": "one"}))))
             .collect();
         for op in ops {
             let r = op.join().unwrap();

@@ -183,15 +183,7 @@ impl Daemon {
 
         let (notify_shutdown, _) = broadcast::channel(1);
         let (done_tx, done_rx) = mpsc::channel(1);
-        let socket = data_dir.join("agent.sock");
-        let listener = control_socket::bind(&socket)
-            .with_context(|| format!("cannot listen on {}", socket.display()))?;
-        let control = ControlSocket {
-            listener,
-            path: socket.clone(),
-            gate: gate.clone(),
-        };
-        tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
+        // The gateway socket first: a client that finds the control socket finds it too.
         let gateway_path = data_dir.join("gateway.sock");
         let gateway = crate::channels::gateway::GatewaySocket {
             listener: crate::channels::gateway::bind(&gateway_path)
@@ -203,6 +195,15 @@ impl Daemon {
             strangers,
         };
         tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
+        let socket = data_dir.join("agent.sock");
+        let listener = control_socket::bind(&socket)
+            .with_context(|| format!("cannot listen on {}", socket.display()))?;
+        let control = ControlSocket {
+            listener,
+            path: socket.clone(),
+            gate: gate.clone(),
+        };
+        tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
 
         let mut http_addr = None;
         let http_task = match http_listen {

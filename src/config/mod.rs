@@ -217,7 +217,7 @@ impl Default for AliasesConfig {
     fn default() -> Self {
         AliasesConfig {
             provider: AliasProviderKind::Addy,
-            concurrency: 4,
+            concurrency: 10,
             addy_base_url: String::new(),
             simplelogin_base_url: String::new(),
             addy_domain: "anonaddy.me".into(),
@@ -246,7 +246,7 @@ impl Default for CardsConfig {
     fn default() -> Self {
         CardsConfig {
             provider: CardProviderKind::Privacy,
-            concurrency: 4,
+            concurrency: 10,
             privacy_base_url: String::new(),
             lithic_base_url: String::new(),
             max_limit: 1000,

@@ -48,7 +48,7 @@ retention_days = 400
 # Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).
 provider = "addy"
 # At most this many calls to the provider at once; after a 429 the provider's own work waits.
-concurrency = 4
+concurrency = 10
 # Base URLs; empty = the real service. ADDY_BASE_URL / SIMPLELOGIN_BASE_URL override them.
 # Plain http is accepted only for loopback (local test servers).
 addy_base_url = ""
@@ -61,7 +61,7 @@ addy_format = "random_characters"
 # Who makes cards: "privacy" (PRIVACY_API_KEY) or "lithic" (LITHIC_API_KEY).
 provider = "privacy"
 # At most this many calls to the provider at once; after a 429 the provider's own work waits.
-concurrency = 4
+concurrency = 10
 # Base URLs; empty = the real service. PRIVACY_BASE_URL / LITHIC_BASE_URL override them.
 privacy_base_url = ""
 lithic_base_url = ""
