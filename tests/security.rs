@@ -292,3 +292,69 @@ fn a_refusal_flood_leaves_its_count_in_the_audit_log() {
         "every refusal is accounted for"
     );
 }
+
+/// Point 9: a line over the limit is refused as soon as it passes it (the agent stops reading
+/// and disconnects), and audited.
+#[test]
+fn the_gateway_socket_refuses_a_line_past_its_limit() {
+    use std::io::{Read, Write};
+    let agent = agent_with_owner();
+    let mut raw = std::os::unix::net::UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
+    raw.set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // 4 MiB without a newline: the agent must hang up long before the end.
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut written = 0usize;
+    let mut cut = false;
+    for _ in 0..64 {
+        match raw.write_all(&chunk) {
+            Ok(()) => written += chunk.len(),
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    let mut rest = Vec::new();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let closed = matches!(raw.read_to_end(&mut rest), Ok(_));
+    assert!(cut || closed, "still connected after {written} bytes");
+    assert!(agent
+        .audit()
+        .iter()
+        .any(|e| e["event"] == "gateway.line_refused"));
+    // A gateway that behaves is served afterwards.
+    let mut gw = Gateway::connect(&agent, OWNER);
+    gw.received(OWNER, &agent.envelope("help", json!({})).to_json());
+    assert!(gw.reply().contains("commands"));
+}
+
+/// Point 9: a second gateway while one is live is refused (not a silent takeover), audited,
+/// and the owner is told through the one that stays.
+#[test]
+fn a_second_gateway_is_refused_and_the_owner_told() {
+    use std::io::Read;
+    let agent = agent_with_owner();
+    let mut first = Gateway::connect(&agent, OWNER);
+    first.received(OWNER, &agent.envelope("help", json!({})).to_json());
+    assert!(first.reply().contains("commands"));
+    let mut second =
+        std::os::unix::net::UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    assert!(
+        matches!(second.read_to_end(&mut buf), Ok(0)),
+        "the second gateway was served"
+    );
+    let alert = first.reply();
+    assert!(alert.contains("second Signal gateway"), "{alert}");
+    first.received(OWNER, &agent.envelope("list", json!({})).to_json());
+    assert!(first.reply().contains("count"));
+    assert!(agent
+        .audit()
+        .iter()
+        .any(|e| e["event"] == "gateway.refused_second"));
+}

@@ -75,6 +75,14 @@ enum GateMessage {
     },
     /// Are you there? (The watchdog.)
     Ping(oneshot::Sender<()>),
+    /// Something a channel saw that belongs in the audit log (and, with `alert`, in front of
+    /// the owner).
+    Notice {
+        event: &'static str,
+        detail: serde_json::Value,
+        alert: Option<String>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The cloneable handle every channel holds.
@@ -134,6 +142,22 @@ impl GateHandle {
         })
         .await
         .unwrap_or(fallback)
+    }
+
+    /// Audits what a channel saw (`event`, `detail`), and alerts the owner with `alert`.
+    pub async fn notice(
+        &self,
+        event: &'static str,
+        detail: serde_json::Value,
+        alert: Option<String>,
+    ) {
+        self.ask(|reply| GateMessage::Notice {
+            event,
+            detail,
+            alert,
+            reply,
+        })
+        .await;
     }
 
     /// True when the gate answers (the watchdog's liveness check).
@@ -314,6 +338,26 @@ impl Gate {
                 let _ = reply.send(());
             }
             GateMessage::Ping(reply) => {
+                let _ = reply.send(());
+            }
+            GateMessage::Notice {
+                event,
+                detail,
+                alert,
+                reply,
+            } => {
+                let inv = Invocation::now(Channel::Signal);
+                if let Err(e) = self.audit_event(event, &inv, detail) {
+                    tracing::error!(error = %e, event, "cannot audit a channel's notice");
+                }
+                if let Some(text) = alert {
+                    if let Err(e) = self.notify(crate::outbox::MessageKind::Alert, &text) {
+                        tracing::error!(error = %e, "cannot queue an alert");
+                    }
+                }
+                if let Err(e) = self.store.flush().await {
+                    tracing::error!(error = %e, "store flush failed after a notice");
+                }
                 let _ = reply.send(());
             }
         }
