@@ -318,7 +318,7 @@ fn the_gateway_socket_refuses_a_line_past_its_limit() {
     let mut rest = Vec::new();
     raw.set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .unwrap();
-    let closed = matches!(raw.read_to_end(&mut rest), Ok(_));
+    let closed = raw.read_to_end(&mut rest).is_ok();
     assert!(cut || closed, "still connected after {written} bytes");
     assert!(agent
         .audit()
