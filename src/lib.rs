@@ -25,6 +25,7 @@ pub mod gateway;
 pub mod identity;
 pub mod logging;
 pub mod outbox;
+pub mod ownership;
 pub mod policy;
 pub mod providers;
 pub mod redact;

@@ -92,6 +92,7 @@ pub fn preflight(
         Some(p) => Some(p.to_path_buf()),
         None => default_config.exists().then_some(default_config),
     };
+    crate::ownership::check_start(data_dir, config_path.as_deref())?;
     let config = match &config_path {
         Some(path) => {
             let mode = unix::mode_of(path)
