@@ -34,4 +34,5 @@ pub mod schedule;
 pub mod shutdown;
 pub mod store;
 pub mod systemd;
+pub mod text;
 pub mod unix;
