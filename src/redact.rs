@@ -511,6 +511,8 @@ mod tests {
             "aHVudGVyMg",
             "%",
             "",
+            "…",
+            "hunte…",
         ];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = move |n: usize| {

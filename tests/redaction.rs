@@ -223,6 +223,21 @@ fn a_provider_error_quoting_its_key_is_redacted_when_the_key_is_a_credential() {
         );
         assert!(!text.contains(quoted.as_str()), "{text}");
     }
+    // A long message is cut to 200 characters by the client, here inside the key: what is
+    // left of it (24 of its 32 characters, too short to look like a key) goes too.
+    let long = format!("{} key {ADDY_KEY} was refused", "x".repeat(171));
+    addy.push_fault(Fault::Status {
+        status: 422,
+        body: json!({ "message": long }),
+        retry_after: None,
+    });
+    let reply = agent.send(
+        "enroll",
+        json!({"url": "https://cut.example", "alias": "cut"}),
+    );
+    let text = reply.to_string();
+    assert!(text.contains(" key [redacted]"), "{text}");
+    assert!(!text.contains(&ADDY_KEY[..8]), "{text}");
     let written = everything_written(&agent).to_lowercase();
     assert!(!written.contains(&ADDY_KEY[..16]), "the key was written");
     agent.stop();

@@ -7,7 +7,9 @@
 //! the three alignments it can have inside a longer encoded text, as in HTTP Basic
 //! credentials) and URL-encoded forms are searched for the same way. A secret split across
 //! the string fields of one object or the strings of one array is found in their folded
-//! concatenation ([`KnownSecrets::split_across`]).
+//! concatenation ([`KnownSecrets::split_across`]). And text cut short inside a secret, as
+//! [`crate::redact::truncate`] cuts a provider's long error message before anything redacts
+//! it, still has the secret's start before its `…`: that is found too.
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
@@ -17,6 +19,12 @@ pub const SEGMENT_END: char = '\u{0}';
 
 /// Shortest base64 form searched for: shorter ones would also match ordinary words.
 const MIN_ENCODED_LEN: usize = 6;
+
+/// What [`crate::redact::truncate`] puts where it cut.
+const CUT: char = '…';
+
+/// Shortest start of a secret searched for before a [`CUT`].
+const MIN_CUT_LEN: usize = 4;
 
 /// Characters a secret can be split by without changing what a reader makes of it.
 pub fn is_separator(c: char) -> bool {
@@ -111,32 +119,23 @@ enum Form {
 /// The folded forms of every known secret, and one search for all of them.
 #[derive(Debug)]
 pub struct KnownSecrets {
+    needles: Needles,
+    /// Each secret's starts, each followed by [`CUT`]: searched for only in text that holds
+    /// a `…`, so that the many of them cost nothing elsewhere.
+    cut: Needles,
+}
+
+/// Folded texts to find, and one search for all of them.
+#[derive(Debug)]
+struct Needles {
     needles: Vec<(String, Form)>,
     /// Leftmost-longest search for `needles`; `None` when there are none, or if it could not
     /// be built (then each needle is searched for in turn).
     search: Option<AhoCorasick>,
 }
 
-impl KnownSecrets {
-    /// The forms of `secrets` (empty ones, or ones made only of separators, are left out).
-    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> KnownSecrets {
-        let mut needles: Vec<(String, Form)> = Vec::new();
-        let mut add = |needle: String, form: Form| {
-            if !needle.is_empty() && !needles.iter().any(|(n, _)| *n == needle) {
-                needles.push((needle, form));
-            }
-        };
-        for secret in secrets {
-            add(fold(secret), Form::Plain);
-            for encoded in base64_forms(secret.as_bytes()) {
-                if encoded.len() >= MIN_ENCODED_LEN {
-                    add(fold(&encoded), Form::Base64);
-                }
-            }
-            for encoded in url_forms(secret.as_bytes()) {
-                add(fold(&encoded), Form::Url);
-            }
-        }
+impl Needles {
+    fn new(needles: Vec<(String, Form)>) -> Needles {
         let search = if needles.is_empty() {
             None
         } else {
@@ -145,16 +144,10 @@ impl KnownSecrets {
                 .build(needles.iter().map(|(n, _)| n))
                 .ok()
         };
-        KnownSecrets { needles, search }
+        Needles { needles, search }
     }
 
-    /// True when there is nothing to search for.
-    pub fn is_empty(&self) -> bool {
-        self.needles.is_empty()
-    }
-
-    /// True when folded text holds a form of a known secret.
-    pub fn is_match_folded(&self, folded: &str) -> bool {
+    fn is_match(&self, folded: &str) -> bool {
         match &self.search {
             Some(ac) => ac.is_match(folded),
             None => self
@@ -165,7 +158,7 @@ impl KnownSecrets {
     }
 
     /// Non-overlapping matches in folded text: (start, end, form), leftmost first.
-    fn matches_folded(&self, folded: &str) -> Vec<(usize, usize, Form)> {
+    fn matches(&self, folded: &str) -> Vec<(usize, usize, Form)> {
         if let Some(ac) = &self.search {
             return ac
                 .find_iter(folded)
@@ -189,6 +182,63 @@ impl KnownSecrets {
             }
         }
         chosen
+    }
+}
+
+impl KnownSecrets {
+    /// The forms of `secrets` (empty ones, or ones made only of separators, are left out).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> KnownSecrets {
+        let mut needles: Vec<(String, Form)> = Vec::new();
+        let mut add = |needle: String, form: Form| {
+            if !needle.is_empty() && !needles.iter().any(|(n, _)| *n == needle) {
+                needles.push((needle, form));
+            }
+        };
+        for secret in secrets {
+            add(fold(secret), Form::Plain);
+            for encoded in base64_forms(secret.as_bytes()) {
+                if encoded.len() >= MIN_ENCODED_LEN {
+                    add(fold(&encoded), Form::Base64);
+                }
+            }
+            for encoded in url_forms(secret.as_bytes()) {
+                add(fold(&encoded), Form::Url);
+            }
+        }
+        let mut cut = Vec::new();
+        for (needle, form) in &needles {
+            if *form != Form::Plain {
+                continue;
+            }
+            let starts = needle.char_indices().map(|(at, _)| at).skip(MIN_CUT_LEN);
+            for end in starts {
+                cut.push((format!("{}{CUT}", &needle[..end]), Form::Plain));
+            }
+        }
+        KnownSecrets {
+            needles: Needles::new(needles),
+            cut: Needles::new(cut),
+        }
+    }
+
+    /// True when there is nothing to search for.
+    pub fn is_empty(&self) -> bool {
+        self.needles.needles.is_empty()
+    }
+
+    /// True when folded text holds a form of a known secret.
+    pub fn is_match_folded(&self, folded: &str) -> bool {
+        self.needles.is_match(folded) || (folded.contains(CUT) && self.cut.is_match(folded))
+    }
+
+    /// The matches of both searches, by start.
+    fn matches_folded(&self, folded: &str) -> Vec<(usize, usize, Form)> {
+        let mut all = self.needles.matches(folded);
+        if folded.contains(CUT) {
+            all.extend(self.cut.matches(folded));
+            all.sort_by_key(|&(start, end, _)| (start, end));
+        }
+        all
     }
 
     /// True when `text` holds a form of a known secret.
@@ -362,6 +412,18 @@ mod tests {
                 "{encoded}"
             );
         }
+    }
+
+    #[test]
+    fn the_start_of_a_secret_cut_short_is_found() {
+        let k = KnownSecrets::new(["8kd93hf7q2mzp01x"]);
+        let cut = crate::redact::truncate("refused key 8kd93hf7q2mzp01x here", 20);
+        assert_eq!(cut, "refused key 8kd93hf7…");
+        assert_eq!(redact(&k, &cut), "refused key #");
+        assert_eq!(redact(&k, "key 8KD9-3…"), "key #");
+        // Three characters are too few to tell; without the cut mark nothing is found.
+        assert_eq!(redact(&k, "key 8kd…"), "key 8kd…");
+        assert_eq!(redact(&k, "key 8kd93hf7"), "key 8kd93hf7");
     }
 
     #[test]
