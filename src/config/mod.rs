@@ -366,6 +366,9 @@ pub struct RateLimitsConfig {
     pub write: Limit,
     /// For each external or destructive tool.
     pub external: Limit,
+    /// Envelopes that pass authentication, per channel, before anything of them is written:
+    /// the budget a holder of the secret cannot fill the audit log past.
+    pub envelopes: Limit,
     /// Overrides by tool name.
     pub tools: BTreeMap<String, Limit>,
 }
@@ -385,6 +388,10 @@ impl Default for RateLimitsConfig {
                 max: 10,
                 window_secs: 60,
             },
+            envelopes: Limit {
+                max: 600,
+                window_secs: 60,
+            },
             tools: BTreeMap::new(),
         }
     }
@@ -396,12 +403,16 @@ impl Default for RateLimitsConfig {
 pub struct AuditConfig {
     /// Entries older than this many days are pruned (the rest stays verifiable); 0 keeps all.
     pub retention_days: u64,
+    /// The store's size budget in MiB: at 90 % the owner is alerted; past it, only reads,
+    /// `lockdown`, `approve`/`deny`, `revoke` and `unlock` are carried out.
+    pub store_budget_mb: u64,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             retention_days: 400,
+            store_budget_mb: 1024,
         }
     }
 }
@@ -483,7 +494,13 @@ impl Config {
                 "[approvals] timeout_secs must be between 1 and 86400".into(),
             ));
         }
+        if self.audit.store_budget_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "[audit] store_budget_mb must be 1 or more".into(),
+            ));
+        }
         let limits = [
+            ("envelopes".to_string(), &self.rate_limits.envelopes),
             ("read".to_string(), &self.rate_limits.read),
             ("write".to_string(), &self.rate_limits.write),
             ("external".to_string(), &self.rate_limits.external),

@@ -36,6 +36,8 @@ revoked_by_default = []
 read = { max = 120, window_secs = 60 }
 write = { max = 30, window_secs = 60 }
 external = { max = 10, window_secs = 60 }
+# Authenticated envelopes per channel, counted before anything of them is written.
+envelopes = { max = 600, window_secs = 60 }
 
 [rate_limits.tools]
 # Per-tool overrides, for example:
@@ -44,6 +46,9 @@ external = { max = 10, window_secs = 60 }
 [audit]
 # Prune audit entries older than this many days (the rest stays verifiable). 0 keeps all.
 retention_days = 400
+# The store's size budget in MiB: at 90 % the owner is alerted; past it only reads, lockdown,
+# approve/deny, revoke and unlock are carried out.
+store_budget_mb = 1024
 
 [aliases]
 # Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).

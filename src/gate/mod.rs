@@ -12,6 +12,7 @@
 
 mod approvals;
 mod envelope;
+mod guard;
 mod jobs;
 mod owner;
 mod upkeep;
@@ -238,6 +239,10 @@ pub struct Gate {
     refusals: HashMap<Channel, RefusalWindow>,
     jobs: FuturesUnordered<JobFuture>,
     pending: HashMap<u64, PendingJob>,
+    high_water: guard::HighWater,
+    rollback_floor: Option<DateTime<Utc>>,
+    over_budget: bool,
+    envelopes_since_size_check: u32,
 }
 
 impl Gate {
@@ -278,6 +283,10 @@ impl Gate {
             refusals: HashMap::new(),
             jobs: FuturesUnordered::new(),
             pending: HashMap::new(),
+            high_water: guard::HighWater::default(),
+            rollback_floor: None,
+            over_budget: false,
+            envelopes_since_size_check: 0,
         }
     }
 
@@ -300,7 +309,10 @@ impl Gate {
                 _ = tokio::time::sleep(next_deadline) => {
                     self.expire_due(Utc::now()).await;
                 }
-                _ = minute.tick() => self.write_tallies().await,
+                _ = minute.tick() => {
+                    self.write_tallies().await;
+                    self.check_store_budget();
+                }
                 _ = housekeeping.tick() => self.housekeeping(Utc::now()),
             }
         }
