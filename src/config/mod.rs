@@ -269,7 +269,8 @@ pub struct IdentityConfig {
 pub struct AuthConfig {
     /// Secrets that were current before a rotation and are still accepted (never used to sign).
     pub previous_secrets: Vec<String>,
-    /// Days a secret replaced by `rotate-secret` is still accepted.
+    /// Days a secret replaced by `rotate-secret` is still accepted; the expiry is checked at
+    /// every verification. 0: the old secret is refused at once (it is known to be stolen).
     pub rotation_grace_days: u64,
     /// Days after which `doctor` says the secret is due for rotation.
     pub rotation_days: u64,
@@ -416,6 +417,17 @@ impl Config {
         })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The file the daemon reads its config from: `explicit` (`--config`) when given, else
+    /// `<data_dir>/pane.toml` when it exists, else none (the built-in defaults). Every command
+    /// that acts on the daemon's settings (`run`, `rotate-secret`) resolves it the same way.
+    pub fn path_for(data_dir: &Path, explicit: Option<&Path>) -> Option<std::path::PathBuf> {
+        let default = data_dir.join("pane.toml");
+        match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => default.exists().then_some(default),
+        }
     }
 
     /// Reads and parses a configuration file.

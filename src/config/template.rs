@@ -9,7 +9,9 @@ pub const TEMPLATE: &str = r#"# pane-agent configuration. Every setting is liste
 # Secrets from before a rotation, still accepted for commands (never used to sign).
 # AGENT_SECRET_PREVIOUS in the environment (comma-separated) adds to this list.
 previous_secrets = []
-# Days a secret replaced by `pane-agent rotate-secret` is still accepted.
+# Days a secret replaced by `pane-agent rotate-secret` is still accepted; the running agent
+# refuses it from the second the grace ends. 0 = refused at once (a secret known to be stolen).
+# rotate-secret reads this from the config the agent runs with (its --config, else this file).
 rotation_grace_days = 7
 # Days after which `pane-agent doctor` says the secret is due for rotation.
 rotation_days = 90
