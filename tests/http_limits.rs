@@ -253,6 +253,30 @@ fn a_body_that_stops_short_of_its_content_length_is_dropped() {
 }
 
 #[test]
+fn a_connection_that_moves_nothing_is_closed_after_the_idle_timeout() {
+    // The header timeout is far away: only the idle timeout can close this one.
+    let (mut agent, addr) = agent_with_http(&[
+        ("header_timeout_secs = 10", "header_timeout_secs = 600"),
+        ("idle_timeout_secs = 60", "idle_timeout_secs = 1"),
+    ]);
+    spawn_limited(&mut agent);
+    let mut quiet = TcpStream::connect(addr).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut out = Vec::new();
+    let read = quiet.read_to_end(&mut out);
+    assert!(
+        read.is_ok(),
+        "a silent connection is still open after 30 s ({read:?})"
+    );
+    // A request that is answered at once is not cut.
+    let reply = healthz(addr, Duration::from_secs(10)).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    agent.stop();
+}
+
+#[test]
 fn sigterm_ends_the_daemon_in_bounded_time_with_connections_held() {
     // Timeouts far longer than the bound: only the shutdown's own deadline can end these.
     let (mut agent, addr) = agent_with_http(&[
