@@ -123,6 +123,10 @@ impl Daemon {
         let redactor = Redactor::new(known);
         crate::logging::set_redactor(redactor.clone());
         let http_listen = config.http.listen_addr()?;
+        if http_listen.is_some() {
+            http::check_descriptors(config.http.max_connections)?;
+        }
+        let http_config = config.http.clone();
         let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
         let policy = RetryPolicy::default();
         let aliases = AliasHandle::start(
@@ -207,7 +211,7 @@ impl Daemon {
                 let gate = gate.clone();
                 let done = done_tx.clone();
                 Some(tokio::spawn(async move {
-                    let r = http::serve(listener, gate, shutdown).await;
+                    let r = http::serve(listener, gate, &http_config, shutdown).await;
                     drop(done);
                     r
                 }))

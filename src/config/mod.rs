@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 mod template;
 
@@ -269,7 +270,8 @@ pub struct IdentityConfig {
 pub struct AuthConfig {
     /// Secrets that were current before a rotation and are still accepted (never used to sign).
     pub previous_secrets: Vec<String>,
-    /// Days a secret replaced by `rotate-secret` is still accepted.
+    /// Days a secret replaced by `rotate-secret` is still accepted; the expiry is checked at
+    /// every verification. 0: the old secret is refused at once (it is known to be stolen).
     pub rotation_grace_days: u64,
     /// Days after which `doctor` says the secret is due for rotation.
     pub rotation_days: u64,
@@ -285,15 +287,75 @@ impl Default for AuthConfig {
     }
 }
 
-/// `[http]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `[http]`: the endpoint and the bounds that keep one client (or a flood of half-open
+/// connections) from holding it, or the daemon's file descriptors.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to serve `POST /command` and `GET /healthz` on; empty means off.
     pub listen: String,
+    /// Seconds for a request's line and headers to arrive, from the connection's start or
+    /// the end of its previous response (so it also bounds a kept-alive connection's wait).
+    pub header_timeout_secs: u64,
+    /// Seconds for a request's whole body to arrive once its headers are in; a body that
+    /// stops short of its `Content-Length` is dropped with its connection.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may move no byte either way while the agent is not working on
+    /// one of its requests (a client that stops reading its reply) before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen queue until one ends.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: String::new(),
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 256,
+        }
+    }
 }
 
 impl HttpConfig {
+    /// The header timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    /// The body timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        for (key, secs) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs == 0 || secs > 3600 {
+                return Err(ConfigError::Invalid(format!(
+                    "[http] {key} must be between 1 and 3600"
+                )));
+            }
+        }
+        if self.max_connections == 0 || self.max_connections > 65_536 {
+            return Err(ConfigError::Invalid(
+                "[http] max_connections must be between 1 and 65536".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The address to listen on, if the endpoint is on. Only loopback addresses are accepted:
     /// the endpoint is meant to sit behind a Tor onion service on the same host.
     pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
@@ -430,6 +492,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The file the daemon reads its config from: `explicit` (`--config`) when given, else
+    /// `<data_dir>/pane.toml` when it exists, else none (the built-in defaults). Every command
+    /// that acts on the daemon's settings (`run`, `rotate-secret`) resolves it the same way.
+    pub fn path_for(data_dir: &Path, explicit: Option<&Path>) -> Option<std::path::PathBuf> {
+        let default = data_dir.join("pane.toml");
+        match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => default.exists().then_some(default),
+        }
+    }
+
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -441,7 +514,7 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.http.listen_addr()?;
+        self.http.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
             return Err(ConfigError::Invalid(
                 "[jobs] deadline_secs must be between 1 and 3600".into(),
