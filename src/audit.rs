@@ -380,4 +380,27 @@ mod tests {
         );
         assert!(log.verify().unwrap().ok);
     }
+
+    #[test]
+    fn a_prune_removes_at_most_its_share_and_the_head_stays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::open(tmp.path()).unwrap();
+        let log = AuditLog::new(
+            db.open_tree("audit").unwrap(),
+            db.open_tree("meta").unwrap(),
+            Redactor::new(Vec::<String>::new()),
+        );
+        for i in 0..10 {
+            log.append("e", None, json!({"i": i})).unwrap();
+        }
+        let head = log.head().unwrap().unwrap();
+        let removed = log
+            .prune_before(Utc::now() + chrono::Duration::days(1), 3)
+            .unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(log.len(), 7);
+        assert!(log.verify().unwrap().ok);
+        assert_eq!(log.head().unwrap().unwrap(), head);
+        assert_eq!(log.hash_of(head.0).unwrap(), Some(head.1));
+    }
 }
