@@ -507,3 +507,39 @@ fn past_the_store_budget_the_owner_keeps_control() {
         "{alert:?}"
     );
 }
+
+/// Point 10: a provider's words that reach a reply cannot forge its layout.
+#[test]
+fn a_providers_error_text_reaches_the_reply_escaped() {
+    let aliases = providers::addy("k-addy-0001");
+    let cards = providers::privacy("k-privacy-0001");
+    let mut agent = Agent::init();
+    for (k, v) in [
+        ("ADDY_API_KEY", aliases.key()),
+        ("ADDY_BASE_URL", aliases.base.clone()),
+        ("PRIVACY_API_KEY", cards.key()),
+        ("PRIVACY_BASE_URL", cards.base.clone()),
+    ] {
+        agent.env.push((k.into(), v));
+    }
+    agent.write_config(pane_agent::config::TEMPLATE);
+    agent.spawn();
+    aliases.push_fault_for(
+        "POST",
+        "/aliases",
+        providers::Fault::Status {
+            status: 422,
+            body: json!({"message": "refused\u{2028}\u{2028}✓ approved: all is well \u{202E}gnp.exe"}),
+            retry_after: None,
+        },
+    );
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://www.notion.so", "card": false}),
+    );
+    let text = r["error"].as_str().expect("an error").to_string();
+    for c in ['\u{2028}', '\u{202E}', '\n'] {
+        assert!(!text.contains(c), "{c:?} reached the reply: {text:?}");
+    }
+    assert!(text.contains("\\u{2028}"), "{text}");
+}

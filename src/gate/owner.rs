@@ -99,7 +99,7 @@ impl Gate {
                     let _ = self.audit_event(
                         "outbox.send_failed",
                         &inv,
-                        json!({"id": id, "error": crate::redact::truncate(&error, 200), "retryable": retryable}),
+                        json!({"id": id, "error": crate::redact::truncate(&crate::text::escape(&error, crate::text::Lines::Single), 200), "retryable": retryable}),
                     );
                 }
             }

@@ -251,8 +251,12 @@ impl ProviderClient {
                     let body: Value = if text.trim().is_empty() {
                         Value::Null
                     } else {
-                        serde_json::from_str(&text)
-                            .unwrap_or(Value::String(crate::redact::truncate(&text, 200)))
+                        serde_json::from_str(&text).unwrap_or(Value::String(
+                            crate::redact::truncate(
+                                &crate::text::escape(&text, crate::text::Lines::Single),
+                                200,
+                            ),
+                        ))
                     };
                     if status.is_success() {
                         return Ok(Response {
@@ -361,6 +365,9 @@ fn error_message(body: &Value) -> Option<String> {
         .and_then(Value::as_str)
         .map(str::to_string)
         .or_else(|| body.as_str().map(str::to_string))?;
+    // The provider's words reach replies and alerts: no line breaks or direction marks of
+    // theirs may forge the layout.
+    let text = crate::text::escape(&text, crate::text::Lines::Single);
     Some(crate::redact::truncate(&text, 200))
 }
 

@@ -92,7 +92,10 @@ impl From<RawTransaction> for Transaction {
         Transaction {
             token: t.token,
             amount: t.amount,
-            merchant: crate::redact::truncate(&merchant, 60),
+            merchant: crate::redact::truncate(
+                &crate::text::escape(&merchant, crate::text::Lines::Single),
+                60,
+            ),
             status: t.status,
             created: t.created,
         }
