@@ -109,7 +109,9 @@ impl Gate {
         }
     }
 
-    /// After an accepted envelope: moves the mark, in the store and (synced) outside it.
+    /// After an accepted envelope: moves the mark in the store; the file outside it follows
+    /// once the store is flushed ([`Gate::sync_high_water`]), so the file is never ahead of
+    /// what the store holds on disk (a kill in between would look like a rollback).
     pub(super) fn note_high_water(&mut self, ts: DateTime<Utc>) {
         let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
         let mark = HighWater {
@@ -122,6 +124,22 @@ impl Gate {
         if let Err(e) = self.store.meta.insert(STORE_MARK_KEY, bytes.as_slice()) {
             tracing::error!(error = %e, "cannot record the high-water mark in the store");
         }
+        self.high_water = mark;
+        self.high_water_dirty = true;
+        self.envelopes_since_size_check += 1;
+        if self.envelopes_since_size_check >= 64 {
+            self.check_store_budget();
+        }
+    }
+
+    /// After a store flush: writes the mark outside the store (synced), if it moved.
+    pub(super) fn sync_high_water(&mut self) {
+        if !self.high_water_dirty {
+            return;
+        }
+        let Ok(bytes) = serde_json::to_vec(&self.high_water) else {
+            return;
+        };
         let written = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
@@ -131,13 +149,9 @@ impl Gate {
                 f.write_all(&bytes)?;
                 f.sync_data()
             });
-        if let Err(e) = written {
-            tracing::error!(error = %e, "cannot write the high-water mark");
-        }
-        self.high_water = mark;
-        self.envelopes_since_size_check += 1;
-        if self.envelopes_since_size_check >= 64 {
-            self.check_store_budget();
+        match written {
+            Ok(()) => self.high_water_dirty = false,
+            Err(e) => tracing::error!(error = %e, "cannot write the high-water mark"),
         }
     }
 

@@ -234,7 +234,10 @@ impl Gate {
         match waiter {
             Waiter::Caller(tx) => {
                 let answer = match self.store.flush().await {
-                    Ok(()) => self.redact_reply(reply),
+                    Ok(()) => {
+                        self.sync_high_water();
+                        self.redact_reply(reply)
+                    }
                     Err(e) => Reply::Err(self.internal(e)),
                 };
                 let _ = tx.send(answer);
@@ -242,15 +245,19 @@ impl Gate {
             Waiter::Owner(key) => {
                 let text = self.redact_reply(reply).into_json_string();
                 self.answer_owner(&text, key);
-                if let Err(e) = self.store.flush().await {
-                    tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed after a Signal reply");
+                match self.store.flush().await {
+                    Ok(()) => self.sync_high_water(),
+                    Err(e) => {
+                        tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed after a Signal reply")
+                    }
                 }
             }
-            Waiter::Nobody => {
-                if let Err(e) = self.store.flush().await {
-                    tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed");
+            Waiter::Nobody => match self.store.flush().await {
+                Ok(()) => self.sync_high_water(),
+                Err(e) => {
+                    tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed")
                 }
-            }
+            },
         }
     }
 

@@ -41,8 +41,9 @@ impl Gate {
     pub(super) async fn stop(&mut self) {
         self.drain_jobs(Duration::from_secs(5)).await;
         self.write_tallies().await;
-        if let Err(e) = self.store.flush().await {
-            tracing::error!(error = %e, "final store flush failed");
+        match self.store.flush().await {
+            Ok(()) => self.sync_high_water(),
+            Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
         tracing::debug!("gate stopped");
     }
