@@ -221,6 +221,11 @@ impl World {
                 let tool =
                     ["list", "status", "transactions", "check-incidents"][rng.below(4) as usize];
                 if let Some(r) = self.command(cycle, "grant", json!({"tool": tool})) {
+                    if r["merged"] == true {
+                        // The same request while one is pending joins it: no new approval
+                        // (its prompt was sent once, for the first).
+                        return;
+                    }
                     let code = r["code"].as_str();
                     let expires = r["expires_at"].as_str();
                     let (Some(code), Some(expires)) = (code, expires) else {
