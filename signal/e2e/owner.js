@@ -1,0 +1,129 @@
+// A mock account's primary device as the harness drives it (the owner's phone, or a
+// stranger's): sends text, and reads what reaches it with the envelope it came in.
+'use strict';
+
+const { signalservice: Proto } = require('@signalapp/mock-server/protos/compiled');
+const { EMPTY_DATA_MESSAGE } = require('@signalapp/mock-server/src/api/primary-device');
+
+class Owner {
+  constructor(primary) {
+    this.primary = primary;
+    this.aci = primary.device.aci;
+    this.sessions = new Set();
+    /** Outer envelope of each message received, by its timestamp (ms, as a string). */
+    this.envelopes = new Map();
+    const receive = primary.receive.bind(primary);
+    primary.receive = async (source, encrypted) => {
+      const env = Proto.Envelope.decode(encrypted);
+      this.envelopes.set(String(env.timestamp), {
+        sealed: env.type === Proto.Envelope.Type.UNIDENTIFIED_SENDER,
+        type: env.type,
+        // Sealed sender: the server sees no source.
+        source: env.sourceServiceIdBinary?.length ? 'visible' : 'hidden',
+      });
+      return receive(source, encrypted);
+    };
+  }
+
+  /** A pre-key of `device`, once, so the first message can open a session. */
+  async session(device) {
+    const key = `${device.aci}.${device.deviceId}`;
+    if (this.sessions.has(key)) return;
+    await this.primary.addSingleUseKey(device, await device.popSingleUseKey());
+    this.sessions.add(key);
+  }
+
+  /** Sends `text` to `device`, with the owner's profile key (as Signal's apps do). */
+  async send(device, text, options = {}) {
+    await this.session(device);
+    const timestamp = options.timestamp ?? Date.now();
+    await this.primary.sendText(device, text, { withProfileKey: true, timestamp, ...options });
+    return timestamp;
+  }
+
+  /**
+   * Sends a data message built from `fields` (a reaction, a long text, a timer...), with
+   * the owner's profile key; returns its timestamp.
+   */
+  async sendData(device, fields, options = {}) {
+    await this.session(device);
+    const timestamp = options.timestamp ?? Date.now();
+    const dataMessage = {
+      ...EMPTY_DATA_MESSAGE,
+      profileKey: this.primary.profileKey.serialize(),
+      ...fields,
+      timestamp: BigInt(timestamp),
+    };
+    const content = {
+      content: { dataMessage },
+      pniSignatureMessage: null,
+      senderKeyDistributionMessage: null,
+    };
+    await this.primary.sendRaw(device, content, { timestamp, ...options });
+    return timestamp;
+  }
+
+  /** Reacts with `emoji` to the message `author` sent at `target`. */
+  async react(device, { emoji, author, target, remove = false }) {
+    return this.sendData(device, {
+      reaction: {
+        emoji,
+        remove,
+        targetAuthorAci: author,
+        targetAuthorAciBinary: null,
+        targetSentTimestamp: BigInt(target),
+      },
+    });
+  }
+
+  /** Reads the device's message queue into `inbox` (a timed-out wait loses nothing). */
+  pump() {
+    if (this.inbox) return;
+    this.inbox = [];
+    this.waiters = [];
+    const loop = async () => {
+      for (;;) {
+        const m = await this.primary.waitForMessage();
+        const ts = String(m.dataMessage.timestamp);
+        this.inbox.push({ ...m, timestamp: Number(ts), envelope: this.envelopes.get(ts) });
+        for (const w of this.waiters.splice(0)) w();
+      }
+    };
+    loop().catch((e) => console.error('owner queue:', e));
+  }
+
+  /** The next message that reaches this device, with `sealed` from its envelope. */
+  async next(ms = 30000, what = 'a message to the owner') {
+    this.pump();
+    const deadline = Date.now() + ms;
+    while (this.inbox.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${what}: nothing within ${ms / 1000} s`);
+      await new Promise((r) => {
+        const t = setTimeout(r, left);
+        this.waiters.push(() => {
+          clearTimeout(t);
+          r();
+        });
+      });
+    }
+    return this.inbox.shift();
+  }
+
+  /** Every message that arrives within `ms`. */
+  async drain(ms) {
+    const out = [];
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0) return out;
+      try {
+        out.push(await this.next(left));
+      } catch {
+        return out;
+      }
+    }
+  }
+}
+
+module.exports = { Owner };
