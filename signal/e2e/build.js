@@ -1,8 +1,8 @@
 // Builds what the harness runs: `pane-agent` from the root crate as it is, and `pane-signal`
 // against a copy of the pinned libsignal-service revision with libsignal-service-mock.patch
 // applied (its ServiceConfiguration read from the file the harness writes). The product build
-// is untouched: the patched checkout and a copy of signal/'s manifest and lock live in a
-// temporary directory, and the patch reaches cargo only through `--config 'patch...'`.
+// is untouched: the patched checkout and a copy of signal/'s manifest and lock live in the
+// build's target directory, and the patch reaches cargo only through `--config 'patch...'`.
 'use strict';
 
 const { execFileSync } = require('node:child_process');
@@ -61,36 +61,65 @@ function cargo(args, cwd) {
 }
 
 /**
- * Builds both binaries; returns their paths. `work` is the harness's temporary directory.
+ * Builds both binaries; returns their paths.
  */
-function build({ work, libsignalService }) {
+/** Writes `text` to `file` only when it differs (cargo rebuilds what looks changed). */
+function writeIfChanged(file, text) {
+  if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
+}
+
+function build({ libsignalService, signalSrc }) {
   const rev = pinnedRevision();
   const checkout = findCheckout(rev, libsignalService);
+  const target = process.env.PANE_E2E_TARGET_DIR || path.join(E2E, 'target');
+  // Kept beside the build (not in each run's temporary directory), so that a second run
+  // rebuilds only what changed.
+  const work = path.join(target, 'e2e-build');
+  fs.mkdirSync(work, { recursive: true });
+  const patchFile = path.join(E2E, 'libsignal-service-mock.patch');
+  const stamp = `${rev}\n${fs.readFileSync(patchFile, 'utf8')}`;
   const patched = path.join(work, 'libsignal-service');
-  fs.cpSync(checkout, patched, {
-    recursive: true,
-    filter: (src) => path.basename(src) !== '.git',
-  });
-  run('patch', ['-p1', '--quiet', '-d', patched, '-i', path.join(E2E, 'libsignal-service-mock.patch')]);
+  const stampFile = path.join(work, 'libsignal-service.stamp');
+  if (!fs.existsSync(stampFile) || fs.readFileSync(stampFile, 'utf8') !== stamp) {
+    fs.rmSync(patched, { recursive: true, force: true });
+    fs.cpSync(checkout, patched, {
+      recursive: true,
+      preserveTimestamps: true,
+      filter: (src) => path.basename(src) !== '.git',
+    });
+    run('patch', ['-p1', '--quiet', '-d', patched, '-i', patchFile]);
+    fs.writeFileSync(stampFile, stamp);
+  }
 
-  // signal/ as a crate in the temporary directory: same manifest (the path to the root
-  // crate made absolute), same lock, same sources.
+  // signal/ as a crate beside it: same manifest (the path to the root crate made
+  // absolute), same lock, the sources by symlink.
   const crate = path.join(work, 'pane-signal');
-  fs.mkdirSync(crate);
+  fs.mkdirSync(crate, { recursive: true });
   const manifest = fs
     .readFileSync(path.join(SIGNAL, 'Cargo.toml'), 'utf8')
     .replace('pane-agent = { path = ".." }', `pane-agent = { path = ${JSON.stringify(ROOT)} }`);
   if (!manifest.includes(JSON.stringify(ROOT))) {
     throw new Error('signal/Cargo.toml: the pane-agent path dependency is not `path = ".."`');
   }
-  fs.writeFileSync(path.join(crate, 'Cargo.toml'), manifest);
-  fs.copyFileSync(path.join(SIGNAL, 'Cargo.lock'), path.join(crate, 'Cargo.lock'));
-  fs.symlinkSync(path.join(SIGNAL, 'src'), path.join(crate, 'src'));
+  writeIfChanged(path.join(crate, 'Cargo.toml'), manifest);
+  // cargo rewrites the copy's lock for the patch; start again from signal/'s when it changed.
+  const lock = fs.readFileSync(path.join(SIGNAL, 'Cargo.lock'), 'utf8');
+  const orig = path.join(crate, 'Cargo.lock.orig');
+  if (!fs.existsSync(orig) || fs.readFileSync(orig, 'utf8') !== lock) {
+    fs.writeFileSync(path.join(crate, 'Cargo.lock'), lock);
+    fs.writeFileSync(orig, lock);
+  }
+  const src = signalSrc ? path.resolve(signalSrc) : path.join(SIGNAL, 'src');
+  const link = path.join(crate, 'src');
+  if (!fs.existsSync(link) || fs.readlinkSync(link) !== src) {
+    fs.rmSync(link, { force: true });
+    fs.symlinkSync(src, link);
+  }
 
-  const target = process.env.CARGO_TARGET_DIR || path.join(E2E, 'target');
   const patch = `patch."${LSS_URL}".libsignal-service.path=${JSON.stringify(patched)}`;
   console.log(`building pane-signal (libsignal-service ${rev.slice(0, 8)} + the mock patch)`);
   cargo(['build', '--bin', 'pane-signal', '--target-dir', target, '--config', patch], crate);
+  // The root crate where it is always built (its own target dir, or CARGO_TARGET_DIR).
   console.log('building pane-agent (root crate)');
   cargo(['build', '--locked', '--bin', 'pane-agent'], ROOT);
   const rootTarget = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');

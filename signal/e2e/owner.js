@@ -2,7 +2,7 @@
 // stranger's): sends text, and reads what reaches it with the envelope it came in.
 'use strict';
 
-const { signalservice: Proto } = require('@signalapp/mock-server/protos/compiled');
+const { AsyncLocalStorage } = require('node:async_hooks');
 const { EMPTY_DATA_MESSAGE } = require('@signalapp/mock-server/src/api/primary-device');
 
 class Owner {
@@ -10,18 +10,29 @@ class Owner {
     this.primary = primary;
     this.aci = primary.device.aci;
     this.sessions = new Set();
-    /** Outer envelope of each message received, by its timestamp (ms, as a string). */
+    /** How each message reached this device (the server's envelope), by its timestamp. */
     this.envelopes = new Map();
-    const receive = primary.receive.bind(primary);
-    primary.receive = async (source, encrypted) => {
-      const env = Proto.Envelope.decode(encrypted);
-      this.envelopes.set(String(env.timestamp), {
-        sealed: env.type === Proto.Envelope.Type.UNIDENTIFIED_SENDER,
-        type: env.type,
-        // Sealed sender: the server sees no source.
-        source: env.sourceServiceIdBinary?.length ? 'visible' : 'hidden',
-      });
-      return receive(source, encrypted);
+    // The server hands each envelope to handleEnvelope with its type (SealedSender when the
+    // sender used sealed sender, and then no source); the data message inside is found
+    // later, under the same async context.
+    const outer = new AsyncLocalStorage();
+    const handleEnvelope = primary.handleEnvelope.bind(primary);
+    primary.handleEnvelope = (source, kind, envelopeType, encrypted) =>
+      outer.run({ envelopeType, source: source ? 'visible' : 'hidden' }, () =>
+        handleEnvelope(source, kind, envelopeType, encrypted),
+      );
+    const handleDataMessage = primary.handleDataMessage.bind(primary);
+    primary.handleDataMessage = (...args) => {
+      const env = outer.getStore();
+      const dataMessage = args[4];
+      if (env && dataMessage) {
+        this.envelopes.set(String(dataMessage.timestamp), {
+          sealed: env.envelopeType === 'SealedSender',
+          type: env.envelopeType,
+          source: env.source,
+        });
+      }
+      return handleDataMessage(...args);
     };
   }
 

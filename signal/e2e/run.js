@@ -3,7 +3,10 @@
 // server. See README.md. Prints one line per scenario (pass/fail, seconds) and exits 1 when
 // any failed.
 //
-//   node run.js [--libsignal-service DIR] [--only 1,2,4] [--keep]
+//   node run.js [--libsignal-service DIR] [--signal-src DIR] [--only 1,2,4] [--keep]
+//
+// --signal-src builds pane-signal from another copy of signal/src (another revision, to
+// compare); the manifest and lock are always signal/'s.
 'use strict';
 
 const fs = require('node:fs');
@@ -16,10 +19,11 @@ const { Owner } = require('./owner');
 const { SCENARIOS } = require('./scenarios');
 
 function parseArgs(argv) {
-  const out = { libsignalService: undefined, only: undefined, keep: false };
+  const out = { libsignalService: undefined, signalSrc: undefined, only: undefined, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--libsignal-service') out.libsignalService = argv[++i];
+    else if (a === '--signal-src') out.signalSrc = argv[++i];
     else if (a === '--only') out.only = new Set(argv[++i].split(',').map(Number));
     else if (a === '--keep') out.keep = true;
     else throw new Error(`unknown argument ${a} (see README.md)`);
@@ -31,7 +35,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pane-signal-e2e-'));
   console.log(`work dir: ${work}`);
-  const bins = build({ work, libsignalService: args.libsignalService });
+  const bins = build({ libsignalService: args.libsignalService, signalSrc: args.signalSrc });
 
   const serviceConfig = path.join(work, 'service-config.json');
   const mock = await startMock({ stateDir: path.join(work, 'mock'), configPath: serviceConfig });

@@ -87,9 +87,10 @@ const ownerCommand = {
     assert(second.envelope?.sealed, `the second reply came as envelope type ${second.envelope?.type}`);
     const inbound = gatewaySaw(ctx, 'message received', logFrom);
     assert(inbound.some((l) => l.includes('sealed=true')), 'the gateway did not see the owner\'s sealed message');
+    const how = (m) => `${m.envelope?.type}, source ${m.envelope?.source}`;
     return (
-      `reply 1 envelope ${first.envelope?.sealed ? 'sealed' : 'not sealed'}, reply 2 sealed ` +
-      '(outer envelope UNIDENTIFIED_SENDER, no source); owner\'s sealed message logged sealed=true'
+      `reply 1 envelope ${how(first)}; reply 2 envelope ${how(second)}; ` +
+      "the owner's sealed message logged sealed=true by the gateway"
     );
   },
 };
