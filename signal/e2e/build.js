@@ -92,8 +92,11 @@ function build({ libsignalService, signalSrc }) {
   }
 
   // signal/ as a crate beside it: same manifest (the path to the root crate made
-  // absolute), same lock, the sources by symlink.
-  const crate = path.join(work, 'pane-signal');
+  // absolute), same lock, the sources by symlink. One crate directory per source directory:
+  // cargo goes by file times, and would not see a symlink switched to older files.
+  const src = signalSrc ? path.resolve(signalSrc) : path.join(SIGNAL, 'src');
+  const srcId = require('node:crypto').createHash('sha256').update(src).digest('hex').slice(0, 12);
+  const crate = path.join(work, `pane-signal-${srcId}`);
   fs.mkdirSync(crate, { recursive: true });
   const manifest = fs
     .readFileSync(path.join(SIGNAL, 'Cargo.toml'), 'utf8')
@@ -109,12 +112,8 @@ function build({ libsignalService, signalSrc }) {
     fs.writeFileSync(path.join(crate, 'Cargo.lock'), lock);
     fs.writeFileSync(orig, lock);
   }
-  const src = signalSrc ? path.resolve(signalSrc) : path.join(SIGNAL, 'src');
   const link = path.join(crate, 'src');
-  if (!fs.existsSync(link) || fs.readlinkSync(link) !== src) {
-    fs.rmSync(link, { force: true });
-    fs.symlinkSync(src, link);
-  }
+  if (!fs.existsSync(link)) fs.symlinkSync(src, link);
 
   const patch = `patch."${LSS_URL}".libsignal-service.path=${JSON.stringify(patched)}`;
   console.log(`building pane-signal (libsignal-service ${rev.slice(0, 8)} + the mock patch)`);
@@ -125,6 +124,7 @@ function build({ libsignalService, signalSrc }) {
   const rootTarget = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
   return {
     paneSignal: path.join(target, 'debug', 'pane-signal'),
+    crate,
     paneAgent: path.join(rootTarget, 'debug', 'pane-agent'),
     rev,
   };

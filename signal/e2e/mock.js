@@ -36,6 +36,9 @@ function count(what) {
   bridged.set(what, (bridged.get(what) ?? 0) + 1);
 }
 
+/** Sealed sends refused so far, by target, while the harness rate-limits them. */
+const sealedLimits = new Map();
+
 /** Every PUT /v1/accounts/attributes body (no secrets in it: the client sends no PIN). */
 const accountAttributes = [];
 
@@ -102,6 +105,14 @@ class BridgedConnection extends Connection {
     );
     const original = send.handler;
     send.handler = async (params, body, headers, query) => {
+      // 7. server.rateLimit applies to identified sends only; Signal's server limits sealed
+      //    sends too. The harness's limit, by target, covers both.
+      const limited = sealedLimits.get(params.serviceId);
+      if (!this.device && limited !== undefined) {
+        count('sealed send refused with 428 (mock: rate-limits identified sends only)');
+        sealedLimits.set(params.serviceId, limited + 1);
+        return [428, { token: 'token', options: ['captcha'] }];
+      }
       const result = await original(params, body, headers, query);
       if (result[0] === 200 && result[1] && !('needsSync' in result[1])) {
         count('PUT /v1/messages/:id answer without needsSync');
@@ -212,6 +223,9 @@ async function startMock({ stateDir, configPath }) {
      */
     async reregister(primary, profileName) {
       const { aci, pni, number } = primary.device;
+      for (const username of [...server.devicesByAuth.keys()]) {
+        if (username.startsWith(`${aci}.`)) server.devicesByAuth.delete(username);
+      }
       server.devices.delete(aci);
       server.primaryByServiceId.delete(aci);
       if (pni) server.primaryByServiceId.delete(pni);
@@ -226,6 +240,18 @@ async function startMock({ stateDir, configPath }) {
         delete server.generatePni;
         delete server.generateNumber;
       }
+    },
+    /** Refuses every send to `target` with 428, identified (the mock's own) or sealed. */
+    rateLimit({ source, target }) {
+      server.rateLimit({ source, target });
+      sealedLimits.set(target, 0);
+    },
+    /** Lifts it; returns how many sends were refused. */
+    stopRateLimiting({ source, target }) {
+      const identified = server.stopRateLimiting({ source, target }) ?? 0;
+      const sealed = sealedLimits.get(target) ?? 0;
+      sealedLimits.delete(target);
+      return identified + sealed;
     },
     /** Closes every websocket from the server side (a dropped connection). */
     dropWebsockets() {

@@ -25,13 +25,15 @@ function within(ms, what, p) {
   ]).finally(() => clearTimeout(timer));
 }
 
-async function until(ms, what, check) {
+/** Checks every `every` ms (1 s by default: checks that ask the core count against its
+ * rate limits) until `check` is true. */
+async function until(ms, what, check, every = 1000) {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms / 1000} s`);
-    await sleep(100);
+    await sleep(every);
   }
 }
 
@@ -64,7 +66,7 @@ class Core {
     this.child = spawn(this.bin, ['run'], { env: this.env, stdio: ['ignore', 'ignore', log] });
     fs.closeSync(log);
     const sock = path.join(this.dir, 'agent.sock');
-    await until(20000, 'pane-agent run', () => this.child.exitCode === null && canConnect(sock));
+    await until(20000, 'pane-agent run', () => this.child.exitCode === null && canConnect(sock), 100);
   }
 
   async stop() {

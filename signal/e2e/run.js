@@ -3,10 +3,11 @@
 // server. See README.md. Prints one line per scenario (pass/fail, seconds) and exits 1 when
 // any failed.
 //
-//   node run.js [--libsignal-service DIR] [--signal-src DIR] [--only 1,2,4] [--keep]
+//   node run.js [--libsignal-service DIR] [--signal-src DIR] [--core-bin FILE] [--only 1,2,4] [--keep]
 //
 // --signal-src builds pane-signal from another copy of signal/src (another revision, to
-// compare); the manifest and lock are always signal/'s.
+// compare); the manifest and lock are always signal/'s. --core-bin runs another pane-agent
+// binary (a build of another revision of the core) instead of the root crate's.
 'use strict';
 
 const fs = require('node:fs');
@@ -19,11 +20,12 @@ const { Owner } = require('./owner');
 const { SCENARIOS } = require('./scenarios');
 
 function parseArgs(argv) {
-  const out = { libsignalService: undefined, signalSrc: undefined, only: undefined, keep: false };
+  const out = { libsignalService: undefined, signalSrc: undefined, coreBin: undefined, only: undefined, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--libsignal-service') out.libsignalService = argv[++i];
     else if (a === '--signal-src') out.signalSrc = argv[++i];
+    else if (a === '--core-bin') out.coreBin = argv[++i];
     else if (a === '--only') out.only = new Set(argv[++i].split(',').map(Number));
     else if (a === '--keep') out.keep = true;
     else throw new Error(`unknown argument ${a} (see README.md)`);
@@ -44,7 +46,7 @@ async function main() {
   const owner = new Owner(await mock.server.createPrimaryDevice({ profileName: 'Owner' }));
   mock.numbers.set(agentAccount.device.number, agentAccount.device.aci);
 
-  const core = new Core({ bin: bins.paneAgent, work, owner: owner.aci });
+  const core = new Core({ bin: args.coreBin ?? bins.paneAgent, work, owner: owner.aci });
   await core.start();
   const gateway = new Gateway({
     bin: bins.paneSignal,
@@ -53,6 +55,13 @@ async function main() {
     serviceConfig,
   });
   const ctx = { work, mock, agentAccount, owner, core, gateway, linked: undefined, notes: [] };
+  // Interrupted: stop what the harness started.
+  for (const sig of ['SIGINT', 'SIGTERM']) {
+    process.on(sig, () => {
+      for (const c of [gateway.child, core.child]) if (c && c.exitCode === null) c.kill('SIGKILL');
+      process.exit(130);
+    });
+  }
 
   const results = [];
   for (const s of SCENARIOS) {
