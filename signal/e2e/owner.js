@@ -92,11 +92,17 @@ class Owner {
     if (this.inbox) return;
     this.inbox = [];
     this.waiters = [];
+    this.seen = new Set();
     const loop = async () => {
       for (;;) {
         const m = await this.primary.waitForMessage();
         const ts = String(m.dataMessage.timestamp);
-        this.inbox.push({ ...m, timestamp: Number(ts), envelope: this.envelopes.get(ts) });
+        // The same sender and timestamp again is the same message: Signal's clients show it
+        // once. Kept, marked, so the scenarios can tell a retry from a second message.
+        const key = `${m.source.aci}.${ts}`;
+        const repeat = this.seen.has(key);
+        this.seen.add(key);
+        this.inbox.push({ ...m, timestamp: Number(ts), envelope: this.envelopes.get(ts), repeat });
         for (const w of this.waiters.splice(0)) w();
       }
     };

@@ -97,6 +97,12 @@ async function main() {
   console.log('\nbridged mock mismatches (count):');
   for (const [what, n] of mock.bridged) console.log(`  ${n}x ${what}`);
   for (const n of ctx.notes) console.log(`note: ${n}`);
+  // What presage sets account-wide on each connect (docs: "Account-wide settings").
+  const shown = (a, k) => (k in a ? JSON.stringify(a[k]) : 'absent');
+  for (const a of mock.accountAttributes) {
+    const fields = ['registrationLock', 'pin', 'discoverableByPhoneNumber', 'unrestrictedUnidentifiedAccess'];
+    console.log(`PUT /v1/accounts/attributes: ${fields.map((k) => `${k}=${shown(a, k)}`).join(' ')}`);
+  }
   console.log(`logs: ${core.log}, ${gateway.log}`);
   if (!args.keep && results.every((r) => r.pass)) fs.rmSync(work, { recursive: true, force: true });
   return results.every((r) => r.pass) ? 0 : 1;
