@@ -366,3 +366,48 @@ async fn nothing_goes_to_a_changed_identity_until_the_core_has_read_the_change()
     })
     .await
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_ack_of_a_line_before_the_change_does_not_confirm_it() {
+    local(async {
+        let mut h = Harness::new("identity-order");
+        h.start();
+        let mut core = h.accept().await;
+        h.device(DeviceEvent::QueueEmpty);
+        h.device(DeviceEvent::Relay(received(1, "list")));
+        let before = core.line().await;
+        h.seen.borrow_mut().pending.insert(OWNER.into());
+        h.device(DeviceEvent::IdentityChanged {
+            sender: OWNER.into(),
+        });
+        assert_eq!(
+            core.line().await,
+            GatewayEvent::IdentityChanged {
+                sender: OWNER.into()
+            }
+        );
+        // The core acknowledges the line it read before the change: it may not have read
+        // the change yet, so the key stays pending.
+        core.ack(&before).await;
+        core.say(&send("1", 10)).await;
+        assert_eq!(
+            core.line().await,
+            GatewayEvent::SendFailed {
+                id: "1".into(),
+                error: "identity_changed".into(),
+                retryable: false
+            }
+        );
+        assert!(h.seen.borrow().pending.contains(OWNER));
+        h.device(DeviceEvent::Relay(received(2, "status")));
+        let after = core.line().await;
+        core.ack(&after).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !h.seen.borrow().pending.contains(OWNER),
+            "confirmed by the later ack"
+        );
+        h.stop().await;
+    })
+    .await
+}
