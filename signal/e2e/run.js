@@ -37,7 +37,15 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pane-signal-e2e-'));
   console.log(`work dir: ${work}`);
-  const bins = build({ libsignalService: args.libsignalService, signalSrc: args.signalSrc });
+  const built = build({ libsignalService: args.libsignalService, signalSrc: args.signalSrc });
+  // Copies: a build started elsewhere during the run must not change what it restarts.
+  fs.mkdirSync(path.join(work, 'bin'));
+  const bins = {};
+  for (const [name, file] of [['paneSignal', built.paneSignal], ['paneAgent', args.coreBin ?? built.paneAgent]]) {
+    bins[name] = path.join(work, 'bin', path.basename(file));
+    fs.copyFileSync(file, bins[name]);
+    fs.chmodSync(bins[name], 0o755);
+  }
 
   const serviceConfig = path.join(work, 'service-config.json');
   const mock = await startMock({ stateDir: path.join(work, 'mock'), configPath: serviceConfig });
@@ -46,7 +54,7 @@ async function main() {
   const owner = new Owner(await mock.server.createPrimaryDevice({ profileName: 'Owner' }));
   mock.numbers.set(agentAccount.device.number, agentAccount.device.aci);
 
-  const core = new Core({ bin: args.coreBin ?? bins.paneAgent, work, owner: owner.aci });
+  const core = new Core({ bin: bins.paneAgent, work, owner: owner.aci });
   await core.start();
   const gateway = new Gateway({
     bin: bins.paneSignal,

@@ -74,6 +74,28 @@ fn received(ts: u64, body: &str) -> GatewayEvent {
     }
 }
 
+/// The gateway's answer to a send refused for a changed identity key.
+fn refused(id: &str) -> GatewayEvent {
+    GatewayEvent::SendFailed {
+        id: id.into(),
+        error: "identity_changed".into(),
+        retryable: false,
+    }
+}
+
+fn sent(id: &str, timestamp: u64) -> GatewayEvent {
+    GatewayEvent::Sent {
+        id: id.into(),
+        timestamp,
+    }
+}
+
+fn changed() -> GatewayEvent {
+    GatewayEvent::IdentityChanged {
+        sender: OWNER.into(),
+    }
+}
+
 fn send(id: &str, timestamp: u64) -> CoreCommand {
     CoreCommand::Send {
         id: id.into(),
@@ -256,22 +278,10 @@ async fn sends_go_out_once_with_the_cores_timestamp_after_the_backlog() {
         );
         assert!(h.seen.borrow().sent.is_empty());
         h.device(DeviceEvent::QueueEmpty);
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::Sent {
-                id: "7".into(),
-                timestamp: 1_700
-            }
-        );
+        assert_eq!(core.line().await, sent("7", 1_700));
         // The core did not record `sent` and asks again: answered, not sent twice.
         core.say(&send("7", 1_700)).await;
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::Sent {
-                id: "7".into(),
-                timestamp: 1_700
-            }
-        );
+        assert_eq!(core.line().await, sent("7", 1_700));
         let sent = h.seen.borrow().sent.clone();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].timestamp, sent[0].expire_timer), (1_700, Some(60)));
@@ -295,22 +305,10 @@ async fn nothing_goes_to_a_changed_identity_until_the_core_has_read_the_change()
         h.start();
         let mut core = h.accept().await;
         // Reported first, on every connection until confirmed.
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::IdentityChanged {
-                sender: OWNER.into()
-            }
-        );
+        assert_eq!(core.line().await, changed());
         h.device(DeviceEvent::QueueEmpty);
         core.say(&send("1", 10)).await;
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::SendFailed {
-                id: "1".into(),
-                error: "identity_changed".into(),
-                retryable: false
-            }
-        );
+        assert_eq!(core.line().await, refused("1"));
         assert!(
             h.seen.borrow().sent.is_empty(),
             "nothing reached the new key"
@@ -322,13 +320,7 @@ async fn nothing_goes_to_a_changed_identity_until_the_core_has_read_the_change()
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(h.seen.borrow().pending.is_empty(), "confirmed");
         core.say(&send("1", 10)).await;
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::Sent {
-                id: "1".into(),
-                timestamp: 10
-            }
-        );
+        assert_eq!(core.line().await, sent("1", 10));
         // A change seen while sends wait (the websocket reconnected, the queue is not
         // drained yet): those sends were asked for before the core knew, and are refused.
         h.drop_websocket();
@@ -339,21 +331,9 @@ async fn nothing_goes_to_a_changed_identity_until_the_core_has_read_the_change()
         h.device(DeviceEvent::IdentityChanged {
             sender: OWNER.into(),
         });
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::IdentityChanged {
-                sender: OWNER.into()
-            }
-        );
+        assert_eq!(core.line().await, changed());
         for id in ["2", "3"] {
-            assert_eq!(
-                core.line().await,
-                GatewayEvent::SendFailed {
-                    id: id.into(),
-                    error: "identity_changed".into(),
-                    retryable: false
-                }
-            );
+            assert_eq!(core.line().await, refused(id));
         }
         h.device(DeviceEvent::QueueEmpty);
         assert!(core.quiet().await, "nothing left to send");
@@ -380,24 +360,12 @@ async fn an_ack_of_a_line_before_the_change_does_not_confirm_it() {
         h.device(DeviceEvent::IdentityChanged {
             sender: OWNER.into(),
         });
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::IdentityChanged {
-                sender: OWNER.into()
-            }
-        );
+        assert_eq!(core.line().await, changed());
         // The core acknowledges the line it read before the change: it may not have read
         // the change yet, so the key stays pending.
         core.ack(&before).await;
         core.say(&send("1", 10)).await;
-        assert_eq!(
-            core.line().await,
-            GatewayEvent::SendFailed {
-                id: "1".into(),
-                error: "identity_changed".into(),
-                retryable: false
-            }
-        );
+        assert_eq!(core.line().await, refused("1"));
         assert!(h.seen.borrow().pending.contains(OWNER));
         h.device(DeviceEvent::Relay(received(2, "status")));
         let after = core.line().await;
