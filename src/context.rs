@@ -198,12 +198,14 @@ fn intent_key(context: &str, kind: IntentKind) -> Vec<u8> {
 }
 
 impl Contexts {
-    /// Uses the store's `contexts` and `intents` trees and its view cache.
+    /// Uses the store's `contexts` and `intents` trees, with a view cache of its own. Make
+    /// one per store and hand out clones: the clones share the cache, so every writer keeps
+    /// every reader's views current.
     pub fn new(store: &Store) -> Contexts {
         Contexts {
             contexts: store.contexts.clone(),
             intents: store.intents.clone(),
-            views: store.context_views.clone(),
+            views: ViewCache::default(),
         }
     }
 
@@ -216,14 +218,40 @@ impl Contexts {
     }
 
     /// Writes a context, and its rendered view when the views are loaded. The lock is held
-    /// across both, so two actors writing the same context leave the view of the one that
-    /// wrote last.
+    /// across both, so two workers writing the same context leave the view of the one that
+    /// wrote last. The incident count is the breach monitor's ([`Contexts::add_incident`]):
+    /// a write keeps the stored count, so an enroll that read the context before a slow
+    /// provider call cannot undo an incident counted meanwhile.
     pub fn put(&self, ctx: &Context) -> Result<(), StoreError> {
-        let encoded = encode(ctx)?;
         let mut views = self.views.lock();
+        let mut ctx = ctx.clone();
+        if let Some(stored) = self.contexts.get(ctx.name.as_bytes())? {
+            let stored: Context = decode(&stored)?;
+            ctx.incidents = stored.incidents;
+        }
+        self.write(&mut views, &ctx)
+    }
+
+    /// Counts one more incident against `name` (nothing when there is no such context).
+    pub fn add_incident(&self, name: &str) -> Result<(), StoreError> {
+        let mut views = self.views.lock();
+        let Some(stored) = self.contexts.get(name.as_bytes())? else {
+            return Ok(());
+        };
+        let mut ctx: Context = decode(&stored)?;
+        ctx.incidents += 1;
+        self.write(&mut views, &ctx)
+    }
+
+    fn write(
+        &self,
+        views: &mut MutexGuard<'_, Option<BTreeMap<String, Rendered>>>,
+        ctx: &Context,
+    ) -> Result<(), StoreError> {
+        let encoded = encode(ctx)?;
         if let Err(e) = self.contexts.insert(ctx.name.as_bytes(), encoded) {
             // Whether it was written is unknown: read the tree again next time.
-            *views = None;
+            **views = None;
             return Err(e.into());
         }
         if let Some(map) = views.as_mut() {

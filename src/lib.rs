@@ -8,11 +8,11 @@
 //!   ▸ SecurityPolicy (grant ▸ rate limit ▸ tier ▸ approval) ▸ action ▸ audit ▸ reply / outbox
 //! ```
 //!
-//! A reader follows a command from [`channels`] to the [`actors::agent`] actor, through
-//! [`auth`] and [`policy`], to its file in [`commands`].
+//! A reader follows a command from [`channels`] to the [`gate`], through [`auth`] and
+//! [`policy`], to its file in [`commands`], and for slow work on to its worker in
+//! [`workers`]. `docs/architecture.md` has the layers.
 #![warn(missing_docs)]
 
-pub mod actors;
 pub mod audit;
 pub mod auth;
 pub mod breach;
@@ -21,16 +21,20 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod gate;
 pub mod gateway;
 pub mod identity;
 pub mod logging;
+pub mod origin;
 pub mod outbox;
 pub mod policy;
 pub mod providers;
 pub mod redact;
 pub mod reply;
+pub mod retry;
 pub mod schedule;
 pub mod shutdown;
 pub mod store;
 pub mod systemd;
 pub mod unix;
+pub mod workers;

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use sled::Transactional;
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// What kind of message it is, for the gateway's formatting and for the audit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,16 +102,28 @@ impl OutboxMessage {
     }
 }
 
-/// The outbox tree.
+/// The outbox tree, and the bell that rings when a message is queued. Clones share both:
+/// make one per store and hand out clones, so the Signal channel hears every push at once
+/// instead of polling.
 #[derive(Clone)]
 pub struct Outbox {
     tree: sled::Tree,
+    queued: Arc<Notify>,
 }
 
 impl Outbox {
     /// Uses the store's `outbox` tree; `id` values come from the store's id generator.
     pub fn new(tree: sled::Tree) -> Outbox {
-        Outbox { tree }
+        Outbox {
+            tree,
+            queued: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Returns once a message was queued since the last call returned (at once when one
+    /// was queued meanwhile). One listener: the connected gateway.
+    pub async fn queued(&self) {
+        self.queued.notified().await
     }
 
     /// Queues a message with the given id, fitted into [`MAX_MESSAGE_BYTES`]. The caller
@@ -122,6 +136,7 @@ impl Outbox {
     ) -> Result<OutboxMessage, StoreError> {
         let msg = OutboxMessage::new(id, kind, body);
         self.tree.insert(id.to_be_bytes(), encode(&msg)?)?;
+        self.queued.notify_one();
         Ok(msg)
     }
 
@@ -175,6 +190,7 @@ impl Outbox {
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             },
         )?;
+        self.queued.notify_one();
         Ok(msg)
     }
 

@@ -4,7 +4,6 @@
 //! keys), fields whose names say they hold a secret, and strings shaped like one (long
 //! key-like tokens, card numbers that pass the Luhn check).
 
-use crate::reply::Rendered;
 use regex::Regex;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
@@ -143,19 +142,6 @@ impl Redactor {
             Some(re) => re.is_match(text),
             None => self.known.iter().any(|s| text.contains(s.as_str())),
         }
-    }
-
-    /// Redacts rendered JSON text. Text made only of plain parts ([`is_plain`]) that holds no
-    /// known secret is handed back as it is, without parsing it (the common case, and the
-    /// point of rendering ahead); anything else goes through [`Redactor::json_in_place`]
-    /// like any other reply.
-    pub fn rendered(&self, rendered: Rendered) -> Rendered {
-        if rendered.is_plain() && !self.holds_known_secret(rendered.text()) {
-            return rendered;
-        }
-        let mut value = rendered.to_value();
-        self.json_in_place(&mut value);
-        Rendered::from_value(&value)
     }
 
     /// The same redactor, also removing `more` secrets.
@@ -298,6 +284,7 @@ pub fn truncate(input: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reply::Rendered;
     use serde_json::json;
 
     #[test]
@@ -413,7 +400,7 @@ mod tests {
                 ("contexts", Rendered::array([&Rendered::from_value(&v)])),
                 ("count", Rendered::from_value(&json!(1))),
             ]);
-            let out = r.rendered(rendered).to_value();
+            let out = rendered.redacted(&r).to_value();
             let mut expected = json!({"contexts": [v.clone()], "count": 1});
             r.json_in_place(&mut expected);
             assert_eq!(out, expected, "{v}");
@@ -425,12 +412,12 @@ mod tests {
         }
         // Plain text without a known secret comes back as it is.
         let plain = Rendered::from_value(&json!({"context": "site1"}));
-        assert_eq!(r.rendered(plain.clone()), plain);
+        assert_eq!(plain.clone().redacted(&r), plain);
         // A secret that straddles JSON punctuation is a false alarm, not a miss: the value
         // path finds nothing and the text is unchanged.
         let r = Redactor::new([r#"a1b2c3","d4"#.to_string()]);
         let straddle = Rendered::from_value(&json!(["xa1b2c3", "d4y"]));
-        assert_eq!(r.rendered(straddle.clone()).text(), straddle.text());
+        assert_eq!(straddle.clone().redacted(&r).text(), straddle.text());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Every channel renders the same [`Reply`]; the HTTP channel also maps the error kind to a
 //! status code, and the CLI turns an error reply into a non-zero exit.
 
+use crate::redact::Redactor;
 use serde_json::{json, Value};
 
 /// Why a command was not carried out. The kind is part of every error reply so that a
@@ -41,6 +42,12 @@ pub enum ErrorKind {
     ProviderRejected,
     /// The command does not fit the thing's current state (an expired context, a closed card).
     Conflict,
+    /// A lockdown stopped the work: it was authorised before the lockdown and makes no
+    /// further provider call after it.
+    LockedDown,
+    /// The job ran past its deadline (`[jobs] deadline_secs`); what it started is left for
+    /// reconciliation.
+    DeadlineExceeded,
     /// A fault inside the agent; the details are in the daemon's log, not the reply.
     Internal,
 }
@@ -65,6 +72,8 @@ impl ErrorKind {
             ErrorKind::KeyRejected => "key_rejected",
             ErrorKind::ProviderRejected => "provider_rejected",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::LockedDown => "locked_down",
+            ErrorKind::DeadlineExceeded => "deadline_exceeded",
             ErrorKind::Internal => "internal",
         }
     }
@@ -82,6 +91,8 @@ impl ErrorKind {
             ErrorKind::NotConfigured | ErrorKind::KeyRejected => 502,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
+            ErrorKind::LockedDown => 423,
+            ErrorKind::DeadlineExceeded => 504,
             ErrorKind::Internal => 500,
         }
     }
@@ -120,6 +131,19 @@ pub struct Rendered {
 }
 
 impl Rendered {
+    /// Redacts rendered JSON text. Text made only of plain parts ([`crate::redact::is_plain`])
+    /// that holds no known secret is handed back as it is, without parsing it (the common
+    /// case, and the point of rendering ahead); anything else goes through
+    /// [`Redactor::json_in_place`] like any other reply.
+    pub fn redacted(self, redactor: &Redactor) -> Rendered {
+        if self.is_plain() && !redactor.holds_known_secret(self.text()) {
+            return self;
+        }
+        let mut value = self.to_value();
+        redactor.json_in_place(&mut value);
+        Rendered::from_value(&value)
+    }
+
     /// Renders `value` as compact JSON, as `serde_json` writes it.
     pub fn from_value(value: &Value) -> Rendered {
         Rendered {
@@ -286,18 +310,14 @@ impl Reply {
     }
 }
 
-impl From<crate::providers::ProviderError> for CommandError {
-    fn from(e: crate::providers::ProviderError) -> CommandError {
-        use crate::providers::ProviderError as P;
-        let kind = match &e {
-            P::NotConfigured { .. } => ErrorKind::NotConfigured,
-            P::KeyRejected { .. } => ErrorKind::KeyRejected,
-            P::RateLimited { .. } => ErrorKind::RateLimited,
-            P::Unavailable { .. } | P::Decode { .. } => ErrorKind::Unavailable,
-            P::Rejected { .. } => ErrorKind::ProviderRejected,
-        };
-        CommandError::new(kind, e.to_string())
-    }
+/// Logs an internal fault (the log is redacted) and returns the generic error for it: the
+/// details stay in the daemon's log, never in a reply.
+pub fn internal(error: impl std::fmt::Display) -> CommandError {
+    tracing::error!(error = %error, "internal error");
+    CommandError::new(
+        ErrorKind::Internal,
+        "internal error; the agent's log has the details",
+    )
 }
 
 impl From<CommandError> for Reply {

@@ -2,9 +2,7 @@
 //! rotation reminder. A run missed while the agent was down runs once at start. The
 //! scheduler only decides when; the agent actor runs the job and records when it last ran.
 
-use crate::actors::agent::AgentHandle;
 use crate::config::ScheduleConfig;
-use crate::shutdown::Shutdown;
 use chrono::{DateTime, Utc};
 use std::str::FromStr;
 
@@ -59,50 +57,4 @@ pub fn jobs(config: &ScheduleConfig) -> Vec<(Job, cron::Schedule)> {
     // The config was validated at start, so these parse.
     .filter_map(|(job, expr)| cron::Schedule::from_str(expr).ok().map(|s| (job, s)))
     .collect()
-}
-
-/// Runs the schedule until shutdown.
-pub async fn run(
-    jobs: Vec<(Job, cron::Schedule)>,
-    meta: sled::Tree,
-    agent: AgentHandle,
-    mut shutdown: Shutdown,
-) {
-    let now = Utc::now();
-    for (job, schedule) in &jobs {
-        match last_run(&meta, *job) {
-            Some(last) if schedule.after(&last).next().is_some_and(|due| due <= now) => {
-                tracing::info!(
-                    job = job.name(),
-                    "running a schedule missed while the agent was down"
-                );
-                agent.run_job(*job).await;
-            }
-            Some(_) => {}
-            None => {
-                // First start: the schedule counts from now.
-                let _ = meta.compare_and_swap(
-                    job.last_run_key(),
-                    None as Option<&[u8]>,
-                    Some(now.to_rfc3339().as_bytes()),
-                );
-            }
-        }
-    }
-    loop {
-        let now = Utc::now();
-        let next = jobs
-            .iter()
-            .filter_map(|(job, s)| s.after(&now).next().map(|t| (t, *job)))
-            .min_by_key(|(t, _)| *t);
-        let Some((when, job)) = next else {
-            shutdown.recv().await;
-            return;
-        };
-        let wait = (when - now).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => { agent.run_job(job).await; }
-            _ = shutdown.recv() => return,
-        }
-    }
 }

@@ -57,8 +57,6 @@ pub struct Store {
     pub signal_inbox: sled::Tree,
     /// Small records: the audit head and anchor, counters.
     pub meta: sled::Tree,
-    /// The contexts' rendered views, shared by everything that reads or writes contexts.
-    pub context_views: crate::context::ViewCache,
 }
 
 impl Store {
@@ -85,7 +83,6 @@ impl Store {
             incidents: db.open_tree("incidents")?,
             breach_seen: db.open_tree("breach_seen")?,
             meta: db.open_tree("meta")?,
-            context_views: Default::default(),
             db,
         })
     }

@@ -1,13 +1,21 @@
-//! `docs/signer.html`, the owner's offline phone signer: it must make no requests, its
-//! signatures must equal CPython's for every vector in `vectors/envelopes.json`, and the
-//! envelopes it makes must be accepted by the real agent.
+//! `docs/signer.html`, the owner's phone signer: its signatures must equal CPython's for
+//! every vector in `vectors/envelopes.json` and be accepted by the real agent; it keeps the
+//! secret only encrypted (IndexedDB, PBKDF2 + AES-GCM) and unlocked only as a non-extractable
+//! key; served by the agent at `/signer/` it posts to `/command` and works offline; and no
+//! request ever leaves for another origin.
 //!
-//! The page is driven in headless Chromium (`apt-get install -y chromium`; CI installs it)
-//! through its automation hash `#secret=...&cmd=...&args=...&ts=...`, with the DOM dumped
-//! and the `id="envelope"` element read back.
+//! The vectors are signed in headless Chromium (`apt-get install -y chromium`; CI installs
+//! it) through the page's automation hash `#secret=...&cmd=...&args=...&ts=...`, with the DOM
+//! dumped and the `id="envelope"` element read back. The owner's flows are driven as a phone
+//! (360 px viewport, touch, dark mode) over the DevTools protocol (`common/chromium.rs`):
+//! taps, typing, reloads, and a read-out of every storage the page can reach and of the
+//! browser profile on disk.
 
+#[path = "common/chromium.rs"]
+mod chromium;
 mod common;
 
+use chromium::{require_chromium, Browser, CHROMIUM};
 use common::Agent;
 use pane_agent::auth::canonical::python_dumps;
 use pane_agent::auth::{Envelope, Secret, SecretSet};
@@ -17,7 +25,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Pages are signed this many at a time.
 const PARALLEL: usize = 4;
 /// How long one Chromium run may take before it is killed.
@@ -33,15 +40,6 @@ fn page_text() -> String {
 
 fn vectors() -> Vec<Value> {
     serde_json::from_str(include_str!("vectors/envelopes.json")).unwrap()
-}
-
-/// Fails (never skips) when Chromium is missing.
-fn require_chromium() {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: the signer page tests need headless Chromium. \
-         Install it with `apt-get install -y chromium` (CI installs it)."
-    );
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -233,7 +231,7 @@ fn args_text(envelope: &str) -> &str {
 }
 
 #[test]
-fn page_makes_no_requests_and_stores_nothing() {
+fn page_sends_nothing_but_the_envelope_and_stores_only_ciphertext() {
     let page = page_text();
     let re = |p: &str| regex::Regex::new(p).unwrap();
 
@@ -249,15 +247,17 @@ fn page_makes_no_requests_and_stores_nothing() {
     let url_attr = re(r#"(?i)\b(?:src|href)\s*=\s*["']?\s*https?://"#);
     assert!(!url_attr.is_match(&page), "http(s) URL in src/href");
 
-    // Nothing that loads or sends anything, and nothing that stores anything.
+    // Nothing that loads or sends anything but the one POST, and no storage but IndexedDB.
     let forbidden = [
-        (r"\bfetch\b", "fetch"),
         (r"XMLHttpRequest", "XMLHttpRequest"),
         (r"WebSocket", "WebSocket"),
         (r"EventSource", "EventSource"),
         (r"sendBeacon", "sendBeacon"),
         (r"RTCPeerConnection", "WebRTC"),
-        (r"\bimport\b", "import (module, dynamic or CSS @import)"),
+        (
+            r"(?m)^\s*import[\s{*]|\bimport\s*\(|@import",
+            "import (module, dynamic or CSS @import)",
+        ),
         (r"importScripts", "importScripts"),
         (r"\bWorker\b", "workers"),
         (r"(?i)<script\b[^>]*\bsrc\s*=", "an external script"),
@@ -265,12 +265,13 @@ fn page_makes_no_requests_and_stores_nothing() {
             r"(?i)<(?:link|iframe|img|object|embed|frame|audio|video|source|base)\b",
             "an element that loads a resource",
         ),
-        (r"(?i)\burl\s*\(", "CSS url()"),
         (
-            r"localStorage|sessionStorage|indexedDB|document\.cookie|caches\b",
-            "storage",
+            r"localStorage|sessionStorage|document\.cookie|caches\b",
+            "storage other than IndexedDB",
         ),
-        (r"(?i)<form\b[^>]*\baction\s*=", "a form action"),
+        (r"exportKey|wrapKey", "exporting a key"),
+        (r"(?i)<form\b", "a form"),
+        (r"\bwindow\.open\b|location\.href\s*=", "navigating away"),
     ];
     for (pattern, what) in forbidden {
         let m = re(pattern).find(&page);
@@ -280,18 +281,64 @@ fn page_makes_no_requests_and_stores_nothing() {
             m.map(|m| m.as_str())
         );
     }
+    let style = &page[page.find("<style>").unwrap()..page.find("</style>").unwrap()];
+    assert!(
+        !re(r"(?i)\burl\s*\(").is_match(style),
+        "CSS url() in the style"
+    );
+    // The one request: the envelope, to /command on the page's own origin, only when served.
+    let fetches: Vec<&str> = re(r"\bfetch\b[^\n]*")
+        .find_iter(&page)
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(fetches, ["fetch(url.href, {"], "{fetches:?}");
+    assert!(page.contains(r#"var url = new URL("../command", location.href);"#));
+    assert!(page.contains(r#"if (!SERVED || text === "") { return Promise.resolve(); }"#));
+    // The key: PBKDF2-SHA256 with at least 600,000 iterations, AES-GCM, non-extractable keys.
+    let iterations: u64 = re(r"var ITERATIONS = (\d+);").captures(&page).unwrap()[1]
+        .parse()
+        .unwrap();
+    assert!(iterations >= 600_000, "{iterations} PBKDF2 iterations");
+    assert!(
+        page.contains(r#"{ name: "PBKDF2", salt: salt, iterations: iterations, hash: "SHA-256" }"#)
+    );
+    assert!(page.contains(r#"{ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]"#));
+    assert!(page.contains(r#"{ name: "HMAC", hash: "SHA-256" }, false, ["sign"]"#));
+    let min_pass: u64 = re(r"var MIN_PASSPHRASE = (\d+);").captures(&page).unwrap()[1]
+        .parse()
+        .unwrap();
+    assert!(min_pass >= 12, "passphrases of {min_pass} characters");
     // The form fields have no names, so even a submitted form would carry no secret.
     assert!(!re(r#"(?i)<(?:input|select|textarea)\b[^>]*\bname\s*="#).is_match(&page));
+    // Secret and passphrases are password fields.
+    for id in ["import-secret", "new-pass", "new-pass2", "pass"] {
+        assert!(
+            page.contains(&format!("<input id=\"{id}\" type=\"password\"")),
+            "#{id} must be a password field"
+        );
+    }
     // The browser enforces all of this too.
+    let csp = re(r#"(?i)<meta\s+http-equiv="Content-Security-Policy"\s+content="([^"]*)""#)
+        .captures(&page)
+        .expect("a Content-Security-Policy meta tag")[1]
+        .to_string();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
     assert!(
-        re(r#"(?i)<meta\s+http-equiv="Content-Security-Policy"\s+content="default-src 'none';"#)
-            .is_match(&page),
-        "the page must carry a default-src 'none' Content-Security-Policy"
+        csp.contains("connect-src 'self'") && csp.contains("form-action 'none'"),
+        "{csp}"
     );
-    // The secret field is a password field; the automation hook is there.
-    assert!(re(r#"<input id="secret" type="password""#).is_match(&page));
     assert!(page.contains("id=\"envelope\""));
-    assert!(page.contains("crypto.subtle"));
+
+    // The service worker answers only same-origin GETs in its scope and stores nothing else.
+    let sw =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/signer/sw.js"))
+            .unwrap();
+    assert!(sw.contains(r#"if (request.method !== "GET") { return; }"#));
+    assert!(sw.contains("url.origin !== self.location.origin"));
+    assert!(
+        !re(r"https?://").is_match(&sw),
+        "no URL in the service worker"
+    );
 }
 
 #[test]
@@ -420,5 +467,756 @@ fn page_envelopes_work_against_the_live_agent() {
             .unwrap_or_default()
             .contains("replay"),
         "{again}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The owner's flows, as a phone.
+// ---------------------------------------------------------------------------------------------
+
+const PASSPHRASE: &str = "correct horse battery staple";
+
+fn page_url() -> String {
+    format!("file://{}", page_path().display())
+}
+
+/// Every form the secret (or the passphrase) could be stored in: the text, its hex and base64,
+/// UTF-16, and (for a hex secret) the raw bytes it spells and their base64.
+fn clear_forms(text: &str) -> Vec<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let mut bytes = vec![text.as_bytes().to_vec(), text.to_uppercase().into_bytes()];
+    if let Ok(raw) = hex::decode(text) {
+        bytes.push(raw);
+    }
+    let mut forms = Vec::new();
+    for b in &bytes {
+        forms.push(b.clone());
+        forms.push(hex::encode(b).into_bytes());
+        forms.push(hex::encode_upper(b).into_bytes());
+        forms.push(STANDARD.encode(b).into_bytes());
+        forms.push(URL_SAFE_NO_PAD.encode(b).into_bytes());
+    }
+    forms.push(text.encode_utf16().flat_map(|u| u.to_le_bytes()).collect());
+    forms
+}
+
+/// A finder for any 16-byte run of any of `forms` (so a secret stored in part is found too).
+struct ClearText(std::collections::HashSet<Vec<u8>>);
+
+const RUN: usize = 16;
+
+impl ClearText {
+    fn of(texts: &[&str]) -> ClearText {
+        let mut runs = std::collections::HashSet::new();
+        for text in texts {
+            for form in clear_forms(text) {
+                for w in form.windows(RUN) {
+                    runs.insert(w.to_vec());
+                }
+            }
+        }
+        ClearText(runs)
+    }
+
+    fn find(&self, haystack: &[u8]) -> Option<usize> {
+        haystack.windows(RUN).position(|w| self.0.contains(w))
+    }
+}
+
+/// Every file under `dir` with its bytes.
+fn files_under(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(path),
+                Ok(t) if t.is_file() => {
+                    if let Ok(bytes) = std::fs::read(&path) {
+                        out.push((path, bytes));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Reads out every storage the page's origin has: each IndexedDB database (every record,
+/// binary as hex), localStorage, sessionStorage, cookies, Cache Storage (every body).
+const STORAGE_DUMP: &str = r#"(async function () {
+  function enc(v) {
+    if (v instanceof ArrayBuffer) { v = new Uint8Array(v); }
+    if (ArrayBuffer.isView(v)) {
+      var b = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+      return { hex: Array.from(b, function (x) { return x.toString(16).padStart(2, "0"); }).join("") };
+    }
+    if (Array.isArray(v)) { return v.map(enc); }
+    if (v && typeof v === "object") { var o = {}; Object.keys(v).forEach(function (k) { o[k] = enc(v[k]); }); return o; }
+    return v;
+  }
+  function req(r) { return new Promise(function (ok, no) { r.onsuccess = function () { ok(r.result); }; r.onerror = function () { no(r.error); }; }); }
+  var out = { indexedDB: {}, localStorage: {}, sessionStorage: {}, cookie: document.cookie, caches: {} };
+  var dbs = await indexedDB.databases();
+  for (var i = 0; i < dbs.length; i++) {
+    var db = await req(indexedDB.open(dbs[i].name));
+    var stores = {};
+    var names = Array.from(db.objectStoreNames);
+    for (var j = 0; j < names.length; j++) {
+      var st = db.transaction(names[j]).objectStore(names[j]);
+      var keys = await req(st.getAllKeys());
+      var vals = await req(st.getAll());
+      stores[names[j]] = keys.map(function (k, n) { return [enc(k), enc(vals[n])]; });
+    }
+    db.close();
+    out.indexedDB[dbs[i].name] = stores;
+  }
+  [["localStorage", localStorage], ["sessionStorage", sessionStorage]].forEach(function (p) {
+    for (var n = 0; n < p[1].length; n++) { var k = p[1].key(n); out[p[0]][k] = p[1].getItem(k); }
+  });
+  try {
+    var cacheNames = await caches.keys();
+    for (var c = 0; c < cacheNames.length; c++) {
+      var cache = await caches.open(cacheNames[c]);
+      var reqs = await cache.keys();
+      out.caches[cacheNames[c]] = {};
+      for (var r = 0; r < reqs.length; r++) {
+        out.caches[cacheNames[c]][reqs[r].url] = await (await cache.match(reqs[r])).text();
+      }
+    }
+  } catch (e) { out.caches = "unavailable: " + e.name; }
+  return JSON.stringify(out);
+})()"#;
+
+/// The storage read-out, parsed; also asks the browser for every cookie it holds.
+fn storage(b: &mut Browser) -> (Value, String) {
+    let text = b.eval(STORAGE_DUMP).as_str().unwrap().to_string();
+    let cookies = b.call(None, "Storage.getCookies", serde_json::json!({}));
+    (
+        serde_json::from_str(&text).unwrap(),
+        format!("{text}{cookies}"),
+    )
+}
+
+/// The records of the signer's store, by key.
+fn signer_records(dump: &Value) -> std::collections::BTreeMap<String, Value> {
+    dump["indexedDB"]["pane-signer"]["kv"]
+        .as_array()
+        .map(|records| {
+            records
+                .iter()
+                .map(|r| (r[0].as_str().unwrap_or_default().to_string(), r[1].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Imports the secret through the setup form (pasted, as from a scanned code).
+fn import(b: &mut Browser, secret: &str, passphrase: &str) {
+    assert_eq!(b.state(), "setup");
+    b.type_into("#import-secret", secret);
+    b.type_into("#new-pass", passphrase);
+    b.type_into("#new-pass2", passphrase);
+    b.tap("#import");
+}
+
+fn unlock(b: &mut Browser, passphrase: &str) {
+    b.type_into("#pass", passphrase);
+    b.tap("#unlock-btn");
+}
+
+/// Taps `selector` and returns the envelope the page then shows.
+fn tap_and_sign(b: &mut Browser, selector: &str) -> String {
+    b.eval("document.getElementById('envelope').value = ''");
+    b.tap(selector);
+    b.wait_for("document.getElementById('envelope').value !== ''");
+    b.text("#envelope")
+}
+
+fn assert_verifies(envelope: &str, secret: &str, cmd: &str) -> Value {
+    let parsed: Value = serde_json::from_str(envelope).unwrap();
+    assert_eq!(parsed["cmd"], cmd, "{envelope}");
+    let env = Envelope::parse(envelope.as_bytes())
+        .unwrap_or_else(|e| panic!("agent refuses the page's envelope {envelope}: {e:?}"));
+    let set = SecretSet {
+        current: Secret::new(secret),
+        previous: vec![],
+    };
+    assert!(env.signature_valid(&set), "bad signature on {envelope}");
+    parsed
+}
+
+/// The requests of the page and its workers that `allowed` refuses (the first 20, cut).
+fn foreign_requests(b: &mut Browser, allowed: impl Fn(&str) -> bool) -> Vec<String> {
+    b.drain_events();
+    b.requests
+        .iter()
+        .filter(|u| !allowed(u))
+        .take(20)
+        .map(|u| u.chars().take(200).collect())
+        .collect()
+}
+
+/// Writes a screenshot to `$SIGNER_SCREENSHOTS` (for docs/), when set.
+fn keep_screenshot(name: &str, png: &[u8]) {
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    if let Some(dir) = std::env::var_os("SIGNER_SCREENSHOTS") {
+        std::fs::write(Path::new(&dir).join(name), png).unwrap();
+    }
+}
+
+#[test]
+fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
+    require_chromium();
+    let agent = Agent::start();
+    let secret = agent.secret().as_text();
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("profile");
+    let mut b = Browser::launch(&profile);
+    b.open(&page_url());
+    assert_eq!(b.state(), "setup");
+    keep_screenshot("signer-setup.png", &b.screenshot(false));
+
+    // A secret shorter than the agent's minimum is refused.
+    import(&mut b, "0123456789abcdef", PASSPHRASE);
+    b.wait_for("document.getElementById('status').textContent.includes('at least 32')");
+    assert_eq!(b.state(), "setup");
+    // A short passphrase is refused and nothing is kept.
+    b.eval("document.getElementById('import-secret').value = ''");
+    import(&mut b, &secret, "too short");
+    b.wait_for("document.getElementById('status').textContent.includes('12 characters')");
+    assert_eq!(b.state(), "setup");
+    assert!(!signer_records(&storage(&mut b).0).contains_key("vault"));
+
+    // Imported once: unlocked at once, the fields emptied.
+    b.type_into("#new-pass", PASSPHRASE);
+    b.type_into("#new-pass2", PASSPHRASE);
+    b.tap("#import");
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    for field in ["#import-secret", "#new-pass", "#new-pass2"] {
+        assert_eq!(b.text(field), "", "{field} still holds its text");
+    }
+
+    // A reload forgets the unlocked key; the stored one needs the passphrase.
+    b.reload();
+    assert_eq!(b.state(), "locked");
+    assert!(!b.visible("button[data-cmd=list]"));
+    unlock(&mut b, "not the passphrase at all");
+    b.wait_for("document.getElementById('status').textContent.includes('Wrong passphrase')");
+    assert_eq!(b.state(), "locked", "a wrong passphrase unlocks nothing");
+    assert!(!b.visible("button[data-cmd=list]"));
+    assert_eq!(b.text("#envelope"), "");
+    unlock(&mut b, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    assert_eq!(b.text("#pass"), "");
+    keep_screenshot("signer-unlocked.png", &b.screenshot(false));
+
+    // One tap: `list`, and the live agent accepts it.
+    let list = tap_and_sign(&mut b, "button[data-cmd=list]");
+    assert_verifies(&list, &secret, "list");
+    let reply = agent.raw(list.as_bytes());
+    assert_eq!(reply["count"], 0, "{reply}");
+    // Opened as a file there is nothing to post to; Copy puts the envelope on the clipboard.
+    assert!(!b.visible("#post"));
+    b.call(
+        None,
+        "Browser.grantPermissions",
+        serde_json::json!({"permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]}),
+    );
+    b.tap("#copy");
+    b.wait_for("document.getElementById('status').textContent.startsWith('Copied')");
+    assert_eq!(
+        b.eval("navigator.clipboard.readText()"),
+        Value::String(list.clone())
+    );
+
+    // Where the browser has the Web Share API (headless Chromium on Linux has not: a stand-in
+    // records what the page hands to the share sheet), "Send with Signal" shares the envelope.
+    assert!(!b.visible("#share"), "no share sheet, no share button");
+    b.eval("navigator.share = function (data) { window.sharedText = data.text; return Promise.resolve(); }");
+    let shared = tap_and_sign(&mut b, "button[data-cmd=approvals]");
+    b.tap("#share");
+    b.wait_for("window.sharedText !== undefined");
+    assert_eq!(b.eval("window.sharedText"), Value::String(shared));
+    keep_screenshot("signer-signed.png", &b.screenshot(false));
+
+    // A context typed once is remembered (encrypted) and offered as a chip after a reload.
+    b.type_into("#context", "notion");
+    let status = tap_and_sign(&mut b, "button[data-ctx-cmd=status]");
+    assert_eq!(
+        assert_verifies(&status, &secret, "status")["args"]["context"],
+        "notion"
+    );
+    assert_eq!(
+        agent.raw(status.as_bytes())["error"],
+        "context not found: notion"
+    );
+    b.type_into("#context", "Not A Name");
+    b.tap("button[data-ctx-cmd=expire]");
+    b.wait_for("document.getElementById('status').textContent.includes('lowercase letters')");
+    assert_eq!(b.text("#envelope"), "", "a bad context name signs nothing");
+    b.type_into("#context", "notion");
+    b.type_into("#fund-limit", "25.50");
+    let fund = tap_and_sign(&mut b, "button[data-ctx-cmd='card.fund']");
+    let args = &assert_verifies(&fund, &secret, "card.fund")["args"];
+    assert_eq!(
+        args,
+        &serde_json::json!({"context": "notion", "limit": "25.50"})
+    );
+    b.reload();
+    unlock(&mut b, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    b.tap("#context-chips button[data-context=notion]");
+    assert_eq!(b.text("#context"), "notion");
+    let expire = tap_and_sign(&mut b, "button[data-ctx-cmd=expire]");
+    assert_eq!(
+        assert_verifies(&expire, &secret, "expire")["args"]["context"],
+        "notion"
+    );
+
+    // enroll: URL, alias and limit.
+    b.tap("#enroll-box summary");
+    b.type_into("#enroll-url", "https://shop.example.com/signup");
+    b.type_into("#enroll-alias", "shop");
+    b.type_into("#enroll-limit", "10");
+    let enroll = tap_and_sign(&mut b, "#enroll");
+    assert_eq!(
+        assert_verifies(&enroll, &secret, "enroll")["args"],
+        serde_json::json!({"url": "https://shop.example.com/signup", "alias": "shop", "card": {"limit": "10"}})
+    );
+    keep_screenshot("signer-enroll.png", &b.screenshot(true));
+
+    // The free form, for everything else.
+    b.tap("#other-box summary");
+    b.eval("var c = document.getElementById('cmd'); c.value = 'audit'; c.dispatchEvent(new Event('change'))");
+    b.type_into("#args", "limit=2\nverify=true");
+    let audit = tap_and_sign(&mut b, "#sign");
+    assert_eq!(
+        assert_verifies(&audit, &secret, "audit")["args"],
+        serde_json::json!({"limit": 2, "verify": true})
+    );
+    let reply = agent.raw(audit.as_bytes());
+    assert!(reply.get("error").is_none(), "{reply}");
+
+    // Lock now: the key and the envelope are gone until the passphrase again.
+    b.tap("#lock");
+    assert_eq!(b.state(), "locked");
+    assert_eq!(b.text("#envelope"), "");
+    assert!(!b.visible("button[data-cmd=list]"));
+    unlock(&mut b, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+
+    // Storage: the vault is ciphertext under PBKDF2-SHA256 (>= 600,000) and AES-GCM; nothing
+    // anywhere holds the secret, the passphrase or a context name in clear.
+    let (dump, everything) = storage(&mut b);
+    let records = signer_records(&dump);
+    let keys: Vec<&String> = records.keys().collect();
+    assert_eq!(keys, ["names", "settings", "vault"], "{dump}");
+    let vault = &records["vault"];
+    assert_eq!(vault["kdf"], "PBKDF2-SHA256");
+    assert!(vault["iterations"].as_u64().unwrap() >= 600_000, "{vault}");
+    assert_eq!(
+        vault["salt"]["hex"].as_str().unwrap().len(),
+        32,
+        "16-byte salt"
+    );
+    assert_eq!(vault["iv"]["hex"].as_str().unwrap().len(), 24, "12-byte IV");
+    let ciphertext = hex::decode(vault["ct"]["hex"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        ciphertext.len(),
+        secret.len() + 16,
+        "the secret and a GCM tag"
+    );
+    let clear = ClearText::of(&[&secret, PASSPHRASE]);
+    assert!(
+        ClearText::of(&[&secret]).find(secret.as_bytes()).is_some(),
+        "the finder finds"
+    );
+    assert_eq!(
+        clear.find(everything.as_bytes()),
+        None,
+        "clear text in storage: {everything}"
+    );
+    assert!(
+        !everything.contains("notion"),
+        "a context name in clear: {everything}"
+    );
+    assert_eq!(dump["localStorage"], serde_json::json!({}));
+    assert_eq!(dump["sessionStorage"], serde_json::json!({}));
+    assert_eq!(dump["cookie"], "");
+
+    // Locks itself when idle (the idle time made short; nothing about time is asserted).
+    b.type_into("#idle", "0.05");
+    b.eval("document.getElementById('idle').dispatchEvent(new Event('change'))");
+    b.wait_for("document.body.dataset.state === 'locked'");
+    assert!(b.text("#status").contains("idle"), "{}", b.text("#status"));
+    assert_eq!(b.text("#envelope"), "");
+    keep_screenshot("signer-locked.png", &b.screenshot(false));
+
+    // Opened as a file, the page sent nothing anywhere.
+    let foreign = foreign_requests(&mut b, |u| u.starts_with("file://") || u == "about:blank");
+    assert!(
+        foreign.is_empty(),
+        "requests from the file page: {foreign:?}"
+    );
+    assert!(
+        b.requests.iter().any(|u| u.starts_with("file://")),
+        "requests are seen"
+    );
+    b.close();
+
+    // On disk, the whole browser profile: the ciphertext is there, no clear text is.
+    let files = files_under(&profile);
+    assert!(
+        files
+            .iter()
+            .any(|(_, bytes)| bytes.windows(ciphertext.len()).any(|w| w == ciphertext)),
+        "the vault's ciphertext is not in the profile: the scan would see nothing"
+    );
+    for (path, bytes) in &files {
+        if let Some(at) = clear.find(bytes) {
+            panic!("clear text in {} at byte {at}", path.display());
+        }
+    }
+
+    // A new browser on the same profile (the phone restarted): locked; Forget erases it all.
+    let mut b = Browser::launch(&profile);
+    b.open(&page_url());
+    assert_eq!(b.state(), "locked");
+    assert_eq!(b.text("#idle"), "0.05", "the idle setting is kept");
+    b.tap("#forget");
+    assert_eq!(b.state(), "locked", "Forget asks first");
+    b.tap("#forget-yes");
+    b.wait_for("document.body.dataset.state === 'setup'");
+    let (dump, _) = storage(&mut b);
+    assert!(dump["indexedDB"].get("pane-signer").is_none(), "{dump}");
+    b.reload();
+    assert_eq!(b.state(), "setup");
+}
+
+/// An agent with the HTTP endpoint on a free loopback port, and its base URL.
+fn agent_with_http() -> (Agent, String) {
+    let mut agent = Agent::init();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\"")),
+    );
+    agent.spawn();
+    (agent, format!("http://127.0.0.1:{port}"))
+}
+
+/// One GET's status, headers and body.
+struct Got {
+    status: u16,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Got {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+/// GETs `url` without following redirects.
+fn get(url: &str) -> Got {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client.get(url).send().await.unwrap();
+        let (status, headers) = (r.status().as_u16(), r.headers().clone());
+        Got {
+            status,
+            headers,
+            body: r.text().await.unwrap(),
+        }
+    })
+}
+
+/// `'sha256-...'` of the page's inline element `<tag>`, as the browser computes it.
+fn inline_hash(page: &str, tag: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let open = format!("<{tag}>");
+    let start = page.find(&open).unwrap() + open.len();
+    let end = start + page[start..].find(&format!("</{tag}>")).unwrap();
+    let digest = sha2::Sha256::digest(&page.as_bytes()[start..end]);
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+#[test]
+fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline() {
+    require_chromium();
+    let (mut agent, base) = agent_with_http();
+    let secret = agent.secret().as_text();
+    // The files and their headers: a strict, hash-based policy for the page.
+    let page = get(&format!("{base}/signer/"));
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), "text/html; charset=utf-8");
+    assert_eq!(page.header("x-content-type-options"), "nosniff");
+    let csp = page.header("content-security-policy");
+    let text = page.body.clone();
+    assert_eq!(text, page_text(), "the binary serves docs/signer.html");
+    assert!(csp.starts_with("default-src 'none'; "), "{csp}");
+    assert!(
+        csp.contains(&format!("script-src {};", inline_hash(&text, "script"))),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("style-src {};", inline_hash(&text, "style"))),
+        "{csp}"
+    );
+    for part in [
+        "connect-src 'self'",
+        "form-action 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{part} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe"), "{csp}");
+    let redirect = get(&format!("{base}/signer"));
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), "/signer/");
+    for (path, content_type) in [
+        ("sw.js", "text/javascript; charset=utf-8"),
+        ("manifest.webmanifest", "application/manifest+json"),
+        ("icon.svg", "image/svg+xml"),
+    ] {
+        let r = get(&format!("{base}/signer/{path}"));
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), content_type, "{path}");
+        assert!(r
+            .header("content-security-policy")
+            .starts_with("default-src 'none'"));
+        let on_disk = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("docs/signer")
+                .join(path),
+        )
+        .unwrap();
+        assert_eq!(r.body, on_disk, "{path}");
+    }
+    let manifest: Value =
+        serde_json::from_str(&get(&format!("{base}/signer/manifest.webmanifest")).body).unwrap();
+    assert_eq!(manifest["start_url"], "./");
+
+    // As a phone: import, one tap for `list`, one to send; the agent's reply is shown.
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("profile");
+    let mut b = Browser::launch(&profile);
+    b.open(&format!("{base}/signer/"));
+    import(&mut b, &secret, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    tap_and_sign(&mut b, "button[data-cmd=list]");
+    assert!(b.visible("#post"), "served, the page sends itself");
+    b.tap("#post");
+    b.wait_for("!document.getElementById('reply').hidden");
+    let reply: Value = serde_json::from_str(&b.text("#reply")).unwrap();
+    assert_eq!(reply["count"], 0, "{reply}");
+    assert!(
+        b.text("#status").contains("HTTP 200"),
+        "{}",
+        b.text("#status")
+    );
+
+    // The red button asks once, then its envelope reaches the agent.
+    b.tap("#lockdown");
+    assert!(b.visible("#lockdown-confirm"));
+    assert!(
+        !b.text("#envelope").contains("lockdown"),
+        "nothing signed before the confirmation"
+    );
+    let lockdown = tap_and_sign(&mut b, "#lockdown-yes");
+    assert_verifies(&lockdown, &secret, "lockdown");
+    b.tap("#post");
+    b.wait_for("!document.getElementById('reply').hidden");
+    let reply: Value = serde_json::from_str(&b.text("#reply")).unwrap();
+    assert_eq!(reply["status"], "locked_down", "{reply}");
+    keep_screenshot("signer-served-reply.png", &b.screenshot(false));
+    let audit = agent.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["channel"] == "http" && e.to_string().contains("lockdown")),
+        "no lockdown over http in the audit: {audit:?}"
+    );
+
+    // Installed for offline use: with the agent gone, the page still opens and signs.
+    b.wait_for("navigator.serviceWorker.controller !== null");
+    // Installable as an app: Chromium finds the manifest and no installability error.
+    let manifest = b.page("Page.getAppManifest", serde_json::json!({}));
+    assert_eq!(
+        manifest["url"],
+        format!("{base}/signer/manifest.webmanifest"),
+        "{manifest}"
+    );
+    assert_eq!(manifest["errors"], serde_json::json!([]), "{manifest}");
+    let installability = b.page("Page.getInstallabilityErrors", serde_json::json!({}));
+    assert_eq!(
+        installability["installabilityErrors"],
+        serde_json::json!([]),
+        "{installability}"
+    );
+    let cached = "caches.open('pane-signer-v1').then(function (c) { return c.keys(); }).then(function (k) { return k.length; })";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.eval(cached) != serde_json::json!(3) {
+        assert!(
+            Instant::now() < deadline,
+            "the service worker never cached the page"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    agent.kill();
+    b.reload();
+    assert_eq!(
+        b.state(),
+        "locked",
+        "the page came from the service worker's cache"
+    );
+    unlock(&mut b, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    let offline = tap_and_sign(&mut b, "button[data-cmd=approvals]");
+    assert_verifies(&offline, &secret, "approvals");
+    b.tap("#post");
+    b.wait_for(
+        "document.getElementById('status').textContent.includes('Could not reach the agent')",
+    );
+
+    // Everything the page and its service worker asked for was on the agent's origin.
+    let origin = format!("{base}/");
+    let foreign = foreign_requests(&mut b, |u| u.starts_with(&origin));
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    for seen in [
+        "/signer/",
+        "/command",
+        "/signer/sw.js",
+        "/signer/manifest.webmanifest",
+    ] {
+        assert!(
+            b.requests.iter().any(|u| *u == format!("{base}{seen}")),
+            "{seen} never requested: {:?}",
+            b.requests
+        );
+    }
+    // And the policy is enforced: a request to another origin, tried from inside the page, is
+    // refused by the browser before it is sent.
+    let violation = b.eval(
+        "new Promise(function (done) {
+           document.addEventListener('securitypolicyviolation', function (e) {
+             done(e.violatedDirective + ' ' + e.blockedURI);
+           }, { once: true });
+           fetch('http://127.0.0.2:9/leak').catch(function () {});
+         })",
+    );
+    assert_eq!(violation, "connect-src http://127.0.0.2:9/leak");
+    // Storage of the served page: ciphertext and cached files only.
+    let (_, everything) = storage(&mut b);
+    let clear = ClearText::of(&[&secret, PASSPHRASE]);
+    assert_eq!(clear.find(everything.as_bytes()), None, "{everything}");
+    b.close();
+    for (path, bytes) in files_under(&profile) {
+        if let Some(at) = clear.find(&bytes) {
+            panic!("clear text in {} at byte {at}", path.display());
+        }
+    }
+}
+
+/// The modules (true = dark) of a QR code as qr2term draws it: each character is two modules
+/// one above the other, the upper one the background colour, the lower one the foreground
+/// colour for `▄` (the background again for a space); colour 0 is black.
+fn terminal_qr_modules(drawn: &str) -> Vec<Vec<bool>> {
+    let mut rows = Vec::new();
+    for line in drawn.lines() {
+        let (mut upper, mut lower) = (Vec::new(), Vec::new());
+        let (mut bg, mut fg) = (None, None);
+        let mut chars = line.chars();
+        while let Some(ch) = chars.next() {
+            if ch == '\x1b' {
+                // An SGR sequence: `ESC [ codes m`.
+                let sgr: String = chars.by_ref().take_while(|c| *c != 'm').collect();
+                match sgr.trim_start_matches('[').split(';').collect::<Vec<_>>()[..] {
+                    ["48", "5", n] => bg = n.parse::<u8>().ok(),
+                    ["38", "5", n] => fg = n.parse::<u8>().ok(),
+                    ["49"] => bg = None,
+                    ["39"] => fg = None,
+                    _ => panic!("unexpected escape {sgr:?}"),
+                }
+                continue;
+            }
+            let (b, f) = (
+                bg.expect("a background colour"),
+                fg.expect("a foreground colour"),
+            );
+            upper.push(b == 0);
+            lower.push(if ch == '\u{2584}' { f == 0 } else { b == 0 });
+        }
+        if !upper.is_empty() {
+            rows.push(upper);
+            rows.push(lower);
+        }
+    }
+    rows
+}
+
+#[test]
+fn signer_qr_shows_the_secret_as_a_qr_code_then_clears_the_screen() {
+    let agent = Agent::init();
+    // stdin is closed (output() gives the child none): the end of stdin stands for Enter.
+    let out = agent.cli(&["signer-qr"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    let secret = agent.secret().as_text();
+    assert!(stderr.contains("the command secret itself"), "{stderr}");
+    assert!(!stderr.contains(&secret), "the secret in clear on stderr");
+    assert!(!stdout.contains(&secret), "the secret in clear on stdout");
+    // The code, then (after Enter, here the end of stdin) the screen and scrollback cleared.
+    let drawn = stdout
+        .strip_suffix("\x1b[H\x1b[2J\x1b[3J")
+        .expect("the screen is cleared at the end");
+    let modules = terminal_qr_modules(drawn);
+    let (scale, border) = (6, 24);
+    let side = modules.len().max(modules[0].len()) * scale + 2 * border;
+    let mut image = rqrr::PreparedImage::prepare_from_greyscale(side, side, |x, y| {
+        let (mx, my) = (
+            x.wrapping_sub(border) / scale,
+            y.wrapping_sub(border) / scale,
+        );
+        match modules.get(my).and_then(|row| row.get(mx)) {
+            Some(true) => 0,
+            _ => 255,
+        }
+    });
+    let grids = image.detect_grids();
+    assert_eq!(grids.len(), 1, "one QR code in the output");
+    let (_, content) = grids[0].decode().expect("the QR code decodes");
+    assert_eq!(
+        content, secret,
+        "the QR code holds the secret the page imports"
     );
 }

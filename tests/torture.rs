@@ -680,7 +680,7 @@ fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
     // One cycle in three is light (see `World::operation`).
     let light = seed % 3 == 0;
     std::thread::scope(|s| {
-        for w in 0..2u64 {
+        for w in 0..4u64 {
             let seed = seed ^ (w + 1).wrapping_mul(0x1234_5678_9ABC_DEF1);
             s.spawn(move || {
                 let mut rng = Rng(seed);

@@ -41,6 +41,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
         CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::SignerQr(dir) => cli::signer_qr::signer_qr(
+            &dir,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr(),
+            &mut std::io::stdin().lock(),
+        )?,
         CliCommand::Doctor(dir) => {
             let ok = cli::doctor::print(&cli::doctor::run_checks(&dir)?);
             return Ok(if ok {

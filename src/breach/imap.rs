@@ -6,7 +6,7 @@
 //! UIDVALIDITY means the old UIDs mean nothing: the mailbox is read again from the start, and
 //! the incident store's fingerprints keep a message from being counted twice.
 
-use crate::config::ImapConfig;
+use crate::config::{ImapConfig, ImapTls};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::fmt::Debug;
@@ -130,9 +130,9 @@ impl ImapSource {
             .await
             .map_err(|_| failed("connect", "timed out"))?
             .map_err(|e| failed("connect", e))?;
-        match self.config.tls.as_str() {
-            "tls" => Ok(Box::new(self.tls(tcp).await?)),
-            "starttls" => {
+        match self.config.tls {
+            ImapTls::Tls => Ok(Box::new(self.tls(tcp).await?)),
+            ImapTls::Starttls => {
                 let mut client = async_imap::Client::new(tcp);
                 client
                     .read_response()
@@ -145,7 +145,7 @@ impl ImapSource {
                 let tcp = client.into_inner();
                 Ok(Box::new(self.tls(tcp).await?))
             }
-            _ => Ok(Box::new(tcp)),
+            ImapTls::None => Ok(Box::new(tcp)),
         }
     }
 
@@ -183,7 +183,7 @@ impl ImapSource {
     async fn open(&self) -> Result<(Session, async_imap::types::Mailbox), ImapError> {
         let stream = self.connect().await?;
         let mut client = async_imap::Client::new(stream);
-        if self.config.tls != "starttls" {
+        if self.config.tls != ImapTls::Starttls {
             client
                 .read_response()
                 .await

@@ -1,6 +1,5 @@
 //! The breach monitor's parts: reading sources, matching senders, keeping incidents.
 
-pub mod idle;
 pub mod imap;
 pub mod incidents;
 pub mod matching;

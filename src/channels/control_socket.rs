@@ -2,8 +2,9 @@
 //! agent's own uid are served. One envelope per connection: the client writes it and shuts
 //! down its write half; the agent answers with one line of JSON and closes.
 
-use crate::actors::agent::{AgentHandle, Channel};
 use crate::auth::MAX_ENVELOPE_BYTES;
+use crate::gate::GateHandle;
+use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
 use crate::unix;
@@ -36,8 +37,8 @@ pub struct ControlSocket {
     pub listener: UnixListener,
     /// Its path, removed on shutdown.
     pub path: PathBuf,
-    /// The agent.
-    pub agent: AgentHandle,
+    /// The gate.
+    pub gate: GateHandle,
 }
 
 impl ControlSocket {
@@ -58,12 +59,12 @@ impl ControlSocket {
                     continue;
                 }
             };
-            let agent = self.agent.clone();
+            let gate = self.gate.clone();
             let mut conn_shutdown = Shutdown::new(notify.subscribe());
             let done = done.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = serve(stream, agent) => {}
+                    _ = serve(stream, gate) => {}
                     _ = conn_shutdown.recv() => {}
                 }
                 drop(done);
@@ -74,7 +75,7 @@ impl ControlSocket {
     }
 }
 
-async fn serve(mut stream: UnixStream, agent: AgentHandle) {
+async fn serve(mut stream: UnixStream, gate: GateHandle) {
     let peer_ok = match stream.peer_cred() {
         Ok(cred) => cred.uid() == unix::euid(),
         Err(_) => false,
@@ -84,8 +85,8 @@ async fn serve(mut stream: UnixStream, agent: AgentHandle) {
         return;
     }
     let reply = match read_envelope(&mut stream).await {
-        Ok(bytes) => agent.submit(bytes, Channel::Socket).await,
-        Err(e) => agent.refused(e, Channel::Socket).await,
+        Ok(bytes) => gate.submit(bytes, Channel::Socket).await,
+        Err(e) => gate.refused(e, Channel::Socket).await,
     };
     let mut line = reply.into_json_string();
     line.push('\n');

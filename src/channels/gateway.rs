@@ -1,9 +1,12 @@
 //! The core side of the Signal relay: `<data-dir>/gateway.sock` (mode 0600, peer uid
-//! checked), one gateway at a time. Events go to the agent; the outbox goes to the gateway,
-//! each message until the gateway acknowledges it (`sent`), failed ones again after a pause.
+//! checked), one gateway at a time. Events go to the gate (messages from anyone but the
+//! owner are dropped here and only counted); the outbox goes to the gateway the moment a
+//! message is queued, each message until the gateway acknowledges it (`sent`), failed ones
+//! again after a pause. Reading never waits for a command to be carried out.
 
-use crate::actors::agent::AgentHandle;
+use crate::gate::{GateHandle, StrangerTally};
 use crate::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
+use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
 use crate::unix;
 use std::collections::{HashMap, HashSet};
@@ -13,8 +16,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 
-/// How often the outbox is checked while a gateway is connected.
-const POLL: Duration = Duration::from_millis(200);
+/// How often the outbox is read anyway, for messages whose retry time came.
+const SWEEP: Duration = Duration::from_secs(1);
 /// How long a failed send waits before it is tried again.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -24,8 +27,14 @@ pub struct GatewaySocket {
     pub listener: UnixListener,
     /// Its path, removed on shutdown.
     pub path: PathBuf,
-    /// The agent.
-    pub agent: AgentHandle,
+    /// The gate.
+    pub gate: GateHandle,
+    /// The outbox, read directly: queued messages ring its bell.
+    pub outbox: Outbox,
+    /// The owner's ACI; None when not configured (then nothing is sent and nobody heard).
+    pub owner: Option<String>,
+    /// Strangers dropped here.
+    pub strangers: StrangerTally,
 }
 
 impl GatewaySocket {
@@ -53,12 +62,19 @@ impl GatewaySocket {
             if let Some(old) = current.take() {
                 old.abort();
             }
-            let agent = self.agent.clone();
+            let conn = Connection {
+                gate: self.gate.clone(),
+                outbox: self.outbox.clone(),
+                owner: self.owner.clone(),
+                strangers: self.strangers.clone(),
+            };
             let conn_shutdown = Shutdown::new(notify.subscribe());
             let done = done.clone();
             let state_file = self.path.with_file_name("gateway.state");
             current = Some(tokio::spawn(async move {
-                serve(stream, agent, conn_shutdown, state_file).await;
+                record_state(&state_file, true);
+                conn.serve(stream, conn_shutdown).await;
+                record_state(&state_file, false);
                 drop(done);
             }));
         }
@@ -88,71 +104,112 @@ fn record_state(state_file: &std::path::Path, connected: bool) {
     }
 }
 
-async fn serve(stream: UnixStream, agent: AgentHandle, shutdown: Shutdown, state_file: PathBuf) {
-    record_state(&state_file, true);
-    serve_connection(stream, agent, shutdown).await;
-    record_state(&state_file, false);
+/// What one gateway connection works with.
+struct Connection {
+    gate: GateHandle,
+    outbox: Outbox,
+    owner: Option<String>,
+    strangers: StrangerTally,
 }
 
-async fn serve_connection(stream: UnixStream, agent: AgentHandle, mut shutdown: Shutdown) {
-    tracing::info!("Signal gateway connected");
-    let (reader, mut writer) = stream.into_split();
-    let mut lines = BufReader::new(reader).lines();
-    let mut in_flight: HashSet<u64> = HashSet::new();
-    let mut failed: HashMap<u64, Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(POLL);
-    loop {
-        tokio::select! {
-            line = lines.next_line() => {
-                let line = match line {
-                    Ok(Some(l)) => l,
-                    _ => break,
-                };
-                let event: GatewayEvent = match decode_line(&line) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "ignored a line from the gateway");
-                        continue;
-                    }
-                };
-                match &event {
-                    GatewayEvent::Sent { id } => {
-                        if let Ok(id) = id.parse() {
-                            in_flight.remove(&id);
-                            failed.remove(&id);
+impl Connection {
+    async fn serve(self, stream: UnixStream, mut shutdown: Shutdown) {
+        tracing::info!("Signal gateway connected");
+        let (reader, mut writer) = stream.into_split();
+        let mut lines = BufReader::new(reader).lines();
+        let mut in_flight: HashSet<u64> = HashSet::new();
+        let mut failed: HashMap<u64, Instant> = HashMap::new();
+        let mut sweep = tokio::time::interval(SWEEP);
+        loop {
+            tokio::select! {
+                line = lines.next_line() => {
+                    let line = match line {
+                        Ok(Some(l)) => l,
+                        _ => break,
+                    };
+                    let event: GatewayEvent = match decode_line(&line) {
+                        Ok(e) => e,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "ignored a line from the gateway");
+                            continue;
                         }
-                    }
-                    GatewayEvent::SendFailed { id, .. } => {
-                        if let Ok(id) = id.parse() {
-                            in_flight.remove(&id);
-                            failed.insert(id, Instant::now() + RETRY_AFTER);
+                    };
+                    match &event {
+                        GatewayEvent::Sent { id } => {
+                            if let Ok(id) = id.parse() {
+                                in_flight.remove(&id);
+                                failed.remove(&id);
+                            }
                         }
+                        GatewayEvent::SendFailed { id, .. } => {
+                            if let Ok(id) = id.parse() {
+                                in_flight.remove(&id);
+                                failed.insert(id, Instant::now() + RETRY_AFTER);
+                            }
+                        }
+                        GatewayEvent::Received { sender, .. } if Some(sender) != self.owner.as_ref() => {
+                            // Strangers get no reply and never reach the gate's queue.
+                            self.strangers.add();
+                            continue;
+                        }
+                        _ => {}
                     }
-                    _ => {}
+                    self.gate.signal_event(event).await;
                 }
-                agent.signal_event(event).await;
-            }
-            _ = tick.tick() => {
-                let (owner, pending) = agent.outbox_pending().await;
-                let Some(owner) = owner else { continue };
-                let now = Instant::now();
-                for msg in pending {
-                    if in_flight.contains(&msg.id) || failed.get(&msg.id).is_some_and(|t| *t > now) {
-                        continue;
-                    }
-                    let cmd = CoreCommand::Send { id: msg.id.to_string(), recipient: owner.clone(), body: msg.body };
-                    let Ok(line) = encode_line(&cmd) else { continue };
-                    if writer.write_all(line.as_bytes()).await.is_err() {
-                        tracing::info!("Signal gateway disconnected");
+                _ = self.outbox.queued() => {
+                    if !self.send_pending(&mut writer, &mut in_flight, &failed).await {
                         return;
                     }
-                    in_flight.insert(msg.id);
                 }
+                _ = sweep.tick() => {
+                    if !self.send_pending(&mut writer, &mut in_flight, &failed).await {
+                        return;
+                    }
+                }
+                _ = shutdown.recv() => return,
             }
-            _ = shutdown.recv() => return,
         }
+        tracing::info!("Signal gateway disconnected");
     }
-    tracing::info!("Signal gateway disconnected");
+
+    /// Writes every queued message not already on its way; false when the gateway is gone.
+    async fn send_pending(
+        &self,
+        writer: &mut tokio::net::unix::OwnedWriteHalf,
+        in_flight: &mut HashSet<u64>,
+        failed: &HashMap<u64, Instant>,
+    ) -> bool {
+        let Some(owner) = &self.owner else {
+            return true;
+        };
+        let pending = match self.outbox.pending(100) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                return true;
+            }
+        };
+        let now = Instant::now();
+        for msg in pending {
+            if in_flight.contains(&msg.id) || failed.get(&msg.id).is_some_and(|t| *t > now) {
+                continue;
+            }
+            let cmd = CoreCommand::Send {
+                id: msg.id.to_string(),
+                recipient: owner.clone(),
+                body: msg.body,
+            };
+            let Ok(line) = encode_line(&cmd) else {
+                continue;
+            };
+            if writer.write_all(line.as_bytes()).await.is_err() {
+                tracing::info!("Signal gateway disconnected");
+                return false;
+            }
+            in_flight.insert(msg.id);
+        }
+        true
+    }
 }
 
 /// Binds `path` with mode 0600 (replacing a stale socket).

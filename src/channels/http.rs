@@ -1,25 +1,35 @@
 //! The loopback HTTP endpoint for a Tor onion service: `POST /command` (an envelope in, the
-//! reply out, 64 KiB at most) and `GET /healthz`. Error replies carry a status code that
-//! matches their kind.
+//! reply out, 64 KiB at most), `GET /healthz`, and the phone signer under `GET /signer/`
+//! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
+//! Error replies carry a status code that matches their kind.
 
-use crate::actors::agent::{AgentHandle, Channel};
 use crate::auth::MAX_ENVELOPE_BYTES;
+use crate::gate::GateHandle;
+use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use base64::Engine as _;
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
 use tokio::net::TcpListener;
 
 /// The router, for the daemon and for tests.
-pub fn router(agent: AgentHandle) -> Router {
+pub fn router(agent: GateHandle) -> Router {
     Router::new()
         .route("/command", post(command))
         .route("/healthz", get(healthz))
+        .route("/signer", get(signer_redirect))
+        .route("/signer/", get(signer_page))
+        .route("/signer/sw.js", get(signer_service_worker))
+        .route("/signer/manifest.webmanifest", get(signer_manifest))
+        .route("/signer/icon.svg", get(signer_icon))
         .fallback(not_found)
         .with_state(agent)
 }
@@ -27,7 +37,7 @@ pub fn router(agent: AgentHandle) -> Router {
 /// Serves `router` on `listener` until shutdown, finishing requests in flight.
 pub async fn serve(
     listener: TcpListener,
-    agent: AgentHandle,
+    agent: GateHandle,
     mut shutdown: Shutdown,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(agent))
@@ -35,7 +45,7 @@ pub async fn serve(
         .await
 }
 
-async fn command(State(agent): State<AgentHandle>, body: Body) -> Response {
+async fn command(State(agent): State<GateHandle>, body: Body) -> Response {
     let reply = match to_bytes(body, MAX_ENVELOPE_BYTES).await {
         Ok(bytes) => agent.submit(bytes.to_vec(), Channel::Http).await,
         Err(_) => {
@@ -64,4 +74,121 @@ async fn not_found() -> Response {
 fn json_response(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+// The signer, embedded: the binary serves the very page (and service worker) it was built
+// with, so what the owner's phone runs is what the tests in tests/signer.rs checked.
+const SIGNER_PAGE: &str = include_str!("../../docs/signer.html");
+const SIGNER_SERVICE_WORKER: &str = include_str!("../../docs/signer/sw.js");
+const SIGNER_MANIFEST: &str = include_str!("../../docs/signer/manifest.webmanifest");
+const SIGNER_ICON: &str = include_str!("../../docs/signer/icon.svg");
+
+/// The page's policy: only its own inline script and style (by hash, so no injected inline
+/// code runs), requests only to this origin (`POST /command`, the manifest, the service
+/// worker), no forms, no framing.
+static SIGNER_PAGE_CSP: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self'; \
+         manifest-src 'self'; worker-src 'self'; form-action 'none'; base-uri 'none'; \
+         frame-ancestors 'none'",
+        inline_hashes(SIGNER_PAGE, "script"),
+        inline_hashes(SIGNER_PAGE, "style"),
+    )
+});
+
+/// `'sha256-...'` for the text of every `<tag>` element without attributes in `page`, as a
+/// CSP source list (`'none'` when there is none).
+fn inline_hashes(page: &str, tag: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut sources = Vec::new();
+    let mut rest = page;
+    while let Some(start) = rest.find(&open) {
+        let body = &rest[start + open.len()..];
+        let Some(end) = body.find(&close) else { break };
+        let digest = Sha256::digest(&body.as_bytes()[..end]);
+        sources.push(format!(
+            "'sha256-{}'",
+            base64::engine::general_purpose::STANDARD.encode(digest)
+        ));
+        rest = &body[end + close.len()..];
+    }
+    if sources.is_empty() {
+        "'none'".to_string()
+    } else {
+        sources.join(" ")
+    }
+}
+
+/// `/signer` without the slash: the page's relative links need the directory form.
+async fn signer_redirect() -> Response {
+    (
+        StatusCode::PERMANENT_REDIRECT,
+        [(header::LOCATION, "/signer/")],
+    )
+        .into_response()
+}
+
+async fn signer_page() -> Response {
+    signer_asset("text/html; charset=utf-8", &SIGNER_PAGE_CSP, SIGNER_PAGE)
+}
+
+async fn signer_service_worker() -> Response {
+    signer_asset(
+        "text/javascript; charset=utf-8",
+        "default-src 'none'; connect-src 'self'",
+        SIGNER_SERVICE_WORKER,
+    )
+}
+
+async fn signer_manifest() -> Response {
+    signer_asset(
+        "application/manifest+json",
+        "default-src 'none'",
+        SIGNER_MANIFEST,
+    )
+}
+
+async fn signer_icon() -> Response {
+    signer_asset("image/svg+xml", "default-src 'none'", SIGNER_ICON)
+}
+
+/// One signer file with the headers every one of them carries. `no-cache`: the browser (and
+/// the service worker, which goes to the network first) revalidates, so an upgraded agent's
+/// page is picked up at the next visit.
+fn signer_asset(content_type: &'static str, csp: &str, body: &'static str) -> Response {
+    let csp = HeaderValue::from_str(csp)
+        .unwrap_or_else(|_| HeaderValue::from_static("default-src 'none'"));
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CONTENT_SECURITY_POLICY, csp),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+            (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+            (
+                header::HeaderName::from_static("cross-origin-opener-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
+            (
+                header::HeaderName::from_static("cross-origin-resource-policy"),
+                HeaderValue::from_static("same-origin"),
+            ),
+            (
+                header::HeaderName::from_static("permissions-policy"),
+                HeaderValue::from_static(
+                    "camera=(self), microphone=(), geolocation=(), payment=(), usb=()",
+                ),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -10,6 +10,7 @@ pub mod rotate_secret;
 pub mod run;
 pub mod send;
 pub mod sign;
+pub mod signer_qr;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -45,6 +46,8 @@ pub enum CliCommand {
     Trust(DataDirArg),
     /// Print the breach incidents, one line each.
     CheckIncidents(DataDirArg),
+    /// Show the command secret as a QR code for the phone signer to import; Enter clears it.
+    SignerQr(DataDirArg),
     /// Start an agent on its embedded defaults in a temporary dir and show commands going through.
     Demo,
 }

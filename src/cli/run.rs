@@ -4,11 +4,6 @@
 //! every task stops and the store is flushed.
 
 use super::DataDirArg;
-use crate::actors::agent::{AgentHandle, Core, Services};
-use crate::actors::alias::{AliasHandle, AnyAlias};
-use crate::actors::breach::BreachHandle;
-use crate::actors::card::{AnyCard, CardHandle};
-use crate::actors::enroll::EnrollHandle;
 use crate::auth::SecretSet;
 use crate::breach::imap::ImapSource;
 use crate::breach::incidents::Incidents;
@@ -16,11 +11,18 @@ use crate::channels::control_socket::{self, ControlSocket};
 use crate::channels::http;
 use crate::config::Config;
 use crate::context::Contexts;
+use crate::gate::{Gate, GateHandle, StrangerTally, Subsystems};
+use crate::outbox::Outbox;
 use crate::providers::RetryPolicy;
 use crate::redact::Redactor;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::unix;
+use crate::workers::alias::{AliasHandle, AnyAlias};
+use crate::workers::breach::BreachHandle;
+use crate::workers::card::{AnyCard, CardHandle};
+use crate::workers::enroll::EnrollHandle;
+use crate::workers::ticket::LockdownSwitch;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,13 +57,13 @@ pub struct RunArgs {
 pub struct Daemon {
     notify_shutdown: broadcast::Sender<()>,
     done_rx: mpsc::Receiver<()>,
-    agent_task: JoinHandle<()>,
+    gate_task: JoinHandle<()>,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
     store: Store,
     /// Where the control socket listens.
     pub socket: PathBuf,
-    /// The agent (for the watchdog's liveness check).
-    pub agent: AgentHandle,
+    /// The gate (for the watchdog's liveness check).
+    pub gate: GateHandle,
     /// Where the HTTP endpoint listens, when on.
     pub http_addr: Option<SocketAddr>,
 }
@@ -132,50 +134,76 @@ impl Daemon {
         let http_listen = config.http.listen_addr()?;
         let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
         let policy = RetryPolicy::default();
-        let aliases = AliasHandle::start(AnyAlias::from_config(&config.aliases, policy));
-        let cards = CardHandle::start(AnyCard::from_config(&config.cards, policy));
+        let aliases = AliasHandle::start(
+            AnyAlias::from_config(&config.aliases, policy),
+            config.aliases.concurrency,
+        );
+        let cards = CardHandle::start(
+            AnyCard::from_config(&config.cards, policy),
+            config.cards.concurrency,
+        );
         let imap = ImapSource::from_config(&config.breach.imap);
         let idle_source = match &imap {
             Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
             _ => None,
         };
         let hibp = crate::providers::hibp::Hibp::from_env(&config.breach.hibp_base_url, policy);
-        let breach = BreachHandle::start(store.clone(), imap, aliases.clone(), hibp);
-        let services = Services {
-            contexts: Contexts::new(&store),
+        // One of each, shared: every clone sees every write (views, the outbox's bell).
+        let contexts = Contexts::new(&store);
+        let outbox = Outbox::new(store.outbox.clone());
+        let strangers = StrangerTally::default();
+        let breach =
+            BreachHandle::start(store.clone(), contexts.clone(), imap, aliases.clone(), hibp);
+        let subsystems = Subsystems {
             enroll: EnrollHandle::start(
                 store.clone(),
+                contexts.clone(),
                 aliases,
                 cards,
                 config.identity.forwarding_address.clone(),
             ),
+            contexts,
             breach,
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
+            outbox: outbox.clone(),
+            lockdown: LockdownSwitch::default(),
+            strangers: strangers.clone(),
         };
         let jobs = crate::schedule::jobs(&config.schedule);
-        let mut core = Core::new(store.clone(), secrets, config, redactor, services);
-        core.data_dir = data_dir.to_path_buf();
-        let (agent, agent_task) = AgentHandle::start(core);
+        let owner = Some(config.signal.owner.trim().to_string()).filter(|o| !o.is_empty());
+        let gate = Gate::new(
+            store.clone(),
+            secrets,
+            config,
+            redactor,
+            subsystems,
+            data_dir.to_path_buf(),
+        );
+        let (gate, gate_task) = GateHandle::start(gate);
 
         let (notify_shutdown, _) = broadcast::channel(1);
         let (done_tx, done_rx) = mpsc::channel(1);
+        // The gateway socket first: a client that finds the control socket finds it too.
+        let gateway_path = data_dir.join("gateway.sock");
+        let gateway = crate::channels::gateway::GatewaySocket {
+            listener: crate::channels::gateway::bind(&gateway_path)
+                .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,
+            path: gateway_path,
+            gate: gate.clone(),
+            outbox,
+            owner,
+            strangers,
+        };
+        tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
         let socket = data_dir.join("agent.sock");
         let listener = control_socket::bind(&socket)
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
         let control = ControlSocket {
             listener,
             path: socket.clone(),
-            agent: agent.clone(),
+            gate: gate.clone(),
         };
         tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
-        let gateway_path = data_dir.join("gateway.sock");
-        let gateway = crate::channels::gateway::GatewaySocket {
-            listener: crate::channels::gateway::bind(&gateway_path)
-                .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,
-            path: gateway_path,
-            agent: agent.clone(),
-        };
-        tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
 
         let mut http_addr = None;
         let http_task = match http_listen {
@@ -185,10 +213,10 @@ impl Daemon {
                     .with_context(|| format!("cannot listen on http {addr}"))?;
                 http_addr = Some(listener.local_addr()?);
                 let shutdown = Shutdown::new(notify_shutdown.subscribe());
-                let agent = agent.clone();
+                let gate = gate.clone();
                 let done = done_tx.clone();
                 Some(tokio::spawn(async move {
-                    let r = http::serve(listener, agent, shutdown).await;
+                    let r = http::serve(listener, gate, shutdown).await;
                     drop(done);
                     r
                 }))
@@ -197,20 +225,20 @@ impl Daemon {
         };
         {
             let shutdown = Shutdown::new(notify_shutdown.subscribe());
-            let agent = agent.clone();
+            let gate = gate.clone();
             let meta = store.meta.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                crate::schedule::run(jobs, meta, agent, shutdown).await;
+                crate::channels::timers::run(jobs, meta, gate, shutdown).await;
                 drop(done);
             });
         }
         if let Some(source) = idle_source {
             let shutdown = Shutdown::new(notify_shutdown.subscribe());
-            let agent = agent.clone();
+            let gate = gate.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
-                crate::breach::idle::watch(source, agent, shutdown).await;
+                crate::channels::idle::watch(source, gate, shutdown).await;
                 drop(done);
             });
         }
@@ -223,12 +251,12 @@ impl Daemon {
         Ok(Daemon {
             notify_shutdown,
             done_rx,
-            agent_task,
+            gate_task,
             http_task,
             store,
             socket,
             http_addr,
-            agent,
+            gate,
         })
     }
 
@@ -244,10 +272,10 @@ impl Daemon {
                 tracing::warn!(error = %e, "http endpoint stopped with an error");
             }
         }
-        // The channels dropped their agent handles, and so does this: the actor finishes its
-        // queue and ends.
-        drop(self.agent);
-        let _ = self.agent_task.await;
+        // The channels dropped their gate handles, and so does this: the gate finishes its
+        // queue, gives jobs in flight a moment, and ends.
+        drop(self.gate);
+        let _ = self.gate_task.await;
         self.store
             .flush()
             .await
@@ -263,15 +291,16 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let daemon = Daemon::start(&data_dir, args.config.as_deref()).await?;
     crate::systemd::notify("READY=1");
     let watchdog = crate::systemd::watchdog_interval().map(|every| {
-        let agent = daemon.agent.clone();
+        let gate = daemon.gate.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                // Only a responsive agent actor earns the watchdog ping.
-                if tokio::time::timeout(every, agent.outbox_pending())
+                // Only a gate that answers earns the watchdog ping; it answers in
+                // milliseconds whatever the workers are waiting for.
+                if tokio::time::timeout(every, gate.ping())
                     .await
-                    .is_ok()
+                    .is_ok_and(|answered| answered)
                 {
                     crate::systemd::notify("WATCHDOG=1");
                 }

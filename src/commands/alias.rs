@@ -1,10 +1,8 @@
 //! `alias.create {context}`, `alias.deactivate {context}`, `alias.activate {context}`.
 
 use super::Args;
-use crate::actors::agent::Core;
-use crate::actors::enroll::EnrollMessage;
+use super::Work;
 use crate::reply::CommandError;
-use serde_json::Value;
 
 /// What to do with a context's alias.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,22 +34,12 @@ impl AliasCommand {
         })
     }
 
-    /// Carries it out through the enrollment actor, which owns contexts.
-    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let name = self.context;
-        let enroll = &core.services.enroll;
+    /// The work it hands to the enrollment worker, which owns contexts.
+    pub fn work(self) -> Work {
         match self.action {
-            AliasAction::Create => enroll.ask(|r| EnrollMessage::CreateAlias(name, r)).await,
-            AliasAction::Deactivate => {
-                enroll
-                    .ask(|r| EnrollMessage::SetAliasActive(name, false, r))
-                    .await
-            }
-            AliasAction::Activate => {
-                enroll
-                    .ask(|r| EnrollMessage::SetAliasActive(name, true, r))
-                    .await
-            }
+            AliasAction::Create => Work::CreateAlias(self.context),
+            AliasAction::Deactivate => Work::SetAliasActive(self.context, false),
+            AliasAction::Activate => Work::SetAliasActive(self.context, true),
         }
     }
 }

@@ -1,8 +1,7 @@
 //! `approvals`: what is waiting for the owner.
 
 use super::Args;
-use crate::actors::agent::{Core, Invocation};
-use crate::reply::CommandError;
+use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
 /// `approvals` takes no arguments.
@@ -17,13 +16,12 @@ impl Approvals {
     }
 
     /// Lists pending approvals, soonest deadline first.
-    pub fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Value, CommandError> {
-        let hide = core.hides_codes(inv);
-        let pending = core
-            .policy
-            .approvals
-            .pending()
-            .map_err(|e| core.internal(e))?;
+    pub fn apply(
+        self,
+        approvals: &crate::policy::approvals::Approvals,
+        hide: bool,
+    ) -> Result<Value, CommandError> {
+        let pending = approvals.pending().map_err(internal)?;
         let items: Vec<Value> = pending
             .iter()
             .map(|a| {

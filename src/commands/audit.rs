@@ -1,8 +1,8 @@
 //! `audit {since?, limit?, verify?}`: read the audit log and check its hash chain.
 
 use super::{invalid, Args};
-use crate::actors::agent::Core;
-use crate::reply::CommandError;
+use crate::audit::AuditLog;
+use crate::reply::{internal, CommandError};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
@@ -46,15 +46,14 @@ impl Audit {
     }
 
     /// Returns the entries, and the verification report when asked.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let entries = core
-            .audit
+    pub fn apply(self, audit: &AuditLog) -> Result<Value, CommandError> {
+        let entries = audit
             .recent(self.since, self.limit as usize)
-            .map_err(|e| core.internal(e))?;
+            .map_err(internal)?;
         let mut reply = json!({"count": entries.len(), "entries": entries});
         if self.verify {
-            let report = core.audit.verify().map_err(|e| core.internal(e))?;
-            reply["verify"] = serde_json::to_value(report).map_err(|e| core.internal(e))?;
+            let report = audit.verify().map_err(internal)?;
+            reply["verify"] = serde_json::to_value(report).map_err(internal)?;
         }
         Ok(reply)
     }

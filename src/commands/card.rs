@@ -1,12 +1,11 @@
 //! `card.pause {context}` [write], `card.fund {context, limit}` [external],
 //! `card.close {context}` [external; closing is final].
 
+use super::Work;
 use super::{invalid, Args};
-use crate::actors::agent::Core;
-use crate::actors::enroll::EnrollMessage;
-use crate::context::format_amount;
-use crate::reply::CommandError;
-use serde_json::Value;
+use crate::config::{CardProviderKind, CardsConfig};
+use crate::context::{format_amount, Contexts};
+use crate::reply::{CommandError, ErrorKind};
 
 /// What to do with a context's card.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,10 +57,8 @@ impl CardCommand {
     }
 
     /// The approval prompt's words.
-    pub fn describe(&self, core: &Core) -> String {
-        let card = core
-            .services
-            .contexts
+    pub fn describe(&self, contexts: &Contexts) -> String {
+        let card = contexts
             .get(&self.context)
             .ok()
             .flatten()
@@ -82,29 +79,33 @@ impl CardCommand {
         }
     }
 
-    /// Carries it out through the enrollment actor.
-    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let name = self.context;
-        match self.action {
-            CardAction::Pause => {
-                core.services
-                    .enroll
-                    .ask(|r| EnrollMessage::PauseCard(name, r))
-                    .await
-            }
-            CardAction::Fund(cents) => {
-                core.check_card_limit(cents)?;
-                core.services
-                    .enroll
-                    .ask(|r| EnrollMessage::FundCard(name, cents, r))
-                    .await
-            }
-            CardAction::Close => {
-                core.services
-                    .enroll
-                    .ask(|r| EnrollMessage::CloseCard(name, r))
-                    .await
-            }
-        }
+    /// The work it hands to the enrollment worker.
+    pub fn work(self) -> Work {
+        Work::Card(self.context, self.action)
     }
+}
+
+/// Refuses a spend limit above `[cards] max_limit`, or one Privacy.com cannot take.
+pub fn check_limit(cents: u64, config: &CardsConfig) -> Result<(), CommandError> {
+    if config.provider == CardProviderKind::Privacy && cents % 100 != 0 {
+        return Err(CommandError::new(
+            ErrorKind::InvalidArgs,
+            format!(
+                "Privacy.com takes whole amounts only: {} is not one",
+                format_amount(cents)
+            ),
+        ));
+    }
+    let max = config.max_limit.saturating_mul(100);
+    if cents > max {
+        return Err(CommandError::new(
+            ErrorKind::InvalidArgs,
+            format!(
+                "limit {} is over the configured maximum of {} ([cards] max_limit)",
+                format_amount(cents),
+                format_amount(max)
+            ),
+        ));
+    }
+    Ok(())
 }

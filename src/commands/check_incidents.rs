@@ -2,9 +2,8 @@
 //! (`⚠  2026-11-22T10:00  notion  ←  evil.example`).
 
 use super::Args;
-use crate::actors::agent::Core;
-use crate::breach::incidents::Incident;
-use crate::reply::CommandError;
+use crate::breach::incidents::{Incident, Incidents};
+use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
 /// `check-incidents` takes no arguments.
@@ -26,12 +25,8 @@ impl CheckIncidents {
     }
 
     /// Lists the incidents, oldest first.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let all = core
-            .services
-            .incidents
-            .all()
-            .map_err(|e| core.internal(e))?;
+    pub fn apply(self, incidents: &Incidents) -> Result<Value, CommandError> {
+        let all = incidents.all().map_err(internal)?;
         let lines: Vec<String> = all.iter().map(line).collect();
         Ok(json!({"count": all.len(), "incidents": all, "lines": lines}))
     }

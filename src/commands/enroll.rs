@@ -2,10 +2,29 @@
 //! with a disposable alias, a paused $0 card and a placeholder identity.
 
 use super::{invalid, validate_context_name, Args};
-use crate::actors::agent::Core;
-use crate::actors::enroll::{EnrollMessage, EnrollRequest};
 use crate::reply::CommandError;
 use serde_json::Value;
+
+/// What `enroll` asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollRequest {
+    /// The context's name.
+    pub name: String,
+    /// The site URL as given.
+    pub site: String,
+    /// Its host name.
+    pub host: String,
+    /// Its registrable domain.
+    pub domain: String,
+    /// The card's spend limit in cents, or None for no card.
+    pub card_cents: Option<u64>,
+    /// Make a placeholder identity.
+    pub identity: bool,
+    /// The owner's note.
+    pub note: Option<String>,
+    /// More sender domains that belong to the site.
+    pub sender_domains: Vec<String>,
+}
 
 /// `enroll`
 #[derive(Debug, Clone, PartialEq)]
@@ -82,16 +101,5 @@ impl Enroll {
                 note,
             },
         })
-    }
-
-    /// Hands the request to the enrollment actor.
-    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        if let Some(cents) = self.request.card_cents {
-            core.check_card_limit(cents)?;
-        }
-        core.services
-            .enroll
-            .ask(|r| EnrollMessage::Enroll(self.request, r))
-            .await
     }
 }

@@ -2,10 +2,9 @@
 //! card closed, and the context kept as expired for the record.
 
 use super::Args;
-use crate::actors::agent::Core;
-use crate::actors::enroll::EnrollMessage;
+use super::Work;
+use crate::context::Contexts;
 use crate::reply::CommandError;
-use serde_json::Value;
 
 /// `expire {context}`
 #[derive(Debug, Clone, PartialEq)]
@@ -24,8 +23,8 @@ impl Expire {
     }
 
     /// The approval prompt's words: exactly what will be destroyed.
-    pub fn describe(&self, core: &Core) -> String {
-        let ctx = core.services.contexts.get(&self.context).ok().flatten();
+    pub fn describe(&self, contexts: &Contexts) -> String {
+        let ctx = contexts.get(&self.context).ok().flatten();
         let alias = ctx
             .as_ref()
             .and_then(|c| c.alias.as_ref())
@@ -42,12 +41,8 @@ impl Expire {
         )
     }
 
-    /// Hands it to the enrollment actor.
-    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let name = self.context;
-        core.services
-            .enroll
-            .ask(|r| EnrollMessage::Expire(name, r))
-            .await
+    /// The work it hands to the enrollment worker.
+    pub fn work(self) -> Work {
+        Work::Expire(self.context)
     }
 }

@@ -1,9 +1,9 @@
 //! `grant {tool}`: gives a tool its grant back. External tier: it needs the owner's approval.
 
 use super::Args;
-use crate::actors::agent::Core;
+use crate::policy::grants::Grants;
 use crate::policy::tools::ToolSpec;
-use crate::reply::CommandError;
+use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
 /// `grant {tool}`
@@ -32,11 +32,8 @@ impl Grant {
     }
 
     /// Records the grant.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        core.policy
-            .grants
-            .grant(self.tool)
-            .map_err(|e| core.internal(e))?;
+    pub fn apply(self, grants: &Grants) -> Result<Value, CommandError> {
+        grants.grant(self.tool).map_err(internal)?;
         Ok(json!({"status": "granted", "tool": self.tool.name}))
     }
 }

@@ -1,9 +1,9 @@
 //! `help`: the commands, their tiers and arguments, and which tools are granted now.
 
 use super::Args;
-use crate::actors::agent::Core;
+use crate::policy::grants::Grants;
 use crate::policy::tools::TOOLS;
-use crate::reply::CommandError;
+use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
 /// `help` takes no arguments.
@@ -18,14 +18,10 @@ impl Help {
     }
 
     /// Lists every command with its tier and whether it may run now.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
+    pub fn apply(self, grants: &Grants) -> Result<Value, CommandError> {
         let mut commands = Vec::new();
         for tool in TOOLS {
-            let granted = core
-                .policy
-                .grants
-                .is_granted(tool)
-                .map_err(|e| core.internal(e))?;
+            let granted = grants.is_granted(tool).map_err(internal)?;
             commands.push(json!({
                 "name": tool.name,
                 "args": tool.usage,

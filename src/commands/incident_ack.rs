@@ -1,8 +1,8 @@
 //! `incident.ack {id}`: the owner has seen an incident (it stays in the record).
 
 use super::{invalid, Args};
-use crate::actors::agent::Core;
-use crate::reply::{CommandError, ErrorKind};
+use crate::breach::incidents::Incidents;
+use crate::reply::{internal, CommandError, ErrorKind};
 use serde_json::{json, Value};
 
 /// `incident.ack {id}`
@@ -27,11 +27,10 @@ impl IncidentAck {
     }
 
     /// Marks it acknowledged.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let incidents = &core.services.incidents;
+    pub fn apply(self, incidents: &Incidents) -> Result<Value, CommandError> {
         let mut incident = incidents
             .by_id(&self.id)
-            .map_err(|e| core.internal(e))?
+            .map_err(internal)?
             .ok_or_else(|| {
                 CommandError::new(
                     ErrorKind::NotFound,
@@ -39,7 +38,7 @@ impl IncidentAck {
                 )
             })?;
         incident.acked = true;
-        incidents.put(&incident).map_err(|e| core.internal(e))?;
+        incidents.put(&incident).map_err(internal)?;
         Ok(json!({"status": "acknowledged", "incident": incident}))
     }
 }

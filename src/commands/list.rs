@@ -1,10 +1,9 @@
 //! `list`: every context the agent holds.
 
 use super::Args;
-use crate::actors::agent::Core;
-use crate::actors::enroll::EnrollMessage;
-use crate::reply::{Answer, CommandError, Rendered};
-use serde_json::json;
+use crate::context::Contexts;
+use crate::reply::{internal, Answer, CommandError, Rendered};
+use serde_json::{json, Value};
 
 /// `list {refresh?}`
 #[derive(Debug, Clone, PartialEq)]
@@ -22,27 +21,18 @@ impl List {
         })
     }
 
-    /// Returns `{"contexts": [view, ...], "count": n}` (and `refresh`, the provider report,
-    /// when asked), by name. The views are rendered once per change of their context and
-    /// put together as text (see `context::ViewCache`): with many contexts this is most of
-    /// what `list` costs.
-    pub async fn execute(self, core: &mut Core) -> Result<Answer, CommandError> {
-        let refreshed = if self.refresh {
-            Some(core.services.enroll.ask(EnrollMessage::Refresh).await?)
-        } else {
-            None
-        };
-        let (views, count) = core
-            .services
-            .contexts
-            .rendered_views()
-            .map_err(|e| core.internal(e))?;
+    /// Returns `{"contexts": [view, ...], "count": n}` (and `refresh`, the provider report
+    /// of a `refresh: true`, which the enrollment worker makes first), by name. The views
+    /// are rendered once per change of their context and put together as text (see
+    /// `context::ViewCache`): with many contexts this is most of what `list` costs.
+    pub fn apply(contexts: &Contexts, refreshed: Option<&Value>) -> Result<Answer, CommandError> {
+        let (views, count) = contexts.rendered_views().map_err(internal)?;
         let mut fields = vec![
             ("contexts", views),
             ("count", Rendered::from_value(&json!(count))),
         ];
         if let Some(report) = refreshed {
-            fields.push(("refresh", Rendered::from_value(&report)));
+            fields.push(("refresh", Rendered::from_value(report)));
         }
         Ok(Answer::Rendered(Rendered::object(fields)))
     }

@@ -1,8 +1,9 @@
 //! Typed commands: one file per command, each with its argument parsing and its action.
 //!
 //! [`Command::parse`] turns an authenticated envelope's `cmd` and `args` into a value whose
-//! tool and tier the policy can judge; [`Command::execute`] carries it out against the
-//! agent's [`Core`](crate::actors::agent::Core).
+//! tool and tier the policy can judge. Each command's file has what it does: fast commands an
+//! `apply` that is given exactly the records it reads or writes (the gate calls it), slow
+//! ones a `work()` that describes the [`Work`] a worker does beside the gate.
 
 pub mod alias;
 pub mod approvals;
@@ -25,10 +26,11 @@ pub mod sweep;
 pub mod transactions;
 pub mod trust;
 
-use crate::actors::agent::{Core, Invocation};
+use crate::config::CardsConfig;
+use crate::context::Contexts;
 use crate::policy::tools::{self, ToolSpec};
 use crate::redact::truncate;
-use crate::reply::{Answer, CommandError, ErrorKind};
+use crate::reply::{internal, CommandError, ErrorKind};
 use serde_json::{Map, Value};
 
 /// A command the agent understands, with its parsed arguments.
@@ -159,38 +161,59 @@ impl Command {
         }
     }
 
-    /// The tool it runs, which carries its tier.
-    pub fn tool(&self) -> &'static ToolSpec {
-        // Every variant's name is in the tool table; `tools_cover_every_command` tests it.
-        tools::find(self.name()).unwrap_or(&tools::TOOLS[0])
+    /// The tool it runs, which carries its tier. A command missing from the tool table is
+    /// refused (fail closed), never run under some other tool's tier.
+    pub fn tool(&self) -> Result<&'static ToolSpec, CommandError> {
+        tools::find(self.name()).ok_or_else(|| {
+            internal(format!(
+                "command {} has no entry in the tool table; refused",
+                self.name()
+            ))
+        })
     }
 
     /// What running it will do, in words, for an approval prompt.
-    pub fn describe(&self, core: &Core) -> String {
+    pub fn describe(&self, contexts: &Contexts) -> String {
         match self {
             Command::Grant(g) => g.describe(),
-            Command::Card(c) => c.describe(core),
-            Command::Expire(e) => e.describe(core),
+            Command::Card(c) => c.describe(contexts),
+            Command::Expire(e) => e.describe(contexts),
             other => format!("run `{}`", other.name()),
         }
     }
 
+    /// The work a worker does for it, for the commands whose work is slow (provider calls,
+    /// sweeps); the command itself back for those the gate answers from its own records.
+    pub fn into_work(self) -> Result<Work, Box<Command>> {
+        Ok(match self {
+            Command::Enroll(c) => Work::Enroll(c.request),
+            Command::Alias(c) => c.work(),
+            Command::Card(c) => c.work(),
+            Command::Transactions(c) => c.work(),
+            Command::Expire(c) => c.work(),
+            Command::Sweep(_) => Work::Sweep,
+            Command::List(c) if c.refresh => Work::Refresh,
+            other => return Err(Box::new(other)),
+        })
+    }
+
     /// Checks, before the owner is asked to approve it, that the command can happen at all
     /// (the context exists and is in a state that allows it).
-    pub fn precheck(&self, core: &Core) -> Result<(), CommandError> {
+    pub fn precheck(&self, contexts: &Contexts, cards: &CardsConfig) -> Result<(), CommandError> {
         let context = match self {
             Command::Card(c) => &c.context,
             Command::Expire(e) => &e.context,
+            Command::Enroll(e) => {
+                if let Some(cents) = e.request.card_cents {
+                    card::check_limit(cents, cards)?;
+                }
+                return Ok(());
+            }
             _ => return Ok(()),
         };
-        let ctx = core
-            .services
-            .contexts
-            .get(context)
-            .map_err(|e| core.internal(e))?
-            .ok_or_else(|| {
-                CommandError::new(ErrorKind::NotFound, format!("context not found: {context}"))
-            })?;
+        let ctx = contexts.get(context).map_err(internal)?.ok_or_else(|| {
+            CommandError::new(ErrorKind::NotFound, format!("context not found: {context}"))
+        })?;
         let conflict = |m: String| Err(CommandError::new(ErrorKind::Conflict, m));
         if ctx.state == crate::context::ContextState::Expired {
             return conflict(format!("context {context} is expired"));
@@ -204,37 +227,49 @@ impl Command {
                 Some(_) => {}
             }
             if let card::CardAction::Fund(cents) = c.action {
-                core.check_card_limit(cents)?;
+                card::check_limit(cents, cards)?;
             }
         }
         Ok(())
     }
+}
 
-    /// Carries the command out. The policy has already allowed it (or the owner approved it).
-    pub async fn execute(self, core: &mut Core, inv: &Invocation) -> Result<Answer, CommandError> {
-        let value = match self {
-            Command::Help(c) => c.execute(core),
-            Command::List(c) => return c.execute(core).await,
-            Command::Status(c) => c.execute(core),
-            Command::Approvals(c) => c.execute(core, inv),
-            Command::Approve(c) => c.execute(core, inv).await,
-            Command::Deny(c) => c.execute(core, inv),
-            Command::Audit(c) => c.execute(core),
-            Command::Grant(c) => c.execute(core),
-            Command::Revoke(c) => c.execute(core),
-            Command::Lockdown(c) => c.execute(core, inv),
-            Command::Enroll(c) => c.execute(core).await,
-            Command::Alias(c) => c.execute(core).await,
-            Command::Card(c) => c.execute(core).await,
-            Command::Transactions(c) => c.execute(core).await,
-            Command::Expire(c) => c.execute(core).await,
-            Command::Sweep(c) => c.execute(core, inv).await,
-            Command::CheckIncidents(c) => c.execute(core),
-            Command::IncidentAck(c) => c.execute(core),
-            Command::Trust(c) => c.execute(core, inv),
-            Command::SecretsReload(c) => c.execute(core, inv),
-        };
-        value.map(Answer::Value)
+/// Slow work a command hands to a worker: provider calls and sweeps never run on the gate.
+/// Work on one context runs in order, one at a time; work on different contexts side by side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Work {
+    /// Enroll (or resume enrolling) a context.
+    Enroll(enroll::EnrollRequest),
+    /// Make an alias for a context that has none.
+    CreateAlias(String),
+    /// Turn a context's alias on or off.
+    SetAliasActive(String, bool),
+    /// Pause, fund or close a context's card.
+    Card(String, card::CardAction),
+    /// A context's card transactions.
+    Transactions(String),
+    /// Burn a context: alias deactivated and deleted, card closed, context kept as expired.
+    Expire(String),
+    /// `list {refresh: true}`: read every alias from the provider first.
+    Refresh,
+    /// Settle intents left by an interrupted run (at start).
+    Reconcile,
+    /// Sweep every breach source.
+    Sweep,
+}
+
+impl Work {
+    /// The context it is about, when it is about one.
+    pub fn context(&self) -> Option<&str> {
+        match self {
+            Work::Enroll(r) => Some(&r.name),
+            Work::CreateAlias(c)
+            | Work::SetAliasActive(c, _)
+            | Work::Card(c, _)
+            | Work::Transactions(c)
+            | Work::Expire(c) => Some(c),
+            Work::Refresh | Work::Reconcile | Work::Sweep => None,
+        }
     }
 }
 
@@ -408,8 +443,45 @@ mod tests {
                 _ => serde_json::json!({}),
             };
             let cmd = Command::parse(t.name, args.as_object().unwrap()).unwrap();
-            assert_eq!(cmd.tool().name, t.name);
+            assert_eq!(cmd.tool().unwrap().name, t.name);
         }
+    }
+
+    /// Every command the parser knows has a tool entry: a missing one is refused at run
+    /// time (fail closed), so this catches it before that.
+    #[test]
+    fn every_command_has_a_tool() {
+        let all = [
+            "help",
+            "list",
+            "status",
+            "approvals",
+            "approve",
+            "deny",
+            "audit",
+            "grant",
+            "revoke",
+            "lockdown",
+            "enroll",
+            "alias.create",
+            "alias.deactivate",
+            "alias.activate",
+            "card.pause",
+            "card.fund",
+            "card.close",
+            "transactions",
+            "expire",
+            "sweep",
+            "check-incidents",
+            "incident.ack",
+            "trust",
+            "secrets.reload",
+        ];
+        for name in all {
+            let tool = tools::find(name).unwrap_or_else(|| panic!("{name} has no tool"));
+            assert_eq!(tool.name, name);
+        }
+        assert_eq!(all.len(), tools::TOOLS.len());
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `revoke {tool}`: takes a tool's grant away, at once.
 
 use super::Args;
-use crate::actors::agent::Core;
+use crate::policy::grants::Grants;
 use crate::policy::tools::ToolSpec;
-use crate::reply::CommandError;
+use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
 /// `revoke {tool}`
@@ -23,11 +23,8 @@ impl Revoke {
     }
 
     /// Records the revocation.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        core.policy
-            .grants
-            .revoke(self.tool)
-            .map_err(|e| core.internal(e))?;
+    pub fn apply(self, grants: &Grants) -> Result<Value, CommandError> {
+        grants.revoke(self.tool).map_err(internal)?;
         Ok(json!({"status": "revoked", "tool": self.tool.name}))
     }
 }

@@ -1,8 +1,8 @@
 //! `status {context}`: one context in full.
 
 use super::Args;
-use crate::actors::agent::Core;
-use crate::reply::{CommandError, ErrorKind};
+use crate::context::Contexts;
+use crate::reply::{internal, CommandError, ErrorKind};
 use serde_json::Value;
 
 /// `status {context}`
@@ -22,13 +22,8 @@ impl Status {
     }
 
     /// Returns the context, or `context not found: NAME`.
-    pub fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        match core
-            .services
-            .contexts
-            .get(&self.context)
-            .map_err(|e| core.internal(e))?
-        {
+    pub fn apply(self, contexts: &Contexts) -> Result<Value, CommandError> {
+        match contexts.get(&self.context).map_err(internal)? {
             Some(ctx) => Ok(ctx.view()),
             None => Err(CommandError::new(
                 ErrorKind::NotFound,

@@ -1,10 +1,8 @@
 //! `transactions {context}`: the newest charges on a context's card.
 
 use super::Args;
-use crate::actors::agent::Core;
-use crate::actors::enroll::EnrollMessage;
+use super::Work;
 use crate::reply::CommandError;
-use serde_json::Value;
 
 /// `transactions {context}`
 #[derive(Debug, Clone, PartialEq)]
@@ -22,12 +20,8 @@ impl Transactions {
         })
     }
 
-    /// Asks the card provider.
-    pub async fn execute(self, core: &mut Core) -> Result<Value, CommandError> {
-        let name = self.context;
-        core.services
-            .enroll
-            .ask(|r| EnrollMessage::Transactions(name, r))
-            .await
+    /// The work it hands to the enrollment worker.
+    pub fn work(self) -> Work {
+        Work::Transactions(self.context)
     }
 }

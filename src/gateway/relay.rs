@@ -11,6 +11,7 @@
 
 use super::device::{DeviceError, DeviceEvent, SignalDevice};
 use super::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES};
+use crate::retry::Backoff;
 use crate::shutdown::Shutdown;
 use std::collections::{HashSet, VecDeque};
 use std::io::Write;
@@ -107,21 +108,9 @@ impl SentLog {
     }
 }
 
-/// A doubling backoff from 200 ms up to 30 s.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff(Duration::from_millis(200))
-    }
-    fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(30));
-        d
-    }
-    fn reset(&mut self) {
-        self.0 = Duration::from_millis(200);
-    }
+/// A doubling backoff from 200 ms up to 30 s, with jitter.
+fn reconnect_backoff() -> Backoff {
+    Backoff::forever(Duration::from_millis(200), Duration::from_secs(30))
 }
 
 /// Runs the relay until shutdown (or until the device is unlinked).
@@ -134,8 +123,8 @@ pub async fn run<D: SignalDevice>(
     let mut held: VecDeque<GatewayEvent> = VecDeque::new();
     let mut waiting: VecDeque<(String, String, String)> = VecDeque::new();
     let mut queue_empty = false;
-    let mut device_backoff = Backoff::new();
-    let mut core_backoff = Backoff::new();
+    let mut device_backoff = reconnect_backoff();
+    let mut core_backoff = reconnect_backoff();
     if !connect_device(&mut device, &mut device_backoff, &mut shutdown).await? {
         return Ok(());
     }
@@ -147,7 +136,7 @@ pub async fn run<D: SignalDevice>(
         let stream = match stream {
             Ok(s) => s,
             Err(e) => {
-                let wait = core_backoff.next();
+                let wait = core_backoff.next_delay().unwrap_or(Duration::from_secs(30));
                 tracing::info!(error = %e, retry_ms = wait.as_millis() as u64, "core not reachable");
                 // Keep receiving while the core is away, holding what arrives.
                 let deadline = tokio::time::sleep(wait);
@@ -307,7 +296,7 @@ async fn connect_device<D: SignalDevice>(
             Ok(()) => return Ok(true),
             Err(e @ DeviceError::Unlinked(_)) => return Err(e.into()),
             Err(DeviceError::Disconnected(why)) => {
-                let wait = backoff.next();
+                let wait = backoff.next_delay().unwrap_or(Duration::from_secs(30));
                 tracing::warn!(%why, retry_ms = wait.as_millis() as u64, "cannot reach Signal");
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}

@@ -197,6 +197,20 @@ pub const TOOLS: &[ToolSpec] = &[
         "{id}",
         "acknowledge an incident",
     ),
+    tool(
+        "trust",
+        Tier::Write,
+        false,
+        "",
+        "accept the owner's new Signal safety number (console only)",
+    ),
+    tool(
+        "secrets.reload",
+        Tier::Write,
+        false,
+        "",
+        "read the command secrets again (console only)",
+    ),
 ];
 
 /// Looks a tool up by name.

@@ -1,8 +1,9 @@
 //! The HTTP client every provider uses: timeouts, bounded retries with exponential backoff
-//! and full jitter on 5xx, timeouts and resets, `Retry-After` on 429, and one error type that
-//! turns 401/403 into "key rejected". API keys live only in the header value built here,
+//! and jitter ([`crate::retry`]) on 5xx, timeouts and resets, `Retry-After` on 429, and one
+//! error type that turns 401/403 into "key rejected". API keys live only in the header value built here,
 //! marked sensitive so that neither reqwest nor this module ever prints them.
 
+use crate::retry::Backoff;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -55,6 +56,12 @@ pub enum ProviderError {
         /// The provider's explanation.
         message: String,
     },
+    /// A lockdown came after the job was authorised: the call was not made.
+    #[error("locked down: no call to {provider} was made after the lockdown")]
+    LockedDown {
+        /// The provider.
+        provider: &'static str,
+    },
     /// The provider answered something that is not the documented shape.
     #[error("{provider} answered in an unexpected shape: {message}")]
     Decode {
@@ -63,6 +70,22 @@ pub enum ProviderError {
         /// What was wrong.
         message: String,
     },
+}
+
+impl From<ProviderError> for crate::reply::CommandError {
+    fn from(e: ProviderError) -> crate::reply::CommandError {
+        use crate::reply::ErrorKind;
+        use ProviderError as P;
+        let kind = match &e {
+            P::NotConfigured { .. } => ErrorKind::NotConfigured,
+            P::KeyRejected { .. } => ErrorKind::KeyRejected,
+            P::RateLimited { .. } => ErrorKind::RateLimited,
+            P::Unavailable { .. } | P::Decode { .. } => ErrorKind::Unavailable,
+            P::Rejected { .. } => ErrorKind::ProviderRejected,
+            P::LockedDown { .. } => ErrorKind::LockedDown,
+        };
+        crate::reply::CommandError::new(kind, e.to_string())
+    }
 }
 
 impl ProviderError {
@@ -78,7 +101,7 @@ impl ProviderError {
 pub struct RetryPolicy {
     /// Attempts in all, the first included.
     pub attempts: u32,
-    /// The first backoff; doubled each time, with full jitter.
+    /// The first backoff; doubled each time, with jitter (see [`crate::retry`]).
     pub base_delay: Duration,
     /// No single wait is longer.
     pub max_delay: Duration,
@@ -191,10 +214,14 @@ impl ProviderClient {
         idempotency: Idempotency,
     ) -> Result<Response, ProviderError> {
         let url = format!("{}{}", self.base, path);
+        let mut delays = Backoff::bounded(
+            self.policy.base_delay,
+            self.policy.max_delay,
+            self.policy.attempts.saturating_sub(1) as usize,
+        );
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt >= self.policy.attempts;
             let mut req = self
                 .http
                 .request(method.clone(), &url)
@@ -212,10 +239,10 @@ impl ProviderClient {
                     // A connect failure certainly did not reach the provider.
                     let safe = e.is_connect() || idempotency == Idempotency::Idempotent;
                     let err = self.unavailable(&e);
-                    if last || !safe {
-                        return Err(err);
+                    match delays.next_delay() {
+                        Some(wait) if safe => wait,
+                        _ => return Err(err),
                     }
-                    self.backoff(attempt)
                 }
                 Ok(resp) => {
                     let status = resp.status();
@@ -237,7 +264,7 @@ impl ProviderClient {
                         Retry::No(e) => return Err(e),
                         Retry::After(e, wait) => {
                             let create_safe = matches!(status.as_u16(), 429 | 502 | 503 | 504);
-                            if last || (idempotency == Idempotency::Create && !create_safe) {
+                            if idempotency == Idempotency::Create && !create_safe {
                                 return Err(e);
                             }
                             if let ProviderError::RateLimited {
@@ -250,7 +277,10 @@ impl ProviderClient {
                                     return Err(e);
                                 }
                             }
-                            wait.unwrap_or_else(|| self.backoff(attempt))
+                            match delays.next_delay() {
+                                Some(backoff) => wait.unwrap_or(backoff),
+                                None => return Err(e),
+                            }
                         }
                     }
                 }
@@ -313,21 +343,6 @@ impl ProviderClient {
                 message,
             }),
         }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let exp = self
-            .policy
-            .base_delay
-            .saturating_mul(1u32 << attempt.min(16).saturating_sub(1));
-        let cap = exp.min(self.policy.max_delay);
-        // Full jitter: uniformly between zero and the cap.
-        let mut b = [0u8; 4];
-        let frac = match getrandom::fill(&mut b) {
-            Ok(()) => u32::from_le_bytes(b) as f64 / u32::MAX as f64,
-            Err(_) => 0.5,
-        };
-        cap.mul_f64(frac)
     }
 }
 

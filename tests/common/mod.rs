@@ -252,3 +252,17 @@ pub fn assert_error(reply: &Value, kind: &str) {
 pub mod dovecot;
 pub mod hibp;
 pub mod providers;
+
+/// Polls `check` every 50 ms until it gives a value, for work that finishes beside the
+/// command that started it (a job); panics with `what` after 30 s.
+#[allow(dead_code)]
+pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

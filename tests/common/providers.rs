@@ -193,6 +193,35 @@ impl MockServer {
         self.inner().requests.len()
     }
 
+    /// From now on every request waits, before the provider does anything, until
+    /// [`MockServer::release`]: a provider that hangs.
+    pub fn hold(&self) {
+        self.inner().held = true;
+    }
+
+    /// Lets every held request go on, and new ones through.
+    pub fn release(&self) {
+        let mut st = self.inner();
+        st.held = false;
+        st.released.notify_waiters();
+    }
+
+    /// The most requests that were being handled at once since the last reset.
+    pub fn max_in_flight(&self) -> usize {
+        self.inner().max_in_flight
+    }
+
+    /// Starts counting [`MockServer::max_in_flight`] afresh.
+    pub fn reset_max_in_flight(&self) {
+        let mut st = self.inner();
+        st.max_in_flight = st.in_flight;
+    }
+
+    /// Every answer from now on comes `d` after the work is done (None: at once).
+    pub fn set_latency(&self, d: Option<Duration>) {
+        self.inner().latency = d;
+    }
+
     /// Forgets the request log.
     pub fn clear_requests(&self) {
         self.inner().requests.clear();
@@ -413,6 +442,33 @@ struct Inner {
     activities: std::collections::HashMap<u64, Vec<Value>>,
     /// addy.io: each alias id's mail for the prototype-only `/aliases/{id}/emails`.
     emails: std::collections::HashMap<String, Vec<Value>>,
+    /// While true, every request waits (before doing anything) until `release`.
+    held: bool,
+    /// Rung by `release`.
+    released: Arc<tokio::sync::Notify>,
+    /// Every answer waits this long after the work is done (a slow provider).
+    latency: Option<Duration>,
+    /// Requests being handled now, and the most there were at once.
+    in_flight: usize,
+    max_in_flight: usize,
+}
+
+/// Counts a request as in flight for as long as it lives (also through a `Reset` unwind).
+struct InFlight(Shared);
+
+impl InFlight {
+    fn enter(shared: &Shared) -> InFlight {
+        let mut st = lock(shared);
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        InFlight(shared.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.0).in_flight -= 1;
+    }
 }
 
 /// One request, as the routes see it.
@@ -527,11 +583,21 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
     if method == "GET" && path.starts_with("/__") {
         return lock(&shared).control(&path).into_response();
     }
+    let _in_flight = InFlight::enter(&shared);
     let fault = {
         let mut st = lock(&shared);
         st.requests.push(request_line(&method, &path, &query));
         st.take_fault(&method, &path)
     };
+    loop {
+        let released = lock(&shared).released.clone();
+        let wake = released.notified();
+        let held = lock(&shared).held;
+        if !held {
+            break;
+        }
+        wake.await;
+    }
     let mut delay = None;
     let mut replace = None;
     match fault {
@@ -568,7 +634,8 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
             None => reply,
         }
     };
-    if let Some(d) = delay {
+    let latency = lock(&shared).latency;
+    if let Some(d) = delay.or(latency) {
         tokio::time::sleep(d).await;
     }
     reply.into_response()
@@ -592,6 +659,11 @@ impl Inner {
             seeded_cards: 0,
             activities: std::collections::HashMap::new(),
             emails: std::collections::HashMap::new(),
+            held: false,
+            released: Arc::new(tokio::sync::Notify::new()),
+            latency: None,
+            in_flight: 0,
+            max_in_flight: 0,
         }
     }
 

@@ -1,6 +1,7 @@
-//! Placeholder enrollment and the context lifecycle: the one owner of contexts.
+//! The context lifecycle's steps, run by the enrollment worker ([`super::enroll`]) one job
+//! at a time per context.
 //!
-//! It makes a context's alias (through the alias manager), its card (through the card
+//! They make a context's alias (through the alias manager), its card (through the card
 //! manager) and its placeholder identity, changes them on the owner's commands, and burns them
 //! on `expire`. Every create is preceded by an intent flushed to disk, so an interrupted or
 //! retried enroll finds what the provider already made instead of making it twice
@@ -8,6 +9,9 @@
 
 use super::alias::AliasHandle;
 use super::card::CardHandle;
+use super::enroll::ContextLocks;
+use super::ticket::Ticket;
+use crate::commands::enroll::EnrollRequest;
 use crate::context::{
     format_amount, AliasRecord, CardRecord, Context, ContextState, Contexts, Intent, IntentKind,
 };
@@ -16,103 +20,14 @@ use crate::reply::{CommandError, ErrorKind};
 use crate::store::{Store, StoreError};
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
 
-/// What `enroll` asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EnrollRequest {
-    /// The context's name.
-    pub name: String,
-    /// The site URL as given.
-    pub site: String,
-    /// Its host name.
-    pub host: String,
-    /// Its registrable domain.
-    pub domain: String,
-    /// The card's spend limit in cents, or None for no card.
-    pub card_cents: Option<u64>,
-    /// Make a placeholder identity.
-    pub identity: bool,
-    /// The owner's note.
-    pub note: Option<String>,
-    /// More sender domains that belong to the site.
-    pub sender_domains: Vec<String>,
-}
-
-type Reply = oneshot::Sender<Result<Value, CommandError>>;
-
-/// What the enrollment actor can be asked.
-#[derive(Debug)]
-pub enum EnrollMessage {
-    /// Enroll (or resume enrolling) a context.
-    Enroll(EnrollRequest, Reply),
-    /// Make an alias for a context that has none.
-    CreateAlias(String, Reply),
-    /// Turn a context's alias on or off.
-    SetAliasActive(String, bool, Reply),
-    /// Pause a context's card.
-    PauseCard(String, Reply),
-    /// Set a card's limit and open it.
-    FundCard(String, u64, Reply),
-    /// Close a card for good.
-    CloseCard(String, Reply),
-    /// A context's card transactions.
-    Transactions(String, Reply),
-    /// Burn a context: alias deactivated and deleted, card closed, context kept as expired.
-    Expire(String, Reply),
-    /// Settle intents left by an interrupted run.
-    Reconcile(Reply),
-    /// Read every alias from the provider and update the contexts' alias state.
-    Refresh(Reply),
-}
-
-/// The handle.
-#[derive(Clone, Debug)]
-pub struct EnrollHandle {
-    sender: mpsc::Sender<EnrollMessage>,
-}
-
-struct Enrollment {
-    store: Store,
-    contexts: Contexts,
-    aliases: AliasHandle,
-    cards: CardHandle,
-    forwarding_address: String,
-    receiver: mpsc::Receiver<EnrollMessage>,
-}
-
-impl EnrollHandle {
-    /// Starts the actor.
-    pub fn start(
-        store: Store,
-        aliases: AliasHandle,
-        cards: CardHandle,
-        forwarding_address: String,
-    ) -> EnrollHandle {
-        let (sender, receiver) = mpsc::channel(64);
-        let contexts = Contexts::new(&store);
-        let actor = Enrollment {
-            store,
-            contexts,
-            aliases,
-            cards,
-            forwarding_address,
-            receiver,
-        };
-        tokio::spawn(actor.run());
-        EnrollHandle { sender }
-    }
-
-    /// Sends a message and waits for its answer.
-    pub async fn ask(
-        &self,
-        make: impl FnOnce(Reply) -> EnrollMessage,
-    ) -> Result<Value, CommandError> {
-        let (reply, rx) = oneshot::channel();
-        let stopped = || CommandError::new(ErrorKind::Unavailable, "the enrollment actor stopped");
-        self.sender.send(make(reply)).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
+/// What the steps work with; shared by every job of the enrollment worker.
+pub(super) struct Lifecycle {
+    pub(super) store: Store,
+    pub(super) contexts: Contexts,
+    pub(super) aliases: AliasHandle,
+    pub(super) cards: CardHandle,
+    pub(super) forwarding_address: String,
 }
 
 fn store_err(e: StoreError) -> CommandError {
@@ -142,56 +57,7 @@ fn new_marker() -> Result<String, CommandError> {
     Ok(format!("pane:{}", hex::encode(b)))
 }
 
-impl Enrollment {
-    async fn run(mut self) {
-        while let Some(msg) = self.receiver.recv().await {
-            match msg {
-                EnrollMessage::Enroll(req, r) => {
-                    let _ = r.send(self.enroll(req).await);
-                }
-                EnrollMessage::CreateAlias(name, r) => {
-                    let _ = r.send(self.create_alias(&name).await);
-                }
-                EnrollMessage::SetAliasActive(name, on, r) => {
-                    let _ = r.send(self.set_alias_active(&name, on).await);
-                }
-                EnrollMessage::PauseCard(name, r) => {
-                    let update = CardUpdate {
-                        state: Some(CardState::Paused),
-                        spend_limit_cents: None,
-                    };
-                    let _ = r.send(self.update_card(&name, update).await);
-                }
-                EnrollMessage::FundCard(name, cents, r) => {
-                    let update = CardUpdate {
-                        state: Some(CardState::Open),
-                        spend_limit_cents: Some(cents),
-                    };
-                    let _ = r.send(self.update_card(&name, update).await);
-                }
-                EnrollMessage::CloseCard(name, r) => {
-                    let update = CardUpdate {
-                        state: Some(CardState::Closed),
-                        spend_limit_cents: None,
-                    };
-                    let _ = r.send(self.update_card(&name, update).await);
-                }
-                EnrollMessage::Transactions(name, r) => {
-                    let _ = r.send(self.transactions(&name).await);
-                }
-                EnrollMessage::Expire(name, r) => {
-                    let _ = r.send(self.expire(&name).await);
-                }
-                EnrollMessage::Reconcile(r) => {
-                    let _ = r.send(self.reconcile().await);
-                }
-                EnrollMessage::Refresh(r) => {
-                    let _ = r.send(self.refresh().await);
-                }
-            }
-        }
-    }
-
+impl Lifecycle {
     fn get(&self, name: &str) -> Result<Context, CommandError> {
         self.contexts
             .get(name)
@@ -215,7 +81,11 @@ impl Enrollment {
         self.store.flush().await.map_err(store_err)
     }
 
-    async fn enroll(&mut self, req: EnrollRequest) -> Result<Value, CommandError> {
+    pub(super) async fn enroll(
+        &self,
+        req: EnrollRequest,
+        t: &Ticket,
+    ) -> Result<Value, CommandError> {
         let mut ctx = match self.contexts.get(&req.name).map_err(store_err)? {
             Some(c) if c.state == ContextState::Enrolling && c.site == req.site => c,
             Some(c) if c.state == ContextState::Enrolling => {
@@ -256,11 +126,11 @@ impl Enrollment {
                 ),
             )
         };
-        self.ensure_alias(&mut ctx, &req.host)
+        self.ensure_alias(&mut ctx, &req.host, t)
             .await
             .map_err(|e| incomplete(e, "alias"))?;
         if ctx.wants_card_cents.is_some() {
-            self.ensure_card(&mut ctx)
+            self.ensure_card(&mut ctx, t)
                 .await
                 .map_err(|e| incomplete(e, "card"))?;
         }
@@ -284,7 +154,12 @@ impl Enrollment {
         Ok(view)
     }
 
-    async fn ensure_alias(&mut self, ctx: &mut Context, host: &str) -> Result<(), CommandError> {
+    async fn ensure_alias(
+        &self,
+        ctx: &mut Context,
+        host: &str,
+        t: &Ticket,
+    ) -> Result<(), CommandError> {
         if ctx.alias.as_ref().is_some_and(|a| !a.deleted) {
             return Ok(());
         }
@@ -310,7 +185,7 @@ impl Enrollment {
             description: format!("pane {} ({marker})", ctx.name),
             hostname: host.to_string(),
         };
-        match self.aliases.create(new).await {
+        match self.aliases.create(new, t).await {
             Ok(alias) => self.attach_alias(ctx, alias).await,
             Err(e) if e.outcome_unknown() => {
                 // It may exist: look once; otherwise the intent stays for the next try.
@@ -329,7 +204,7 @@ impl Enrollment {
     }
 
     async fn attach_alias(
-        &mut self,
+        &self,
         ctx: &mut Context,
         alias: crate::providers::AliasInfo,
     ) -> Result<(), CommandError> {
@@ -352,7 +227,7 @@ impl Enrollment {
         self.aliases.provider_name().to_string()
     }
 
-    async fn ensure_card(&mut self, ctx: &mut Context) -> Result<(), CommandError> {
+    async fn ensure_card(&self, ctx: &mut Context, t: &Ticket) -> Result<(), CommandError> {
         if ctx.card.is_some() {
             return Ok(());
         }
@@ -378,7 +253,7 @@ impl Enrollment {
             memo: format!("pane {} {marker}", ctx.name),
             spend_limit_cents: ctx.wants_card_cents.unwrap_or(0),
         };
-        match self.cards.create(new).await {
+        match self.cards.create(new, t).await {
             Ok(card) => self.attach_card(ctx, card).await,
             Err(e) if e.outcome_unknown() => match self.cards.find(&marker).await {
                 Ok(Some(card)) => self.attach_card(ctx, card).await,
@@ -394,7 +269,7 @@ impl Enrollment {
     }
 
     async fn attach_card(
-        &mut self,
+        &self,
         ctx: &mut Context,
         card: crate::providers::CardInfo,
     ) -> Result<(), CommandError> {
@@ -412,28 +287,38 @@ impl Enrollment {
         self.store.flush().await.map_err(store_err)
     }
 
-    async fn create_alias(&mut self, name: &str) -> Result<Value, CommandError> {
+    pub(super) async fn create_alias(&self, name: &str, t: &Ticket) -> Result<Value, CommandError> {
         let mut ctx = self.get_active(name)?;
         if ctx.alias.as_ref().is_some_and(|a| !a.deleted) {
             return Err(conflict(format!("context {name} already has an alias")));
         }
         let host = ctx.domain.clone();
-        self.ensure_alias(&mut ctx, &host).await?;
+        self.ensure_alias(&mut ctx, &host, t).await?;
         Ok(ctx.view())
     }
 
-    async fn set_alias_active(&mut self, name: &str, active: bool) -> Result<Value, CommandError> {
+    pub(super) async fn set_alias_active(
+        &self,
+        name: &str,
+        active: bool,
+        t: &Ticket,
+    ) -> Result<Value, CommandError> {
         let mut ctx = self.get_active(name)?;
         let Some(alias) = ctx.alias.as_mut().filter(|a| !a.deleted) else {
             return Err(conflict(format!("context {name} has no alias")));
         };
-        self.aliases.set_active(&alias.id, active).await?;
+        self.aliases.set_active(&alias.id, active, t).await?;
         alias.active = active;
         self.save(&ctx).await?;
         Ok(ctx.view())
     }
 
-    async fn update_card(&mut self, name: &str, update: CardUpdate) -> Result<Value, CommandError> {
+    pub(super) async fn update_card(
+        &self,
+        name: &str,
+        update: CardUpdate,
+        t: &Ticket,
+    ) -> Result<Value, CommandError> {
         let mut ctx = self.get_active(name)?;
         let Some(card) = ctx.card.as_mut() else {
             return Err(conflict(format!("context {name} has no card")));
@@ -443,7 +328,7 @@ impl Enrollment {
                 "the card of {name} is closed; closing is final"
             )));
         }
-        let info = self.cards.update(&card.token, update).await?;
+        let info = self.cards.update(&card.token, update, t).await?;
         card.state = info.state;
         card.limit_cents = info.spend_limit;
         card.last_four = info.last_four;
@@ -451,7 +336,7 @@ impl Enrollment {
         Ok(ctx.view())
     }
 
-    async fn transactions(&mut self, name: &str) -> Result<Value, CommandError> {
+    pub(super) async fn transactions(&self, name: &str) -> Result<Value, CommandError> {
         let ctx = self.get(name)?;
         let Some(card) = ctx.card.as_ref() else {
             return Err(conflict(format!("context {name} has no card")));
@@ -462,7 +347,7 @@ impl Enrollment {
         )
     }
 
-    async fn expire(&mut self, name: &str) -> Result<Value, CommandError> {
+    pub(super) async fn expire(&self, name: &str, t: &Ticket) -> Result<Value, CommandError> {
         let mut ctx = self.get(name)?;
         if ctx.state == ContextState::Expired {
             return Err(conflict(format!("context {name} is already expired")));
@@ -470,13 +355,13 @@ impl Enrollment {
         // Each step is saved as it completes, so a failure part-way resumes on the next expire.
         if let Some(alias) = ctx.alias.clone().filter(|a| !a.deleted) {
             if alias.active {
-                self.aliases.set_active(&alias.id, false).await?;
+                self.aliases.set_active(&alias.id, false, t).await?;
                 if let Some(a) = ctx.alias.as_mut() {
                     a.active = false;
                 }
                 self.save(&ctx).await?;
             }
-            self.aliases.delete(&alias.id).await?;
+            self.aliases.delete(&alias.id, t).await?;
             if let Some(a) = ctx.alias.as_mut() {
                 a.deleted = true;
             }
@@ -487,7 +372,7 @@ impl Enrollment {
                 state: Some(CardState::Closed),
                 spend_limit_cents: None,
             };
-            let info = self.cards.update(&card.token, update).await?;
+            let info = self.cards.update(&card.token, update, t).await?;
             if let Some(c) = ctx.card.as_mut() {
                 c.state = info.state;
             }
@@ -501,12 +386,25 @@ impl Enrollment {
         Ok(view)
     }
 
-    async fn refresh(&mut self) -> Result<Value, CommandError> {
+    /// Reads every alias from the provider, then updates each context under its own lock,
+    /// so a job running on a context is never overwritten by the refresh or the other way.
+    pub(super) async fn refresh(&self, locks: &ContextLocks) -> Result<Value, CommandError> {
         let (aliases, requests) = self.aliases.list().await?;
         let by_id: std::collections::HashMap<&str, &crate::providers::AliasInfo> =
             aliases.iter().map(|a| (a.id.as_str(), a)).collect();
         let mut changed = 0;
-        for mut ctx in self.contexts.all().map_err(store_err)? {
+        let names: Vec<String> = self
+            .contexts
+            .all()
+            .map_err(store_err)?
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        for name in names {
+            let _serial = locks.lock(&name).await;
+            let Some(mut ctx) = self.contexts.get(&name).map_err(store_err)? else {
+                continue;
+            };
             let Some(record) = ctx.alias.as_mut().filter(|a| !a.deleted) else {
                 continue;
             };
@@ -525,10 +423,21 @@ impl Enrollment {
         )
     }
 
-    async fn reconcile(&mut self) -> Result<Value, CommandError> {
+    /// Settles intents left by an interrupted run, each under its context's lock.
+    pub(super) async fn reconcile(&self, locks: &ContextLocks) -> Result<Value, CommandError> {
         let mut settled = Vec::new();
         let mut pending = Vec::new();
         for intent in self.contexts.open_intents().map_err(store_err)? {
+            let _serial = locks.lock(&intent.context).await;
+            if self
+                .contexts
+                .intent(&intent.context, intent.kind)
+                .map_err(store_err)?
+                .is_none()
+            {
+                // Settled by the job that held the lock before us.
+                continue;
+            }
             let Some(mut ctx) = self.contexts.get(&intent.context).map_err(store_err)? else {
                 self.contexts
                     .close_intent(&intent.context, intent.kind)

@@ -5,7 +5,7 @@
 //! A source that is down is reported and skipped; its cursor does not move, so nothing is
 //! lost: the next sweep reads what this one could not.
 
-use crate::actors::alias::AliasHandle;
+use super::alias::AliasHandle;
 use crate::breach::imap::{Cursor, ImapError, ImapSource};
 use crate::breach::incidents::{Incident, Incidents};
 use crate::breach::matching::{belongs, observe, observe_sender};
@@ -52,17 +52,13 @@ pub struct SweepReport {
     pub repeated: usize,
 }
 
-/// What the breach monitor can be asked.
-#[derive(Debug)]
-pub enum BreachMessage {
-    /// Sweep every source now.
-    Sweep(oneshot::Sender<Result<SweepReport, StoreError>>),
-}
+/// Told the result of a sweep.
+type SweepReply = oneshot::Sender<Result<SweepReport, String>>;
 
 /// The handle.
 #[derive(Clone, Debug)]
 pub struct BreachHandle {
-    sender: mpsc::Sender<BreachMessage>,
+    sender: mpsc::UnboundedSender<SweepReply>,
 }
 
 struct BreachMonitor {
@@ -72,20 +68,21 @@ struct BreachMonitor {
     contexts: Contexts,
     incidents: Incidents,
     imap: Option<Result<ImapSource, ImapError>>,
-    receiver: mpsc::Receiver<BreachMessage>,
+    receiver: mpsc::UnboundedReceiver<SweepReply>,
 }
 
 impl BreachHandle {
-    /// Starts the monitor with its sources.
+    /// Starts the monitor with its sources; it owns their cursors.
     pub fn start(
         store: Store,
+        contexts: Contexts,
         imap: Option<Result<ImapSource, ImapError>>,
         aliases: AliasHandle,
         hibp: Option<Result<Hibp, ProviderError>>,
     ) -> BreachHandle {
-        let (sender, receiver) = mpsc::channel(16);
+        let (sender, receiver) = mpsc::unbounded_channel();
         let monitor = BreachMonitor {
-            contexts: Contexts::new(&store),
+            contexts,
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
             store,
             aliases,
@@ -97,15 +94,14 @@ impl BreachHandle {
         BreachHandle { sender }
     }
 
-    /// Sweeps every source and returns what was found.
-    pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
+    /// Asks for a sweep of every source without waiting for it: the receiver gets the
+    /// report. Requests that arrive while a sweep runs are merged into the one sweep after
+    /// it, which reads everything that arrived before any of them asked.
+    pub fn sweep(&self) -> oneshot::Receiver<Result<SweepReport, String>> {
         let (reply, rx) = oneshot::channel();
-        let stopped = || StoreError::Corrupt("the breach monitor stopped".into());
-        self.sender
-            .send(BreachMessage::Sweep(reply))
-            .await
-            .map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
+        // A monitor that stopped drops the reply, which its receiver reports.
+        let _ = self.sender.send(reply);
+        rx
     }
 }
 
@@ -134,10 +130,7 @@ impl BreachMonitor {
     ) -> Result<(), StoreError> {
         match self.incidents.record(context, obs, source)? {
             Some((incident, true)) => {
-                if let Some(mut c) = self.contexts.get(context)? {
-                    c.incidents += 1;
-                    self.contexts.put(&c)?;
-                }
+                self.contexts.add_incident(context)?;
                 report.new_incidents.push(incident);
             }
             Some((_, false)) => report.repeated += 1,
@@ -147,11 +140,15 @@ impl BreachMonitor {
     }
 
     async fn run(mut self) {
-        while let Some(msg) = self.receiver.recv().await {
-            match msg {
-                BreachMessage::Sweep(reply) => {
-                    let _ = reply.send(self.sweep().await);
-                }
+        while let Some(first) = self.receiver.recv().await {
+            // Everyone waiting now shares this sweep.
+            let mut waiting = vec![first];
+            while let Ok(more) = self.receiver.try_recv() {
+                waiting.push(more);
+            }
+            let result = self.sweep().await.map_err(|e| e.to_string());
+            for reply in waiting {
+                let _ = reply.send(result.clone());
             }
         }
     }

@@ -2,14 +2,15 @@
 //! every call to it. Card numbers and CVVs never reach it: the provider types do not read
 //! them.
 
-use crate::config::CardsConfig;
+use super::pool::Pool;
+use super::ticket::Ticket;
+use crate::config::{CardProviderKind, CardsConfig};
 use crate::providers::lithic::{self, Lithic};
 use crate::providers::privacy::{self, Privacy};
 use crate::providers::{
     api_key, base_url, CardInfo, CardProvider, CardUpdate, NewCard, ProviderError, RetryPolicy,
     Transaction,
 };
-use tokio::sync::{mpsc, oneshot};
 
 /// The configured provider.
 pub enum AnyCard {
@@ -25,8 +26,8 @@ impl AnyCard {
         config: &CardsConfig,
         policy: RetryPolicy,
     ) -> Result<AnyCard, ProviderError> {
-        match config.provider.as_str() {
-            "lithic" => {
+        match config.provider {
+            CardProviderKind::Lithic => {
                 let key = api_key("Lithic", "LITHIC_API_KEY")?;
                 let base = base_url(
                     "LITHIC_BASE_URL",
@@ -35,7 +36,7 @@ impl AnyCard {
                 );
                 Ok(AnyCard::Lithic(Lithic::new(&base, &key, policy)?))
             }
-            _ => {
+            CardProviderKind::Privacy => {
                 let key = api_key("Privacy.com", "PRIVACY_API_KEY")?;
                 let base = base_url(
                     "PRIVACY_BASE_URL",
@@ -78,115 +79,60 @@ impl CardProvider for AnyCard {
     }
 }
 
-type Reply<T> = oneshot::Sender<Result<T, ProviderError>>;
-
-/// What the card manager can be asked; each carries its own reply channel.
-#[derive(Debug)]
-pub enum CardMessage {
-    /// Create a card.
-    Create(NewCard, Reply<CardInfo>),
-    /// Change a card.
-    Update(String, CardUpdate, Reply<CardInfo>),
-    /// Find the card an interrupted create made.
-    Find(String, Reply<Option<CardInfo>>),
-    /// A card's transactions.
-    Transactions(String, Reply<Vec<Transaction>>),
-}
-
-struct CardManager {
-    provider: Result<AnyCard, ProviderError>,
-    receiver: mpsc::Receiver<CardMessage>,
-}
-
-async fn answer<T>(
-    provider: &Result<AnyCard, ProviderError>,
-    reply: Reply<T>,
-    call: impl AsyncFnOnce(&AnyCard) -> Result<T, ProviderError>,
-) {
-    let result = match provider {
-        Err(e) => Err(e.clone()),
-        Ok(p) => call(p).await,
-    };
-    let _ = reply.send(result);
-}
-
-impl CardManager {
-    async fn run(mut self) {
-        while let Some(msg) = self.receiver.recv().await {
-            let p = &self.provider;
-            match msg {
-                CardMessage::Create(new, r) => answer(p, r, async |p| p.create(&new).await).await,
-                CardMessage::Update(token, u, r) => {
-                    answer(p, r, async |p| p.update(&token, &u).await).await
-                }
-                CardMessage::Find(marker, r) => {
-                    answer(p, r, async |p| p.find_by_marker(&marker).await).await
-                }
-                CardMessage::Transactions(token, r) => {
-                    answer(p, r, async |p| p.transactions(&token).await).await
-                }
-            }
-        }
-    }
-}
-
-/// The handle every user of cards holds.
+/// The card manager: every call to the card provider goes through it, at most
+/// `[cards] concurrency` at once, and none while the provider's 429 cool-down lasts.
 #[derive(Clone, Debug)]
 pub struct CardHandle {
-    sender: mpsc::Sender<CardMessage>,
-    name: &'static str,
+    pool: Pool<AnyCard>,
 }
 
 impl CardHandle {
     /// Starts the manager over `provider` (or the reason it is not configured).
-    pub fn start(provider: Result<AnyCard, ProviderError>) -> CardHandle {
-        let (sender, receiver) = mpsc::channel(64);
+    pub fn start(provider: Result<AnyCard, ProviderError>, concurrency: usize) -> CardHandle {
         let name = match &provider {
             Ok(p) => p.name(),
             Err(_) => "none",
         };
-        tokio::spawn(CardManager { provider, receiver }.run());
-        CardHandle { sender, name }
+        CardHandle {
+            pool: Pool::new(provider, name, concurrency),
+        }
     }
 
     /// The provider's name ("none" when it is not configured).
     pub fn provider_name(&self) -> &'static str {
-        self.name
+        self.pool.name()
     }
 
-    async fn call<T>(
+    /// Creates a card, unless a lockdown came after `ticket`.
+    pub async fn create(&self, new: NewCard, ticket: &Ticket) -> Result<CardInfo, ProviderError> {
+        self.pool
+            .run(Some(ticket), async |p| p.create(&new).await)
+            .await
+    }
+
+    /// Changes a card, unless a lockdown came after `ticket`.
+    pub async fn update(
         &self,
-        make: impl FnOnce(Reply<T>) -> CardMessage,
-    ) -> Result<T, ProviderError> {
-        let (reply, rx) = oneshot::channel();
-        let stopped = || ProviderError::Unavailable {
-            provider: "card manager",
-            message: "stopped".into(),
-        };
-        self.sender.send(make(reply)).await.map_err(|_| stopped())?;
-        rx.await.map_err(|_| stopped())?
-    }
-
-    /// Creates a card.
-    pub async fn create(&self, new: NewCard) -> Result<CardInfo, ProviderError> {
-        self.call(|r| CardMessage::Create(new, r)).await
-    }
-
-    /// Changes a card.
-    pub async fn update(&self, token: &str, update: CardUpdate) -> Result<CardInfo, ProviderError> {
-        self.call(|r| CardMessage::Update(token.to_string(), update, r))
+        token: &str,
+        update: CardUpdate,
+        ticket: &Ticket,
+    ) -> Result<CardInfo, ProviderError> {
+        self.pool
+            .run(Some(ticket), async |p| p.update(token, &update).await)
             .await
     }
 
     /// The card carrying `marker`, if any.
     pub async fn find(&self, marker: &str) -> Result<Option<CardInfo>, ProviderError> {
-        self.call(|r| CardMessage::Find(marker.to_string(), r))
+        self.pool
+            .run(None, async |p| p.find_by_marker(marker).await)
             .await
     }
 
     /// A card's transactions.
     pub async fn transactions(&self, token: &str) -> Result<Vec<Transaction>, ProviderError> {
-        self.call(|r| CardMessage::Transactions(token.to_string(), r))
+        self.pool
+            .run(None, async |p| p.transactions(token).await)
             .await
     }
 }

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 
+mod template;
+
 /// A configuration problem, reported before the daemon starts.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -60,6 +62,8 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// The Signal channel.
     pub signal: SignalConfig,
+    /// Slow work.
+    pub jobs: JobsConfig,
 }
 
 /// `[signal]`
@@ -96,7 +100,7 @@ pub struct ImapConfig {
     /// Server port.
     pub port: u16,
     /// `tls` (implicit TLS), `starttls`, or `none` (loopback only).
-    pub tls: String,
+    pub tls: ImapTls,
     /// Login name; the password is `PANE_IMAP_PASSWORD`.
     pub user: String,
     /// The mailbox to read.
@@ -113,7 +117,7 @@ impl Default for ImapConfig {
         ImapConfig {
             host: String::new(),
             port: 993,
-            tls: "tls".into(),
+            tls: ImapTls::Tls,
             user: String::new(),
             mailbox: "INBOX".into(),
             idle: true,
@@ -144,12 +148,61 @@ impl Default for ScheduleConfig {
     }
 }
 
+/// The alias services the agent can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AliasProviderKind {
+    /// addy.io (`ADDY_API_KEY`).
+    Addy,
+    /// SimpleLogin (`SIMPLELOGIN_API_KEY`).
+    Simplelogin,
+}
+
+/// The card services the agent can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CardProviderKind {
+    /// Privacy.com (`PRIVACY_API_KEY`).
+    Privacy,
+    /// Lithic (`LITHIC_API_KEY`).
+    Lithic,
+}
+
+/// How the IMAP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImapTls {
+    /// TLS from the first byte (port 993).
+    Tls,
+    /// Plain, upgraded with STARTTLS before login.
+    Starttls,
+    /// No TLS: loopback hosts only.
+    None,
+}
+
+/// `[jobs]`: slow work (provider calls, sweeps) runs beside the command path.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Seconds a job may run in all before it ends with an error (its intent stays for
+    /// reconciliation).
+    pub deadline_secs: u64,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig { deadline_secs: 120 }
+    }
+}
+
 /// `[aliases]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AliasesConfig {
-    /// `addy` or `simplelogin`.
-    pub provider: String,
+    /// Who makes aliases.
+    pub provider: AliasProviderKind,
+    /// At most this many calls to the alias provider at once.
+    pub concurrency: usize,
     /// addy.io base URL; empty means the real service (`ADDY_BASE_URL` overrides).
     pub addy_base_url: String,
     /// SimpleLogin base URL; empty means the real service (`SIMPLELOGIN_BASE_URL` overrides).
@@ -163,7 +216,8 @@ pub struct AliasesConfig {
 impl Default for AliasesConfig {
     fn default() -> Self {
         AliasesConfig {
-            provider: "addy".into(),
+            provider: AliasProviderKind::Addy,
+            concurrency: 10,
             addy_base_url: String::new(),
             simplelogin_base_url: String::new(),
             addy_domain: "anonaddy.me".into(),
@@ -176,8 +230,10 @@ impl Default for AliasesConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CardsConfig {
-    /// `privacy` or `lithic`.
-    pub provider: String,
+    /// Who makes cards.
+    pub provider: CardProviderKind,
+    /// At most this many calls to the card provider at once.
+    pub concurrency: usize,
     /// Privacy.com base URL; empty means the real service (`PRIVACY_BASE_URL` overrides).
     pub privacy_base_url: String,
     /// Lithic base URL; empty means the real service (`LITHIC_BASE_URL` overrides).
@@ -189,7 +245,8 @@ pub struct CardsConfig {
 impl Default for CardsConfig {
     fn default() -> Self {
         CardsConfig {
-            provider: "privacy".into(),
+            provider: CardProviderKind::Privacy,
+            concurrency: 10,
             privacy_base_url: String::new(),
             lithic_base_url: String::new(),
             max_limit: 1000,
@@ -348,113 +405,7 @@ impl Default for AuditConfig {
     }
 }
 
-/// The file `pane-agent init` writes: every setting, commented, at its default.
-pub const TEMPLATE: &str = r#"# pane-agent configuration. Every setting is listed with its default.
-# This file must be readable by its owner only (chmod 600): the agent refuses to start otherwise.
-# The command secret is not here: it is in agent.secret (or AGENT_SECRET in the environment).
-
-[auth]
-# Secrets from before a rotation, still accepted for commands (never used to sign).
-# AGENT_SECRET_PREVIOUS in the environment (comma-separated) adds to this list.
-previous_secrets = []
-# Days a secret replaced by `pane-agent rotate-secret` is still accepted.
-rotation_grace_days = 7
-# Days after which `pane-agent doctor` says the secret is due for rotation.
-rotation_days = 90
-
-[http]
-# POST /command and GET /healthz for a Tor onion service in front of it. Empty = off.
-# Loopback addresses only, e.g. "127.0.0.1:8080".
-listen = ""
-
-[approvals]
-# Seconds before a pending approval is denied automatically.
-timeout_secs = 300
-# true: approval codes go only to the owner over Signal (replies on the socket and HTTP, and
-# `approvals`, leave them out), so a stolen command secret alone cannot approve anything.
-codes_over_signal_only = false
-
-[policy]
-# Tools that have no grant until the owner sends `grant {tool}`.
-revoked_by_default = []
-
-[rate_limits]
-# Sliding-window limits for each tool, by tier.
-read = { max = 120, window_secs = 60 }
-write = { max = 30, window_secs = 60 }
-external = { max = 10, window_secs = 60 }
-
-[rate_limits.tools]
-# Per-tool overrides, for example:
-# "grant" = { max = 3, window_secs = 3600 }
-
-[audit]
-# Prune audit entries older than this many days (the rest stays verifiable). 0 keeps all.
-retention_days = 400
-
-[aliases]
-# Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).
-provider = "addy"
-# Base URLs; empty = the real service. ADDY_BASE_URL / SIMPLELOGIN_BASE_URL override them.
-# Plain http is accepted only for loopback (local test servers).
-addy_base_url = ""
-simplelogin_base_url = ""
-# addy.io: the domain and format of new aliases.
-addy_domain = "anonaddy.me"
-addy_format = "random_characters"
-
-[cards]
-# Who makes cards: "privacy" (PRIVACY_API_KEY) or "lithic" (LITHIC_API_KEY).
-provider = "privacy"
-# Base URLs; empty = the real service. PRIVACY_BASE_URL / LITHIC_BASE_URL override them.
-privacy_base_url = ""
-lithic_base_url = ""
-# The largest spend limit card.fund accepts, in whole currency units.
-max_limit = 1000
-
-[identity]
-# The postal address placeholder identities give: a P.O. box or mail-forwarding address,
-# never your real one. Empty = placeholders have no address.
-forwarding_address = ""
-
-[breach]
-# Burn (expire) a context as soon as an incident is found, without asking. Off: the burn is
-# queued as an approval.
-auto_burn = false
-# Have I Been Pwned, on when HIBP_API_KEY is set: each alias (at most 20 a sweep, each at
-# most once a day) and each enrolled site's domain. Empty = the real service; HIBP_BASE_URL
-# overrides.
-hibp_base_url = ""
-
-[breach.imap]
-# The mailbox the aliases forward to. Empty host = this source is off.
-# The password comes from PANE_IMAP_PASSWORD. tls = "tls" | "starttls" | "none" (loopback only).
-host = ""
-port = 993
-tls = "tls"
-user = ""
-mailbox = "INBOX"
-# Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
-idle = true
-# A PEM file of CA certificates to trust besides the public ones (a self-hosted server with
-# its own CA). The server's certificate must still name the host above.
-ca_file = ""
-
-[signal]
-# The owner's ACI (a UUID, shown by pane-signal when you message it). Messages from anyone
-# else get no reply and no action. Empty = the Signal channel accepts no one.
-owner = ""
-# true when the agent is linked to your own account and you type commands into Note to Self;
-# false (recommended) when the agent has its own number.
-note_to_self = false
-
-[schedule]
-# Cron expressions with seconds: sec min hour day-of-month month day-of-week (UTC).
-# A run missed while the agent was down runs once at start.
-breach_sweep = "0 0 * * * *"
-weekly_digest = "0 0 9 * * Mon"
-secret_rotation_reminder = "0 0 9 1 1,4,7,10 *"
-"#;
+pub use template::TEMPLATE;
 
 impl Config {
     /// Parses configuration text; `origin` names it in errors.
@@ -479,11 +430,20 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.http.listen_addr()?;
-        if !matches!(self.aliases.provider.as_str(), "addy" | "simplelogin") {
-            return Err(ConfigError::Invalid(format!(
-                "[aliases] provider = {:?}: use \"addy\" or \"simplelogin\"",
-                self.aliases.provider
-            )));
+        if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
+            return Err(ConfigError::Invalid(
+                "[jobs] deadline_secs must be between 1 and 3600".into(),
+            ));
+        }
+        for (section, n) in [
+            ("aliases", self.aliases.concurrency),
+            ("cards", self.cards.concurrency),
+        ] {
+            if n == 0 || n > 64 {
+                return Err(ConfigError::Invalid(format!(
+                    "[{section}] concurrency must be between 1 and 64"
+                )));
+            }
         }
         for (name, expr) in [
             ("breach_sweep", &self.schedule.breach_sweep),
@@ -501,9 +461,9 @@ impl Config {
                 })?;
             }
         }
-        match self.breach.imap.tls.as_str() {
-            "tls" | "starttls" => {}
-            "none" => {
+        match self.breach.imap.tls {
+            ImapTls::Tls | ImapTls::Starttls => {}
+            ImapTls::None => {
                 let host = self.breach.imap.host.trim();
                 let loopback = host.is_empty()
                     || host == "localhost"
@@ -516,17 +476,6 @@ impl Config {
                     )));
                 }
             }
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "[breach.imap] tls = {other:?}: use \"tls\", \"starttls\" or \"none\""
-                )))
-            }
-        }
-        if !matches!(self.cards.provider.as_str(), "privacy" | "lithic") {
-            return Err(ConfigError::Invalid(format!(
-                "[cards] provider = {:?}: use \"privacy\" or \"lithic\"",
-                self.cards.provider
-            )));
         }
         if self.approvals.timeout_secs == 0 || self.approvals.timeout_secs > 86_400 {
             return Err(ConfigError::Invalid(

@@ -3,15 +3,16 @@
 //! sweep. A server without IDLE, or a connection that keeps failing, leaves the schedule to
 //! do the work.
 
-use super::imap::{ImapError, ImapSource};
-use crate::actors::agent::AgentHandle;
+use crate::breach::imap::{ImapError, ImapSource};
+use crate::gate::GateHandle;
+use crate::retry::Backoff;
 use crate::schedule::Job;
 use crate::shutdown::Shutdown;
 use std::time::Duration;
 
 /// Watches the mailbox until shutdown.
-pub async fn watch(source: ImapSource, agent: AgentHandle, mut shutdown: Shutdown) {
-    let mut backoff = Duration::from_secs(1);
+pub async fn watch(source: ImapSource, agent: GateHandle, mut shutdown: Shutdown) {
+    let mut backoff = Backoff::forever(Duration::from_secs(1), Duration::from_secs(300));
     loop {
         let waited = tokio::select! {
             r = source.wait_for_mail(Duration::from_secs(25 * 60)) => r,
@@ -19,7 +20,7 @@ pub async fn watch(source: ImapSource, agent: AgentHandle, mut shutdown: Shutdow
         };
         match waited {
             Ok(true) => {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
                 // Let a burst of deliveries settle into one sweep.
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {}
@@ -27,19 +28,19 @@ pub async fn watch(source: ImapSource, agent: AgentHandle, mut shutdown: Shutdow
                 }
                 agent.run_job(Job::BreachSweep).await;
             }
-            Ok(false) => backoff = Duration::from_secs(1),
+            Ok(false) => backoff.reset(),
             Err(ImapError::NotConfigured(why)) => {
                 tracing::info!(%why, "IMAP IDLE off; the schedule sweeps");
                 shutdown.recv().await;
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "IMAP IDLE failed");
+                let wait = backoff.next_delay().unwrap_or(Duration::from_secs(300));
+                tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "IMAP IDLE failed");
                 tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.recv() => return,
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(300));
             }
         }
     }

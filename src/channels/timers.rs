@@ -1,0 +1,54 @@
+//! Timers that start jobs: the cron schedule ([`crate::schedule`]) and, at start, the
+//! schedules missed while the agent was down. Each due job is handed to the gate, which
+//! starts it and answers at once; the timer never waits for the job's I/O.
+
+use crate::gate::GateHandle;
+use crate::schedule::{last_run, Job};
+use crate::shutdown::Shutdown;
+use chrono::Utc;
+
+/// Runs the schedule until shutdown.
+pub async fn run(
+    jobs: Vec<(Job, cron::Schedule)>,
+    meta: sled::Tree,
+    agent: GateHandle,
+    mut shutdown: Shutdown,
+) {
+    let now = Utc::now();
+    for (job, schedule) in &jobs {
+        match last_run(&meta, *job) {
+            Some(last) if schedule.after(&last).next().is_some_and(|due| due <= now) => {
+                tracing::info!(
+                    job = job.name(),
+                    "running a schedule missed while the agent was down"
+                );
+                agent.run_job(*job).await;
+            }
+            Some(_) => {}
+            None => {
+                // First start: the schedule counts from now.
+                let _ = meta.compare_and_swap(
+                    job.last_run_key(),
+                    None as Option<&[u8]>,
+                    Some(now.to_rfc3339().as_bytes()),
+                );
+            }
+        }
+    }
+    loop {
+        let now = Utc::now();
+        let next = jobs
+            .iter()
+            .filter_map(|(job, s)| s.after(&now).next().map(|t| (t, *job)))
+            .min_by_key(|(t, _)| *t);
+        let Some((when, job)) = next else {
+            shutdown.recv().await;
+            return;
+        };
+        let wait = (when - now).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => { agent.run_job(job).await; }
+            _ = shutdown.recv() => return,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! The commented configuration template.
+
+/// The file `pane-agent init` writes: every setting, commented, at its default.
+pub const TEMPLATE: &str = r#"# pane-agent configuration. Every setting is listed with its default.
+# This file must be readable by its owner only (chmod 600): the agent refuses to start otherwise.
+# The command secret is not here: it is in agent.secret (or AGENT_SECRET in the environment).
+
+[auth]
+# Secrets from before a rotation, still accepted for commands (never used to sign).
+# AGENT_SECRET_PREVIOUS in the environment (comma-separated) adds to this list.
+previous_secrets = []
+# Days a secret replaced by `pane-agent rotate-secret` is still accepted.
+rotation_grace_days = 7
+# Days after which `pane-agent doctor` says the secret is due for rotation.
+rotation_days = 90
+
+[http]
+# POST /command and GET /healthz for a Tor onion service in front of it. Empty = off.
+# Loopback addresses only, e.g. "127.0.0.1:8080".
+listen = ""
+
+[approvals]
+# Seconds before a pending approval is denied automatically.
+timeout_secs = 300
+# true: approval codes go only to the owner over Signal (replies on the socket and HTTP, and
+# `approvals`, leave them out), so a stolen command secret alone cannot approve anything.
+codes_over_signal_only = false
+
+[policy]
+# Tools that have no grant until the owner sends `grant {tool}`.
+revoked_by_default = []
+
+[rate_limits]
+# Sliding-window limits for each tool, by tier.
+read = { max = 120, window_secs = 60 }
+write = { max = 30, window_secs = 60 }
+external = { max = 10, window_secs = 60 }
+
+[rate_limits.tools]
+# Per-tool overrides, for example:
+# "grant" = { max = 3, window_secs = 3600 }
+
+[audit]
+# Prune audit entries older than this many days (the rest stays verifiable). 0 keeps all.
+retention_days = 400
+
+[aliases]
+# Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).
+provider = "addy"
+# At most this many calls to the provider at once; after a 429 the provider's own work waits.
+concurrency = 10
+# Base URLs; empty = the real service. ADDY_BASE_URL / SIMPLELOGIN_BASE_URL override them.
+# Plain http is accepted only for loopback (local test servers).
+addy_base_url = ""
+simplelogin_base_url = ""
+# addy.io: the domain and format of new aliases.
+addy_domain = "anonaddy.me"
+addy_format = "random_characters"
+
+[cards]
+# Who makes cards: "privacy" (PRIVACY_API_KEY) or "lithic" (LITHIC_API_KEY).
+provider = "privacy"
+# At most this many calls to the provider at once; after a 429 the provider's own work waits.
+concurrency = 10
+# Base URLs; empty = the real service. PRIVACY_BASE_URL / LITHIC_BASE_URL override them.
+privacy_base_url = ""
+lithic_base_url = ""
+# The largest spend limit card.fund accepts, in whole currency units.
+max_limit = 1000
+
+[identity]
+# The postal address placeholder identities give: a P.O. box or mail-forwarding address,
+# never your real one. Empty = placeholders have no address.
+forwarding_address = ""
+
+[breach]
+# Burn (expire) a context as soon as an incident is found, without asking. Off: the burn is
+# queued as an approval.
+auto_burn = false
+# Have I Been Pwned, on when HIBP_API_KEY is set: each alias (at most 20 a sweep, each at
+# most once a day) and each enrolled site's domain. Empty = the real service; HIBP_BASE_URL
+# overrides.
+hibp_base_url = ""
+
+[breach.imap]
+# The mailbox the aliases forward to. Empty host = this source is off.
+# The password comes from PANE_IMAP_PASSWORD. tls = "tls" | "starttls" | "none" (loopback only).
+host = ""
+port = 993
+tls = "tls"
+user = ""
+mailbox = "INBOX"
+# Wait for new mail with IMAP IDLE between sweeps and sweep as soon as it arrives.
+idle = true
+# A PEM file of CA certificates to trust besides the public ones (a self-hosted server with
+# its own CA). The server's certificate must still name the host above.
+ca_file = ""
+
+[signal]
+# The owner's ACI (a UUID, shown by pane-signal when you message it). Messages from anyone
+# else get no reply and no action. Empty = the Signal channel accepts no one.
+owner = ""
+# true when the agent is linked to your own account and you type commands into Note to Self;
+# false (recommended) when the agent has its own number.
+note_to_self = false
+
+[jobs]
+# Slow work (provider calls, sweeps, start-up reconciliation) runs beside the command path, so
+# lockdown, approve, deny, list and status answer at once. A job that runs longer than this
+# ends with an error; what it started is reconciled by the next try or at start.
+deadline_secs = 120
+
+[schedule]
+# Cron expressions with seconds: sec min hour day-of-month month day-of-week (UTC).
+# A run missed while the agent was down runs once at start.
+breach_sweep = "0 0 * * * *"
+weekly_digest = "0 0 9 * * Mon"
+secret_rotation_reminder = "0 0 9 1 1,4,7,10 *"
+"#;

@@ -1,0 +1,192 @@
+//! One envelope through the gate: parse, authenticate against the time it arrived, refuse
+//! replays, parse the command, ask the policy, then carry it out or ask the owner.
+
+use super::jobs::{After, Waiter};
+use super::{Gate, RefusalWindow, REFUSALS_AUDITED_PER_MINUTE};
+use crate::auth::{Envelope, WINDOW_SECS};
+use crate::commands::Command;
+use crate::origin::Invocation;
+use crate::policy::{Decision, PolicyError};
+use crate::reply::{CommandError, ErrorKind, Reply};
+use chrono::Duration as ChronoDuration;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+impl Gate {
+    /// Authenticates, parses, judges, runs and audits one envelope; the answer goes to
+    /// `waiter` (at once, or when the job it started is done).
+    pub(super) async fn handle_envelope(&mut self, bytes: &[u8], inv: &Invocation, waiter: Waiter) {
+        match self.admit(bytes, inv) {
+            Ok((command, envelope)) => self.judge_and_run(command, &envelope, inv, waiter).await,
+            Err(reply) => self.deliver(waiter, reply).await,
+        }
+    }
+
+    /// Everything up to a parsed command of an accepted envelope, or the refusal.
+    fn admit(&mut self, bytes: &[u8], inv: &Invocation) -> Result<(Command, Envelope), Reply> {
+        let envelope = Envelope::parse(bytes).map_err(|e| self.refuse(inv, e, None))?;
+        let ts = envelope
+            .authenticate(&self.secrets, inv.now)
+            .map_err(|e| self.refuse(inv, e, Some(&envelope)))?;
+        // Remembered until the envelope could not pass the window anyway.
+        let forget_after = ts + ChronoDuration::seconds(WINDOW_SECS + 1);
+        match self.replay.insert_new(&envelope.sig, forget_after) {
+            Ok(true) => {}
+            Ok(false) => {
+                let e = CommandError::new(
+                    ErrorKind::Replayed,
+                    "replayed: this envelope was already accepted; sign a new one",
+                );
+                return Err(self.refuse(inv, e, Some(&envelope)));
+            }
+            Err(e) => return Err(Reply::Err(self.internal(e))),
+        }
+        let sig_prefix = &envelope.sig_hex()[..12];
+        self.audit_event(
+            "envelope.accepted",
+            inv,
+            json!({"cmd": envelope.cmd, "args": envelope.args, "ts": envelope.ts, "sig": sig_prefix}),
+        )?;
+        match Command::parse(&envelope.cmd, &envelope.args) {
+            Ok(c) => Ok((c, envelope)),
+            Err(e) => {
+                let _ = self.audit_event(
+                    "command.invalid",
+                    inv,
+                    json!({"cmd": envelope.cmd, "error": e.message}),
+                );
+                Err(Reply::Err(e))
+            }
+        }
+    }
+
+    /// Asks the policy about `command` and carries it out, or opens an approval.
+    pub(super) async fn judge_and_run(
+        &mut self,
+        command: Command,
+        envelope: &Envelope,
+        inv: &Invocation,
+        waiter: Waiter,
+    ) {
+        match self.judge(&command, envelope, inv) {
+            Ok(Decision::Allow) => match command {
+                Command::Approve(c) => self.approve(&c.code, inv, waiter).await,
+                Command::Deny(c) => {
+                    let reply = self.deny(&c.code, inv).into();
+                    self.deliver(waiter, reply).await
+                }
+                command => self.execute(command, inv, After::Action, waiter).await,
+            },
+            Ok(Decision::NeedsApproval) => {
+                let reply = self.ask_owner(&command, &envelope.args, inv).into();
+                self.deliver(waiter, reply).await
+            }
+            Err(e) => self.deliver(waiter, Reply::Err(e)).await,
+        }
+    }
+
+    /// The policy's decision, audited; an approval request is checked for sense first.
+    fn judge(
+        &mut self,
+        command: &Command,
+        envelope: &Envelope,
+        inv: &Invocation,
+    ) -> Result<Decision, CommandError> {
+        let tool = command.tool()?;
+        let decision = match self.policy.decide(tool, Instant::now()) {
+            Ok(d) => d,
+            Err(PolicyError::Refused(e)) => {
+                self.audit_event(
+                    "policy.deny",
+                    inv,
+                    json!({"tool": tool.name, "tier": tool.tier.as_str(), "reason": e.message}),
+                )?;
+                return Err(e);
+            }
+            Err(PolicyError::Store(e)) => return Err(self.internal(e)),
+        };
+        match decision {
+            Decision::Allow => {
+                self.audit_event(
+                    "policy.allow",
+                    inv,
+                    json!({"tool": tool.name, "tier": tool.tier.as_str()}),
+                )?;
+            }
+            Decision::NeedsApproval => {
+                if let Err(e) = command.precheck(&self.contexts, &self.config.cards) {
+                    self.audit_event(
+                        "command.invalid",
+                        inv,
+                        json!({"cmd": envelope.cmd, "error": e.message}),
+                    )?;
+                    return Err(e);
+                }
+            }
+        }
+        if let Command::Enroll(e) = command {
+            // Checked before any work starts, like an approval's precheck.
+            if let Some(cents) = e.request.card_cents {
+                crate::commands::card::check_limit(cents, &self.config.cards)?;
+            }
+        }
+        Ok(decision)
+    }
+
+    /// Audits a refusal (at most [`REFUSALS_AUDITED_PER_MINUTE`] a channel a minute; the
+    /// rest are counted and written as one summary) and returns it as the reply.
+    pub(super) fn refuse(
+        &mut self,
+        inv: &Invocation,
+        error: CommandError,
+        envelope: Option<&Envelope>,
+    ) -> Reply {
+        tracing::info!(
+            channel = inv.channel.as_str(),
+            kind = error.kind.as_str(),
+            "envelope refused"
+        );
+        let now = Instant::now();
+        let window = self.refusals.entry(inv.channel).or_insert(RefusalWindow {
+            started: now,
+            audited: 0,
+            suppressed: 0,
+        });
+        let mut summary = None;
+        if now.duration_since(window.started) >= Duration::from_secs(60) {
+            if window.suppressed > 0 {
+                summary = Some(window.suppressed);
+            }
+            *window = RefusalWindow {
+                started: now,
+                audited: 0,
+                suppressed: 0,
+            };
+        }
+        let audit_this = window.audited < REFUSALS_AUDITED_PER_MINUTE;
+        if audit_this {
+            window.audited += 1;
+        } else {
+            window.suppressed += 1;
+        }
+        if let Some(n) = summary {
+            let _ = self.audit_event("envelope.refused.suppressed", inv, json!({"count": n}));
+        }
+        if audit_this {
+            let detail = match envelope {
+                Some(env) => json!({
+                    "kind": error.kind.as_str(),
+                    "reason": error.message,
+                    "cmd": crate::redact::truncate(&env.cmd, 40),
+                    "ts": env.ts,
+                    "sig": &env.sig_hex()[..12],
+                }),
+                None => json!({"kind": error.kind.as_str(), "reason": error.message}),
+            };
+            if let Err(e) = self.audit_event("envelope.refused", inv, detail) {
+                return Reply::Err(e);
+            }
+        }
+        Reply::Err(error)
+    }
+}

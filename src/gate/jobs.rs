@@ -1,0 +1,323 @@
+//! How the gate carries out an allowed command: fast ones at once, from its own records;
+//! slow ones as a job on a worker, whose result comes back into the gate's loop. Either way
+//! the result is audited in order and goes to whoever waits for it.
+
+use super::Gate;
+use crate::commands::{Command, Work};
+use crate::origin::{Channel, Invocation};
+use crate::outbox::MessageKind;
+use crate::reply::{Answer, CommandError, ErrorKind, Reply};
+use crate::workers::enroll::JobResult;
+use crate::workers::ticket::Ticket;
+use serde_json::{json, Value};
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// A job's result as it comes back to the gate, with the job's id.
+pub(super) type JobFuture = Pin<Box<dyn Future<Output = (u64, JobResult)> + Send>>;
+
+/// Who waits for a result.
+#[derive(Debug)]
+pub(super) enum Waiter {
+    /// A socket or HTTP caller (or a timer), on its own task.
+    Caller(oneshot::Sender<Reply>),
+    /// The owner on Signal: the reply goes through the outbox and, in the same transaction,
+    /// the record of their message is forgotten.
+    Owner(Option<[u8; 8]>),
+    /// Nobody (start-up work, an automatic burn): the audit log has it.
+    Nobody,
+}
+
+/// What the gate does with a result besides auditing it.
+#[derive(Debug)]
+pub(super) enum After {
+    /// Nothing more.
+    Action,
+    /// The action of an approval: its result is recorded with the approval.
+    Approved { code: String },
+    /// A sweep: sources that were down are audited, new incidents alerted.
+    Sweep,
+    /// A burn the breach monitor started with `auto_burn`: the owner is told how it went.
+    AutoBurn { context: String },
+}
+
+/// A job the gate waits for.
+#[derive(Debug)]
+pub(super) struct PendingJob {
+    cmd: &'static str,
+    inv: Invocation,
+    after: After,
+    waiter: Waiter,
+}
+
+impl PendingJob {
+    /// A job for `cmd`, judged as `inv`.
+    pub(super) fn new(
+        cmd: &'static str,
+        inv: &Invocation,
+        after: After,
+        waiter: Waiter,
+    ) -> PendingJob {
+        PendingJob {
+            cmd,
+            inv: inv.clone(),
+            after,
+            waiter,
+        }
+    }
+}
+
+impl Gate {
+    /// Runs an allowed (or approved) command: fast commands now, slow ones as a job.
+    pub(super) async fn execute(
+        &mut self,
+        command: Command,
+        inv: &Invocation,
+        after: After,
+        waiter: Waiter,
+    ) {
+        let job = PendingJob::new(command.name(), inv, after, waiter);
+        match command.into_work() {
+            Ok(work) => self.start_job(work, job),
+            Err(command) => {
+                let result = self.apply(*command, inv);
+                self.finish(None, job, result).await;
+            }
+        }
+    }
+
+    /// Hands `work` to its worker with a fresh ticket; audited as started.
+    pub(super) fn start_job(&mut self, work: Work, mut job: PendingJob) {
+        if work == Work::Sweep && matches!(job.after, After::Action) {
+            // Whoever asked for it, a sweep's incidents are alerted.
+            job.after = After::Sweep;
+        }
+        let id = match self.store.next_id() {
+            Ok(id) => id,
+            Err(e) => {
+                let error = self.internal(e);
+                self.fail_now(job, error);
+                return;
+            }
+        };
+        if let Err(e) =
+            self.audit_event("job.started", &job.inv, json!({"job": id, "cmd": job.cmd}))
+        {
+            self.fail_now(job, e);
+            return;
+        }
+        let deadline = Duration::from_secs(self.config.jobs.deadline_secs);
+        let future: JobFuture = match work {
+            Work::Sweep => {
+                let rx = self.breach.sweep();
+                Box::pin(async move {
+                    let result = match tokio::time::timeout(deadline, rx).await {
+                        Ok(Ok(Ok(report))) => serde_json::to_value(report)
+                            .map(Answer::Value)
+                            .map_err(crate::reply::internal),
+                        Ok(Ok(Err(e))) => Err(crate::reply::internal(e)),
+                        Ok(Err(_)) => Err(stopped()),
+                        Err(_) => Err(CommandError::new(
+                            ErrorKind::DeadlineExceeded,
+                            format!("deadline passed: the sweep did not finish within {} s ([jobs] deadline_secs); the next sweep reads what it did not", deadline.as_secs()),
+                        )),
+                    };
+                    (id, result)
+                })
+            }
+            work => {
+                let ticket = Ticket::new(id, &self.lockdown, deadline);
+                let rx = self.enroll.submit(work, ticket);
+                Box::pin(async move { (id, rx.await.unwrap_or_else(|_| Err(stopped()))) })
+            }
+        };
+        self.pending.insert(id, job);
+        self.jobs.push(future);
+    }
+
+    /// A job that could not even start: its waiter gets the error (a caller at once).
+    fn fail_now(&mut self, job: PendingJob, error: CommandError) {
+        match job.waiter {
+            Waiter::Caller(tx) => {
+                let _ = tx.send(Reply::Err(error));
+            }
+            Waiter::Owner(key) => {
+                let text = Reply::Err(error).into_json_string();
+                self.answer_owner(&text, key);
+            }
+            Waiter::Nobody => {}
+        }
+    }
+
+    /// A worker finished job `id`.
+    pub(super) async fn job_done(&mut self, id: u64, result: JobResult) {
+        match self.pending.remove(&id) {
+            Some(job) => self.finish(Some(id), job, result).await,
+            None => tracing::warn!(job = id, "a job finished that nobody waits for"),
+        }
+    }
+
+    /// Audits a result, does what comes after it, and answers the waiter.
+    async fn finish(&mut self, id: Option<u64>, job: PendingJob, result: JobResult) {
+        let PendingJob {
+            cmd,
+            inv,
+            after,
+            waiter,
+        } = job;
+        let mut result = match result {
+            Ok(answer) => match after {
+                After::Sweep => self.after_sweep(answer, &inv).await,
+                _ => Ok(answer),
+            },
+            Err(e) => Err(e),
+        };
+        if let Err(e) = self.audit_result(cmd, id, &inv, &result) {
+            result = Err(e);
+        }
+        let reply: Reply = match after {
+            After::Approved { code } => self.approval_result(&code, result),
+            After::AutoBurn { context } => {
+                let text = match &result {
+                    Ok(_) => format!("auto_burn: the context {context} was expired."),
+                    Err(e) => format!(
+                        "auto_burn: expiring the context {context} failed ({}); see the audit log.",
+                        e.message
+                    ),
+                };
+                if let Err(e) = self.notify(MessageKind::Alert, &text) {
+                    tracing::error!(error = %e, "cannot queue the auto_burn result");
+                }
+                result.into()
+            }
+            After::Action | After::Sweep => result.into(),
+        };
+        if matches!(waiter, Waiter::Nobody) {
+            // Nobody waits (start-up reconciliation, an automatic burn): the operator's log
+            // says how it went, redacted like everything else.
+            let text = self.redactor.text(&reply.to_json_string());
+            tracing::info!(cmd, result = %text, "background job finished");
+        }
+        self.deliver(waiter, reply).await;
+    }
+
+    fn audit_result(
+        &mut self,
+        cmd: &'static str,
+        id: Option<u64>,
+        inv: &Invocation,
+        result: &JobResult,
+    ) -> Result<(), CommandError> {
+        match result {
+            Ok(v) => {
+                // Read results can be large (audit entries); record their size, not their text.
+                let detail = if command_is_read(cmd) {
+                    json!({"cmd": cmd, "job": id, "reply_bytes": v.json_len()})
+                } else {
+                    json!({"cmd": cmd, "job": id, "reply": v.clone().into_value()})
+                };
+                self.audit_event("action.ok", inv, detail)
+            }
+            Err(e) => self.audit_event(
+                "action.error",
+                inv,
+                json!({"cmd": cmd, "job": id, "kind": e.kind.as_str(), "error": e.message}),
+            ),
+        }
+    }
+
+    /// Flushes, redacts and hands `reply` to its waiter: nothing is acknowledged before it
+    /// is on disk.
+    pub(super) async fn deliver(&mut self, waiter: Waiter, reply: Reply) {
+        match waiter {
+            Waiter::Caller(tx) => {
+                let answer = match self.store.flush().await {
+                    Ok(()) => self.redact_reply(reply),
+                    Err(e) => Reply::Err(self.internal(e)),
+                };
+                let _ = tx.send(answer);
+            }
+            Waiter::Owner(key) => {
+                let text = self.redact_reply(reply).into_json_string();
+                self.answer_owner(&text, key);
+                if let Err(e) = self.store.flush().await {
+                    tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed after a Signal reply");
+                }
+            }
+            Waiter::Nobody => {
+                if let Err(e) = self.store.flush().await {
+                    tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed");
+                }
+            }
+        }
+    }
+
+    /// Carries out a command the gate answers itself, from its own records.
+    fn apply(&mut self, command: Command, inv: &Invocation) -> Result<Answer, CommandError> {
+        let hide = self.hides_codes(inv);
+        let value = match command {
+            Command::Help(c) => c.apply(&self.policy.grants),
+            Command::List(_) => return crate::commands::list::List::apply(&self.contexts, None),
+            Command::Status(c) => c.apply(&self.contexts),
+            Command::Approvals(c) => c.apply(&self.policy.approvals, hide),
+            Command::Audit(c) => c.apply(&self.audit),
+            Command::Grant(c) => c.apply(&self.policy.grants),
+            Command::Revoke(c) => c.apply(&self.policy.grants),
+            Command::CheckIncidents(c) => c.apply(&self.incidents),
+            Command::IncidentAck(c) => c.apply(&self.incidents),
+            Command::Trust(c) => c.apply(&self.store.meta, inv),
+            Command::Lockdown(_) => self.lockdown(inv),
+            Command::SecretsReload(_) => self.reload_secrets(inv),
+            Command::Approve(_) | Command::Deny(_) => {
+                Err(self.internal("approve and deny are settled before they reach execute"))
+            }
+            slow => Err(self.internal(format!("{} is slow work, not the gate's", slow.name()))),
+        };
+        value.map(Answer::Value)
+    }
+
+    /// True when approval codes must not be shown on this channel
+    /// (`[approvals] codes_over_signal_only` and the command did not come over Signal).
+    pub(super) fn hides_codes(&self, inv: &Invocation) -> bool {
+        self.config.approvals.codes_over_signal_only && inv.channel != Channel::Signal
+    }
+
+    /// Gives the jobs still running a moment to finish, then stops; what they left half
+    /// done is reconciled at the next start.
+    pub(super) async fn drain_jobs(&mut self, within: Duration) {
+        let until = tokio::time::Instant::now() + within;
+        while !self.jobs.is_empty() {
+            match tokio::time::timeout_at(until, futures_util::StreamExt::next(&mut self.jobs))
+                .await
+            {
+                Ok(Some((id, result))) => self.job_done(id, result).await,
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for (id, job) in std::mem::take(&mut self.pending) {
+            tracing::info!(job = id, cmd = job.cmd, "job left unfinished at shutdown");
+            let _ = self.audit_event(
+                "job.abandoned",
+                &job.inv,
+                json!({"job": id, "cmd": job.cmd, "reason": "shutdown"}),
+            );
+        }
+    }
+}
+
+fn stopped() -> CommandError {
+    CommandError::new(ErrorKind::Unavailable, "the worker stopped")
+}
+
+fn command_is_read(name: &str) -> bool {
+    crate::policy::tools::find(name).is_some_and(|t| t.tier == crate::policy::tools::Tier::Read)
+}
+
+/// `{"context": name}`.
+pub(super) fn context_args(context: &str) -> serde_json::Map<String, Value> {
+    let mut m = serde_json::Map::new();
+    m.insert("context".into(), Value::String(context.to_string()));
+    m
+}

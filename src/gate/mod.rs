@@ -1,0 +1,338 @@
+//! The gate: the one place every envelope goes through, from every channel, and the one
+//! serial owner of the command path's state.
+//!
+//! [`GateHandle`] is the cloneable front (an `mpsc::Sender`); [`Gate`] owns the state and
+//! handles one message at a time, so authentication, the replay cache, rate limits, grants,
+//! approvals and the audit order need no locks. It awaits nothing but the store's flush:
+//! slow work (provider calls, sweeps) is handed to the workers ([`crate::workers`]) with a
+//! ticket, and its result comes back as an event into the same `select!` loop, which audits
+//! it and answers whoever waits (a socket or HTTP caller, or the owner through the outbox).
+//! So `lockdown`, `approve`, `deny`, `list` and `status` answer in milliseconds whatever a
+//! provider, a mailbox or the network is doing.
+
+mod approvals;
+mod envelope;
+mod jobs;
+mod owner;
+mod upkeep;
+
+use crate::audit::AuditLog;
+use crate::auth::replay::ReplayCache;
+use crate::auth::SecretSet;
+use crate::breach::incidents::Incidents;
+use crate::config::Config;
+use crate::context::Contexts;
+use crate::gateway::protocol::GatewayEvent;
+use crate::origin::{Channel, Invocation};
+use crate::outbox::Outbox;
+use crate::policy::SecurityPolicy;
+use crate::redact::Redactor;
+use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::schedule::Job;
+use crate::store::Store;
+use crate::workers::breach::BreachHandle;
+use crate::workers::enroll::EnrollHandle;
+use crate::workers::ticket::LockdownSwitch;
+use chrono::{DateTime, Utc};
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
+use jobs::{JobFuture, PendingJob};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Messages the gate handles.
+#[derive(Debug)]
+enum GateMessage {
+    /// An envelope's raw bytes, to authenticate and carry out.
+    Envelope {
+        bytes: Vec<u8>,
+        channel: Channel,
+        /// When the channel received it: the time window is judged against this.
+        received: DateTime<Utc>,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// A scheduled job is due; told when it is done.
+    Job {
+        job: Job,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Something the Signal gateway reported; told once it is recorded.
+    Signal {
+        event: GatewayEvent,
+        reply: oneshot::Sender<()>,
+    },
+    /// A channel refused something before it was an envelope (too large, unreadable); the
+    /// gate audits it like any other refusal and hands the reply back.
+    Refused {
+        error: CommandError,
+        channel: Channel,
+        reply: oneshot::Sender<Reply>,
+    },
+    /// Are you there? (The watchdog.)
+    Ping(oneshot::Sender<()>),
+}
+
+/// The cloneable handle every channel holds.
+#[derive(Clone, Debug)]
+pub struct GateHandle {
+    sender: mpsc::Sender<GateMessage>,
+}
+
+impl GateHandle {
+    /// Starts the gate; returns its handle and its task.
+    pub fn start(gate: Gate) -> (GateHandle, JoinHandle<()>) {
+        let (sender, receiver) = mpsc::channel(1024);
+        let task = tokio::spawn(gate.run(receiver));
+        (GateHandle { sender }, task)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> GateMessage) -> Option<T> {
+        let (reply, answer) = oneshot::channel();
+        self.sender.send(make(reply)).await.ok()?;
+        answer.await.ok()
+    }
+
+    /// Submits an envelope received now and waits for the answer (which, for slow work,
+    /// comes when the worker is done; the gate goes on meanwhile).
+    pub async fn submit(&self, bytes: Vec<u8>, channel: Channel) -> Reply {
+        let received = Utc::now();
+        self.ask(|reply| GateMessage::Envelope {
+            bytes,
+            channel,
+            received,
+            reply,
+        })
+        .await
+        .unwrap_or_else(unavailable)
+    }
+
+    /// Runs a scheduled job and waits for it.
+    pub async fn run_job(&self, job: Job) -> Reply {
+        self.ask(|reply| GateMessage::Job { job, reply })
+            .await
+            .unwrap_or_else(unavailable)
+    }
+
+    /// Hands a gateway event to the gate; returns once it is recorded (an owner's message
+    /// is on disk before this returns), not once it is carried out.
+    pub async fn signal_event(&self, event: GatewayEvent) {
+        self.ask(|reply| GateMessage::Signal { event, reply }).await;
+    }
+
+    /// Reports a refusal made by a channel itself, so that it is audited too.
+    pub async fn refused(&self, error: CommandError, channel: Channel) -> Reply {
+        let fallback = Reply::Err(error.clone());
+        self.ask(|reply| GateMessage::Refused {
+            error,
+            channel,
+            reply,
+        })
+        .await
+        .unwrap_or(fallback)
+    }
+
+    /// True when the gate answers (the watchdog's liveness check).
+    pub async fn ping(&self) -> bool {
+        self.ask(GateMessage::Ping).await.is_some()
+    }
+}
+
+fn unavailable() -> Reply {
+    Reply::Err(CommandError::new(
+        ErrorKind::Unavailable,
+        "the agent is shutting down; try again shortly",
+    ))
+}
+
+/// Refused envelopes written to the audit log per channel per minute; more are counted and
+/// written as one summary, so a flood cannot fill the store.
+const REFUSALS_AUDITED_PER_MINUTE: u32 = 30;
+
+#[derive(Debug)]
+struct RefusalWindow {
+    started: Instant,
+    audited: u32,
+    suppressed: u64,
+}
+
+/// Counts messages from strangers that a channel dropped before they reached the gate; the
+/// gate writes the count to the audit log every minute and at shutdown.
+#[derive(Clone, Debug, Default)]
+pub struct StrangerTally(Arc<AtomicU64>);
+
+impl StrangerTally {
+    /// One more stranger dropped.
+    pub fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn take(&self) -> u64 {
+        self.0.swap(0, Ordering::Relaxed)
+    }
+}
+
+/// The subsystems the gate hands work to and the records it shares with them.
+pub struct Subsystems {
+    /// The contexts (read directly for list, status and prompts; written by enrollment).
+    pub contexts: Contexts,
+    /// Breach incidents.
+    pub incidents: Incidents,
+    /// The enrollment worker.
+    pub enroll: EnrollHandle,
+    /// The breach monitor.
+    pub breach: BreachHandle,
+    /// The outbox (the gateway channel reads it too).
+    pub outbox: Outbox,
+    /// Tripped by `lockdown`; checked by every worker.
+    pub lockdown: LockdownSwitch,
+    /// Strangers the Signal channel dropped.
+    pub strangers: StrangerTally,
+}
+
+/// The gate's state.
+pub struct Gate {
+    store: Store,
+    audit: AuditLog,
+    outbox: Outbox,
+    policy: SecurityPolicy,
+    replay: ReplayCache,
+    secrets: SecretSet,
+    config: Config,
+    redactor: Redactor,
+    contexts: Contexts,
+    incidents: Incidents,
+    enroll: EnrollHandle,
+    breach: BreachHandle,
+    lockdown: LockdownSwitch,
+    strangers: StrangerTally,
+    data_dir: PathBuf,
+    refusals: HashMap<Channel, RefusalWindow>,
+    jobs: FuturesUnordered<JobFuture>,
+    pending: HashMap<u64, PendingJob>,
+}
+
+impl Gate {
+    /// Assembles the gate over an open store.
+    pub fn new(
+        store: Store,
+        secrets: SecretSet,
+        config: Config,
+        redactor: Redactor,
+        subsystems: Subsystems,
+        data_dir: PathBuf,
+    ) -> Gate {
+        let policy = SecurityPolicy {
+            grants: crate::policy::grants::Grants::new(
+                store.grants.clone(),
+                config.policy.revoked_by_default.clone(),
+            ),
+            limiter: crate::policy::rate_limit::RateLimiter::new(config.rate_limits.clone()),
+            approvals: crate::policy::approvals::Approvals::new(store.approvals.clone()),
+            approval_timeout_secs: config.approvals.timeout_secs,
+        };
+        Gate {
+            audit: AuditLog::new(store.audit.clone(), store.meta.clone(), redactor.clone()),
+            outbox: subsystems.outbox,
+            replay: ReplayCache::new(store.replay.clone()),
+            policy,
+            secrets,
+            config,
+            redactor,
+            contexts: subsystems.contexts,
+            incidents: subsystems.incidents,
+            enroll: subsystems.enroll,
+            breach: subsystems.breach,
+            lockdown: subsystems.lockdown,
+            strangers: subsystems.strangers,
+            store,
+            data_dir,
+            refusals: HashMap::new(),
+            jobs: FuturesUnordered::new(),
+            pending: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self, mut receiver: mpsc::Receiver<GateMessage>) {
+        self.start_up().await;
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(3600));
+        housekeeping.tick().await;
+        let mut minute = tokio::time::interval(Duration::from_secs(60));
+        minute.tick().await;
+        loop {
+            let next_deadline = self.next_deadline_in();
+            tokio::select! {
+                msg = receiver.recv() => match msg {
+                    Some(msg) => self.handle(msg).await,
+                    None => break,
+                },
+                Some((id, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
+                    self.job_done(id, result).await;
+                }
+                _ = tokio::time::sleep(next_deadline) => {
+                    self.expire_due(Utc::now()).await;
+                }
+                _ = minute.tick() => self.write_tallies().await,
+                _ = housekeeping.tick() => self.housekeeping(Utc::now()),
+            }
+        }
+        self.stop().await;
+    }
+
+    async fn handle(&mut self, msg: GateMessage) {
+        match msg {
+            GateMessage::Envelope {
+                bytes,
+                channel,
+                received,
+                reply,
+            } => {
+                let inv = Invocation {
+                    channel,
+                    now: received,
+                };
+                self.handle_envelope(&bytes, &inv, jobs::Waiter::Caller(reply))
+                    .await;
+            }
+            GateMessage::Refused {
+                error,
+                channel,
+                reply,
+            } => {
+                let answer = self.refuse(&Invocation::now(channel), error, None);
+                self.deliver(jobs::Waiter::Caller(reply), answer).await;
+            }
+            GateMessage::Job { job, reply } => {
+                self.run_scheduled(job, jobs::Waiter::Caller(reply)).await
+            }
+            GateMessage::Signal { event, reply } => {
+                self.signal_event(event).await;
+                let _ = reply.send(());
+            }
+            GateMessage::Ping(reply) => {
+                let _ = reply.send(());
+            }
+        }
+    }
+
+    /// Removes secrets from a reply before it leaves the process.
+    fn redact_reply(&self, reply: Reply) -> Reply {
+        match reply {
+            Reply::Ok(mut v) => {
+                self.redactor.json_in_place(&mut v);
+                Reply::Ok(v)
+            }
+            Reply::Rendered(r) => Reply::Rendered(r.redacted(&self.redactor)),
+            Reply::Err(e) => Reply::Err(CommandError::new(e.kind, self.redactor.text(&e.message))),
+        }
+    }
+
+    /// Logs an internal fault (redacted) and returns the generic reply for it.
+    fn internal(&self, error: impl std::fmt::Display) -> CommandError {
+        crate::reply::internal(self.redactor.text(&error.to_string()))
+    }
+}

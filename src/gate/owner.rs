@@ -1,0 +1,190 @@
+//! The owner on Signal: what the gateway reports, the owner's messages (signed envelopes or
+//! a plain `approve CODE` / `deny CODE`), and the replies that go back through the outbox.
+//! Strangers never get here: the channel drops them and only counts them.
+
+use super::jobs::Waiter;
+use super::Gate;
+use crate::auth::Envelope;
+use crate::commands::trust::IDENTITY_BLOCK_KEY;
+use crate::commands::Command;
+use crate::gateway::protocol::GatewayEvent;
+use crate::origin::{Channel, Invocation};
+use crate::outbox::MessageKind;
+use crate::reply::{CommandError, ErrorKind};
+use serde_json::{json, Value};
+
+impl Gate {
+    /// Handles an event from the Signal gateway.
+    pub(super) async fn signal_event(&mut self, event: GatewayEvent) {
+        let inv = Invocation::now(Channel::Signal);
+        let owner = self.config.signal.owner.trim().to_string();
+        match event {
+            GatewayEvent::Received { sender, body, .. } => {
+                if owner.is_empty() || sender != owner {
+                    // The channel drops strangers before they get here; one that slips
+                    // through is refused the same way: no reply, no action.
+                    let e = CommandError::new(
+                        ErrorKind::NotGranted,
+                        "message from someone other than the owner",
+                    );
+                    let _ = self.refuse(&inv, e, None);
+                    return;
+                }
+                let taken = self.take_in(&body).await;
+                self.owner_message(body.trim(), &inv, taken).await;
+            }
+            GatewayEvent::IdentityChanged { sender } => {
+                if sender == owner {
+                    let _ = self.store.meta.insert(IDENTITY_BLOCK_KEY, b"1".as_slice());
+                    let _ = self.audit_event(
+                        "signal.identity_changed",
+                        &inv,
+                        json!({"sender": sender}),
+                    );
+                    tracing::warn!(
+                        "the owner's Signal safety number changed: commands from Signal are refused until you verify it and run `pane-agent trust`"
+                    );
+                }
+            }
+            GatewayEvent::Sent { id } => {
+                if let Ok(id) = id.parse::<u64>() {
+                    if let Ok(true) = self.outbox.delivered(id) {
+                        let _ = self.audit_event("outbox.delivered", &inv, json!({"id": id}));
+                    }
+                }
+            }
+            GatewayEvent::SendFailed {
+                id,
+                error,
+                retryable,
+            } => {
+                if let Ok(id) = id.parse::<u64>() {
+                    let _ = self.outbox.record_attempt(id);
+                    let _ = self.audit_event(
+                        "outbox.send_failed",
+                        &inv,
+                        json!({"id": id, "error": crate::redact::truncate(&error, 200), "retryable": retryable}),
+                    );
+                }
+            }
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed after a gateway event");
+        }
+    }
+
+    /// Records an owner message before it is acted on, flushed, so that a crash in the middle
+    /// leaves it to be answered at the next start ([`Gate::answer_cut_off`]). Its key, or
+    /// None when the store cannot record it (then it is handled as it comes, and a crash
+    /// before its reply is queued leaves it unanswered).
+    async fn take_in(&mut self, body: &str) -> Option<[u8; 8]> {
+        let key = match self.store.next_id() {
+            Ok(id) => id.to_be_bytes(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record an owner message");
+                return None;
+            }
+        };
+        if let Err(e) = self.store.signal_inbox.insert(key, body.as_bytes()) {
+            tracing::error!(error = %e, "cannot record an owner message");
+            return None;
+        }
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "cannot record an owner message");
+        }
+        Some(key)
+    }
+
+    /// Queues the reply to an owner message and, in the same transaction, forgets the record
+    /// of the message (`take_in`): after a crash there is either both the reply and no
+    /// record, or the record to answer again.
+    pub(super) fn answer_owner(&self, reply: &str, taken: Option<[u8; 8]>) {
+        if let Err(e) = self.queue(MessageKind::Reply, reply, taken) {
+            tracing::error!(error = %e, "cannot queue a Signal reply");
+        }
+    }
+
+    /// Answers the owner's Signal messages that a crash cut off: recorded by `take_in`,
+    /// never answered. An envelope that was accepted gets a note saying so (it may have done
+    /// its work, which the audit log shows); anything else is handled now, as if it had just
+    /// arrived (an envelope then still has to be inside its time window).
+    pub(super) async fn answer_cut_off(&mut self) {
+        let records: Vec<(sled::IVec, sled::IVec)> = self
+            .store
+            .signal_inbox
+            .iter()
+            .filter_map(Result::ok)
+            .collect();
+        for (key, body) in records {
+            let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
+                let _ = self.store.signal_inbox.remove(key);
+                continue;
+            };
+            let body = String::from_utf8_lossy(&body).into_owned();
+            let inv = Invocation::now(Channel::Signal);
+            let accepted = Envelope::parse(body.trim().as_bytes())
+                .ok()
+                .filter(|env| self.replay.contains(&env.sig).unwrap_or(false));
+            match accepted {
+                Some(env) => {
+                    let cmd = crate::redact::truncate(&env.cmd, 40);
+                    let _ = self.audit_event("signal.cut_off", &inv, json!({"cmd": cmd}));
+                    self.answer_owner(&format!(
+                        "Your `{cmd}` command was accepted, but the agent stopped before it answered. It may have done its work: `audit` shows what it did. Sign a new envelope to run it again."
+                    ), Some(key));
+                }
+                None => self.owner_message(body.trim(), &inv, Some(key)).await,
+            }
+        }
+    }
+
+    /// Carries out an owner's message; the answer is queued for them (now, or when the job
+    /// it started is done).
+    async fn owner_message(&mut self, body: &str, inv: &Invocation, taken: Option<[u8; 8]>) {
+        if self
+            .store
+            .meta
+            .get(IDENTITY_BLOCK_KEY)
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            let _ = self.audit_event(
+                "signal.blocked",
+                inv,
+                json!({"reason": "safety number changed"}),
+            );
+            self.answer_owner("Commands over Signal are paused: your safety number changed. The operator must verify it and run `pane-agent trust` at the console.", taken);
+            return;
+        }
+        if body.starts_with('{') {
+            return self
+                .handle_envelope(body.as_bytes(), inv, Waiter::Owner(taken))
+                .await;
+        }
+        let words: Vec<&str> = body.split_whitespace().collect();
+        if let [verb, code @ ..] = words.as_slice() {
+            let verb = verb.to_ascii_lowercase();
+            if (verb == "approve" || verb == "deny") && !code.is_empty() {
+                let mut args = serde_json::Map::new();
+                args.insert("code".into(), Value::String(code.join("")));
+                let _ = self.audit_event("signal.plain_approval", inv, json!({"verb": verb}));
+                match Command::parse(&verb, &args) {
+                    Ok(command) => {
+                        let envelope = Envelope {
+                            ts: inv.now.to_rfc3339(),
+                            cmd: verb.clone(),
+                            args,
+                            sig: [0; 32],
+                        };
+                        self.judge_and_run(command, &envelope, inv, Waiter::Owner(taken))
+                            .await;
+                    }
+                    Err(e) => self.deliver(Waiter::Owner(taken), e.into()).await,
+                }
+                return;
+            }
+        }
+        self.answer_owner("Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.", taken);
+    }
+}

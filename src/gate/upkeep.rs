@@ -1,0 +1,350 @@
+//! The gate's own work: start-up and shutdown, scheduled jobs (the sweep's incidents, the
+//! weekly digest, the rotation reminder), pruning, the tallies of refusals, the audit log
+//! and the outbox.
+
+use super::jobs::{context_args, After, PendingJob, Waiter};
+use super::Gate;
+use crate::breach::incidents::Incident;
+use crate::commands::{Command, Work};
+use crate::origin::{Channel, Invocation};
+use crate::outbox::MessageKind;
+use crate::reply::{Answer, CommandError, Reply};
+use crate::schedule::Job;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The fingerprint of the secret in use, to notice rotations.
+const SECRET_FINGERPRINT_KEY: &[u8] = b"auth.fingerprint";
+
+impl Gate {
+    /// What runs once before the first message: the gate is ready at once, and intent
+    /// reconciliation runs as a job beside it.
+    pub(super) async fn start_up(&mut self) {
+        let inv = Invocation::now(Channel::Internal);
+        if let Err(e) = self.note_secret_fingerprint(&inv) {
+            tracing::warn!(error = %e, "cannot record the secret's fingerprint");
+        }
+        let reconcile = PendingJob::new("reconcile", &inv, After::Action, Waiter::Nobody);
+        self.start_job(Work::Reconcile, reconcile);
+        self.answer_cut_off().await;
+        self.housekeeping(Utc::now());
+        self.expire_due(Utc::now()).await;
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "store flush failed after start-up work");
+        }
+    }
+
+    /// What runs once after the last message: jobs get a moment, the tallies are written.
+    pub(super) async fn stop(&mut self) {
+        self.drain_jobs(Duration::from_secs(5)).await;
+        self.write_tallies().await;
+        if let Err(e) = self.store.flush().await {
+            tracing::error!(error = %e, "final store flush failed");
+        }
+        tracing::debug!("gate stopped");
+    }
+
+    /// Writes the count of refusals not audited one by one and of strangers dropped by the
+    /// Signal channel, so that a flood leaves a trace even when nothing follows it.
+    pub(super) async fn write_tallies(&mut self) {
+        let mut wrote = false;
+        let channels: Vec<Channel> = self.refusals.keys().copied().collect();
+        for channel in channels {
+            let Some(window) = self.refusals.get_mut(&channel) else {
+                continue;
+            };
+            let n = std::mem::take(&mut window.suppressed);
+            if n > 0 {
+                let inv = Invocation::now(channel);
+                let _ = self.audit_event("envelope.refused.suppressed", &inv, json!({"count": n}));
+                wrote = true;
+            }
+        }
+        let strangers = self.strangers.take();
+        if strangers > 0 {
+            let inv = Invocation::now(Channel::Signal);
+            let _ = self.audit_event(
+                "signal.strangers_dropped",
+                &inv,
+                json!({"count": strangers}),
+            );
+            wrote = true;
+        }
+        if wrote {
+            if let Err(e) = self.store.flush().await {
+                tracing::error!(error = %e, "store flush failed after writing tallies");
+            }
+        }
+    }
+
+    /// Runs a scheduled job and records when it ran; a sweep runs as a job and its waiter
+    /// hears when it is done.
+    pub(super) async fn run_scheduled(&mut self, job: Job, waiter: Waiter) {
+        let inv = Invocation::now(Channel::Internal);
+        if let Err(e) = self.audit_event("schedule.run", &inv, json!({"job": job.name()})) {
+            return self.deliver(waiter, Reply::Err(e)).await;
+        }
+        if let Err(e) = self
+            .store
+            .meta
+            .insert(job.last_run_key(), inv.now.to_rfc3339().as_bytes())
+        {
+            let e = self.internal(e);
+            return self.deliver(waiter, Reply::Err(e)).await;
+        }
+        let result = match job {
+            Job::BreachSweep => {
+                let pending = PendingJob::new("sweep", &inv, After::Sweep, waiter);
+                return self.start_job(Work::Sweep, pending);
+            }
+            Job::WeeklyDigest => self.digest(&inv),
+            Job::SecretRotationReminder => self
+                .notify(
+                    MessageKind::Alert,
+                    "Reminder: rotate the command secret (quarterly at least). Make a new one, keep the old one in previous_secrets for a grace period, then remove it.",
+                )
+                .map(|_| json!({"status": "reminded"})),
+        };
+        self.deliver(waiter, result.into()).await;
+    }
+
+    fn digest(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+        let since =
+            (inv.now - ChronoDuration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let incidents: Vec<Incident> = self
+            .incidents
+            .all()
+            .map_err(|e| self.internal(e))?
+            .into_iter()
+            .filter(|i| i.last_seen >= since)
+            .collect();
+        let pending = self
+            .policy
+            .approvals
+            .pending()
+            .map_err(|e| self.internal(e))?;
+        let expired: Vec<String> = self
+            .contexts
+            .all()
+            .map_err(|e| self.internal(e))?
+            .into_iter()
+            .filter(|c| c.expired_at.as_deref().is_some_and(|t| t >= since.as_str()))
+            .map(|c| c.name)
+            .collect();
+        let mut text = format!(
+            "Weekly digest: {} incident(s), {} pending approval(s), {} context(s) expired this week.",
+            incidents.len(),
+            pending.len(),
+            expired.len()
+        );
+        for i in &incidents {
+            text.push_str(&format!("\n{}", crate::commands::check_incidents::line(i)));
+        }
+        for a in &pending {
+            text.push_str(&format!("\npending {}: {}", a.display_code(), a.summary));
+        }
+        for name in &expired {
+            text.push_str(&format!("\nexpired: {name}"));
+        }
+        self.notify(MessageKind::Alert, &text)?;
+        Ok(
+            json!({"incidents": incidents.len(), "pending_approvals": pending.len(), "expired": expired}),
+        )
+    }
+
+    /// After a sweep: audits the sources that were down, then alerts the owner once per new
+    /// incident and queues the burn (or starts it with `auto_burn`).
+    pub(super) async fn after_sweep(
+        &mut self,
+        report: Answer,
+        inv: &Invocation,
+    ) -> Result<Answer, CommandError> {
+        let report = report.into_value();
+        let down: Vec<Value> = report["sources"]
+            .as_array()
+            .map(|s| s.iter().filter(|s| s["ok"] == false).cloned().collect())
+            .unwrap_or_default();
+        for source in down {
+            self.audit_event(
+                "breach.source_down",
+                inv,
+                json!({"source": source["source"], "error": source["error"]}),
+            )?;
+        }
+        // Everything not yet alerted, which includes what a crash left un-alerted.
+        let pending = self.incidents.unalerted().map_err(|e| self.internal(e))?;
+        for incident in pending {
+            self.raise_incident(incident, inv).await?;
+        }
+        Ok(Answer::Value(report))
+    }
+
+    async fn raise_incident(
+        &mut self,
+        mut incident: Incident,
+        inv: &Invocation,
+    ) -> Result<(), CommandError> {
+        self.audit_event(
+            "breach.incident",
+            inv,
+            serde_json::to_value(&incident).unwrap_or_default(),
+        )?;
+        let mut alert = format!(
+            "⚠ breach signal: {} ← {} ({} message(s), first {}; sample subject: \"{}\"). The site may have leaked or sold this alias.",
+            incident.context, incident.sender_domain, incident.count, incident.first_seen, incident.sample_subject
+        );
+        let expire = Command::parse("expire", &context_args(&incident.context));
+        let ctx_active = self
+            .contexts
+            .get(&incident.context)
+            .ok()
+            .flatten()
+            .is_some_and(|c| c.state != crate::context::ContextState::Expired);
+        if let (Ok(expire), true) = (expire, ctx_active) {
+            if self.config.breach.auto_burn {
+                alert.push_str(
+                    " auto_burn is on: the context is being expired; the result follows.",
+                );
+                let after = After::AutoBurn {
+                    context: incident.context.clone(),
+                };
+                Box::pin(self.execute(expire, inv, after, Waiter::Nobody)).await;
+            } else {
+                // One queued burn per context: a later incident points at the pending one.
+                let pending = self
+                    .policy
+                    .approvals
+                    .pending()
+                    .map_err(|e| self.internal(e))?;
+                let existing = pending
+                    .iter()
+                    .find(|a| {
+                        a.cmd == "expire"
+                            && a.args.get("context").and_then(Value::as_str)
+                                == Some(&incident.context)
+                    })
+                    .map(|a| a.display_code());
+                let code = match existing {
+                    Some(code) => code,
+                    None => {
+                        let asked =
+                            self.ask_owner(&expire, &context_args(&incident.context), inv)?;
+                        asked["code"].as_str().unwrap_or_default().to_string()
+                    }
+                };
+                alert.push_str(&format!(
+                    " A burn is queued: `approve {code}` expires the context."
+                ));
+                incident.burn_code = Some(code);
+            }
+        }
+        let alert = self.redactor.text(&alert);
+        let id = self.store.next_id().map_err(|e| self.internal(e))?;
+        self.incidents
+            .mark_alerted(&mut incident, &self.outbox, id, &alert)
+            .map_err(|e| self.internal(e))
+    }
+
+    /// Audits a rotation when the current secret is not the one seen before (by fingerprint,
+    /// never the secret). Returns true when it was a rotation.
+    fn note_secret_fingerprint(&mut self, inv: &Invocation) -> Result<bool, CommandError> {
+        let now = self.secrets.fingerprint();
+        let before = self
+            .store
+            .meta
+            .insert(SECRET_FINGERPRINT_KEY, now.as_bytes())
+            .map_err(|e| self.internal(e))?;
+        let before = before.map(|b| String::from_utf8_lossy(&b).into_owned());
+        let rotated = before.as_deref().is_some_and(|b| b != now);
+        if rotated {
+            self.audit_event(
+                "auth.rotated",
+                inv,
+                json!({"from": before, "to": now, "accepted_secrets": self.secrets.all().count()}),
+            )?;
+        }
+        Ok(rotated)
+    }
+
+    /// `secrets.reload` (console only): the secrets are read again from the data dir, and
+    /// the redactors of the replies, the audit log and the daemon's log learn them.
+    pub(super) fn reload_secrets(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+        if inv.channel != Channel::Socket {
+            return Err(CommandError::new(
+                crate::reply::ErrorKind::NotGranted,
+                "secrets.reload is accepted only at the console",
+            ));
+        }
+        let fresh =
+            crate::auth::SecretSet::load(&self.data_dir, &self.config.auth.previous_secrets)
+                .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
+        self.redactor = self.redactor.with_more(fresh.all().map(|s| s.as_text()));
+        self.audit.set_redactor(self.redactor.clone());
+        crate::logging::set_redactor(self.redactor.clone());
+        self.secrets = fresh;
+        let rotated = self.note_secret_fingerprint(inv)?;
+        Ok(
+            json!({"status": "reloaded", "rotated": rotated, "accepted_secrets": self.secrets.all().count()}),
+        )
+    }
+
+    /// Prunes what may be forgotten: old replay-cache entries, audit entries past the
+    /// retention, approvals settled long ago.
+    pub(super) fn housekeeping(&mut self, now: DateTime<Utc>) {
+        if let Err(e) = self.replay.prune(now) {
+            tracing::warn!(error = %e, "replay cache prune failed");
+        }
+        let days = self.config.audit.retention_days;
+        if days > 0 {
+            let cutoff = now - ChronoDuration::days(days as i64);
+            match self.audit.prune_before(cutoff) {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "audit entries past retention pruned"),
+                Err(e) => tracing::warn!(error = %e, "audit prune failed"),
+            }
+            if let Err(e) = self.policy.approvals.prune_settled(cutoff) {
+                tracing::warn!(error = %e, "approval prune failed");
+            }
+        }
+    }
+
+    /// Writes an audit entry; a failure refuses the command (fail secure).
+    pub(super) fn audit_event(
+        &self,
+        event: &str,
+        inv: &Invocation,
+        detail: Value,
+    ) -> Result<(), CommandError> {
+        self.audit
+            .append(event, Some(inv.channel.as_str()), detail)
+            .map(|_| ())
+            .map_err(|e| self.internal(e))
+    }
+
+    /// Queues a message for the owner in the outbox.
+    pub(super) fn notify(&self, kind: MessageKind, body: &str) -> Result<(), CommandError> {
+        self.queue(kind, body, None)
+    }
+
+    /// Queues `body` (redacted) for the owner; with `answered`, also forgets that record of
+    /// an owner message (`take_in`) in the same transaction.
+    pub(super) fn queue(
+        &self,
+        kind: MessageKind,
+        body: &str,
+        answered: Option<[u8; 8]>,
+    ) -> Result<(), CommandError> {
+        let body = self.redactor.text(body);
+        let id = self.store.next_id().map_err(|e| self.internal(e))?;
+        match answered {
+            Some(key) => {
+                self.outbox
+                    .push_removing(id, kind, &body, (&self.store.signal_inbox, &key))
+            }
+            None => self.outbox.push(id, kind, &body),
+        }
+        .map_err(|e| self.internal(e))?;
+        Ok(())
+    }
+}
