@@ -26,7 +26,8 @@ function isEmptyList(body) {
   try {
     return JSON.parse(body).count === 0;
   } catch {
-    return /\b(no contexts|0 contexts)\b/i.test(body);
+    // The reply in words (the core's Signal replies are text for people).
+    return /\b(no|0|zero)\s+contexts?\b/i.test(body) || /\bcontexts?\b[^\n]*\b0\b/i.test(body);
   }
 }
 
