@@ -36,15 +36,17 @@ fn main() {
         })
         .expect("encode")
     };
-    let mut ask = |i: u64| -> Duration {
+    let ask = |writer: &mut UnixStream, reader: &mut BufReader<UnixStream>, i: u64| -> Duration {
         let line = received(OWNER, agent.envelope("list", json!({})).to_json(), i);
         let t = Instant::now();
         writer.write_all(line.as_bytes()).expect("owner");
         let mut reply = String::new();
         reader.read_line(&mut reply).expect("reply");
         let took = t.elapsed();
-        let CoreCommand::Send { body, .. } = decode_line(&reply).expect("a send");
+        let CoreCommand::Send { id, body, .. } = decode_line(&reply).expect("a send");
         assert!(body.contains("\"count\""), "{body}");
+        let sent = encode_line(&GatewayEvent::Sent { id }).expect("encode");
+        writer.write_all(sent.as_bytes()).expect("sent");
         // A new envelope needs a new millisecond.
         std::thread::sleep(Duration::from_millis(2));
         took
@@ -53,7 +55,9 @@ fn main() {
         v.sort();
         v[v.len() / 2].as_secs_f64() * 1e3
     };
-    let quiet: Vec<Duration> = (0..200).map(|i| ask(20_000 + i)).collect();
+    let quiet: Vec<Duration> = (0..200)
+        .map(|i| ask(&mut writer, &mut reader, 20_000 + i))
+        .collect();
 
     let mut burst = String::new();
     for i in 0..10_000 {
@@ -66,8 +70,10 @@ fn main() {
     let t = Instant::now();
     writer.write_all(burst.as_bytes()).expect("burst");
     let burst_written = t.elapsed();
-    let first = ask(10_001);
-    let after: Vec<Duration> = (0..50).map(|i| ask(30_000 + i)).collect();
+    let first = ask(&mut writer, &mut reader, 10_001);
+    let after: Vec<Duration> = (0..50)
+        .map(|i| ask(&mut writer, &mut reader, 30_000 + i))
+        .collect();
     let refused = agent
         .audit()
         .iter()

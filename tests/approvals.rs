@@ -137,7 +137,7 @@ fn unanswered_approvals_expire_as_denials() {
 }
 
 #[test]
-fn lockdown_denies_pending_approvals_at_once() {
+fn lockdown_denies_pending_approvals_at_once_and_holds_until_unlocked() {
     let agent = Agent::start();
     agent.send("revoke", json!({"tool": "audit"}));
     let code = ask_grant(&agent, "audit");
@@ -148,8 +148,20 @@ fn lockdown_denies_pending_approvals_at_once() {
         &agent.send("approve", json!({"code": code})),
         "approval_invalid",
     );
-    // Read tools keep their grants; the owner can still look around and ask again.
+    // Read tools keep their grants; the owner can still look around.
     assert!(agent.send("list", json!({})).get("error").is_none());
+    // Sticky: the command secret alone cannot grant again, nor unlock over HTTP-like
+    // channels; the console can.
+    assert_error(
+        &agent.send("grant", json!({"tool": "audit"})),
+        "locked_down",
+    );
+    let out = agent.cli(&["unlock"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let again = ask_grant(&agent, "audit");
     assert_eq!(
         agent.send("approve", json!({"code": again}))["status"],

@@ -3,19 +3,27 @@
 
 mod common;
 
+use common::gateway::Gateway;
+
 use common::{assert_error, Agent};
 use pane_agent::gateway::device::{DeviceError, DeviceEvent, Incoming, SendError, SignalDevice};
-use pane_agent::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
+use pane_agent::gateway::protocol::{encode_line, GatewayEvent};
 use pane_agent::gateway::relay::{self, RelayConfig};
 use pane_agent::outbox::MAX_MESSAGE_BYTES;
 use pane_agent::shutdown::Shutdown;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 const STRANGER: &str = "9f0e1d2c-3b4a-4596-8877-665544332211";
+
+/// The approval code a prompt names (`approve ABCDE-FGHJK`).
+fn code_in(prompt: &str) -> String {
+    let at = prompt
+        .find("`approve ")
+        .unwrap_or_else(|| panic!("no code in {prompt}"));
+    prompt[at + 9..at + 20].to_string()
+}
 
 fn agent_with_owner() -> Agent {
     let mut agent = Agent::init();
@@ -26,80 +34,10 @@ fn agent_with_owner() -> Agent {
     agent
 }
 
-/// A test gateway: the protocol over the real socket.
-struct Gateway {
-    writer: UnixStream,
-    reader: BufReader<UnixStream>,
-}
-
-impl Gateway {
-    fn connect(agent: &Agent) -> Gateway {
-        let s = UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        Gateway {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
-        }
-    }
-
-    fn event(&mut self, e: &GatewayEvent) {
-        self.writer
-            .write_all(encode_line(e).unwrap().as_bytes())
-            .unwrap();
-    }
-
-    fn received(&mut self, sender: &str, body: &str) {
-        self.event(&GatewayEvent::Received {
-            sender: sender.into(),
-            device: 1,
-            timestamp: 1,
-            body: body.into(),
-            sealed: true,
-        });
-    }
-
-    /// Every send that arrives within `wait`.
-    fn sends(&mut self, wait: Duration) -> Vec<(String, String, String)> {
-        let deadline = Instant::now() + wait;
-        let mut out = Vec::new();
-        while Instant::now() < deadline {
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => break,
-                Ok(_) => {
-                    let CoreCommand::Send {
-                        id,
-                        recipient,
-                        body,
-                    } = decode_line(&line).unwrap();
-                    out.push((id, recipient, body));
-                }
-                Err(_) => {}
-            }
-        }
-        out
-    }
-
-    /// Waits for exactly one send, acknowledges it, and returns its body.
-    fn reply(&mut self) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let sends = self.sends(Duration::from_millis(300));
-            if let Some((id, recipient, body)) = sends.into_iter().next() {
-                assert_eq!(recipient, OWNER);
-                self.event(&GatewayEvent::Sent { id });
-                return body;
-            }
-            assert!(Instant::now() < deadline, "no reply came");
-        }
-    }
-}
-
 #[test]
 fn owner_commands_are_answered_and_strangers_are_not() {
     let agent = agent_with_owner();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["count"], 0);
@@ -150,7 +88,7 @@ fn long_replies_are_shortened_to_fit_a_signal_message() {
     for _ in 0..60 {
         agent.send("help", json!({}));
     }
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     // The whole reply over the socket is far longer than a Signal message.
     let whole = agent.send("audit", json!({"limit": 200})).to_string();
     assert!(whole.len() > MAX_MESSAGE_BYTES, "{}", whole.len());
@@ -170,24 +108,19 @@ fn long_replies_are_shortened_to_fit_a_signal_message() {
 #[test]
 fn plain_approve_and_deny_settle_pending_approvals() {
     let agent = agent_with_owner();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     agent.send("revoke", json!({"tool": "list"}));
-    let code = agent.send("grant", json!({"tool": "list"}))["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The prompt is delivered first.
-    assert!(gw.reply().contains(&format!("approve {code}")));
+    let asked = agent.send("grant", json!({"tool": "list"}));
+    // With an owner set, the code goes to the phone only: the prompt carries it.
+    assert!(asked.get("code").is_none(), "{asked}");
+    let code = code_in(&gw.reply());
     gw.received(OWNER, &format!("Approve {}", code.to_lowercase()));
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["status"], "approved", "{reply}");
     assert!(agent.send("list", json!({})).get("error").is_none());
 
-    let code = agent.send("grant", json!({"tool": "audit"}))["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    gw.reply();
+    agent.send("grant", json!({"tool": "audit"}));
+    let code = code_in(&gw.reply());
     gw.received(OWNER, &format!("deny {code}"));
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["status"], "denied", "{reply}");
@@ -196,7 +129,7 @@ fn plain_approve_and_deny_settle_pending_approvals() {
 #[test]
 fn a_changed_safety_number_stops_signal_commands_until_trusted() {
     let agent = agent_with_owner();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     gw.event(&GatewayEvent::IdentityChanged {
         sender: OWNER.into(),
     });
@@ -233,7 +166,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
     for tool in ["list", "status", "audit"] {
         agent.send("grant", json!({"tool": tool}));
     }
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let first = gw.sends(Duration::from_secs(2));
     assert_eq!(first.len(), 3, "{first:?}");
     // Acknowledge one, then drop the connection.
@@ -243,7 +176,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
     std::thread::sleep(Duration::from_millis(300));
     drop(gw);
     // Reconnected: the two unacknowledged ones come again, the acknowledged one never.
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let again = gw.sends(Duration::from_secs(2));
     let ids: Vec<&String> = again.iter().map(|s| &s.0).collect();
     assert_eq!(ids, [&first[1].0, &first[2].0]);
@@ -255,7 +188,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
     // The core is killed with one message still unacknowledged.
     agent.kill();
     agent.spawn();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let after = gw.sends(Duration::from_secs(2));
     assert_eq!(
         after.iter().map(|s| &s.0).collect::<Vec<_>>(),
@@ -290,7 +223,7 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
         "/api/v1/aliases",
         common::providers::Fault::Delay(Duration::from_secs(5)),
     );
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let enroll = agent.envelope(
         "enroll",
         json!({"url": "https://www.shop.example", "alias": "shop", "card": false, "identity": "none"}),
@@ -310,7 +243,7 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
     agent.spawn();
 
     // One reply, saying what happened; the command's work is there, made once.
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let reply = gw.reply();
     assert!(
         reply.contains("`enroll` command was accepted, but the agent stopped before it answered"),
@@ -332,7 +265,7 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
     // Answered messages are not answered again at the next start.
     drop(gw);
     agent.restart();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     assert!(gw.sends(Duration::from_secs(1)).is_empty());
 }
 
@@ -349,20 +282,20 @@ fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
         store.flush_blocking().unwrap();
     }
     agent.spawn();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["count"], 0, "{reply}");
     assert!(gw.sends(Duration::from_secs(1)).is_empty(), "answered once");
     drop(gw);
     agent.restart();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     assert!(gw.sends(Duration::from_secs(1)).is_empty(), "not again");
 }
 
 #[test]
 fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
     let agent = agent_with_owner();
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let mut burst = String::new();
     for i in 0..10_000 {
         let e = GatewayEvent::Received {
@@ -374,7 +307,7 @@ fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
         };
         burst.push_str(&encode_line(&e).unwrap());
     }
-    gw.writer.write_all(burst.as_bytes()).unwrap();
+    gw.write_raw(burst.as_bytes());
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["count"], 0);
@@ -491,7 +424,7 @@ fn the_relay_carries_messages_both_ways_and_survives_restarts() {
     // The outbox holds nothing: both replies were acknowledged exactly once.
     std::thread::sleep(Duration::from_millis(300));
     assert_error(&agent.send("status", json!({"context": "x"})), "not_found");
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let leftover = gw.sends(Duration::from_millis(800));
     assert!(leftover.is_empty(), "{leftover:?}");
 }
@@ -524,7 +457,7 @@ fn codes_over_signal_only_make_the_phone_a_second_factor() {
     let asked = agent.send("grant", json!({"tool": "list"}));
     assert_eq!(asked["status"], "approval_required");
     assert!(asked.get("code").is_none(), "{asked}");
-    let mut gw = Gateway::connect(&agent);
+    let mut gw = Gateway::connect(&agent, OWNER);
     let prompt = gw.reply();
     let code = prompt
         .split("approve ")

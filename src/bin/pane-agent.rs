@@ -60,14 +60,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{line}");
             }
         }
-        CliCommand::Trust(dir) => {
-            let args = cli::CommandArgs {
-                data_dir: dir,
-                cmd: "trust".into(),
-                args: Vec::new(),
-            };
-            return Ok(cli::print_reply(&cli::send::send(&args).await?));
-        }
+        CliCommand::Trust(dir) => return console_command(dir, "trust").await,
+        CliCommand::Unlock(dir) => return console_command(dir, "unlock").await,
         CliCommand::CheckIncidents(dir) => match cli::check_incidents::check_incidents(&dir).await?
         {
             Ok(lines) => {
@@ -79,4 +73,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         },
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends one of the console's own commands (`trust`, `unlock`) over the control socket.
+async fn console_command(dir: cli::DataDirArg, cmd: &str) -> anyhow::Result<ExitCode> {
+    let args = cli::CommandArgs {
+        data_dir: dir,
+        cmd: cmd.into(),
+        args: Vec::new(),
+    };
+    Ok(cli::print_reply(&cli::send::send(&args).await?))
 }

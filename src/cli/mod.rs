@@ -44,6 +44,8 @@ pub enum CliCommand {
     RotateSecret(rotate_secret::RotateArgs),
     /// Accept the owner's new Signal safety number (after verifying it) and resume commands.
     Trust(DataDirArg),
+    /// End a lockdown, at the console (from Signal: `unlock` with an approval).
+    Unlock(DataDirArg),
     /// Print the breach incidents, one line each.
     CheckIncidents(DataDirArg),
     /// Show the command secret as a QR code for the phone signer to import; Enter clears it.

@@ -3,6 +3,7 @@
 
 use super::Args;
 use crate::breach::incidents::{Incident, Incidents};
+use crate::policy::approvals::{normalise_code, reference};
 use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
@@ -25,8 +26,18 @@ impl CheckIncidents {
     }
 
     /// Lists the incidents, oldest first.
-    pub fn apply(self, incidents: &Incidents) -> Result<Value, CommandError> {
-        let all = incidents.all().map_err(internal)?;
+    /// With `hide_codes` (phone-only approvals, asked from another channel), a queued burn's
+    /// code is shown as its reference, never as the code.
+    pub fn apply(self, incidents: &Incidents, hide_codes: bool) -> Result<Value, CommandError> {
+        let mut all = incidents.all().map_err(internal)?;
+        if hide_codes {
+            for incident in &mut all {
+                if let Some(code) = incident.burn_code.take() {
+                    let code = normalise_code(&code).unwrap_or(code);
+                    incident.burn_code = Some(reference(&code));
+                }
+            }
+        }
         let lines: Vec<String> = all.iter().map(line).collect();
         Ok(json!({"count": all.len(), "incidents": all, "lines": lines}))
     }

@@ -25,6 +25,7 @@ pub mod status;
 pub mod sweep;
 pub mod transactions;
 pub mod trust;
+pub mod unlock;
 
 use crate::config::CardsConfig;
 use crate::context::Contexts;
@@ -76,6 +77,8 @@ pub enum Command {
     Trust(trust::Trust),
     /// `secrets.reload`
     SecretsReload(secrets_reload::SecretsReload),
+    /// `unlock`
+    Unlock(unlock::Unlock),
 }
 
 impl Command {
@@ -118,6 +121,7 @@ impl Command {
             "incident.ack" => Command::IncidentAck(incident_ack::IncidentAck::parse(&a)?),
             "trust" => Command::Trust(trust::Trust::parse(&a)?),
             "secrets.reload" => Command::SecretsReload(secrets_reload::SecretsReload::parse(&a)?),
+            "unlock" => Command::Unlock(unlock::Unlock::parse(&a)?),
             other => {
                 return Err(CommandError::new(
                     ErrorKind::UnknownCommand,
@@ -158,6 +162,7 @@ impl Command {
             Command::IncidentAck(_) => "incident.ack",
             Command::Trust(_) => "trust",
             Command::SecretsReload(_) => "secrets.reload",
+            Command::Unlock(_) => "unlock",
         }
     }
 
@@ -178,6 +183,10 @@ impl Command {
             Command::Grant(g) => g.describe(),
             Command::Card(c) => c.describe(contexts),
             Command::Expire(e) => e.describe(contexts),
+            Command::Unlock(_) => {
+                "end the lockdown: grant and approve work again (tools stay revoked until granted)"
+                    .into()
+            }
             other => format!("run `{}`", other.name()),
         }
     }
@@ -476,6 +485,7 @@ mod tests {
             "incident.ack",
             "trust",
             "secrets.reload",
+            "unlock",
         ];
         for name in all {
             let tool = tools::find(name).unwrap_or_else(|| panic!("{name} has no tool"));

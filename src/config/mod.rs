@@ -322,9 +322,10 @@ impl HttpConfig {
 pub struct ApprovalsConfig {
     /// Seconds before a pending approval is denied automatically.
     pub timeout_secs: u64,
-    /// Send approval codes only to the owner over Signal: replies on the socket and HTTP, and
-    /// `approvals`, then leave the code out, so that a stolen command secret alone cannot
-    /// approve anything (the phone becomes a second factor).
+    /// With `[signal] owner` set (and by default), approval codes go only to the owner over
+    /// Signal: no reply, `approvals`, audit entry, incident or error on any other channel
+    /// holds one, so that a stolen command secret alone cannot approve anything (the phone
+    /// is a second factor). Without an owner there is no phone, and codes are shown.
     pub codes_over_signal_only: bool,
 }
 
@@ -332,7 +333,7 @@ impl Default for ApprovalsConfig {
     fn default() -> Self {
         ApprovalsConfig {
             timeout_secs: 300,
-            codes_over_signal_only: false,
+            codes_over_signal_only: true,
         }
     }
 }

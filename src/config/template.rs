@@ -22,9 +22,10 @@ listen = ""
 [approvals]
 # Seconds before a pending approval is denied automatically.
 timeout_secs = 300
-# true: approval codes go only to the owner over Signal (replies on the socket and HTTP, and
-# `approvals`, leave them out), so a stolen command secret alone cannot approve anything.
-codes_over_signal_only = false
+# true (default): once [signal] owner is set, approval codes go only to the owner over Signal
+# (no reply, `approvals`, audit entry, incident or error elsewhere holds one), so a stolen
+# command secret alone cannot approve anything. false shows codes on every channel.
+codes_over_signal_only = true
 
 [policy]
 # Tools that have no grant until the owner sends `grant {tool}`.

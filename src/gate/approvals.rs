@@ -23,8 +23,48 @@ impl Gate {
         args: &serde_json::Map<String, Value>,
         inv: &Invocation,
     ) -> Result<Value, CommandError> {
+        self.open_approval(command, args, inv)
+            .map(|(reply, _)| reply)
+    }
+
+    /// [`Gate::ask_owner`], also handing back the code (for the owner's own alerts). The same
+    /// request while one is pending is merged into it: no second approval, no second prompt.
+    pub(super) fn open_approval(
+        &mut self,
+        command: &Command,
+        args: &serde_json::Map<String, Value>,
+        inv: &Invocation,
+    ) -> Result<(Value, String), CommandError> {
         let summary = command.describe(&self.contexts);
         let tool = command.tool()?;
+        let hide = self.hides_codes(inv);
+        let pending = self
+            .policy
+            .approvals
+            .pending()
+            .map_err(|e| self.internal(e))?;
+        if let Some(same) = pending
+            .into_iter()
+            .find(|a| a.cmd == command.name() && a.binds(command.name(), args))
+        {
+            let code = same.display_code();
+            self.audit_event(
+                "policy.approval_merged",
+                inv,
+                json!({"tool": tool.name, "code": self.audited_code(&same.code), "action": same.cmd}),
+            )?;
+            let mut reply = json!({
+                "status": "approval_required",
+                "action": same.cmd,
+                "prompt": format!("Already waiting for the owner: {}. The earlier prompt stands.", same.summary),
+                "expires_at": same.deadline_rfc3339(),
+                "merged": true,
+            });
+            if !hide {
+                reply["code"] = json!(code);
+            }
+            return Ok((reply, code));
+        }
         let approval = self
             .policy
             .approvals
@@ -38,40 +78,38 @@ impl Gate {
             )
             .map_err(|e| self.internal(e))?;
         let code = approval.display_code();
+        let asked = inv.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let prompt = format!(
-            "Approval needed: {summary}. Reply `approve {code}` to go ahead or `deny {code}` to refuse. Expires {} (in {} s); unanswered means denied.",
+            "Approval needed: {summary}. Asked over {} at {asked}. Reply `approve {code}` to go ahead or `deny {code}` to refuse. Expires {} (in {} s); unanswered means denied.",
+            inv.channel.as_str(),
             approval.deadline_rfc3339(),
             self.policy.approval_timeout_secs
         );
-        let hide = self.hides_codes(inv);
-        // With codes over Signal only, neither the reply nor the audit log (which `audit`
-        // reads) may hold the code: it goes to the owner's phone and nowhere else.
-        let audited_code = if hide {
-            json!("[sent to the owner over Signal]")
-        } else {
-            json!(code)
-        };
+        // In phone-only mode neither the reply nor the audit log (which `audit` reads) holds
+        // the code: it goes to the owner's phone and nowhere else.
         self.audit_event(
             "policy.approval_required",
             inv,
-            json!({"tool": tool.name, "code": audited_code, "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
+            json!({"tool": tool.name, "code": self.audited_code(&approval.code), "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
         )?;
         self.notify(MessageKind::Prompt, &prompt)?;
         if hide {
-            return Ok(json!({
+            let reply = json!({
                 "status": "approval_required",
                 "action": command.name(),
                 "prompt": format!("Approval needed: {summary}. The code was sent to the owner over Signal; answer there."),
                 "expires_at": approval.deadline_rfc3339(),
-            }));
+            });
+            return Ok((reply, code));
         }
-        Ok(json!({
+        let reply = json!({
             "status": "approval_required",
             "code": code,
             "action": command.name(),
             "prompt": prompt,
             "expires_at": approval.deadline_rfc3339(),
-        }))
+        });
+        Ok((reply, code))
     }
 
     /// `approve {code}`: settles the approval, then runs the action it is bound to (as a job
@@ -97,6 +135,16 @@ impl Gate {
         let command = Command::parse(&approval.cmd, &approval.args)?;
         if matches!(command, Command::Approve(_) | Command::Deny(_)) {
             return Err(self.internal("an approval cannot settle an approval"));
+        }
+        let unlock = matches!(command, Command::Unlock(_));
+        if unlock && inv.channel != Channel::Signal {
+            return Err(CommandError::new(
+                ErrorKind::NotGranted,
+                "an unlock is approved from the owner's phone only (or run `pane-agent unlock` at the console)",
+            ));
+        }
+        if !unlock && self.locked_down() {
+            return Err(locked_down_error("approve"));
         }
         let tool = command.tool()?;
         if !self
@@ -124,7 +172,7 @@ impl Gate {
         self.audit_event(
             "approval.approved",
             inv,
-            json!({"code": settled.display_code(), "action": settled.cmd, "args": settled.args}),
+            json!({"code": self.audited_code(&settled.code), "action": settled.cmd, "args": settled.args}),
         )?;
         Ok(command)
     }
@@ -153,7 +201,7 @@ impl Gate {
             .unwrap_or_default();
         Reply::Ok(json!({
             "status": "approved",
-            "code": crate::policy::approvals::display_code(code),
+            "code": self.audited_code(code),
             "action": action,
             "result": Reply::from(result).to_json(),
         }))
@@ -173,11 +221,11 @@ impl Gate {
         self.audit_event(
             "approval.denied",
             inv,
-            json!({"code": settled.display_code(), "action": settled.cmd, "by": "owner"}),
+            json!({"code": self.audited_code(&settled.code), "action": settled.cmd, "by": "owner"}),
         )?;
         Ok(json!({
             "status": "denied",
-            "code": settled.display_code(),
+            "code": self.audited_code(&settled.code),
             "action": settled.cmd,
             "note": "denial is final; send a new command to ask again",
         }))
@@ -228,7 +276,7 @@ impl Gate {
             self.audit_event(
                 "approval.expired",
                 &inv,
-                json!({"code": a.display_code(), "action": a.cmd, "deadline": a.deadline_rfc3339()}),
+                json!({"code": self.audited_code(&a.code), "action": a.cmd, "deadline": a.deadline_rfc3339()}),
             )?;
             self.notify(
                 MessageKind::Alert,
@@ -288,6 +336,12 @@ impl Gate {
     /// cancelled when their turn comes), immediately and without asking.
     pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
         self.lockdown.trip();
+        // Sticky: until the owner unlocks, grant and approve (of anything but the unlock)
+        // are refused, so a stolen command secret cannot undo it.
+        self.store
+            .meta
+            .insert(LOCKDOWN_KEY, inv.now.to_rfc3339().as_bytes())
+            .map_err(|e| self.internal(e))?;
         let revoked = self
             .policy
             .grants
@@ -306,19 +360,20 @@ impl Gate {
                 .settle(&approval.code, ApprovalState::Denied, inv.now, None)
                 .map_err(|e| self.internal(e))?;
             if let Some(a) = settled {
+                let code = self.audited_code(&a.code);
                 self.audit_event(
                     "approval.denied",
                     inv,
-                    json!({"code": a.display_code(), "action": a.cmd, "by": "lockdown"}),
+                    json!({"code": code, "action": a.cmd, "by": "lockdown"}),
                 )?;
-                denied.push(a.display_code());
+                denied.push(code);
             }
         }
         let stopping: Vec<u64> = self.pending.keys().copied().collect();
         self.notify(
             MessageKind::Alert,
             &format!(
-                "LOCKDOWN: revoked {} tool(s), denied {} pending approval(s), stopping {} job(s) in flight. Restore a tool with `grant` (needs approval).",
+                "LOCKDOWN: revoked {} tool(s), denied {} pending approval(s), stopping {} job(s) in flight. Grants and approvals stay refused until you send `unlock` from this phone (it asks you to approve) or run `pane-agent unlock` at the console.",
                 revoked.len(),
                 denied.len(),
                 stopping.len()
@@ -331,4 +386,43 @@ impl Gate {
             "stopping_jobs": stopping,
         }))
     }
+
+    /// True while a lockdown holds.
+    pub(super) fn locked_down(&self) -> bool {
+        self.store.meta.get(LOCKDOWN_KEY).ok().flatten().is_some()
+    }
+
+    /// Ends a lockdown (at the console, or approved from the owner's phone).
+    pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+        let was = self
+            .store
+            .meta
+            .remove(LOCKDOWN_KEY)
+            .map_err(|e| self.internal(e))?;
+        if was.is_none() {
+            return Ok(json!({"status": "not locked down"}));
+        }
+        self.audit_event("lockdown.ended", inv, json!({"by": inv.channel.as_str()}))?;
+        self.notify(
+            MessageKind::Alert,
+            &format!(
+                "Lockdown ended ({}). Tools stay revoked until you grant them again.",
+                inv.channel.as_str()
+            ),
+        )?;
+        Ok(json!({"status": "unlocked", "note": "tools stay revoked until granted again"}))
+    }
+}
+
+/// Set in the store's `meta` while a lockdown holds.
+const LOCKDOWN_KEY: &[u8] = b"policy.locked_down";
+
+/// The refusal of `what` during a lockdown.
+pub(super) fn locked_down_error(what: &str) -> CommandError {
+    CommandError::new(
+        ErrorKind::LockedDown,
+        format!(
+            "locked down: {what} is refused until the owner unlocks (`unlock` from Signal with an approval, or `pane-agent unlock` at the console)"
+        ),
+    )
 }

@@ -5,7 +5,8 @@ use super::jobs::{After, Waiter};
 use super::{Gate, RefusalWindow, REFUSALS_AUDITED_PER_MINUTE};
 use crate::auth::{Envelope, WINDOW_SECS};
 use crate::commands::Command;
-use crate::origin::Invocation;
+use crate::origin::{Channel, Invocation};
+use crate::policy::rate_limit::Lane;
 use crate::policy::{Decision, PolicyError};
 use crate::reply::{CommandError, ErrorKind, Reply};
 use chrono::Duration as ChronoDuration;
@@ -68,6 +69,38 @@ impl Gate {
         inv: &Invocation,
         waiter: Waiter,
     ) {
+        if let Command::Unlock(_) = command {
+            // The console unlocks at once; the phone asks for an approval (below); nobody
+            // else can.
+            match inv.channel {
+                Channel::Socket => {
+                    let reply = self.unlock(inv).into();
+                    return self.deliver(waiter, reply).await;
+                }
+                Channel::Signal => {}
+                Channel::Http | Channel::Internal => {
+                    let e = CommandError::new(
+                        ErrorKind::NotGranted,
+                        "unlock is accepted at the console (pane-agent unlock) or from the owner's phone over Signal",
+                    );
+                    let _ = self.audit_event(
+                        "policy.deny",
+                        inv,
+                        json!({"tool": "unlock", "reason": e.message}),
+                    );
+                    return self.deliver(waiter, Reply::Err(e)).await;
+                }
+            }
+        }
+        if matches!(command, Command::Grant(_)) && self.locked_down() {
+            let e = super::approvals::locked_down_error("grant");
+            let _ = self.audit_event(
+                "policy.deny",
+                inv,
+                json!({"tool": "grant", "reason": e.message}),
+            );
+            return self.deliver(waiter, Reply::Err(e)).await;
+        }
         match self.judge(&command, envelope, inv) {
             Ok(Decision::Allow) => match command {
                 Command::Approve(c) => self.approve(&c.code, inv, waiter).await,
@@ -93,7 +126,13 @@ impl Gate {
         inv: &Invocation,
     ) -> Result<Decision, CommandError> {
         let tool = command.tool()?;
-        let decision = match self.policy.decide(tool, Instant::now()) {
+        let lane = match command {
+            Command::Approve(_) | Command::Deny(_) if inv.channel == Channel::Signal => {
+                Lane::OwnerPhone
+            }
+            _ => Lane::Shared,
+        };
+        let decision = match self.policy.decide(tool, lane, Instant::now()) {
             Ok(d) => d,
             Err(PolicyError::Refused(e)) => {
                 self.audit_event(

@@ -265,11 +265,12 @@ impl Gate {
             Command::Audit(c) => c.apply(&self.audit),
             Command::Grant(c) => c.apply(&self.policy.grants),
             Command::Revoke(c) => c.apply(&self.policy.grants),
-            Command::CheckIncidents(c) => c.apply(&self.incidents),
+            Command::CheckIncidents(c) => c.apply(&self.incidents, hide),
             Command::IncidentAck(c) => c.apply(&self.incidents),
             Command::Trust(c) => c.apply(&self.store.meta, inv),
             Command::Lockdown(_) => self.lockdown(inv),
             Command::SecretsReload(_) => self.reload_secrets(inv),
+            Command::Unlock(_) => self.unlock(inv),
             Command::Approve(_) | Command::Deny(_) => {
                 Err(self.internal("approve and deny are settled before they reach execute"))
             }
@@ -278,10 +279,26 @@ impl Gate {
         value.map(Answer::Value)
     }
 
-    /// True when approval codes must not be shown on this channel
-    /// (`[approvals] codes_over_signal_only` and the command did not come over Signal).
+    /// True when approval codes go to the owner's phone only: `[approvals]
+    /// codes_over_signal_only` (the default) with an owner configured.
+    pub(super) fn phone_only(&self) -> bool {
+        self.config.approvals.codes_over_signal_only && !self.config.signal.owner.trim().is_empty()
+    }
+
+    /// True when approval codes must not be shown on this channel: phone-only mode and the
+    /// command did not come over Signal.
     pub(super) fn hides_codes(&self, inv: &Invocation) -> bool {
-        self.config.approvals.codes_over_signal_only && inv.channel != Channel::Signal
+        self.phone_only() && inv.channel != Channel::Signal
+    }
+
+    /// How an approval's code appears in the audit log: itself, or in phone-only mode a
+    /// reference that names the approval without being usable as its code.
+    pub(super) fn audited_code(&self, code: &str) -> Value {
+        if self.phone_only() {
+            json!(crate::policy::approvals::reference(code))
+        } else {
+            json!(crate::policy::approvals::display_code(code))
+        }
     }
 
     /// Gives the jobs still running a moment to finish, then stops; what they left half

@@ -228,9 +228,8 @@ impl Gate {
                 let code = match existing {
                     Some(code) => code,
                     None => {
-                        let asked =
-                            self.ask_owner(&expire, &context_args(&incident.context), inv)?;
-                        asked["code"].as_str().unwrap_or_default().to_string()
+                        self.open_approval(&expire, &context_args(&incident.context), inv)?
+                            .1
                     }
                 };
                 alert.push_str(&format!(

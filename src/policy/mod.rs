@@ -41,7 +41,12 @@ pub struct SecurityPolicy {
 impl SecurityPolicy {
     /// Decides whether `tool` may run now. A refusal is an error with its reason; it is
     /// final for this envelope (the owner sends a new command after changing a grant).
-    pub fn decide(&mut self, tool: &ToolSpec, now: Instant) -> Result<Decision, PolicyError> {
+    pub fn decide(
+        &mut self,
+        tool: &ToolSpec,
+        lane: rate_limit::Lane,
+        now: Instant,
+    ) -> Result<Decision, PolicyError> {
         if !self.grants.is_granted(tool)? {
             return Err(PolicyError::Refused(CommandError::new(
                 ErrorKind::NotGranted,
@@ -51,7 +56,7 @@ impl SecurityPolicy {
                 ),
             )));
         }
-        if let Err(wait) = self.limiter.try_acquire(tool, now) {
+        if let Err(wait) = self.limiter.try_acquire(tool, lane, now) {
             let limit = self.limiter.limit_for(tool);
             return Err(PolicyError::Refused(CommandError::new(
                 ErrorKind::RateLimited,

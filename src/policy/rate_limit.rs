@@ -5,11 +5,22 @@ use crate::config::{Limit, RateLimitsConfig};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+/// Whose budget a use counts against. The owner's own approvals over Signal have a budget of
+/// their own, so a flood of requests or wrong codes from another channel cannot lock the
+/// owner out of approving or denying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Every channel's commands.
+    Shared,
+    /// `approve` and `deny` from the owner's phone.
+    OwnerPhone,
+}
+
 /// Remembers when each tool last ran, within its window.
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RateLimitsConfig,
-    history: HashMap<&'static str, VecDeque<Instant>>,
+    history: HashMap<(Lane, &'static str), VecDeque<Instant>>,
 }
 
 impl RateLimiter {
@@ -35,10 +46,15 @@ impl RateLimiter {
 
     /// Counts one use of `tool` at `now` if the window has room; otherwise returns how long
     /// until it has.
-    pub fn try_acquire(&mut self, tool: &ToolSpec, now: Instant) -> Result<(), Duration> {
+    pub fn try_acquire(
+        &mut self,
+        tool: &ToolSpec,
+        lane: Lane,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let limit = self.limit_for(tool);
         let window = Duration::from_secs(limit.window_secs);
-        let uses = self.history.entry(tool.name).or_default();
+        let uses = self.history.entry((lane, tool.name)).or_default();
         while let Some(first) = uses.front() {
             if now.duration_since(*first) >= window {
                 uses.pop_front();

@@ -205,6 +205,13 @@ pub const TOOLS: &[ToolSpec] = &[
         "accept the owner's new Signal safety number (console only)",
     ),
     tool(
+        "unlock",
+        Tier::External,
+        false,
+        "",
+        "end a lockdown: at the console at once (pane-agent unlock), from Signal with an approval",
+    ),
+    tool(
         "secrets.reload",
         Tier::Write,
         false,

@@ -250,6 +250,7 @@ pub fn assert_error(reply: &Value, kind: &str) {
     assert!(reply["error"].is_string(), "{reply}");
 }
 pub mod dovecot;
+pub mod gateway;
 pub mod hibp;
 pub mod providers;
 

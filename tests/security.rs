@@ -1,0 +1,294 @@
+//! Security round 2, through the binary: what an outside attacker review broke must hold.
+//! Each test names the point of the issue it covers.
+
+mod common;
+
+use common::dovecot::{message, Dovecot};
+use common::gateway::Gateway;
+use common::providers;
+use common::{assert_error, Agent};
+use pane_agent::auth::Envelope;
+use serde_json::{json, Map, Value};
+
+const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+
+fn with_owner(config: &str) -> String {
+    config.replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
+}
+
+fn agent_with_owner() -> Agent {
+    let mut agent = Agent::init();
+    agent.write_config(&with_owner(pane_agent::config::TEMPLATE));
+    agent.spawn();
+    agent
+}
+
+/// The approval code a prompt names (`approve ABCDE-FGHJK`).
+fn code_in(prompt: &str) -> String {
+    let at = prompt
+        .find("`approve ")
+        .unwrap_or_else(|| panic!("no code in {prompt}"));
+    prompt[at + 9..at + 20].to_string()
+}
+
+/// Both forms of a code: as shown and as stored.
+fn forms(code: &str) -> [String; 2] {
+    [code.to_string(), code.replace('-', "")]
+}
+
+fn assert_no_code(what: &str, text: &str, code: &str) {
+    for form in forms(code) {
+        assert!(
+            !text.contains(&form),
+            "{what} holds the code {form}: {text}"
+        );
+    }
+}
+
+/// Point 1: with `[signal] owner` set, codes go to the phone only, by default, by every route.
+#[test]
+fn with_an_owner_approval_codes_reach_the_phone_only() {
+    let aliases = providers::addy("k-addy-0001");
+    let cards = providers::privacy("k-privacy-0001");
+    let imap = Dovecot::start();
+    let mut agent = Agent::init();
+    common::use_local_services(&mut agent, &aliases, &cards, &imap);
+    let config = imap
+        .configure(&with_owner(pane_agent::config::TEMPLATE))
+        .replace("idle = true", "idle = false");
+    agent.write_config(&config);
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent, OWNER);
+
+    // A grant asked over the socket: the reply, `approvals` and the audit log hold no code.
+    agent.send("revoke", json!({"tool": "list"}));
+    let asked = agent.send("grant", json!({"tool": "list"}));
+    assert_eq!(asked["status"], "approval_required", "{asked}");
+    let code = code_in(&gw.reply());
+    assert_no_code("the grant's reply", &asked.to_string(), &code);
+    let pending = agent.send("approvals", json!({}));
+    assert_eq!(pending["count"], 1, "{pending}");
+    assert_no_code("approvals", &pending.to_string(), &code);
+    assert_no_code(
+        "the audit log",
+        &agent.send("audit", json!({"limit": 1000})).to_string(),
+        &code,
+    );
+    // A wrong code's error names no code either.
+    let wrong = agent.send("approve", json!({"code": "ZZZZZ-ZZZZZ"}));
+    assert_no_code("an approve error", &wrong.to_string(), &code);
+
+    // An incident's queued burn: its code is in the owner's alert, and only there.
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://www.notion.so", "card": false}),
+    );
+    assert_eq!(r["status"], "enrolled", "{r}");
+    let alias = r["alias"]["email"].as_str().unwrap().to_string();
+    imap.append(&message(
+        &[
+            ("From", "\"Forwarded\" <noreply@anonaddy.me>"),
+            ("To", &alias),
+            ("X-AnonAddy-Original-Sender", "x@databroker.example"),
+            ("Subject", "We bought your address"),
+            ("Message-ID", "<broker-1@test>"),
+        ],
+        "body",
+    ));
+    let swept = agent.send("sweep", json!({}));
+    assert_eq!(
+        swept["new_incidents"].as_array().map(Vec::len),
+        Some(1),
+        "{swept}"
+    );
+    // The burn's prompt, then the alert that names it.
+    let burn = loop {
+        let body = gw.reply();
+        if body.contains("breach signal") {
+            break code_in(&body);
+        }
+    };
+    let incidents = agent.send("check-incidents", json!({}));
+    assert_no_code("check-incidents", &incidents.to_string(), &burn);
+    assert_no_code(
+        "the audit log",
+        &agent.send("audit", json!({"limit": 1000})).to_string(),
+        &burn,
+    );
+    // It is the right code: approving it from the phone burns the context.
+    gw.received(OWNER, &format!("approve {burn}"));
+    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(reply["status"], "approved", "{reply}");
+    assert_eq!(
+        agent.send("status", json!({"context": "notion"}))["state"],
+        "expired"
+    );
+}
+
+/// Point 2: after `lockdown`, grant and approve are refused until the owner unlocks, from
+/// the console or from Signal with an approval; the command secret alone cannot undo it.
+#[test]
+fn lockdown_is_sticky_until_the_owner_unlocks() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    agent.send("revoke", json!({"tool": "audit"}));
+    agent.send("grant", json!({"tool": "audit"}));
+    let before = code_in(&gw.reply());
+    let r = agent.send("lockdown", json!({}));
+    assert_eq!(r["status"], "locked_down", "{r}");
+    gw.reply();
+    assert_error(
+        &agent.send("grant", json!({"tool": "audit"})),
+        "locked_down",
+    );
+    // An approval opened before it was denied by it.
+    gw.received(OWNER, &format!("approve {before}"));
+    let r: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_error(&r, "approval_invalid");
+
+    // Unlock asked from the phone: its approval cannot be answered from the socket.
+    gw.received(OWNER, &agent.envelope("unlock", json!({})).to_json());
+    let mut unlock_code = None;
+    for _ in 0..2 {
+        let body = gw.reply();
+        if body.contains("`approve ") {
+            unlock_code = Some(code_in(&body));
+        }
+    }
+    let unlock_code = unlock_code.expect("the unlock's prompt");
+    assert_error(
+        &agent.send("approve", json!({"code": unlock_code})),
+        "not_granted",
+    );
+    assert_error(
+        &agent.send("grant", json!({"tool": "audit"})),
+        "locked_down",
+    );
+    gw.received(OWNER, &format!("approve {unlock_code}"));
+    // The alert that the lockdown ended, and the reply.
+    let r: Value = loop {
+        if let Ok(v) = serde_json::from_str(&gw.reply()) {
+            break v;
+        }
+    };
+    assert_eq!(r["status"], "approved", "{r}");
+    assert_eq!(r["result"]["status"], "unlocked", "{r}");
+    let asked = agent.send("grant", json!({"tool": "audit"}));
+    assert_eq!(asked["status"], "approval_required", "{asked}");
+}
+
+/// Point 2: `unlock` over HTTP (the onion endpoint, reachable with the secret alone) is
+/// refused.
+#[test]
+fn unlock_over_http_is_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut agent = Agent::init();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\"")),
+    );
+    agent.spawn();
+    agent.send("lockdown", json!({}));
+    let env = agent.envelope("unlock", json!({}));
+    let r = http_post(port, env.to_json().as_bytes());
+    assert_error(&r, "not_granted");
+    assert_error(
+        &agent.send("grant", json!({"tool": "audit"})),
+        "locked_down",
+    );
+}
+
+/// `POST /command` with `body`, the reply's JSON.
+fn http_post(port: u16, body: &[u8]) -> Value {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "POST /command HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (_, json) = out.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
+/// Point 12: a prompt names the channel and the time of the request; the same request while
+/// one is pending is merged into it; the owner's approvals over Signal have their own budget.
+#[test]
+fn prompts_name_who_asked_are_merged_and_the_owner_keeps_a_budget() {
+    let mut agent = Agent::init();
+    agent.write_config(&with_owner(pane_agent::config::TEMPLATE).replace(
+        "# \"grant\" = { max = 3, window_secs = 3600 }",
+        "\"approve\" = { max = 5, window_secs = 3600 }",
+    ));
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    agent.send("revoke", json!({"tool": "audit"}));
+    agent.send("grant", json!({"tool": "audit"}));
+    let prompt = gw.reply();
+    assert!(prompt.contains("Asked over socket at 20"), "{prompt}");
+    let again = agent.send("grant", json!({"tool": "audit"}));
+    assert_eq!(again["merged"], true, "{again}");
+    assert!(
+        gw.sends(std::time::Duration::from_millis(500)).is_empty(),
+        "no second prompt"
+    );
+    assert_eq!(agent.send("approvals", json!({}))["count"], 1);
+
+    // Wrong codes from the socket use up the shared approve budget...
+    for _ in 0..5 {
+        agent.send("approve", json!({"code": "ZZZZZ-ZZZZZ"}));
+    }
+    assert_error(
+        &agent.send("approve", json!({"code": "ZZZZZ-ZZZZZ"})),
+        "rate_limited",
+    );
+    // ...and the owner still approves from the phone.
+    gw.received(OWNER, &format!("approve {}", code_in(&prompt)));
+    let r: Value = serde_json::from_str(&gw.reply()).unwrap();
+    assert_eq!(r["status"], "approved", "{r}");
+}
+
+/// Point 7: refusals not audited one by one are counted and the count is written, even when
+/// no later refusal comes (here: at shutdown).
+#[test]
+fn a_refusal_flood_leaves_its_count_in_the_audit_log() {
+    let mut agent = Agent::start();
+    let refusals = |agent: &Agent| -> u64 {
+        let audit = agent.audit();
+        let counted: u64 = audit
+            .iter()
+            .filter(|e| e["event"] == "envelope.refused.suppressed")
+            .filter_map(|e| e["detail"]["count"].as_u64())
+            .sum();
+        let one_by_one = audit
+            .iter()
+            .filter(|e| e["event"] == "envelope.refused" && e["detail"]["kind"] == "bad_signature")
+            .count() as u64;
+        counted + one_by_one
+    };
+    let before = refusals(&agent);
+    let bad = Envelope::sign(
+        &pane_agent::auth::Secret::new(&"0".repeat(64)),
+        chrono::Utc::now(),
+        "list",
+        Map::new(),
+    );
+    for _ in 0..100 {
+        let r = agent.raw(bad.to_json().as_bytes());
+        assert_error(&r, "bad_signature");
+    }
+    agent.stop();
+    agent.spawn();
+    assert_eq!(
+        refusals(&agent) - before,
+        100,
+        "every refusal is accounted for"
+    );
+}
