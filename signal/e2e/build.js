@@ -68,7 +68,7 @@ function writeIfChanged(file, text) {
   if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
 }
 
-function build({ libsignalService, signalSrc }) {
+function build({ libsignalService, signalSrc, release }) {
   const rev = pinnedRevision();
   const checkout = findCheckout(rev, libsignalService);
   const target = process.env.PANE_E2E_TARGET_DIR || path.join(E2E, 'target');
@@ -117,13 +117,14 @@ function build({ libsignalService, signalSrc }) {
 
   const patch = `patch."${LSS_URL}".libsignal-service.path=${JSON.stringify(patched)}`;
   console.log(`building pane-signal (libsignal-service ${rev.slice(0, 8)} + the mock patch)`);
-  cargo(['build', '--bin', 'pane-signal', '--target-dir', target, '--config', patch], crate);
+  const profile = release ? ['--release'] : [];
+  cargo(['build', ...profile, '--bin', 'pane-signal', '--target-dir', target, '--config', patch], crate);
   // The root crate where it is always built (its own target dir, or CARGO_TARGET_DIR).
   console.log('building pane-agent (root crate)');
   cargo(['build', '--locked', '--bin', 'pane-agent'], ROOT);
   const rootTarget = process.env.CARGO_TARGET_DIR || path.join(ROOT, 'target');
   return {
-    paneSignal: path.join(target, 'debug', 'pane-signal'),
+    paneSignal: path.join(target, release ? 'release' : 'debug', 'pane-signal'),
     crate,
     paneAgent: path.join(rootTarget, 'debug', 'pane-agent'),
     rev,

@@ -3,11 +3,12 @@
 // server. See README.md. Prints one line per scenario (pass/fail, seconds) and exits 1 when
 // any failed.
 //
-//   node run.js [--libsignal-service DIR] [--signal-src DIR] [--core-bin FILE] [--only 1,2,4] [--keep]
+//   node run.js [--libsignal-service DIR] [--signal-src DIR] [--core-bin FILE] [--release] [--only 1,2,4] [--keep]
 //
 // --signal-src builds pane-signal from another copy of signal/src (another revision, to
 // compare); the manifest and lock are always signal/'s. --core-bin runs another pane-agent
-// binary (a build of another revision of the core) instead of the root crate's.
+// binary (a build of another revision of the core) instead of the root crate's. --release
+// builds pane-signal with the release profile (the core stays a debug build).
 'use strict';
 
 const fs = require('node:fs');
@@ -20,7 +21,7 @@ const { Owner } = require('./owner');
 const { SCENARIOS } = require('./scenarios');
 
 function parseArgs(argv) {
-  const out = { libsignalService: undefined, signalSrc: undefined, coreBin: undefined, only: undefined, keep: false };
+  const out = { libsignalService: undefined, signalSrc: undefined, coreBin: undefined, release: false, only: undefined, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--libsignal-service') out.libsignalService = argv[++i];
@@ -28,6 +29,7 @@ function parseArgs(argv) {
     else if (a === '--core-bin') out.coreBin = argv[++i];
     else if (a === '--only') out.only = new Set(argv[++i].split(',').map(Number));
     else if (a === '--keep') out.keep = true;
+    else if (a === '--release') out.release = true;
     else throw new Error(`unknown argument ${a} (see README.md)`);
   }
   return out;
@@ -37,7 +39,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pane-signal-e2e-'));
   console.log(`work dir: ${work}`);
-  const built = build({ libsignalService: args.libsignalService, signalSrc: args.signalSrc });
+  const built = build({ libsignalService: args.libsignalService, signalSrc: args.signalSrc, release: args.release });
   // Copies: a build started elsewhere during the run must not change what it restarts.
   fs.mkdirSync(path.join(work, 'bin'));
   const bins = {};
