@@ -94,10 +94,15 @@ fn main() {
         .expect("init");
     assert!(init.status.success());
     // The benchmark sends far more than the default per-tool limits allow.
-    let config = pane_agent::config::TEMPLATE.replace(
-        "read = { max = 120, window_secs = 60 }",
-        "read = { max = 1000000, window_secs = 1 }",
-    );
+    let config = pane_agent::config::TEMPLATE
+        .replace(
+            "read = { max = 120, window_secs = 60 }",
+            "read = { max = 1000000, window_secs = 1 }",
+        )
+        .replace(
+            "envelopes = { max = 600, window_secs = 60 }",
+            "envelopes = { max = 1000000, window_secs = 1 }",
+        );
     std::fs::write(dir.join("pane.toml"), config).expect("config");
 
     // Start-to-ready, median of 10 cold starts of the daemon process.

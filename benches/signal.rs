@@ -16,9 +16,9 @@ const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 
 fn main() {
     let mut agent = Agent::init();
-    agent.write_config(
+    agent.write_config(&common::unlimited_rates(
         &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
-    );
+    ));
     agent.spawn();
     let mut writer = UnixStream::connect(agent.dir.join("gateway.sock")).expect("gateway socket");
     let mut reader = BufReader::new(writer.try_clone().expect("clone"));

@@ -73,8 +73,16 @@ fn stalled() {
     }
     std::thread::scope(|s| {
         let a = &a;
+        // Their replies come after the client's read timeout; only their being in flight
+        // matters here.
         let hanging: Vec<_> = (0..10)
-            .map(|i| s.spawn(move || enroll(a, &format!("stalled{i}"))))
+            .map(|i| {
+                s.spawn(move || {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        enroll(a, &format!("stalled{i}"))
+                    }))
+                })
+            })
             .collect();
         while aliases
             .requests()

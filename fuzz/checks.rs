@@ -328,12 +328,13 @@ pub fn canonical(data: &[u8]) {
 }
 
 /// Known secrets for [`rendered_redaction`]: short and plain enough for the fuzzer to make
-/// (the redactor ignores secrets under 8 bytes), one with characters JSON escapes.
-const REDACTION_SECRETS: [&str; 3] = ["aaaaaaaa", "01234567", "s\"e\\c\nret"];
+/// (in any case, split by separators or across strings, base64 or URL-encoded), one with
+/// characters JSON escapes, one of three characters.
+const REDACTION_SECRETS: [&str; 4] = ["aaaaaaaa", "01234567", "s\"e\\c\nret", "Pw7"];
 
 /// Rendered text and its redaction agree with the value path (what every `list` relies on):
 /// the text is what serialising the value gives, and `Redactor::rendered` (which skips parsing
-/// when every part is plain and no known secret is in the text) gives the same value as
+/// when every part is plain and no known secret is in its folded segments) gives the same value as
 /// redacting the value itself, alone and inside a rendered array and object.
 pub fn rendered_redaction(value: &Value) {
     static REDACTOR: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();

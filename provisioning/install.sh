@@ -139,6 +139,8 @@ fi
 run install -m 0644 "$SRC_DIR/README.md" "$DOC_DIR/README.md"
 
 say "installing systemd units to $UNIT_DIR"
+# /etc/systemd/system always exists; a PANE_UNIT_DIR for a scratch install may not yet.
+run install -d -m 0755 "$UNIT_DIR"
 for unit in "$SRC_DIR"/systemd/*.service; do
     name=$(basename "$unit")
     if [[ $PREFIX == /usr/local ]]; then

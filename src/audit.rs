@@ -243,15 +243,16 @@ impl AuditLog {
 
     /// Removes entries written before `cutoff`, keeping the rest verifiable. Returns how
     /// many were removed.
-    pub fn prune_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub fn prune_before(&self, cutoff: DateTime<Utc>, at_most: usize) -> Result<usize, StoreError> {
         let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Millis, true);
         let mut old = Vec::new();
         let mut new_anchor = None;
         for item in self.entries.iter() {
             let (key, bytes) = item?;
             let entry: AuditEntry = decode(&bytes)?;
-            // RFC 3339 UTC strings of one format compare in time order.
-            if entry.at < cutoff {
+            // RFC 3339 UTC strings of one format compare in time order; never more than
+            // `at_most` at once (a clock that jumped ahead must not cut the log).
+            if entry.at < cutoff && old.len() < at_most {
                 old.push(key);
             } else {
                 new_anchor = Some(ChainPoint {
@@ -284,6 +285,33 @@ impl AuditLog {
             self.entries.remove(key)?;
         }
         Ok(old.len())
+    }
+
+    /// The chain's head: the newest entry's sequence number and hash, which the owner keeps
+    /// to detect a store rolled back to an older copy. None before the first entry.
+    pub fn head(&self) -> Result<Option<(u64, String)>, StoreError> {
+        match self.meta.get(HEAD_KEY)? {
+            Some(b) => {
+                let head: ChainPoint = decode(&b)?;
+                Ok(Some((head.seq, head.hash)))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The hash of entry `seq`, if it is still kept.
+    pub fn hash_of(&self, seq: u64) -> Result<Option<String>, StoreError> {
+        for item in self.entries.iter() {
+            let (_, bytes) = item?;
+            let entry: AuditEntry = decode(&bytes)?;
+            if entry.seq == seq {
+                return Ok(Some(entry.hash));
+            }
+            if entry.seq > seq {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// How many entries are kept.
@@ -322,14 +350,14 @@ mod tests {
         let cutoff = DateTime::parse_from_rfc3339(&entries[3].at)
             .unwrap()
             .with_timezone(&Utc);
-        let removed = log.prune_before(cutoff).unwrap();
+        let removed = log.prune_before(cutoff, usize::MAX).unwrap();
         assert_eq!(removed, 3);
         assert!(log.verify().unwrap().ok);
         log.append("after", None, json!({})).unwrap();
         assert!(log.verify().unwrap().ok);
         // Everything pruned: still verifiable, and the chain goes on.
         let removed = log
-            .prune_before(Utc::now() + chrono::Duration::seconds(1))
+            .prune_before(Utc::now() + chrono::Duration::seconds(1), usize::MAX)
             .unwrap();
         assert!(removed >= 3);
         assert!(log.is_empty());
@@ -351,5 +379,28 @@ mod tests {
             "{text}"
         );
         assert!(log.verify().unwrap().ok);
+    }
+
+    #[test]
+    fn a_prune_removes_at_most_its_share_and_the_head_stays() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::open(tmp.path()).unwrap();
+        let log = AuditLog::new(
+            db.open_tree("audit").unwrap(),
+            db.open_tree("meta").unwrap(),
+            Redactor::new(Vec::<String>::new()),
+        );
+        for i in 0..10 {
+            log.append("e", None, json!({"i": i})).unwrap();
+        }
+        let head = log.head().unwrap().unwrap();
+        let removed = log
+            .prune_before(Utc::now() + chrono::Duration::days(1), 3)
+            .unwrap();
+        assert_eq!(removed, 3);
+        assert_eq!(log.len(), 7);
+        assert!(log.verify().unwrap().ok);
+        assert_eq!(log.head().unwrap().unwrap(), head);
+        assert_eq!(log.hash_of(head.0).unwrap(), Some(head.1));
     }
 }

@@ -1,31 +1,23 @@
 //! Redaction of secrets before anything is written to the audit log, a log line or a reply.
 //!
-//! Three nets: the exact text of every secret the process knows (command secrets, provider
-//! keys), fields whose names say they hold a secret, and strings shaped like one (long
-//! key-like tokens, card numbers that pass the Luhn check).
+//! Three nets: every secret the process knows (command secrets, provider keys, the IMAP
+//! password), of any length and in the forms it leaks in ([`known`]: upper case, split by
+//! separators or across fields, base64, URL-encoded); fields whose names say they hold a
+//! secret ([`is_secret_field`]); and strings shaped like one (long key-like tokens, card
+//! numbers that pass the Luhn check).
 
+pub mod fields;
+pub mod known;
+
+pub use fields::is_secret_field;
+
+use known::KnownSecrets;
 use regex::Regex;
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
 /// What replaces a redacted value.
 pub const REDACTED: &str = "[redacted]";
-
-/// Field names whose values are always redacted, whatever they look like.
-const SECRET_FIELDS: &[&str] = &[
-    "pan",
-    "cvv",
-    "cvc",
-    "card_number",
-    "password",
-    "passphrase",
-    "secret",
-    "agent_secret",
-    "api_key",
-    "apikey",
-    "authorization",
-    "authentication",
-];
 
 /// Fields that hold the audit chain's SHA-256 hashes.
 const DIGEST_FIELDS: &[&str] = &["hash", "prev"];
@@ -82,11 +74,11 @@ fn may_hold_pattern(s: &str) -> bool {
     false
 }
 
-/// True when redacting `value` could change nothing but a known secret, and its JSON text
-/// shows every string as it is: no key names a secret field, no key or string could match
-/// the token or card pattern ([`may_hold_pattern`]), and no string holds a character JSON
-/// escapes (`"`, `\`, control characters). In the text of such a value every string appears
-/// verbatim, so a secret in it is found by searching the text ([`Redactor::rendered`]).
+/// True when redacting `value` could change nothing but a known secret: no key names a secret
+/// field, no key or string could match the token or card pattern ([`may_hold_pattern`]), and
+/// no string holds a character JSON escapes (`"`, `\`, control characters). For such a value
+/// the known-secret search of [`known::folded_segments`] is all that is left to do
+/// ([`Redactor::rendered`]).
 pub fn is_plain(value: &Value) -> bool {
     fn plain_str(s: &str) -> bool {
         !may_hold_pattern(s) && !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20)
@@ -94,59 +86,59 @@ pub fn is_plain(value: &Value) -> bool {
     match value {
         Value::String(s) => plain_str(s),
         Value::Array(items) => items.iter().all(is_plain),
-        Value::Object(map) => map.iter().all(|(k, v)| {
-            plain_str(k) && !SECRET_FIELDS.contains(&k.to_ascii_lowercase().as_str()) && is_plain(v)
-        }),
+        Value::Object(map) => map
+            .iter()
+            .all(|(k, v)| plain_str(k) && !is_secret_field(k) && is_plain(v)),
         Value::Null | Value::Bool(_) | Value::Number(_) => true,
     }
 }
 
 /// Removes secrets from text and JSON. Cheap to clone; built once at start with every
 /// secret the process holds.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Redactor {
-    known: Arc<Vec<String>>,
-    /// One search for all of `known` (a literal alternation, which the regex crate runs as a
-    /// multi-pattern SIMD search); `None` when there are none, or if it could not be built
-    /// (then each secret is searched for in turn).
-    known_re: Option<Arc<Regex>>,
+    secrets: Arc<Vec<String>>,
+    known: Arc<KnownSecrets>,
+}
+
+impl Default for Redactor {
+    fn default() -> Redactor {
+        Redactor::new(Vec::new())
+    }
 }
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} known secrets)", self.known.len())
+        write!(f, "Redactor({} known secrets)", self.secrets.len())
     }
 }
 
 impl Redactor {
-    /// A redactor that also removes each of `secrets` wherever it appears verbatim.
+    /// A redactor that also removes each of `secrets`, of any length, wherever it appears in
+    /// one of the forms [`known`] searches for.
     pub fn new(secrets: impl IntoIterator<Item = String>) -> Redactor {
-        let mut known: Vec<String> = secrets.into_iter().filter(|s| s.len() >= 8).collect();
-        // Longest first, so a secret that contains another is removed whole.
-        known.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        let known_re = if known.is_empty() {
-            None
-        } else {
-            let alternation: Vec<String> = known.iter().map(|s| regex::escape(s)).collect();
-            Regex::new(&alternation.join("|")).ok().map(Arc::new)
-        };
+        let secrets: Vec<String> = secrets.into_iter().collect();
+        let known = KnownSecrets::new(secrets.iter().map(String::as_str));
         Redactor {
+            secrets: Arc::new(secrets),
             known: Arc::new(known),
-            known_re,
         }
     }
 
-    /// True when `text` holds one of the known secrets verbatim.
+    /// True when `text` holds one of the known secrets, in any of the forms searched for.
     pub fn holds_known_secret(&self, text: &str) -> bool {
-        match &self.known_re {
-            Some(re) => re.is_match(text),
-            None => self.known.iter().any(|s| text.contains(s.as_str())),
-        }
+        self.known.is_match(text)
+    }
+
+    /// True when rendered text's folded segments ([`crate::reply::Rendered`]) hold one of
+    /// the known secrets.
+    pub fn holds_known_secret_folded(&self, folded: &str) -> bool {
+        !self.known.is_empty() && self.known.is_match_folded(folded)
     }
 
     /// The same redactor, also removing `more` secrets.
     pub fn with_more(&self, more: impl IntoIterator<Item = String>) -> Redactor {
-        Redactor::new(self.known.iter().cloned().chain(more))
+        Redactor::new(self.secrets.iter().cloned().chain(more))
     }
 
     /// Redacts one string.
@@ -160,34 +152,37 @@ impl Redactor {
     /// The redacted string, or `None` when there is nothing to find in it (most strings in a
     /// reply: names, dates, states), without copying it.
     fn text_if_needed(&self, input: &str) -> Option<String> {
-        if !self.holds_known_secret(input) && !may_hold_pattern(input) {
+        let ranges = self.known.ranges(input);
+        if ranges.is_empty() && !may_hold_pattern(input) {
             return None;
         }
-        Some(self.text_slow(input))
-    }
-
-    fn text_slow(&self, input: &str) -> String {
-        let mut out = input.to_string();
-        for secret in self.known.iter() {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), REDACTED);
-            }
+        let mut out = String::with_capacity(input.len());
+        let mut at = 0;
+        for (from, to) in ranges {
+            out.push_str(&input[at..from]);
+            out.push_str(REDACTED);
+            at = to;
         }
+        out.push_str(&input[at..]);
         let out = token_re().replace_all(&out, REDACTED);
-        card_re()
-            .replace_all(&out, |caps: &regex::Captures<'_>| {
-                let digits: String = caps[0].chars().filter(char::is_ascii_digit).collect();
-                if luhn_valid(&digits) {
-                    REDACTED.to_string()
-                } else {
-                    caps[0].to_string()
-                }
-            })
-            .into_owned()
+        Some(
+            card_re()
+                .replace_all(&out, |caps: &regex::Captures<'_>| {
+                    let digits: String = caps[0].chars().filter(char::is_ascii_digit).collect();
+                    if luhn_valid(&digits) {
+                        REDACTED.to_string()
+                    } else {
+                        caps[0].to_string()
+                    }
+                })
+                .into_owned(),
+        )
     }
 
-    /// [`Redactor::json`] on a value the caller owns: strings that hold nothing to redact
-    /// are left where they are, so a large reply is not rebuilt.
+    /// Redacts every string in a JSON value, every value under a secret-named field, and
+    /// every string of an object or array that a known secret is split across, in place:
+    /// strings that hold nothing to redact are left where they are, so a large reply is not
+    /// rebuilt.
     pub fn json_in_place(&self, value: &mut Value) {
         match value {
             Value::String(s) => {
@@ -195,23 +190,54 @@ impl Redactor {
                     *s = out;
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| self.json_in_place(v)),
+            Value::Array(items) => {
+                let strings: Vec<(usize, &str)> = items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.as_str().map(|s| (i, s)))
+                    .collect();
+                for i in self.split_across(&strings) {
+                    items[i] = Value::String(REDACTED.into());
+                }
+                items.iter_mut().for_each(|v| self.json_in_place(v));
+            }
             Value::Object(map) => {
                 if map
                     .keys()
                     .any(|k| self.text_if_needed(k).is_some_and(|out| out != *k))
                 {
-                    // A key that itself holds a secret (rare): rebuild this object.
-                    *value = self.json(value);
-                    return;
+                    // A key that itself holds a secret (rare): rename the keys first. A
+                    // value under a secret-named field goes by its original name.
+                    let old = std::mem::take(map);
+                    for (k, v) in old {
+                        let v = if is_secret_field(&k) {
+                            Value::String(REDACTED.into())
+                        } else {
+                            v
+                        };
+                        map.insert(self.text(&k), v);
+                    }
+                }
+                // Every string counts in the concatenation (as in `known::folded_segments`),
+                // but the chain's digests are never replaced.
+                let split: Vec<String> = {
+                    let strings: Vec<(&String, &str)> = map
+                        .iter()
+                        .filter_map(|(k, v)| v.as_str().map(|s| (k, s)))
+                        .collect();
+                    self.split_across(&strings).into_iter().cloned().collect()
+                };
+                for k in split {
+                    if let Some(v) = map.get_mut(&k) {
+                        if !is_chain_digest(&k, v) {
+                            *v = Value::String(REDACTED.into());
+                        }
+                    }
                 }
                 for (k, v) in map.iter_mut() {
-                    let lower = k.to_ascii_lowercase();
-                    if SECRET_FIELDS.contains(&lower.as_str()) {
+                    if is_secret_field(k) {
                         *v = Value::String(REDACTED.into());
-                    } else if DIGEST_FIELDS.contains(&lower.as_str()) && is_sha256_hex(v) {
-                        // The audit chain's own SHA-256 links (see `json`).
-                    } else {
+                    } else if !is_chain_digest(k, v) {
                         self.json_in_place(v);
                     }
                 }
@@ -220,29 +246,29 @@ impl Redactor {
         }
     }
 
-    /// Redacts every string in a JSON value, and every value under a secret-named field.
-    pub fn json(&self, value: &Value) -> Value {
-        match value {
-            Value::String(s) => Value::String(self.text(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.json(v)).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| {
-                        let lower = k.to_ascii_lowercase();
-                        if SECRET_FIELDS.contains(&lower.as_str()) {
-                            (self.text(k), Value::String(REDACTED.into()))
-                        } else if DIGEST_FIELDS.contains(&lower.as_str()) && is_sha256_hex(v) {
-                            // The audit chain's own SHA-256 links: computed here, never secret.
-                            (k.clone(), v.clone())
-                        } else {
-                            (self.text(k), self.json(v))
-                        }
-                    })
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
+    /// The ids of `strings` (the string children of one container, in order, each with an
+    /// id) that a known secret runs across (see [`KnownSecrets::split_across`]).
+    fn split_across<T: Clone>(&self, strings: &[(T, &str)]) -> Vec<T> {
+        let texts: Vec<&str> = strings.iter().map(|(_, s)| *s).collect();
+        self.known
+            .split_across(&texts)
+            .into_iter()
+            .map(|i| strings[i].0.clone())
+            .collect()
     }
+
+    /// [`Redactor::json_in_place`] on a copy.
+    pub fn json(&self, value: &Value) -> Value {
+        let mut out = value.clone();
+        self.json_in_place(&mut out);
+        out
+    }
+}
+
+/// The audit chain's own SHA-256 links (`hash`, `prev`): computed here, never secret, and
+/// left as they are so that the chain can still be checked from what is shown.
+fn is_chain_digest(key: &str, value: &Value) -> bool {
+    DIGEST_FIELDS.contains(&key.to_ascii_lowercase().as_str()) && is_sha256_hex(value)
 }
 
 /// The Luhn checksum that every payment card number passes.
@@ -295,7 +321,7 @@ mod tests {
             "key": "sk_live_0123456789abcdefghijklmnopqrstuv",
             "card": "4111 1111 1111 1111",
             "cvv": "123",
-            "token": "123e4567-e89b-12d3-a456-426614174000",
+            "id": "123e4567-e89b-12d3-a456-426614174000",
             "n": "1234567890123",
         });
         let out = r.json(&v).to_string();
@@ -339,6 +365,35 @@ mod tests {
         // A known secret shorter than any pattern is still found.
         let r = Redactor::new(["s3cr3t-pw".to_string()]);
         assert_eq!(r.text("pw s3cr3t-pw"), "pw [redacted]");
+    }
+
+    #[test]
+    fn known_secrets_of_any_length_in_any_form() {
+        let r = Redactor::new(["p@s%w0r".to_string(), "Q".to_string()]);
+        for (form, text) in [
+            ("verbatim", "pw p@s%w0r."),
+            ("upper case", "pw P@S%W0R."),
+            ("dashed and spaced", "pw p@s-%w0 r."),
+            ("url-encoded", "pw p%40s%25w0r."),
+        ] {
+            assert_eq!(r.text(text), "pw [redacted].", "{form}");
+        }
+        assert_eq!(r.text("a q b"), "a [redacted] b");
+        // Split across the strings of one object or array: each piece goes.
+        let v = json!({"a": "p@s", "b": "%W0R", "c": "kept", "n": 1});
+        assert_eq!(
+            r.json(&v),
+            json!({"a": REDACTED, "b": REDACTED, "c": "kept", "n": 1})
+        );
+        let v = json!(["x", "p@s%", "w0r"]);
+        assert_eq!(r.json(&v), json!(["x", REDACTED, REDACTED]));
+        // A digest of the audit chain is never replaced.
+        let digest = "a".repeat(64);
+        let v = json!({"hash": digest, "note": "p@s%", "x": "w0r"});
+        assert_eq!(
+            r.json(&v),
+            json!({"hash": digest, "note": REDACTED, "x": REDACTED})
+        );
     }
 
     #[test]
@@ -394,6 +449,11 @@ mod tests {
             json!({"cvv": "123", "pan": "4111111111111111"}),
             json!({"note": "sk_live_0123456789abcdefghijklmnopqrstuv"}),
             json!({"hash": "a".repeat(64), "prev": "b".repeat(64)}),
+            json!({"a": "hunter2", "b": [1], "c": "HUNTER2"}),
+            json!({"note": "HUNTER-2hunter 2"}),
+            json!(["hun", "ter2hunter2"]),
+            json!({"n": "aHVudGVyMmh1bnRlcjI="}),
+            json!({"hunter 2 HUNTER2": 1}),
         ];
         for v in cases {
             let rendered = Rendered::object(vec![
@@ -418,6 +478,87 @@ mod tests {
         let r = Redactor::new([r#"a1b2c3","d4"#.to_string()]);
         let straddle = Rendered::from_value(&json!(["xa1b2c3", "d4y"]));
         assert_eq!(straddle.clone().redacted(&r).text(), straddle.text());
+    }
+
+    /// Values made of pieces of the known secrets, separators, digests and plain words, in
+    /// random containers: the rendered path and the value path always agree.
+    #[test]
+    fn rendered_and_value_redaction_agree_on_random_splits() {
+        let r = Redactor::new(["Pw7".to_string(), "hunter2".to_string()]);
+        let pieces = [
+            "p",
+            "w7",
+            "PW",
+            "7",
+            "hun",
+            "ter",
+            "2",
+            "-",
+            " ",
+            "x",
+            "site",
+            "h u",
+            "NTER2",
+            "aHVudGVyMg",
+            "%",
+            "",
+            "…",
+            "hunte…",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        fn build(next: &mut dyn FnMut(usize) -> usize, pieces: &[&str], depth: u32) -> Value {
+            match next(if depth > 2 { 2 } else { 5 }) {
+                0 | 1 => {
+                    let n = next(3) + 1;
+                    Value::String((0..n).map(|_| pieces[next(pieces.len())]).collect())
+                }
+                2 => Value::Array(
+                    (0..next(4))
+                        .map(|_| build(next, pieces, depth + 1))
+                        .collect(),
+                ),
+                3 => {
+                    let mut map = serde_json::Map::new();
+                    for _ in 0..next(4) {
+                        let key = format!("{}{}", pieces[next(pieces.len())], next(9));
+                        map.insert(key, build(next, pieces, depth + 1));
+                    }
+                    if next(4) == 0 {
+                        map.insert("hash".into(), json!("b".repeat(64)));
+                    }
+                    Value::Object(map)
+                }
+                _ => json!(next(100)),
+            }
+        }
+        let mut fast = 0;
+        for _ in 0..3000 {
+            let v = build(&mut next, &pieces, 0);
+            let rendered = Rendered::from_value(&v);
+            let out = rendered.clone().redacted(&r);
+            if out == rendered {
+                fast += 1;
+            }
+            let composed = Rendered::object(vec![
+                ("items", Rendered::array([&rendered, &rendered])),
+                ("n", Rendered::from_value(&json!(1))),
+            ]);
+            for (rendered, value) in [
+                (rendered, v.clone()),
+                (composed, json!({"items": [v.clone(), v.clone()], "n": 1})),
+            ] {
+                let mut expected = value;
+                r.json_in_place(&mut expected);
+                assert_eq!(rendered.redacted(&r).to_value(), expected, "{v}");
+            }
+        }
+        assert!(fast > 100, "the fast path was taken {fast} times");
     }
 
     #[test]

@@ -126,8 +126,15 @@ impl CommandError {
 pub struct Rendered {
     text: String,
     /// Every part passed [`crate::redact::is_plain`] when it was rendered, so only the
-    /// known-secret check is left to do on the text.
+    /// known-secret check is left to do, on `folded`.
     plain: bool,
+    /// What the known-secret check reads ([`crate::redact::known::folded_segments`]): every
+    /// string and every container's strings joined, folded. Empty when not plain (the whole
+    /// redactor runs then).
+    folded: String,
+    /// The value is a JSON string (its `folded` is the string folded), which joins the
+    /// strings of the container it is put in.
+    is_string: bool,
 }
 
 impl Rendered {
@@ -136,7 +143,7 @@ impl Rendered {
     /// case, and the point of rendering ahead); anything else goes through
     /// [`Redactor::json_in_place`] like any other reply.
     pub fn redacted(self, redactor: &Redactor) -> Rendered {
-        if self.is_plain() && !redactor.holds_known_secret(self.text()) {
+        if self.is_plain() && !redactor.holds_known_secret_folded(self.folded()) {
             return self;
         }
         let mut value = self.to_value();
@@ -146,19 +153,63 @@ impl Rendered {
 
     /// Renders `value` as compact JSON, as `serde_json` writes it.
     pub fn from_value(value: &Value) -> Rendered {
+        let plain = crate::redact::is_plain(value);
+        let mut folded = String::new();
+        if plain {
+            crate::redact::known::folded_segments(value, &mut folded);
+        }
         Rendered {
             text: value.to_string(),
-            plain: crate::redact::is_plain(value),
+            plain,
+            folded,
+            is_string: value.is_string(),
+        }
+    }
+
+    /// A rendered array or object: its `text`, and (when `plain`) its folded segments put
+    /// together from its `keys` and `children` as
+    /// [`crate::redact::known::folded_segments`] writes them for the value.
+    fn container<'a>(
+        text: String,
+        plain: bool,
+        keys: impl Iterator<Item = &'a str>,
+        children: impl Iterator<Item = &'a Rendered>,
+    ) -> Rendered {
+        use crate::redact::known::{fold_into, SEGMENT_END};
+        let mut folded = String::new();
+        if plain {
+            for key in keys {
+                fold_into(key, &mut folded);
+                folded.push(SEGMENT_END);
+            }
+            let mut strings = String::new();
+            for child in children {
+                if child.is_string {
+                    strings.push_str(&child.folded);
+                } else {
+                    folded.push_str(&child.folded);
+                    folded.push(SEGMENT_END);
+                }
+            }
+            folded.push_str(&strings);
+            folded.push(SEGMENT_END);
+        }
+        Rendered {
+            text,
+            plain,
+            folded,
+            is_string: false,
         }
     }
 
     /// `[item,item,...]`.
     pub fn array<'a>(items: impl IntoIterator<Item = &'a Rendered>) -> Rendered {
-        let items = items.into_iter();
-        let mut text = String::with_capacity(2 + items.size_hint().0 * 256);
+        let items: Vec<&Rendered> = items.into_iter().collect();
+        let mut text =
+            String::with_capacity(2 + items.iter().map(|i| i.text.len() + 1).sum::<usize>());
         let mut plain = true;
         text.push('[');
-        for (i, item) in items.enumerate() {
+        for (i, item) in items.iter().enumerate() {
             if i > 0 {
                 text.push(',');
             }
@@ -166,7 +217,7 @@ impl Rendered {
             plain &= item.plain;
         }
         text.push(']');
-        Rendered { text, plain }
+        Rendered::container(text, plain, std::iter::empty(), items.into_iter())
     }
 
     /// `{"key":value,...}` with the keys in `serde_json`'s order (sorted), so the text is the
@@ -192,7 +243,7 @@ impl Rendered {
             plain &= value.plain && crate::redact::is_plain(&json!({ *key: null }));
         }
         text.push('}');
-        Rendered { text, plain }
+        Rendered::container(text, plain, fields.keys().copied(), fields.values())
     }
 
     /// The JSON text.
@@ -203,6 +254,11 @@ impl Rendered {
     /// True when only the known-secret check is left to do (see the field).
     pub fn is_plain(&self) -> bool {
         self.plain
+    }
+
+    /// What the known-secret check reads when the text is plain (see the field).
+    pub fn folded(&self) -> &str {
+        &self.folded
     }
 
     /// The JSON text, owned.

@@ -99,6 +99,11 @@ impl Store {
         Ok(())
     }
 
+    /// The store's size on disk in bytes.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+
     /// A new monotonic id, unique across restarts.
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)

@@ -57,3 +57,37 @@ pub fn env_or_credential(var: &str) -> Option<String> {
         .map(|(_, v)| v.trim().trim_matches('"').to_string())
         .filter(|v| !v.is_empty())
 }
+
+/// Every value the variables `vars` hold, in the environment and in the `provider-keys`
+/// credential (both, when both are set), for the redactor: a key read by
+/// [`env_or_credential`] must be known to it wherever it came from. `AGENT_SECRET_PREVIOUS`
+/// (a comma-separated list) also gives each of its secrets; other values are kept whole, a
+/// comma being part of a password.
+pub fn secret_values(vars: &[&str]) -> Vec<String> {
+    let keys = credential("provider-keys").unwrap_or_default();
+    let mut out = Vec::new();
+    for var in vars {
+        let from_env = std::env::var(var).ok().map(|v| v.trim().to_string());
+        let from_file = keys
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .filter(|(k, _)| k.trim() == *var)
+            .map(|(_, v)| v.trim().trim_matches('"').to_string());
+        for value in from_env.into_iter().chain(from_file) {
+            if value.is_empty() {
+                continue;
+            }
+            if *var == "AGENT_SECRET_PREVIOUS" {
+                out.extend(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string),
+                );
+            }
+            out.push(value);
+        }
+    }
+    out
+}

@@ -403,6 +403,99 @@ fn imap_down_then_up_loses_nothing() {
     assert_eq!(up["new_incidents"][0]["sender_domain"], "leaky.example");
 }
 
+/// Issue 12, point 10: a subject that tries to forge the alert's layout (a line separator
+/// that starts a fake line, a right-to-left override, a zero-width space, a CR LF folded in
+/// an encoded word) reaches the alert and `check-incidents` with each shown as `\u{...}`.
+#[test]
+fn a_subject_cannot_forge_the_alerts_layout() {
+    use base64::Engine;
+    let mut w = world(|c| c);
+    let forged = "Receipt\u{2028}\u{2029}no breach\r\n\u{202E}moc.lapyap\u{202C} pay\u{200B}pal\u{FEFF}\u{2066}x\u{2069}\u{61C}";
+    let encoded = format!(
+        "=?UTF-8?B?{}?=",
+        base64::engine::general_purpose::STANDARD.encode(forged)
+    );
+    w.imap
+        .append(&addy_mail(&w.alias, "x@databroker.example", &encoded));
+    let r = sweep(&w.agent);
+    assert_eq!(r["new_incidents"].as_array().unwrap().len(), 1, "{r}");
+    let shown = "Receipt\\u{2028}\\u{2029}no breach\\u{d}\\u{a}\\u{202e}moc.lapyap\\u{202c} pay\\u{200b}pal\\u{feff}\\u{2066}x\\u{2069}\\u{61c}";
+    let incidents = w.agent.send("check-incidents", json!({}));
+    assert_eq!(
+        incidents["incidents"][0]["sample_subject"], shown,
+        "{incidents}"
+    );
+    let alerts = breach_alerts(&mut w.agent);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert!(
+        alerts[0].contains(&format!("sample subject: \"{shown}\"")),
+        "{alerts:?}"
+    );
+    for c in [
+        '\u{2028}', '\u{2029}', '\r', '\n', '\u{202E}', '\u{202C}', '\u{200B}', '\u{FEFF}',
+        '\u{2066}', '\u{2069}', '\u{61C}',
+    ] {
+        assert!(
+            !alerts[0].contains(c),
+            "{c:?} reached the alert: {:?}",
+            alerts[0]
+        );
+    }
+}
+
+/// An IMAP server's own words in a refusal reach the sweep's reply with layout characters
+/// escaped. The server is a few lines on loopback: Dovecot's refusals cannot be made to say
+/// this. (async-imap already quotes the text with `Debug`, which escapes these; `failed`
+/// escapes them itself too, so this holds whatever the client library does.)
+#[test]
+fn an_imap_refusal_cannot_forge_the_sweeps_layout() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut writer = stream;
+        writer
+            .write_all(b"* OK [CAPABILITY IMAP4rev1] ready\r\n")
+            .unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let tag = line.split(' ').next().unwrap_or("a").to_string();
+        let refusal = format!("{tag} NO wrong password\u{2028}login ok\u{202E}x\u{200B}y\r\n");
+        writer.write_all(refusal.as_bytes()).unwrap();
+        let _ = reader.read_line(&mut line);
+    });
+    let mut agent = Agent::init();
+    agent
+        .env
+        .push(("PANE_IMAP_PASSWORD".into(), "imap-password-1".into()));
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("host = \"\"", "host = \"127.0.0.1\"")
+            .replace("port = 993", &format!("port = {port}"))
+            .replace("tls = \"tls\"", "tls = \"none\"")
+            .replace("user = \"\"", "user = \"owner\"")
+            .replace("idle = true", "idle = false")
+            .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\""),
+    );
+    agent.spawn();
+    let r = sweep(&agent);
+    let error = imap_report(&r)["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        error.contains("wrong password\\u{2028}login ok\\u{202e}x\\u{200b}y"),
+        "{r}"
+    );
+    for c in ['\u{2028}', '\u{202E}', '\u{200B}'] {
+        assert!(!r.to_string().contains(c), "{c:?} reached the reply: {r}");
+    }
+    agent.stop();
+    server.join().unwrap();
+}
+
 #[test]
 fn auto_burn_expires_without_asking() {
     let w = world(|c| c.replace("auto_burn = false", "auto_burn = true"));

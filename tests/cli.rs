@@ -4,7 +4,7 @@
 mod common;
 
 use common::{cmd, Agent};
-use pane_agent::auth::{Envelope, SecretSet};
+use pane_agent::auth::{Envelope, Secret, SecretSet};
 use std::os::unix::fs::PermissionsExt;
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -296,6 +296,112 @@ fn rotate_secret_keeps_the_old_one_for_the_grace_period_and_audits_it() {
     assert_eq!(agent.raw(env.to_json().as_bytes())["kind"], "bad_signature");
 }
 
+/// `secrets.reload` signed with `secret`, over the control socket: the reply, checked.
+fn reload_signed_with(agent: &Agent, secret: &Secret) -> serde_json::Value {
+    let env = Envelope::sign(
+        secret,
+        chrono::Utc::now(),
+        "secrets.reload",
+        Default::default(),
+    );
+    let r = agent.raw(env.to_json().as_bytes());
+    assert_eq!(r["status"], "reloaded", "{r}");
+    r
+}
+
+/// `list` signed with `secret` now, over the control socket: the reply.
+fn list_signed_with(agent: &Agent, secret: &Secret) -> serde_json::Value {
+    let env = Envelope::sign(secret, chrono::Utc::now(), "list", Default::default());
+    agent.raw(env.to_json().as_bytes())
+}
+
+#[test]
+fn a_rotated_secret_is_refused_by_the_running_daemon_once_its_grace_ends() {
+    let agent = Agent::start();
+    let old = agent.secret();
+    // A rotation whose grace ends a few seconds from now, laid out as rotate-secret does it:
+    // the old secret in previous.secrets with its expiry, a new one in agent.secret, and the
+    // daemon told to reload.
+    let expires = chrono::Utc::now().timestamp() + 5;
+    let previous = agent.dir.join("previous.secrets");
+    std::fs::write(&previous, format!("{expires} {}\n", old.as_text())).unwrap();
+    chmod(&previous, 0o600);
+    std::fs::write(
+        agent.dir.join("agent.secret"),
+        format!("{}\n", "e".repeat(64)),
+    )
+    .unwrap();
+    let r = reload_signed_with(&agent, &old);
+    // Loaded while still in its grace (the load skips expired lines).
+    assert_eq!(r["accepted_secrets"], 2, "{r}");
+    let new = agent.secret();
+    // No restart and no reload from here on: the same daemon must stop accepting it. (Four
+    // tries a second for 20 s stay inside the read tier's 120 a minute.)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut accepted = 0;
+    loop {
+        let r = list_signed_with(&agent, &old);
+        if r["kind"] == "bad_signature" {
+            break;
+        }
+        assert!(r.get("error").is_none(), "{r}");
+        accepted += 1;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the old secret is still accepted long after its grace ended"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    assert!(accepted > 0, "the old secret was accepted during its grace");
+    assert!(chrono::Utc::now().timestamp() >= expires, "refused early");
+    assert!(list_signed_with(&agent, &new).get("error").is_none());
+}
+
+/// Rotates with `extra` arguments and checks the old secret is refused at once by the
+/// running daemon, the new one accepted, and the old one kept nowhere.
+fn rotate_with_zero_grace(agent: &Agent, extra: &[&str]) {
+    let old = agent.secret();
+    assert!(list_signed_with(agent, &old).get("error").is_none());
+    let mut args = vec!["rotate-secret"];
+    args.extend_from_slice(extra);
+    let out = agent.cli(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("refused from now on"), "{text}");
+    assert!(text.contains("reloaded"), "{text}");
+    assert_eq!(list_signed_with(agent, &old)["kind"], "bad_signature");
+    assert!(list_signed_with(agent, &agent.secret())
+        .get("error")
+        .is_none());
+    let kept = std::fs::read_to_string(agent.dir.join("previous.secrets")).unwrap_or_default();
+    assert!(!kept.contains(&old.as_text()), "the stolen secret is kept");
+}
+
+#[test]
+fn a_zero_grace_refuses_the_old_secret_at_once() {
+    let mut agent = Agent::init();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("rotation_grace_days = 7", "rotation_grace_days = 0"),
+    );
+    agent.spawn();
+    rotate_with_zero_grace(&agent, &[]);
+}
+
+#[test]
+fn rotate_secret_reads_the_config_given_with_config() {
+    // The data dir's pane.toml keeps the default grace of 7 days; the daemon's config, given
+    // with --config, says 0.
+    let agent = Agent::start();
+    let config = agent.tmp.path().join("daemon.toml");
+    std::fs::write(
+        &config,
+        pane_agent::config::TEMPLATE.replace("rotation_grace_days = 7", "rotation_grace_days = 0"),
+    )
+    .unwrap();
+    chmod(&config, 0o600);
+    rotate_with_zero_grace(&agent, &["--config", config.to_str().unwrap()]);
+}
+
 #[test]
 fn a_reloaded_secret_is_redacted_from_replies_the_audit_log_and_the_log() {
     // A passphrase, not hex: only the redactor's list of known secrets can find it (no
@@ -318,14 +424,7 @@ fn a_reloaded_secret_is_redacted_from_replies_the_audit_log_and_the_log() {
     )
     .unwrap();
     std::fs::write(agent.dir.join("agent.secret"), format!("{passphrase}\n")).unwrap();
-    let env = Envelope::sign(
-        &old,
-        chrono::Utc::now(),
-        "secrets.reload",
-        Default::default(),
-    );
-    let r = agent.raw(env.to_json().as_bytes());
-    assert_eq!(r["status"], "reloaded", "{r}");
+    reload_signed_with(&agent, &old);
     // The owner pastes the new secret where it does not belong.
     let new = agent.secret();
     let mut args = serde_json::Map::new();

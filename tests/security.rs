@@ -292,3 +292,218 @@ fn a_refusal_flood_leaves_its_count_in_the_audit_log() {
         "every refusal is accounted for"
     );
 }
+
+/// Point 9: a line over the limit is refused as soon as it passes it (the agent stops reading
+/// and disconnects), and audited.
+#[test]
+fn the_gateway_socket_refuses_a_line_past_its_limit() {
+    use std::io::{Read, Write};
+    let agent = agent_with_owner();
+    let mut raw = std::os::unix::net::UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
+    raw.set_write_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // 4 MiB without a newline: the agent must hang up long before the end.
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut written = 0usize;
+    let mut cut = false;
+    for _ in 0..64 {
+        match raw.write_all(&chunk) {
+            Ok(()) => written += chunk.len(),
+            Err(_) => {
+                cut = true;
+                break;
+            }
+        }
+    }
+    let mut rest = Vec::new();
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let closed = raw.read_to_end(&mut rest).is_ok();
+    assert!(cut || closed, "still connected after {written} bytes");
+    assert!(agent
+        .audit()
+        .iter()
+        .any(|e| e["event"] == "gateway.line_refused"));
+    // A gateway that behaves is served afterwards.
+    let mut gw = Gateway::connect(&agent, OWNER);
+    gw.received(OWNER, &agent.envelope("help", json!({})).to_json());
+    assert!(gw.reply().contains("commands"));
+}
+
+/// Point 9: a second gateway while one is live is refused (not a silent takeover), audited,
+/// and the owner is told through the one that stays.
+#[test]
+fn a_second_gateway_is_refused_and_the_owner_told() {
+    use std::io::Read;
+    let agent = agent_with_owner();
+    let mut first = Gateway::connect(&agent, OWNER);
+    first.received(OWNER, &agent.envelope("help", json!({})).to_json());
+    assert!(first.reply().contains("commands"));
+    let mut second =
+        std::os::unix::net::UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
+    second
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = Vec::new();
+    assert!(
+        matches!(second.read_to_end(&mut buf), Ok(0)),
+        "the second gateway was served"
+    );
+    let alert = first.reply();
+    assert!(alert.contains("second Signal gateway"), "{alert}");
+    first.received(OWNER, &agent.envelope("list", json!({})).to_json());
+    assert!(first.reply().contains("count"));
+    assert!(agent
+        .audit()
+        .iter()
+        .any(|e| e["event"] == "gateway.refused_second"));
+}
+
+/// Point 5: an envelope's arguments reach the audit log bounded, and authenticated envelopes
+/// have one budget per channel before anything of them is written.
+#[test]
+fn envelopes_cannot_fill_the_disk_through_the_audit_log() {
+    let mut agent = Agent::init();
+    agent.write_config(&pane_agent::config::TEMPLATE.replace(
+        "envelopes = { max = 600, window_secs = 60 }",
+        "envelopes = { max = 8, window_secs = 3600 }",
+    ));
+    agent.spawn();
+    let big = "A".repeat(60_000);
+    let r = agent.send("no-such-command", json!({"x": big}));
+    assert_error(&r, "unknown_command");
+    let audit = agent.send("audit", json!({"limit": 1000}));
+    let text = audit.to_string();
+    assert!(
+        text.len() < 8_000,
+        "the audit log grew by {} bytes",
+        text.len()
+    );
+    assert!(text.contains("sha256"), "{text}");
+    // The budget: the envelopes past it are refused, and not written as accepted.
+    let mut refused = 0;
+    for _ in 0..10 {
+        let r = agent.send("help", json!({}));
+        if r["kind"] == "rate_limited" {
+            refused += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(refused >= 3, "{refused} refused");
+    // The budget is in memory: after a restart the log can be read again.
+    agent.stop();
+    agent.spawn();
+    let accepted = agent
+        .audit_events()
+        .iter()
+        .filter(|e| *e == "envelope.accepted")
+        .count();
+    // The eight the budget allowed, and the read just now.
+    assert!(accepted <= 9, "{accepted} accepted envelopes written");
+}
+
+/// Point 6: the chain head goes to the owner, and `audit {head}` compares the owner's copy.
+#[test]
+fn the_audit_head_is_given_and_compared() {
+    let agent = Agent::start();
+    let r = agent.send("audit", json!({"limit": 1}));
+    let head = r["head"].clone();
+    let seq = head["seq"].as_u64().expect("a head");
+    let hash = head["hash"].as_str().unwrap().to_string();
+    let same = agent.send(
+        "audit",
+        json!({"limit": 1, "head": {"seq": seq, "hash": hash}}),
+    );
+    assert_eq!(same["head_check"]["matches"], true, "{same}");
+    let ahead = agent.send(
+        "audit",
+        json!({"limit": 1, "head": {"seq": seq + 1000, "hash": hash}}),
+    );
+    assert_eq!(ahead["head_check"]["matches"], false, "{ahead}");
+    let other = agent.send(
+        "audit",
+        json!({"limit": 1, "head": {"seq": seq, "hash": "0".repeat(64)}}),
+    );
+    assert_eq!(other["head_check"]["matches"], false, "{other}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Point 6: a store restored from an older copy refuses the envelopes its lost replay cache
+/// cannot prove unused, and says so loudly.
+#[test]
+fn a_rolled_back_store_refuses_what_it_cannot_prove_unused() {
+    let mut agent = Agent::start();
+    assert!(agent.send("help", json!({})).get("error").is_none());
+    agent.stop();
+    let backup = agent.dir.join("store.backup");
+    copy_dir(&agent.dir.join("store"), &backup);
+    agent.spawn();
+    // Accepted after the backup was taken: a restored store has no record of it.
+    let env = agent.envelope("list", json!({}));
+    assert!(agent.raw(env.to_json().as_bytes()).get("error").is_none());
+    agent.stop();
+    std::fs::remove_dir_all(agent.dir.join("store")).unwrap();
+    std::fs::rename(&backup, agent.dir.join("store")).unwrap();
+    agent.spawn();
+    let again = agent.raw(env.to_json().as_bytes());
+    assert_error(&again, "replayed");
+    assert!(
+        agent.logs().contains("OLDER THAN ITS HIGH-WATER MARK"),
+        "{}",
+        agent.logs()
+    );
+    assert!(agent
+        .audit_events()
+        .iter()
+        .any(|e| e == "store.rolled_back"));
+    // A new envelope works.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert!(agent.send("help", json!({})).get("error").is_none());
+}
+
+/// Point 5: past the store's size budget only what keeps the owner in control is done, and
+/// the owner is told.
+#[test]
+fn past_the_store_budget_the_owner_keeps_control() {
+    let mut agent = Agent::init();
+    agent.write_config(
+        &common::unlimited_rates(&with_owner(pane_agent::config::TEMPLATE))
+            .replace("store_budget_mb = 1024", "store_budget_mb = 1"),
+    );
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    // Fill the store past 1 MiB with audited refusals of a write command.
+    let mut filled = false;
+    for i in 0..20_000 {
+        let r = agent.send("incident.ack", json!({"id": format!("i-{:010x}", i)}));
+        if r["kind"] == "unavailable" {
+            filled = true;
+            break;
+        }
+    }
+    assert!(filled, "the budget never took effect");
+    // The controls still work.
+    assert!(agent
+        .send("revoke", json!({"tool": "list"}))
+        .get("error")
+        .is_none());
+    assert!(agent.send("lockdown", json!({}))["status"] == "locked_down");
+    assert!(agent.send("audit", json!({"limit": 1}))["entries"].is_array());
+    let alert = gw.sends(std::time::Duration::from_secs(2));
+    assert!(
+        alert.iter().any(|(_, _, b)| b.contains("store_budget_mb")),
+        "{alert:?}"
+    );
+}

@@ -110,6 +110,24 @@ fn units_are_hardened_to_2_0_or_better() {
 }
 
 #[test]
+fn the_core_unit_sets_a_descriptor_limit_that_holds_the_http_cap() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/pane-agent.service");
+    let unit = std::fs::read_to_string(path).unwrap();
+    let limit: u64 = unit
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("LimitNOFILE="))
+        .unwrap_or_else(|| panic!("pane-agent.service sets no LimitNOFILE"))
+        .trim()
+        .parse()
+        .expect("LimitNOFILE is one number");
+    let cap = pane_agent::config::Config::default().http.max_connections as u64;
+    assert!(
+        limit >= cap + pane_agent::channels::http_conn::RESERVED_DESCRIPTORS,
+        "LimitNOFILE={limit} cannot hold [http] max_connections = {cap}"
+    );
+}
+
+#[test]
 fn rotate_secret_in_the_credentials_dir_is_picked_up_and_audited_at_restart() {
     use pane_agent::auth::Envelope;
     let old = "d".repeat(64);

@@ -498,6 +498,12 @@ impl Gateway {
 fn config(imap: &Dovecot) -> String {
     common::unlimited_rates(&imap.configure(pane_agent::config::TEMPLATE))
         .replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
+        // The clients approve from the socket: codes shown there (phone-only is the default
+        // with an owner, and tested in tests/security.rs).
+        .replace(
+            "codes_over_signal_only = true",
+            "codes_over_signal_only = false",
+        )
         .replace(
             "breach_sweep = \"0 0 * * * *\"",
             "breach_sweep = \"*/3 * * * * *\"",

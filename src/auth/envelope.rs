@@ -125,13 +125,22 @@ impl Envelope {
         hex::encode(self.sig)
     }
 
-    /// True when any of `secrets` made this signature (compared in constant time).
+    /// True when any of `secrets` accepted now made this signature (compared in constant
+    /// time).
     pub fn signature_valid(&self, secrets: &SecretSet) -> bool {
-        // Every secret is tried, so the time taken does not tell which one matched.
+        self.signature_valid_at(secrets, Utc::now())
+    }
+
+    /// True when any of `secrets` still accepted at `now` (a rotated-out secret only until
+    /// its grace ends) made this signature, compared in constant time.
+    pub fn signature_valid_at(&self, secrets: &SecretSet, now: DateTime<Utc>) -> bool {
+        // Every secret is tried, expired or not, so the time taken does not tell which one
+        // matched; an expired one's match does not count.
+        let now = now.timestamp();
         let mut ok = false;
         for secret in secrets.all() {
             let mac = mac_for(secret, &self.ts, &self.cmd, &self.args);
-            ok |= mac.verify_slice(&self.sig).is_ok();
+            ok |= mac.verify_slice(&self.sig).is_ok() & secret.accepted_at(now);
         }
         ok
     }
@@ -152,15 +161,16 @@ impl Envelope {
         ))
     }
 
-    /// Checks the signature and then the time window. Replay is checked by the caller,
-    /// against the persisted cache, after this succeeds.
+    /// Checks the signature (with the secrets accepted at `now`, the envelope's arrival) and
+    /// then the time window. Replay is checked by the caller, against the persisted cache,
+    /// after this succeeds.
     pub fn authenticate(
         &self,
         secrets: &SecretSet,
         now: DateTime<Utc>,
     ) -> Result<DateTime<Utc>, CommandError> {
         let ts = self.timestamp()?;
-        if !self.signature_valid(secrets) {
+        if !self.signature_valid_at(secrets, now) {
             return Err(CommandError::new(ErrorKind::BadSignature, "bad signature"));
         }
         let skew_ms = (now - ts).num_milliseconds();
@@ -358,6 +368,24 @@ mod tests {
         assert!(prev.signature_valid(&secrets()));
         let other = Envelope::sign(&Secret::new(&"z".repeat(64)), now, "list", Map::new());
         assert!(!other.signature_valid(&secrets()));
+    }
+
+    #[test]
+    fn a_rotated_secret_verifies_until_its_expiry_only() {
+        let now = Utc::now();
+        let rotated = Secret::new(&"r".repeat(64)).until(now.timestamp() + 10);
+        let set = SecretSet {
+            current: Secret::new(&"k".repeat(64)),
+            previous: vec![rotated.clone()],
+        };
+        let env = Envelope::sign(&rotated, now, "list", Map::new());
+        assert!(env.authenticate(&set, now).is_ok());
+        let later = now + chrono::Duration::seconds(10);
+        assert!(!env.signature_valid_at(&set, later));
+        assert_eq!(
+            env.authenticate(&set, later).unwrap_err().kind,
+            ErrorKind::BadSignature
+        );
     }
 
     #[test]

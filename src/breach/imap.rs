@@ -94,10 +94,12 @@ fn read_ca_file(
     Ok(certs)
 }
 
+/// An IMAP failure; its text can quote the server's own words (NO / BAD responses), which
+/// reach the sweep's reply, so layout characters are escaped ([`crate::text`]).
 fn failed(what: &str, e: impl std::fmt::Display) -> ImapError {
     ImapError::Failed(format!(
         "{what}: {}",
-        crate::redact::truncate(&e.to_string(), 200)
+        crate::text::escape_cut(&e.to_string(), crate::text::Lines::Single, 200)
     ))
 }
 

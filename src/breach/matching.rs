@@ -71,20 +71,11 @@ pub fn address_in(text: &str) -> Option<String> {
     Some(addr.to_ascii_lowercase())
 }
 
-/// Escapes untrusted text for display: control and bidirectional-override characters are
-/// shown as `\u{..}`, and the result is cut to `max` characters.
+/// Escapes untrusted text for a one-line field of an incident or alert: line and paragraph
+/// separators, zero-width, bidirectional and other control characters are shown as
+/// `\u{..}` ([`crate::text`]), and the result is cut to `max` characters.
 pub fn escape_untrusted(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        let dangerous = c.is_control()
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
-        if dangerous {
-            out.push_str(&c.escape_unicode().to_string());
-        } else {
-            out.push(c);
-        }
-    }
-    crate::redact::truncate(&out, max)
+    crate::text::escape_cut(text, crate::text::Lines::Single, max)
 }
 
 fn header_text(value: &HeaderValue<'_>) -> Option<String> {

@@ -5,14 +5,16 @@
 //! again after a pause. Reading never waits for a command to be carried out.
 
 use crate::gate::{GateHandle, StrangerTally};
-use crate::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
+use crate::gateway::protocol::{
+    decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
+};
 use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
 use crate::unix;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 
@@ -59,8 +61,23 @@ impl GatewaySocket {
                 tracing::warn!("gateway socket: refused a peer with another uid");
                 continue;
             }
-            if let Some(old) = current.take() {
-                old.abort();
+            if let Some(live) = current.as_mut() {
+                // A gateway that just went away may not have been noticed yet: give its
+                // connection a moment to end before calling this one a second gateway.
+                let _ = tokio::time::timeout(Duration::from_secs(1), live).await;
+            }
+            if current.as_ref().is_some_and(|c| !c.is_finished()) {
+                // One gateway at a time: a second one is refused, never a silent takeover.
+                tracing::warn!("gateway socket: refused a second gateway while one is connected");
+                drop(stream);
+                self.gate
+                    .notice(
+                        "gateway.refused_second",
+                        serde_json::json!({"reason": "a gateway is already connected"}),
+                        Some("A second Signal gateway tried to connect to the agent while yours is connected; it was refused. If you did not start one, someone with access to the agent's account on the server did.".into()),
+                    )
+                    .await;
+                continue;
             }
             let conn = Connection {
                 gate: self.gate.clone(),
@@ -116,16 +133,25 @@ impl Connection {
     async fn serve(self, stream: UnixStream, mut shutdown: Shutdown) {
         tracing::info!("Signal gateway connected");
         let (reader, mut writer) = stream.into_split();
-        let mut lines = BufReader::new(reader).lines();
+        let mut reader = BufReader::new(reader);
+        let mut buf = Vec::new();
         let mut in_flight: HashSet<u64> = HashSet::new();
         let mut failed: HashMap<u64, Instant> = HashMap::new();
         let mut sweep = tokio::time::interval(SWEEP);
         loop {
             tokio::select! {
-                line = lines.next_line() => {
-                    let line = match line {
+                read = read_line(&mut reader, &mut buf) => {
+                    let line = match read {
                         Ok(Some(l)) => l,
-                        _ => break,
+                        Ok(None) => break,
+                        Err(why) => {
+                            // Refused as soon as it passes the limit: nothing more is buffered.
+                            tracing::warn!(%why, "gateway socket: line refused; disconnecting");
+                            self.gate
+                                .notice("gateway.line_refused", serde_json::json!({"reason": why}), None)
+                                .await;
+                            return;
+                        }
                     };
                     let event: GatewayEvent = match decode_line(&line) {
                         Ok(e) => e,
@@ -210,6 +236,35 @@ impl Connection {
         }
         true
     }
+}
+
+/// Reads one line of at most [`MAX_LINE_BYTES`]: None at the end of the stream, an error as
+/// soon as the line passes the limit (the rest is never read) or is not UTF-8.
+async fn read_line(
+    reader: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    buf: &mut Vec<u8>,
+) -> Result<Option<String>, String> {
+    buf.clear();
+    let limit = MAX_LINE_BYTES as u64 + 1;
+    let n = (&mut *reader)
+        .take(limit)
+        .read_until(b'\n', buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.last() != Some(&b'\n') {
+        if buf.len() as u64 >= limit {
+            return Err(format!("a line longer than {MAX_LINE_BYTES} bytes"));
+        }
+        // The stream ended in the middle of a line.
+        return Ok(None);
+    }
+    buf.pop();
+    String::from_utf8(std::mem::take(buf))
+        .map(Some)
+        .map_err(|_| "a line that is not UTF-8".to_string())
 }
 
 /// Binds `path` with mode 0600 (replacing a stale socket).

@@ -1,9 +1,11 @@
 //! The loopback HTTP endpoint for a Tor onion service: `POST /command` (an envelope in, the
 //! reply out, 64 KiB at most), `GET /healthz`, and the phone signer under `GET /signer/`
 //! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
-//! Error replies carry a status code that matches their kind.
+//! Error replies carry a status code that matches their kind. The connections' bounds
+//! (cap, timeouts, shutdown deadline) are in [`http_conn`](super::http_conn).
 
 use crate::auth::MAX_ENVELOPE_BYTES;
+use crate::config::HttpConfig;
 use crate::gate::GateHandle;
 use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind};
@@ -18,10 +20,19 @@ use base64::Engine as _;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::LazyLock;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// The router, for the daemon and for tests.
-pub fn router(agent: GateHandle) -> Router {
+/// What the handlers share: the gate, and how long a request body may take to arrive.
+#[derive(Clone)]
+struct Endpoint {
+    gate: GateHandle,
+    body_timeout: Duration,
+}
+
+/// The router, for the daemon and for tests: a `/command` body must arrive within
+/// `body_timeout`.
+pub fn router(agent: GateHandle, body_timeout: Duration) -> Router {
     Router::new()
         .route("/command", post(command))
         .route("/healthz", get(healthz))
@@ -31,22 +42,34 @@ pub fn router(agent: GateHandle) -> Router {
         .route("/signer/manifest.webmanifest", get(signer_manifest))
         .route("/signer/icon.svg", get(signer_icon))
         .fallback(not_found)
-        .with_state(agent)
+        .with_state(Endpoint {
+            gate: agent,
+            body_timeout,
+        })
 }
 
-/// Serves `router` on `listener` until shutdown, finishing requests in flight.
+/// Serves the router on `listener` within `config`'s bounds until shutdown.
 pub async fn serve(
     listener: TcpListener,
     agent: GateHandle,
-    mut shutdown: Shutdown,
+    config: &HttpConfig,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(agent))
-        .with_graceful_shutdown(async move { shutdown.recv().await })
-        .await
+    let app = router(agent, config.body_timeout());
+    super::http_conn::serve(listener, app, config, shutdown).await
 }
 
-async fn command(State(agent): State<GateHandle>, body: Body) -> Response {
-    let reply = match to_bytes(body, MAX_ENVELOPE_BYTES).await {
+pub use super::http_conn::check_descriptors;
+
+async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
+    let agent = endpoint.gate;
+    let read = tokio::time::timeout(endpoint.body_timeout, to_bytes(body, MAX_ENVELOPE_BYTES));
+    let Ok(read) = read.await else {
+        // The body stopped short of its Content-Length: answer, and the unread rest makes
+        // hyper close the connection. Not audited: it never became an envelope.
+        return body_timed_out(endpoint.body_timeout);
+    };
+    let reply = match read {
         Ok(bytes) => agent.submit(bytes.to_vec(), Channel::Http).await,
         Err(_) => {
             let error = CommandError::new(
@@ -58,6 +81,21 @@ async fn command(State(agent): State<GateHandle>, body: Body) -> Response {
     };
     let status = reply.http_status();
     json_response(status, reply.into_json_string())
+}
+
+fn body_timed_out(limit: Duration) -> Response {
+    let mut response = json_response(
+        408,
+        json!({
+            "error": format!("timeout: the request body did not arrive within {} s", limit.as_secs()),
+            "kind": "timeout",
+        })
+        .to_string(),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 async fn healthz() -> Response {

@@ -75,6 +75,7 @@ pub fn run_checks(dir: &DataDirArg) -> anyhow::Result<Vec<Check>> {
         "chmod 600",
     ));
     out.push(data_dir_check(&data_dir));
+    out.push(ownership_check(&data_dir, &config_path));
     out.push(git_check(&data_dir));
     out.push(http_check(&config));
     out.push(ssh_check(Path::new("/etc/ssh")));
@@ -207,6 +208,41 @@ fn data_dir_check(data_dir: &Path) -> Check {
         ),
         Ok(mode) => check(name, Status::Pass, format!("mode {mode:o}"), ""),
     }
+}
+
+/// The start-up check `run` makes ([`crate::ownership`]), on the same paths and on the
+/// secret file this check reads, with every problem and its fix.
+fn ownership_check(data_dir: &Path, config_path: &Path) -> Check {
+    let name = "ownership";
+    let mut trusted = crate::ownership::start_paths(data_dir, Some(config_path));
+    let secret = secret_path(data_dir);
+    if secret.exists() && !trusted.iter().any(|t| t.path == secret) {
+        trusted.push(crate::ownership::Trusted {
+            what: "secret",
+            path: secret,
+        });
+    }
+    let problems = crate::ownership::problems(&trusted);
+    if problems.is_empty() {
+        let names: Vec<&str> = trusted.iter().map(|t| t.what).collect();
+        return check(
+            name,
+            Status::Pass,
+            format!(
+                "{} and the dirs above: this user's or root's",
+                names.join(", ")
+            ),
+            "",
+        );
+    }
+    let (found, fixes): (Vec<String>, Vec<String>) =
+        problems.iter().map(|p| (p.found(), p.fix())).unzip();
+    check(
+        name,
+        Status::Fail,
+        format!("{}; run refuses to start", found.join("; ")),
+        fixes.join("; "),
+    )
 }
 
 fn git_check(data_dir: &Path) -> Check {

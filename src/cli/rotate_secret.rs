@@ -1,31 +1,41 @@
 //! `pane-agent rotate-secret`: a new command secret (32 random bytes, mode 0600); the old one
-//! stays accepted for `[auth] rotation_grace_days` (default 7) in `previous.secrets`. A
-//! running daemon is told to reload (the rotation is then in its audit log); a stopped one
-//! notices the new secret at start and audits it then.
+//! stays accepted for `[auth] rotation_grace_days` (default 7) in `previous.secrets`, with
+//! the time its grace ends, which the daemon checks at every verification. A grace of 0 days
+//! drops the old secret at once (a secret known to be stolen). A running daemon is told to
+//! reload (the rotation is then in its audit log); a stopped one notices the new secret at
+//! start and audits it then.
+//!
+//! The grace comes from the config the daemon uses: `--config` as given to `run`, else
+//! `<data-dir>/pane.toml`.
 
 use super::DataDirArg;
-use crate::auth::secret::ROTATED_FILE;
-use crate::auth::{Envelope, SecretSet};
+use crate::auth::secret::{rotated_file_after, ROTATED_FILE};
+use crate::auth::{Envelope, Secret, SecretSet};
 use crate::channels::client::deliver;
 use crate::config::Config;
 use anyhow::{bail, Context};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 
-/// `rotate-secret [--data-dir DIR] [--credentials DIR]`
+/// `rotate-secret [--data-dir DIR] [--config FILE] [--credentials DIR]`
 #[derive(Debug, Clone, clap::Args)]
 pub struct RotateArgs {
     #[command(flatten)]
     /// The data directory.
     pub data_dir: DataDirArg,
+    /// The config file the daemon runs with (default: `<data-dir>/pane.toml` if it exists,
+    /// else built-in defaults); its `[auth] rotation_grace_days` sets the old secret's grace.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// The systemd credentials directory holding `agent-secret` (default
     /// /etc/pane/credentials when it has one); `previous-secrets` there keeps the old one.
     #[arg(long)]
-    pub credentials: Option<std::path::PathBuf>,
+    pub credentials: Option<PathBuf>,
 }
 
 /// Writes `text` to `path` atomically with mode 0600.
-fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     let tmp = path.with_extension("new");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()
@@ -40,29 +50,51 @@ fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Rotates the secret in a systemd credentials directory (the installed setup): the old one
-/// goes to `previous-secrets` with its expiry, the new one to `agent-secret`; the service
-/// reads both at its next start and audits the rotation then.
-fn rotate_credential(dir: &std::path::Path, grace_days: u64) -> anyhow::Result<Vec<String>> {
-    let current = dir.join("agent-secret");
-    let old = std::fs::read_to_string(&current)
-        .with_context(|| format!("cannot read {}", current.display()))?;
-    let old = old.trim();
-    if old.len() < 32 {
-        bail!("{} is shorter than 32 bytes", current.display());
-    }
-    let previous = dir.join("previous-secrets");
-    let mut text = std::fs::read_to_string(&previous).unwrap_or_default();
-    let expires = chrono::Utc::now().timestamp() + (grace_days as i64) * 86_400;
-    text.push_str(&format!("{expires} {old}\n"));
-    write_private(&previous, &text)?;
+/// Puts `old` in the rotated-secrets file `path` for `grace_days` (nothing for 0), drops the
+/// lines whose grace has ended, then writes a fresh secret to `current`. Returns the line
+/// that tells the owner how long the old secret is accepted.
+fn rotate_files(
+    current: &Path,
+    previous: &Path,
+    old: &Secret,
+    grace_days: u64,
+) -> anyhow::Result<String> {
+    let text = match std::fs::read_to_string(previous) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", previous.display())),
+    };
+    let now = chrono::Utc::now().timestamp();
+    write_private(previous, &rotated_file_after(&text, old, now, grace_days))?;
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| anyhow::anyhow!("no randomness for the secret: {e}"))?;
-    write_private(&current, &format!("{}\n", hex::encode(bytes)))?;
+    write_private(current, &format!("{}\n", hex::encode(bytes)))?;
+    Ok(if grace_days == 0 {
+        "the old secret is refused from now on ([auth] rotation_grace_days = 0)".to_string()
+    } else {
+        format!(
+            "the old secret is accepted for {grace_days} more day(s) ({}); update your signers now",
+            previous.display()
+        )
+    })
+}
+
+/// Rotates the secret in a systemd credentials directory (the installed setup): the old one
+/// goes to `previous-secrets` with its expiry, the new one to `agent-secret`; the service
+/// reads both at its next start and audits the rotation then.
+fn rotate_credential(dir: &Path, grace_days: u64) -> anyhow::Result<Vec<String>> {
+    let current = dir.join("agent-secret");
+    let old = std::fs::read_to_string(&current)
+        .with_context(|| format!("cannot read {}", current.display()))?;
+    let old = Secret::new(&old);
+    if old.as_bytes().len() < 32 {
+        bail!("{} is shorter than 32 bytes", current.display());
+    }
+    let grace = rotate_files(&current, &dir.join("previous-secrets"), &old, grace_days)?;
     Ok(vec![
         format!("new secret in {} (32 random bytes, mode 600)", current.display()),
-        format!("the old secret is accepted for {grace_days} more day(s) ({})", previous.display()),
+        grace,
         "restart the agent to use it: systemctl restart pane-agent (the rotation is audited at start)".into(),
     ])
 }
@@ -78,51 +110,27 @@ pub async fn rotate_secret(args: &RotateArgs) -> anyhow::Result<Vec<String>> {
         bail!("run rotate-secret at the console (as root), not inside the service");
     }
     let credentials = args.credentials.clone().or_else(|| {
-        Some(std::path::PathBuf::from("/etc/pane/credentials"))
-            .filter(|d| d.join("agent-secret").exists())
+        Some(PathBuf::from("/etc/pane/credentials")).filter(|d| d.join("agent-secret").exists())
     });
-    let config_path = data_dir.join("pane.toml");
-    let config = if config_path.exists() {
-        Config::load(&config_path)?
-    } else {
-        Config::default()
+    let config = match Config::path_for(&data_dir, args.config.as_deref()) {
+        Some(path) => Config::load(&path)?,
+        None => Config::default(),
     };
+    let grace = config.auth.rotation_grace_days;
     if let Some(cred_dir) = credentials {
-        return rotate_credential(&cred_dir, config.auth.rotation_grace_days.max(1));
+        return rotate_credential(&cred_dir, grace);
     }
     let old = SecretSet::load(&data_dir, &config.auth.previous_secrets)?;
-    let grace = config.auth.rotation_grace_days.max(1);
-    let expires = chrono::Utc::now().timestamp() + (grace as i64) * 86_400;
-    let mut previous = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(data_dir.join(ROTATED_FILE))
-        .context("cannot open previous.secrets")?;
-    writeln!(previous, "{expires} {}", old.current.as_text())?;
-    previous.sync_all()?;
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the secret: {e}"))?;
-    let tmp = data_dir.join("agent.secret.new");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .context("cannot write the new secret")?;
-    writeln!(f, "{}", hex::encode(bytes))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, data_dir.join("agent.secret")).context("cannot replace agent.secret")?;
+    let current = data_dir.join("agent.secret");
+    let grace_line = rotate_files(&current, &data_dir.join(ROTATED_FILE), &old.current, grace)?;
     let mut report = vec![
         format!(
             "new secret in {} (32 random bytes, mode 600)",
-            data_dir.join("agent.secret").display()
+            current.display()
         ),
-        format!("the old secret is accepted for {grace} more day(s); update your signers now"),
+        grace_line,
     ];
-    // Tell a running daemon; the old secret still signs this one command.
+    // Tell a running daemon; the old secret, still its current one, signs this one command.
     let envelope = Envelope::sign(
         &old.current,
         chrono::Utc::now(),

@@ -94,6 +94,7 @@ pub fn preflight(
         Some(p) => Some(p.to_path_buf()),
         None => default_config.exists().then_some(default_config),
     };
+    crate::ownership::check_start(data_dir, config_path.as_deref())?;
     let config = match &config_path {
         Some(path) => {
             let mode = unix::mode_of(path)
@@ -118,20 +119,14 @@ impl Daemon {
     pub async fn start(data_dir: &Path, config_path: Option<&Path>) -> anyhow::Result<Daemon> {
         let (config, secrets) = preflight(data_dir, config_path)?;
         let mut known: Vec<String> = secrets.all().map(|s| s.as_text()).collect();
-        known.extend(
-            SECRET_ENV_VARS
-                .iter()
-                .filter_map(|v| std::env::var(v).ok())
-                .flat_map(|v| {
-                    v.split(',')
-                        .map(str::trim)
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                }),
-        );
+        known.extend(crate::systemd::secret_values(SECRET_ENV_VARS));
         let redactor = Redactor::new(known);
         crate::logging::set_redactor(redactor.clone());
         let http_listen = config.http.listen_addr()?;
+        if http_listen.is_some() {
+            http::check_descriptors(config.http.max_connections)?;
+        }
+        let http_config = config.http.clone();
         let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
         let policy = RetryPolicy::default();
         let aliases = AliasHandle::start(
@@ -216,7 +211,7 @@ impl Daemon {
                 let gate = gate.clone();
                 let done = done_tx.clone();
                 Some(tokio::spawn(async move {
-                    let r = http::serve(listener, gate, shutdown).await;
+                    let r = http::serve(listener, gate, &http_config, shutdown).await;
                     drop(done);
                     r
                 }))

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 mod template;
 
@@ -269,7 +270,8 @@ pub struct IdentityConfig {
 pub struct AuthConfig {
     /// Secrets that were current before a rotation and are still accepted (never used to sign).
     pub previous_secrets: Vec<String>,
-    /// Days a secret replaced by `rotate-secret` is still accepted.
+    /// Days a secret replaced by `rotate-secret` is still accepted; the expiry is checked at
+    /// every verification. 0: the old secret is refused at once (it is known to be stolen).
     pub rotation_grace_days: u64,
     /// Days after which `doctor` says the secret is due for rotation.
     pub rotation_days: u64,
@@ -285,15 +287,75 @@ impl Default for AuthConfig {
     }
 }
 
-/// `[http]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+/// `[http]`: the endpoint and the bounds that keep one client (or a flood of half-open
+/// connections) from holding it, or the daemon's file descriptors.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Address to serve `POST /command` and `GET /healthz` on; empty means off.
     pub listen: String,
+    /// Seconds for a request's line and headers to arrive, from the connection's start or
+    /// the end of its previous response (so it also bounds a kept-alive connection's wait).
+    pub header_timeout_secs: u64,
+    /// Seconds for a request's whole body to arrive once its headers are in; a body that
+    /// stops short of its `Content-Length` is dropped with its connection.
+    pub body_timeout_secs: u64,
+    /// Seconds a connection may move no byte either way while the agent is not working on
+    /// one of its requests (a client that stops reading its reply) before it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections served at once; further ones wait in the listen queue until one ends.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: String::new(),
+            header_timeout_secs: 10,
+            body_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            max_connections: 256,
+        }
+    }
 }
 
 impl HttpConfig {
+    /// The header timeout.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_timeout_secs)
+    }
+
+    /// The body timeout.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout_secs)
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        for (key, secs) in [
+            ("header_timeout_secs", self.header_timeout_secs),
+            ("body_timeout_secs", self.body_timeout_secs),
+            ("idle_timeout_secs", self.idle_timeout_secs),
+        ] {
+            if secs == 0 || secs > 3600 {
+                return Err(ConfigError::Invalid(format!(
+                    "[http] {key} must be between 1 and 3600"
+                )));
+            }
+        }
+        if self.max_connections == 0 || self.max_connections > 65_536 {
+            return Err(ConfigError::Invalid(
+                "[http] max_connections must be between 1 and 65536".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The address to listen on, if the endpoint is on. Only loopback addresses are accepted:
     /// the endpoint is meant to sit behind a Tor onion service on the same host.
     pub fn listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
@@ -366,6 +428,9 @@ pub struct RateLimitsConfig {
     pub write: Limit,
     /// For each external or destructive tool.
     pub external: Limit,
+    /// Envelopes that pass authentication, per channel, before anything of them is written:
+    /// the budget a holder of the secret cannot fill the audit log past.
+    pub envelopes: Limit,
     /// Overrides by tool name.
     pub tools: BTreeMap<String, Limit>,
 }
@@ -385,6 +450,10 @@ impl Default for RateLimitsConfig {
                 max: 10,
                 window_secs: 60,
             },
+            envelopes: Limit {
+                max: 600,
+                window_secs: 60,
+            },
             tools: BTreeMap::new(),
         }
     }
@@ -396,12 +465,16 @@ impl Default for RateLimitsConfig {
 pub struct AuditConfig {
     /// Entries older than this many days are pruned (the rest stays verifiable); 0 keeps all.
     pub retention_days: u64,
+    /// The store's size budget in MiB: at 90 % the owner is alerted; past it, only reads,
+    /// `lockdown`, `approve`/`deny`, `revoke` and `unlock` are carried out.
+    pub store_budget_mb: u64,
 }
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             retention_days: 400,
+            store_budget_mb: 1024,
         }
     }
 }
@@ -419,6 +492,17 @@ impl Config {
         Ok(config)
     }
 
+    /// The file the daemon reads its config from: `explicit` (`--config`) when given, else
+    /// `<data_dir>/pane.toml` when it exists, else none (the built-in defaults). Every command
+    /// that acts on the daemon's settings (`run`, `rotate-secret`) resolves it the same way.
+    pub fn path_for(data_dir: &Path, explicit: Option<&Path>) -> Option<std::path::PathBuf> {
+        let default = data_dir.join("pane.toml");
+        match explicit {
+            Some(path) => Some(path.to_path_buf()),
+            None => default.exists().then_some(default),
+        }
+    }
+
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -430,7 +514,7 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.http.listen_addr()?;
+        self.http.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
             return Err(ConfigError::Invalid(
                 "[jobs] deadline_secs must be between 1 and 3600".into(),
@@ -483,7 +567,13 @@ impl Config {
                 "[approvals] timeout_secs must be between 1 and 86400".into(),
             ));
         }
+        if self.audit.store_budget_mb == 0 {
+            return Err(ConfigError::Invalid(
+                "[audit] store_budget_mb must be 1 or more".into(),
+            ));
+        }
         let limits = [
+            ("envelopes".to_string(), &self.rate_limits.envelopes),
             ("read".to_string(), &self.rate_limits.read),
             ("write".to_string(), &self.rate_limits.write),
             ("external".to_string(), &self.rate_limits.external),

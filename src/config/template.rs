@@ -9,7 +9,9 @@ pub const TEMPLATE: &str = r#"# pane-agent configuration. Every setting is liste
 # Secrets from before a rotation, still accepted for commands (never used to sign).
 # AGENT_SECRET_PREVIOUS in the environment (comma-separated) adds to this list.
 previous_secrets = []
-# Days a secret replaced by `pane-agent rotate-secret` is still accepted.
+# Days a secret replaced by `pane-agent rotate-secret` is still accepted; the running agent
+# refuses it from the second the grace ends. 0 = refused at once (a secret known to be stolen).
+# rotate-secret reads this from the config the agent runs with (its --config, else this file).
 rotation_grace_days = 7
 # Days after which `pane-agent doctor` says the secret is due for rotation.
 rotation_days = 90
@@ -18,6 +20,18 @@ rotation_days = 90
 # POST /command and GET /healthz for a Tor onion service in front of it. Empty = off.
 # Loopback addresses only, e.g. "127.0.0.1:8080".
 listen = ""
+# Bounds that keep slow or stalled clients from holding the endpoint (a Tor onion service
+# lets anyone connect). Seconds for a request's line and headers (also the longest a
+# kept-alive connection waits for its next request), and for its whole body:
+header_timeout_secs = 10
+body_timeout_secs = 10
+# A connection that moves no byte for this long, while the agent is not working on its
+# request, is closed (a client that stops reading its reply).
+idle_timeout_secs = 60
+# Connections served at once; more wait in the listen queue until one ends. The agent needs
+# this many file descriptors plus 256 (the unit sets LimitNOFILE=4096) and refuses to start
+# otherwise.
+max_connections = 256
 
 [approvals]
 # Seconds before a pending approval is denied automatically.
@@ -36,6 +50,8 @@ revoked_by_default = []
 read = { max = 120, window_secs = 60 }
 write = { max = 30, window_secs = 60 }
 external = { max = 10, window_secs = 60 }
+# Authenticated envelopes per channel, counted before anything of them is written.
+envelopes = { max = 600, window_secs = 60 }
 
 [rate_limits.tools]
 # Per-tool overrides, for example:
@@ -44,6 +60,9 @@ external = { max = 10, window_secs = 60 }
 [audit]
 # Prune audit entries older than this many days (the rest stays verifiable). 0 keeps all.
 retention_days = 400
+# The store's size budget in MiB: at 90 % the owner is alerted; past it only reads, lockdown,
+# approve/deny, revoke and unlock are carried out.
+store_budget_mb = 1024
 
 [aliases]
 # Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).

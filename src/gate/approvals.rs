@@ -128,6 +128,7 @@ impl Gate {
 
     fn settle_approved(&mut self, code: &str, inv: &Invocation) -> Result<Command, CommandError> {
         let approval = self.pending_approval(code, inv)?;
+        self.check_approval_floor(&approval.created)?;
         // The stored record must still be what the code was issued for.
         if !approval.binds(&approval.cmd, &approval.args) {
             return Err(self.internal("approval record does not match its binding"));

@@ -29,6 +29,24 @@ impl Gate {
         let ts = envelope
             .authenticate(&self.secrets, inv.now)
             .map_err(|e| self.refuse(inv, e, Some(&envelope)))?;
+        self.check_rollback_floor(ts)
+            .map_err(|e| self.refuse(inv, e, Some(&envelope)))?;
+        // One budget for every authenticated envelope, parseable or not, before anything of
+        // it is written.
+        if let Err(wait) = self
+            .policy
+            .limiter
+            .try_acquire_envelope(inv.channel.as_str(), Instant::now())
+        {
+            let e = CommandError::new(
+                ErrorKind::RateLimited,
+                format!(
+                    "rate limited: too many envelopes on this channel ([rate_limits] envelopes); try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            );
+            return Err(self.refuse(inv, e, Some(&envelope)));
+        }
         // Remembered until the envelope could not pass the window anyway.
         let forget_after = ts + ChronoDuration::seconds(WINDOW_SECS + 1);
         match self.replay.insert_new(&envelope.sig, forget_after) {
@@ -46,15 +64,16 @@ impl Gate {
         self.audit_event(
             "envelope.accepted",
             inv,
-            json!({"cmd": envelope.cmd, "args": envelope.args, "ts": envelope.ts, "sig": sig_prefix}),
+            json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "args": bounded_args(&envelope.args), "ts": crate::redact::truncate(&envelope.ts, 40), "sig": sig_prefix}),
         )?;
+        self.note_high_water(ts);
         match Command::parse(&envelope.cmd, &envelope.args) {
             Ok(c) => Ok((c, envelope)),
             Err(e) => {
                 let _ = self.audit_event(
                     "command.invalid",
                     inv,
-                    json!({"cmd": envelope.cmd, "error": e.message}),
+                    json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "error": crate::redact::truncate(&e.message, 300)}),
                 );
                 Err(Reply::Err(e))
             }
@@ -91,6 +110,30 @@ impl Gate {
                     return self.deliver(waiter, Reply::Err(e)).await;
                 }
             }
+        }
+        if self.over_budget
+            && !matches!(
+                command,
+                Command::Lockdown(_)
+                    | Command::Approve(_)
+                    | Command::Deny(_)
+                    | Command::Revoke(_)
+                    | Command::Unlock(_)
+            )
+            && command
+                .tool()
+                .is_ok_and(|t| t.tier != crate::policy::tools::Tier::Read)
+        {
+            let e = CommandError::new(
+                ErrorKind::Unavailable,
+                "the store is over its size budget ([audit] store_budget_mb): only reads, lockdown, approve/deny, revoke and unlock are carried out until it is pruned or the budget raised",
+            );
+            let _ = self.audit_event(
+                "policy.deny",
+                inv,
+                json!({"cmd": command.name(), "reason": "store over budget"}),
+            );
+            return self.deliver(waiter, Reply::Err(e)).await;
         }
         if matches!(command, Command::Grant(_)) && self.locked_down() {
             let e = super::approvals::locked_down_error("grant");
@@ -157,7 +200,7 @@ impl Gate {
                     self.audit_event(
                         "command.invalid",
                         inv,
-                        json!({"cmd": envelope.cmd, "error": e.message}),
+                        json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "error": crate::redact::truncate(&e.message, 300)}),
                     )?;
                     return Err(e);
                 }
@@ -228,4 +271,28 @@ impl Gate {
         }
         Reply::Err(error)
     }
+}
+
+/// The largest `args` the audit log keeps whole, as canonical JSON.
+const ARGS_KEPT_BYTES: usize = 1024;
+
+/// An envelope's arguments as the audit log keeps them: whole up to [`ARGS_KEPT_BYTES`];
+/// beyond that a bounded digest (size, SHA-256, the first keys), so that 60 KiB of arguments
+/// never become 60 KiB of audit log.
+fn bounded_args(args: &serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    let text = crate::auth::canonical::python_dumps(&serde_json::Value::Object(args.clone()));
+    if text.len() <= ARGS_KEPT_BYTES {
+        return serde_json::Value::Object(args.clone());
+    }
+    use sha2::{Digest, Sha256};
+    let keys: Vec<String> = args
+        .keys()
+        .take(10)
+        .map(|k| crate::redact::truncate(k, 40))
+        .collect();
+    json!({
+        "bytes": text.len(),
+        "sha256": hex::encode(Sha256::digest(text.as_bytes())),
+        "keys": keys,
+    })
 }

@@ -12,6 +12,7 @@
 
 mod approvals;
 mod envelope;
+mod guard;
 mod jobs;
 mod owner;
 mod upkeep;
@@ -75,6 +76,14 @@ enum GateMessage {
     },
     /// Are you there? (The watchdog.)
     Ping(oneshot::Sender<()>),
+    /// Something a channel saw that belongs in the audit log (and, with `alert`, in front of
+    /// the owner).
+    Notice {
+        event: &'static str,
+        detail: serde_json::Value,
+        alert: Option<String>,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// The cloneable handle every channel holds.
@@ -134,6 +143,22 @@ impl GateHandle {
         })
         .await
         .unwrap_or(fallback)
+    }
+
+    /// Audits what a channel saw (`event`, `detail`), and alerts the owner with `alert`.
+    pub async fn notice(
+        &self,
+        event: &'static str,
+        detail: serde_json::Value,
+        alert: Option<String>,
+    ) {
+        self.ask(|reply| GateMessage::Notice {
+            event,
+            detail,
+            alert,
+            reply,
+        })
+        .await;
     }
 
     /// True when the gate answers (the watchdog's liveness check).
@@ -214,6 +239,10 @@ pub struct Gate {
     refusals: HashMap<Channel, RefusalWindow>,
     jobs: FuturesUnordered<JobFuture>,
     pending: HashMap<u64, PendingJob>,
+    high_water: guard::HighWater,
+    rollback_floor: Option<DateTime<Utc>>,
+    over_budget: bool,
+    envelopes_since_size_check: u32,
 }
 
 impl Gate {
@@ -254,6 +283,10 @@ impl Gate {
             refusals: HashMap::new(),
             jobs: FuturesUnordered::new(),
             pending: HashMap::new(),
+            high_water: guard::HighWater::default(),
+            rollback_floor: None,
+            over_budget: false,
+            envelopes_since_size_check: 0,
         }
     }
 
@@ -276,7 +309,10 @@ impl Gate {
                 _ = tokio::time::sleep(next_deadline) => {
                     self.expire_due(Utc::now()).await;
                 }
-                _ = minute.tick() => self.write_tallies().await,
+                _ = minute.tick() => {
+                    self.write_tallies().await;
+                    self.check_store_budget();
+                }
                 _ = housekeeping.tick() => self.housekeeping(Utc::now()),
             }
         }
@@ -314,6 +350,26 @@ impl Gate {
                 let _ = reply.send(());
             }
             GateMessage::Ping(reply) => {
+                let _ = reply.send(());
+            }
+            GateMessage::Notice {
+                event,
+                detail,
+                alert,
+                reply,
+            } => {
+                let inv = Invocation::now(Channel::Signal);
+                if let Err(e) = self.audit_event(event, &inv, detail) {
+                    tracing::error!(error = %e, event, "cannot audit a channel's notice");
+                }
+                if let Some(text) = alert {
+                    if let Err(e) = self.notify(crate::outbox::MessageKind::Alert, &text) {
+                        tracing::error!(error = %e, "cannot queue an alert");
+                    }
+                }
+                if let Err(e) = self.store.flush().await {
+                    tracing::error!(error = %e, "store flush failed after a notice");
+                }
                 let _ = reply.send(());
             }
         }

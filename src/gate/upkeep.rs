@@ -25,6 +25,8 @@ impl Gate {
         if let Err(e) = self.note_secret_fingerprint(&inv) {
             tracing::warn!(error = %e, "cannot record the secret's fingerprint");
         }
+        self.check_high_water();
+        self.check_store_budget();
         let reconcile = PendingJob::new("reconcile", &inv, After::Action, Waiter::Nobody);
         self.start_job(Work::Reconcile, reconcile);
         self.answer_cut_off().await;
@@ -146,6 +148,11 @@ impl Gate {
         }
         for name in &expired {
             text.push_str(&format!("\nexpired: {name}"));
+        }
+        if let Ok(Some((seq, hash))) = self.audit.head() {
+            // The owner's copy: a store rolled back to an older copy shows against it
+            // (`audit` with `head: {seq, hash}` compares).
+            text.push_str(&format!("\naudit head: seq {seq} hash {hash}"));
         }
         self.notify(MessageKind::Alert, &text)?;
         Ok(
@@ -297,9 +304,26 @@ impl Gate {
         let days = self.config.audit.retention_days;
         if days > 0 {
             let cutoff = now - ChronoDuration::days(days as i64);
-            match self.audit.prune_before(cutoff) {
+            // At most a tenth of the log at once: a clock that jumped past the retention
+            // cannot cut it, and every prune leaves an entry saying what went.
+            let kept = self.audit.len();
+            let at_most = (kept / 10).max(1);
+            let inv = Invocation::now(Channel::Internal);
+            match self.audit.prune_before(cutoff, at_most) {
                 Ok(0) => {}
-                Ok(n) => tracing::info!(removed = n, "audit entries past retention pruned"),
+                Ok(n) => {
+                    tracing::info!(removed = n, "audit entries past retention pruned");
+                    let head = self.audit.head().ok().flatten();
+                    let _ = self.audit_event(
+                        "audit.pruned",
+                        &inv,
+                        json!({"removed": n, "before": cutoff.to_rfc3339(), "kept": kept - n, "head_seq": head.map(|h| h.0), "limited": n == at_most}),
+                    );
+                    if n == at_most {
+                        tracing::warn!(removed = n, "more audit entries are past retention than may be pruned at once; is the clock right?");
+                        let _ = self.notify(MessageKind::Alert, &format!("The audit log had more entries past its retention than a tenth of it; {n} were pruned and the rest kept. If the server's clock jumped, check it."));
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "audit prune failed"),
             }
             if let Err(e) = self.policy.approvals.prune_settled(cutoff) {

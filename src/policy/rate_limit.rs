@@ -21,6 +21,7 @@ pub enum Lane {
 pub struct RateLimiter {
     config: RateLimitsConfig,
     history: HashMap<(Lane, &'static str), VecDeque<Instant>>,
+    envelopes: HashMap<&'static str, VecDeque<Instant>>,
 }
 
 impl RateLimiter {
@@ -29,6 +30,7 @@ impl RateLimiter {
         RateLimiter {
             config,
             history: HashMap::new(),
+            envelopes: HashMap::new(),
         }
     }
 
@@ -45,6 +47,16 @@ impl RateLimiter {
     }
 
     /// Counts one use of `tool` at `now` if the window has room; otherwise returns how long
+    /// Counts one authenticated envelope on `channel` against `[rate_limits] envelopes`.
+    pub fn try_acquire_envelope(
+        &mut self,
+        channel: &'static str,
+        now: Instant,
+    ) -> Result<(), Duration> {
+        let limit = self.config.envelopes;
+        take(self.envelopes.entry(channel).or_default(), limit, now)
+    }
+
     /// until it has.
     pub fn try_acquire(
         &mut self,
@@ -53,23 +65,31 @@ impl RateLimiter {
         now: Instant,
     ) -> Result<(), Duration> {
         let limit = self.limit_for(tool);
-        let window = Duration::from_secs(limit.window_secs);
-        let uses = self.history.entry((lane, tool.name)).or_default();
-        while let Some(first) = uses.front() {
-            if now.duration_since(*first) >= window {
-                uses.pop_front();
-            } else {
-                break;
-            }
-        }
-        if uses.len() >= limit.max as usize {
-            let retry = uses
-                .front()
-                .map(|first| window.saturating_sub(now.duration_since(*first)))
-                .unwrap_or(window);
-            return Err(retry);
-        }
-        uses.push_back(now);
-        Ok(())
+        take(
+            self.history.entry((lane, tool.name)).or_default(),
+            limit,
+            now,
+        )
     }
+}
+
+/// One use within `limit`'s sliding window, or how long until there is room.
+fn take(uses: &mut VecDeque<Instant>, limit: Limit, now: Instant) -> Result<(), Duration> {
+    let window = Duration::from_secs(limit.window_secs);
+    while let Some(first) = uses.front() {
+        if now.duration_since(*first) >= window {
+            uses.pop_front();
+        } else {
+            break;
+        }
+    }
+    if uses.len() >= limit.max as usize {
+        let retry = uses
+            .front()
+            .map(|first| window.saturating_sub(now.duration_since(*first)))
+            .unwrap_or(window);
+        return Err(retry);
+    }
+    uses.push_back(now);
+    Ok(())
 }

@@ -237,6 +237,10 @@ pub fn unlimited_rates(config: &str) -> String {
             "external = { max = 10, window_secs = 60 }",
             "external = { max = 1000000, window_secs = 1 }",
         )
+        .replace(
+            "envelopes = { max = 600, window_secs = 60 }",
+            "envelopes = { max = 1000000, window_secs = 1 }",
+        )
 }
 
 /// Asserts a reply is an error of `kind`.

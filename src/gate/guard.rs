@@ -1,0 +1,182 @@
+//! What keeps the store honest and bounded: the high-water mark that shows a store restored
+//! from an older copy, and the store's size budget.
+//!
+//! The high-water mark lives outside the store, in `<data-dir>/high-water`, synced after every
+//! accepted envelope: the newest accepted envelope's time and the audit chain's head. At start
+//! the store's own copy is compared with it; a store behind the file was rolled back (a backup
+//! restored, a copy swapped in), so its replay cache and approvals may have forgotten what was
+//! used. Then every envelope signed before the mark and every approval opened before it is
+//! refused, loudly: the owner is alerted and it is in the audit log.
+
+use super::Gate;
+use crate::origin::{Channel, Invocation};
+use crate::outbox::MessageKind;
+use crate::reply::{CommandError, ErrorKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::io::Write;
+use std::path::Path;
+
+/// The store's copy of the mark.
+const STORE_MARK_KEY: &[u8] = b"store.high_water";
+/// Set while the owner has been told the store nears its budget.
+const BUDGET_ALERTED_KEY: &[u8] = b"store.budget_alerted";
+
+/// The mark: the newest accepted envelope's time and the audit head then.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct HighWater {
+    /// Milliseconds since the epoch.
+    ts_ms: i64,
+    /// The audit head's sequence number.
+    audit_seq: u64,
+}
+
+fn mark_path(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("high-water")
+}
+
+impl Gate {
+    /// At start: compares the store with the mark outside it.
+    pub(super) fn check_high_water(&mut self) {
+        let file: Option<HighWater> = std::fs::read(mark_path(&self.data_dir))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let stored: HighWater = self
+            .store
+            .meta
+            .get(STORE_MARK_KEY)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
+        let Some(file) = file else {
+            self.high_water = stored;
+            return;
+        };
+        if file.ts_ms > stored.ts_ms || file.audit_seq > head_seq {
+            let floor = DateTime::<Utc>::from_timestamp_millis(file.ts_ms).unwrap_or_default();
+            tracing::error!(
+                file_seq = file.audit_seq,
+                store_seq = head_seq,
+                "THE STORE IS OLDER THAN ITS HIGH-WATER MARK: it was rolled back or restored from an older copy. Envelopes signed and approvals opened before {floor} are refused."
+            );
+            let inv = Invocation::now(Channel::Internal);
+            let _ = self.audit_event(
+                "store.rolled_back",
+                &inv,
+                json!({"mark_seq": file.audit_seq, "store_seq": head_seq, "refused_before": floor.to_rfc3339()}),
+            );
+            let _ = self.notify(
+                MessageKind::Alert,
+                &format!("The agent's store is older than its high-water mark (audit seq {head_seq}, the mark says {}): it was rolled back or restored from an older copy. Envelopes signed and approvals opened before {} are refused. Compare the audit head with your copy.", file.audit_seq, floor.to_rfc3339()),
+            );
+            self.rollback_floor = Some(floor);
+            self.high_water = file;
+        } else {
+            self.high_water = stored;
+        }
+    }
+
+    /// Refuses an envelope signed before a detected rollback's mark: the lost replay cache
+    /// cannot prove it unused.
+    pub(super) fn check_rollback_floor(&self, ts: DateTime<Utc>) -> Result<(), CommandError> {
+        match self.rollback_floor {
+            Some(floor) if ts <= floor => Err(CommandError::new(
+                ErrorKind::Replayed,
+                "refused: the store was restored from an older copy and cannot prove this envelope unused; sign a new one",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses an approval opened before a detected rollback's mark.
+    pub(super) fn check_approval_floor(&self, created: &str) -> Result<(), CommandError> {
+        let created = DateTime::parse_from_rfc3339(created)
+            .map(|t| t.with_timezone(&Utc))
+            .ok();
+        match (self.rollback_floor, created) {
+            (Some(floor), Some(at)) if at <= floor => Err(CommandError::new(
+                ErrorKind::ApprovalInvalid,
+                "refused: the store was restored from an older copy and cannot prove this approval unused; ask again",
+            )),
+            (Some(_), None) => Err(CommandError::new(
+                ErrorKind::ApprovalInvalid,
+                "refused: the store was restored from an older copy",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// After an accepted envelope: moves the mark, in the store and (synced) outside it.
+    pub(super) fn note_high_water(&mut self, ts: DateTime<Utc>) {
+        let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
+        let mark = HighWater {
+            ts_ms: self.high_water.ts_ms.max(ts.timestamp_millis()),
+            audit_seq: head_seq,
+        };
+        let Ok(bytes) = serde_json::to_vec(&mark) else {
+            return;
+        };
+        if let Err(e) = self.store.meta.insert(STORE_MARK_KEY, bytes.as_slice()) {
+            tracing::error!(error = %e, "cannot record the high-water mark in the store");
+        }
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(mark_path(&self.data_dir))
+            .and_then(|mut f| {
+                f.write_all(&bytes)?;
+                f.sync_data()
+            });
+        if let Err(e) = written {
+            tracing::error!(error = %e, "cannot write the high-water mark");
+        }
+        self.high_water = mark;
+        self.envelopes_since_size_check += 1;
+        if self.envelopes_since_size_check >= 64 {
+            self.check_store_budget();
+        }
+    }
+
+    /// Measures the store against `[audit] store_budget_mb`: the owner is alerted at 90 %,
+    /// and past the budget only what keeps the owner in control is carried out.
+    pub(super) fn check_store_budget(&mut self) {
+        self.envelopes_since_size_check = 0;
+        let Ok(size) = self.store.size_on_disk() else {
+            return;
+        };
+        let budget = self.config.audit.store_budget_mb.saturating_mul(1 << 20);
+        self.over_budget = size > budget;
+        let alerted = self
+            .store
+            .meta
+            .get(BUDGET_ALERTED_KEY)
+            .ok()
+            .flatten()
+            .is_some();
+        if size.saturating_mul(10) >= budget.saturating_mul(9) {
+            if !alerted {
+                let inv = Invocation::now(Channel::Internal);
+                let _ = self.audit_event(
+                    "store.budget",
+                    &inv,
+                    json!({"bytes": size, "budget": budget}),
+                );
+                let _ = self.notify(
+                    MessageKind::Alert,
+                    &format!(
+                        "The agent's store is at {} MiB of its {} MiB budget ([audit] store_budget_mb). Past it, only reads, lockdown, approve/deny, revoke and unlock are carried out.",
+                        size >> 20,
+                        budget >> 20
+                    ),
+                );
+                let _ = self.store.meta.insert(BUDGET_ALERTED_KEY, b"1".as_slice());
+            }
+        } else if alerted && size.saturating_mul(10) < budget.saturating_mul(8) {
+            let _ = self.store.meta.remove(BUDGET_ALERTED_KEY);
+        }
+    }
+}
