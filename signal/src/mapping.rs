@@ -11,7 +11,7 @@
 //!   same way.
 //! - Group messages, receipts, typing, calls, stories and the rest are ignored.
 
-use crate::protocol::{message_id, GatewayEvent};
+use crate::protocol::{message_id, GatewayEvent, MAX_LINE_BYTES};
 use crate::relay::Outgoing;
 use pane_agent::auth::MAX_ENVELOPE_BYTES;
 use presage::libsignal_service::content::{Content, ContentBody};
@@ -23,6 +23,9 @@ use std::future::Future;
 pub const LONG_TEXT_TYPE: &str = "text/x-signal-plain";
 /// The longest body relayed: one byte over the envelope limit.
 pub const MAX_BODY_BYTES: usize = MAX_ENVELOPE_BYTES + 1;
+/// The most a body may take on the line, escaped: the rest of a `received` line (ids, ACI,
+/// numbers) fits in the difference.
+const MAX_BODY_ON_LINE: usize = MAX_LINE_BYTES - 1024;
 
 /// Fetches an attachment (presage's manager; a table in the tests).
 pub trait LongText {
@@ -117,7 +120,25 @@ async fn body(message: &DataMessage, long: &impl LongText) -> Option<String> {
     if text.is_empty() {
         return None;
     }
-    Some(cut(text, MAX_BODY_BYTES))
+    Some(fit(text))
+}
+
+/// `text` cut to [`MAX_BODY_BYTES`], and further if escaping it would not fit on a line (a
+/// quote takes two bytes there, a control character six): a line over the limit would be
+/// refused by the core and stay in the journal for ever.
+fn fit(text: String) -> String {
+    let mut text = cut(text, MAX_BODY_BYTES);
+    loop {
+        let on_line = serde_json::to_string(&text).map_or(usize::MAX, |j| j.len());
+        if on_line <= MAX_BODY_ON_LINE {
+            return text;
+        }
+        // Each byte of text takes at most six on the line: cutting a sixth of the excess
+        // at least, and one byte at the very least, ends the loop.
+        let excess = (on_line - MAX_BODY_ON_LINE).div_ceil(6).max(1);
+        let keep = text.len().saturating_sub(excess);
+        text = cut(text, keep);
+    }
 }
 
 /// `text` cut to at most `max` bytes, on a character boundary.

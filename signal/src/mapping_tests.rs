@@ -153,6 +153,28 @@ async fn a_long_text_is_fetched_and_relayed_whole() {
 }
 
 #[tokio::test(flavor = "current_thread")]
+async fn a_body_that_escapes_long_still_fits_on_one_line() {
+    use crate::protocol::{encode_line, MAX_LINE_BYTES};
+    // Quotes and control characters grow when escaped: 64 KiB of them is over 128 KiB.
+    for ch in ["\"", "\u{1}"] {
+        let c = content(
+            OTHER,
+            true,
+            ContentBody::DataMessage(data(&ch.repeat(MAX_BODY_BYTES), 3)),
+        );
+        let Mapped::Event(event) = map_one(c, &none()).await else {
+            panic!("not relayed");
+        };
+        let line = encode_line(&event).unwrap();
+        assert!(line.len() <= MAX_LINE_BYTES, "{} bytes", line.len());
+        assert!(
+            line.len() > MAX_LINE_BYTES - 2048,
+            "cut no more than needed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
 async fn reactions_become_reaction_lines() {
     let reaction = |remove| DataMessage {
         reaction: Some(Reaction {
