@@ -28,6 +28,8 @@ fn main() {
         .expect("timeout");
     let received = |sender: &str, body: String, i: u64| {
         encode_line(&GatewayEvent::Received {
+            id: None,
+            expire_timer: 0,
             sender: sender.into(),
             device: 1,
             timestamp: i,
@@ -43,9 +45,15 @@ fn main() {
         let mut reply = String::new();
         reader.read_line(&mut reply).expect("reply");
         let took = t.elapsed();
-        let CoreCommand::Send { id, body, .. } = decode_line(&reply).expect("a send");
+        let Ok(CoreCommand::Send { id, body, .. }) = decode_line(&reply) else {
+            panic!("not a send: {reply}");
+        };
         assert!(body.contains("\"count\""), "{body}");
-        let sent = encode_line(&GatewayEvent::Sent { id }).expect("encode");
+        let sent = encode_line(&GatewayEvent::Sent {
+            id,
+            timestamp: None,
+        })
+        .expect("encode");
         writer.write_all(sent.as_bytes()).expect("sent");
         // A new envelope needs a new millisecond.
         std::thread::sleep(Duration::from_millis(2));

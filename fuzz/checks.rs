@@ -475,14 +475,26 @@ pub fn gateway_protocol(data: &[u8]) {
     let flag = number & 1 == 1;
     let events = [
         GatewayEvent::Received {
+            id: flag.then(|| c.clone()),
             sender: a.clone(),
             device: number as u32,
             timestamp: number,
             body: b.clone(),
             sealed: flag,
+            expire_timer: number as u32,
+        },
+        GatewayEvent::Reaction {
+            id: b.clone(),
+            sender: a.clone(),
+            emoji: c.clone(),
+            target_timestamp: number,
+            remove: flag,
         },
         GatewayEvent::IdentityChanged { sender: a.clone() },
-        GatewayEvent::Sent { id: a.clone() },
+        GatewayEvent::Sent {
+            id: a.clone(),
+            timestamp: flag.then_some(number),
+        },
         GatewayEvent::SendFailed {
             id: a.clone(),
             error: b.clone(),
@@ -495,11 +507,14 @@ pub fn gateway_protocol(data: &[u8]) {
     round_trip!(
         CoreCommand,
         &CoreCommand::Send {
-            id: a,
+            id: a.clone(),
             recipient: b,
             body: c,
+            timestamp: number,
+            expire_timer: flag.then_some(number as u32),
         }
     );
+    round_trip!(CoreCommand, &CoreCommand::Ack { id: a });
 }
 
 // ---------------------------------------------------------------------------------------

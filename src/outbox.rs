@@ -87,6 +87,26 @@ pub struct OutboxMessage {
     pub body: String,
     /// Delivery attempts so far.
     pub attempts: u32,
+    /// The Signal timestamp it is sent with (ms), chosen when it was queued, unique and the
+    /// same on every retry. 0 for a message queued before this field existed.
+    #[serde(default)]
+    pub timestamp: u64,
+}
+
+/// A Signal timestamp for a message queued now: the clock in ms, but always after the last
+/// one, so no two messages share one (clients treat equal timestamps as one message).
+fn next_timestamp() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = Utc::now().timestamp_millis().max(0) as u64;
+    let mut prev = LAST.load(Ordering::SeqCst);
+    loop {
+        let next = now.max(prev + 1);
+        match LAST.compare_exchange(prev, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return next,
+            Err(actual) => prev = actual,
+        }
+    }
 }
 
 impl OutboxMessage {
@@ -98,6 +118,7 @@ impl OutboxMessage {
             kind,
             body: fit(body),
             attempts: 0,
+            timestamp: next_timestamp(),
         }
     }
 }

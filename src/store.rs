@@ -55,6 +55,12 @@ pub struct Store {
     /// The owner's Signal messages taken from the gateway and not answered yet, keyed by
     /// big-endian id: what a crash cut off is answered at the next start.
     pub signal_inbox: sled::Tree,
+    /// Ids of the owner's Signal messages and reactions already recorded (acted on once),
+    /// with when: a re-sent line is acknowledged again and not acted on.
+    pub signal_seen: sled::Tree,
+    /// The Signal timestamp of each approval prompt, with its code: a 👍 or 👎 on the prompt
+    /// answers it.
+    pub signal_prompts: sled::Tree,
     /// Small records: the audit head and anchor, counters.
     pub meta: sled::Tree,
 }
@@ -83,6 +89,8 @@ impl Store {
             incidents: db.open_tree("incidents")?,
             breach_seen: db.open_tree("breach_seen")?,
             meta: db.open_tree("meta")?,
+            signal_seen: db.open_tree("signal_seen")?,
+            signal_prompts: db.open_tree("signal_prompts")?,
             db,
         })
     }

@@ -461,11 +461,13 @@ fn hostile_inputs_over_signal() {
         }
         for sender in ["9f0e1d2c-3b4a-4596-8877-665544332211", OWNER] {
             let e = GatewayEvent::Received {
+                id: None,
                 sender: sender.into(),
                 device: 1,
                 timestamp: 1,
                 body: body.clone(),
                 sealed: true,
+                expire_timer: 0,
             };
             writer
                 .write_all(encode_line(&e).unwrap().as_bytes())
@@ -476,9 +478,18 @@ fn hostile_inputs_over_signal() {
         let reply = loop {
             let mut line = String::new();
             if reader.read_line(&mut line).is_ok() && !line.is_empty() {
-                let CoreCommand::Send { id, body, .. } = decode_line(&line).unwrap();
+                let CoreCommand::Send { id, body, .. } = decode_line(&line).unwrap() else {
+                    continue;
+                };
                 writer
-                    .write_all(encode_line(&GatewayEvent::Sent { id }).unwrap().as_bytes())
+                    .write_all(
+                        encode_line(&GatewayEvent::Sent {
+                            id,
+                            timestamp: None,
+                        })
+                        .unwrap()
+                        .as_bytes(),
+                    )
                     .unwrap();
                 break serde_json::from_str::<Value>(&body).unwrap_or(Value::String(body));
             }

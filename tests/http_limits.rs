@@ -156,6 +156,8 @@ fn gateway_answers(agent: &Agent, wait: Duration) -> Result<Value, String> {
     let mut writer = s.try_clone().unwrap();
     let mut reader = BufReader::new(s);
     let event = GatewayEvent::Received {
+        id: None,
+        expire_timer: 0,
         sender: OWNER.into(),
         device: 1,
         timestamp: 1,
@@ -172,8 +174,15 @@ fn gateway_answers(agent: &Agent, wait: Duration) -> Result<Value, String> {
             Ok(0) => return Err("the gateway socket closed".into()),
             Ok(_) => {
                 let CoreCommand::Send { id, body, .. } =
-                    decode_line(&line).map_err(|e| e.to_string())?;
-                let sent = encode_line(&GatewayEvent::Sent { id }).unwrap();
+                    decode_line(&line).map_err(|e| e.to_string())?
+                else {
+                    continue;
+                };
+                let sent = encode_line(&GatewayEvent::Sent {
+                    id,
+                    timestamp: None,
+                })
+                .unwrap();
                 let _ = writer.write_all(sent.as_bytes());
                 return serde_json::from_str(&body).map_err(|e| format!("{e}: {body:?}"));
             }

@@ -134,7 +134,8 @@ fn a_changed_safety_number_stops_signal_commands_until_trusted() {
         sender: OWNER.into(),
     });
     gw.received(OWNER, &agent.envelope("lockdown", json!({})).to_json());
-    assert!(gw.reply().contains("paused"));
+    // Fail secure: not even the "paused" reply goes to the changed identity before `trust`.
+    assert!(gw.sends(Duration::from_secs(1)).is_empty());
     assert!(agent.send("help", json!({}))["commands"]
         .as_array()
         .unwrap()
@@ -151,6 +152,7 @@ fn a_changed_safety_number_stops_signal_commands_until_trusted() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(gw.reply().contains("paused"), "what waited is delivered");
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["count"], 0, "{reply}");
@@ -172,6 +174,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
     // Acknowledge one, then drop the connection.
     gw.event(&GatewayEvent::Sent {
         id: first[0].0.clone(),
+        timestamp: None,
     });
     std::thread::sleep(Duration::from_millis(300));
     drop(gw);
@@ -182,6 +185,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
     assert_eq!(ids, [&first[1].0, &first[2].0]);
     gw.event(&GatewayEvent::Sent {
         id: first[1].0.clone(),
+        timestamp: None,
     });
     std::thread::sleep(Duration::from_millis(300));
     drop(gw);
@@ -196,6 +200,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
     );
     gw.event(&GatewayEvent::Sent {
         id: first[2].0.clone(),
+        timestamp: None,
     });
     assert!(
         gw.sends(Duration::from_secs(1)).is_empty(),
@@ -299,6 +304,8 @@ fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
     let mut burst = String::new();
     for i in 0..10_000 {
         let e = GatewayEvent::Received {
+            id: None,
+            expire_timer: 0,
             sender: STRANGER.into(),
             device: 1,
             timestamp: i,
@@ -386,11 +393,13 @@ fn the_relay_carries_messages_both_ways_and_survives_restarts() {
             std::thread::sleep(Duration::from_millis(50));
         }
     };
+    // Each Signal message has its own timestamp (the core acts on one id once).
+    let stamp = std::sync::atomic::AtomicU64::new(1);
     let incoming = |body: String| {
         Ok(DeviceEvent::Message(Incoming {
             sender: OWNER.into(),
             device: 1,
-            timestamp: 1,
+            timestamp: stamp.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
             body,
             sealed: true,
         }))
@@ -482,4 +491,128 @@ fn codes_over_signal_only_make_the_phone_a_second_factor() {
     let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
     assert_eq!(reply["status"], "approved", "{reply}");
     assert!(agent.send("list", json!({})).get("error").is_none());
+}
+
+/// The acknowledged relay: an owner's message is acknowledged once recorded; the same line
+/// sent again (after a reconnect) is acknowledged again and acted on once.
+#[test]
+fn a_message_is_acknowledged_once_recorded_and_acted_on_once() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    let env = agent.envelope("list", json!({})).to_json();
+    let id = format!("{OWNER}.1.1700000000001");
+    gw.received_as(&id, OWNER, &env, 0);
+    gw.wait_for_acks(&id, 1);
+    assert!(gw.reply().contains("count"));
+    drop(gw);
+    let mut gw = Gateway::connect(&agent, OWNER);
+    gw.received_as(&id, OWNER, &env, 0);
+    gw.wait_for_acks(&id, 1);
+    assert!(
+        gw.sends(Duration::from_secs(1)).is_empty(),
+        "acted on twice (a replayed reply)"
+    );
+}
+
+/// Stable sends: a retried message carries the timestamp it was given when queued.
+#[test]
+fn a_retried_send_carries_the_same_timestamp() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    agent.send("lockdown", json!({}));
+    let first = gw.sends(Duration::from_secs(2));
+    let (id, _, _) = first.first().cloned().expect("the lockdown alert");
+    let (ts, _) = gw.meta_of(&id);
+    assert!(ts > 1_600_000_000_000, "{ts}");
+    gw.event(&GatewayEvent::SendFailed {
+        id: id.clone(),
+        error: "network".into(),
+        retryable: true,
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let again = loop {
+        let sends = gw.sends(Duration::from_millis(300));
+        if let Some(s) = sends.into_iter().find(|s| s.0 == id) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "never sent again");
+    };
+    assert_eq!(gw.meta_of(&again.0).0, ts, "a retry is the same message");
+}
+
+/// Fail secure: after the owner's identity changed, nothing is sent to them until `trust`;
+/// then what waited is delivered once.
+#[test]
+fn nothing_goes_to_a_changed_identity_until_trusted() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    gw.event(&GatewayEvent::IdentityChanged {
+        sender: OWNER.into(),
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    agent.send("lockdown", json!({}));
+    assert!(
+        gw.sends(Duration::from_secs(2)).is_empty(),
+        "a message went to the changed identity"
+    );
+    let out = agent.cli(&["trust"]);
+    assert!(out.status.success());
+    let after = gw.sends(Duration::from_secs(3));
+    let lockdowns = after.iter().filter(|s| s.2.contains("LOCKDOWN")).count();
+    assert_eq!(lockdowns, 1, "{after:?}");
+}
+
+/// Reactions: 👍 on a prompt approves it, 👎 denies it; any other emoji, a removed reaction,
+/// or a reaction to another message does nothing.
+#[test]
+fn reactions_on_a_prompt_approve_and_deny_it() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    agent.send("revoke", json!({"tool": "list"}));
+    agent.send("revoke", json!({"tool": "audit"}));
+
+    agent.send("grant", json!({"tool": "list"}));
+    let prompt = gw.reply();
+    assert!(prompt.contains("react 👍 or 👎"), "{prompt}");
+    let (ts, _) = gw.meta_of(gw.last_id.as_ref().unwrap());
+    gw.react(&format!("{OWNER}.1.11"), OWNER, "❤", ts, false);
+    gw.react(&format!("{OWNER}.1.12"), OWNER, "👍", ts, true);
+    gw.react(&format!("{OWNER}.1.13"), OWNER, "👍", ts + 1, false);
+    gw.wait_for_acks(&format!("{OWNER}.1.13"), 1);
+    assert_eq!(agent.send("approvals", json!({}))["count"], 1);
+    gw.react(&format!("{OWNER}.1.14"), OWNER, "👍🏽", ts, false);
+    let r: Value = loop {
+        if let Ok(v) = serde_json::from_str(&gw.reply()) {
+            break v;
+        }
+    };
+    assert_eq!(r["status"], "approved", "{r}");
+    assert!(agent.send("list", json!({})).get("error").is_none());
+
+    agent.send("grant", json!({"tool": "audit"}));
+    gw.reply();
+    let (ts, _) = gw.meta_of(gw.last_id.as_ref().unwrap());
+    gw.react(&format!("{OWNER}.1.15"), OWNER, "👎", ts, false);
+    let r: Value = loop {
+        if let Ok(v) = serde_json::from_str(&gw.reply()) {
+            break v;
+        }
+    };
+    assert_eq!(r["status"], "denied", "{r}");
+    assert_eq!(agent.send("approvals", json!({}))["count"], 0);
+}
+
+/// Disappearing messages: the owner's timer goes on replies, prompts and alerts.
+#[test]
+fn the_owners_disappearing_timer_is_carried_on_replies_and_alerts() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    let env = agent.envelope("help", json!({})).to_json();
+    gw.received_as(&format!("{OWNER}.1.21"), OWNER, &env, 3600);
+    gw.reply();
+    assert_eq!(gw.meta_of(gw.last_id.as_ref().unwrap()).1, Some(3600));
+    agent.send("lockdown", json!({}));
+    let alert = gw.reply();
+    assert!(alert.contains("LOCKDOWN"));
+    assert_eq!(gw.meta_of(gw.last_id.as_ref().unwrap()).1, Some(3600));
 }

@@ -442,8 +442,13 @@ impl Gateway {
                             id,
                             recipient,
                             body,
+                            ..
                         } = decode_line(&line)
-                            .unwrap_or_else(|e| panic!("core sent a bad line {line:?}: {e}"));
+                            .unwrap_or_else(|e| panic!("core sent a bad line {line:?}: {e}"))
+                        else {
+                            // An ack of an owner's message: nothing to answer.
+                            continue;
+                        };
                         assert_eq!(recipient, OWNER);
                         if lock(&self.answered).contains(&(connection, id.clone())) {
                             lock(&self.duplicates_same_connection).push(id.clone());
@@ -452,8 +457,11 @@ impl Gateway {
                             id: id.clone(),
                             body,
                         });
-                        let sent =
-                            encode_line(&GatewayEvent::Sent { id: id.clone() }).unwrap_or_default();
+                        let sent = encode_line(&GatewayEvent::Sent {
+                            id: id.clone(),
+                            timestamp: None,
+                        })
+                        .unwrap_or_default();
                         if writer.write_all(sent.as_bytes()).is_err() {
                             break;
                         }
@@ -470,6 +478,8 @@ impl Gateway {
                     let cmd = if rng.chance(50) { "list" } else { "help" };
                     let body = sign(secret, cmd, json!({})).to_json();
                     let event = GatewayEvent::Received {
+                        id: None,
+                        expire_timer: 0,
                         sender: OWNER.into(),
                         device: 1,
                         timestamp: 1,

@@ -4,7 +4,8 @@
 //! message is queued, each message until the gateway acknowledges it (`sent`), failed ones
 //! again after a pause. Reading never waits for a command to be carried out.
 
-use crate::gate::{GateHandle, StrangerTally};
+use crate::commands::trust::IDENTITY_BLOCK_KEY;
+use crate::gate::{GateHandle, StrangerTally, EXPIRE_TIMER_KEY};
 use crate::gateway::protocol::{
     decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
 };
@@ -37,6 +38,9 @@ pub struct GatewaySocket {
     pub owner: Option<String>,
     /// Strangers dropped here.
     pub strangers: StrangerTally,
+    /// The store's `meta`: whether the owner's identity is confirmed, and their
+    /// disappearing-message timer.
+    pub meta: sled::Tree,
 }
 
 impl GatewaySocket {
@@ -84,6 +88,7 @@ impl GatewaySocket {
                 outbox: self.outbox.clone(),
                 owner: self.owner.clone(),
                 strangers: self.strangers.clone(),
+                meta: self.meta.clone(),
             };
             let conn_shutdown = Shutdown::new(notify.subscribe());
             let done = done.clone();
@@ -127,6 +132,7 @@ struct Connection {
     outbox: Outbox,
     owner: Option<String>,
     strangers: StrangerTally,
+    meta: sled::Tree,
 }
 
 impl Connection {
@@ -161,7 +167,7 @@ impl Connection {
                         }
                     };
                     match &event {
-                        GatewayEvent::Sent { id } => {
+                        GatewayEvent::Sent { id, .. } => {
                             if let Ok(id) = id.parse() {
                                 in_flight.remove(&id);
                                 failed.remove(&id);
@@ -173,14 +179,32 @@ impl Connection {
                                 failed.insert(id, Instant::now() + RETRY_AFTER);
                             }
                         }
-                        GatewayEvent::Received { sender, .. } if Some(sender) != self.owner.as_ref() => {
-                            // Strangers get no reply and never reach the gate's queue.
+                        GatewayEvent::Received { sender, id, .. } if Some(sender) != self.owner.as_ref() => {
+                            // Strangers get no reply and never reach the gate's queue; the
+                            // gateway may forget their message.
                             self.strangers.add();
+                            if let Some(id) = id.clone() {
+                                if !write_ack(&mut writer, id).await {
+                                    return;
+                                }
+                            }
+                            continue;
+                        }
+                        GatewayEvent::Reaction { sender, id, .. } if Some(sender) != self.owner.as_ref() => {
+                            self.strangers.add();
+                            if !write_ack(&mut writer, id.clone()).await {
+                                return;
+                            }
                             continue;
                         }
                         _ => {}
                     }
-                    self.gate.signal_event(event).await;
+                    if let Some(id) = self.gate.signal_event(event).await {
+                        // Recorded (flushed): the gateway may forget it.
+                        if !write_ack(&mut writer, id).await {
+                            return;
+                        }
+                    }
                 }
                 _ = self.outbox.queued() => {
                     if !self.send_pending(&mut writer, &mut in_flight, &failed).await {
@@ -208,6 +232,17 @@ impl Connection {
         let Some(owner) = &self.owner else {
             return true;
         };
+        if self.meta.get(IDENTITY_BLOCK_KEY).ok().flatten().is_some() {
+            // Fail secure: nothing goes to an owner whose new identity nobody confirmed;
+            // messages wait in the outbox until `pane-agent trust`.
+            return true;
+        }
+        let expire_timer = self
+            .meta
+            .get(EXPIRE_TIMER_KEY)
+            .ok()
+            .flatten()
+            .and_then(|t| std::str::from_utf8(&t).ok().and_then(|t| t.parse().ok()));
         let pending = match self.outbox.pending(100) {
             Ok(p) => p,
             Err(e) => {
@@ -220,10 +255,21 @@ impl Connection {
             if in_flight.contains(&msg.id) || failed.get(&msg.id).is_some_and(|t| *t > now) {
                 continue;
             }
+            let timestamp = if msg.timestamp > 0 {
+                msg.timestamp
+            } else {
+                // Queued before timestamps were kept: the time it was queued (to the
+                // second), still the same on every retry.
+                chrono::DateTime::parse_from_rfc3339(&msg.created)
+                    .map(|t| t.timestamp_millis().max(0) as u64)
+                    .unwrap_or(msg.id)
+            };
             let cmd = CoreCommand::Send {
                 id: msg.id.to_string(),
                 recipient: owner.clone(),
                 body: msg.body,
+                timestamp,
+                expire_timer,
             };
             let Ok(line) = encode_line(&cmd) else {
                 continue;
@@ -235,6 +281,14 @@ impl Connection {
             in_flight.insert(msg.id);
         }
         true
+    }
+}
+
+/// Writes an `ack`; false when the gateway is gone.
+async fn write_ack(writer: &mut tokio::net::unix::OwnedWriteHalf, id: String) -> bool {
+    match encode_line(&CoreCommand::Ack { id }) {
+        Ok(line) => writer.write_all(line.as_bytes()).await.is_ok(),
+        Err(_) => true,
     }
 }
 

@@ -188,6 +188,7 @@ impl Daemon {
             outbox,
             owner,
             strangers,
+            meta: store.meta.clone(),
         };
         tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
         let socket = data_dir.join("agent.sock");

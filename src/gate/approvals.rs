@@ -80,7 +80,7 @@ impl Gate {
         let code = approval.display_code();
         let asked = inv.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let prompt = format!(
-            "Approval needed: {summary}. Asked over {} at {asked}. Reply `approve {code}` to go ahead or `deny {code}` to refuse. Expires {} (in {} s); unanswered means denied.",
+            "Approval needed: {summary}. Asked over {} at {asked}. Reply `approve {code}` to go ahead or `deny {code}` to refuse, or react 👍 or 👎 to this message. Expires {} (in {} s); unanswered means denied.",
             inv.channel.as_str(),
             approval.deadline_rfc3339(),
             self.policy.approval_timeout_secs
@@ -92,7 +92,12 @@ impl Gate {
             inv,
             json!({"tool": tool.name, "code": self.audited_code(&approval.code), "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
         )?;
-        self.notify(MessageKind::Prompt, &prompt)?;
+        let sent_as = self.notify(MessageKind::Prompt, &prompt)?;
+        // A 👍 or 👎 on this prompt answers it.
+        self.store
+            .signal_prompts
+            .insert(sent_as.to_be_bytes(), approval.code.as_bytes())
+            .map_err(|e| self.internal(e))?;
         if hide {
             let reply = json!({
                 "status": "approval_required",

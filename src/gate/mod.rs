@@ -15,6 +15,7 @@ mod envelope;
 mod guard;
 mod jobs;
 mod owner;
+pub use owner::EXPIRE_TIMER_KEY;
 mod upkeep;
 
 use crate::audit::AuditLog;
@@ -65,7 +66,7 @@ enum GateMessage {
     /// Something the Signal gateway reported; told once it is recorded.
     Signal {
         event: GatewayEvent,
-        reply: oneshot::Sender<()>,
+        reply: oneshot::Sender<Option<String>>,
     },
     /// A channel refused something before it was an envelope (too large, unreadable); the
     /// gate audits it like any other refusal and hands the reply back.
@@ -128,9 +129,11 @@ impl GateHandle {
     }
 
     /// Hands a gateway event to the gate; returns once it is recorded (an owner's message
-    /// is on disk before this returns), not once it is carried out.
-    pub async fn signal_event(&self, event: GatewayEvent) {
-        self.ask(|reply| GateMessage::Signal { event, reply }).await;
+    /// is on disk before this returns), with the id the gateway may now forget (`ack`).
+    pub async fn signal_event(&self, event: GatewayEvent) -> Option<String> {
+        self.ask(|reply| GateMessage::Signal { event, reply })
+            .await
+            .flatten()
     }
 
     /// Reports a refusal made by a channel itself, so that it is audited too.
@@ -346,8 +349,8 @@ impl Gate {
                 self.run_scheduled(job, jobs::Waiter::Caller(reply)).await
             }
             GateMessage::Signal { event, reply } => {
-                self.signal_event(event).await;
-                let _ = reply.send(());
+                let ack = self.signal_event(event).await;
+                let _ = reply.send(ack);
             }
             GateMessage::Ping(reply) => {
                 let _ = reply.send(());

@@ -13,13 +13,24 @@ use crate::outbox::MessageKind;
 use crate::reply::{CommandError, ErrorKind};
 use serde_json::{json, Value};
 
+/// The owner's latest disappearing-message timer (seconds, as text) in the store's `meta`.
+pub const EXPIRE_TIMER_KEY: &[u8] = b"signal.expire_timer";
+
 impl Gate {
-    /// Handles an event from the Signal gateway.
-    pub(super) async fn signal_event(&mut self, event: GatewayEvent) {
+    /// Handles an event from the Signal gateway; returns the id to acknowledge (`ack`) once
+    /// the message is recorded.
+    pub(super) async fn signal_event(&mut self, event: GatewayEvent) -> Option<String> {
         let inv = Invocation::now(Channel::Signal);
         let owner = self.config.signal.owner.trim().to_string();
+        let mut ack = None;
         match event {
-            GatewayEvent::Received { sender, body, .. } => {
+            GatewayEvent::Received {
+                id,
+                sender,
+                body,
+                expire_timer,
+                ..
+            } => {
                 if owner.is_empty() || sender != owner {
                     // The channel drops strangers before they get here; one that slips
                     // through is refused the same way: no reply, no action.
@@ -28,10 +39,35 @@ impl Gate {
                         "message from someone other than the owner",
                     );
                     let _ = self.refuse(&inv, e, None);
-                    return;
+                    return id;
                 }
+                if let Some(id) = &id {
+                    if !self.first_time(id) {
+                        // A line sent again after a reconnect: acknowledged, acted on once.
+                        return Some(id.clone());
+                    }
+                }
+                // The owner's latest disappearing-message timer goes on every message to them.
+                let _ = self
+                    .store
+                    .meta
+                    .insert(EXPIRE_TIMER_KEY, expire_timer.to_string().as_bytes());
                 let taken = self.take_in(&body).await;
+                ack = id;
                 self.owner_message(body.trim(), &inv, taken).await;
+            }
+            GatewayEvent::Reaction {
+                id,
+                sender,
+                emoji,
+                target_timestamp,
+                remove,
+            } => {
+                if owner.is_empty() || sender != owner || !self.first_time(&id) {
+                    return Some(id);
+                }
+                self.reaction(&emoji, target_timestamp, remove, &inv).await;
+                ack = Some(id);
             }
             GatewayEvent::IdentityChanged { sender } => {
                 if sender == owner {
@@ -46,7 +82,7 @@ impl Gate {
                     );
                 }
             }
-            GatewayEvent::Sent { id } => {
+            GatewayEvent::Sent { id, .. } => {
                 if let Ok(id) = id.parse::<u64>() {
                     if let Ok(true) = self.outbox.delivered(id) {
                         let _ = self.audit_event("outbox.delivered", &inv, json!({"id": id}));
@@ -70,6 +106,70 @@ impl Gate {
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed after a gateway event");
+            return None;
+        }
+        ack
+    }
+
+    /// Records `id` as seen; false when it was seen before.
+    fn first_time(&mut self, id: &str) -> bool {
+        let now = chrono::Utc::now().timestamp_millis().to_string();
+        match self.store.signal_seen.compare_and_swap(
+            id.as_bytes(),
+            None as Option<&[u8]>,
+            Some(now.as_bytes()),
+        ) {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record a Signal message id");
+                true
+            }
+        }
+    }
+
+    /// The owner reacted to a message: 👍 on an approval prompt approves it, 👎 denies it,
+    /// exactly as `approve CODE` / `deny CODE` would. Anything else does nothing, audited.
+    async fn reaction(&mut self, emoji: &str, target: u64, remove: bool, inv: &Invocation) {
+        let verb = match emoji.chars().next() {
+            Some('👍') => "approve",
+            Some('👎') => "deny",
+            _ => "",
+        };
+        let code = self
+            .store
+            .signal_prompts
+            .get(target.to_be_bytes())
+            .ok()
+            .flatten()
+            .map(|c| String::from_utf8_lossy(&c).into_owned());
+        let (Some(code), false, false) = (code, remove, verb.is_empty()) else {
+            let _ = self.audit_event(
+                "signal.reaction_ignored",
+                inv,
+                json!({"emoji": crate::redact::truncate(emoji, 8), "remove": remove, "target": target}),
+            );
+            return;
+        };
+        let mut args = serde_json::Map::new();
+        args.insert("code".into(), Value::String(code));
+        let _ = self.audit_event(
+            "signal.reaction",
+            inv,
+            json!({"verb": verb, "target": target}),
+        );
+        match Command::parse(verb, &args) {
+            Ok(command) => {
+                let envelope = Envelope {
+                    ts: inv.now.to_rfc3339(),
+                    cmd: verb.to_string(),
+                    args,
+                    sig: [0; 32],
+                };
+                self.judge_and_run(command, &envelope, inv, Waiter::Owner(None))
+                    .await;
+            }
+            Err(e) => self.deliver(Waiter::Owner(None), e.into()).await,
         }
     }
 

@@ -345,8 +345,8 @@ impl Gate {
             .map_err(|e| self.internal(e))
     }
 
-    /// Queues a message for the owner in the outbox.
-    pub(super) fn notify(&self, kind: MessageKind, body: &str) -> Result<(), CommandError> {
+    /// Queues a message for the owner in the outbox; its Signal timestamp.
+    pub(super) fn notify(&self, kind: MessageKind, body: &str) -> Result<u64, CommandError> {
         self.queue(kind, body, None)
     }
 
@@ -357,10 +357,10 @@ impl Gate {
         kind: MessageKind,
         body: &str,
         answered: Option<[u8; 8]>,
-    ) -> Result<(), CommandError> {
+    ) -> Result<u64, CommandError> {
         let body = self.redactor.text(body);
         let id = self.store.next_id().map_err(|e| self.internal(e))?;
-        match answered {
+        let msg = match answered {
             Some(key) => {
                 self.outbox
                     .push_removing(id, kind, &body, (&self.store.signal_inbox, &key))
@@ -368,6 +368,6 @@ impl Gate {
             None => self.outbox.push(id, kind, &body),
         }
         .map_err(|e| self.internal(e))?;
-        Ok(())
+        Ok(msg.timestamp)
     }
 }

@@ -13,6 +13,11 @@ pub const MAX_LINE_BYTES: usize = 128 * 1024;
 pub enum GatewayEvent {
     /// A message arrived (or, in Note to Self mode, the owner's own sync "sent" message).
     Received {
+        /// `<sender ACI>.<sender device>.<timestamp>`: the same for every delivery of one
+        /// Signal message. The core acknowledges it (`ack`) once recorded and acts on an id
+        /// once. (Absent from a gateway of before the acknowledged relay.)
+        #[serde(default)]
+        id: Option<String>,
         /// The sender's ACI (a UUID).
         sender: String,
         /// The sender's device id.
@@ -23,6 +28,23 @@ pub enum GatewayEvent {
         body: String,
         /// Delivered with sealed sender.
         sealed: bool,
+        /// The disappearing-message timer the message carried, in seconds (0 = off).
+        #[serde(default)]
+        expire_timer: u32,
+    },
+    /// A reaction to a message: from the owner, 👍 on an approval prompt approves it and 👎
+    /// denies it.
+    Reaction {
+        /// As for `received`.
+        id: String,
+        /// The reacting ACI.
+        sender: String,
+        /// The emoji.
+        emoji: String,
+        /// The timestamp of the message reacted to (ms).
+        target_timestamp: u64,
+        /// True when the reaction is taken back.
+        remove: bool,
     },
     /// A contact's safety number changed.
     IdentityChanged {
@@ -33,6 +55,9 @@ pub enum GatewayEvent {
     Sent {
         /// The send's id.
         id: String,
+        /// The Signal timestamp it went out with (the one the core chose).
+        #[serde(default)]
+        timestamp: Option<u64>,
     },
     /// A send failed.
     SendFailed {
@@ -58,6 +83,17 @@ pub enum CoreCommand {
         recipient: String,
         /// The text.
         body: String,
+        /// The Signal timestamp (ms), chosen when the message entered the outbox and the same
+        /// on every retry, so a retry is the same message to every client.
+        timestamp: u64,
+        /// The owner's disappearing-message timer, in seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        expire_timer: Option<u32>,
+    },
+    /// The core has recorded a `received` or `reaction`: the gateway may forget it.
+    Ack {
+        /// The id of that line.
+        id: String,
     },
 }
 
@@ -94,14 +130,52 @@ mod tests {
                 ..
             }
         ));
+        // The acknowledged relay's shapes (pane-signal's, exactly).
+        let e: GatewayEvent = decode_line(
+            r#"{"type":"received","id":"a.2.7","sender":"a","device":2,"timestamp":7,"body":"list","sealed":true,"expire_timer":3600}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            e,
+            GatewayEvent::Received {
+                id: Some(_),
+                expire_timer: 3600,
+                ..
+            }
+        ));
+        let r: GatewayEvent = decode_line(
+            r#"{"type":"reaction","id":"a.1.9","sender":"a","emoji":"👍","target_timestamp":5,"remove":false}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            r,
+            GatewayEvent::Reaction {
+                target_timestamp: 5,
+                ..
+            }
+        ));
+        let s: GatewayEvent = decode_line(r#"{"type":"sent","id":"42","timestamp":9}"#).unwrap();
+        assert_eq!(
+            s,
+            GatewayEvent::Sent {
+                id: "42".into(),
+                timestamp: Some(9)
+            }
+        );
         let c = CoreCommand::Send {
             id: "42".into(),
             recipient: "r".into(),
             body: "b".into(),
+            timestamp: 9,
+            expire_timer: Some(60),
         };
         assert_eq!(
             encode_line(&c).unwrap(),
-            "{\"type\":\"send\",\"id\":\"42\",\"recipient\":\"r\",\"body\":\"b\"}\n"
+            "{\"type\":\"send\",\"id\":\"42\",\"recipient\":\"r\",\"body\":\"b\",\"timestamp\":9,\"expire_timer\":60}\n"
+        );
+        assert_eq!(
+            encode_line(&CoreCommand::Ack { id: "a.2.7".into() }).unwrap(),
+            "{\"type\":\"ack\",\"id\":\"a.2.7\"}\n"
         );
         assert!(decode_line::<GatewayEvent>(r#"{"type":"received","sender":"x"}"#).is_err());
         assert!(decode_line::<GatewayEvent>(r#"{"type":"sent","id":"1","extra":1}"#).is_err());

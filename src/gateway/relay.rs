@@ -196,15 +196,18 @@ pub async fn run<D: SignalDevice>(
                 }
                 line = lines.next_line() => match line {
                     Ok(Some(line)) => match decode_line::<CoreCommand>(&line) {
-                        Ok(CoreCommand::Send { id, recipient, body }) => {
+                        Ok(CoreCommand::Send { id, recipient, body, .. }) => {
                             if sent.contains(&id) {
-                                if write(&mut writer, &GatewayEvent::Sent { id }).await.is_err() {
+                                if write(&mut writer, &GatewayEvent::Sent { id, timestamp: None }).await.is_err() {
                                     broken = true;
                                 }
                             } else {
                                 waiting.push_back((id, recipient, body));
                             }
                         }
+                        // This relay holds received messages in memory only (pane-signal
+                        // journals them); an acknowledgement has nothing to release.
+                        Ok(CoreCommand::Ack { .. }) => {}
                         Err(e) => tracing::warn!(error = %e, "ignored a line from the core"),
                     },
                     _ => broken = true,
@@ -232,12 +235,18 @@ async fn send_once<D: SignalDevice>(
     body: &str,
 ) -> Result<GatewayEvent, RelayError> {
     if sent.contains(id) {
-        return Ok(GatewayEvent::Sent { id: id.to_string() });
+        return Ok(GatewayEvent::Sent {
+            id: id.to_string(),
+            timestamp: None,
+        });
     }
     Ok(match device.send(recipient, body).await {
         Ok(()) => {
             sent.record(id)?;
-            GatewayEvent::Sent { id: id.to_string() }
+            GatewayEvent::Sent {
+                id: id.to_string(),
+                timestamp: None,
+            }
         }
         Err(e) => GatewayEvent::SendFailed {
             id: id.to_string(),
@@ -264,6 +273,8 @@ async fn on_device_event<D: SignalDevice>(
                 tracing::warn!("core unreachable for long: dropped the oldest held message");
             }
             held.push_back(GatewayEvent::Received {
+                id: Some(format!("{}.{}.{}", m.sender, m.device, m.timestamp)),
+                expire_timer: 0,
                 sender: m.sender,
                 device: m.device,
                 timestamp: m.timestamp,

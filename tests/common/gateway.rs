@@ -15,6 +15,12 @@ pub struct Gateway {
     owner: String,
     /// Sends read but not yet handed out by `reply`.
     queued: std::collections::VecDeque<(String, String, String)>,
+    /// Every `ack` the core wrote, in order.
+    pub acks: Vec<String>,
+    /// The id of the send `reply` returned last.
+    pub last_id: Option<String>,
+    /// Every send's id, Signal timestamp and disappearing timer, in order.
+    pub sent_meta: Vec<(String, u64, Option<u32>)>,
 }
 
 impl Gateway {
@@ -28,6 +34,9 @@ impl Gateway {
             writer: s,
             owner: owner.to_string(),
             queued: Default::default(),
+            acks: Vec::new(),
+            last_id: None,
+            sent_meta: Vec::new(),
         }
     }
 
@@ -46,12 +55,63 @@ impl Gateway {
     /// The owner (or anyone) sent `body`.
     pub fn received(&mut self, sender: &str, body: &str) {
         self.event(&GatewayEvent::Received {
+            id: None,
             sender: sender.into(),
             device: 1,
             timestamp: 1,
             body: body.into(),
             sealed: true,
+            expire_timer: 0,
         });
+    }
+
+    /// The owner (or anyone) sent `body` as the Signal message `id`, with a
+    /// disappearing-message timer.
+    pub fn received_as(&mut self, id: &str, sender: &str, body: &str, expire_timer: u32) {
+        self.event(&GatewayEvent::Received {
+            id: Some(id.into()),
+            sender: sender.into(),
+            device: 1,
+            timestamp: 1,
+            body: body.into(),
+            sealed: true,
+            expire_timer,
+        });
+    }
+
+    /// `sender` reacted with `emoji` to the message sent with Signal timestamp `target`.
+    pub fn react(&mut self, id: &str, sender: &str, emoji: &str, target: u64, remove: bool) {
+        self.event(&GatewayEvent::Reaction {
+            id: id.into(),
+            sender: sender.into(),
+            emoji: emoji.into(),
+            target_timestamp: target,
+            remove,
+        });
+    }
+
+    /// The Signal timestamp and timer the core gave the send `id`.
+    pub fn meta_of(&self, id: &str) -> (u64, Option<u32>) {
+        self.sent_meta
+            .iter()
+            .rev()
+            .find(|(i, _, _)| i == id)
+            .map(|(_, t, e)| (*t, *e))
+            .unwrap_or_else(|| panic!("no send {id}"))
+    }
+
+    /// Waits until the core has acknowledged `id` `times` times.
+    pub fn wait_for_acks(&mut self, id: &str, times: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.acks.iter().filter(|a| *a == id).count() < times {
+            assert!(
+                Instant::now() < deadline,
+                "{id} acknowledged {:?}",
+                self.acks
+            );
+            let sends = self.sends(Duration::from_millis(100));
+            self.queued.extend(sends);
+        }
     }
 
     /// Every send that arrives within `wait`.
@@ -62,14 +122,19 @@ impl Gateway {
             let mut line = String::new();
             match self.reader.read_line(&mut line) {
                 Ok(0) => break,
-                Ok(_) => {
-                    let CoreCommand::Send {
+                Ok(_) => match decode_line(&line).unwrap() {
+                    CoreCommand::Send {
                         id,
                         recipient,
                         body,
-                    } = decode_line(&line).unwrap();
-                    out.push((id, recipient, body));
-                }
+                        timestamp,
+                        expire_timer,
+                    } => {
+                        self.sent_meta.push((id.clone(), timestamp, expire_timer));
+                        out.push((id, recipient, body));
+                    }
+                    CoreCommand::Ack { id } => self.acks.push(id),
+                },
                 Err(_) => {}
             }
         }
@@ -87,7 +152,11 @@ impl Gateway {
             }
             if let Some((id, recipient, body)) = self.queued.pop_front() {
                 assert_eq!(recipient, self.owner);
-                self.event(&GatewayEvent::Sent { id });
+                self.last_id = Some(id.clone());
+                self.event(&GatewayEvent::Sent {
+                    id,
+                    timestamp: None,
+                });
                 return body;
             }
             assert!(Instant::now() < deadline, "no reply came");
