@@ -81,6 +81,9 @@ async function main() {
       results.push({ n: s.n, name: s.name, pass: false, secs: 0, note: 'not run: no linked device' });
       continue;
     }
+    // What an earlier scenario left on its way (a late reply) is not this one's.
+    const leftover = await ctx.owner.drain(1500);
+    if (leftover.length) ctx.notes.push(`before ${s.n}: ${leftover.length} late message(s) from earlier scenarios`);
     const start = Date.now();
     let pass = false;
     let note = '';
