@@ -1,15 +1,20 @@
 //! `pane-signal`: pane-agent's Signal gateway, a thin presage linked device.
 //!
-//! It holds the Signal keys and nothing else: it relays received messages to the core over
-//! `<data-dir>/gateway.sock` and sends the core's replies
-//! (`pane_agent::gateway::relay`, where all the testable logic lives). presage's futures are
-//! not `Send`, so presage runs on its own thread, on a current-thread runtime inside a
+//! It holds the Signal keys (and, until the core acknowledges them, the messages it relays):
+//! it relays received messages to the core over `<data-dir>/gateway.sock` and sends the
+//! core's replies (`relay`, with the protocol in `protocol`, the journal in `journal` and the
+//! message mapping in `mapping`, all tested without presage). presage's futures are not
+//! `Send`, so presage runs on its own thread, on a current-thread runtime inside a
 //! `LocalSet`; the main thread only waits for SIGTERM/SIGINT and then asks the relay to stop.
 //! See `docs/signal-gateway.md`.
 
 mod device;
 mod identities;
+mod journal;
 mod link;
+mod mapping;
+mod protocol;
+mod relay;
 mod store;
 
 use anyhow::{anyhow, bail, Context};
@@ -18,9 +23,9 @@ use device::PresageDevice;
 use identities::KnownIdentities;
 use pane_agent::cli::DataDirArg;
 use pane_agent::gateway::device::DeviceError;
-use pane_agent::gateway::relay::{self, RelayConfig, RelayError};
 use pane_agent::shutdown::Shutdown;
 use presage::Manager;
+use relay::{RelayConfig, RelayError};
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +35,11 @@ use tokio::sync::broadcast;
 
 /// Log filter when `RUST_LOG` is not set: the gateway's own news, presage's warnings.
 const DEFAULT_LOG: &str = "warn,pane_signal=info,pane_agent=info";
+
+/// The presage thread's stack. presage's receive future is large: a debug build overflowed
+/// the default 2 MiB on its first message. 32 MiB leaves room in debug and release alike
+/// (only what is touched is ever mapped).
+const PRESAGE_STACK_BYTES: usize = 32 * 1024 * 1024;
 
 /// pane-agent's Signal gateway (a presage linked device).
 ///
@@ -117,6 +127,7 @@ where
 {
     std::thread::Builder::new()
         .name("presage".into())
+        .stack_size(PRESAGE_STACK_BYTES)
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -1,7 +1,8 @@
 //! Where the gateway keeps its Signal state, and how the encrypted store is opened.
 //!
-//! - The presage sqlite store (SQLCipher-encrypted) and the relay's sent-id log live in
-//!   `<data-dir>/signal/` (mode 0700).
+//! - The presage sqlite store (SQLCipher-encrypted), the journal of unacknowledged messages
+//!   (`inbox/`), the sent-id log and the known identity keys live in `<data-dir>/signal/`
+//!   (mode 0700).
 //! - The store passphrase comes from `PANE_SIGNAL_PASSPHRASE` or from the systemd credential
 //!   `$CREDENTIALS_DIRECTORY/signal-passphrase`, never from the command line; without one the
 //!   gateway refuses to start.
@@ -88,6 +89,9 @@ pub async fn open(path: &Path, passphrase: &str, create: bool) -> anyhow::Result
         .filename(path)
         .create_if_missing(create)
         .foreign_keys(true)
+        // What the gateway deletes (presage's copies of messages) is overwritten, not left
+        // in free pages.
+        .pragma("secure_delete", "on")
         // SQLCipher: the key must be the first statement; quotes doubled as SQL asks.
         .pragma("key", format!("'{}'", passphrase.replace('\'', "''")));
     SqliteStore::open_with_options(options, OnNewIdentity::Trust)

@@ -1,0 +1,381 @@
+//! The relay against a test double of the device and a test core on a real Unix socket.
+
+use super::*;
+use crate::protocol::message_id;
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixListener;
+use tokio::sync::{broadcast, mpsc};
+
+const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+
+/// What the double was asked to send, and which identities are pending.
+#[derive(Default)]
+struct Seen {
+    sent: Vec<Outgoing>,
+    pending: BTreeSet<String>,
+}
+
+struct Double {
+    events: mpsc::UnboundedReceiver<Result<DeviceEvent, DeviceError>>,
+    seen: Rc<RefCell<Seen>>,
+}
+
+impl Device for Double {
+    async fn connect(&mut self) -> Result<(), DeviceError> {
+        Ok(())
+    }
+    async fn next_event(&mut self) -> Result<DeviceEvent, DeviceError> {
+        match self.events.recv().await {
+            Some(e) => e,
+            None => std::future::pending().await,
+        }
+    }
+    async fn send(&mut self, out: &Outgoing) -> Result<Delivered, SendFailure> {
+        let mut seen = self.seen.borrow_mut();
+        if seen.pending.contains(&out.recipient) {
+            return Err(SendFailure::IdentityChanged);
+        }
+        seen.sent.push(out.clone());
+        Ok(Delivered {
+            identity_changed: false,
+        })
+    }
+    fn pending_identities(&self) -> Vec<String> {
+        self.seen.borrow().pending.iter().cloned().collect()
+    }
+    fn confirm_identity(&mut self, aci: &str) -> std::io::Result<()> {
+        self.seen.borrow_mut().pending.remove(aci);
+        Ok(())
+    }
+}
+
+struct Harness {
+    dir: PathBuf,
+    listener: UnixListener,
+    events: mpsc::UnboundedSender<Result<DeviceEvent, DeviceError>>,
+    seen: Rc<RefCell<Seen>>,
+    stop: Option<broadcast::Sender<()>>,
+    relay: Option<tokio::task::JoinHandle<Result<(), RelayError>>>,
+}
+
+fn received(ts: u64, body: &str) -> GatewayEvent {
+    GatewayEvent::Received {
+        id: message_id(OWNER, 1, ts),
+        sender: OWNER.into(),
+        device: 1,
+        timestamp: ts,
+        body: body.into(),
+        sealed: true,
+        expire_timer: 0,
+    }
+}
+
+/// The gateway's answer to a send refused for a changed identity key.
+fn refused(id: &str) -> GatewayEvent {
+    GatewayEvent::SendFailed {
+        id: id.into(),
+        error: "identity_changed".into(),
+        retryable: false,
+    }
+}
+
+fn sent(id: &str, timestamp: u64) -> GatewayEvent {
+    GatewayEvent::Sent {
+        id: id.into(),
+        timestamp,
+    }
+}
+
+fn changed() -> GatewayEvent {
+    GatewayEvent::IdentityChanged {
+        sender: OWNER.into(),
+    }
+}
+
+fn send(id: &str, timestamp: u64) -> CoreCommand {
+    CoreCommand::Send {
+        id: id.into(),
+        recipient: OWNER.into(),
+        body: "reply".into(),
+        timestamp,
+        expire_timer: Some(60),
+    }
+}
+
+impl Harness {
+    fn new(name: &str) -> Harness {
+        let dir =
+            std::env::temp_dir().join(format!("pane-signal-relay-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let listener = UnixListener::bind(dir.join("gateway.sock")).unwrap();
+        let (events, _) = mpsc::unbounded_channel();
+        Harness {
+            dir,
+            listener,
+            events,
+            seen: Rc::default(),
+            stop: None,
+            relay: None,
+        }
+    }
+
+    /// Starts a relay (a gateway process) on the harness's state.
+    fn start(&mut self) {
+        let (events, rx) = mpsc::unbounded_channel();
+        self.events = events;
+        let device = Double {
+            events: rx,
+            seen: self.seen.clone(),
+        };
+        let (stop, _) = broadcast::channel(1);
+        let shutdown = Shutdown::new(stop.subscribe());
+        self.stop = Some(stop);
+        let config = RelayConfig {
+            socket: self.dir.join("gateway.sock"),
+            state_dir: self.dir.clone(),
+        };
+        self.relay = Some(tokio::task::spawn_local(run(device, config, shutdown)));
+    }
+
+    /// Stops the relay (as SIGTERM would; the journal is on disk either way).
+    async fn stop(&mut self) {
+        self.stop.take();
+        if let Some(relay) = self.relay.take() {
+            relay.await.unwrap().unwrap();
+        }
+    }
+
+    async fn accept(&self) -> Core {
+        let (stream, _) = self.listener.accept().await.unwrap();
+        let (r, w) = stream.into_split();
+        Core {
+            lines: BufReader::new(r).lines(),
+            writer: w,
+        }
+    }
+
+    fn device(&self, ev: DeviceEvent) {
+        self.events.send(Ok(ev)).unwrap();
+    }
+
+    /// The websocket drops (the double reconnects at once; Signal's queue is not drained).
+    fn drop_websocket(&self) {
+        let lost = DeviceError::Disconnected("test".into());
+        self.events.send(Err(lost)).unwrap();
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The test core's end of one connection.
+struct Core {
+    lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
+    writer: OwnedWriteHalf,
+}
+
+impl Core {
+    async fn line(&mut self) -> GatewayEvent {
+        let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
+            .await
+            .expect("a line within 5 s")
+            .unwrap()
+            .expect("the gateway hung up");
+        decode_line(&line).unwrap()
+    }
+
+    async fn quiet(&mut self) -> bool {
+        tokio::time::timeout(Duration::from_millis(300), self.lines.next_line())
+            .await
+            .is_err()
+    }
+
+    async fn say(&mut self, c: &CoreCommand) {
+        self.writer
+            .write_all(encode_line(c).unwrap().as_bytes())
+            .await
+            .unwrap();
+    }
+
+    async fn ack(&mut self, ev: &GatewayEvent) {
+        let id = event_id(ev).unwrap().to_string();
+        self.say(&CoreCommand::Ack { id }).await;
+    }
+}
+
+async fn local<F: Future<Output = ()>>(f: F) {
+    tokio::task::LocalSet::new().run_until(f).await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn unacked_messages_are_relayed_again_after_a_reconnect_and_a_restart() {
+    local(async {
+        let mut h = Harness::new("unacked");
+        h.start();
+        let mut core = h.accept().await;
+        h.device(DeviceEvent::Relay(received(1, "list")));
+        h.device(DeviceEvent::Relay(received(2, "status")));
+        h.device(DeviceEvent::Relay(received(2, "status"))); // Signal delivered it twice
+        let a = core.line().await;
+        let b = core.line().await;
+        assert_eq!(
+            (a.clone(), b.clone()),
+            (received(1, "list"), received(2, "status"))
+        );
+        assert!(
+            core.quiet().await,
+            "a repeat of a waiting message is relayed once"
+        );
+        core.ack(&a).await;
+        // The core drops (killed before it recorded b): b comes again, a does not.
+        drop(core);
+        let mut core = h.accept().await;
+        assert_eq!(core.line().await, b);
+        assert!(core.quiet().await);
+        // The gateway restarts before the ack: b comes again, after the restart.
+        h.stop().await;
+        drop(core);
+        h.start();
+        let mut core = h.accept().await;
+        assert_eq!(core.line().await, b);
+        h.device(DeviceEvent::Relay(received(3, "help")));
+        assert_eq!(
+            core.line().await,
+            received(3, "help"),
+            "new messages after the backlog"
+        );
+        core.ack(&b).await;
+        core.ack(&received(3, "help")).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        h.stop().await;
+        drop(core);
+        h.start();
+        let mut core = h.accept().await;
+        assert!(core.quiet().await, "nothing acked is relayed again");
+        h.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn sends_go_out_once_with_the_cores_timestamp_after_the_backlog() {
+    local(async {
+        let mut h = Harness::new("sends");
+        h.start();
+        let mut core = h.accept().await;
+        core.say(&send("7", 1_700)).await;
+        assert!(
+            core.quiet().await,
+            "no send before Signal's queue is drained"
+        );
+        assert!(h.seen.borrow().sent.is_empty());
+        h.device(DeviceEvent::QueueEmpty);
+        assert_eq!(core.line().await, sent("7", 1_700));
+        // The core did not record `sent` and asks again: answered, not sent twice.
+        core.say(&send("7", 1_700)).await;
+        assert_eq!(core.line().await, sent("7", 1_700));
+        let sent = h.seen.borrow().sent.clone();
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].timestamp, sent[0].expire_timer), (1_700, Some(60)));
+        // Lines that are not the protocol (the old `send` without a timestamp) are ignored.
+        core.writer
+            .write_all(b"{\"type\":\"send\",\"id\":\"8\",\"recipient\":\"x\",\"body\":\"b\"}\n")
+            .await
+            .unwrap();
+        assert!(core.quiet().await);
+        assert_eq!(h.seen.borrow().sent.len(), 1);
+        h.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn nothing_goes_to_a_changed_identity_until_the_core_has_read_the_change() {
+    local(async {
+        let mut h = Harness::new("identity");
+        h.seen.borrow_mut().pending.insert(OWNER.into());
+        h.start();
+        let mut core = h.accept().await;
+        // Reported first, on every connection until confirmed.
+        assert_eq!(core.line().await, changed());
+        h.device(DeviceEvent::QueueEmpty);
+        core.say(&send("1", 10)).await;
+        assert_eq!(core.line().await, refused("1"));
+        assert!(
+            h.seen.borrow().sent.is_empty(),
+            "nothing reached the new key"
+        );
+        // The core acknowledges a message written after the change: it has read it.
+        h.device(DeviceEvent::Relay(received(5, "list")));
+        let m = core.line().await;
+        core.ack(&m).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(h.seen.borrow().pending.is_empty(), "confirmed");
+        core.say(&send("1", 10)).await;
+        assert_eq!(core.line().await, sent("1", 10));
+        // A change seen while sends wait (the websocket reconnected, the queue is not
+        // drained yet): those sends were asked for before the core knew, and are refused.
+        h.drop_websocket();
+        core.say(&send("2", 20)).await;
+        core.say(&send("3", 30)).await;
+        assert!(core.quiet().await, "sends wait for the drained queue");
+        h.seen.borrow_mut().pending.insert(OWNER.into());
+        h.device(DeviceEvent::IdentityChanged {
+            sender: OWNER.into(),
+        });
+        assert_eq!(core.line().await, changed());
+        for id in ["2", "3"] {
+            assert_eq!(core.line().await, refused(id));
+        }
+        h.device(DeviceEvent::QueueEmpty);
+        assert!(core.quiet().await, "nothing left to send");
+        assert_eq!(
+            h.seen.borrow().sent.len(),
+            1,
+            "only the send after the confirmation"
+        );
+        h.stop().await;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn an_ack_of_a_line_before_the_change_does_not_confirm_it() {
+    local(async {
+        let mut h = Harness::new("identity-order");
+        h.start();
+        let mut core = h.accept().await;
+        h.device(DeviceEvent::QueueEmpty);
+        h.device(DeviceEvent::Relay(received(1, "list")));
+        let before = core.line().await;
+        h.seen.borrow_mut().pending.insert(OWNER.into());
+        h.device(DeviceEvent::IdentityChanged {
+            sender: OWNER.into(),
+        });
+        assert_eq!(core.line().await, changed());
+        // The core acknowledges the line it read before the change: it may not have read
+        // the change yet, so the key stays pending.
+        core.ack(&before).await;
+        core.say(&send("1", 10)).await;
+        assert_eq!(core.line().await, refused("1"));
+        assert!(h.seen.borrow().pending.contains(OWNER));
+        h.device(DeviceEvent::Relay(received(2, "status")));
+        let after = core.line().await;
+        core.ack(&after).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !h.seen.borrow().pending.contains(OWNER),
+            "confirmed by the later ack"
+        );
+        h.stop().await;
+    })
+    .await
+}
