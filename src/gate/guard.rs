@@ -132,7 +132,8 @@ impl Gate {
         }
     }
 
-    /// After a store flush: writes the mark outside the store (synced), if it moved.
+    /// After a store flush: hands the mark, if it moved, to the writer that keeps the file
+    /// outside the store (synced on its own thread, so no reply waits for it).
     pub(super) fn sync_high_water(&mut self) {
         if !self.high_water_dirty {
             return;
@@ -140,18 +141,9 @@ impl Gate {
         let Ok(bytes) = serde_json::to_vec(&self.high_water) else {
             return;
         };
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(mark_path(&self.data_dir))
-            .and_then(|mut f| {
-                f.write_all(&bytes)?;
-                f.sync_data()
-            });
-        match written {
-            Ok(()) => self.high_water_dirty = false,
-            Err(e) => tracing::error!(error = %e, "cannot write the high-water mark"),
+        self.high_water_dirty = false;
+        if self.mark_writer.send(bytes.clone()).is_err() {
+            write_mark(&mark_path(&self.data_dir), &bytes);
         }
     }
 
@@ -193,4 +185,41 @@ impl Gate {
             let _ = self.store.meta.remove(BUDGET_ALERTED_KEY);
         }
     }
+}
+
+/// Writes `bytes` as the mark file and syncs it.
+fn write_mark(path: &Path, bytes: &[u8]) {
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_data()
+        });
+    if let Err(e) = written {
+        tracing::error!(error = %e, "cannot write the high-water mark");
+    }
+}
+
+/// The thread that writes the mark file: the newest mark wins, each written and synced in
+/// order. Ends (having written everything sent) when the sender is dropped.
+pub(super) fn mark_writer(
+    data_dir: &Path,
+) -> (
+    std::sync::mpsc::Sender<Vec<u8>>,
+    std::thread::JoinHandle<()>,
+) {
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let path = mark_path(data_dir);
+    let handle = std::thread::spawn(move || {
+        while let Ok(mut bytes) = rx.recv() {
+            while let Ok(newer) = rx.try_recv() {
+                bytes = newer;
+            }
+            write_mark(&path, &bytes);
+        }
+    });
+    (tx, handle)
 }

@@ -244,6 +244,8 @@ pub struct Gate {
     pending: HashMap<u64, PendingJob>,
     high_water: guard::HighWater,
     high_water_dirty: bool,
+    mark_writer: std::sync::mpsc::Sender<Vec<u8>>,
+    mark_thread: Option<std::thread::JoinHandle<()>>,
     rollback_floor: Option<DateTime<Utc>>,
     over_budget: bool,
     envelopes_since_size_check: u32,
@@ -268,7 +270,10 @@ impl Gate {
             approvals: crate::policy::approvals::Approvals::new(store.approvals.clone()),
             approval_timeout_secs: config.approvals.timeout_secs,
         };
+        let (mark_writer, mark_thread) = guard::mark_writer(&data_dir);
         Gate {
+            mark_writer,
+            mark_thread: Some(mark_thread),
             audit: AuditLog::new(store.audit.clone(), store.meta.clone(), redactor.clone()),
             outbox: subsystems.outbox,
             replay: ReplayCache::new(store.replay.clone()),

@@ -45,6 +45,12 @@ impl Gate {
             Ok(()) => self.sync_high_water(),
             Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
+        // The mark's writer ends once it has written the last one.
+        let (closed, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.mark_writer, closed));
+        if let Some(thread) = self.mark_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
         tracing::debug!("gate stopped");
     }
 
