@@ -4,7 +4,7 @@
 mod common;
 
 use common::dovecot::{message, Dovecot};
-use common::gateway::Gateway;
+use common::gateway::{code_in, Gateway};
 use common::providers;
 use common::{assert_error, Agent};
 use pane_agent::auth::Envelope;
@@ -21,14 +21,6 @@ fn agent_with_owner() -> Agent {
     agent.write_config(&with_owner(pane_agent::config::TEMPLATE));
     agent.spawn();
     agent
-}
-
-/// The approval code a prompt names (`approve ABCDE-FGHJK`).
-fn code_in(prompt: &str) -> String {
-    let at = prompt
-        .find("`approve ")
-        .unwrap_or_else(|| panic!("no code in {prompt}"));
-    prompt[at + 9..at + 20].to_string()
 }
 
 /// Both forms of a code: as shown and as stored.

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::gateway::Gateway;
+use common::gateway::{code_in, Gateway};
 
 use common::{assert_error, Agent};
 use pane_agent::gateway::device::{DeviceError, DeviceEvent, Incoming, SendError, SignalDevice};
@@ -16,14 +16,6 @@ use std::time::{Duration, Instant};
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 const STRANGER: &str = "9f0e1d2c-3b4a-4596-8877-665544332211";
-
-/// The approval code a prompt names (`approve ABCDE-FGHJK`).
-fn code_in(prompt: &str) -> String {
-    let at = prompt
-        .find("`approve ")
-        .unwrap_or_else(|| panic!("no code in {prompt}"));
-    prompt[at + 9..at + 20].to_string()
-}
 
 fn agent_with_owner() -> Agent {
     let mut agent = Agent::init();

@@ -212,12 +212,6 @@ impl Command {
         let context = match self {
             Command::Card(c) => &c.context,
             Command::Expire(e) => &e.context,
-            Command::Enroll(e) => {
-                if let Some(cents) = e.request.card_cents {
-                    card::check_limit(cents, cards)?;
-                }
-                return Ok(());
-            }
             _ => return Ok(()),
         };
         let ctx = contexts.get(context).map_err(internal)?.ok_or_else(|| {

@@ -163,3 +163,11 @@ impl Gateway {
         }
     }
 }
+
+/// The approval code a prompt names (`approve ABCDE-FGHJK`).
+pub fn code_in(prompt: &str) -> String {
+    let at = prompt
+        .find("`approve ")
+        .unwrap_or_else(|| panic!("no code in {prompt}"));
+    prompt[at + 9..at + 20].to_string()
+}
