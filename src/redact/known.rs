@@ -26,12 +26,16 @@ const CUT: char = '…';
 /// Shortest start of a secret searched for before a [`CUT`].
 const MIN_CUT_LEN: usize = 4;
 
-/// Characters a secret can be split by without changing what a reader makes of it.
+/// Characters a secret can be split by without changing what a reader makes of it. The
+/// [`SEGMENT_END`] character is one too, so no known secret's folded form holds it: folded text
+/// can then be searched a segment at a time (see `reply::Rendered`).
 pub fn is_separator(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            '-' | '_'
+            SEGMENT_END
+                | '-'
+                | '_'
                 | '.'
                 | '\u{00AD}'
                 | '\u{2010}'..='\u{2015}'

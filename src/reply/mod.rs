@@ -3,7 +3,9 @@
 //! Every channel renders the same [`Reply`]; the HTTP channel also maps the error kind to a
 //! status code, and the CLI turns an error reply into a non-zero exit.
 
-use crate::redact::Redactor;
+mod rendered;
+
+pub use rendered::Rendered;
 use serde_json::{json, Value};
 
 /// Why a command was not carried out. The kind is part of every error reply so that a
@@ -118,163 +120,6 @@ impl CommandError {
     }
 }
 
-/// JSON text rendered ahead of the reply it goes into, with what the redactor needs to know
-/// about it. A `list` of many contexts is made of views rendered once per change (see
-/// `context::ViewCache`): copying their text is far cheaper than building, redacting and
-/// serialising a value for every context on every `list`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rendered {
-    text: String,
-    /// Every part passed [`crate::redact::is_plain`] when it was rendered, so only the
-    /// known-secret check is left to do, on `folded`.
-    plain: bool,
-    /// What the known-secret check reads ([`crate::redact::known::folded_segments`]): every
-    /// string and every container's strings joined, folded. Empty when not plain (the whole
-    /// redactor runs then).
-    folded: String,
-    /// The value is a JSON string (its `folded` is the string folded), which joins the
-    /// strings of the container it is put in.
-    is_string: bool,
-}
-
-impl Rendered {
-    /// Redacts rendered JSON text. Text made only of plain parts ([`crate::redact::is_plain`])
-    /// that holds no known secret is handed back as it is, without parsing it (the common
-    /// case, and the point of rendering ahead); anything else goes through
-    /// [`Redactor::json_in_place`] like any other reply.
-    pub fn redacted(self, redactor: &Redactor) -> Rendered {
-        if self.is_plain() && !redactor.holds_known_secret_folded(self.folded()) {
-            return self;
-        }
-        let mut value = self.to_value();
-        redactor.json_in_place(&mut value);
-        Rendered::from_value(&value)
-    }
-
-    /// Renders `value` as compact JSON, as `serde_json` writes it.
-    pub fn from_value(value: &Value) -> Rendered {
-        let plain = crate::redact::is_plain(value);
-        let mut folded = String::new();
-        if plain {
-            crate::redact::known::folded_segments(value, &mut folded);
-        }
-        Rendered {
-            text: value.to_string(),
-            plain,
-            folded,
-            is_string: value.is_string(),
-        }
-    }
-
-    /// A rendered array or object: its `text`, and (when `plain`) its folded segments put
-    /// together from its `keys` and `children` as
-    /// [`crate::redact::known::folded_segments`] writes them for the value.
-    fn container<'a>(
-        text: String,
-        plain: bool,
-        keys: impl Iterator<Item = &'a str>,
-        children: impl Iterator<Item = &'a Rendered>,
-    ) -> Rendered {
-        use crate::redact::known::{fold_into, SEGMENT_END};
-        let mut folded = String::new();
-        if plain {
-            for key in keys {
-                fold_into(key, &mut folded);
-                folded.push(SEGMENT_END);
-            }
-            let mut strings = String::new();
-            for child in children {
-                if child.is_string {
-                    strings.push_str(&child.folded);
-                } else {
-                    folded.push_str(&child.folded);
-                    folded.push(SEGMENT_END);
-                }
-            }
-            folded.push_str(&strings);
-            folded.push(SEGMENT_END);
-        }
-        Rendered {
-            text,
-            plain,
-            folded,
-            is_string: false,
-        }
-    }
-
-    /// `[item,item,...]`.
-    pub fn array<'a>(items: impl IntoIterator<Item = &'a Rendered>) -> Rendered {
-        let items: Vec<&Rendered> = items.into_iter().collect();
-        let mut text =
-            String::with_capacity(2 + items.iter().map(|i| i.text.len() + 1).sum::<usize>());
-        let mut plain = true;
-        text.push('[');
-        for (i, item) in items.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(&item.text);
-            plain &= item.plain;
-        }
-        text.push(']');
-        Rendered::container(text, plain, std::iter::empty(), items.into_iter())
-    }
-
-    /// `{"key":value,...}` with the keys in `serde_json`'s order (sorted), so the text is the
-    /// same as serialising the object as a value. A key given twice keeps its last value, as
-    /// in a JSON object built by `serde_json`.
-    pub fn object(fields: Vec<(&str, Rendered)>) -> Rendered {
-        let fields: std::collections::BTreeMap<&str, Rendered> = fields.into_iter().collect();
-        let mut text = String::with_capacity(
-            2 + fields
-                .iter()
-                .map(|(k, v)| k.len() + 4 + v.text.len())
-                .sum::<usize>(),
-        );
-        let mut plain = true;
-        text.push('{');
-        for (i, (key, value)) in fields.iter().enumerate() {
-            if i > 0 {
-                text.push(',');
-            }
-            text.push_str(&Value::String((*key).to_string()).to_string());
-            text.push(':');
-            text.push_str(&value.text);
-            plain &= value.plain && crate::redact::is_plain(&json!({ *key: null }));
-        }
-        text.push('}');
-        Rendered::container(text, plain, fields.keys().copied(), fields.values())
-    }
-
-    /// The JSON text.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-
-    /// True when only the known-secret check is left to do (see the field).
-    pub fn is_plain(&self) -> bool {
-        self.plain
-    }
-
-    /// What the known-secret check reads when the text is plain (see the field).
-    pub fn folded(&self) -> &str {
-        &self.folded
-    }
-
-    /// The JSON text, owned.
-    pub fn into_text(self) -> String {
-        self.text
-    }
-
-    /// The value the text stands for (a copy; for the rare reply that is embedded in
-    /// another, such as an approved `list`).
-    pub fn to_value(&self) -> Value {
-        // The text was written by serde_json (or put together from such texts with JSON
-        // punctuation), so it always parses.
-        serde_json::from_str(&self.text).unwrap_or(Value::Null)
-    }
-}
-
 /// What a command that succeeded answers: a value, or text rendered ahead.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Answer {
@@ -297,7 +142,7 @@ impl Answer {
     pub fn json_len(&self) -> usize {
         match self {
             Answer::Value(v) => json_len(v),
-            Answer::Rendered(r) => r.text.len(),
+            Answer::Rendered(r) => r.len(),
         }
     }
 }
@@ -334,7 +179,7 @@ impl Reply {
     pub fn to_json_string(&self) -> String {
         match self {
             Reply::Ok(v) => v.to_string(),
-            Reply::Rendered(r) => r.text.clone(),
+            Reply::Rendered(r) => r.to_text(),
             Reply::Err(_) => self.to_json().to_string(),
         }
     }
@@ -342,7 +187,7 @@ impl Reply {
     /// The same, consuming the reply: rendered text is handed over without a copy.
     pub fn into_json_string(self) -> String {
         match self {
-            Reply::Rendered(r) => r.text,
+            Reply::Rendered(r) => r.into_text(),
             other => other.to_json_string(),
         }
     }
@@ -441,21 +286,21 @@ mod tests {
             ("é\"key", Rendered::from_value(&json!(null))),
         ]);
         let value = json!({"contexts": views(), "count": 3, "é\"key": null});
-        assert_eq!(rendered.text(), value.to_string());
+        assert_eq!(rendered.to_text(), value.to_string());
         assert_eq!(rendered.to_value(), value);
         assert_eq!(
             Answer::Rendered(rendered.clone()).json_len(),
             json_len(&value)
         );
         assert_eq!(Answer::Rendered(rendered).into_value(), value);
-        assert_eq!(Rendered::array(&[]).text(), "[]");
-        assert_eq!(Rendered::object(Vec::new()).text(), "{}");
+        assert_eq!(Rendered::array(&[]).to_text(), "[]");
+        assert_eq!(Rendered::object(Vec::new()).to_text(), "{}");
         // A key given twice keeps its last value, as a JSON object does.
         let twice = Rendered::object(vec![
             ("k", Rendered::from_value(&json!(1))),
             ("k", Rendered::from_value(&json!(2))),
         ]);
-        assert_eq!(twice.text(), r#"{"k":2}"#);
+        assert_eq!(twice.to_text(), r#"{"k":2}"#);
     }
 
     #[test]
