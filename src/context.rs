@@ -12,6 +12,7 @@ use crate::store::{decode, encode, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a context stands.
@@ -266,8 +267,9 @@ impl Contexts {
     }
 
     /// Every context's view as one JSON array, by name, and how many there are: the same
-    /// text as serialising `all()`'s views, from views rendered once per change.
-    pub fn rendered_views(&self) -> Result<(Rendered, usize), StoreError> {
+    /// text as serialising `all()`'s views, from views rendered once per change. With
+    /// `after`, only the contexts whose names sort after it.
+    pub fn rendered_views(&self, after: Option<&str>) -> Result<(Rendered, usize), StoreError> {
         let mut views = self.views.lock();
         let map = match views.take() {
             Some(map) => views.insert(map),
@@ -280,7 +282,15 @@ impl Contexts {
                 views.insert(map)
             }
         };
-        Ok((Rendered::array(map.values()), map.len()))
+        let shown: Vec<&Rendered> = match after {
+            Some(after) => map
+                .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
+                .map(|(_, v)| v)
+                .collect(),
+            None => map.values().collect(),
+        };
+        let count = shown.len();
+        Ok((Rendered::array(shown), count))
     }
 
     /// The intent for `context` and `kind`, if one is open.

@@ -201,7 +201,7 @@ impl Command {
             Command::Transactions(c) => c.work(),
             Command::Expire(c) => c.work(),
             Command::Sweep(_) => Work::Sweep,
-            Command::List(c) if c.refresh => Work::Refresh,
+            Command::List(c) if c.refresh => Work::Refresh { after: c.after },
             other => return Err(Box::new(other)),
         })
     }
@@ -253,8 +253,12 @@ pub enum Work {
     Transactions(String),
     /// Burn a context: alias deactivated and deleted, card closed, context kept as expired.
     Expire(String),
-    /// `list {refresh: true}`: read every alias from the provider first.
-    Refresh,
+    /// `list {refresh: true}`: read every alias from the provider first, then list those
+    /// after `after`.
+    Refresh {
+        /// As in [`list::List::after`].
+        after: Option<String>,
+    },
     /// Settle intents left by an interrupted run (at start).
     Reconcile,
     /// Sweep every breach source.
@@ -271,7 +275,7 @@ impl Work {
             | Work::Card(c, _)
             | Work::Transactions(c)
             | Work::Expire(c) => Some(c),
-            Work::Refresh | Work::Reconcile | Work::Sweep => None,
+            Work::Refresh { .. } | Work::Reconcile | Work::Sweep => None,
         }
     }
 }

@@ -88,6 +88,7 @@ impl Gate {
         inv: &Invocation,
         waiter: Waiter,
     ) {
+        let waiter = waiter.naming(command.name());
         if let Command::Unlock(_) = command {
             // The console unlocks at once; the phone asks for an approval (below); nobody
             // else can.

@@ -23,11 +23,34 @@ pub(super) type JobFuture = Pin<Box<dyn Future<Output = (u64, JobResult)> + Send
 pub(super) enum Waiter {
     /// A socket or HTTP caller (or a timer), on its own task.
     Caller(oneshot::Sender<Reply>),
-    /// The owner on Signal: the reply goes through the outbox and, in the same transaction,
-    /// the record of their message is forgotten.
-    Owner(Option<[u8; 8]>),
+    /// The owner on Signal: the reply goes through the outbox, in words
+    /// ([`crate::words`]), and, in the same transaction, the record of their message
+    /// (`taken`) is forgotten. `cmd` names the command once it is known, for the words.
+    Owner {
+        taken: Option<[u8; 8]>,
+        cmd: Option<&'static str>,
+    },
     /// Nobody (start-up work, an automatic burn): the audit log has it.
     Nobody,
+}
+
+impl Waiter {
+    /// The owner, for their message recorded as `taken`.
+    pub(super) fn owner(taken: Option<[u8; 8]>) -> Waiter {
+        Waiter::Owner { taken, cmd: None }
+    }
+
+    /// The same waiter, knowing that the envelope carried `cmd` (the first name given
+    /// stays: an `approve` is answered as one, whatever action it runs).
+    pub(super) fn naming(self, name: &'static str) -> Waiter {
+        match self {
+            Waiter::Owner { taken, cmd: None } => Waiter::Owner {
+                taken,
+                cmd: Some(name),
+            },
+            other => other,
+        }
+    }
 }
 
 /// What the gate does with a result besides auditing it.
@@ -143,9 +166,9 @@ impl Gate {
             Waiter::Caller(tx) => {
                 let _ = tx.send(Reply::Err(error));
             }
-            Waiter::Owner(key) => {
-                let text = Reply::Err(error).into_json_string();
-                self.answer_owner(&text, key);
+            Waiter::Owner { taken, cmd } => {
+                let text = crate::words::reply(cmd, &Reply::Err(error));
+                self.answer_owner(&text, taken);
             }
             Waiter::Nobody => {}
         }
@@ -242,9 +265,9 @@ impl Gate {
                 };
                 let _ = tx.send(answer);
             }
-            Waiter::Owner(key) => {
-                let text = self.redact_reply(reply).into_json_string();
-                self.answer_owner(&text, key);
+            Waiter::Owner { taken, cmd } => {
+                let text = crate::words::reply(cmd, &self.redact_reply(reply));
+                self.answer_owner(&text, taken);
                 match self.store.flush().await {
                     Ok(()) => self.sync_high_water(),
                     Err(e) => {
@@ -266,7 +289,9 @@ impl Gate {
         let hide = self.hides_codes(inv);
         let value = match command {
             Command::Help(c) => c.apply(&self.policy.grants),
-            Command::List(_) => return crate::commands::list::List::apply(&self.contexts, None),
+            Command::List(c) => {
+                return crate::commands::list::List::apply(&self.contexts, c.after.as_deref(), None)
+            }
             Command::Status(c) => c.apply(&self.contexts),
             Command::Approvals(c) => c.apply(&self.policy.approvals, hide),
             Command::Audit(c) => c.apply(&self.audit),

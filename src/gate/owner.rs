@@ -166,10 +166,10 @@ impl Gate {
                     args,
                     sig: [0; 32],
                 };
-                self.judge_and_run(command, &envelope, inv, Waiter::Owner(None))
+                self.judge_and_run(command, &envelope, inv, Waiter::owner(None))
                     .await;
             }
-            Err(e) => self.deliver(Waiter::Owner(None), e.into()).await,
+            Err(e) => self.deliver(Waiter::owner(None), e.into()).await,
         }
     }
 
@@ -259,7 +259,7 @@ impl Gate {
         }
         if body.starts_with('{') {
             return self
-                .handle_envelope(body.as_bytes(), inv, Waiter::Owner(taken))
+                .handle_envelope(body.as_bytes(), inv, Waiter::owner(taken))
                 .await;
         }
         let words: Vec<&str> = body.split_whitespace().collect();
@@ -277,10 +277,10 @@ impl Gate {
                             args,
                             sig: [0; 32],
                         };
-                        self.judge_and_run(command, &envelope, inv, Waiter::Owner(taken))
+                        self.judge_and_run(command, &envelope, inv, Waiter::owner(taken))
                             .await;
                     }
-                    Err(e) => self.deliver(Waiter::Owner(taken), e.into()).await,
+                    Err(e) => self.deliver(Waiter::owner(taken), e.into()).await,
                 }
                 return;
             }

@@ -135,9 +135,9 @@ async fn run(
         Work::Transactions(name) => steps.transactions(&name).await,
         Work::Expire(name) => steps.expire(&name, ticket).await,
         Work::Reconcile => steps.reconcile(locks).await,
-        Work::Refresh => {
+        Work::Refresh { after } => {
             let report = steps.refresh(locks).await?;
-            return List::apply(&steps.contexts, Some(&report));
+            return List::apply(&steps.contexts, after.as_deref(), Some(&report));
         }
         Work::Sweep => Err(CommandError::new(
             ErrorKind::Internal,
