@@ -38,6 +38,6 @@ pub mod shutdown;
 pub mod store;
 pub mod systemd;
 pub mod text;
-pub mod words;
 pub mod unix;
+pub mod words;
 pub mod workers;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::gateway::{code_in, Gateway};
+use common::gateway::{code_in, Gateway, NO_CONTEXTS};
 
 use common::{assert_error, Agent};
 use pane_agent::gateway::device::{DeviceError, DeviceEvent, Incoming, SendError, SignalDevice};
@@ -11,6 +11,7 @@ use pane_agent::gateway::protocol::{encode_line, GatewayEvent};
 use pane_agent::gateway::relay::{self, RelayConfig};
 use pane_agent::outbox::MAX_MESSAGE_BYTES;
 use pane_agent::shutdown::Shutdown;
+use pane_agent::words::SIGNAL_TEXT_LIMIT;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -31,8 +32,7 @@ fn owner_commands_are_answered_and_strangers_are_not() {
     let agent = agent_with_owner();
     let mut gw = Gateway::connect(&agent, OWNER);
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["count"], 0);
+    assert_eq!(gw.reply(), NO_CONTEXTS);
 
     // A stranger with a perfectly signed envelope: no reply, no action.
     gw.received(STRANGER, &agent.envelope("lockdown", json!({})).to_json());
@@ -56,8 +56,8 @@ fn owner_commands_are_answered_and_strangers_are_not() {
         serde_json::from_str(&agent.envelope("list", json!({})).to_json()).unwrap();
     bad["cmd"] = json!("lockdown");
     gw.received(OWNER, &bad.to_string());
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["kind"], "bad_signature");
+    let reply = gw.reply();
+    assert!(reply.starts_with("✗ refused: bad signature"), "{reply}");
 
     // Anything else gets a short note on how to sign.
     gw.received(OWNER, "hello?");
@@ -89,12 +89,9 @@ fn long_replies_are_shortened_to_fit_a_signal_message() {
         &agent.envelope("audit", json!({"limit": 200})).to_json(),
     );
     let reply = gw.reply();
-    assert!(reply.len() <= MAX_MESSAGE_BYTES, "{}", reply.len());
-    assert!(reply.starts_with("{\"count\":"), "{reply}");
-    assert!(
-        reply.ends_with("over the control socket or HTTP."),
-        "{reply}"
-    );
+    assert!(reply.len() <= SIGNAL_TEXT_LIMIT, "{}", reply.len());
+    assert!(reply.starts_with("✓ audit\ncount: "), "{reply}");
+    assert!(reply.ends_with("for all of it."), "{reply}");
 }
 
 #[test]
@@ -107,15 +104,15 @@ fn plain_approve_and_deny_settle_pending_approvals() {
     assert!(asked.get("code").is_none(), "{asked}");
     let code = code_in(&gw.reply());
     gw.received(OWNER, &format!("Approve {}", code.to_lowercase()));
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["status"], "approved", "{reply}");
+    let reply = gw.reply();
+    assert!(reply.starts_with("✓ Approved: grant ran."), "{reply}");
     assert!(agent.send("list", json!({})).get("error").is_none());
 
     agent.send("grant", json!({"tool": "audit"}));
     let code = code_in(&gw.reply());
     gw.received(OWNER, &format!("deny {code}"));
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["status"], "denied", "{reply}");
+    let reply = gw.reply();
+    assert!(reply.starts_with("✓ Denied: grant will not run"), "{reply}");
 }
 
 #[test]
@@ -146,11 +143,10 @@ fn a_changed_safety_number_stops_signal_commands_until_trusted() {
     );
     assert!(gw.reply().contains("paused"), "what waited is delivered");
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["count"], 0, "{reply}");
+    assert_eq!(gw.reply(), NO_CONTEXTS);
     gw.received(OWNER, &agent.envelope("trust", json!({})).to_json());
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["kind"], "not_granted");
+    let reply = gw.reply();
+    assert!(reply.starts_with("✗ trust: "), "{reply}");
 }
 
 #[test]
@@ -257,8 +253,8 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
     assert!(agent.audit_events().iter().any(|e| e == "signal.cut_off"));
     // The same envelope again is a replay, as it should be.
     gw.received(OWNER, &enroll.to_json());
-    let again: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(again["kind"], "replayed");
+    let again = gw.reply();
+    assert!(again.starts_with("✗ refused: replayed"), "{again}");
     // Answered messages are not answered again at the next start.
     drop(gw);
     agent.restart();
@@ -280,8 +276,7 @@ fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
     }
     agent.spawn();
     let mut gw = Gateway::connect(&agent, OWNER);
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["count"], 0, "{reply}");
+    assert_eq!(gw.reply(), NO_CONTEXTS);
     assert!(gw.sends(Duration::from_secs(1)).is_empty(), "answered once");
     drop(gw);
     agent.restart();
@@ -308,8 +303,7 @@ fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
     }
     gw.write_raw(burst.as_bytes());
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["count"], 0);
+    assert_eq!(gw.reply(), NO_CONTEXTS);
     let refused = agent
         .audit()
         .iter()
@@ -407,7 +401,7 @@ fn the_relay_carries_messages_both_ways_and_survives_restarts() {
     tx.send(Ok(DeviceEvent::QueueEmpty)).unwrap();
     wait_for(1);
     assert_eq!(sent.lock().unwrap()[0].0, OWNER);
-    assert!(sent.lock().unwrap()[0].1.contains("\"count\":0"));
+    assert_eq!(sent.lock().unwrap()[0].1, NO_CONTEXTS);
 
     // The websocket drops: the relay reconnects the device.
     tx.send(Err(DeviceError::Disconnected("test".into())))
@@ -480,8 +474,8 @@ fn codes_over_signal_only_make_the_phone_a_second_factor() {
     );
     // Only the phone has it: the owner approves over Signal.
     gw.received(OWNER, &format!("approve {code}"));
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["status"], "approved", "{reply}");
+    let reply = gw.reply();
+    assert!(reply.starts_with("✓ Approved: grant ran."), "{reply}");
     assert!(agent.send("list", json!({})).get("error").is_none());
 }
 
@@ -495,7 +489,7 @@ fn a_message_is_acknowledged_once_recorded_and_acted_on_once() {
     let id = format!("{OWNER}.1.1700000000001");
     gw.received_as(&id, OWNER, &env, 0);
     gw.wait_for_acks(&id, 1);
-    assert!(gw.reply().contains("count"));
+    assert_eq!(gw.reply(), NO_CONTEXTS);
     drop(gw);
     let mut gw = Gateway::connect(&agent, OWNER);
     gw.received_as(&id, OWNER, &env, 0);
@@ -573,24 +567,26 @@ fn reactions_on_a_prompt_approve_and_deny_it() {
     gw.wait_for_acks(&format!("{OWNER}.1.13"), 1);
     assert_eq!(agent.send("approvals", json!({}))["count"], 1);
     gw.react(&format!("{OWNER}.1.14"), OWNER, "👍🏽", ts, false);
-    let r: Value = loop {
-        if let Ok(v) = serde_json::from_str(&gw.reply()) {
-            break v;
+    let r = loop {
+        let r = gw.reply();
+        if r.starts_with('✓') {
+            break r;
         }
     };
-    assert_eq!(r["status"], "approved", "{r}");
+    assert!(r.starts_with("✓ Approved: grant ran."), "{r}");
     assert!(agent.send("list", json!({})).get("error").is_none());
 
     agent.send("grant", json!({"tool": "audit"}));
     gw.reply();
     let (ts, _) = gw.meta_of(gw.last_id.as_ref().unwrap());
     gw.react(&format!("{OWNER}.1.15"), OWNER, "👎", ts, false);
-    let r: Value = loop {
-        if let Ok(v) = serde_json::from_str(&gw.reply()) {
-            break v;
+    let r = loop {
+        let r = gw.reply();
+        if r.starts_with('✓') {
+            break r;
         }
     };
-    assert_eq!(r["status"], "denied", "{r}");
+    assert!(r.starts_with("✓ Denied: grant will not run"), "{r}");
     assert_eq!(agent.send("approvals", json!({}))["count"], 0);
 }
 
@@ -607,4 +603,122 @@ fn the_owners_disappearing_timer_is_carried_on_replies_and_alerts() {
     let alert = gw.reply();
     assert!(alert.contains("LOCKDOWN"));
     assert_eq!(gw.meta_of(gw.last_id.as_ref().unwrap()).1, Some(3600));
+}
+
+/// Replies in words: every command the owner sends over Signal is answered in short text
+/// that no client would take for JSON (the test gateway checks every reply it reads), and it
+/// names what the JSON reply over the socket names.
+#[test]
+fn every_command_is_answered_in_words_that_name_what_the_json_would() {
+    let aliases = common::providers::addy("addy-test-key-0001");
+    let mut agent = Agent::init();
+    agent
+        .env
+        .push(("ADDY_API_KEY".into(), "addy-test-key-0001".into()));
+    agent
+        .env
+        .push(("ADDY_BASE_URL".into(), aliases.base.clone()));
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
+    );
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    for site in ["notion", "shop"] {
+        let reply = ask(
+            &mut gw,
+            &agent,
+            "enroll",
+            json!({"url": format!("https://www.{site}.example"), "alias": site, "card": false, "identity": "none"}),
+        );
+        assert!(reply.contains(site), "{reply}");
+    }
+    let json_list = agent.send("list", json!({}));
+    let email = json_list["contexts"][0]["alias"]["email"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let list = ask(&mut gw, &agent, "list", json!({}));
+    assert_eq!(list.lines().count(), 3, "{list}");
+    assert!(list.starts_with("2 contexts:\n• notion · "), "{list}");
+    assert!(list.contains(&email), "{list}");
+    assert_eq!(
+        ask(&mut gw, &agent, "list", json!({"after": "notion"}))
+            .lines()
+            .count(),
+        2,
+        "after: the next ones"
+    );
+
+    let status = ask(&mut gw, &agent, "status", json!({"context": "notion"}));
+    assert!(status.starts_with("notion (active)\n"), "{status}");
+    assert!(
+        status.contains(&email) && status.contains("site: https://www.notion.example"),
+        "{status}"
+    );
+
+    let help = ask(&mut gw, &agent, "help", json!({}));
+    let tools = agent.send("help", json!({}))["commands"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(
+        help.lines().filter(|l| l.starts_with("• ")).count(),
+        tools,
+        "{help}"
+    );
+    assert!(
+        help.contains("\n• status {context} — show one context (read)"),
+        "{help}"
+    );
+
+    let missing = ask(&mut gw, &agent, "status", json!({"context": "nope"}));
+    assert_eq!(missing, "✗ status: context not found: nope");
+
+    let audit = ask(&mut gw, &agent, "audit", json!({"limit": 3}));
+    assert!(
+        audit.starts_with("✓ audit\ncount: 3\nentries (3):\n• "),
+        "{audit}"
+    );
+    let approvals = ask(&mut gw, &agent, "approvals", json!({}));
+    assert!(
+        approvals.starts_with("✓ approvals\ncount: 0"),
+        "{approvals}"
+    );
+    let incidents = ask(&mut gw, &agent, "check-incidents", json!({}));
+    assert!(
+        incidents.starts_with("✓ check-incidents\ncount: 0"),
+        "{incidents}"
+    );
+
+    // An external command asks the owner: its prompt, in words, with the code.
+    let asked = ask(&mut gw, &agent, "expire", json!({"context": "shop"}));
+    assert!(asked.starts_with("Approval needed: "), "{asked}");
+    let waiting = gw.reply();
+    assert!(
+        waiting.starts_with("⏳ expire: waiting for your approval"),
+        "{waiting}"
+    );
+    let prompt = gw_prompt(&asked);
+    let approved = ask(&mut gw, &agent, "approve", json!({"code": prompt}));
+    assert!(
+        approved.starts_with("✓ Approved: expire ran.\n"),
+        "{approved}"
+    );
+    assert!(approved.contains("shop"), "{approved}");
+
+    let locked = ask(&mut gw, &agent, "lockdown", json!({}));
+    assert!(locked.starts_with("LOCKDOWN: revoked "), "the alert: {locked}");
+    let locked = gw.reply();
+    assert!(locked.starts_with("✓ lockdown: locked_down\n"), "{locked}");
+}
+
+fn ask(gw: &mut Gateway, agent: &Agent, cmd: &str, args: Value) -> String {
+    gw.received(OWNER, &agent.envelope(cmd, args).to_json());
+    let reply = gw.reply();
+    assert!(reply.len() <= SIGNAL_TEXT_LIMIT, "{cmd}: {}", reply.len());
+    reply
+}
+
+fn gw_prompt(text: &str) -> String {
+    code_in(text)
 }

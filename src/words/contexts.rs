@@ -12,7 +12,10 @@ pub fn is_view(map: &Map<String, Value>) -> bool {
 /// state when it is not active.
 pub fn line(view: &Map<String, Value>) -> String {
     let mut parts = vec![single(view["context"].as_str().unwrap_or_default())];
-    let state = view.get("state").and_then(Value::as_str).unwrap_or_default();
+    let state = view
+        .get("state")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if state != "active" && !state.is_empty() {
         parts.push(single(state));
     }
@@ -142,7 +145,10 @@ mod tests {
     fn status_is_labelled_lines() {
         let text = status(&view("notion"));
         assert!(text.starts_with("notion (active)\n"), "{text}");
-        assert!(text.contains("\nalias: active: yes · deleted: no · email: notion@alias.io"), "{text}");
+        assert!(
+            text.contains("\nalias: active: yes · deleted: no · email: notion@alias.io"),
+            "{text}"
+        );
         assert!(text.contains("\nincidents: 2"), "{text}");
         assert!(!text.contains("note:"), "{text}");
     }

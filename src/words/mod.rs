@@ -86,6 +86,13 @@ fn approved(v: &Value) -> String {
 /// Any other reply: its prompt when it asks the owner something, else a headline with its
 /// status and labelled lines for the rest.
 fn other(cmd: &str, v: &Value) -> String {
+    if v["status"] == "approval_required" && v.get("merged").is_none() {
+        // The prompt itself went to the phone just before this reply.
+        return format!(
+            "⏳ {cmd}: waiting for your approval: answer the prompt just sent (`approve` or `deny` with its code, or react 👍 or 👎). Expires {}.",
+            lines::single(v["expires_at"].as_str().unwrap_or("soon"))
+        );
+    }
     if let Some(prompt) = v.get("prompt").and_then(Value::as_str) {
         return lines::multi(prompt);
     }
@@ -148,11 +155,19 @@ mod tests {
 
     #[test]
     fn a_prompt_is_its_own_text_and_other_replies_are_labelled_lines() {
-        let asked = json!({"status": "approval_required", "prompt": "Approval needed: expire notion.", "code": "X"});
+        let merged = json!({"status": "approval_required", "merged": true, "prompt": "Already waiting for the owner: expire notion.", "code": "X"});
         assert_eq!(
-            reply(Some("expire"), &Reply::Ok(asked)),
-            "Approval needed: expire notion."
+            reply(Some("expire"), &Reply::Ok(merged)),
+            "Already waiting for the owner: expire notion."
         );
+        let asked = json!({"status": "approval_required", "prompt": "Approval needed: expire notion.", "code": "X", "expires_at": "2026-12-01T15:00:00Z"});
+        let text = reply(Some("expire"), &Reply::Ok(asked));
+        assert!(
+            text.starts_with("⏳ expire: waiting for your approval"),
+            "{text}"
+        );
+        assert!(text.ends_with("Expires 2026-12-01T15:00:00Z."), "{text}");
+        assert!(!text.contains('X'), "{text}");
         let granted = json!({"status": "granted", "tool": "card.fund"});
         assert_eq!(
             reply(Some("grant"), &Reply::Ok(granted)),

@@ -152,6 +152,11 @@ impl Gateway {
             }
             if let Some((id, recipient, body)) = self.queued.pop_front() {
                 assert_eq!(recipient, self.owner);
+                // Replies on Signal are words: no body sent to the phone is JSON.
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(&body).is_err(),
+                    "a Signal message is JSON: {body}"
+                );
                 self.last_id = Some(id.clone());
                 self.event(&GatewayEvent::Sent {
                     id,
@@ -163,6 +168,10 @@ impl Gateway {
         }
     }
 }
+
+/// A pane-agent `help` envelope's reply says this on Signal for an empty store.
+#[allow(dead_code)]
+pub const NO_CONTEXTS: &str = "No contexts yet: `enroll` one.";
 
 /// The approval code a prompt names (`approve ABCDE-FGHJK`).
 pub fn code_in(prompt: &str) -> String {
