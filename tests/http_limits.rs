@@ -149,7 +149,7 @@ fn control_answers(agent: &Agent, wait: Duration) -> Result<Value, String> {
 }
 
 /// The owner's signed `list` over the gateway socket is answered there within `wait`.
-fn gateway_answers(agent: &Agent, wait: Duration) -> Result<Value, String> {
+fn gateway_answers(agent: &Agent, wait: Duration) -> Result<String, String> {
     let s = UnixStream::connect(agent.dir.join("gateway.sock")).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_millis(200)))
         .unwrap();
@@ -184,7 +184,7 @@ fn gateway_answers(agent: &Agent, wait: Duration) -> Result<Value, String> {
                 })
                 .unwrap();
                 let _ = writer.write_all(sent.as_bytes());
-                return serde_json::from_str(&body).map_err(|e| format!("{e}: {body:?}"));
+                return Ok(body);
             }
             Err(_) => continue,
         }
@@ -216,7 +216,7 @@ fn half_open_connections_leave_the_sockets_and_healthz_answering() {
     assert_eq!(list["count"], 0, "{list}");
     let list = gateway_answers(&agent, wait)
         .unwrap_or_else(|e| panic!("the gateway did not answer: {e}: {}", agent.logs()));
-    assert_eq!(list["count"], 0, "{list}");
+    assert_eq!(list, "No contexts yet: `enroll` one.", "{list}");
     let fds = open_fds(&agent);
     assert!(
         fds < DAEMON_NOFILE as usize - 64,

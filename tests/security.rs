@@ -109,8 +109,8 @@ fn with_an_owner_approval_codes_reach_the_phone_only() {
     );
     // It is the right code: approving it from the phone burns the context.
     gw.received(OWNER, &format!("approve {burn}"));
-    let reply: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(reply["status"], "approved", "{reply}");
+    let reply = gw.reply();
+    assert!(reply.starts_with("✓ Approved: expire ran."), "{reply}");
     assert_eq!(
         agent.send("status", json!({"context": "notion"}))["state"],
         "expired"
@@ -135,8 +135,8 @@ fn lockdown_is_sticky_until_the_owner_unlocks() {
     );
     // An approval opened before it was denied by it.
     gw.received(OWNER, &format!("approve {before}"));
-    let r: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_error(&r, "approval_invalid");
+    let r = gw.reply();
+    assert_eq!(r, "✗ approve: approval was denied; a denial is final");
 
     // Unlock asked from the phone: its approval cannot be answered from the socket.
     gw.received(OWNER, &agent.envelope("unlock", json!({})).to_json());
@@ -158,13 +158,16 @@ fn lockdown_is_sticky_until_the_owner_unlocks() {
     );
     gw.received(OWNER, &format!("approve {unlock_code}"));
     // The alert that the lockdown ended, and the reply.
-    let r: Value = loop {
-        if let Ok(v) = serde_json::from_str(&gw.reply()) {
-            break v;
+    let r = loop {
+        let r = gw.reply();
+        if r.starts_with('✓') {
+            break r;
         }
     };
-    assert_eq!(r["status"], "approved", "{r}");
-    assert_eq!(r["result"]["status"], "unlocked", "{r}");
+    assert_eq!(
+        r,
+        "✓ Approved: unlock ran.\n✓ unlock: unlocked\nnote: tools stay revoked until granted again"
+    );
     let asked = agent.send("grant", json!({"tool": "audit"}));
     assert_eq!(asked["status"], "approval_required", "{asked}");
 }
@@ -243,8 +246,8 @@ fn prompts_name_who_asked_are_merged_and_the_owner_keeps_a_budget() {
     );
     // ...and the owner still approves from the phone.
     gw.received(OWNER, &format!("approve {}", code_in(&prompt)));
-    let r: Value = serde_json::from_str(&gw.reply()).unwrap();
-    assert_eq!(r["status"], "approved", "{r}");
+    let r = gw.reply();
+    assert!(r.starts_with("✓ Approved: grant ran."), "{r}");
 }
 
 /// Point 7: refusals not audited one by one are counted and the count is written, even when
@@ -344,7 +347,7 @@ fn a_second_gateway_is_refused_and_the_owner_told() {
     let alert = first.reply();
     assert!(alert.contains("second Signal gateway"), "{alert}");
     first.received(OWNER, &agent.envelope("list", json!({})).to_json());
-    assert!(first.reply().contains("count"));
+    assert_eq!(first.reply(), common::gateway::NO_CONTEXTS);
     assert!(agent
         .audit()
         .iter()

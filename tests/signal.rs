@@ -707,7 +707,10 @@ fn every_command_is_answered_in_words_that_name_what_the_json_would() {
     assert!(approved.contains("shop"), "{approved}");
 
     let locked = ask(&mut gw, &agent, "lockdown", json!({}));
-    assert!(locked.starts_with("LOCKDOWN: revoked "), "the alert: {locked}");
+    assert!(
+        locked.starts_with("LOCKDOWN: revoked "),
+        "the alert: {locked}"
+    );
     let locked = gw.reply();
     assert!(locked.starts_with("✓ lockdown: locked_down\n"), "{locked}");
 }
