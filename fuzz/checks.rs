@@ -341,14 +341,14 @@ pub fn rendered_redaction(value: &Value) {
     let redactor =
         REDACTOR.get_or_init(|| Redactor::new(REDACTION_SECRETS.iter().map(|s| s.to_string())));
     let part = Rendered::from_value(value);
-    assert_eq!(part.text(), value.to_string(), "rendered text differs");
+    assert_eq!(part.to_text(), value.to_string(), "rendered text differs");
     let whole = Rendered::object(vec![
         ("contexts", Rendered::array([&part, &part])),
         ("count", Rendered::from_value(&serde_json::json!(2))),
     ]);
     let as_value = serde_json::json!({"contexts": [value, value], "count": 2});
     assert_eq!(
-        whole.text(),
+        whole.to_text(),
         as_value.to_string(),
         "rendered object differs"
     );
