@@ -48,7 +48,10 @@ fn main() {
         let Ok(CoreCommand::Send { id, body, .. }) = decode_line(&reply) else {
             panic!("not a send: {reply}");
         };
-        assert!(body.contains("contexts") || body.starts_with("No contexts"), "{body}");
+        assert!(
+            body.contains("contexts") || body.starts_with("No contexts"),
+            "{body}"
+        );
         let sent = encode_line(&GatewayEvent::Sent {
             id,
             timestamp: None,

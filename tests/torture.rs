@@ -389,7 +389,18 @@ struct Delivery {
 
 /// A test gateway that lives across the daemon's restarts: it reconnects to `gateway.sock`,
 /// takes every send and answers `sent`, and (while `chatty`) sends the owner's commands.
+/// Like the real gateway it keeps every owner message until the core acknowledges it
+/// (`ack`, once recorded) and sends every unacknowledged one again, in order, on each
+/// reconnect.
 struct Gateway {
+    /// Owner messages sent and not yet acknowledged, in order: (id, line).
+    unacked: Mutex<Vec<(String, String)>>,
+    /// Every owner message sent: (id, the first 12 hex digits of its envelope's signature).
+    owner_messages: Mutex<Vec<(String, String)>>,
+    /// Acknowledgements received per id.
+    acks: Mutex<HashMap<String, usize>>,
+    /// Owner messages sent again on a reconnect.
+    resent: Mutex<usize>,
     deliveries: Mutex<Vec<Delivery>>,
     /// (connection, id) pairs already answered `sent`.
     answered: Mutex<HashSet<(usize, String)>>,
@@ -403,6 +414,10 @@ struct Gateway {
 impl Gateway {
     fn new() -> Gateway {
         Gateway {
+            unacked: Mutex::new(Vec::new()),
+            owner_messages: Mutex::new(Vec::new()),
+            acks: Mutex::new(HashMap::new()),
+            resent: Mutex::new(0),
             deliveries: Mutex::new(Vec::new()),
             answered: Mutex::new(HashSet::new()),
             duplicates_same_connection: Mutex::new(Vec::new()),
@@ -432,6 +447,15 @@ impl Gateway {
             };
             let mut writer = stream;
             let mut reader = BufReader::new(read_half);
+            // What the core has not acknowledged goes again, in order, before anything new.
+            let again: Vec<String> = lock(&self.unacked).iter().map(|(_, l)| l.clone()).collect();
+            if again
+                .iter()
+                .any(|line| writer.write_all(line.as_bytes()).is_err())
+            {
+                continue;
+            }
+            *lock(&self.resent) += again.len();
             let mut buf = Vec::new();
             let mut next_command = Instant::now();
             loop {
@@ -443,16 +467,21 @@ impl Gateway {
                     Ok(_) if buf.ends_with(b"\n") => {
                         let line = String::from_utf8_lossy(&buf).into_owned();
                         buf.clear();
-                        let CoreCommand::Send {
-                            id,
-                            recipient,
-                            body,
-                            ..
-                        } = decode_line(&line)
+                        let (id, recipient, body) = match decode_line(&line)
                             .unwrap_or_else(|e| panic!("core sent a bad line {line:?}: {e}"))
-                        else {
-                            // An ack of an owner's message: nothing to answer.
-                            continue;
+                        {
+                            CoreCommand::Send {
+                                id,
+                                recipient,
+                                body,
+                                ..
+                            } => (id, recipient, body),
+                            CoreCommand::Ack { id } => {
+                                // Recorded by the core: it need not be sent again.
+                                lock(&self.unacked).retain(|(u, _)| *u != id);
+                                *lock(&self.acks).entry(id).or_default() += 1;
+                                continue;
+                            }
                         };
                         assert_eq!(recipient, OWNER);
                         if lock(&self.answered).contains(&(connection, id.clone())) {
@@ -482,20 +511,33 @@ impl Gateway {
                     next_command = Instant::now() + Duration::from_millis(rng.range(40, 200));
                     let cmd = if rng.chance(50) { "list" } else { "help" };
                     let body = sign(secret, cmd, json!({})).to_json();
+                    let n = {
+                        let mut sent = lock(&self.commands_sent);
+                        *sent += 1;
+                        *sent as u64
+                    };
+                    let id = format!("{OWNER}.1.{n}");
                     let event = GatewayEvent::Received {
-                        id: None,
+                        id: Some(id.clone()),
                         expire_timer: 0,
                         sender: OWNER.into(),
                         device: 1,
-                        timestamp: 1,
-                        body,
+                        timestamp: n,
+                        body: body.clone(),
                         sealed: true,
                     };
                     let line = encode_line(&event).unwrap_or_default();
+                    lock(&self.owner_messages).push((id.clone(), sig12(&body)));
+                    // Journaled before it is written, as the real gateway does.
+                    lock(&self.unacked).push((id, line.clone()));
                     if writer.write_all(line.as_bytes()).is_err() {
                         break;
                     }
-                    *lock(&self.commands_sent) += 1;
+                    if rng.chance(10) {
+                        // The gateway's own connection drops before the ack can arrive:
+                        // the message goes again on the next connection.
+                        break;
+                    }
                 }
             }
         }
@@ -828,6 +870,21 @@ fn torture(kills: usize, seed: u64) {
         assert!(Instant::now() < deadline, "the outbox did not drain");
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Every owner message was recorded and acknowledged (the last restart's reconnect sent
+    // the unacknowledged ones again).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lock(&gateway.unacked).is_empty() {
+        check_gateway();
+        assert!(
+            Instant::now() < deadline,
+            "owner messages never acknowledged: {:?}",
+            lock(&gateway.unacked)
+                .iter()
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let contexts = contexts_by_name(&agent);
     let incidents = agent.send("check-incidents", json!({}));
     agent.stop();
@@ -836,7 +893,47 @@ fn torture(kills: usize, seed: u64) {
         std::panic::resume_unwind(e);
     }
 
+    let all_deliveries = lock(&gateway.deliveries).clone();
     let store = Store::open(&agent.dir.join("store")).expect("the store opens after the run");
+    // The acknowledged relay: no owner message lost, none acted on twice. Each one's
+    // envelope was accepted exactly once, however often a kill made the gateway send it.
+    let mut accepted: HashMap<String, usize> = HashMap::new();
+    // Accepted, then cut off by a kill before it was answered: the owner was told so.
+    let mut cut_off: HashMap<String, usize> = HashMap::new();
+    for entry in store.audit.iter() {
+        let (_, bytes) = entry.expect("read the audit log");
+        let e: Value = pane_agent::store::decode(&bytes).expect("an audit entry");
+        if e["event"] == "envelope.accepted" {
+            if let Some(sig) = e["detail"]["sig"].as_str() {
+                *accepted.entry(sig.to_string()).or_default() += 1;
+            }
+        }
+        if e["event"] == "signal.cut_off" {
+            if let Some(sig) = e["detail"]["sig"].as_str() {
+                *cut_off.entry(sig.to_string()).or_default() += 1;
+            }
+        }
+    }
+    let owner_messages = lock(&gateway.owner_messages).clone();
+    // A message sent again is acknowledged and not acted on again (not even refused as a
+    // replay, which would reach the owner as an error).
+    let replayed: Vec<&Delivery> = all_deliveries
+        .iter()
+        .filter(|d| d.body.contains("replayed"))
+        .collect();
+    assert!(
+        replayed.is_empty(),
+        "a re-sent owner message was answered as a replay: {replayed:?}"
+    );
+    for (id, sig) in &owner_messages {
+        let n = accepted.get(sig).copied().unwrap_or(0);
+        let told = cut_off.get(sig).copied().unwrap_or(0);
+        assert!(
+            n <= 1 && told <= 1 && n + told >= 1,
+            "owner message {id}: accepted {n} times, answered as cut off {told} times"
+        );
+    }
+    let acks_total: usize = lock(&gateway.acks).values().sum();
     let left = Outbox::new(store.outbox.clone())
         .pending(usize::MAX)
         .expect("read the outbox");
@@ -916,7 +1013,7 @@ fn torture(kills: usize, seed: u64) {
 
     println!(
         "torture: {kills} kills in {:.1} s; answered {} commands ({:?}), {} cut off by kills; \
-         {} contexts, {} approvals, {} incidents; gateway: {} owner commands, {} sends, {} \
+         {} contexts, {} approvals, {} incidents; gateway: {} owner commands ({} acks, {} sent again), {} sends, {} \
          re-sent after a kill (absorbed by the relay's sent-id log); kill points (ms): {:?}",
         started.elapsed().as_secs_f64(),
         ledger.answered.len(),
@@ -925,7 +1022,9 @@ fn torture(kills: usize, seed: u64) {
         ledger.enrolled.len(),
         ledger.approvals.len(),
         incidents.len(),
-        lock(&gateway.commands_sent),
+        owner_messages.len(),
+        acks_total,
+        lock(&gateway.resent),
         distinct.len(),
         resent,
         kill_points

@@ -228,7 +228,9 @@ impl Gate {
             match accepted {
                 Some(env) => {
                     let cmd = crate::redact::truncate(&env.cmd, 40);
-                    let _ = self.audit_event("signal.cut_off", &inv, json!({"cmd": cmd}));
+                    let sig = &env.sig_hex()[..12];
+                    let _ =
+                        self.audit_event("signal.cut_off", &inv, json!({"cmd": cmd, "sig": sig}));
                     self.answer_owner(&format!(
                         "Your `{cmd}` command was accepted, but the agent stopped before it answered. It may have done its work: `audit` shows what it did. Sign a new envelope to run it again."
                     ), Some(key));
