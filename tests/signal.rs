@@ -5,12 +5,9 @@ mod common;
 
 use common::gateway::{code_in, Gateway, NO_CONTEXTS};
 
-use common::{assert_error, Agent};
-use pane_agent::gateway::device::{DeviceError, DeviceEvent, Incoming, SendError, SignalDevice};
+use common::Agent;
 use pane_agent::gateway::protocol::{encode_line, GatewayEvent};
-use pane_agent::gateway::relay::{self, RelayConfig};
 use pane_agent::outbox::MAX_MESSAGE_BYTES;
-use pane_agent::shutdown::Shutdown;
 use pane_agent::words::SIGNAL_TEXT_LIMIT;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -315,123 +312,14 @@ fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
     );
 }
 
-/// A Signal device double: events come from a channel, sends are recorded.
-struct FakeDevice {
-    events: tokio::sync::mpsc::UnboundedReceiver<Result<DeviceEvent, DeviceError>>,
-    sent: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
-    connects: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl SignalDevice for FakeDevice {
-    async fn connect(&mut self) -> Result<(), DeviceError> {
-        self.connects
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Ok(())
-    }
-    async fn next_event(&mut self) -> Result<DeviceEvent, DeviceError> {
-        match self.events.recv().await {
-            Some(e) => e,
-            None => std::future::pending().await,
-        }
-    }
-    async fn send(&mut self, recipient: &str, body: &str) -> Result<(), SendError> {
-        self.sent
-            .lock()
-            .unwrap()
-            .push((recipient.to_string(), body.to_string()));
-        Ok(())
-    }
-}
-
-#[test]
-fn the_relay_carries_messages_both_ways_and_survives_restarts() {
-    let mut agent = agent_with_owner();
-    let state = tempfile::tempdir().unwrap();
-    let sent = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let connects = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (stop_tx, stop_rx) = tokio::sync::broadcast::channel(1);
-    let device = FakeDevice {
-        events: rx,
-        sent: sent.clone(),
-        connects: connects.clone(),
-    };
-    let config = RelayConfig {
-        socket: agent.dir.join("gateway.sock"),
-        state_dir: state.path().to_path_buf(),
-    };
-    let relay = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, relay::run(device, config, Shutdown::new(stop_rx)))
-    });
-    let wait_for = |n: usize| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sent.lock().unwrap().len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "relay delivered {:?}",
-                sent.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    // Each Signal message has its own timestamp (the core acts on one id once).
-    let stamp = std::sync::atomic::AtomicU64::new(1);
-    let incoming = |body: String| {
-        Ok(DeviceEvent::Message(Incoming {
-            sender: OWNER.into(),
-            device: 1,
-            timestamp: stamp.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
-            body,
-            sealed: true,
-        }))
-    };
-    // Nothing is sent before the queue is drained.
-    tx.send(incoming(agent.envelope("list", json!({})).to_json()))
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    assert!(
-        sent.lock().unwrap().is_empty(),
-        "sends wait for the queue to drain"
-    );
-    tx.send(Ok(DeviceEvent::QueueEmpty)).unwrap();
-    wait_for(1);
-    assert_eq!(sent.lock().unwrap()[0].0, OWNER);
-    assert_eq!(sent.lock().unwrap()[0].1, NO_CONTEXTS);
-
-    // The websocket drops: the relay reconnects the device.
-    tx.send(Err(DeviceError::Disconnected("test".into())))
-        .unwrap();
-    tx.send(Ok(DeviceEvent::QueueEmpty)).unwrap();
-    // The core restarts: the relay reconnects to it, and messages keep flowing.
-    agent.restart();
-    tx.send(incoming(agent.envelope("approvals", json!({})).to_json()))
-        .unwrap();
-    wait_for(2);
-    assert!(connects.load(std::sync::atomic::Ordering::SeqCst) >= 2);
-    stop_tx.send(()).unwrap();
-    relay.join().unwrap().unwrap();
-
-    // The outbox holds nothing: both replies were acknowledged exactly once.
-    std::thread::sleep(Duration::from_millis(300));
-    assert_error(&agent.send("status", json!({"context": "x"})), "not_found");
-    let mut gw = Gateway::connect(&agent, OWNER);
-    let leftover = gw.sends(Duration::from_millis(800));
-    assert!(leftover.is_empty(), "{leftover:?}");
-}
-
 #[test]
 fn the_sent_log_stops_a_second_delivery_after_a_gateway_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sent-ids");
-    let mut log = relay::SentLog::open(&path).unwrap();
+    let mut log = pane_agent::gateway::sent_log::SentLog::open(&path).unwrap();
     assert!(!log.contains("7"));
     log.record("7").unwrap();
-    let log = relay::SentLog::open(&path).unwrap();
+    let log = pane_agent::gateway::sent_log::SentLog::open(&path).unwrap();
     assert!(log.contains("7"), "remembered across a restart");
 }
 

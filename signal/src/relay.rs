@@ -16,7 +16,7 @@ use crate::protocol::{
     decode_line, encode_line, CoreCommand, GatewayEvent, IDENTITY_CHANGED, MAX_LINE_BYTES,
 };
 use pane_agent::gateway::device::DeviceError;
-use pane_agent::gateway::relay::SentLog;
+use pane_agent::gateway::sent_log::SentLog;
 use pane_agent::shutdown::Shutdown;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
