@@ -24,6 +24,22 @@ fn agent_with_owner() -> Agent {
     agent
 }
 
+/// An agent with an owner, its aliases at a local addy.io (not yet spawned).
+fn agent_with_owner_and_addy() -> (common::providers::MockServer, Agent) {
+    let aliases = common::providers::addy("addy-test-key-0001");
+    let mut agent = Agent::init();
+    agent
+        .env
+        .push(("ADDY_API_KEY".into(), "addy-test-key-0001".into()));
+    agent
+        .env
+        .push(("ADDY_BASE_URL".into(), aliases.base.clone()));
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
+    );
+    (aliases, agent)
+}
+
 #[test]
 fn owner_commands_are_answered_and_strangers_are_not() {
     let agent = agent_with_owner();
@@ -195,17 +211,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
 
 #[test]
 fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
-    let aliases = common::providers::addy("addy-test-key-0001");
-    let mut agent = Agent::init();
-    agent
-        .env
-        .push(("ADDY_API_KEY".into(), "addy-test-key-0001".into()));
-    agent
-        .env
-        .push(("ADDY_BASE_URL".into(), aliases.base.clone()));
-    agent.write_config(
-        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
-    );
+    let (aliases, mut agent) = agent_with_owner_and_addy();
     agent.spawn();
     // The alias is made at once but answered only after 5 s: the kill comes in between.
     aliases.push_fault_for(
@@ -498,17 +504,7 @@ fn the_owners_disappearing_timer_is_carried_on_replies_and_alerts() {
 /// names what the JSON reply over the socket names.
 #[test]
 fn every_command_is_answered_in_words_that_name_what_the_json_would() {
-    let aliases = common::providers::addy("addy-test-key-0001");
-    let mut agent = Agent::init();
-    agent
-        .env
-        .push(("ADDY_API_KEY".into(), "addy-test-key-0001".into()));
-    agent
-        .env
-        .push(("ADDY_BASE_URL".into(), aliases.base.clone()));
-    agent.write_config(
-        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
-    );
+    let (_aliases, mut agent) = agent_with_owner_and_addy();
     agent.spawn();
     let mut gw = Gateway::connect(&agent, OWNER);
     for site in ["notion", "shop"] {
