@@ -177,9 +177,10 @@ impl Rendered {
         self.plain
     }
 
-    /// The JSON text, written out.
+    /// The JSON text, written out (with room for the newline the control socket ends a
+    /// reply with, so a large reply is not copied again for it).
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(self.len);
+        let mut out = String::with_capacity(self.len + 1);
         for piece in &self.text {
             out.push_str(piece.as_str());
         }
