@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod mcp;
 mod template;
+pub use mcp::{McpConfig, McpRateLimits, McpScope};
 
 /// A configuration problem, reported before the daemon starts.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +67,8 @@ pub struct Config {
     pub signal: SignalConfig,
     /// Slow work.
     pub jobs: JobsConfig,
+    /// What the MCP key may do.
+    pub mcp: McpConfig,
 }
 
 /// `[signal]`
@@ -579,7 +583,13 @@ impl Config {
             ("external".to_string(), &self.rate_limits.external),
         ];
         let tools = self.rate_limits.tools.iter().map(|(k, v)| (k.clone(), v));
-        for (name, limit) in limits.into_iter().chain(tools) {
+        let mcp = self
+            .mcp
+            .rate_limits
+            .named()
+            .into_iter()
+            .map(|(k, v)| (format!("(mcp) {k}"), v));
+        for (name, limit) in limits.into_iter().chain(tools).chain(mcp) {
             if limit.window_secs == 0 || limit.window_secs > 86_400 {
                 return Err(ConfigError::Invalid(format!(
                     "[rate_limits] {name}: window_secs must be between 1 and 86400"
