@@ -53,14 +53,8 @@ fn agent_with_mcp() -> (Agent, MockServer, MockServer, Gateway, Secret) {
     let aliases = providers::simplelogin(ALIAS_KEY);
     let cards = providers::lithic(CARD_KEY);
     let mut agent = Agent::init();
-    for (k, v) in [
-        ("SIMPLELOGIN_API_KEY", ALIAS_KEY.to_string()),
-        ("SIMPLELOGIN_BASE_URL", aliases.base.clone()),
-        ("LITHIC_API_KEY", CARD_KEY.to_string()),
-        ("LITHIC_BASE_URL", cards.base.clone()),
-    ] {
-        agent.env.push((k.into(), v));
-    }
+    agent.env.extend(aliases.env());
+    agent.env.extend(cards.env());
     agent.write_config(&config());
     let out = agent.cli(&["mcp-key"]);
     assert!(out.status.success(), "{out:?}");
@@ -281,6 +275,19 @@ fn a_real_mcp_client_gets_the_tools_in_scope_and_the_owner_decides_on_the_phone(
         "{approved}"
     );
 
+    // The records the model may read: approvals and audit, with no code (checked below).
+    let records = client.expect("records");
+    assert_eq!(
+        records["approvals"]["untrusted"]["count"], 1,
+        "the queued burn: {records}"
+    );
+    assert_eq!(records["audit_error"], false, "{records}");
+    assert!(records["audit_entries"].as_u64().unwrap() > 10, "{records}");
+    assert_eq!(
+        records["hostile_in_tools"], false,
+        "outside text in the tools"
+    );
+
     // The policy's own controls are not tools.
     let refused = client.expect("not_tools");
     for (name, r) in refused["refused"].as_object().unwrap() {
@@ -432,6 +439,17 @@ fn mcp_key_is_made_once_and_the_key_needs_the_phone() {
         text,
         "never overwritten"
     );
+
+    // A scope that names one of the policy's own controls stops the daemon at start.
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("tools = \"default\"", "tools = [\"list\", \"approve\"]"),
+    );
+    let refused = agent.cli(&["run"]);
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(why.contains("never the MCP key's"), "{why}");
+    agent.write_config(pane_agent::config::TEMPLATE);
 
     // Without an owner there is no phone to answer its approvals: the key is refused.
     agent.spawn();

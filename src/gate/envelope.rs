@@ -85,7 +85,7 @@ impl Gate {
         self.audit_event(
             "envelope.accepted",
             inv,
-            json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "args": bounded_args(&envelope.args), "ts": crate::redact::truncate(&envelope.ts, 40), "sig": sig_prefix}),
+            json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "args": self.audited_args(&envelope), "ts": crate::redact::truncate(&envelope.ts, 40), "sig": sig_prefix}),
         )?;
         self.note_high_water(ts);
         match Command::parse(&envelope.cmd, &envelope.args) {
@@ -99,6 +99,23 @@ impl Gate {
                 Err(Reply::Err(e))
             }
         }
+    }
+
+    /// An envelope's arguments as the audit log keeps them. In phone-only mode the code of an
+    /// `approve` or `deny` is kept as its reference, so that the log (which `audit` reads, the
+    /// MCP key too) never holds a code that was typed somewhere.
+    fn audited_args(&self, envelope: &Envelope) -> serde_json::Value {
+        let mut args = envelope.args.clone();
+        if self.phone_only() && matches!(envelope.cmd.as_str(), "approve" | "deny") {
+            if let Some(typed) = args.get("code").and_then(serde_json::Value::as_str) {
+                let shown = match crate::policy::approvals::normalise_code(typed) {
+                    Some(code) => crate::policy::approvals::reference(&code),
+                    None => "[not a code]".to_string(),
+                };
+                args.insert("code".into(), json!(shown));
+            }
+        }
+        bounded_args(&args)
     }
 
     /// An envelope the command secrets did not sign, checked against the MCP key: None when

@@ -107,6 +107,20 @@ async def main():
                 errored, expired = await call(session, "status", {"context": "github"})
                 emit("approved", request=final, status_after=expired)
 
+                # The records a model may read name approvals without their codes.
+                errored, approvals = await call(session, "approvals")
+                errored_audit, audit = await call(session, "audit", {"limit": 1000})
+                relisted = await session.list_tools()
+                described = json.dumps([t.model_dump(mode="json") for t in relisted.tools])
+                log("list_tools again", json.loads(described))
+                emit(
+                    "records",
+                    approvals=approvals,
+                    audit_entries=len(audit.get("untrusted", {}).get("entries", [])),
+                    audit_error=errored_audit,
+                    hostile_in_tools=HOSTILE in described,
+                )
+
                 refused = {}
                 for name in ["approve", "deny", "grant", "revoke", "unlock", "lockdown", "trust", "secrets_reload"]:
                     errored, result = await call(session, name, {})
