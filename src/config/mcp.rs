@@ -5,7 +5,7 @@
 //! the MCP key's (`policy::mcp::NEVER`), and external tools only ever open an approval that
 //! the owner answers on their phone.
 
-use super::Limit;
+use super::{ConfigError, Limit};
 use serde::Deserialize;
 
 /// `[mcp]`
@@ -90,14 +90,21 @@ impl Default for McpRateLimits {
 }
 
 impl McpRateLimits {
-    /// Each limit with its name, for validation.
-    pub fn named(&self) -> [(&'static str, &Limit); 4] {
-        [
+    /// Every window must be between 1 s and a day.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, limit) in [
             ("read", &self.read),
             ("write", &self.write),
             ("external", &self.external),
             ("envelopes", &self.envelopes),
-        ]
+        ] {
+            if limit.window_secs == 0 || limit.window_secs > 86_400 {
+                return Err(ConfigError::Invalid(format!(
+                    "[mcp.rate_limits] {name}: window_secs must be between 1 and 86400"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -117,5 +124,7 @@ mod tests {
         );
         assert!(Config::parse("[mcp]\ntools = \"all\"\n", "t").is_err());
         assert!(Config::parse("[mcp]\ntool = []\n", "t").is_err());
+        let zero = "[mcp.rate_limits]\nread = { max = 1, window_secs = 0 }\n";
+        assert!(Config::parse(zero, "t").is_err());
     }
 }

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Duration;
 
 mod mcp;
-mod template;
 pub use mcp::{McpConfig, McpRateLimits, McpScope};
+mod template;
 
 /// A configuration problem, reported before the daemon starts.
 #[derive(Debug, thiserror::Error)]
@@ -519,6 +519,7 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
+        self.mcp.rate_limits.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
             return Err(ConfigError::Invalid(
                 "[jobs] deadline_secs must be between 1 and 3600".into(),
@@ -583,13 +584,7 @@ impl Config {
             ("external".to_string(), &self.rate_limits.external),
         ];
         let tools = self.rate_limits.tools.iter().map(|(k, v)| (k.clone(), v));
-        let mcp = self
-            .mcp
-            .rate_limits
-            .named()
-            .into_iter()
-            .map(|(k, v)| (format!("(mcp) {k}"), v));
-        for (name, limit) in limits.into_iter().chain(tools).chain(mcp) {
+        for (name, limit) in limits.into_iter().chain(tools) {
             if limit.window_secs == 0 || limit.window_secs > 86_400 {
                 return Err(ConfigError::Invalid(format!(
                     "[rate_limits] {name}: window_secs must be between 1 and 86400"
