@@ -122,6 +122,22 @@ pub fn known_request_id(meta: &sled::Tree, code: &str) -> Result<Option<String>,
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
+/// Forgets the request ids whose approval has been pruned; returns how many.
+pub fn forget_pruned(meta: &sled::Tree, approvals: &Approvals) -> Result<usize, CommandError> {
+    let mut forgotten = 0;
+    for item in meta.scan_prefix(PREFIX) {
+        let (key, code) = item.map_err(internal)?;
+        let code = String::from_utf8_lossy(&code).into_owned();
+        if approvals.get(&code).map_err(internal)?.is_none() {
+            meta.remove(&key).map_err(internal)?;
+            meta.remove(format!("{CODE_PREFIX}{code}"))
+                .map_err(internal)?;
+            forgotten += 1;
+        }
+    }
+    Ok(forgotten)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +155,23 @@ mod tests {
         for bad in ["r-0123", "a-0123456789abcdef", "r-0123456789ABCDEF"] {
             assert!(!is_request_id(bad), "{bad}");
         }
+        // Neither code has an approval record: both ids are forgotten, and only they.
+        meta.insert("other", "kept").unwrap();
+        let approvals = Approvals::new(db.open_tree("approvals").unwrap());
+        let live = approvals
+            .create(
+                "expire",
+                &Default::default(),
+                "x",
+                "mcp",
+                chrono::Utc::now(),
+                60,
+            )
+            .unwrap();
+        let kept = request_id_for(&meta, &live.code).unwrap();
+        assert_eq!(forget_pruned(&meta, &approvals).unwrap(), 2);
+        assert_eq!(meta.len(), 3);
+        assert!(known_request_id(&meta, "ABCDEFGHJK").unwrap().is_none());
+        assert_eq!(known_request_id(&meta, &live.code).unwrap(), Some(kept));
     }
 }

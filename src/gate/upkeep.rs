@@ -340,6 +340,13 @@ impl Gate {
             if let Err(e) = self.policy.approvals.prune_settled(cutoff) {
                 tracing::warn!(error = %e, "approval prune failed");
             }
+            let forgotten = crate::commands::request_status::forget_pruned(
+                &self.store.meta,
+                &self.policy.approvals,
+            );
+            if let Err(e) = forgotten {
+                tracing::warn!(error = %e, "MCP request ids prune failed");
+            }
         }
     }
 
