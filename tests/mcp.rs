@@ -462,3 +462,22 @@ fn mcp_key_is_made_once_and_the_key_needs_the_phone() {
     let logs = agent.logs();
     assert!(!logs.contains(text.trim()), "the key is never logged");
 }
+
+#[test]
+fn a_key_made_while_the_daemon_runs_is_accepted_after_secrets_reload() {
+    let mut agent = Agent::init();
+    agent.write_config(&config());
+    agent.spawn();
+    assert!(agent.cli(&["mcp-key"]).status.success());
+    let key = Secret::new(&std::fs::read_to_string(agent.dir.join("mcp.key")).unwrap());
+    let before = agent.raw(mcp_envelope(&key, "list", json!({})).to_json().as_bytes());
+    assert_eq!(before["kind"], "bad_signature", "{before}");
+    let reloaded = agent.send("secrets.reload", json!({}));
+    assert_eq!(reloaded["status"], "reloaded", "{reloaded}");
+    let after = agent.raw(mcp_envelope(&key, "list", json!({})).to_json().as_bytes());
+    assert_eq!(after["count"], 0, "{after}");
+    let audit = agent.audit();
+    assert!(audit
+        .iter()
+        .any(|e| e["channel"] == "mcp" && e["event"] == "policy.allow"));
+}
