@@ -25,6 +25,7 @@ pub mod gate;
 pub mod gateway;
 pub mod identity;
 pub mod logging;
+pub mod mcp;
 pub mod origin;
 pub mod outbox;
 pub mod ownership;

@@ -12,6 +12,9 @@ pub enum Channel {
     Http,
     /// The Signal gateway.
     Signal,
+    /// The MCP server (`pane-agent mcp`): envelopes signed with `mcp.key`, a credential of
+    /// its own with a narrower scope than the command secret, on the control socket.
+    Mcp,
     /// The agent itself (timers, start-up work).
     Internal,
 }
@@ -23,6 +26,7 @@ impl Channel {
             Channel::Socket => "socket",
             Channel::Http => "http",
             Channel::Signal => "signal",
+            Channel::Mcp => "mcp",
             Channel::Internal => "internal",
         }
     }

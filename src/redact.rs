@@ -294,7 +294,7 @@ pub fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Cuts untrusted text to at most `max` characters, marking the cut with `…`.

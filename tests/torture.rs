@@ -741,7 +741,7 @@ fn assert_no_twins(world: &World, what: &str) {
 /// Runs the load until `stop`, on the given seed.
 fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
     // One cycle in three is light (see `World::operation`).
-    let light = seed % 3 == 0;
+    let light = seed.is_multiple_of(3);
     std::thread::scope(|s| {
         for w in 0..4u64 {
             let seed = seed ^ (w + 1).wrapping_mul(0x1234_5678_9ABC_DEF1);

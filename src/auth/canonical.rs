@@ -155,7 +155,7 @@ fn break_ties_to_even(f: f64, digits: String, exp: i32) -> String {
     let Some(&last) = digits.as_bytes().last() else {
         return digits;
     };
-    if (last - b'0') % 2 == 0 || digits == "1" {
+    if (last - b'0').is_multiple_of(2) || digits == "1" {
         return digits;
     }
     let Some((exact, exact_exp)) = short_exact_digits(f) else {

@@ -3,6 +3,7 @@
 
 pub mod canonical;
 pub mod envelope;
+pub mod mcp_key;
 pub mod replay;
 pub mod secret;
 

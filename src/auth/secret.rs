@@ -254,7 +254,7 @@ pub fn rotated_file_after(text: &str, old: &Secret, now: i64, grace_days: u64) -
     out
 }
 
-fn load_file(path: &Path) -> Result<Secret, SecretError> {
+pub(super) fn load_file(path: &Path) -> Result<Secret, SecretError> {
     let shown = path.display().to_string();
     if !path.exists() {
         return Err(SecretError::Missing(shown));

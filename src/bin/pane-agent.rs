@@ -41,6 +41,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
         CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::McpKey(dir) => {
+            for line in cli::mcp::mcp_key(&dir)? {
+                println!("{line}");
+            }
+        }
+        CliCommand::Mcp(args) => cli::mcp::mcp(&args).await?,
         CliCommand::SignerQr(dir) => cli::signer_qr::signer_qr(
             &dir,
             &mut std::io::stdout().lock(),

@@ -63,7 +63,7 @@ pub fn init(data_dir: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// Creates `path` with mode 0600 and `content`; false when it already exists.
-fn write_new(path: &Path, content: &[u8]) -> anyhow::Result<bool> {
+pub(crate) fn write_new(path: &Path, content: &[u8]) -> anyhow::Result<bool> {
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)

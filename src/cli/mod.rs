@@ -6,6 +6,7 @@ pub mod command;
 pub mod demo;
 pub mod doctor;
 pub mod init;
+pub mod mcp;
 pub mod rotate_secret;
 pub mod run;
 pub mod send;
@@ -50,6 +51,10 @@ pub enum CliCommand {
     CheckIncidents(DataDirArg),
     /// Show the command secret as a QR code for the phone signer to import; Enter clears it.
     SignerQr(DataDirArg),
+    /// Create the MCP key (mcp.key, mode 0600) unless it exists, and print its fingerprint.
+    McpKey(DataDirArg),
+    /// Serve pane's tools to a model over MCP on stdio, signing with the MCP key.
+    Mcp(mcp::McpArgs),
     /// Start an agent on its embedded defaults in a temporary dir and show commands going through.
     Demo,
 }

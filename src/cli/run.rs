@@ -110,7 +110,16 @@ pub fn preflight(
         }
         None => Config::default(),
     };
+    crate::policy::mcp::check_scope(&config.mcp.tools).map_err(anyhow::Error::msg)?;
     let secrets = SecretSet::load(data_dir, &config.auth.previous_secrets)?;
+    if let Some(key) = crate::auth::mcp_key::load(data_dir)? {
+        if secrets.all().any(|s| s.as_bytes() == key.as_bytes()) {
+            bail!(
+                "{} is the same as a command secret: the MCP key must be a credential of its own (delete it and run `pane-agent mcp-key`)",
+                crate::auth::mcp_key::path(data_dir).display()
+            );
+        }
+    }
     Ok((config, secrets))
 }
 
@@ -118,7 +127,12 @@ impl Daemon {
     /// Starts everything; returns once the control socket (and HTTP, when on) accept.
     pub async fn start(data_dir: &Path, config_path: Option<&Path>) -> anyhow::Result<Daemon> {
         let (config, secrets) = preflight(data_dir, config_path)?;
-        let mut known: Vec<String> = secrets.all().map(|s| s.as_text()).collect();
+        let mcp_key = crate::auth::mcp_key::load(data_dir)?;
+        let mut known: Vec<String> = secrets
+            .all()
+            .chain(mcp_key.iter())
+            .map(|s| s.as_text())
+            .collect();
         known.extend(crate::systemd::secret_values(SECRET_ENV_VARS));
         let redactor = Redactor::new(known);
         crate::logging::set_redactor(redactor.clone());
@@ -173,7 +187,8 @@ impl Daemon {
             redactor,
             subsystems,
             data_dir.to_path_buf(),
-        );
+        )
+        .with_mcp_key(mcp_key);
         let (gate, gate_task) = GateHandle::start(gate);
 
         let (notify_shutdown, _) = broadcast::channel(1);

@@ -27,7 +27,6 @@ pub struct AliasCommand {
 impl AliasCommand {
     /// Parses `{context}`.
     pub fn parse(args: &Args<'_>, action: AliasAction) -> Result<AliasCommand, CommandError> {
-        args.only(&["context"])?;
         Ok(AliasCommand {
             context: args.context()?,
             action,

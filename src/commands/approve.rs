@@ -14,7 +14,6 @@ pub struct Approve {
 impl Approve {
     /// Parses `{code}`.
     pub fn parse(args: &Args<'_>) -> Result<Approve, CommandError> {
-        args.only(&["code"])?;
         Ok(Approve {
             code: parse_code(args)?,
         })

@@ -25,7 +25,6 @@ pub struct Audit {
 impl Audit {
     /// Parses the arguments.
     pub fn parse(args: &Args<'_>) -> Result<Audit, CommandError> {
-        args.only(&["since", "limit", "verify", "head"])?;
         let since = match args.opt_string("since")? {
             None => None,
             Some(s) => Some(

@@ -31,7 +31,6 @@ impl CardCommand {
     /// Parses `{context}`, or `{context, limit}` for fund.
     pub fn parse(args: &Args<'_>, fund: bool, close: bool) -> Result<CardCommand, CommandError> {
         let action = if fund {
-            args.only(&["context", "limit"])?;
             let cents = args
                 .opt_amount_cents("limit")?
                 .ok_or_else(|| invalid("missing argument limit (an amount such as 25 or 25.50)"))?;
@@ -43,7 +42,6 @@ impl CardCommand {
             }
             CardAction::Fund(cents)
         } else {
-            args.only(&["context"])?;
             if close {
                 CardAction::Close
             } else {
@@ -87,7 +85,7 @@ impl CardCommand {
 
 /// Refuses a spend limit above `[cards] max_limit`, or one Privacy.com cannot take.
 pub fn check_limit(cents: u64, config: &CardsConfig) -> Result<(), CommandError> {
-    if config.provider == CardProviderKind::Privacy && cents % 100 != 0 {
+    if config.provider == CardProviderKind::Privacy && !cents.is_multiple_of(100) {
         return Err(CommandError::new(
             ErrorKind::InvalidArgs,
             format!(

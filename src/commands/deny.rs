@@ -14,7 +14,6 @@ pub struct Deny {
 impl Deny {
     /// Parses `{code}`.
     pub fn parse(args: &Args<'_>) -> Result<Deny, CommandError> {
-        args.only(&["code"])?;
         Ok(Deny {
             code: parse_code(args)?,
         })

@@ -36,7 +36,6 @@ pub struct Enroll {
 impl Enroll {
     /// Parses and checks the arguments.
     pub fn parse(args: &Args<'_>) -> Result<Enroll, CommandError> {
-        args.only(&["url", "alias", "card", "identity", "note", "senders"])?;
         let site = args.string("url")?;
         let url = url::Url::parse(&site)
             .ok()

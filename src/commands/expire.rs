@@ -16,7 +16,6 @@ pub struct Expire {
 impl Expire {
     /// Parses `{context}`.
     pub fn parse(args: &Args<'_>) -> Result<Expire, CommandError> {
-        args.only(&["context"])?;
         Ok(Expire {
             context: args.context()?,
         })

@@ -16,7 +16,6 @@ pub struct Grant {
 impl Grant {
     /// Parses `{tool}`; only grantable tools are accepted.
     pub fn parse(args: &Args<'_>) -> Result<Grant, CommandError> {
-        args.only(&["tool"])?;
         Ok(Grant {
             tool: args.grantable_tool()?,
         })

@@ -12,8 +12,7 @@ pub struct Help;
 
 impl Help {
     /// Parses the (empty) arguments.
-    pub fn parse(args: &Args<'_>) -> Result<Help, CommandError> {
-        args.only(&[])?;
+    pub fn parse(_args: &Args<'_>) -> Result<Help, CommandError> {
         Ok(Help)
     }
 
@@ -24,7 +23,7 @@ impl Help {
             let granted = grants.is_granted(tool).map_err(internal)?;
             commands.push(json!({
                 "name": tool.name,
-                "args": tool.usage,
+                "args": tool.usage(),
                 "tier": tool.tier.as_str(),
                 "granted": granted,
                 "summary": tool.summary,

@@ -15,7 +15,6 @@ pub struct IncidentAck {
 impl IncidentAck {
     /// Parses `{id}`.
     pub fn parse(args: &Args<'_>) -> Result<IncidentAck, CommandError> {
-        args.only(&["id"])?;
         let id = args.string("id")?;
         let ok = id.len() == 12
             && id.starts_with("i-")

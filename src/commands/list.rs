@@ -18,7 +18,6 @@ pub struct List {
 impl List {
     /// Parses the (empty) arguments.
     pub fn parse(args: &Args<'_>) -> Result<List, CommandError> {
-        args.only(&["refresh", "after"])?;
         Ok(List {
             refresh: args.opt_bool("refresh")?.unwrap_or(false),
             after: args.opt_string("after")?,

@@ -10,8 +10,7 @@ pub struct Lockdown;
 
 impl Lockdown {
     /// Parses the (empty) arguments.
-    pub fn parse(args: &Args<'_>) -> Result<Lockdown, CommandError> {
-        args.only(&[])?;
+    pub fn parse(_args: &Args<'_>) -> Result<Lockdown, CommandError> {
         Ok(Lockdown)
     }
 }

@@ -19,6 +19,7 @@ pub mod help;
 pub mod incident_ack;
 pub mod list;
 pub mod lockdown;
+pub mod request_status;
 pub mod revoke;
 pub mod secrets_reload;
 pub mod status;
@@ -79,12 +80,18 @@ pub enum Command {
     SecretsReload(secrets_reload::SecretsReload),
     /// `unlock`
     Unlock(unlock::Unlock),
+    /// `request.status {request_id}` (the MCP key only)
+    RequestStatus(request_status::RequestStatus),
 }
 
 impl Command {
     /// Parses `cmd` with `args`. Unknown commands and bad arguments are refused here,
     /// before the policy sees them.
     pub fn parse(cmd: &str, args: &Map<String, Value>) -> Result<Command, CommandError> {
+        // The keys each command takes are declared once, in its tool entry.
+        if let Some(tool) = tools::find(cmd) {
+            crate::policy::args::check(tool.args, args).map_err(invalid)?;
+        }
         let a = Args(args);
         Ok(match cmd {
             "help" => Command::Help(help::Help::parse(&a)?),
@@ -122,6 +129,7 @@ impl Command {
             "trust" => Command::Trust(trust::Trust::parse(&a)?),
             "secrets.reload" => Command::SecretsReload(secrets_reload::SecretsReload::parse(&a)?),
             "unlock" => Command::Unlock(unlock::Unlock::parse(&a)?),
+            "request.status" => Command::RequestStatus(request_status::RequestStatus::parse(&a)?),
             other => {
                 return Err(CommandError::new(
                     ErrorKind::UnknownCommand,
@@ -163,6 +171,7 @@ impl Command {
             Command::Trust(_) => "trust",
             Command::SecretsReload(_) => "secrets.reload",
             Command::Unlock(_) => "unlock",
+            Command::RequestStatus(_) => "request.status",
         }
     }
 
@@ -437,20 +446,28 @@ pub fn invalid(message: impl Into<String>) -> CommandError {
 mod tests {
     use super::*;
 
+    /// Every tool's declared arguments, each given its kind's example, parse: the schema
+    /// the MCP server hands out and the parser agree.
     #[test]
     fn tools_cover_every_command() {
         for t in tools::TOOLS {
-            let args = match t.usage {
-                "{code}" => serde_json::json!({"code": "ABCDE-FGHJK"}),
-                "{tool}" => serde_json::json!({"tool": "list"}),
-                "{context}" => serde_json::json!({"context": "notion"}),
-                "{context, limit}" => serde_json::json!({"context": "notion", "limit": 5}),
-                "{id}" => serde_json::json!({"id": "i-0123456789"}),
-                u if u.starts_with("{url") => serde_json::json!({"url": "https://www.notion.so/x"}),
-                _ => serde_json::json!({}),
-            };
-            let cmd = Command::parse(t.name, args.as_object().unwrap()).unwrap();
+            let mut args = Map::new();
+            for a in t.args {
+                args.insert(a.name.into(), a.kind.example());
+            }
+            let cmd = Command::parse(t.name, &args).unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
             assert_eq!(cmd.tool().unwrap().name, t.name);
+            let required: Map<String, Value> = args
+                .into_iter()
+                .filter(|(k, _)| t.args.iter().any(|a| a.name == k && a.required))
+                .collect();
+            Command::parse(t.name, &required).unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
+            let mut extra = required.clone();
+            extra.insert("surplus".into(), Value::Bool(true));
+            assert_eq!(
+                Command::parse(t.name, &extra).unwrap_err().kind,
+                ErrorKind::InvalidArgs
+            );
         }
     }
 
@@ -484,6 +501,7 @@ mod tests {
             "trust",
             "secrets.reload",
             "unlock",
+            "request.status",
         ];
         for name in all {
             let tool = tools::find(name).unwrap_or_else(|| panic!("{name} has no tool"));

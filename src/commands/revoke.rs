@@ -16,7 +16,6 @@ pub struct Revoke {
 impl Revoke {
     /// Parses `{tool}`; only grantable tools are accepted.
     pub fn parse(args: &Args<'_>) -> Result<Revoke, CommandError> {
-        args.only(&["tool"])?;
         Ok(Revoke {
             tool: args.grantable_tool()?,
         })

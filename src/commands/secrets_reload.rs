@@ -11,8 +11,7 @@ pub struct SecretsReload;
 
 impl SecretsReload {
     /// Parses the (empty) arguments.
-    pub fn parse(args: &Args<'_>) -> Result<SecretsReload, CommandError> {
-        args.only(&[])?;
+    pub fn parse(_args: &Args<'_>) -> Result<SecretsReload, CommandError> {
         Ok(SecretsReload)
     }
 }

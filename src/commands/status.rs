@@ -15,7 +15,6 @@ pub struct Status {
 impl Status {
     /// Parses `{context}`.
     pub fn parse(args: &Args<'_>) -> Result<Status, CommandError> {
-        args.only(&["context"])?;
         Ok(Status {
             context: args.context()?,
         })

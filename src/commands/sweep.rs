@@ -9,8 +9,7 @@ pub struct Sweep;
 
 impl Sweep {
     /// Parses the (empty) arguments.
-    pub fn parse(args: &Args<'_>) -> Result<Sweep, CommandError> {
-        args.only(&[])?;
+    pub fn parse(_args: &Args<'_>) -> Result<Sweep, CommandError> {
         Ok(Sweep)
     }
 }

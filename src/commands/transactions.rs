@@ -14,7 +14,6 @@ pub struct Transactions {
 impl Transactions {
     /// Parses `{context}`.
     pub fn parse(args: &Args<'_>) -> Result<Transactions, CommandError> {
-        args.only(&["context"])?;
         Ok(Transactions {
             context: args.context()?,
         })

@@ -12,8 +12,7 @@ pub struct Unlock;
 
 impl Unlock {
     /// Parses the (empty) arguments.
-    pub fn parse(args: &Args<'_>) -> Result<Unlock, CommandError> {
-        args.only(&[])?;
+    pub fn parse(_args: &Args<'_>) -> Result<Unlock, CommandError> {
         Ok(Unlock)
     }
 }

@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod mcp;
+pub use mcp::{McpConfig, McpRateLimits, McpScope};
 mod template;
 
 /// A configuration problem, reported before the daemon starts.
@@ -65,6 +67,8 @@ pub struct Config {
     pub signal: SignalConfig,
     /// Slow work.
     pub jobs: JobsConfig,
+    /// What the MCP key may do.
+    pub mcp: McpConfig,
 }
 
 /// `[signal]`
@@ -515,6 +519,7 @@ impl Config {
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.http.validate()?;
+        self.mcp.rate_limits.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
             return Err(ConfigError::Invalid(
                 "[jobs] deadline_secs must be between 1 and 3600".into(),

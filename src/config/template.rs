@@ -130,6 +130,22 @@ note_to_self = false
 # ends with an error; what it started is reconciled by the next try or at start.
 deadline_secs = 120
 
+[mcp]
+# The MCP key (`pane-agent mcp-key`, used by `pane-agent mcp`): what a model may do through it.
+# "default" = every read and write tool, and the external ones (card.fund, card.close, expire)
+# only as approval requests the owner answers on their phone; or a list of command names.
+# Whatever this says, approve, deny, grant, revoke, unlock, trust, secrets.reload and lockdown
+# are never the MCP key's. It works only when approvals go to the phone ([signal] owner set and
+# codes_over_signal_only = true).
+tools = "default"
+
+[mcp.rate_limits]
+# The MCP key's own sliding windows, apart from every other channel's.
+read = { max = 60, window_secs = 60 }
+write = { max = 10, window_secs = 60 }
+external = { max = 3, window_secs = 60 }
+envelopes = { max = 120, window_secs = 60 }
+
 [schedule]
 # Cron expressions with seconds: sec min hour day-of-month month day-of-week (UTC).
 # A run missed while the agent was down runs once at start.

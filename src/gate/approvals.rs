@@ -23,8 +23,36 @@ impl Gate {
         args: &serde_json::Map<String, Value>,
         inv: &Invocation,
     ) -> Result<Value, CommandError> {
-        self.open_approval(command, args, inv)
-            .map(|(reply, _)| reply)
+        let (reply, code) = self.open_approval(command, args, inv)?;
+        if inv.channel == Channel::Mcp {
+            return self.mcp_request_reply(reply, &code);
+        }
+        Ok(reply)
+    }
+
+    /// The MCP key's view of an approval it asked for: a request id to follow it with
+    /// `request.status`, never the code, and the words that say who decides.
+    fn mcp_request_reply(&mut self, reply: Value, code: &str) -> Result<Value, CommandError> {
+        let code = crate::policy::approvals::normalise_code(code).unwrap_or_default();
+        let pending = self
+            .policy
+            .approvals
+            .get(&code)
+            .map_err(|e| self.internal(e))?;
+        let mine = pending.is_some_and(|a| a.channel == Channel::Mcp.as_str());
+        let mut out = json!({
+            "status": "approval_requested",
+            "action": reply["action"],
+            "expires_at": reply["expires_at"],
+        });
+        if mine {
+            let id = crate::commands::request_status::request_id_for(&self.store.meta, &code)?;
+            out["request_id"] = json!(id);
+            out["note"] = json!("Nothing has happened yet. The owner has been asked on their phone (Signal) and alone decides; the approval code is never shown to the MCP key. Call request.status with this request_id to learn whether it was approved, denied or expired, and the result once it ran.");
+        } else {
+            out["note"] = json!("The same action is already waiting for the owner's answer on their phone, asked by another channel; nothing has happened yet.");
+        }
+        Ok(out)
     }
 
     /// [`Gate::ask_owner`], also handing back the code (for the owner's own alerts). The same
@@ -133,6 +161,7 @@ impl Gate {
 
     fn settle_approved(&mut self, code: &str, inv: &Invocation) -> Result<Command, CommandError> {
         let approval = self.pending_approval(code, inv)?;
+        phone_answers_mcp(&approval, inv)?;
         self.check_approval_floor(&approval.created)?;
         // The stored record must still be what the code was issued for.
         if !approval.binds(&approval.cmd, &approval.args) {
@@ -215,7 +244,8 @@ impl Gate {
 
     /// `deny {code}`: final.
     pub(super) fn deny(&mut self, code: &str, inv: &Invocation) -> Result<Value, CommandError> {
-        self.pending_approval(code, inv)?;
+        let approval = self.pending_approval(code, inv)?;
+        phone_answers_mcp(&approval, inv)?;
         let Some(settled) = self
             .policy
             .approvals
@@ -422,6 +452,18 @@ impl Gate {
 
 /// Set in the store's `meta` while a lockdown holds.
 const LOCKDOWN_KEY: &[u8] = b"policy.locked_down";
+
+/// An approval the MCP key asked for is answered from the owner's phone only: whoever else
+/// learned its code (a model, a holder of the command secret) cannot settle it.
+fn phone_answers_mcp(approval: &Approval, inv: &Invocation) -> Result<(), CommandError> {
+    if approval.channel == Channel::Mcp.as_str() && inv.channel != Channel::Signal {
+        return Err(CommandError::new(
+            ErrorKind::NotGranted,
+            "this approval was asked for over MCP: only the owner answers it, from their phone over Signal",
+        ));
+    }
+    Ok(())
+}
 
 /// The refusal of `what` during a lockdown.
 pub(super) fn locked_down_error(what: &str) -> CommandError {

@@ -18,17 +18,38 @@ impl Gate {
     /// `waiter` (at once, or when the job it started is done).
     pub(super) async fn handle_envelope(&mut self, bytes: &[u8], inv: &Invocation, waiter: Waiter) {
         match self.admit(bytes, inv) {
-            Ok((command, envelope)) => self.judge_and_run(command, &envelope, inv, waiter).await,
+            Ok((command, envelope, inv)) => {
+                self.judge_and_run(command, &envelope, &inv, waiter).await
+            }
             Err(reply) => self.deliver(waiter, reply).await,
         }
     }
 
-    /// Everything up to a parsed command of an accepted envelope, or the refusal.
-    fn admit(&mut self, bytes: &[u8], inv: &Invocation) -> Result<(Command, Envelope), Reply> {
+    /// Everything up to a parsed command of an accepted envelope, or the refusal. The
+    /// invocation handed back names the credential's channel: `mcp` for an envelope the MCP
+    /// key signed.
+    fn admit(
+        &mut self,
+        bytes: &[u8],
+        inv: &Invocation,
+    ) -> Result<(Command, Envelope, Invocation), Reply> {
         let envelope = Envelope::parse(bytes).map_err(|e| self.refuse(inv, e, None))?;
-        let ts = envelope
-            .authenticate(&self.secrets, inv.now)
-            .map_err(|e| self.refuse(inv, e, Some(&envelope)))?;
+        let (ts, inv) = match envelope.authenticate(&self.secrets, inv.now) {
+            Ok(ts) => (ts, inv.clone()),
+            Err(e) => match self.authenticate_mcp(&envelope, inv) {
+                Some(Ok(found)) => found,
+                Some(Err(e)) => return Err(self.refuse(inv, e, Some(&envelope))),
+                None => return Err(self.refuse(inv, e, Some(&envelope))),
+            },
+        };
+        let inv = &inv;
+        if inv.channel == Channel::Mcp && !self.phone_only() {
+            let e = CommandError::new(
+                ErrorKind::Unavailable,
+                "the MCP key works only when approvals go to the owner's phone: set [signal] owner and keep [approvals] codes_over_signal_only = true",
+            );
+            return Err(self.refuse(inv, e, Some(&envelope)));
+        }
         self.check_rollback_floor(ts)
             .map_err(|e| self.refuse(inv, e, Some(&envelope)))?;
         // One budget for every authenticated envelope, parseable or not, before anything of
@@ -64,11 +85,11 @@ impl Gate {
         self.audit_event(
             "envelope.accepted",
             inv,
-            json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "args": bounded_args(&envelope.args), "ts": crate::redact::truncate(&envelope.ts, 40), "sig": sig_prefix}),
+            json!({"cmd": crate::redact::truncate(&envelope.cmd, 40), "args": self.audited_args(&envelope), "ts": crate::redact::truncate(&envelope.ts, 40), "sig": sig_prefix}),
         )?;
         self.note_high_water(ts);
         match Command::parse(&envelope.cmd, &envelope.args) {
-            Ok(c) => Ok((c, envelope)),
+            Ok(c) => Ok((c, envelope, inv.clone())),
             Err(e) => {
                 let _ = self.audit_event(
                     "command.invalid",
@@ -77,6 +98,46 @@ impl Gate {
                 );
                 Err(Reply::Err(e))
             }
+        }
+    }
+
+    /// An envelope's arguments as the audit log keeps them. In phone-only mode the code of an
+    /// `approve` or `deny` is kept as its reference, so that the log (which `audit` reads, the
+    /// MCP key too) never holds a code that was typed somewhere.
+    fn audited_args(&self, envelope: &Envelope) -> serde_json::Value {
+        let mut args = envelope.args.clone();
+        if self.phone_only() && matches!(envelope.cmd.as_str(), "approve" | "deny") {
+            if let Some(typed) = args.get("code").and_then(serde_json::Value::as_str) {
+                let shown = match crate::policy::approvals::normalise_code(typed) {
+                    Some(code) => crate::policy::approvals::reference(&code),
+                    None => "[not a code]".to_string(),
+                };
+                args.insert("code".into(), json!(shown));
+            }
+        }
+        bounded_args(&args)
+    }
+
+    /// An envelope the command secrets did not sign, checked against the MCP key: None when
+    /// there is no MCP key or it came on a channel other than the control socket (where
+    /// `pane-agent mcp` sends from); else its time and the `mcp` invocation, or why not.
+    fn authenticate_mcp(
+        &self,
+        envelope: &Envelope,
+        inv: &Invocation,
+    ) -> Option<Result<(chrono::DateTime<chrono::Utc>, Invocation), CommandError>> {
+        let key = self
+            .mcp_key
+            .as_ref()
+            .filter(|_| inv.channel == Channel::Socket)?;
+        let mcp = Invocation {
+            channel: Channel::Mcp,
+            now: inv.now,
+        };
+        match envelope.authenticate(key, inv.now) {
+            Ok(ts) => Some(Ok((ts, mcp))),
+            Err(e) if e.kind == ErrorKind::BadSignature => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
@@ -89,6 +150,20 @@ impl Gate {
         waiter: Waiter,
     ) {
         let waiter = waiter.naming(command.name());
+        if inv.channel == Channel::Mcp {
+            // The MCP key's scope, and never the policy's own controls, whatever the config.
+            let scoped = command
+                .tool()
+                .and_then(|t| crate::policy::mcp::admit(t, &self.config.mcp.tools));
+            if let Err(e) = scoped {
+                let _ = self.audit_event(
+                    "policy.deny",
+                    inv,
+                    json!({"tool": command.name(), "reason": e.message}),
+                );
+                return self.deliver(waiter, Reply::Err(e)).await;
+            }
+        }
         if let Command::Unlock(_) = command {
             // The console unlocks at once; the phone asks for an approval (below); nobody
             // else can.
@@ -98,7 +173,7 @@ impl Gate {
                     return self.deliver(waiter, reply).await;
                 }
                 Channel::Signal => {}
-                Channel::Http | Channel::Internal => {
+                Channel::Http | Channel::Internal | Channel::Mcp => {
                     let e = CommandError::new(
                         ErrorKind::NotGranted,
                         "unlock is accepted at the console (pane-agent unlock) or from the owner's phone over Signal",
@@ -174,6 +249,7 @@ impl Gate {
             Command::Approve(_) | Command::Deny(_) if inv.channel == Channel::Signal => {
                 Lane::OwnerPhone
             }
+            _ if inv.channel == Channel::Mcp => Lane::Mcp,
             _ => Lane::Shared,
         };
         let decision = match self.policy.decide(tool, lane, Instant::now()) {

@@ -303,6 +303,7 @@ impl Gate {
             Command::Lockdown(_) => self.lockdown(inv),
             Command::SecretsReload(_) => self.reload_secrets(inv),
             Command::Unlock(_) => self.unlock(inv),
+            Command::RequestStatus(c) => c.apply(&self.store.meta, &self.policy.approvals, inv),
             Command::Approve(_) | Command::Deny(_) => {
                 Err(self.internal("approve and deny are settled before they reach execute"))
             }

@@ -230,6 +230,8 @@ pub struct Gate {
     policy: SecurityPolicy,
     replay: ReplayCache,
     secrets: SecretSet,
+    /// The MCP key (`mcp.key`), a credential of its own: see `policy::mcp`.
+    mcp_key: Option<SecretSet>,
     config: Config,
     redactor: Redactor,
     contexts: Contexts,
@@ -266,7 +268,8 @@ impl Gate {
                 store.grants.clone(),
                 config.policy.revoked_by_default.clone(),
             ),
-            limiter: crate::policy::rate_limit::RateLimiter::new(config.rate_limits.clone()),
+            limiter: crate::policy::rate_limit::RateLimiter::new(config.rate_limits.clone())
+                .with_mcp(config.mcp.rate_limits.clone()),
             approvals: crate::policy::approvals::Approvals::new(store.approvals.clone()),
             approval_timeout_secs: config.approvals.timeout_secs,
         };
@@ -279,6 +282,7 @@ impl Gate {
             replay: ReplayCache::new(store.replay.clone()),
             policy,
             secrets,
+            mcp_key: None,
             config,
             redactor,
             contexts: subsystems.contexts,
@@ -298,6 +302,17 @@ impl Gate {
             over_budget: false,
             envelopes_since_size_check: 0,
         }
+    }
+
+    /// Accepts envelopes signed with `key` (the MCP key) on the control socket, as the `mcp`
+    /// channel. Replies and the audit log never show it (it joins the redactor).
+    pub fn with_mcp_key(mut self, key: Option<crate::auth::Secret>) -> Gate {
+        if let Some(k) = &key {
+            self.redactor = self.redactor.with_more([k.as_text()]);
+            self.audit.set_redactor(self.redactor.clone());
+        }
+        self.mcp_key = key.map(crate::auth::mcp_key::as_set);
+        self
     }
 
     async fn run(mut self, mut receiver: mpsc::Receiver<GateMessage>) {

@@ -292,10 +292,14 @@ impl Gate {
         let fresh =
             crate::auth::SecretSet::load(&self.data_dir, &self.config.auth.previous_secrets)
                 .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
-        self.redactor = self.redactor.with_more(fresh.all().map(|s| s.as_text()));
+        let mcp_key = crate::auth::mcp_key::load(&self.data_dir)
+            .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
+        let known = fresh.all().chain(mcp_key.iter()).map(|s| s.as_text());
+        self.redactor = self.redactor.with_more(known.collect::<Vec<_>>());
         self.audit.set_redactor(self.redactor.clone());
         crate::logging::set_redactor(self.redactor.clone());
         self.secrets = fresh;
+        self.mcp_key = mcp_key.map(crate::auth::mcp_key::as_set);
         let rotated = self.note_secret_fingerprint(inv)?;
         Ok(
             json!({"status": "reloaded", "rotated": rotated, "accepted_secrets": self.secrets.all().count()}),
@@ -335,6 +339,13 @@ impl Gate {
             }
             if let Err(e) = self.policy.approvals.prune_settled(cutoff) {
                 tracing::warn!(error = %e, "approval prune failed");
+            }
+            let forgotten = crate::commands::request_status::forget_pruned(
+                &self.store.meta,
+                &self.policy.approvals,
+            );
+            if let Err(e) = forgotten {
+                tracing::warn!(error = %e, "MCP request ids prune failed");
             }
         }
     }

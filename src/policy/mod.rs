@@ -5,7 +5,9 @@
 //! is audited by the caller.
 
 pub mod approvals;
+pub mod args;
 pub mod grants;
+pub mod mcp;
 pub mod rate_limit;
 pub mod tools;
 
@@ -57,7 +59,7 @@ impl SecurityPolicy {
             )));
         }
         if let Err(wait) = self.limiter.try_acquire(tool, lane, now) {
-            let limit = self.limiter.limit_for(tool);
+            let limit = self.limiter.limit_in(tool, lane);
             return Err(PolicyError::Refused(CommandError::new(
                 ErrorKind::RateLimited,
                 format!(

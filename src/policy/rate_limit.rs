@@ -1,7 +1,7 @@
 //! Per-tool sliding-window rate limits, read tools included.
 
 use super::tools::{Tier, ToolSpec};
-use crate::config::{Limit, RateLimitsConfig};
+use crate::config::{Limit, McpRateLimits, RateLimitsConfig};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,16 @@ pub enum Lane {
     Shared,
     /// `approve` and `deny` from the owner's phone.
     OwnerPhone,
+    /// Everything the MCP key sends, under `[mcp.rate_limits]`: a model in a loop uses up
+    /// its own budget, never the owner's.
+    Mcp,
 }
 
 /// Remembers when each tool last ran, within its window.
 #[derive(Debug)]
 pub struct RateLimiter {
     config: RateLimitsConfig,
+    mcp: McpRateLimits,
     history: HashMap<(Lane, &'static str), VecDeque<Instant>>,
     envelopes: HashMap<&'static str, VecDeque<Instant>>,
 }
@@ -29,8 +33,27 @@ impl RateLimiter {
     pub fn new(config: RateLimitsConfig) -> RateLimiter {
         RateLimiter {
             config,
+            mcp: McpRateLimits::default(),
             history: HashMap::new(),
             envelopes: HashMap::new(),
+        }
+    }
+
+    /// The MCP key's own limits (`[mcp.rate_limits]`).
+    pub fn with_mcp(mut self, mcp: McpRateLimits) -> RateLimiter {
+        self.mcp = mcp;
+        self
+    }
+
+    /// The limit that applies to `tool` in `lane`.
+    pub fn limit_in(&self, tool: &ToolSpec, lane: Lane) -> Limit {
+        if lane != Lane::Mcp {
+            return self.limit_for(tool);
+        }
+        match tool.tier {
+            Tier::Read => self.mcp.read,
+            Tier::Write => self.mcp.write,
+            Tier::External => self.mcp.external,
         }
     }
 
@@ -53,7 +76,11 @@ impl RateLimiter {
         channel: &'static str,
         now: Instant,
     ) -> Result<(), Duration> {
-        let limit = self.config.envelopes;
+        let limit = if channel == "mcp" {
+            self.mcp.envelopes
+        } else {
+            self.config.envelopes
+        };
         take(self.envelopes.entry(channel).or_default(), limit, now)
     }
 
@@ -64,7 +91,7 @@ impl RateLimiter {
         lane: Lane,
         now: Instant,
     ) -> Result<(), Duration> {
-        let limit = self.limit_for(tool);
+        let limit = self.limit_in(tool, lane);
         take(
             self.history.entry((lane, tool.name)).or_default(),
             limit,

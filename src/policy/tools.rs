@@ -2,6 +2,7 @@
 //!
 //! A command runs one tool; the tool's tier decides what the policy asks before it runs.
 
+use super::args::{opt, req, Arg, Kind, CONTEXT};
 use serde::Serialize;
 
 /// How much a tool can do, which decides what the policy requires.
@@ -28,7 +29,7 @@ impl Tier {
 }
 
 /// A tool's declaration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ToolSpec {
     /// Its name, which is also the command name.
     pub name: &'static str,
@@ -37,186 +38,275 @@ pub struct ToolSpec {
     /// False for the policy's own controls (help, approvals, approve, deny, grant, revoke,
     /// lockdown): they cannot be revoked, or the owner could lock themselves out.
     pub grantable: bool,
-    /// The arguments it takes, for `help`.
-    pub usage: &'static str,
+    /// The arguments it takes: the parser, `help` and the MCP schemas all read them.
+    pub args: &'static [Arg],
     /// What it does, for `help`.
     pub summary: &'static str,
+}
+
+impl ToolSpec {
+    /// The arguments as `help` shows them (`{context, limit}`).
+    pub fn usage(&self) -> String {
+        super::args::usage(self.args)
+    }
 }
 
 const fn tool(
     name: &'static str,
     tier: Tier,
     grantable: bool,
-    usage: &'static str,
+    args: &'static [Arg],
     summary: &'static str,
 ) -> ToolSpec {
     ToolSpec {
         name,
         tier,
         grantable,
-        usage,
+        args,
         summary,
     }
 }
 
+const NONE: &[Arg] = &[];
+const CONTEXT_ONLY: &[Arg] = &[CONTEXT];
+const CODE: &[Arg] = &[req(
+    "code",
+    Kind::Code,
+    "the approval code from the owner's phone",
+)];
+const TOOL: &[Arg] = &[req("tool", Kind::ToolName, "the tool's name")];
+
 /// Every tool, in the order `help` lists them.
 pub const TOOLS: &[ToolSpec] = &[
-    tool("help", Tier::Read, false, "", "list the commands"),
+    tool("help", Tier::Read, false, NONE, "list the commands"),
     tool(
         "list",
         Tier::Read,
         true,
-        "{refresh?, after?}",
+        &[
+            opt(
+                "refresh",
+                Kind::Flag,
+                "read every alias from the provider first",
+            ),
+            opt(
+                "after",
+                Kind::Context,
+                "only the contexts named after this one (the next page of a long list)",
+            ),
+        ],
         "list the contexts (after: those named after it); refresh reads the alias provider first",
     ),
-    tool("status", Tier::Read, true, "{context}", "show one context"),
-    tool("approvals", Tier::Read, false, "", "list pending approvals"),
+    tool("status", Tier::Read, true, CONTEXT_ONLY, "show one context"),
+    tool(
+        "approvals",
+        Tier::Read,
+        false,
+        NONE,
+        "list pending approvals",
+    ),
     tool(
         "approve",
         Tier::Write,
         false,
-        "{code}",
+        CODE,
         "approve a pending action",
     ),
     tool(
         "deny",
         Tier::Write,
         false,
-        "{code}",
+        CODE,
         "deny a pending action (final)",
     ),
     tool(
         "audit",
         Tier::Read,
         true,
-        "{since?, limit?, verify?}",
+        &[
+            opt("since", Kind::Time, "only entries since this RFC 3339 time"),
+            opt(
+                "limit",
+                Kind::Count { min: 1, max: 1000 },
+                "the newest this many entries (50)",
+            ),
+            opt("verify", Kind::Flag, "also check the hash chain"),
+            opt(
+                "head",
+                Kind::ChainHead,
+                "the owner's copy of the chain head, to check against",
+            ),
+        ],
         "show audit entries; verify the hash chain",
     ),
     tool(
         "grant",
         Tier::External,
         false,
-        "{tool}",
+        TOOL,
         "grant a tool (needs approval)",
     ),
-    tool(
-        "revoke",
-        Tier::Write,
-        false,
-        "{tool}",
-        "revoke a tool's grant",
-    ),
+    tool("revoke", Tier::Write, false, TOOL, "revoke a tool's grant"),
     tool(
         "lockdown",
         Tier::Write,
         false,
-        "",
+        NONE,
         "revoke every non-read grant and deny pending approvals, at once",
     ),
     tool(
         "enroll",
         Tier::Write,
         true,
-        "{url, alias?, card?: {limit}, identity?, note?, senders?}",
+        &[
+            req("url", Kind::Url, "the site, such as https://www.notion.so"),
+            opt(
+                "alias",
+                Kind::Context,
+                "the context's name (default: after the site's domain)",
+            ),
+            opt(
+                "card",
+                Kind::Card,
+                "{limit} for a card with that spend limit (default 0), false for none",
+            ),
+            opt(
+                "identity",
+                Kind::Choice(&["placeholder", "none"]),
+                "a placeholder identity (default) or none",
+            ),
+            opt(
+                "note",
+                Kind::Text { max: 500 },
+                "a note kept with the context",
+            ),
+            opt(
+                "senders",
+                Kind::Domains,
+                "other domains that may mail the alias for this site",
+            ),
+        ],
         "make a context: alias, paused card, placeholder identity",
     ),
     tool(
         "alias.create",
         Tier::Write,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "make an alias for a context without one",
     ),
     tool(
         "alias.deactivate",
         Tier::Write,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "stop the alias forwarding",
     ),
     tool(
         "alias.activate",
         Tier::Write,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "let the alias forward again",
     ),
     tool(
         "card.pause",
         Tier::Write,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "pause the card",
     ),
     tool(
         "card.fund",
         Tier::External,
         true,
-        "{context, limit}",
+        &[
+            CONTEXT,
+            req(
+                "limit",
+                Kind::Amount,
+                "the spend limit, such as 25 or 25.50",
+            ),
+        ],
         "set the card's limit and open it (needs approval)",
     ),
     tool(
         "card.close",
         Tier::External,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "close the card for good (needs approval)",
     ),
     tool(
         "transactions",
         Tier::Read,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "the card's newest transactions",
     ),
     tool(
         "expire",
         Tier::External,
         true,
-        "{context}",
+        CONTEXT_ONLY,
         "burn the context: alias deleted, card closed (needs approval)",
     ),
     tool(
         "sweep",
         Tier::Write,
         true,
-        "",
+        NONE,
         "run the breach monitor over every source now",
     ),
     tool(
         "check-incidents",
         Tier::Read,
         true,
-        "",
+        NONE,
         "list breach incidents",
     ),
     tool(
         "incident.ack",
         Tier::Write,
         true,
-        "{id}",
+        &[req(
+            "id",
+            Kind::IncidentId,
+            "the incident's id, as check-incidents gives it",
+        )],
         "acknowledge an incident",
     ),
     tool(
         "trust",
         Tier::Write,
         false,
-        "",
+        NONE,
         "accept the owner's new Signal safety number (console only)",
     ),
     tool(
         "unlock",
         Tier::External,
         false,
-        "",
+        NONE,
         "end a lockdown: at the console at once (pane-agent unlock), from Signal with an approval",
     ),
     tool(
         "secrets.reload",
         Tier::Write,
         false,
-        "",
+        NONE,
         "read the command secrets again (console only)",
+    ),
+    tool(
+        "request.status",
+        Tier::Read,
+        false,
+        &[req(
+            "request_id",
+            Kind::RequestId,
+            "the request id an approval request gave",
+        )],
+        "where an approval the MCP key asked for stands, and the action's result (MCP key only)",
     ),
 ];
 

@@ -153,6 +153,21 @@ impl MockServer {
         self.inner().key.clone()
     }
 
+    /// The daemon's environment that points it here: the provider's key and base URL
+    /// variables (`ADDY_API_KEY`, `ADDY_BASE_URL`, ...).
+    pub fn env(&self) -> [(String, String); 2] {
+        let var = match self.inner().kind {
+            Kind::Addy => "ADDY",
+            Kind::SimpleLogin => "SIMPLELOGIN",
+            Kind::Privacy => "PRIVACY",
+            Kind::Lithic => "LITHIC",
+        };
+        [
+            (format!("{var}_API_KEY"), self.key()),
+            (format!("{var}_BASE_URL"), self.base.clone()),
+        ]
+    }
+
     /// Queues a fault for the next request (any route but the `GET /__` control routes).
     pub fn push_fault(&self, f: Fault) {
         self.inner().faults.push_back(f);
@@ -370,7 +385,7 @@ pub fn luhn_valid(digits: &str) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 // ---------------------------------------------------------------------------------------------

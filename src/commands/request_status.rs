@@ -1,0 +1,177 @@
+//! `request.status {request_id}`: where an approval that the MCP key asked for stands, and
+//! the action's result once it ran. Only the MCP key may ask, only about its own requests,
+//! and the answer never holds the approval's code: the model learns that the owner said yes
+//! or no on their phone, never how to say it for them.
+//!
+//! A request id is random (`r-` and 16 hex digits), not derived from the code, and is kept
+//! in the store's `meta` beside the code it stands for.
+
+use super::Args;
+use crate::origin::{Channel, Invocation};
+use crate::policy::approvals::{ApprovalState, Approvals};
+use crate::reply::{internal, CommandError, ErrorKind};
+use serde_json::{json, Value};
+
+const PREFIX: &str = "mcp.request.";
+const CODE_PREFIX: &str = "mcp.request_of.";
+
+/// `request.status {request_id}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestStatus {
+    /// The id an approval request's reply gave.
+    pub request_id: String,
+}
+
+impl RequestStatus {
+    /// Parses and checks the id's shape.
+    pub fn parse(args: &Args<'_>) -> Result<RequestStatus, CommandError> {
+        let request_id = args.string("request_id")?;
+        if !is_request_id(&request_id) {
+            return Err(super::invalid(
+                "request_id must look like r-0123456789abcdef",
+            ));
+        }
+        Ok(RequestStatus { request_id })
+    }
+
+    /// The request's state (`pending`, `approved`, `denied`, `expired`), its action and
+    /// arguments, and the action's result once it ran. Refused on every channel but MCP.
+    pub fn apply(
+        self,
+        meta: &sled::Tree,
+        approvals: &Approvals,
+        inv: &Invocation,
+    ) -> Result<Value, CommandError> {
+        if inv.channel != Channel::Mcp {
+            return Err(CommandError::new(
+                ErrorKind::NotGranted,
+                "request.status answers the MCP key about its own requests; use `approvals` or `audit`",
+            ));
+        }
+        let not_found = || {
+            CommandError::new(
+                ErrorKind::NotFound,
+                format!("no such request: {}", self.request_id),
+            )
+        };
+        let code = meta
+            .get(format!("{PREFIX}{}", self.request_id))
+            .map_err(internal)?
+            .ok_or_else(not_found)?;
+        let code = String::from_utf8_lossy(&code).into_owned();
+        let approval = approvals
+            .get(&code)
+            .map_err(internal)?
+            .filter(|a| a.channel == Channel::Mcp.as_str())
+            .ok_or_else(not_found)?;
+        let state = match approval.state {
+            ApprovalState::Pending if approval.deadline <= inv.now.timestamp() => "expired",
+            ApprovalState::Pending => "pending",
+            ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
+            ApprovalState::Expired => "expired",
+        };
+        let mut reply = json!({
+            "request_id": self.request_id,
+            "state": state,
+            "action": approval.cmd,
+            "args": approval.args,
+            "expires_at": approval.deadline_rfc3339(),
+        });
+        match (&approval.state, approval.result) {
+            (ApprovalState::Approved, Some(result)) => reply["result"] = result,
+            (ApprovalState::Approved, None) => reply["result"] = json!("running"),
+            _ => {}
+        }
+        if approval.settled_at.is_some() {
+            reply["settled_at"] = json!(approval.settled_at);
+        }
+        Ok(reply)
+    }
+}
+
+/// True for `r-` and 16 lowercase hex digits.
+pub fn is_request_id(id: &str) -> bool {
+    id.len() == 18
+        && id.starts_with("r-")
+        && id[2..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The request id of the approval `code`, making and recording a new one the first time.
+pub fn request_id_for(meta: &sled::Tree, code: &str) -> Result<String, CommandError> {
+    if let Some(id) = known_request_id(meta, code)? {
+        return Ok(id);
+    }
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).map_err(|e| internal(format!("no randomness: {e}")))?;
+    let id = format!("r-{}", hex::encode(bytes));
+    meta.insert(format!("{PREFIX}{id}"), code.as_bytes())
+        .map_err(internal)?;
+    meta.insert(format!("{CODE_PREFIX}{code}"), id.as_bytes())
+        .map_err(internal)?;
+    Ok(id)
+}
+
+/// The request id already given to the approval `code`, if the MCP key asked for it.
+pub fn known_request_id(meta: &sled::Tree, code: &str) -> Result<Option<String>, CommandError> {
+    Ok(meta
+        .get(format!("{CODE_PREFIX}{code}"))
+        .map_err(internal)?
+        .map(|v| String::from_utf8_lossy(&v).into_owned()))
+}
+
+/// Forgets the request ids whose approval has been pruned; returns how many.
+pub fn forget_pruned(meta: &sled::Tree, approvals: &Approvals) -> Result<usize, CommandError> {
+    let mut forgotten = 0;
+    for item in meta.scan_prefix(PREFIX) {
+        let (key, code) = item.map_err(internal)?;
+        let code = String::from_utf8_lossy(&code).into_owned();
+        if approvals.get(&code).map_err(internal)?.is_none() {
+            meta.remove(&key).map_err(internal)?;
+            meta.remove(format!("{CODE_PREFIX}{code}"))
+                .map_err(internal)?;
+            forgotten += 1;
+        }
+    }
+    Ok(forgotten)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_random_and_remembered() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let meta = db.open_tree("meta").unwrap();
+        let a = request_id_for(&meta, "ABCDEFGHJK").unwrap();
+        assert!(is_request_id(&a), "{a}");
+        assert_eq!(request_id_for(&meta, "ABCDEFGHJK").unwrap(), a);
+        let b = request_id_for(&meta, "KJHGFEDCBA").unwrap();
+        assert_ne!(a, b);
+        assert!(!a.contains("ABCDE"));
+        for bad in ["r-0123", "a-0123456789abcdef", "r-0123456789ABCDEF"] {
+            assert!(!is_request_id(bad), "{bad}");
+        }
+        // Neither code has an approval record: both ids are forgotten, and only they.
+        meta.insert("other", "kept").unwrap();
+        let approvals = Approvals::new(db.open_tree("approvals").unwrap());
+        let live = approvals
+            .create(
+                "expire",
+                &Default::default(),
+                "x",
+                "mcp",
+                chrono::Utc::now(),
+                60,
+            )
+            .unwrap();
+        let kept = request_id_for(&meta, &live.code).unwrap();
+        assert_eq!(forget_pruned(&meta, &approvals).unwrap(), 2);
+        assert_eq!(meta.len(), 3);
+        assert!(known_request_id(&meta, "ABCDEFGHJK").unwrap().is_none());
+        assert_eq!(known_request_id(&meta, &live.code).unwrap(), Some(kept));
+    }
+}
