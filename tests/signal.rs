@@ -551,7 +551,8 @@ fn every_command_is_answered_in_words_that_name_what_the_json_would() {
         "{help}"
     );
     assert!(
-        help.contains("\n• status {context} — show one context (read)"),
+        help.contains("\n• status {context} (read)")
+            || help.contains("\n• status {context} — show one context (read)"),
         "{help}"
     );
 

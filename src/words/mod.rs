@@ -50,8 +50,16 @@ fn value(cmd: &str, v: &Value) -> String {
 }
 
 /// One line per command: its name and arguments, what it does, its tier, and whether it is
-/// granted now.
+/// granted now; without what it does when that would not fit in one message.
 fn help(v: &Value) -> String {
+    let full = help_lines(v, true);
+    if full.len() <= lines::SIGNAL_TEXT_LIMIT {
+        return full;
+    }
+    help_lines(v, false)
+}
+
+fn help_lines(v: &Value, summaries: bool) -> String {
     let mut out = String::from("Commands (send each as a signed envelope):");
     for c in v["commands"].as_array().into_iter().flatten() {
         let args = c["args"].as_str().unwrap_or_default();
@@ -60,12 +68,15 @@ fn help(v: &Value) -> String {
         } else {
             ""
         };
+        let summary = match c["summary"].as_str() {
+            Some(s) if summaries => format!(" — {s}"),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "\n• {}{}{} — {} ({}{granted})",
+            "\n• {}{}{}{summary} ({}{granted})",
             c["name"].as_str().unwrap_or_default(),
             if args.is_empty() { "" } else { " " },
             args,
-            c["summary"].as_str().unwrap_or_default(),
             c["tier"].as_str().unwrap_or_default(),
         ));
     }
@@ -140,6 +151,13 @@ mod tests {
             lines[2],
             "• expire {context} — burn a context (external, not granted)"
         );
+        // Too many to fit with what each does: one line each all the same, without it.
+        let many: Vec<Value> = (0..40)
+            .map(|i| json!({"name": format!("tool{i}"), "args": "{context}", "tier": "read", "granted": true, "summary": "does something useful with a context"}))
+            .collect();
+        let text = reply(Some("help"), &Reply::Ok(json!({"commands": many})));
+        assert_eq!(text.lines().count(), 41, "{text}");
+        assert!(text.ends_with("\n• tool39 {context} (read)"), "{text}");
     }
 
     #[test]
