@@ -481,3 +481,26 @@ fn a_key_made_while_the_daemon_runs_is_accepted_after_secrets_reload() {
         .iter()
         .any(|e| e["channel"] == "mcp" && e["event"] == "policy.allow"));
 }
+
+/// A key that is a copy of the command secret is refused on `secrets.reload` as it is at
+/// start: the envelopes it signs stay the command secret's, never a scoped `mcp` credential.
+#[test]
+fn a_key_equal_to_the_command_secret_is_refused_on_reload() {
+    let mut agent = Agent::init();
+    agent.write_config(&config());
+    agent.spawn();
+    // A copy keeps agent.secret's mode (0600).
+    std::fs::copy(agent.dir.join("agent.secret"), agent.dir.join("mcp.key")).unwrap();
+    let reloaded = agent.send("secrets.reload", json!({}));
+    common::assert_error(&reloaded, "internal");
+    assert!(
+        reloaded["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("same as a command secret"),
+        "{reloaded}"
+    );
+    // Nothing was reloaded: no envelope is ever judged as the MCP channel.
+    agent.send("list", json!({}));
+    assert!(!agent.audit().iter().any(|e| e["channel"] == "mcp"));
+}

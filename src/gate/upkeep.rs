@@ -294,6 +294,19 @@ impl Gate {
                 .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
         let mcp_key = crate::auth::mcp_key::load(&self.data_dir)
             .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
+        if let Some(key) = &mcp_key {
+            // As at start: a copy of a command secret is no scoped credential. Nothing is
+            // reloaded.
+            if fresh.all().any(|s| s.as_bytes() == key.as_bytes()) {
+                return Err(CommandError::new(
+                    crate::reply::ErrorKind::Internal,
+                    format!(
+                        "nothing reloaded: {} is the same as a command secret; the MCP key must be a credential of its own (delete it and run `pane-agent mcp-key`)",
+                        crate::auth::mcp_key::path(&self.data_dir).display()
+                    ),
+                ));
+            }
+        }
         let known = fresh.all().chain(mcp_key.iter()).map(|s| s.as_text());
         self.redactor = self.redactor.with_more(known.collect::<Vec<_>>());
         self.audit.set_redactor(self.redactor.clone());
