@@ -117,7 +117,7 @@ pub const TOOLS: &[ToolSpec] = &[
         "enroll",
         Tier::Write,
         true,
-        "{url, alias?, card?: {limit}, identity?, note?, senders?}",
+        "{url, alias?, card?: {limit}, identity?, note?, senders?, merchants?}",
         "make a context: alias, paused card, placeholder identity",
     ),
     tool(
