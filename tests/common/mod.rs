@@ -148,14 +148,7 @@ impl Agent {
 
     /// Sends raw bytes over the control socket and parses the reply.
     pub fn raw(&self, bytes: &[u8]) -> Value {
-        let mut s = UnixStream::connect(self.socket()).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        // The agent may answer (too large) before reading everything; a broken pipe is fine.
-        let _ = s.write_all(bytes);
-        let _ = s.shutdown(std::net::Shutdown::Write);
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("reply {out:?} is not JSON: {e}"))
+        raw_at(&self.socket(), bytes)
     }
 
     /// Signs `cmd` with `args` (a JSON object) now, with the agent's secret.
@@ -200,6 +193,19 @@ impl Drop for Agent {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends raw bytes over the control socket at `socket` and parses the reply (from another
+/// thread than the one holding the [`Agent`], for a command that waits).
+pub fn raw_at(socket: &Path, bytes: &[u8]) -> Value {
+    let mut s = UnixStream::connect(socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The agent may answer (too large) before reading everything; a broken pipe is fine.
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("reply {out:?} is not JSON: {e}"))
 }
 
 /// Points the agent at local addy.io and Privacy.com servers and a Dovecot: their keys, base

@@ -22,6 +22,8 @@ use std::future::IntoFuture;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+mod txns;
+
 // ---------------------------------------------------------------------------------------------
 // The public interface
 // ---------------------------------------------------------------------------------------------
@@ -1668,9 +1670,14 @@ impl Inner {
     }
 
     /// Items whose `created` date (YYYY-MM-DD) is within begin..=end.
+    /// `begin`/`end` as days (`YYYY-MM-DD`, Privacy.com, inclusive) or instants (RFC 3339,
+    /// Lithic: "only entries created after" / "before" the time).
     fn in_range(r: &Req, created: &Value) -> bool {
-        let day = created.as_str().unwrap_or("").get(..10).unwrap_or("");
-        r.q("begin").is_none_or(|b| day >= b) && r.q("end").is_none_or(|e| day <= e)
+        let created = created.as_str().unwrap_or("");
+        let day = created.get(..10).unwrap_or("");
+        let after = |b: &str| if b.len() > 10 { created > b } else { day >= b };
+        let before = |e: &str| if e.len() > 10 { created < e } else { day <= e };
+        r.q("begin").is_none_or(after) && r.q("end").is_none_or(before)
     }
 }
 

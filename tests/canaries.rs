@@ -1,0 +1,543 @@
+//! Issue 16, through the binary: cards as canaries (Privacy.com and Lithic transactions read
+//! in one account-wide sweep), mail that impersonates the site (a real Dovecot, trusted and
+//! forged `Authentication-Results`), Have I Been Pwned's domain search, and each incident
+//! said in words in `check-incidents`, the alert (through the test gateway) and the digest.
+
+mod common;
+
+use common::dovecot::{message, Dovecot};
+use common::gateway::{code_in, Gateway};
+use common::providers::{self, MockServer};
+use common::{wait_for, Agent};
+use pane_agent::gateway::protocol::GatewayEvent;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const OWNER: &str = "5f0c2b8e-3a4d-4e6f-8a1b-2c3d4e5f6a7b";
+
+struct World {
+    agent: Agent,
+    gw: Gateway,
+    imap: Dovecot,
+    _aliases: MockServer,
+    cards: MockServer,
+    alias: String,
+    card_token: String,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Cards {
+    Privacy,
+    Lithic,
+}
+
+fn config_for(imap: &Dovecot, cards: Cards) -> String {
+    let c = imap
+        .configure(pane_agent::config::TEMPLATE)
+        .replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
+        .replace("idle = true", "idle = false")
+        .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
+        .replace(
+            "secret_rotation_reminder = \"0 0 9 1 1,4,7,10 *\"",
+            "secret_rotation_reminder = \"\"",
+        );
+    match cards {
+        Cards::Privacy => c,
+        Cards::Lithic => c.replace("provider = \"privacy\"", "provider = \"lithic\""),
+    }
+}
+
+/// An agent with an owner on the test gateway, a Dovecot, addy.io and the card provider, and
+/// the context `notion` (alias, paused $0 card).
+fn world(cards: Cards, edit: impl Fn(String) -> String) -> World {
+    let aliases = providers::addy("k-addy-0016");
+    let card_server = match cards {
+        Cards::Privacy => providers::privacy("k-privacy-0016"),
+        Cards::Lithic => providers::lithic("k-lithic-0016"),
+    };
+    let imap = Dovecot::start();
+    let mut agent = Agent::init();
+    common::use_local_services(&mut agent, &aliases, &card_server, &imap);
+    agent.env.push(("LITHIC_API_KEY".into(), card_server.key()));
+    agent
+        .env
+        .push(("LITHIC_BASE_URL".into(), card_server.base.clone()));
+    agent.write_config(&edit(config_for(&imap, cards)));
+    agent.spawn();
+    let gw = Gateway::connect(&agent, OWNER);
+    let r = agent.send("enroll", json!({"url": "https://www.notion.so"}));
+    assert_eq!(r["status"], "enrolled", "{r}");
+    let alias = r["alias"]["email"].as_str().unwrap().to_string();
+    let card_token = card_server.cards()[0]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    World {
+        agent,
+        gw,
+        imap,
+        _aliases: aliases,
+        cards: card_server,
+        alias,
+        card_token,
+    }
+}
+
+fn sweep(agent: &Agent) -> Value {
+    let r = agent.send("sweep", json!({}));
+    assert!(r.get("error").is_none(), "{r}");
+    r
+}
+
+fn source<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["source"] == name))
+        .unwrap_or_else(|| panic!("no {name} source in {r}"))
+}
+
+/// Every message the core sends the owner within `wait`, acknowledged as sent, by id (a
+/// resend of the same message is one message).
+fn owner_messages(gw: &mut Gateway, wait: Duration) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut out = Vec::new();
+    for (id, _, body) in gw.sends(wait) {
+        gw.event(&GatewayEvent::Sent {
+            id: id.clone(),
+            timestamp: None,
+        });
+        if !ids.contains(&id) {
+            ids.push(id);
+            out.push(body);
+        }
+    }
+    out
+}
+
+fn alerts(gw: &mut Gateway, wait: Duration) -> Vec<String> {
+    owner_messages(gw, wait)
+        .into_iter()
+        .filter(|b| b.contains("breach signal"))
+        .collect()
+}
+
+fn only_new_incident(r: &Value) -> Value {
+    let new = r["new_incidents"].as_array().unwrap();
+    assert_eq!(new.len(), 1, "{r}");
+    new[0].clone()
+}
+
+#[test]
+fn an_attempt_on_the_paused_card_is_found_once_alerted_once_and_said_in_words() {
+    let mut w = world(Cards::Privacy, |c| c);
+    w.cards
+        .add_card_transaction(&w.card_token, 1200, "SHADYSHOP LLC", "CARD_PAUSED", None);
+    let r = sweep(&w.agent);
+    let i = only_new_incident(&r);
+    assert_eq!(i["kind"], "card.attempt", "{i}");
+    let summary = i["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("someone tried to charge the notion card")
+            && summary.contains("at SHADYSHOP LLC")
+            && summary.ends_with("the card is paused"),
+        "{summary}"
+    );
+    assert_eq!(source(&r, "cards")["requests"], 1, "{r}");
+    let first = alerts(&mut w.gw, Duration::from_secs(2));
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert!(first[0].contains("(card.attempt): someone tried to charge the notion card"));
+    assert!(first[0].contains("A burn is queued"), "{:?}", first[0]);
+    // The card was paused already: auto_pause is for card.merchant only.
+    assert_eq!(w.cards.cards()[0]["state"], "PAUSED");
+
+    // Nothing new: one request for the whole account, no incident, no alert.
+    let before = w.cards.transaction_requests();
+    let again = sweep(&w.agent);
+    assert!(
+        again["new_incidents"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+    assert_eq!(source(&again, "cards")["requests"], 1);
+    assert_eq!(w.cards.transaction_requests(), before + 1);
+    // The same merchant again: counted against the incident, not alerted again.
+    w.cards
+        .add_card_transaction(&w.card_token, 100, "SHADYSHOP LLC", "CARD_PAUSED", None);
+    let third = sweep(&w.agent);
+    assert!(third["new_incidents"].as_array().unwrap().is_empty());
+    assert_eq!(third["repeated"], 1, "{third}");
+    assert!(alerts(&mut w.gw, Duration::from_secs(1)).is_empty());
+
+    let listed = w.agent.send("check-incidents", json!({}));
+    assert_eq!(listed["count"], 1, "{listed}");
+    assert_eq!(listed["incidents"][0]["count"], 2);
+    assert!(listed["incidents"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("2 times"));
+    let line = listed["lines"][0].as_str().unwrap();
+    assert!(
+        line.contains("someone tried to charge the notion card"),
+        "{line}"
+    );
+    let approvals = w.agent.send("approvals", json!({}));
+    assert_eq!(approvals["pending"][0]["action"], "expire", "{approvals}");
+    // No card number anywhere: not in the store's incidents, not in the replies.
+    let pan = w.cards.cards()[0]["pan"].as_str().unwrap().to_string();
+    assert!(!listed.to_string().contains(&pan));
+
+    // The weekly digest says it in the same words.
+    w.agent.stop();
+    {
+        let store = pane_agent::store::Store::open(&w.agent.dir.join("store")).unwrap();
+        let ago = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
+        store
+            .meta
+            .insert("schedule.weekly_digest.last_run", ago.as_bytes())
+            .unwrap();
+        store.flush_blocking().unwrap();
+        let raw: Vec<u8> = store
+            .incidents
+            .iter()
+            .flat_map(|e| e.unwrap().1.to_vec())
+            .collect();
+        assert!(!String::from_utf8_lossy(&raw).contains(&pan));
+    }
+    w.agent.spawn();
+    let mut gw = Gateway::connect(&w.agent, OWNER);
+    let digest = wait_for("the digest", || {
+        owner_messages(&mut gw, Duration::from_millis(300))
+            .into_iter()
+            .find(|m| m.starts_with("Weekly digest"))
+    });
+    assert!(
+        digest.contains("someone tried to charge the notion card")
+            && digest.contains("SHADYSHOP LLC"),
+        "{digest}"
+    );
+}
+
+/// Funds the context's card through its approval, answered on the phone.
+fn fund(w: &mut World, limit: &str) {
+    let asked = w
+        .agent
+        .send("card.fund", json!({"context": "notion", "limit": limit}));
+    assert_eq!(asked["status"], "approval_required", "{asked}");
+    let prompt = wait_for("the fund prompt", || {
+        owner_messages(&mut w.gw, Duration::from_millis(300))
+            .into_iter()
+            .find(|m| m.contains("`approve "))
+    });
+    w.gw.received(OWNER, &format!("approve {}", code_in(&prompt)));
+    let cards = &w.cards;
+    wait_for("the card to open", || {
+        (cards.cards()[0]["state"] == "OPEN").then_some(())
+    });
+}
+
+#[test]
+fn a_stranger_charging_the_funded_card_pauses_it_at_once_and_the_site_is_fine() {
+    let mut w = world(Cards::Lithic, |c| c);
+    fund(&mut w, "25");
+    // The site's own charge on the funded card: no incident.
+    w.cards
+        .add_card_transaction(&w.card_token, 2500, "NOTION LABS INC", "APPROVED", None);
+    let r = sweep(&w.agent);
+    assert!(r["new_incidents"].as_array().unwrap().is_empty(), "{r}");
+    assert_eq!(source(&r, "cards")["fetched"], 1);
+    assert_eq!(r["expected"], 1, "{r}");
+    // Someone else charging it: card.merchant, and auto_pause pauses the card at once.
+    w.cards
+        .add_card_transaction(&w.card_token, 1999, "SHADYSHOP LLC", "APPROVED", None);
+    let r = sweep(&w.agent);
+    let i = only_new_incident(&r);
+    assert_eq!(i["kind"], "card.merchant", "{i}");
+    let cards = &w.cards;
+    wait_for("auto_pause", || {
+        (cards.cards()[0]["state"] == "PAUSED").then_some(())
+    });
+    let messages = owner_messages(&mut w.gw, Duration::from_secs(2));
+    let signals: Vec<&String> = messages
+        .iter()
+        .filter(|m| m.contains("breach signal"))
+        .collect();
+    assert_eq!(signals.len(), 1, "{messages:?}");
+    assert!(
+        signals[0].contains("was charged $19.99 at SHADYSHOP LLC"),
+        "{}",
+        signals[0]
+    );
+    assert!(
+        signals[0].contains("being paused (auto_pause)"),
+        "{}",
+        signals[0]
+    );
+    let listed = wait_for("the incident to say the card is paused", || {
+        let l = w.agent.send("check-incidents", json!({}));
+        l["incidents"][0]["summary"]
+            .as_str()
+            .is_some_and(|s| s.ends_with("the card is paused"))
+            .then_some(l)
+    });
+    assert_eq!(listed["count"], 1, "{listed}");
+    // The pause was a job through the card manager, audited like any write.
+    let audit = w.agent.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e["event"] == "action.ok" && e["detail"]["cmd"] == "card.pause"),
+        "no audited card.pause"
+    );
+    let status = w.agent.send("status", json!({"context": "notion"}));
+    assert_eq!(status["card"]["state"], "PAUSED", "{status}");
+    let more = owner_messages(&mut w.gw, Duration::from_secs(1));
+    assert!(
+        messages
+            .iter()
+            .chain(&more)
+            .any(|m| m.contains("auto_pause: the notion card was paused")),
+        "{messages:?} {more:?}"
+    );
+    // Nothing new next time: one request, nothing alerted.
+    let again = sweep(&w.agent);
+    assert!(
+        again["new_incidents"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+    assert_eq!(source(&again, "cards")["requests"], 1);
+    assert!(alerts(&mut w.gw, Duration::from_secs(1)).is_empty());
+}
+
+#[test]
+fn with_auto_pause_off_or_a_lockdown_the_card_stays_open_and_the_owner_is_told() {
+    let mut w = world(Cards::Privacy, |c| {
+        c.replace("auto_pause = true", "auto_pause = false")
+    });
+    fund(&mut w, "25");
+    w.cards
+        .add_card_transaction(&w.card_token, 500, "SHADYSHOP LLC", "APPROVED", None);
+    let r = sweep(&w.agent);
+    let i = only_new_incident(&r);
+    assert_eq!(i["kind"], "card.merchant");
+    assert!(
+        i["summary"]
+            .as_str()
+            .unwrap()
+            .ends_with("the card is still open: pause it with card.pause"),
+        "{i}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.cards.cards()[0]["state"], "OPEN");
+
+    // auto_pause on, but a lockdown comes while the sweep reads the provider.
+    let mut w = world(Cards::Privacy, |c| c);
+    fund(&mut w, "25");
+    w.cards
+        .add_card_transaction(&w.card_token, 500, "SHADYSHOP LLC", "APPROVED", None);
+    w.cards.hold();
+    let asked = w.agent.envelope("sweep", json!({})).to_json();
+    let socket = w.agent.socket();
+    let sweeping = std::thread::spawn(move || common::raw_at(&socket, asked.as_bytes()));
+    wait_for("the sweep to reach the provider", || {
+        (w.cards.transaction_requests() > 0).then_some(())
+    });
+    let locked = w.agent.send("lockdown", json!({}));
+    assert_eq!(locked["status"], "locked_down", "{locked}");
+    w.cards.release();
+    let r = sweeping.join().unwrap();
+    assert_eq!(only_new_incident(&r)["kind"], "card.merchant", "{r}");
+    let held = alerts(&mut w.gw, Duration::from_secs(2));
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert!(held[0].contains("auto_pause is held"), "{}", held[0]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(w.cards.cards()[0]["state"], "OPEN");
+    assert!(!w
+        .agent
+        .audit()
+        .iter()
+        .any(|e| e["event"] == "job.started" && e["detail"]["cmd"] == "card.pause"));
+}
+
+/// Mail straight to the alias (own-domain style: `Delivered-To`), with result headers above
+/// it in the order given (topmost first, as servers prepend them).
+fn signed_mail(alias: &str, from: &str, subject: &str, results: &[&str]) -> String {
+    let mut headers: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| ("Authentication-Results", *r))
+        .collect();
+    let from = format!("Notion <{from}>");
+    let id = format!("<{}@test>", subject.replace(' ', "-"));
+    headers.extend([
+        ("From", from.as_str()),
+        ("Delivered-To", alias),
+        ("To", alias),
+        ("Subject", subject),
+        ("Message-ID", id.as_str()),
+    ]);
+    message(&headers, "body")
+}
+
+#[test]
+fn mail_forging_the_sites_from_is_impersonation_and_forged_results_are_ignored() {
+    let mut w = world(Cards::Privacy, |c| c);
+    let a = w.alias.clone();
+    // The mailbox's own server is the trusted authserv-id by default: `[breach.imap] host`.
+    let host = w.imap.host.clone();
+    let trusted_fail = format!(
+        "{host}; dkim=none; spf=fail smtp.mailfrom=notion.so; dmarc=fail (p=reject) header.from=notion.so"
+    );
+    let trusted_pass = format!(
+        "{host}; dkim=pass header.d=notion.so; spf=pass smtp.mailfrom=bounce@mail.notion.so; dmarc=pass header.from=notion.so"
+    );
+    let forged_pass =
+        "mx.evil.example; dkim=pass header.d=notion.so; dmarc=pass header.from=notion.so";
+    let forged_fail = "mx.evil.example; dmarc=fail header.from=notion.so";
+    w.imap.append_many(&[
+        // An ordinary unexpected sender first, to show the ranking.
+        message(
+            &[
+                ("From", "Broker <x@databroker.example>"),
+                ("Delivered-To", &a),
+                ("Subject", "Offers"),
+                ("Message-ID", "<broker@test>"),
+            ],
+            "body",
+        ),
+        // Forged From of the site, failing authentication at the trusted server.
+        signed_mail(
+            &a,
+            "security@notion.so",
+            "Verify your account",
+            &[&trusted_fail],
+        ),
+        // The site itself, passing.
+        signed_mail(&a, "team@mail.notion.so", "Welcome", &[&trusted_pass]),
+        // A forged pass from an untrusted server on top of the trusted fail: still a fail.
+        signed_mail(
+            &a,
+            "billing@notion.so",
+            "Invoice",
+            &[forged_pass, &trusted_fail],
+        ),
+        // A forged fail from an untrusted server on the site's real mail: not believed.
+        signed_mail(
+            &a,
+            "team@mail.notion.so",
+            "Tips",
+            &[forged_fail, &trusted_pass],
+        ),
+        // A forged header alone judges nothing.
+        signed_mail(&a, "news@notion.so", "News", &[forged_fail]),
+    ]);
+    let r = sweep(&w.agent);
+    let mut kinds: Vec<&str> = r["new_incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["mail.impersonation", "mail.sender"], "{r}");
+    assert_eq!(r["expected"], 3, "{r}");
+    assert_eq!(r["repeated"], 1, "{r}");
+    let listed = w.agent.send("check-incidents", json!({}));
+    let top = &listed["incidents"][0];
+    assert_eq!(top["kind"], "mail.impersonation", "ranked first: {listed}");
+    assert_eq!(top["count"], 2, "{top}");
+    assert_eq!(top["sender_domain"], "notion.so");
+    let summary = top["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("claims to be from notion.so")
+            && summary.contains("dmarc=fail header.from=notion.so")
+            && summary.contains("impersonating the site"),
+        "{summary}"
+    );
+    assert!(listed["lines"][0]
+        .as_str()
+        .unwrap()
+        .contains("impersonating"));
+    let first = alerts(&mut w.gw, Duration::from_secs(2));
+    assert_eq!(first.len(), 2, "{first:?}");
+    assert!(first.iter().any(|m| m.contains("(mail.impersonation)")));
+    // Next sweep: nothing new, nothing alerted.
+    let again = sweep(&w.agent);
+    assert!(
+        again["new_incidents"].as_array().unwrap().is_empty(),
+        "{again}"
+    );
+    assert!(alerts(&mut w.gw, Duration::from_secs(1)).is_empty());
+}
+
+#[test]
+fn aliases_on_the_owners_domain_are_searched_with_one_hibp_request() {
+    let domain = "johndoe.anonaddy.me";
+    let hibp = common::hibp::hibp("k-hibp-0016");
+    let mut w = world(Cards::Privacy, |c| {
+        c.replace(
+            "addy_domain = \"anonaddy.me\"",
+            &format!("addy_domain = \"{domain}\""),
+        )
+        .replace(
+            "hibp_domains = []",
+            &format!("hibp_domains = [\"{domain}\"]"),
+        )
+    });
+    w.agent.stop();
+    w.agent
+        .env
+        .push(("HIBP_API_KEY".into(), "k-hibp-0016".into()));
+    w.agent
+        .env
+        .push(("HIBP_BASE_URL".into(), hibp.base.clone()));
+    w.agent.spawn();
+    let figma = w
+        .agent
+        .send("enroll", json!({"url": "https://figma.com", "card": false}));
+    let figma_alias = figma["alias"]["email"].as_str().unwrap().to_string();
+    assert!(w.alias.ends_with(&format!("@{domain}")), "{}", w.alias);
+    hibp.verify_domain(domain);
+    let adobe = common::hibp::breach("Adobe", "adobe.com", &["Email addresses", "Passwords"]);
+    hibp.add_breach(&w.alias, adobe.clone());
+    hibp.add_breach(&figma_alias, adobe);
+    hibp.add_breach(
+        &figma_alias,
+        common::hibp::breach("Gawker", "gawker.com", &["Email addresses"]),
+    );
+    let r = sweep(&w.agent);
+    assert_eq!(source(&r, "hibp")["ok"], true, "{r}");
+    let mut found: Vec<String> = r["new_incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{} {}",
+                i["context"].as_str().unwrap(),
+                i["sender_domain"].as_str().unwrap()
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        ["figma adobe.com", "figma gawker.com", "notion adobe.com"],
+        "{r}"
+    );
+    let requests = hibp.requests();
+    let count = |p: &str| requests.iter().filter(|q| q.contains(p)).count();
+    assert_eq!(count("/breacheddomain/"), 1, "{requests:?}");
+    assert_eq!(count("/breachedaccount/"), 0, "{requests:?}");
+    assert_eq!(
+        count("/breach/"),
+        2,
+        "each breach's details once: {requests:?}"
+    );
+    let summary = r["new_incidents"][0]["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("Have I Been Pwned lists a breach"),
+        "{summary}"
+    );
+    let before = hibp.request_count();
+    let again = sweep(&w.agent);
+    assert!(again["new_incidents"].as_array().unwrap().is_empty());
+    assert_eq!(hibp.request_count(), before, "at most once a day");
+}
