@@ -541,3 +541,43 @@ fn aliases_on_the_owners_domain_are_searched_with_one_hibp_request() {
     assert!(again["new_incidents"].as_array().unwrap().is_empty());
     assert_eq!(hibp.request_count(), before, "at most once a day");
 }
+
+/// `n` transactions on a card no context holds, a second apart, the newest `newest_ago`
+/// seconds ago.
+fn seed_other_cards(cards: &MockServer, n: i64, newest_ago: i64) {
+    let now = chrono::Utc::now();
+    for k in 0..n {
+        let at = (now - chrono::Duration::seconds(newest_ago + n - k))
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        cards.add_card_transaction(
+            &format!("other-{}", k % 7),
+            300,
+            "COFFEE SHOP",
+            "APPROVED",
+            Some(&at),
+        );
+    }
+}
+
+#[test]
+fn the_whole_account_costs_one_request_when_nothing_is_new() {
+    for kind in [Cards::Privacy, Cards::Lithic] {
+        let w = world(kind, |c| c);
+        // 120 older transactions: more than a page at either provider's page size.
+        seed_other_cards(&w.cards, 120, 600);
+        let first = sweep(&w.agent);
+        let pages = source(&first, "cards")["requests"].as_u64().unwrap();
+        assert!(pages >= 2, "the first sweep reads every page: {first}");
+        assert_eq!(first["unmatched"], 120, "{first}");
+        let quiet = sweep(&w.agent);
+        assert_eq!(source(&quiet, "cards")["requests"], 1, "{quiet}");
+        // 50 new ones: about 50 / page size more.
+        seed_other_cards(&w.cards, 50, 5);
+        let busy = sweep(&w.agent);
+        let n = source(&busy, "cards")["requests"].as_u64().unwrap();
+        assert!((1..=2).contains(&n), "{busy}");
+        assert!(busy["unmatched"].as_u64().unwrap() >= 50, "{busy}");
+        assert_eq!(source(&sweep(&w.agent), "cards")["requests"], 1);
+    }
+}
