@@ -202,20 +202,8 @@ fn an_attempt_on_the_paused_card_is_found_once_alerted_once_and_said_in_words() 
             .collect();
         assert!(!String::from_utf8_lossy(&raw).contains(&pan));
         drop(store);
-        // Nor anywhere in the store's files, the daemon's log or the audit log.
-        let mut files = vec![w.agent.dir.join("store")];
-        while let Some(path) = files.pop() {
-            if path.is_dir() {
-                files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            } else {
-                let bytes = std::fs::read(&path).unwrap();
-                assert!(
-                    !bytes.windows(pan.len()).any(|win| win == pan.as_bytes()),
-                    "{} holds the card number",
-                    path.display()
-                );
-            }
-        }
+        // Nor anywhere in the store's files or the daemon's log.
+        common::assert_not_in_store(&w.agent.dir, &pan, "the card number");
         assert!(!w.agent.logs().contains(&pan));
     }
     w.agent.spawn();

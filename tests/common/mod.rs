@@ -208,6 +208,25 @@ pub fn raw_at(socket: &Path, bytes: &[u8]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("reply {out:?} is not JSON: {e}"))
 }
 
+/// Asserts that no file under the data dir's store holds `needle` (`what` names it in the
+/// failure): replies and `audit` are redacted, so a leak has to be looked for in the files.
+#[allow(dead_code)]
+pub fn assert_not_in_store(data_dir: &Path, needle: &str, what: &str) {
+    let mut files = vec![data_dir.join("store")];
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            let bytes = std::fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{what} is stored in {}",
+                path.display()
+            );
+        }
+    }
+}
+
 /// Points the agent at local addy.io and Privacy.com servers and a Dovecot: their keys, base
 /// URLs and the IMAP password, in the daemon's environment.
 pub fn use_local_services(
