@@ -278,6 +278,7 @@ pub fn assert_error(reply: &Value, kind: &str) {
     );
     assert!(reply["error"].is_string(), "{reply}");
 }
+pub mod canary_world;
 pub mod dovecot;
 pub mod gateway;
 pub mod hibp;
