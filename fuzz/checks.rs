@@ -10,6 +10,7 @@
 
 use pane_agent::auth::canonical::python_dumps;
 use pane_agent::auth::{Envelope, Secret, SecretSet, MAX_ENVELOPE_BYTES, WINDOW_SECS};
+use pane_agent::breach::authres::{self, judge, Verdict};
 use pane_agent::breach::matching::{
     address_in, belongs, escape_untrusted, observe, observe_sender, registrable, Observation,
 };
@@ -529,6 +530,20 @@ pub fn mail_headers(data: &[u8]) {
     if let Some(o) = &obs {
         check_observation(o);
         assert_eq!(o.fingerprint.len(), 32, "{o:?}");
+        // Result headers are never believed without a trusted server, and judging them with
+        // every server trusted never panics.
+        assert_eq!(
+            judge(&o.auth_results, &o.sender_domain, &[]),
+            Verdict::Unknown,
+            "{o:?}"
+        );
+        let ids: Vec<String> = o
+            .auth_results
+            .iter()
+            .filter_map(|h| authres::parse(h))
+            .map(|h| h.authserv_id)
+            .collect();
+        let _ = judge(&o.auth_results, &o.sender_domain, &ids);
     }
     // Header field names are case-insensitive (RFC 5322 2.2; the forwarders' headers are
     // looked up with eq_ignore_ascii_case): the same block with every name upper- or
@@ -539,9 +554,9 @@ pub fn mail_headers(data: &[u8]) {
         assert_eq!(
             other
                 .as_ref()
-                .map(|o| (&o.alias, &o.sender, &o.sender_domain)),
+                .map(|o| (&o.alias, &o.sender, &o.sender_domain, &o.auth_results)),
             obs.as_ref()
-                .map(|o| (&o.alias, &o.sender, &o.sender_domain)),
+                .map(|o| (&o.alias, &o.sender, &o.sender_domain, &o.auth_results)),
             "header names recased (upper: {upper}): {:?}",
             String::from_utf8_lossy(&recased)
         );

@@ -99,6 +99,10 @@ pub struct Context {
     /// More sender domains that belong to the site (its mail service, say).
     #[serde(default)]
     pub sender_domains: Vec<String>,
+    /// More merchant descriptors that belong to the site (normalised: capital words), for
+    /// the card canaries.
+    #[serde(default)]
+    pub merchant_descriptors: Vec<String>,
     /// When it was expired.
     pub expired_at: Option<String>,
 }
@@ -123,6 +127,7 @@ impl Context {
             "identity": self.identity,
             "incidents": self.incidents,
             "sender_domains": self.sender_domains,
+            "merchant_descriptors": self.merchant_descriptors,
             "expired_at": self.expired_at,
         })
     }

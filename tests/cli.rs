@@ -439,21 +439,7 @@ fn a_reloaded_secret_is_redacted_from_replies_the_audit_log_and_the_log() {
     assert!(!everything.contains(passphrase), "the new secret leaked");
     // `audit` redacts what it shows, so look at the store itself too: every file under it.
     agent.stop();
-    let mut files = vec![agent.dir.join("store")];
-    while let Some(path) = files.pop() {
-        if path.is_dir() {
-            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-        } else {
-            let bytes = std::fs::read(&path).unwrap();
-            assert!(
-                !bytes
-                    .windows(passphrase.len())
-                    .any(|w| w == passphrase.as_bytes()),
-                "the new secret is stored in {}",
-                path.display()
-            );
-        }
-    }
+    common::assert_not_in_store(&agent.dir, passphrase, "the new secret");
 }
 
 #[test]

@@ -24,6 +24,10 @@ pub struct Observation {
     pub subject: String,
     /// A stable fingerprint of the message, so a rescan never counts it twice.
     pub fingerprint: String,
+    /// The values of the result headers that describe the original sender, topmost first:
+    /// `X-AnonAddy-Authentication-Results` for addy.io mail, else `Authentication-Results`
+    /// ([`super::authres`] says which to believe).
+    pub auth_results: Vec<String>,
 }
 
 /// The registrable domain of `host` ("mail.notion.so" -> "notion.so"), lowercase. None for
@@ -102,6 +106,7 @@ pub fn observe_sender(alias: &str, sender: &str, fingerprint: String) -> Option<
         sender_domain,
         subject: String::new(),
         fingerprint,
+        auth_results: Vec::new(),
     })
 }
 
@@ -125,7 +130,20 @@ pub fn observe(raw_headers: &[u8]) -> Option<Observation> {
         .and_then(|a| a.first())
         .and_then(|a| a.address())
         .map(str::to_string);
-    let (sender, alias) = if let Some(s) = get("X-AnonAddy-Original-Sender") {
+    let addy = get("X-AnonAddy-Original-Sender");
+    let results_header = if addy.is_some() {
+        "X-AnonAddy-Authentication-Results"
+    } else {
+        "Authentication-Results"
+    };
+    let auth_results: Vec<String> = msg
+        .headers()
+        .iter()
+        .filter(|h| h.name().eq_ignore_ascii_case(results_header))
+        .filter_map(|h| header_text(h.value()))
+        .take(20)
+        .collect();
+    let (sender, alias) = if let Some(s) = addy {
         (address_in(&s), to)
     } else if let Some(s) = get("X-SimpleLogin-Original-From") {
         (address_in(&s), get("X-SimpleLogin-Envelope-To").or(to))
@@ -153,6 +171,7 @@ pub fn observe(raw_headers: &[u8]) -> Option<Observation> {
         sender_domain,
         subject,
         fingerprint,
+        auth_results,
     })
 }
 
@@ -219,6 +238,16 @@ mod tests {
             ("notion@me.example", "notion.so")
         );
         assert_eq!(o.subject, "Café");
+        assert!(o.auth_results.is_empty());
+        let signed = b"Authentication-Results: mx.me.example;\r\n dmarc=fail header.from=notion.so\r\nAuthentication-Results: evil.example; dmarc=pass\r\nX-AnonAddy-Authentication-Results: addy.example; dmarc=pass\r\nFrom: <a@notion.so>\r\nDelivered-To: notion@me.example\r\n\r\n";
+        let o = observe(signed).unwrap();
+        assert_eq!(o.auth_results.len(), 2, "{:?}", o.auth_results);
+        assert!(o.auth_results[0].starts_with("mx.me.example;"));
+        let mut via_addy =
+            b"X-AnonAddy-Original-Sender: a@notion.so\r\nTo: n@anonaddy.me\r\n".to_vec();
+        via_addy.extend_from_slice(signed);
+        let o = observe(&via_addy).unwrap();
+        assert_eq!(o.auth_results, vec!["addy.example; dmarc=pass".to_string()]);
         assert!(observe(b"Subject: no addresses\r\n\r\n").is_none());
     }
 

@@ -1,5 +1,8 @@
-//! The breach monitor's parts: reading sources, matching senders, keeping incidents.
+//! The breach monitor's parts: reading sources, matching senders and merchants, judging
+//! authentication results, keeping incidents.
 
+pub mod authres;
 pub mod imap;
 pub mod incidents;
 pub mod matching;
+pub mod merchant;

@@ -19,7 +19,7 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::unix;
 use crate::workers::alias::{AliasHandle, AnyAlias};
-use crate::workers::breach::BreachHandle;
+use crate::workers::breach::{BreachHandle, BreachSettings};
 use crate::workers::card::{AnyCard, CardHandle};
 use crate::workers::enroll::EnrollHandle;
 use crate::workers::ticket::LockdownSwitch;
@@ -161,8 +161,15 @@ impl Daemon {
         let contexts = Contexts::new(&store);
         let outbox = Outbox::new(store.outbox.clone());
         let strangers = StrangerTally::default();
-        let breach =
-            BreachHandle::start(store.clone(), contexts.clone(), imap, aliases.clone(), hibp);
+        let breach = BreachHandle::start(
+            store.clone(),
+            contexts.clone(),
+            imap,
+            aliases.clone(),
+            cards.clone(),
+            hibp,
+            BreachSettings::from_config(&config),
+        );
         let subsystems = Subsystems {
             enroll: EnrollHandle::start(
                 store.clone(),

@@ -1,5 +1,6 @@
-//! `check-incidents`: every breach incident, as records and as the prototype's lines
-//! (`⚠  2026-11-22T10:00  notion  ←  evil.example`).
+//! `check-incidents`: every breach incident, strongest signal first, as records (each with its
+//! plain-sentence `summary`) and as the prototype's lines (`⚠  2026-11-22T10:00  notion  ←
+//! evil.example`) followed by that sentence.
 
 use super::Args;
 use crate::breach::incidents::{Incident, Incidents};
@@ -11,11 +12,17 @@ use serde_json::{json, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckIncidents;
 
-/// One incident as a line: first seen to the minute, context, sender domain.
+/// One incident as a line: first seen to the minute, context, sender domain (or merchant),
+/// and what happened in words ([`Incident::describe`]).
 pub fn line(i: &Incident) -> String {
     let when: String = i.first_seen.chars().take(16).collect();
     let ack = if i.acked { "  (acknowledged)" } else { "" };
-    format!("⚠  {when}  {}  ←  {}{ack}", i.context, i.sender_domain)
+    format!(
+        "⚠  {when}  {}  ←  {}{ack}  —  {}",
+        i.context,
+        i.sender_domain,
+        i.describe()
+    )
 }
 
 impl CheckIncidents {
@@ -29,6 +36,8 @@ impl CheckIncidents {
     /// code is shown as its reference, never as the code.
     pub fn apply(self, incidents: &Incidents, hide_codes: bool) -> Result<Value, CommandError> {
         let mut all = incidents.all().map_err(internal)?;
+        // Strongest signal first; oldest first within a rank (the sort is stable).
+        all.sort_by_key(|i| std::cmp::Reverse(i.effective_kind().rank()));
         if hide_codes {
             for incident in &mut all {
                 if let Some(code) = incident.burn_code.take() {
@@ -38,6 +47,7 @@ impl CheckIncidents {
             }
         }
         let lines: Vec<String> = all.iter().map(line).collect();
-        Ok(json!({"count": all.len(), "incidents": all, "lines": lines}))
+        let views: Vec<Value> = all.iter().map(Incident::view).collect();
+        Ok(json!({"count": all.len(), "incidents": views, "lines": lines}))
     }
 }

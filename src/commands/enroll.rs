@@ -1,5 +1,6 @@
-//! `enroll {url, alias?, card?: {limit}, identity?: "placeholder", note?}`: a new context
-//! with a disposable alias, a paused $0 card and a placeholder identity.
+//! `enroll {url, alias?, card?: {limit}, identity?: "placeholder", note?, senders?,
+//! merchants?}`: a new context with a disposable alias, a paused $0 card and a placeholder
+//! identity.
 
 use super::{invalid, validate_context_name, Args};
 use crate::reply::CommandError;
@@ -24,6 +25,9 @@ pub struct EnrollRequest {
     pub note: Option<String>,
     /// More sender domains that belong to the site.
     pub sender_domains: Vec<String>,
+    /// More merchant descriptors that belong to the site (normalised), for the card
+    /// canaries.
+    pub merchant_descriptors: Vec<String>,
 }
 
 /// `enroll`
@@ -88,9 +92,25 @@ impl Enroll {
                 .collect::<Result<Vec<_>, _>>()?,
             Some(_) => return Err(invalid("senders must be a list of at most 20 domain names")),
         };
+        let merchant_descriptors = match args.0.get("merchants") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) if items.len() <= 20 => items
+                .iter()
+                .map(|v| {
+                    v.as_str()
+                        .filter(|s| s.chars().count() <= 60)
+                        .and_then(crate::breach::merchant::normalise)
+                        .ok_or_else(|| {
+                            invalid("merchants must be a list of card descriptors such as [\"NOTION LABS\"], each at most 60 characters")
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            Some(_) => return Err(invalid("merchants must be a list of at most 20 card descriptors")),
+        };
         Ok(Enroll {
             request: EnrollRequest {
                 sender_domains,
+                merchant_descriptors,
                 name,
                 site: url.to_string(),
                 host,

@@ -38,6 +38,6 @@ impl IncidentAck {
             })?;
         incident.acked = true;
         incidents.put(&incident).map_err(internal)?;
-        Ok(json!({"status": "acknowledged", "incident": incident}))
+        Ok(json!({"status": "acknowledged", "incident": incident.view()}))
     }
 }

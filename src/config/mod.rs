@@ -9,9 +9,12 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod breach;
 mod mcp;
 pub use mcp::{McpConfig, McpRateLimits, McpScope};
 mod template;
+
+pub use breach::BreachConfig;
 
 /// A configuration problem, reported before the daemon starts.
 #[derive(Debug, thiserror::Error)]
@@ -80,20 +83,6 @@ pub struct SignalConfig {
     /// The agent is linked to the owner's own account and commands are typed into Note to
     /// Self. Off: the agent has its own number (recommended).
     pub note_to_self: bool,
-}
-
-/// `[breach]`
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BreachConfig {
-    /// Burn a context as soon as an incident is found, without asking. Off by default: the
-    /// burn is queued as an approval.
-    pub auto_burn: bool,
-    /// The IMAP mailbox the aliases forward to.
-    pub imap: ImapConfig,
-    /// Have I Been Pwned base URL; empty means the real service (`HIBP_BASE_URL` overrides).
-    /// The source is on when `HIBP_API_KEY` is set.
-    pub hibp_base_url: String,
 }
 
 /// `[breach.imap]`

@@ -97,6 +97,16 @@ forwarding_address = ""
 # Burn (expire) a context as soon as an incident is found, without asking. Off: the burn is
 # queued as an approval.
 auto_burn = false
+# Pause a context's card at once (audited) when a merchant other than the site charges it.
+auto_pause = true
+# The authserv-ids whose Authentication-Results headers are believed when mail claims to come
+# from a site's own domain (addy.io's X-AnonAddy-Authentication-Results too). Empty = the
+# IMAP host below. Headers from any other server are never believed.
+trusted_authserv_ids = []
+# Alias domains of your own, verified with Have I Been Pwned's domain search (subscription):
+# one request covers every alias on the domain. Empty = [aliases] addy_domain when it is your
+# own domain rather than one of addy.io's shared ones.
+hibp_domains = []
 # Have I Been Pwned, on when HIBP_API_KEY is set: each alias (at most 20 a sweep, each at
 # most once a day) and each enrolled site's domain. Empty = the real service; HIBP_BASE_URL
 # overrides.

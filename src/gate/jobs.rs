@@ -64,6 +64,9 @@ pub(super) enum After {
     Sweep,
     /// A burn the breach monitor started with `auto_burn`: the owner is told how it went.
     AutoBurn { context: String },
+    /// A pause of a card a stranger charged, started with `[breach] auto_pause`: the owner
+    /// is told how it went, and the incident records where the card stands.
+    AutoPause { context: String, incident: String },
 }
 
 /// A job the gate waits for.
@@ -73,6 +76,8 @@ pub(super) struct PendingJob {
     inv: Invocation,
     after: After,
     waiter: Waiter,
+    /// The lockdown generation when the job was authorised (set by `start_job`).
+    generation: u64,
 }
 
 impl PendingJob {
@@ -88,6 +93,7 @@ impl PendingJob {
             inv: inv.clone(),
             after,
             waiter,
+            generation: 0,
         }
     }
 }
@@ -117,6 +123,7 @@ impl Gate {
             // Whoever asked for it, a sweep's incidents are alerted.
             job.after = After::Sweep;
         }
+        job.generation = self.lockdown.generation();
         let id = match self.store.next_id() {
             Ok(id) => id,
             Err(e) => {
@@ -189,10 +196,11 @@ impl Gate {
             inv,
             after,
             waiter,
+            generation,
         } = job;
         let mut result = match result {
             Ok(answer) => match after {
-                After::Sweep => self.after_sweep(answer, &inv).await,
+                After::Sweep => self.after_sweep(answer, &inv, generation).await,
                 _ => Ok(answer),
             },
             Err(e) => Err(e),
@@ -213,6 +221,10 @@ impl Gate {
                 if let Err(e) = self.notify(MessageKind::Alert, &text) {
                     tracing::error!(error = %e, "cannot queue the auto_burn result");
                 }
+                result.into()
+            }
+            After::AutoPause { context, incident } => {
+                self.after_auto_pause(&context, &incident, &result);
                 result.into()
             }
             After::Action | After::Sweep => result.into(),

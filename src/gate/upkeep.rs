@@ -4,7 +4,7 @@
 
 use super::jobs::{context_args, After, PendingJob, Waiter};
 use super::Gate;
-use crate::breach::incidents::Incident;
+use crate::breach::incidents::{CardStanding, Incident, IncidentKind};
 use crate::commands::{Command, Work};
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
@@ -168,11 +168,14 @@ impl Gate {
     }
 
     /// After a sweep: audits the sources that were down, then alerts the owner once per new
-    /// incident and queues the burn (or starts it with `auto_burn`).
+    /// incident and queues the burn (or starts it with `auto_burn`). `generation` is the
+    /// lockdown generation the sweep was started under: an `auto_pause` is made only when
+    /// no lockdown came since and none holds.
     pub(super) async fn after_sweep(
         &mut self,
         report: Answer,
         inv: &Invocation,
+        generation: u64,
     ) -> Result<Answer, CommandError> {
         let report = report.into_value();
         let down: Vec<Value> = report["sources"]
@@ -189,25 +192,106 @@ impl Gate {
         // Everything not yet alerted, which includes what a crash left un-alerted.
         let pending = self.incidents.unalerted().map_err(|e| self.internal(e))?;
         for incident in pending {
-            self.raise_incident(incident, inv).await?;
+            self.raise_incident(incident, inv, Some(generation)).await?;
         }
         Ok(Answer::Value(report))
+    }
+
+    /// `[breach] auto_pause` for a `card.merchant` incident whose card is still usable:
+    /// starts `card.pause` as a job (audited; the card manager checks its ticket before the
+    /// provider call) and marks the card as being paused. Held while a lockdown holds or
+    /// when one came after the sweep was authorised. Returns what the alert should add.
+    fn auto_pause(
+        &mut self,
+        incident: &mut Incident,
+        inv: &Invocation,
+        generation: Option<u64>,
+    ) -> Option<String> {
+        let card = incident.card.as_mut()?;
+        let usable = matches!(card.standing, CardStanding::Open | CardStanding::Unfunded);
+        if incident.kind != IncidentKind::CardMerchant
+            || !usable
+            || !self.config.breach.auto_pause
+            || self.config.breach.auto_burn
+        {
+            return None;
+        }
+        if self.locked_down() || generation.is_some_and(|g| g != self.lockdown.generation()) {
+            return Some(" auto_pause is held: a lockdown holds or came during the sweep; pause the card with card.pause once you unlock.".into());
+        }
+        let pause = Command::parse("card.pause", &context_args(&incident.context)).ok()?;
+        card.standing = CardStanding::Pausing;
+        let after = After::AutoPause {
+            context: incident.context.clone(),
+            incident: incident.id.clone(),
+        };
+        let job = PendingJob::new("card.pause", inv, after, Waiter::Nobody);
+        match pause.into_work() {
+            Ok(work) => self.start_job(work, job),
+            Err(_) => return None,
+        }
+        Some(" The pause's result follows.".into())
+    }
+
+    /// An `auto_pause` finished: the incident records where the card stands and the owner
+    /// is told.
+    pub(super) fn after_auto_pause(
+        &mut self,
+        context: &str,
+        incident: &str,
+        result: &crate::workers::enroll::JobResult,
+    ) {
+        let (standing, text) = match result {
+            Ok(_) => (
+                CardStanding::Paused,
+                format!("auto_pause: the {context} card was paused."),
+            ),
+            Err(e) => (
+                CardStanding::PauseFailed,
+                format!(
+                    "auto_pause: pausing the {context} card failed ({}); pause it with card.pause.",
+                    e.message
+                ),
+            ),
+        };
+        if let Err(e) = self.incidents.set_card_standing(incident, standing) {
+            tracing::error!(error = %e, "cannot record the auto_pause result in the incident");
+        }
+        if let Err(e) = self.notify(MessageKind::Alert, &text) {
+            tracing::error!(error = %e, "cannot queue the auto_pause result");
+        }
     }
 
     async fn raise_incident(
         &mut self,
         mut incident: Incident,
         inv: &Invocation,
+        generation: Option<u64>,
     ) -> Result<(), CommandError> {
-        self.audit_event(
-            "breach.incident",
-            inv,
-            serde_json::to_value(&incident).unwrap_or_default(),
-        )?;
+        let paused = self.auto_pause(&mut incident, inv, generation);
+        self.audit_event("breach.incident", inv, incident.view())?;
+        let kind = incident.effective_kind();
         let mut alert = format!(
-            "⚠ breach signal: {} ← {} ({} message(s), first {}; sample subject: \"{}\"). The site may have leaked or sold this alias.",
-            incident.context, incident.sender_domain, incident.count, incident.first_seen, incident.sample_subject
+            "⚠ breach signal: {} ← {} ({}): {}. First seen {}",
+            incident.context,
+            incident.sender_domain,
+            kind.as_str(),
+            incident.describe(),
+            incident.first_seen
         );
+        if matches!(
+            kind,
+            IncidentKind::MailSender | IncidentKind::MailImpersonation
+        ) {
+            alert.push_str(&format!(
+                "; sample subject: \"{}\"",
+                incident.sample_subject
+            ));
+        }
+        alert.push('.');
+        if let Some(p) = paused {
+            alert.push_str(&p);
+        }
         let expire = Command::parse("expire", &context_args(&incident.context));
         let ctx_active = self
             .contexts

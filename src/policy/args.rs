@@ -45,6 +45,8 @@ pub enum Kind {
     Card,
     /// At most 20 domain names.
     Domains,
+    /// At most 20 card descriptors (merchant names as a card statement shows them).
+    Descriptors,
     /// The audit chain's head as the digest gave it: `{seq, hash}`.
     ChainHead,
 }
@@ -182,6 +184,9 @@ impl Kind {
                 {"type": "object", "properties": {"limit": Kind::Amount.schema()}, "additionalProperties": false},
             ]}),
             Kind::Domains => json!({"type": "array", "items": {"type": "string"}, "maxItems": 20}),
+            Kind::Descriptors => {
+                json!({"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 20})
+            }
             Kind::ChainHead => json!({
                 "type": "object",
                 "properties": {
@@ -216,6 +221,7 @@ impl Kind {
             Kind::Choice(words) => json!(words.first().copied().unwrap_or_default()),
             Kind::Card => json!({"limit": 5}),
             Kind::Domains => json!(["mailgun.net"]),
+            Kind::Descriptors => json!(["NOTION LABS"]),
             Kind::ChainHead => json!({"seq": 1, "hash": "0".repeat(64)}),
         }
     }

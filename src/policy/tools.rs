@@ -185,6 +185,11 @@ pub const TOOLS: &[ToolSpec] = &[
                 Kind::Domains,
                 "other domains that may mail the alias for this site",
             ),
+            opt(
+                "merchants",
+                Kind::Descriptors,
+                "other card descriptors that are this site's own charges",
+            ),
         ],
         "make a context: alias, paused card, placeholder identity",
     ),

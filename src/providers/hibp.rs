@@ -10,6 +10,12 @@
 //!   objects, or **404 when the account is in no breach** (a clean result, not an error);
 //!   `truncateResponse` defaults to true, which sends only `[{"Name": ...}]`;
 //! - `GET /breaches?domain=D` -> 200 with an array of full Breach objects, `[]` when none;
+//! - `GET /breacheddomain/{domain}` ("Domain Search", Core and Pro subscriptions, the domain
+//!   verified in the domain search dashboard) -> 200 with `{"alias1": ["Adobe"], "alias2":
+//!   ["Adobe", "Gawker"]}`: every breached alias (the part before `@`) on the domain and the
+//!   names of its breaches, in one request; 404 when no alias is breached (read as none);
+//! - `GET /breach/{name}` -> 200 with one full Breach object ("Getting a single breached
+//!   site"), 404 for an unknown name;
 //! - Breach fields are PascalCase: `Name`, `Title`, `Domain` (may be ""), `BreachDate`
 //!   (`YYYY-MM-DD`), `AddedDate` (ISO 8601), `DataClasses`, and more this client ignores;
 //! - errors: 401 `{"statusCode": 401, "message": "Access denied due to invalid hibp-api-key."}`,
@@ -121,19 +127,26 @@ impl Hibp {
             });
         }
         let path = format!("/breachedaccount/{}", encode_segment(account));
+        let query = [("truncateResponse", "false".to_string())];
+        match self.get_found(&path, &query).await? {
+            Some(body) => decode(NAME, body),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// GET `path`; None when HIBP answers 404 (for these endpoints: nothing found).
+    async fn get_found(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
         match self
             .client
-            .request(
-                Method::GET,
-                &path,
-                &[("truncateResponse", "false".to_string())],
-                None,
-                Idempotency::Idempotent,
-            )
+            .request(Method::GET, path, query, None, Idempotency::Idempotent)
             .await
         {
-            Ok(r) => decode(NAME, r.body),
-            Err(ProviderError::Rejected { status: 404, .. }) => Ok(Vec::new()),
+            Ok(r) => Ok(Some(r.body)),
+            Err(ProviderError::Rejected { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -142,14 +155,7 @@ impl Hibp {
     /// none. HIBP needs no key here; the client sends it anyway. An empty domain is refused
     /// here, since HIBP would answer it with every breach it knows.
     pub async fn breaches_for_domain(&self, domain: &str) -> Result<Vec<Breach>, ProviderError> {
-        let domain = domain.trim();
-        if domain.is_empty() {
-            return Err(ProviderError::Rejected {
-                provider: NAME,
-                status: 400,
-                message: "the domain is empty".into(),
-            });
-        }
+        let domain = non_empty_domain(domain)?;
         let r = self
             .client
             .request(
@@ -162,6 +168,51 @@ impl Hibp {
             .await?;
         decode(NAME, r.body)
     }
+}
+
+impl Hibp {
+    /// Every breached alias on `domain`, a domain the owner verified with HIBP, and the names
+    /// of its breaches (`GET /breacheddomain/{domain}`): one request for every alias on the
+    /// domain. Keys are the part of the address before `@`, lowercase. No breached alias is
+    /// an empty map (HIBP answers 404).
+    pub async fn breached_domain(
+        &self,
+        domain: &str,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, ProviderError> {
+        let domain = non_empty_domain(domain)?;
+        let path = format!("/breacheddomain/{}", encode_segment(domain));
+        let Some(body) = self.get_found(&path, &[]).await? else {
+            return Ok(Default::default());
+        };
+        let map: std::collections::BTreeMap<String, Vec<String>> = decode(NAME, body)?;
+        Ok(map
+            .into_iter()
+            .map(|(alias, names)| (alias.to_ascii_lowercase(), names))
+            .collect())
+    }
+
+    /// One breach by its name (`GET /breach/{name}`); None when HIBP knows no such breach.
+    pub async fn breach(&self, name: &str) -> Result<Option<Breach>, ProviderError> {
+        let path = format!("/breach/{}", encode_segment(name.trim()));
+        match self.get_found(&path, &[]).await? {
+            Some(body) => decode(NAME, body).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// `domain` trimmed; an empty one is refused here (HIBP would answer it with every breach it
+/// knows, or not at all).
+fn non_empty_domain(domain: &str) -> Result<&str, ProviderError> {
+    let domain = domain.trim();
+    if domain.is_empty() {
+        return Err(ProviderError::Rejected {
+            provider: NAME,
+            status: 400,
+            message: "the domain is empty".into(),
+        });
+    }
+    Ok(domain)
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, as `encodeURIComponent`

@@ -4,13 +4,22 @@
 //! "Transactions", "Pagination") and github.com/lithic-com/lithic-python: header
 //! `Authorization: KEY`; `POST /v1/cards`; `PATCH /v1/cards/{card_token}` (`state: OPEN |
 //! PAUSED | CLOSED`, closing is final); `GET /v1/cards?page_size=&starting_after=` ->
-//! `{data, has_more}` (cursor paging by token); `GET /v1/transactions?card_token=`; errors
+//! `{data, has_more}` (cursor paging by token); `GET /v1/transactions?card_token=` and, for
+//! the whole account, `?begin=&page_size=&starting_after=` (`types/transaction_list_params.py`:
+//! `begin` RFC 3339, "Only entries created after the specified time", UTC; `result`
+//! `APPROVED | DECLINED` and `status` filters; `types/transaction.py`: `card_token`, `created`,
+//! `amount`, `merchant.descriptor`, `result` = `APPROVED` or the decline reason such as
+//! `CARD_PAUSED`, `CARD_CLOSED`, `UNAUTHORIZED_MERCHANT`, `status`); errors
 //! `{"debugging_request_id", "message"}`.
 
 use super::addy::path_segment;
+use super::card_activity::{reached, RawAccountTxn, TxnBatch, TxnCursor};
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
 use super::privacy::{create_body, update_body, RawCard, RawTransaction};
-use super::{decode, CardInfo, CardProvider, CardUpdate, NewCard, ProviderError, Transaction};
+use super::{
+    decode, CardInfo, CardProvider, CardTransaction, CardUpdate, NewCard, ProviderError,
+    Transaction,
+};
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -41,6 +50,19 @@ impl Lithic {
         let client =
             ProviderClient::new(NAME, base, ("authorization", key.to_string()), &[], policy)?;
         Ok(Lithic { client })
+    }
+
+    /// One page of a cursor-paged list.
+    async fn page<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Page<T>, ProviderError> {
+        let r = self
+            .client
+            .request(Method::GET, path, query, None, Idempotency::Idempotent)
+            .await?;
+        decode(NAME, r.body)
     }
 }
 
@@ -98,18 +120,8 @@ impl CardProvider for Lithic {
             if let Some(a) = &after {
                 query.push(("starting_after", a.clone()));
             }
-            let r = self
-                .client
-                .request(
-                    Method::GET,
-                    "/v1/cards",
-                    &query,
-                    None,
-                    Idempotency::Idempotent,
-                )
-                .await?;
+            let page: Page<RawCard> = self.page("/v1/cards", &query).await?;
             requests += 1;
-            let page: Page<RawCard> = decode(NAME, r.body)?;
             let more = page.has_more && !page.data.is_empty();
             out.extend(page.data.into_iter().map(CardInfo::from));
             if !more {
@@ -142,5 +154,33 @@ impl CardProvider for Lithic {
             .await?;
         let page: Page<RawTransaction> = decode(NAME, r.body)?;
         Ok(page.data.into_iter().map(Transaction::from).collect())
+    }
+
+    async fn account_transactions(
+        &self,
+        cursor: Option<&TxnCursor>,
+    ) -> Result<TxnBatch, ProviderError> {
+        let mut batch = TxnBatch::default();
+        let begin = cursor.and_then(TxnCursor::instant);
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut query = vec![("page_size", PAGE_SIZE.to_string())];
+            if let Some(b) = &begin {
+                query.push(("begin", b.clone()));
+            }
+            if let Some(a) = &after {
+                query.push(("starting_after", a.clone()));
+            }
+            let page: Page<RawAccountTxn> = self.page("/v1/transactions", &query).await?;
+            batch.requests += 1;
+            let items: Vec<CardTransaction> = page.data.into_iter().map(Into::into).collect();
+            let done = !page.has_more || items.is_empty() || reached(&items, cursor);
+            after = items.last().map(|t| t.token.clone());
+            batch.items.extend(items);
+            if done {
+                break;
+            }
+        }
+        Ok(batch)
     }
 }

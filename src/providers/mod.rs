@@ -4,6 +4,7 @@
 //! pointed at loopback test servers.
 
 pub mod addy;
+pub mod card_activity;
 pub mod hibp;
 pub mod http;
 pub mod lithic;
@@ -136,6 +137,26 @@ pub struct Transaction {
     pub created: String,
 }
 
+/// One authorisation or transaction on any card of the account, as the card canaries read
+/// it: never the card's number, only its token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CardTransaction {
+    /// The provider's token for the transaction.
+    pub token: String,
+    /// The card's token.
+    pub card_token: String,
+    /// When it was created (RFC 3339).
+    pub created: String,
+    /// Amount in cents.
+    pub amount: i64,
+    /// `APPROVED` or the decline reason (`CARD_PAUSED`, `CARD_CLOSED`, ...), escaped.
+    pub result: String,
+    /// `PENDING`, `SETTLED`, `DECLINED`, ..., escaped.
+    pub status: String,
+    /// The merchant's descriptor, escaped and truncated.
+    pub merchant: String,
+}
+
 /// A virtual-card service (Privacy.com, Lithic).
 pub trait CardProvider: Send + Sync {
     /// The provider's name.
@@ -161,6 +182,12 @@ pub trait CardProvider: Send + Sync {
         &self,
         token: &str,
     ) -> impl Future<Output = Result<Vec<Transaction>, ProviderError>> + Send;
+    /// Every card's transactions since `cursor` (all of them without one), declined ones
+    /// included, in one account-wide read ([`card_activity`]).
+    fn account_transactions(
+        &self,
+        cursor: Option<&card_activity::TxnCursor>,
+    ) -> impl Future<Output = Result<card_activity::TxnBatch, ProviderError>> + Send;
 }
 
 /// Reads a base URL: the environment override, else the config value, else the default.

@@ -4,14 +4,21 @@
 //! "Transactions", "Errors"): header `Authorization: api-key KEY`; `POST /cards {type, memo,
 //! spend_limit, spend_limit_duration, state}`; `PATCH /cards/{card_token}`;
 //! `GET /cards?page=&page_size=` -> `{data, page, total_entries, total_pages}`;
-//! `GET /transactions?card_token=` (same paging); errors `{"message": "..."}`. A key that
+//! `GET /transactions?card_token=&result=&begin=&end=&page=&page_size=` (same paging; without
+//! `card_token` every card of the account; `begin`/`end` are `YYYY-MM-DD` days, "only entries
+//! created after the specified date", UTC; `result` is `APPROVED` or the decline reason,
+//! e.g. `CARD_PAUSED`, `CARD_CLOSED`, `UNAUTHORIZED_MERCHANT`, `USER_TRANSACTION_LIMIT`, per
+//! the "Transactions" page and the Privacy-era `transaction.py` of lithic-python;
+//! `merchant.descriptor`; the card embedded as `card`); errors `{"message": "..."}`. A key that
 //! cannot issue cards is refused with "Issuing API key required". Card objects carry `pan`
 //! and `cvv`: the types here never read them.
 
 use super::addy::path_segment;
+use super::card_activity::{reached, RawAccountTxn, TxnBatch, TxnCursor};
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
 use super::{
-    decode, CardInfo, CardProvider, CardState, CardUpdate, NewCard, ProviderError, Transaction,
+    decode, CardInfo, CardProvider, CardState, CardTransaction, CardUpdate, NewCard, ProviderError,
+    Transaction,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -256,5 +263,40 @@ impl CardProvider for Privacy {
             .await?;
         let p: Page<RawTransaction> = decode(NAME, body)?;
         Ok(p.data.into_iter().map(Transaction::from).collect())
+    }
+
+    async fn account_transactions(
+        &self,
+        cursor: Option<&TxnCursor>,
+    ) -> Result<TxnBatch, ProviderError> {
+        let mut batch = TxnBatch::default();
+        let begin = cursor.and_then(TxnCursor::day);
+        for page in 1..=MAX_PAGES {
+            let mut query = vec![
+                ("page", page.to_string()),
+                ("page_size", PAGE_SIZE.to_string()),
+            ];
+            if let Some(day) = &begin {
+                query.push(("begin", day.clone()));
+            }
+            let body = self
+                .call(
+                    Method::GET,
+                    "/transactions",
+                    &query,
+                    None,
+                    Idempotency::Idempotent,
+                )
+                .await?;
+            batch.requests += 1;
+            let p: Page<RawAccountTxn> = decode(NAME, body)?;
+            let items: Vec<CardTransaction> = p.data.into_iter().map(Into::into).collect();
+            let done = p.page >= p.total_pages || items.is_empty() || reached(&items, cursor);
+            batch.items.extend(items);
+            if done {
+                break;
+            }
+        }
+        Ok(batch)
     }
 }

@@ -5,6 +5,7 @@
 use super::pool::Pool;
 use super::ticket::Ticket;
 use crate::config::{CardProviderKind, CardsConfig};
+use crate::providers::card_activity::{TxnBatch, TxnCursor};
 use crate::providers::lithic::{self, Lithic};
 use crate::providers::privacy::{self, Privacy};
 use crate::providers::{
@@ -77,6 +78,12 @@ impl CardProvider for AnyCard {
     async fn transactions(&self, token: &str) -> Result<Vec<Transaction>, ProviderError> {
         dispatch!(self, p => p.transactions(token).await)
     }
+    async fn account_transactions(
+        &self,
+        cursor: Option<&TxnCursor>,
+    ) -> Result<TxnBatch, ProviderError> {
+        dispatch!(self, p => p.account_transactions(cursor).await)
+    }
 }
 
 /// The card manager: every call to the card provider goes through it, at most
@@ -133,6 +140,19 @@ impl CardHandle {
     pub async fn transactions(&self, token: &str) -> Result<Vec<Transaction>, ProviderError> {
         self.pool
             .run(None, async |p| p.transactions(token).await)
+            .await
+    }
+
+    /// Every card's transactions since `cursor`, for the breach monitor's card canaries (a
+    /// read: it needs no ticket, and waits out the provider's 429 cool-down like every call).
+    pub async fn account_transactions(
+        &self,
+        cursor: Option<TxnCursor>,
+    ) -> Result<TxnBatch, ProviderError> {
+        self.pool
+            .run(None, async |p| {
+                p.account_transactions(cursor.as_ref()).await
+            })
             .await
     }
 }

@@ -113,6 +113,7 @@ impl Lifecycle {
                 identity: req.identity.then(|| crate::identity::placeholder(&self.forwarding_address)),
                 incidents: 0,
                 sender_domains: req.sender_domains.clone(),
+                merchant_descriptors: req.merchant_descriptors.clone(),
                 expired_at: None,
             },
         };

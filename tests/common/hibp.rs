@@ -32,6 +32,8 @@ use std::collections::VecDeque;
 use std::future::IntoFuture;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+mod domain;
+
 /// The path prefix that is part of the base URL.
 pub const PREFIX: &str = "/api/v3";
 
@@ -58,6 +60,7 @@ pub fn hibp(key: &str) -> HibpMock {
         faults: VecDeque::new(),
         accounts: Vec::new(),
         domains: Vec::new(),
+        verified: Vec::new(),
     }));
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let state = shared.clone();
@@ -196,6 +199,8 @@ struct Inner {
     accounts: Vec<(String, Value)>,
     /// (domain, breach), in the order added.
     domains: Vec<(String, Value)>,
+    /// Domains verified for the domain search (lowercase).
+    verified: Vec<String>,
 }
 
 /// HIBP's error body.
@@ -421,6 +426,6 @@ fn route(
             }
             reply(200, Some(Value::Array(out)), None)
         }
-        _ => error(404, "Not found"),
+        _ => domain::route(st, method, &segs, key).unwrap_or_else(|| error(404, "Not found")),
     }
 }

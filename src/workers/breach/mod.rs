@@ -4,16 +4,25 @@
 //!
 //! A source that is down is reported and skipped; its cursor does not move, so nothing is
 //! lost: the next sweep reads what this one could not.
+//!
+//! Sources: the IMAP mailbox (here, with the impersonation check of mail that claims the
+//! site's own domain), SimpleLogin's activity logs (here), the card provider's transactions
+//! ([`cards`]) and Have I Been Pwned ([`hibp`]).
+
+mod cards;
+mod hibp;
 
 use super::alias::AliasHandle;
+use super::card::CardHandle;
+use crate::breach::authres::{judge, Verdict};
 use crate::breach::imap::{Cursor, ImapError, ImapSource};
-use crate::breach::incidents::{Incident, Incidents};
-use crate::breach::matching::{belongs, observe, observe_sender};
+use crate::breach::incidents::{Finding, Incident, IncidentKind, Incidents};
+use crate::breach::matching::{belongs, observe, observe_sender, registrable};
 use crate::context::Contexts;
 use crate::providers::hibp::Hibp;
 use crate::providers::ProviderError;
 use crate::store::{decode, encode, Store, StoreError};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,6 +44,9 @@ pub struct SourceReport {
     pub rescanned: bool,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// Requests made to it, where that is counted (the card provider).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u32>,
 }
 
 /// The result of one sweep.
@@ -46,10 +58,34 @@ pub struct SweepReport {
     pub expected: usize,
     /// Messages to addresses no context owns.
     pub unmatched: usize,
-    /// Incidents seen for the first time.
+    /// Incidents seen for the first time, each with its `summary`.
+    #[serde(serialize_with = "views")]
     pub new_incidents: Vec<Incident>,
     /// Incidents seen again (count increased).
     pub repeated: usize,
+}
+
+fn views<S: Serializer>(incidents: &[Incident], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(incidents.iter().map(Incident::view))
+}
+
+/// What the monitor takes from the config.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BreachSettings {
+    /// The authserv-ids whose `Authentication-Results` are believed (lowercase).
+    pub trusted_authserv_ids: Vec<String>,
+    /// The owner's alias domains for HIBP's domain search.
+    pub hibp_domains: Vec<String>,
+}
+
+impl BreachSettings {
+    /// From `[breach]` and `[aliases]`.
+    pub fn from_config(config: &crate::config::Config) -> BreachSettings {
+        BreachSettings {
+            trusted_authserv_ids: config.breach.trusted_ids(),
+            hibp_domains: config.breach.own_alias_domains(&config.aliases.addy_domain),
+        }
+    }
 }
 
 /// Told the result of a sweep.
@@ -64,6 +100,8 @@ pub struct BreachHandle {
 struct BreachMonitor {
     store: Store,
     aliases: AliasHandle,
+    cards: CardHandle,
+    settings: BreachSettings,
     hibp: Option<Result<Hibp, ProviderError>>,
     contexts: Contexts,
     incidents: Incidents,
@@ -72,16 +110,21 @@ struct BreachMonitor {
 }
 
 impl BreachHandle {
-    /// Starts the monitor with its sources; it owns their cursors.
+    /// Starts the monitor with its sources; it owns their cursors. The card provider is
+    /// read through the card manager, so its cap and 429 cool-down hold for sweeps too.
     pub fn start(
         store: Store,
         contexts: Contexts,
         imap: Option<Result<ImapSource, ImapError>>,
         aliases: AliasHandle,
+        cards: CardHandle,
         hibp: Option<Result<Hibp, ProviderError>>,
+        settings: BreachSettings,
     ) -> BreachHandle {
         let (sender, receiver) = mpsc::unbounded_channel();
         let monitor = BreachMonitor {
+            cards,
+            settings,
             contexts,
             incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
             store,
@@ -114,21 +157,34 @@ impl SourceReport {
             fetched: 0,
             rescanned: false,
             error: Some(error),
+            requests: None,
+        }
+    }
+
+    /// A source that was read.
+    fn read(source: &'static str, fetched: usize, errors: Vec<String>) -> SourceReport {
+        SourceReport {
+            source,
+            ok: errors.is_empty(),
+            fetched,
+            rescanned: false,
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+            requests: None,
         }
     }
 }
 
 impl BreachMonitor {
-    /// Records a message from a sender that does not belong to `context`, counting a new
-    /// incident against the context.
+    /// Records what a source found against `context`, counting a new incident against the
+    /// context.
     fn record(
         &mut self,
         context: &str,
-        obs: &crate::breach::matching::Observation,
+        found: &Finding,
         source: &str,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        match self.incidents.record(context, obs, source)? {
+        match self.incidents.record(context, found, source)? {
             Some((incident, true)) => {
                 self.contexts.add_incident(context)?;
                 report.new_incidents.push(incident);
@@ -168,6 +224,9 @@ impl BreachMonitor {
         if self.aliases.provider_name() == "SimpleLogin" {
             self.sweep_simplelogin(&mut report).await?;
         }
+        if self.cards.provider_name() != "none" {
+            self.sweep_cards(&mut report).await?;
+        }
         match &self.hibp {
             None => {}
             Some(Err(e)) => report
@@ -179,97 +238,6 @@ impl BreachMonitor {
             }
         }
         Ok(report)
-    }
-
-    /// Have I Been Pwned: each alias, and each enrolled site's domain, at most once a day
-    /// each and at most [`HIBP_PER_SWEEP`] look-ups a sweep (the API is rate limited).
-    async fn sweep_hibp(
-        &mut self,
-        hibp: &Hibp,
-        report: &mut SweepReport,
-    ) -> Result<(), StoreError> {
-        let day_ago = (chrono::Utc::now() - chrono::Duration::days(1)).timestamp();
-        let mut lookups = 0;
-        let mut fetched = 0;
-        let mut errors = Vec::new();
-        let contexts: Vec<crate::context::Context> = self
-            .contexts
-            .all()?
-            .into_iter()
-            .filter(|c| c.state != crate::context::ContextState::Expired)
-            .collect();
-        for ctx in contexts {
-            let mut subjects = vec![(format!("domain:{}", ctx.domain), None)];
-            if let Some(a) = ctx.alias.as_ref().filter(|a| !a.deleted) {
-                subjects.push((format!("account:{}", a.email), Some(a.email.clone())));
-            }
-            for (subject, account) in subjects {
-                let key = format!("breach.hibp.checked.{subject}");
-                let last: i64 = self
-                    .store
-                    .meta
-                    .get(&key)?
-                    .and_then(|b| std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()))
-                    .unwrap_or(0);
-                if last > day_ago || lookups >= HIBP_PER_SWEEP {
-                    continue;
-                }
-                lookups += 1;
-                let found = match &account {
-                    Some(email) => hibp.breached_account(email).await,
-                    None => hibp.breaches_for_domain(&ctx.domain).await,
-                };
-                let breaches = match found {
-                    Ok(b) => b,
-                    Err(e) => {
-                        errors.push(e.to_string());
-                        continue;
-                    }
-                };
-                fetched += breaches.len();
-                for b in breaches {
-                    let domain =
-                        crate::breach::matching::registrable(&b.domain).unwrap_or_else(|| {
-                            crate::breach::matching::escape_untrusted(
-                                &b.name.to_ascii_lowercase(),
-                                60,
-                            )
-                        });
-                    let obs = crate::breach::matching::Observation {
-                        alias: account.clone().unwrap_or_default(),
-                        sender: format!(
-                            "hibp:{}",
-                            crate::breach::matching::escape_untrusted(&b.name, 60)
-                        ),
-                        sender_domain: domain,
-                        subject: crate::breach::matching::escape_untrusted(
-                            &format!(
-                                "{} ({}): {}",
-                                b.title,
-                                b.breach_date,
-                                b.data_classes.join(", ")
-                            ),
-                            120,
-                        ),
-                        fingerprint: format!("{subject}:{}", b.name),
-                    };
-                    self.record(&ctx.name, &obs, "hibp", report)?;
-                }
-                self.store.meta.insert(
-                    key.as_bytes(),
-                    chrono::Utc::now().timestamp().to_string().as_bytes(),
-                )?;
-            }
-        }
-        self.store.flush().await?;
-        report.sources.push(SourceReport {
-            source: "hibp",
-            ok: errors.is_empty(),
-            fetched,
-            rescanned: false,
-            error: (!errors.is_empty()).then(|| errors.join("; ")),
-        });
-        Ok(())
     }
 
     /// SimpleLogin's activity logs, read only for aliases whose forward or block counter
@@ -333,7 +301,8 @@ impl BreachMonitor {
                         report.expected += 1;
                         continue;
                     }
-                    self.record(&ctx.name, &obs, "simplelogin", report)?;
+                    let found = Finding::mail(&obs, IncidentKind::MailSender);
+                    self.record(&ctx.name, &found, "simplelogin", report)?;
                 }
             }
             self.store
@@ -341,13 +310,9 @@ impl BreachMonitor {
                 .insert(key.as_bytes(), now.to_string().as_bytes())?;
         }
         self.store.flush().await?;
-        report.sources.push(SourceReport {
-            source: "simplelogin",
-            ok: errors.is_empty(),
-            fetched,
-            rescanned: false,
-            error: (!errors.is_empty()).then(|| errors.join("; ")),
-        });
+        report
+            .sources
+            .push(SourceReport::read("simplelogin", fetched, errors));
         Ok(())
     }
 
@@ -390,11 +355,18 @@ impl BreachMonitor {
                 report.unmatched += 1;
                 continue;
             };
-            if belongs(&obs.sender_domain, &ctx.domain, &ctx.sender_domains) {
+            let kind = if !belongs(&obs.sender_domain, &ctx.domain, &ctx.sender_domains) {
+                IncidentKind::MailSender
+            } else if let Some(failed) = self.impersonates(&obs, ctx) {
+                let mut found = Finding::mail(&obs, IncidentKind::MailImpersonation);
+                found.auth = Some(failed);
+                self.record(&ctx.name, &found, "imap", report)?;
+                continue;
+            } else {
                 report.expected += 1;
                 continue;
-            }
-            self.record(&ctx.name, &obs, "imap", report)?;
+            };
+            self.record(&ctx.name, &Finding::mail(&obs, kind), "imap", report)?;
         }
         // The cursor moves only after everything it covers is recorded.
         if let Some(c) = batch.cursor {
@@ -402,12 +374,30 @@ impl BreachMonitor {
         }
         self.store.flush().await?;
         report.sources.push(SourceReport {
-            source: "imap",
-            ok: true,
-            fetched: batch.messages.len(),
             rescanned: batch.rescanned,
-            error: None,
+            ..SourceReport::read("imap", batch.messages.len(), Vec::new())
         });
         Ok(())
+    }
+
+    /// For mail whose sender has the site's own registrable domain: what a trusted server
+    /// recorded when it failed the site's authentication (None when it passed or no trusted
+    /// server judged it; [`crate::breach::authres`]).
+    fn impersonates(
+        &self,
+        obs: &crate::breach::matching::Observation,
+        ctx: &crate::context::Context,
+    ) -> Option<String> {
+        if registrable(&ctx.domain).as_deref() != Some(obs.sender_domain.as_str()) {
+            return None;
+        }
+        match judge(
+            &obs.auth_results,
+            &obs.sender_domain,
+            &self.settings.trusted_authserv_ids,
+        ) {
+            Verdict::Fail(what) => Some(crate::breach::matching::escape_untrusted(&what, 160)),
+            Verdict::Pass | Verdict::Unknown => None,
+        }
     }
 }

@@ -1,0 +1,65 @@
+//! The card mocks' declined attempts and charges at chosen times, for the card canaries.
+//!
+//! Shapes as in the parent's Privacy.com and Lithic sections: the transaction object of
+//! privacy-com.readme.io/docs/transactions (Privacy.com embeds the card) and of lithic-python
+//! `types/transaction.py` (Lithic gives `card_token`). `result` is `APPROVED` or the decline
+//! reason (`CARD_PAUSED`, `CARD_CLOSED`, `UNAUTHORIZED_MERCHANT`, `USER_TRANSACTION_LIMIT`,
+//! per the Privacy.com docs and Privacy's decline help page "Card was paused at time of
+//! transaction"); a declined one has `status` `DECLINED`, nothing settled
+//! (`settled_amount` 0). `created` decides where it sits in the newest-first lists and what
+//! `begin` lets through.
+
+use super::{MockServer, Txn};
+use serde_json::{json, Value};
+
+impl MockServer {
+    /// Records an authorisation of `amount` cents at `descriptor` on a card with the
+    /// provider's `result`, created at `created` (RFC 3339; None: now). Returns its token.
+    pub fn add_card_transaction(
+        &self,
+        card_token: &str,
+        amount: i64,
+        descriptor: &str,
+        result: &str,
+        created: Option<&str>,
+    ) -> String {
+        let mut st = self.inner();
+        let mut value = st.new_transaction(card_token, amount, descriptor);
+        value["result"] = json!(result);
+        if result != "APPROVED" {
+            value["status"] = json!("DECLINED");
+            value["settled_amount"] = json!(0);
+            value["authorization_code"] = Value::Null;
+        }
+        if let Some(at) = created {
+            value["created"] = json!(at);
+            if value.get("updated").is_some() {
+                value["updated"] = json!(at);
+            }
+        }
+        let token = value["token"].as_str().unwrap_or_default().to_string();
+        // Kept oldest first by `created`, as the provider would have recorded them.
+        let at = value["created"].as_str().unwrap_or_default().to_string();
+        let i = st
+            .transactions
+            .iter()
+            .position(|t| t.value["created"].as_str().unwrap_or_default() > at.as_str())
+            .unwrap_or(st.transactions.len());
+        st.transactions.insert(
+            i,
+            Txn {
+                card_token: card_token.to_string(),
+                value,
+            },
+        );
+        token
+    }
+
+    /// How many `GET .../transactions` requests the mock has answered.
+    pub fn transaction_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains("/transactions"))
+            .count()
+    }
+}
