@@ -41,6 +41,7 @@ fn value(cmd: &str, v: &Value) -> String {
         "status" => contexts::status(v),
         "help" => help(v),
         "approve" => approved(v),
+        "check-incidents" => incidents(v),
         "deny" if v["status"] == "denied" => format!(
             "✓ Denied: {} will not run (denial is final; send the command again to ask anew).",
             lines::single(v["action"].as_str().unwrap_or("the action"))
@@ -79,6 +80,34 @@ fn help_lines(v: &Value, summaries: bool) -> String {
             args,
             c["tier"].as_str().unwrap_or_default(),
         ));
+    }
+    out
+}
+
+/// `check-incidents`: one line per incident, strongest first, in the words of its summary,
+/// with its id (for `incident.ack`) and the burn it queued.
+fn incidents(v: &Value) -> String {
+    let all: Vec<&Value> = v["incidents"].as_array().into_iter().flatten().collect();
+    if all.is_empty() {
+        return "✓ No incidents.".to_string();
+    }
+    let mut out = match all.len() {
+        1 => "1 incident:".to_string(),
+        n => format!("{n} incidents, strongest first:"),
+    };
+    for i in all {
+        out.push_str(&format!(
+            "\n• {} ({}",
+            lines::single(i["summary"].as_str().unwrap_or("an incident")),
+            lines::single(i["id"].as_str().unwrap_or("?"))
+        ));
+        if i["acked"] == Value::Bool(true) {
+            out.push_str(", acknowledged");
+        }
+        if let Some(code) = i["burn_code"].as_str() {
+            out.push_str(&format!("; burn queued: approve {}", lines::single(code)));
+        }
+        out.push(')');
     }
     out
 }
@@ -190,6 +219,20 @@ mod tests {
         assert_eq!(
             reply(Some("grant"), &Reply::Ok(granted)),
             "✓ grant: granted\ntool: card.fund"
+        );
+    }
+
+    #[test]
+    fn incidents_are_their_summaries() {
+        let v = json!({"count": 1, "incidents": [{"id": "i-0123456789", "summary": "someone tried to charge the notion card at SHADYSHOP LLC; the card is paused", "acked": false, "burn_code": "ABCDE-FGHJK"}], "lines": []});
+        assert_eq!(
+            reply(Some("check-incidents"), &Reply::Ok(v)),
+            "1 incident:\n• someone tried to charge the notion card at SHADYSHOP LLC; the card is paused (i-0123456789; burn queued: approve ABCDE-FGHJK)"
+        );
+        let none = json!({"count": 0, "incidents": [], "lines": []});
+        assert_eq!(
+            reply(Some("check-incidents"), &Reply::Ok(none)),
+            "✓ No incidents."
         );
     }
 
