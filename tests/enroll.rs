@@ -276,7 +276,9 @@ fn list_follows_every_change_to_a_context() {
 #[test]
 fn expire_denied_or_unanswered_changes_nothing() {
     let w = world(false, |c| {
-        c.replace("timeout_secs = 300", "timeout_secs = 1")
+        // Short, so the unanswered one expires in the test; long enough that the deny
+        // below lands first on a loaded machine.
+        c.replace("timeout_secs = 300", "timeout_secs = 3")
     });
     let a = &w.agent;
     assert_eq!(
@@ -292,7 +294,7 @@ fn expire_denied_or_unanswered_changes_nothing() {
 
     let asked = a.send("expire", json!({"context": "notion"}));
     assert_eq!(asked["status"], "approval_required");
-    std::thread::sleep(std::time::Duration::from_millis(2600));
+    std::thread::sleep(std::time::Duration::from_millis(4600));
     assert_error(
         &a.send("approve", json!({"code": asked["code"]})),
         "approval_invalid",
