@@ -151,13 +151,26 @@ impl Gate {
             );
             return;
         };
-        let mut args = serde_json::Map::new();
-        args.insert("code".into(), Value::String(code));
         let _ = self.audit_event(
             "signal.reaction",
             inv,
             json!({"verb": verb, "target": target}),
         );
+        self.settle_from_phone(verb, code, inv, Waiter::owner(None))
+            .await;
+    }
+
+    /// `approve CODE` / `deny CODE` as the owner gave it on the phone (typed, or as a
+    /// reaction), judged and carried out exactly as the signed command would be.
+    async fn settle_from_phone(
+        &mut self,
+        verb: &str,
+        code: String,
+        inv: &Invocation,
+        waiter: Waiter,
+    ) {
+        let mut args = serde_json::Map::new();
+        args.insert("code".into(), Value::String(code));
         match Command::parse(verb, &args) {
             Ok(command) => {
                 let envelope = Envelope {
@@ -166,10 +179,9 @@ impl Gate {
                     args,
                     sig: [0; 32],
                 };
-                self.judge_and_run(command, &envelope, inv, Waiter::owner(None))
-                    .await;
+                self.judge_and_run(command, &envelope, inv, waiter).await;
             }
-            Err(e) => self.deliver(Waiter::owner(None), e.into()).await,
+            Err(e) => self.deliver(waiter, e.into()).await,
         }
     }
 
@@ -268,23 +280,10 @@ impl Gate {
         if let [verb, code @ ..] = words.as_slice() {
             let verb = verb.to_ascii_lowercase();
             if (verb == "approve" || verb == "deny") && !code.is_empty() {
-                let mut args = serde_json::Map::new();
-                args.insert("code".into(), Value::String(code.join("")));
                 let _ = self.audit_event("signal.plain_approval", inv, json!({"verb": verb}));
-                match Command::parse(&verb, &args) {
-                    Ok(command) => {
-                        let envelope = Envelope {
-                            ts: inv.now.to_rfc3339(),
-                            cmd: verb.clone(),
-                            args,
-                            sig: [0; 32],
-                        };
-                        self.judge_and_run(command, &envelope, inv, Waiter::owner(taken))
-                            .await;
-                    }
-                    Err(e) => self.deliver(Waiter::owner(taken), e.into()).await,
-                }
-                return;
+                return self
+                    .settle_from_phone(&verb, code.join(""), inv, Waiter::owner(taken))
+                    .await;
             }
         }
         self.answer_owner("Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.", taken);
