@@ -164,17 +164,26 @@ impl ViewCache {
     }
 }
 
-/// What an intent is about to create.
+/// What an intent is about to do at the provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IntentKind {
-    /// An alias.
+    /// Create an alias.
     Alias,
-    /// A card.
+    /// Create a card.
     Card,
+    /// Change the context's alias (forwarding on or off, delete). Reconciled by reading the
+    /// alias back from the provider.
+    AliasChange,
+    /// Change the context's card (fund, pause, close). Reconciled by reading the card back
+    /// from the provider, so a crash in the middle of a fund never leaves the record saying
+    /// "paused at $0" while the provider has it open.
+    CardChange,
 }
 
-/// A create that was started; removed once its result is recorded in the context.
+/// A create or change that was started; removed once its result is recorded in the context.
+/// For a create, `marker` is the text put into the description or memo; for a change, what
+/// was asked (for the log and the audit trail).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Intent {
     /// The context it is for.
@@ -199,6 +208,8 @@ fn intent_key(context: &str, kind: IntentKind) -> Vec<u8> {
     let kind = match kind {
         IntentKind::Alias => "alias",
         IntentKind::Card => "card",
+        IntentKind::AliasChange => "alias_change",
+        IntentKind::CardChange => "card_change",
     };
     format!("{context}\u{0}{kind}").into_bytes()
 }

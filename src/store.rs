@@ -2,10 +2,19 @@
 //!
 //! One process owns it (sled locks it); the CLI talks to that process over the control
 //! socket. Anything acknowledged to anyone is flushed to disk first ([`Store::flush`]).
+//!
+//! Every flush goes through one flusher thread ([`Flusher`]): sled 0.34's `flush_async`
+//! deadlocks when several run at once (spacejam/sled#1308, #1241: its IO threads all block in
+//! `iobuf::make_stable_inner`), which froze the whole agent under a burst of concurrent jobs.
+//! The flusher is a group commit: each writer queues a request and waits; the thread takes
+//! every request pending, makes one blocking `Db::flush` for all of them, and answers them
+//! all. One flush is in progress at a time, whatever the number of writers.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +43,7 @@ impl From<sled::transaction::TransactionError<StoreError>> for StoreError {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    flusher: Arc<Flusher>,
     /// Signatures accepted inside the window, for replay refusal across restarts.
     pub replay: sled::Tree,
     /// The hash-chained audit log, keyed by big-endian sequence number.
@@ -91,20 +101,33 @@ impl Store {
             meta: db.open_tree("meta")?,
             signal_seen: db.open_tree("signal_seen")?,
             signal_prompts: db.open_tree("signal_prompts")?,
+            flusher: Arc::new(Flusher::start(db.clone())?),
             db,
         })
     }
 
-    /// Writes everything to disk; called before any write is acknowledged.
+    /// Writes everything to disk; called before any write is acknowledged. Waits for the
+    /// flusher's next round, which starts after this call: every write made before it is on
+    /// disk when it returns.
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.flusher.request(Waiter::Task(tx))?;
+        rx.await.map_err(|_| Flusher::gone())?
     }
 
-    /// The same, for code that is not async (shutdown paths, tests).
+    /// The same, for code that is not async (shutdown paths, tests). Goes through the same
+    /// flusher, so it never runs beside another flush either.
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        Ok(())
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.flusher.request(Waiter::Thread(tx))?;
+        rx.recv().map_err(|_| Flusher::gone())?
+    }
+
+    /// How many flushes the store has made (each answering one or more writers).
+    pub fn flushes(&self) -> u64 {
+        self.flusher
+            .rounds
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The store's size on disk in bytes.
@@ -115,6 +138,88 @@ impl Store {
     /// A new monotonic id, unique across restarts.
     pub fn next_id(&self) -> Result<u64, StoreError> {
         Ok(self.db.generate_id()?)
+    }
+}
+
+/// Who waits for a flush: an async task or a plain thread.
+enum Waiter {
+    Task(tokio::sync::oneshot::Sender<Result<(), StoreError>>),
+    Thread(mpsc::SyncSender<Result<(), StoreError>>),
+}
+
+impl Waiter {
+    fn answer(self, result: Result<(), StoreError>) {
+        // A waiter that stopped waiting (its task was dropped) needs no answer.
+        match self {
+            Waiter::Task(tx) => {
+                let _ = tx.send(result);
+            }
+            Waiter::Thread(tx) => {
+                let _ = tx.send(result);
+            }
+        }
+    }
+}
+
+/// The one thread that flushes the store: a group commit over every request pending when a
+/// round starts. Stopped (and joined, so the store's lock is released) when the last clone of
+/// the [`Store`] is dropped.
+struct Flusher {
+    requests: Option<mpsc::Sender<Waiter>>,
+    thread: Option<JoinHandle<()>>,
+    rounds: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Flusher {
+    fn start(db: sled::Db) -> Result<Flusher, StoreError> {
+        let (tx, rx) = mpsc::channel::<Waiter>();
+        let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = rounds.clone();
+        let thread = std::thread::Builder::new()
+            .name("store-flusher".into())
+            .spawn(move || {
+                // Blocks until a request comes; ends when every sender is gone.
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    let result = db.flush().map(|_| ());
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    for waiter in batch {
+                        waiter.answer(match &result {
+                            Ok(()) => Ok(()),
+                            Err(e) => Err(StoreError::Sled(e.clone())),
+                        });
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Sled(sled::Error::Io(e)))?;
+        Ok(Flusher {
+            requests: Some(tx),
+            thread: Some(thread),
+            rounds,
+        })
+    }
+
+    fn request(&self, waiter: Waiter) -> Result<(), StoreError> {
+        match self.requests.as_ref() {
+            Some(tx) => tx.send(waiter).map_err(|_| Flusher::gone()),
+            None => Err(Flusher::gone()),
+        }
+    }
+
+    fn gone() -> StoreError {
+        StoreError::Corrupt("the store's flusher has stopped".into())
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after the round in progress; joining it lets
+        // go of its handle on the database, so the store can be opened again at once.
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 

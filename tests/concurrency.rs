@@ -7,14 +7,11 @@
 
 mod common;
 
-use common::providers::{self, MockServer};
-use common::{assert_error, wait_for, Agent};
+use common::providers::{Fault, MockServer};
+use common::{assert_error, count_requests, wait_for, wait_for_requests, Agent};
 use pane_agent::auth::Envelope;
 use serde_json::{json, Map, Value};
 use std::time::Duration;
-
-const ADDY_KEY: &str = "addy-test-key-0001";
-const PRIVACY_KEY: &str = "privacy-test-key-0001";
 
 struct World {
     agent: Agent,
@@ -23,22 +20,8 @@ struct World {
 }
 
 fn world_with(env: &[(&str, String)]) -> World {
-    let mut agent = Agent::init();
-    let aliases = providers::addy(ADDY_KEY);
-    let cards = providers::privacy(PRIVACY_KEY);
-    for (k, v) in [
-        ("ADDY_API_KEY", ADDY_KEY.to_string()),
-        ("ADDY_BASE_URL", aliases.base.clone()),
-        ("PRIVACY_API_KEY", PRIVACY_KEY.to_string()),
-        ("PRIVACY_BASE_URL", cards.base.clone()),
-    ] {
-        agent.env.push((k.into(), v));
-    }
-    for (k, v) in env {
-        agent.env.push((k.to_string(), v.clone()));
-    }
-    agent.write_config(&common::unlimited_rates(pane_agent::config::TEMPLATE));
-    agent.spawn();
+    let (agent, aliases, cards) =
+        common::agent_with_providers(env, &common::unlimited_rates(pane_agent::config::TEMPLATE));
     World {
         agent,
         aliases,
@@ -67,18 +50,6 @@ fn enroll(agent: &Agent, name: &str) -> Value {
         "enroll",
         json!({"url": format!("https://{name}.example"), "alias": name}),
     )
-}
-
-/// Waits until the mock has received `n` requests whose line starts with `prefix`.
-fn wait_for_requests(mock: &MockServer, prefix: &str, n: usize) {
-    wait_for(&format!("{n} request(s) {prefix}"), || {
-        let seen = mock
-            .requests()
-            .iter()
-            .filter(|r| r.starts_with(prefix))
-            .count();
-        (seen >= n).then_some(())
-    });
 }
 
 #[test]
@@ -180,7 +151,9 @@ fn two_operations_on_one_context_never_overlap_and_contexts_run_side_by_side() {
         let ops: Vec<_> = ["alias.deactivate", "alias.activate", "alias.deactivate"]
             .into_iter()
             .enumerate()
-            .map(|(i, cmd)| s.spawn(move || send_at(a, i as i64, cmd, json!({"context": "one"}))))
+            .map(|(i, cmd)| {
+                s.spawn(move || send_at(a, 1000 * i as i64, cmd, json!({"context": "one"})))
+            })
             .collect();
         for op in ops {
             let r = op.join().unwrap();
@@ -282,4 +255,68 @@ fn the_watchdog_is_fed_while_enrolls_hang() {
             h.join().unwrap();
         }
     });
+}
+
+/// Security round 3, point 2: the lockdown ticket is checked before every attempt of a
+/// provider call, not once before the retry loop. A create answered 429 (Retry-After: 2) is
+/// not sent again after a lockdown that came while it waited.
+#[test]
+fn a_create_waiting_to_retry_after_a_429_is_not_sent_again_after_a_lockdown() {
+    let w = world();
+    let a = &w.agent;
+    w.aliases
+        .push_fault_for("POST", "/api/v1/aliases", Fault::rate_limited(2));
+    std::thread::scope(|s| {
+        let enrolling = s.spawn(|| enroll(a, "notion"));
+        wait_for_requests(&w.aliases, "POST /api/v1/aliases", 1);
+        let locked = a.send("lockdown", json!({}));
+        assert_eq!(locked["status"], "locked_down", "{locked}");
+        // The job ends when its retry loop does: without the check, after the retry.
+        let r = enrolling.join().unwrap();
+        assert_error(&r, "locked_down");
+    });
+    let creates = count_requests(&w.aliases, "POST /api/v1/aliases");
+    assert_eq!(
+        creates,
+        1,
+        "no retry after the lockdown: {:?}",
+        w.aliases.requests()
+    );
+    assert!(w.aliases.aliases().is_empty(), "no alias was made");
+}
+
+/// The same for a card change: a `PATCH` that opens a card with $25, answered 429, is not
+/// retried once the owner has pressed the panic button.
+#[test]
+fn an_approved_fund_waiting_to_retry_is_not_sent_again_after_a_lockdown() {
+    let w = world();
+    let a = &w.agent;
+    assert!(enroll(a, "notion").get("error").is_none());
+    let asked = a.send("card.fund", json!({"context": "notion", "limit": 25}));
+    assert_eq!(asked["status"], "approval_required", "{asked}");
+    w.cards
+        .push_fault_for("PATCH", "/v1/cards", Fault::rate_limited(2));
+    std::thread::scope(|s| {
+        let approving = s.spawn(|| a.send("approve", json!({"code": asked["code"]})));
+        wait_for_requests(&w.cards, "PATCH /v1/cards", 1);
+        let locked = a.send("lockdown", json!({}));
+        assert_eq!(locked["status"], "locked_down", "{locked}");
+        let r = approving.join().unwrap();
+        assert!(
+            r.to_string().contains("locked_down") || r.to_string().contains("locked down"),
+            "{r}"
+        );
+    });
+    let patches = count_requests(&w.cards, "PATCH /v1/cards");
+    assert_eq!(
+        patches,
+        1,
+        "no retry after the lockdown: {:?}",
+        w.cards.requests()
+    );
+    let card = &w.cards.cards()[0];
+    assert_ne!(
+        card["state"], "OPEN",
+        "the card stayed closed to spending: {card}"
+    );
 }

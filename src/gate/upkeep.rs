@@ -29,6 +29,7 @@ impl Gate {
         self.check_store_budget();
         let reconcile = PendingJob::new("reconcile", &inv, After::Action, Waiter::Nobody);
         self.start_job(Work::Reconcile, reconcile);
+        self.resume_approved().await;
         self.answer_cut_off().await;
         self.housekeeping(Utc::now());
         self.expire_due(Utc::now()).await;

@@ -231,6 +231,22 @@ impl Approvals {
         Ok(())
     }
 
+    /// Approvals that were approved and whose action has no recorded result, oldest first:
+    /// the approval was spent but a crash cut its action off. The approved state is the
+    /// action's durable job record; the gate resumes these at start.
+    pub fn unfinished(&self) -> Result<Vec<Approval>, StoreError> {
+        let mut out: Vec<Approval> = Vec::new();
+        for item in self.tree.iter() {
+            let (_, bytes) = item?;
+            let a: Approval = decode(&bytes)?;
+            if a.state == ApprovalState::Approved && a.result.is_none() {
+                out.push(a);
+            }
+        }
+        out.sort_by(|a, b| a.settled_at.cmp(&b.settled_at));
+        Ok(out)
+    }
+
     /// Every pending approval, soonest deadline first.
     pub fn pending(&self) -> Result<Vec<Approval>, StoreError> {
         let mut out: Vec<Approval> = Vec::new();
@@ -252,7 +268,9 @@ impl Approvals {
         for item in self.tree.iter() {
             let (key, bytes) = item?;
             let a: Approval = decode(&bytes)?;
+            let unfinished = a.state == ApprovalState::Approved && a.result.is_none();
             if a.state != ApprovalState::Pending
+                && !unfinished
                 && a.settled_at.as_deref().is_some_and(|s| s < cutoff.as_str())
             {
                 self.tree.remove(key)?;

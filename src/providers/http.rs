@@ -96,6 +96,27 @@ impl ProviderError {
     }
 }
 
+/// Whether a call that changes something may still be made: a job's lockdown check, asked
+/// before every attempt of a request, the first and each retry (a retry can come seconds after
+/// a `lockdown`, after a 429's Retry-After).
+pub type AttemptGuard = std::sync::Arc<dyn Fn() -> bool + Send + Sync>;
+
+tokio::task_local! {
+    static ATTEMPT_GUARD: AttemptGuard;
+}
+
+/// Runs `call` with `guard` asked before every HTTP attempt it makes: once it says no, the next
+/// attempt is not sent and the call ends as [`ProviderError::LockedDown`]. The managers wrap
+/// every provider call made for a job in it, so no retry loop can outlive a lockdown.
+pub async fn guarded<F: std::future::Future>(guard: AttemptGuard, call: F) -> F::Output {
+    ATTEMPT_GUARD.scope(guard, call).await
+}
+
+/// False when the guard in force (if any) forbids another attempt.
+fn attempt_allowed() -> bool {
+    ATTEMPT_GUARD.try_with(|g| g()).unwrap_or(true)
+}
+
 /// Retry and timeout settings.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
@@ -222,6 +243,16 @@ impl ProviderClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            if !attempt_allowed() {
+                tracing::info!(
+                    provider = self.provider,
+                    attempt,
+                    "not sent: a lockdown came after the job was authorised"
+                );
+                return Err(ProviderError::LockedDown {
+                    provider: self.provider,
+                });
+            }
             let mut req = self
                 .http
                 .request(method.clone(), &url)

@@ -111,6 +111,17 @@ impl CardProvider for Lithic {
         Ok(raw.into())
     }
 
+    /// `GET /v1/cards/{card_token}`.
+    async fn get(&self, token: &str) -> Result<CardInfo, ProviderError> {
+        let path = format!("/v1/cards/{}", path_segment(token)?);
+        let r = self
+            .client
+            .request(Method::GET, &path, &[], None, Idempotency::Idempotent)
+            .await?;
+        let raw: RawCard = decode(NAME, r.body)?;
+        Ok(raw.into())
+    }
+
     async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
         let mut out: Vec<CardInfo> = Vec::new();
         let mut requests = 0;

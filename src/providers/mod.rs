@@ -170,6 +170,9 @@ pub trait CardProvider: Send + Sync {
         token: &str,
         update: &CardUpdate,
     ) -> impl Future<Output = Result<CardInfo, ProviderError>> + Send;
+    /// One card as the provider has it now: what start-up reconciliation reads after a change
+    /// whose outcome is unknown, so the card record never lies.
+    fn get(&self, token: &str) -> impl Future<Output = Result<CardInfo, ProviderError>> + Send;
     /// Every card, all pages, and the number of requests made.
     fn list(&self) -> impl Future<Output = Result<(Vec<CardInfo>, u32), ProviderError>> + Send;
     /// The card whose memo contains `marker`, if any.

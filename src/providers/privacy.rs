@@ -235,6 +235,29 @@ impl CardProvider for Privacy {
         Ok(raw.into())
     }
 
+    /// `GET /cards?card_token=` (the list filtered to one card, as the docs give it).
+    async fn get(&self, token: &str) -> Result<CardInfo, ProviderError> {
+        let body = self
+            .call(
+                Method::GET,
+                "/cards",
+                &[("card_token", token.to_string())],
+                None,
+                Idempotency::Idempotent,
+            )
+            .await?;
+        let p: Page<RawCard> = decode(NAME, body)?;
+        p.data
+            .into_iter()
+            .map(CardInfo::from)
+            .find(|c| c.token == token)
+            .ok_or_else(|| ProviderError::Rejected {
+                provider: NAME,
+                status: 404,
+                message: "card not found".into(),
+            })
+    }
+
     async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
         self.all_cards().await
     }

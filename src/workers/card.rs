@@ -69,6 +69,9 @@ impl CardProvider for AnyCard {
     async fn update(&self, token: &str, update: &CardUpdate) -> Result<CardInfo, ProviderError> {
         dispatch!(self, p => p.update(token, update).await)
     }
+    async fn get(&self, token: &str) -> Result<CardInfo, ProviderError> {
+        dispatch!(self, p => p.get(token).await)
+    }
     async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
         dispatch!(self, p => p.list().await)
     }
@@ -127,6 +130,11 @@ impl CardHandle {
         self.pool
             .run(Some(ticket), async |p| p.update(token, &update).await)
             .await
+    }
+
+    /// One card as the provider has it now (a read).
+    pub async fn get(&self, token: &str) -> Result<CardInfo, ProviderError> {
+        self.pool.run(None, async |p| p.get(token).await).await
     }
 
     /// The card carrying `marker`, if any.

@@ -50,6 +50,18 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// A card change in words, for its intent.
+fn describe_update(update: &CardUpdate) -> String {
+    format!(
+        "card state={:?} limit={}",
+        update.state,
+        update
+            .spend_limit_cents
+            .map(format_amount)
+            .unwrap_or_else(|| "unchanged".into())
+    )
+}
+
 fn new_marker() -> Result<String, CommandError> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b)
@@ -308,9 +320,23 @@ impl Lifecycle {
         let Some(alias) = ctx.alias.as_mut().filter(|a| !a.deleted) else {
             return Err(conflict(format!("context {name} has no alias")));
         };
-        self.aliases.set_active(&alias.id, active, t).await?;
-        alias.active = active;
-        self.save(&ctx).await?;
+        let id = alias.id.clone();
+        self.begin_change(
+            name,
+            IntentKind::AliasChange,
+            format!("alias active={active}"),
+        )
+        .await?;
+        let changed = self.aliases.set_active(&id, active, t).await;
+        if let Err(e) = changed {
+            return Err(self
+                .change_failed(&mut ctx, IntentKind::AliasChange, e)
+                .await);
+        }
+        if let Some(alias) = ctx.alias.as_mut() {
+            alias.active = active;
+        }
+        self.finish_change(&ctx, IntentKind::AliasChange).await?;
         Ok(ctx.view())
     }
 
@@ -329,11 +355,23 @@ impl Lifecycle {
                 "the card of {name} is closed; closing is final"
             )));
         }
-        let info = self.cards.update(&card.token, update, t).await?;
-        card.state = info.state;
-        card.limit_cents = info.spend_limit;
-        card.last_four = info.last_four;
-        self.save(&ctx).await?;
+        let token = card.token.clone();
+        self.begin_change(name, IntentKind::CardChange, describe_update(&update))
+            .await?;
+        let info = match self.cards.update(&token, update, t).await {
+            Ok(info) => info,
+            Err(e) => {
+                return Err(self
+                    .change_failed(&mut ctx, IntentKind::CardChange, e)
+                    .await)
+            }
+        };
+        if let Some(card) = ctx.card.as_mut() {
+            card.state = info.state;
+            card.limit_cents = info.spend_limit;
+            card.last_four = info.last_four;
+        }
+        self.finish_change(&ctx, IntentKind::CardChange).await?;
         Ok(ctx.view())
     }
 
@@ -354,30 +392,53 @@ impl Lifecycle {
             return Err(conflict(format!("context {name} is already expired")));
         }
         // Each step is saved as it completes, so a failure part-way resumes on the next expire.
+        // Each provider change has its intent, so a crash between the call and the save is
+        // reconciled against the provider at the next start.
         if let Some(alias) = ctx.alias.clone().filter(|a| !a.deleted) {
             if alias.active {
-                self.aliases.set_active(&alias.id, false, t).await?;
+                self.begin_change(name, IntentKind::AliasChange, "alias active=false".into())
+                    .await?;
+                if let Err(e) = self.aliases.set_active(&alias.id, false, t).await {
+                    return Err(self
+                        .change_failed(&mut ctx, IntentKind::AliasChange, e)
+                        .await);
+                }
                 if let Some(a) = ctx.alias.as_mut() {
                     a.active = false;
                 }
-                self.save(&ctx).await?;
+                self.finish_change(&ctx, IntentKind::AliasChange).await?;
             }
-            self.aliases.delete(&alias.id, t).await?;
+            self.begin_change(name, IntentKind::AliasChange, "alias delete".into())
+                .await?;
+            if let Err(e) = self.aliases.delete(&alias.id, t).await {
+                return Err(self
+                    .change_failed(&mut ctx, IntentKind::AliasChange, e)
+                    .await);
+            }
             if let Some(a) = ctx.alias.as_mut() {
                 a.deleted = true;
             }
-            self.save(&ctx).await?;
+            self.finish_change(&ctx, IntentKind::AliasChange).await?;
         }
         if let Some(card) = ctx.card.clone().filter(|c| c.state != CardState::Closed) {
             let update = CardUpdate {
                 state: Some(CardState::Closed),
                 spend_limit_cents: None,
             };
-            let info = self.cards.update(&card.token, update, t).await?;
+            self.begin_change(name, IntentKind::CardChange, describe_update(&update))
+                .await?;
+            let info = match self.cards.update(&card.token, update, t).await {
+                Ok(info) => info,
+                Err(e) => {
+                    return Err(self
+                        .change_failed(&mut ctx, IntentKind::CardChange, e)
+                        .await)
+                }
+            };
             if let Some(c) = ctx.card.as_mut() {
                 c.state = info.state;
             }
-            self.save(&ctx).await?;
+            self.finish_change(&ctx, IntentKind::CardChange).await?;
         }
         ctx.state = ContextState::Expired;
         ctx.expired_at = Some(now());
@@ -385,6 +446,91 @@ impl Lifecycle {
         let mut view = ctx.view();
         view["status"] = json!("expired");
         Ok(view)
+    }
+
+    /// Records, flushed, that a change is about to be asked of the provider for context
+    /// `name`: if the agent dies before the answer is recorded, or the answer never comes,
+    /// the intent is there to read the truth back from the provider ([`Lifecycle::settle_change`]).
+    async fn begin_change(
+        &self,
+        name: &str,
+        kind: IntentKind,
+        what: String,
+    ) -> Result<(), CommandError> {
+        if self
+            .contexts
+            .intent(name, kind)
+            .map_err(store_err)?
+            .is_some()
+        {
+            // One left by an earlier run: settle it first, so the record is right before
+            // anything else is decided from it.
+            if let Some(mut ctx) = self.contexts.get(name).map_err(store_err)? {
+                self.settle_change(&mut ctx, kind).await?;
+            }
+        }
+        let intent = Intent {
+            context: name.to_string(),
+            kind,
+            marker: what,
+            created: now(),
+        };
+        self.contexts.open_intent(&intent).map_err(store_err)?;
+        self.store.flush().await.map_err(store_err)
+    }
+
+    /// The change was made: the context as changed and the intent's end, flushed together.
+    async fn finish_change(&self, ctx: &Context, kind: IntentKind) -> Result<(), CommandError> {
+        self.contexts.put(ctx).map_err(store_err)?;
+        self.contexts
+            .close_intent(&ctx.name, kind)
+            .map_err(store_err)?;
+        self.store.flush().await.map_err(store_err)
+    }
+
+    /// The change failed (or its outcome is unknown: a timeout, a lockdown between retries):
+    /// the record is brought to what the provider says now, and the intent closed; when the
+    /// provider cannot be read either, the intent stays for the next start. The original
+    /// error is what the caller reports.
+    async fn change_failed(
+        &self,
+        ctx: &mut Context,
+        kind: IntentKind,
+        error: crate::providers::ProviderError,
+    ) -> CommandError {
+        if let Err(e) = self.settle_change(ctx, kind).await {
+            tracing::warn!(context = %ctx.name, error = %e.message, "a change's outcome is unknown; it is reconciled at the next start");
+        }
+        error.into()
+    }
+
+    /// Reads the alias or card of `ctx` back from the provider, records what it says, and
+    /// closes the change intent.
+    async fn settle_change(&self, ctx: &mut Context, kind: IntentKind) -> Result<(), CommandError> {
+        match kind {
+            IntentKind::CardChange => {
+                if let Some(card) = ctx.card.as_mut() {
+                    let info = self.cards.get(&card.token).await?;
+                    card.state = info.state;
+                    card.limit_cents = info.spend_limit;
+                    card.last_four = info.last_four;
+                }
+            }
+            IntentKind::AliasChange => {
+                if let Some(alias) = ctx.alias.as_mut().filter(|a| !a.deleted) {
+                    match self.aliases.get(&alias.id).await {
+                        Ok(info) => alias.active = info.active,
+                        Err(crate::providers::ProviderError::Rejected { status: 404, .. }) => {
+                            alias.active = false;
+                            alias.deleted = true;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+            IntentKind::Alias | IntentKind::Card => return Ok(()),
+        }
+        self.finish_change(ctx, kind).await
     }
 
     /// Reads every alias from the provider, then updates each context under its own lock,
@@ -446,6 +592,10 @@ impl Lifecycle {
                 continue;
             };
             let found = match intent.kind {
+                IntentKind::AliasChange | IntentKind::CardChange => self
+                    .settle_change(&mut ctx, intent.kind)
+                    .await
+                    .map(|_| true),
                 IntentKind::Alias => match self.aliases.find(&intent.marker).await {
                     Ok(Some(a)) => self.attach_alias(&mut ctx, a).await.map(|_| true),
                     Ok(None) => Ok(false),

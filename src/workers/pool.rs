@@ -3,6 +3,7 @@
 //! cool-down after the provider said 429. One throttled provider slows only its own work.
 
 use super::ticket::Ticket;
+use crate::providers::http::AttemptGuard;
 use crate::providers::ProviderError;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Semaphore;
@@ -80,12 +81,18 @@ impl<P> Pool<P> {
         if let Some(until) = until {
             tokio::time::sleep_until(until).await;
         }
-        if let Some(ticket) = guard {
-            ticket.check().map_err(|_| ProviderError::LockedDown {
-                provider: self.name,
-            })?;
-        }
-        let result = call(provider).await;
+        let result = match guard {
+            Some(ticket) => {
+                ticket.check().map_err(|_| ProviderError::LockedDown {
+                    provider: self.name,
+                })?;
+                // Every attempt of every request the call makes is checked again.
+                let ticket = ticket.clone();
+                let attempts: AttemptGuard = Arc::new(move || ticket.check().is_ok());
+                crate::providers::http::guarded(attempts, call(provider)).await
+            }
+            None => call(provider).await,
+        };
         if let Err(ProviderError::RateLimited {
             retry_after_secs, ..
         }) = &result

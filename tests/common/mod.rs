@@ -246,6 +246,51 @@ pub fn use_local_services(
     }
 }
 
+/// An initialised agent pointed at fresh local addy.io and Privacy.com servers (keys
+/// `addy-test-key-0001`, `privacy-test-key-0001`), with `extra_env` and `config`, started.
+pub fn agent_with_providers(
+    extra_env: &[(&str, String)],
+    config: &str,
+) -> (Agent, providers::MockServer, providers::MockServer) {
+    let mut agent = Agent::init();
+    let aliases = providers::addy("addy-test-key-0001");
+    let cards = providers::privacy("privacy-test-key-0001");
+    for (k, v) in [
+        ("ADDY_API_KEY", aliases.key()),
+        ("ADDY_BASE_URL", aliases.base.clone()),
+        ("PRIVACY_API_KEY", cards.key()),
+        ("PRIVACY_BASE_URL", cards.base.clone()),
+    ] {
+        agent.env.push((k.into(), v));
+    }
+    for (k, v) in extra_env {
+        agent.env.push((k.to_string(), v.clone()));
+    }
+    agent.write_config(config);
+    agent.spawn();
+    (agent, aliases, cards)
+}
+
+/// Waits until `mock` has received `n` requests whose line starts with `prefix`.
+pub fn wait_for_requests(mock: &providers::MockServer, prefix: &str, n: usize) {
+    wait_for(&format!("{n} request(s) {prefix}"), || {
+        let seen = mock
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with(prefix))
+            .count();
+        (seen >= n).then_some(())
+    });
+}
+
+/// How many requests `mock` has received whose line starts with `prefix`.
+pub fn count_requests(mock: &providers::MockServer, prefix: &str) -> usize {
+    mock.requests()
+        .iter()
+        .filter(|r| r.starts_with(prefix))
+        .count()
+}
+
 /// The config with every tier's rate limit out of the way (benches and load tests send far
 /// more commands than the defaults allow).
 pub fn unlimited_rates(config: &str) -> String {
