@@ -13,6 +13,55 @@ use crate::outbox::MessageKind;
 use crate::reply::{CommandError, ErrorKind};
 use serde_json::{json, Value};
 
+/// Reactions from the owner judged per minute; more are ignored and counted.
+const REACTIONS_JUDGED_PER_MINUTE: u32 = 10;
+
+/// The owner's reactions this minute, and the ones ignored since the last tally: ignored
+/// reactions (blocked identity, not on a prompt, over the limit) are audited as one count a
+/// minute, so a flood cannot fill the store.
+#[derive(Debug)]
+pub(super) struct ReactionWindow {
+    started: std::time::Instant,
+    judged: u32,
+    ignored: u64,
+}
+
+impl Default for ReactionWindow {
+    fn default() -> Self {
+        ReactionWindow {
+            started: std::time::Instant::now(),
+            judged: 0,
+            ignored: 0,
+        }
+    }
+}
+
+impl ReactionWindow {
+    /// True when one more reaction may be judged this minute.
+    fn admit(&mut self) -> bool {
+        if self.started.elapsed() >= std::time::Duration::from_secs(60) {
+            self.started = std::time::Instant::now();
+            self.judged = 0;
+        }
+        if self.judged < REACTIONS_JUDGED_PER_MINUTE {
+            self.judged += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// One more reaction that did nothing.
+    fn ignore(&mut self) {
+        self.ignored += 1;
+    }
+
+    /// The reactions ignored since the last call.
+    pub(super) fn take_ignored(&mut self) -> u64 {
+        std::mem::take(&mut self.ignored)
+    }
+}
+
 /// The owner's latest disappearing-message timer (seconds, as text) in the store's `meta`.
 pub const EXPIRE_TIMER_KEY: &[u8] = b"signal.expire_timer";
 
@@ -47,11 +96,14 @@ impl Gate {
                         return Some(id.clone());
                     }
                 }
-                // The owner's latest disappearing-message timer goes on every message to them.
-                let _ = self
-                    .store
-                    .meta
-                    .insert(EXPIRE_TIMER_KEY, expire_timer.to_string().as_bytes());
+                // The owner's latest disappearing-message timer goes on every message to them;
+                // nothing from an identity nobody confirmed changes it (or anything else).
+                if !self.identity_blocked() {
+                    let _ = self
+                        .store
+                        .meta
+                        .insert(EXPIRE_TIMER_KEY, expire_timer.to_string().as_bytes());
+                }
                 let taken = self.take_in(&body).await;
                 ack = id;
                 self.owner_message(body.trim(), &inv, taken).await;
@@ -66,7 +118,14 @@ impl Gate {
                 if owner.is_empty() || sender != owner || !self.first_time(&id) {
                     return Some(id);
                 }
-                self.reaction(&emoji, target_timestamp, remove, &inv).await;
+                // The same block as typed messages: a reaction from an identity nobody
+                // confirmed settles nothing. Beyond a few a minute, reactions are not judged
+                // at all, so guessing a prompt's timestamp with a burst of 👍 gets nowhere.
+                if self.identity_blocked() || !self.reactions.admit() {
+                    self.reactions.ignore();
+                } else {
+                    self.reaction(&emoji, target_timestamp, remove, &inv).await;
+                }
                 ack = Some(id);
             }
             GatewayEvent::IdentityChanged { sender } => {
@@ -111,6 +170,17 @@ impl Gate {
         ack
     }
 
+    /// True while the owner's safety number changed and nobody has confirmed it (`pane-agent
+    /// trust`): every kind of input from Signal is refused.
+    fn identity_blocked(&self) -> bool {
+        self.store
+            .meta
+            .get(IDENTITY_BLOCK_KEY)
+            .ok()
+            .flatten()
+            .is_some()
+    }
+
     /// Records `id` as seen; false when it was seen before.
     fn first_time(&mut self, id: &str) -> bool {
         let now = chrono::Utc::now().timestamp_millis().to_string();
@@ -144,11 +214,8 @@ impl Gate {
             .flatten()
             .map(|c| String::from_utf8_lossy(&c).into_owned());
         let (Some(code), false, false) = (code, remove, verb.is_empty()) else {
-            let _ = self.audit_event(
-                "signal.reaction_ignored",
-                inv,
-                json!({"emoji": crate::redact::truncate(emoji, 8), "remove": remove, "target": target}),
-            );
+            // Counted, and audited as a count every minute ([`Gate::write_tallies`]).
+            self.reactions.ignore();
             return;
         };
         let _ = self.audit_event(
@@ -255,14 +322,7 @@ impl Gate {
     /// Carries out an owner's message; the answer is queued for them (now, or when the job
     /// it started is done).
     async fn owner_message(&mut self, body: &str, inv: &Invocation, taken: Option<[u8; 8]>) {
-        if self
-            .store
-            .meta
-            .get(IDENTITY_BLOCK_KEY)
-            .ok()
-            .flatten()
-            .is_some()
-        {
+        if self.identity_blocked() {
             let _ = self.audit_event(
                 "signal.blocked",
                 inv,

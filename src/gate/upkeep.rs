@@ -81,6 +81,16 @@ impl Gate {
             );
             wrote = true;
         }
+        let reactions = self.reactions.take_ignored();
+        if reactions > 0 {
+            let inv = Invocation::now(Channel::Signal);
+            let _ = self.audit_event(
+                "signal.reactions_ignored",
+                &inv,
+                json!({"count": reactions}),
+            );
+            wrote = true;
+        }
         if wrote {
             if let Err(e) = self.store.flush().await {
                 tracing::error!(error = %e, "store flush failed after writing tallies");
