@@ -373,6 +373,13 @@ impl Gate {
                 "secrets.reload is accepted only at the console",
             ));
         }
+        // What the start refuses, a reload refuses too; nothing is reloaded then.
+        crate::ownership::check_reload(&self.data_dir).map_err(|e| {
+            CommandError::new(
+                crate::reply::ErrorKind::Internal,
+                format!("nothing reloaded: {e}"),
+            )
+        })?;
         let fresh =
             crate::auth::SecretSet::load(&self.data_dir, &self.config.auth.previous_secrets)
                 .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
