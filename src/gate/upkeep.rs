@@ -481,13 +481,13 @@ impl Gate {
         answered: Option<[u8; 8]>,
     ) -> Result<u64, CommandError> {
         let body = self.redactor.text(body);
-        let id = self.store.next_id().map_err(|e| self.internal(e))?;
+        let seq = self.store.next_id().map_err(|e| self.internal(e))?;
         let msg = match answered {
             Some(key) => {
                 self.outbox
-                    .push_removing(id, kind, &body, (&self.store.signal_inbox, &key))
+                    .push_removing(seq, kind, &body, (&self.store.signal_inbox, &key))
             }
-            None => self.outbox.push(id, kind, &body),
+            None => self.outbox.push(seq, kind, &body),
         }
         .map_err(|e| self.internal(e))?;
         Ok(msg.timestamp)
