@@ -34,14 +34,10 @@ fn a_burst_of_grants_elsewhere_does_not_rate_limit_the_owner_on_signal() {
         &agent.envelope("grant", json!({"tool": "audit"})).to_json(),
     );
     let judged = wait_for("the phone's grant judged", || {
-        agent
-            .audit()
-            .into_iter()
-            .rev()
-            .find(|e| {
-                e["channel"] == "signal"
-                    && (e["event"] == "policy.approval_required" || e["event"] == "policy.deny")
-            })
+        agent.audit().into_iter().rev().find(|e| {
+            e["channel"] == "signal"
+                && (e["event"] == "policy.approval_required" || e["event"] == "policy.deny")
+        })
     });
     assert_eq!(judged["event"], "policy.approval_required", "{judged}");
     let reply = loop {
