@@ -3,6 +3,13 @@
 //! A message is written (and flushed) before anyone is told it exists, stays until a channel
 //! acknowledges delivery, and is never handed out again after that, so an alert is neither
 //! lost while the Signal gateway is down nor sent twice after a restart.
+//!
+//! Each message has two numbers. Its `seq` (from the store's id generator) is its key and
+//! keeps the queue in order. The id the gateway knows it by ([`OutboxId`]) adds a random
+//! 64-bit nonce chosen when it is queued: the gateway answers `sent` without sending for an
+//! id in its sent log, and a store restored from an older copy hands out the same `seq`s
+//! again, so an id made of the `seq` alone would have new messages taken for old ones and
+//! silently dropped.
 
 use crate::store::{decode, encode, StoreError};
 use chrono::{SecondsFormat, Utc};
@@ -74,11 +81,74 @@ pub fn fit(body: &str) -> String {
     format!("{}{note}", &body[..cut])
 }
 
+/// The id a message is sent to the gateway with, and that its `sent` or `send_failed` names:
+/// `<seq>.<nonce in 16 hex digits>`, or `<seq>` alone for a message queued before nonces
+/// existed (so one in flight across the upgrade keeps its id). Never the same for two
+/// messages, even after the store is restored from an older copy (the nonce is random).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OutboxId {
+    /// The message's place in the queue (its key).
+    pub seq: u64,
+    /// Random, chosen when the message was queued (or re-issued); 0 for an old message.
+    pub nonce: u64,
+}
+
+impl std::fmt::Display for OutboxId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.nonce == 0 {
+            write!(f, "{}", self.seq)
+        } else {
+            write!(f, "{}.{:016x}", self.seq, self.nonce)
+        }
+    }
+}
+
+impl std::str::FromStr for OutboxId {
+    type Err = std::num::ParseIntError;
+
+    /// Reads what [`OutboxId`]'s `Display` writes (the gateway echoes it).
+    fn from_str(s: &str) -> Result<OutboxId, Self::Err> {
+        match s.split_once('.') {
+            Some((seq, nonce)) => Ok(OutboxId {
+                seq: seq.parse()?,
+                nonce: u64::from_str_radix(nonce, 16)?,
+            }),
+            None => Ok(OutboxId {
+                seq: s.parse()?,
+                nonce: 0,
+            }),
+        }
+    }
+}
+
+/// A random nonce for a message id, never 0 (0 marks an old message). Without randomness
+/// (which Linux does not run out of) the clock's nanoseconds and a counter stand in: still
+/// never the same after a restore, since the clock has moved on.
+fn fresh_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nonce = getrandom::u64().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "no randomness for an outbox id; using the clock");
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        nanos ^ COUNTER.fetch_add(1, Ordering::Relaxed).rotate_left(48)
+    });
+    nonce.max(1)
+}
+
 /// One outgoing message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboxMessage {
-    /// Unique, monotonic id; the delivery acknowledgement names it.
-    pub id: u64,
+    /// Its place in the queue, from the store's id generator: the key, so messages go out
+    /// in the order they were queued. (Stored as `id`, its name before nonces.)
+    #[serde(rename = "id")]
+    pub seq: u64,
+    /// The random part of its [`OutboxId`]; 0 for a message queued before it existed.
+    #[serde(default)]
+    pub nonce: u64,
+    /// How many times it was given a new nonce because the gateway refused its id as one it
+    /// had sent with other content (`id_conflict`).
+    #[serde(default)]
+    pub reissued: u32,
     /// When it was queued.
     pub created: String,
     /// Its kind.
@@ -111,14 +181,24 @@ fn next_timestamp() -> u64 {
 
 impl OutboxMessage {
     /// A new message, queued now, its body fitted into [`MAX_MESSAGE_BYTES`].
-    fn new(id: u64, kind: MessageKind, body: &str) -> OutboxMessage {
+    fn new(seq: u64, kind: MessageKind, body: &str) -> OutboxMessage {
         OutboxMessage {
-            id,
+            seq,
+            nonce: fresh_nonce(),
+            reissued: 0,
             created: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
             kind,
             body: fit(body),
             attempts: 0,
             timestamp: next_timestamp(),
+        }
+    }
+
+    /// The id the gateway knows it by.
+    pub fn id(&self) -> OutboxId {
+        OutboxId {
+            seq: self.seq,
+            nonce: self.nonce,
         }
     }
 }
@@ -133,7 +213,7 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Uses the store's `outbox` tree; `id` values come from the store's id generator.
+    /// Uses the store's `outbox` tree; `seq` values come from the store's id generator.
     pub fn new(tree: sled::Tree) -> Outbox {
         Outbox {
             tree,
@@ -147,16 +227,16 @@ impl Outbox {
         self.queued.notified().await
     }
 
-    /// Queues a message with the given id, fitted into [`MAX_MESSAGE_BYTES`]. The caller
-    /// flushes before acknowledging.
+    /// Queues a message at `seq` (from the store's id generator), fitted into
+    /// [`MAX_MESSAGE_BYTES`], with a fresh random id. The caller flushes before acknowledging.
     pub fn push(
         &self,
-        id: u64,
+        seq: u64,
         kind: MessageKind,
         body: &str,
     ) -> Result<OutboxMessage, StoreError> {
-        let msg = OutboxMessage::new(id, kind, body);
-        self.tree.insert(id.to_be_bytes(), encode(&msg)?)?;
+        let msg = OutboxMessage::new(seq, kind, body);
+        self.tree.insert(seq.to_be_bytes(), encode(&msg)?)?;
         self.queued.notify_one();
         Ok(msg)
     }
@@ -166,13 +246,13 @@ impl Outbox {
     /// flushes, so two separate inserts could be cut apart by a kill.
     pub fn push_with(
         &self,
-        id: u64,
+        seq: u64,
         kind: MessageKind,
         body: &str,
         other: (&sled::Tree, &[u8], &[u8]),
     ) -> Result<OutboxMessage, StoreError> {
         let (tree, key, value) = other;
-        self.push_and(id, kind, body, tree, &|t: &TransactionalTree| {
+        self.push_and(seq, kind, body, tree, &|t: &TransactionalTree| {
             t.insert(key, value).map(|_| ())
         })
     }
@@ -181,20 +261,20 @@ impl Outbox {
     /// record of the message it answers: both or neither survive a crash).
     pub fn push_removing(
         &self,
-        id: u64,
+        seq: u64,
         kind: MessageKind,
         body: &str,
         other: (&sled::Tree, &[u8]),
     ) -> Result<OutboxMessage, StoreError> {
         let (tree, key) = other;
-        self.push_and(id, kind, body, tree, &|t: &TransactionalTree| {
+        self.push_and(seq, kind, body, tree, &|t: &TransactionalTree| {
             t.remove(key).map(|_| ())
         })
     }
 
     fn push_and(
         &self,
-        id: u64,
+        seq: u64,
         kind: MessageKind,
         body: &str,
         tree: &sled::Tree,
@@ -202,11 +282,11 @@ impl Outbox {
             &TransactionalTree,
         ) -> Result<(), sled::transaction::UnabortableTransactionError>,
     ) -> Result<OutboxMessage, StoreError> {
-        let msg = OutboxMessage::new(id, kind, body);
+        let msg = OutboxMessage::new(seq, kind, body);
         let bytes = encode(&msg)?;
         (&self.tree, tree).transaction(
             |(outbox, other): &(TransactionalTree, TransactionalTree)| {
-                outbox.insert(&id.to_be_bytes(), bytes.as_slice())?;
+                outbox.insert(&seq.to_be_bytes(), bytes.as_slice())?;
                 change(other)?;
                 Ok::<(), ConflictableTransactionError<StoreError>>(())
             },
@@ -227,19 +307,57 @@ impl Outbox {
             .collect()
     }
 
+    /// The queued message `id` names: None when none is queued at its `seq`, or the one
+    /// there has another nonce (an answer about a message delivered or re-issued since).
+    pub fn get(&self, id: &OutboxId) -> Result<Option<OutboxMessage>, StoreError> {
+        let Some(bytes) = self.tree.get(id.seq.to_be_bytes())? else {
+            return Ok(None);
+        };
+        let msg: OutboxMessage = decode(&bytes)?;
+        Ok((msg.nonce == id.nonce).then_some(msg))
+    }
+
     /// Counts a delivery attempt that was not acknowledged.
-    pub fn record_attempt(&self, id: u64) -> Result<(), StoreError> {
-        if let Some(bytes) = self.tree.get(id.to_be_bytes())? {
-            let mut msg: OutboxMessage = decode(&bytes)?;
+    pub fn record_attempt(&self, id: &OutboxId) -> Result<(), StoreError> {
+        if let Some(mut msg) = self.get(id)? {
             msg.attempts = msg.attempts.saturating_add(1);
-            self.tree.insert(id.to_be_bytes(), encode(&msg)?)?;
+            self.tree.insert(id.seq.to_be_bytes(), encode(&msg)?)?;
         }
         Ok(())
     }
 
-    /// Removes a delivered message. Returns false when it was not queued (already delivered).
-    pub fn delivered(&self, id: u64) -> Result<bool, StoreError> {
-        Ok(self.tree.remove(id.to_be_bytes())?.is_some())
+    /// Gives the queued message `id` names a new random id, keeping its place in the queue,
+    /// its body and its Signal timestamp, and rings the bell so it goes again at once: the
+    /// gateway refused `id` as one it sent with other content. None when no message is
+    /// queued under `id`. The caller flushes before the new id is sent (the gate does, after
+    /// every gateway event).
+    pub fn reissue(&self, id: &OutboxId) -> Result<Option<OutboxMessage>, StoreError> {
+        let Some(mut msg) = self.get(id)? else {
+            return Ok(None);
+        };
+        msg.nonce = fresh_nonce();
+        msg.reissued = msg.reissued.saturating_add(1);
+        msg.attempts = msg.attempts.saturating_add(1);
+        self.tree.insert(id.seq.to_be_bytes(), encode(&msg)?)?;
+        self.queued.notify_one();
+        Ok(Some(msg))
+    }
+
+    /// Removes a delivered message. Returns false when it was not queued (already delivered,
+    /// or `id` names a message the queue no longer holds under that id).
+    pub fn delivered(&self, id: &OutboxId) -> Result<bool, StoreError> {
+        let Some(bytes) = self.tree.get(id.seq.to_be_bytes())? else {
+            return Ok(false);
+        };
+        let msg: OutboxMessage = decode(&bytes)?;
+        if msg.nonce != id.nonce {
+            return Ok(false);
+        }
+        // Only that exact record: a message written at this key meanwhile stays.
+        Ok(self
+            .tree
+            .compare_and_swap(id.seq.to_be_bytes(), Some(bytes), None as Option<&[u8]>)?
+            .is_ok())
     }
 
     /// How many messages wait.
@@ -256,6 +374,53 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_read_back_and_old_ids_keep_their_shape() {
+        let new = OutboxId {
+            seq: 42,
+            nonce: 0x00ab_cdef_0123_4567,
+        };
+        assert_eq!(new.to_string(), "42.00abcdef01234567");
+        assert_eq!("42.00abcdef01234567".parse::<OutboxId>(), Ok(new));
+        let old = OutboxId { seq: 42, nonce: 0 };
+        assert_eq!(old.to_string(), "42");
+        assert_eq!("42".parse::<OutboxId>(), Ok(old));
+        assert!("42.zz".parse::<OutboxId>().is_err());
+        assert!("x".parse::<OutboxId>().is_err());
+    }
+
+    #[test]
+    fn the_same_seq_gets_a_new_id_every_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = sled::open(tmp.path()).unwrap();
+        let outbox = Outbox::new(db.open_tree("outbox").unwrap());
+        let a = outbox.push(7, MessageKind::Reply, "one").unwrap();
+        assert!(outbox.delivered(&a.id()).unwrap());
+        // A restored store hands out seq 7 again: the id is not the same.
+        let b = outbox.push(7, MessageKind::Reply, "two").unwrap();
+        assert_ne!(a.id(), b.id());
+        assert_ne!(b.nonce, 0);
+        // An answer about the old message leaves the new one queued.
+        assert!(!outbox.delivered(&a.id()).unwrap());
+        assert_eq!(outbox.len(), 1);
+        let c = outbox.reissue(&b.id()).unwrap().unwrap();
+        assert_eq!((c.seq, c.timestamp, c.reissued), (7, b.timestamp, 1));
+        assert_ne!(c.id(), b.id());
+        assert!(outbox.reissue(&b.id()).unwrap().is_none());
+        assert!(!outbox.delivered(&b.id()).unwrap());
+        assert_eq!(outbox.pending(10).unwrap(), vec![c.clone()]);
+        assert!(outbox.delivered(&c.id()).unwrap());
+        assert!(outbox.is_empty());
+    }
+
+    #[test]
+    fn a_message_stored_before_nonces_keeps_its_id() {
+        let old = r#"{"id":5,"created":"2025-01-01T00:00:00Z","kind":"reply","body":"b","attempts":0,"timestamp":9}"#;
+        let msg: OutboxMessage = serde_json::from_str(old).unwrap();
+        assert_eq!((msg.seq, msg.nonce, msg.reissued), (5, 0, 0));
+        assert_eq!(msg.id().to_string(), "5");
+    }
 
     #[test]
     fn short_bodies_are_unchanged() {

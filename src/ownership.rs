@@ -177,6 +177,13 @@ pub fn check_start(data_dir: &Path, config: Option<&Path>) -> Result<(), Ownersh
     }
 }
 
+/// The check `secrets.reload` makes before it reads the secrets again: the data dir and the
+/// secret's file, as at start (the config is not read again). A secret another user can
+/// rewrite is no secret whenever it is read, so a reload refuses what the start refuses.
+pub fn check_reload(data_dir: &Path) -> Result<(), OwnershipError> {
+    check_start(data_dir, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

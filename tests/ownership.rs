@@ -187,3 +187,36 @@ fn a_directory_above_writable_by_others_stops_the_start_unless_sticky() {
     );
     chown(&shared, 0);
 }
+
+/// Issue 21: `secrets.reload` refuses an `agent.secret` owned by another user, as the start
+/// does, and the daemon keeps the secrets it has.
+#[test]
+fn secrets_reload_refuses_a_secret_owned_by_another_user() {
+    use pane_agent::auth::{Envelope, Secret};
+    let agent = Agent::start();
+    let old = agent.secret();
+    let path = agent.dir.join("agent.secret");
+    // Another user's secret, mode 0600 as the start asks: only its owner is wrong.
+    let theirs = "t".repeat(48);
+    std::fs::write(&path, &theirs).unwrap();
+    chmod(&path, 0o600);
+    chown(&path, OTHER_UID);
+    let signed = |secret: &Secret, cmd: &str| {
+        let env = Envelope::sign(secret, chrono::Utc::now(), cmd, Default::default());
+        agent.raw(env.to_json().as_bytes())
+    };
+    let reply = signed(&old, "secrets.reload");
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("is owned by uid {OTHER_UID}")) && error.contains("chown"),
+        "{reply}"
+    );
+    assert!(reply.get("status").is_none(), "{reply}");
+    // Nothing was reloaded: the old secret still works and theirs does not.
+    assert!(signed(&old, "list").get("error").is_none());
+    assert_eq!(
+        signed(&Secret::new(&theirs), "list")["kind"],
+        "bad_signature"
+    );
+    chown(&path, 0);
+}

@@ -24,6 +24,27 @@ fn both_sides_allow_the_same_line_length() {
     assert_eq!(core_side::MAX_LINE_BYTES, gateway_side::MAX_LINE_BYTES);
 }
 
+/// The refusal of a send under a used id is one error text on both sides: the core acts on
+/// it (a new id, an alert) instead of retrying it as an ordinary failure.
+#[test]
+fn both_sides_name_an_id_conflict_alike() {
+    assert_eq!(core_side::ID_CONFLICT, gateway_side::ID_CONFLICT);
+    let line = gateway_side::encode_line(&gateway_side::GatewayEvent::SendFailed {
+        id: "7.00000000000000ff".into(),
+        error: gateway_side::ID_CONFLICT.into(),
+        retryable: false,
+    })
+    .unwrap();
+    assert_eq!(
+        core_side::decode_line::<core_side::GatewayEvent>(&line).unwrap(),
+        core_side::GatewayEvent::SendFailed {
+            id: "7.00000000000000ff".into(),
+            error: core_side::ID_CONFLICT.into(),
+            retryable: false,
+        }
+    );
+}
+
 /// What the gateway writes, the core reads as the same message.
 #[test]
 fn every_gateway_event_reads_the_same_in_the_core() {

@@ -116,8 +116,8 @@ fn outbox_keeps_prompts_and_alerts_across_restart() {
     assert_eq!(pending[1].kind, MessageKind::Alert);
     assert!(pending[1].body.contains("LOCKDOWN"));
     // Delivered once: acknowledging removes it for good.
-    assert!(outbox.delivered(pending[0].id).unwrap());
-    assert!(!outbox.delivered(pending[0].id).unwrap());
+    assert!(outbox.delivered(&pending[0].id()).unwrap());
+    assert!(!outbox.delivered(&pending[0].id()).unwrap());
     store.flush_blocking().unwrap();
     drop(outbox);
     drop(store);
@@ -126,7 +126,7 @@ fn outbox_keeps_prompts_and_alerts_across_restart() {
     let store = Store::open(&agent.dir.join("store")).unwrap();
     let left = Outbox::new(store.outbox.clone()).pending(10).unwrap();
     assert_eq!(left.len(), 1);
-    assert_eq!(left[0].id, pending[1].id);
+    assert_eq!(left[0].id(), pending[1].id());
 }
 
 /// Stops the agent, lets `tamper` change the audit tree directly, restarts, and returns the

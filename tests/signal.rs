@@ -322,11 +322,17 @@ fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
 fn the_sent_log_stops_a_second_delivery_after_a_gateway_restart() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sent-ids");
-    let mut log = pane_agent::gateway::sent_log::SentLog::open(&path).unwrap();
-    assert!(!log.contains("7"));
-    log.record("7").unwrap();
-    let log = pane_agent::gateway::sent_log::SentLog::open(&path).unwrap();
-    assert!(log.contains("7"), "remembered across a restart");
+    use pane_agent::gateway::sent_log::{content_digest, Seen, SentLog};
+    let digest = content_digest(OWNER, 1_700, "reply");
+    let mut log = SentLog::open(&path).unwrap();
+    assert_eq!(log.check("7", &digest), Seen::New);
+    log.record("7", &digest).unwrap();
+    let log = SentLog::open(&path).unwrap();
+    assert_eq!(
+        log.check("7", &digest),
+        Seen::Sent,
+        "remembered across a restart"
+    );
 }
 
 #[test]

@@ -96,6 +96,11 @@ pub enum CoreCommand {
 /// The error text of a send refused because the recipient's identity key changed.
 pub const IDENTITY_CHANGED: &str = "identity_changed";
 
+/// The error text of a send refused because the sent log holds its id for a message with
+/// other content (`retryable: false`): the core must not take it for sent; it sends the
+/// message again under a new id and tells the owner. Answering `sent` would drop it silently.
+pub const ID_CONFLICT: &str = "id_conflict";
+
 /// `<sender ACI>.<sender device>.<timestamp>`.
 pub fn message_id(sender: &str, device: u32, timestamp: u64) -> String {
     format!("{sender}.{device}.{timestamp}")

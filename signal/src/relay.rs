@@ -13,10 +13,11 @@
 
 use crate::journal::{event_id, Journal};
 use crate::protocol::{
-    decode_line, encode_line, CoreCommand, GatewayEvent, IDENTITY_CHANGED, MAX_LINE_BYTES,
+    decode_line, encode_line, CoreCommand, GatewayEvent, IDENTITY_CHANGED, ID_CONFLICT,
+    MAX_LINE_BYTES,
 };
 use pane_agent::gateway::device::DeviceError;
-use pane_agent::gateway::sent_log::SentLog;
+use pane_agent::gateway::sent_log::{self, content_digest, SentLog};
 use pane_agent::shutdown::Shutdown;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -340,27 +341,46 @@ impl<D: Device> Relay<D> {
                 timestamp,
                 expire_timer,
             }) => {
-                if self.sent.contains(&id) {
-                    if link
-                        .write(&GatewayEvent::Sent { id, timestamp })
-                        .await
-                        .is_err()
-                    {
-                        return Ok(Err(()));
+                let out = Outgoing {
+                    recipient,
+                    body,
+                    timestamp,
+                    expire_timer,
+                };
+                match self.answer_from_log(&id, &out) {
+                    Some(answer) => {
+                        if link.write(&answer).await.is_err() {
+                            return Ok(Err(()));
+                        }
                     }
-                } else {
-                    let out = Outgoing {
-                        recipient,
-                        body,
-                        timestamp,
-                        expire_timer,
-                    };
-                    self.waiting.push_back((id, out));
+                    None => self.waiting.push_back((id, out)),
                 }
             }
             Err(e) => tracing::warn!(error = %e, "ignored a line from the core"),
         }
         Ok(Ok(()))
+    }
+
+    /// The answer to a send whose id the sent log holds, None for a new id: `sent` for the
+    /// same message (the core asks again), an `id_conflict` refusal for another message
+    /// under a used id, which must never be taken for sent.
+    fn answer_from_log(&self, id: &str, out: &Outgoing) -> Option<GatewayEvent> {
+        let digest = content_digest(&out.recipient, out.timestamp, &out.body);
+        match self.sent.check(id, &digest) {
+            sent_log::Seen::New => None,
+            sent_log::Seen::Sent => Some(GatewayEvent::Sent {
+                id: id.to_string(),
+                timestamp: out.timestamp,
+            }),
+            sent_log::Seen::Conflict => {
+                tracing::error!(%id, "the core sent a new message under an id already sent with other content: refused (id_conflict), not sent");
+                Some(GatewayEvent::SendFailed {
+                    id: id.to_string(),
+                    error: ID_CONFLICT.into(),
+                    retryable: false,
+                })
+            }
+        }
     }
 
     /// Sends one message and writes the outcome; `Err(())` when writing failed.
@@ -371,17 +391,14 @@ impl<D: Device> Relay<D> {
         out: &Outgoing,
     ) -> Result<Result<(), ()>, RelayError> {
         let ok = |r: std::io::Result<u64>| r.map(|_| ()).map_err(|_| ());
-        if self.sent.contains(id) {
-            let sent = GatewayEvent::Sent {
-                id: id.to_string(),
-                timestamp: out.timestamp,
-            };
-            return Ok(ok(link.write(&sent).await));
+        if let Some(answer) = self.answer_from_log(id, out) {
+            return Ok(ok(link.write(&answer).await));
         }
         tracing::info!(%id, timestamp = out.timestamp, "sending");
         match self.device.send(out).await {
             Ok(delivered) => {
-                self.sent.record(id)?;
+                let digest = content_digest(&out.recipient, out.timestamp, &out.body);
+                self.sent.record(id, &digest)?;
                 let sent = GatewayEvent::Sent {
                     id: id.to_string(),
                     timestamp: out.timestamp,

@@ -285,6 +285,18 @@ async fn sends_go_out_once_with_the_cores_timestamp_after_the_backlog() {
         let sent = h.seen.borrow().sent.clone();
         assert_eq!(sent.len(), 1);
         assert_eq!((sent[0].timestamp, sent[0].expire_timer), (1_700, Some(60)));
+        // Another message under that id (a core whose store went back): refused, not sent,
+        // and never answered `sent`.
+        core.say(&send("7", 1_800)).await;
+        assert_eq!(
+            core.line().await,
+            GatewayEvent::SendFailed {
+                id: "7".into(),
+                error: ID_CONFLICT.into(),
+                retryable: false,
+            }
+        );
+        assert_eq!(h.seen.borrow().sent.len(), 1);
         // Lines that are not the protocol (the old `send` without a timestamp) are ignored.
         core.writer
             .write_all(b"{\"type\":\"send\",\"id\":\"8\",\"recipient\":\"x\",\"body\":\"b\"}\n")

@@ -363,19 +363,25 @@ impl Incidents {
         Ok(())
     }
 
-    /// Marks `incident` alerted and queues its alert (outbox id `id`) in one transaction, so
-    /// that a crash can neither alert it twice nor mark it alerted without its alert.
+    /// Marks `incident` alerted and queues its alert (at outbox position `seq`) in one
+    /// transaction, so that a crash can neither alert it twice nor mark it alerted without
+    /// its alert.
     pub fn mark_alerted(
         &self,
         incident: &mut Incident,
         outbox: &Outbox,
-        id: u64,
+        seq: u64,
         alert: &str,
     ) -> Result<(), StoreError> {
         incident.alerted = true;
         let value = encode(&*incident)?;
         let k = incident.key();
-        outbox.push_with(id, MessageKind::Alert, alert, (&self.incidents, &k, &value))?;
+        outbox.push_with(
+            seq,
+            MessageKind::Alert,
+            alert,
+            (&self.incidents, &k, &value),
+        )?;
         Ok(())
     }
 

@@ -141,8 +141,10 @@ impl Connection {
         let (reader, mut writer) = stream.into_split();
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
-        let mut in_flight: HashSet<u64> = HashSet::new();
-        let mut failed: HashMap<u64, Instant> = HashMap::new();
+        // Keyed by the id each message was sent with (`OutboxId`'s text): a message given a
+        // new id after an `id_conflict` is a new send.
+        let mut in_flight: HashSet<String> = HashSet::new();
+        let mut failed: HashMap<String, Instant> = HashMap::new();
         let mut sweep = tokio::time::interval(SWEEP);
         loop {
             tokio::select! {
@@ -168,16 +170,12 @@ impl Connection {
                     };
                     match &event {
                         GatewayEvent::Sent { id, .. } => {
-                            if let Ok(id) = id.parse() {
-                                in_flight.remove(&id);
-                                failed.remove(&id);
-                            }
+                            in_flight.remove(id);
+                            failed.remove(id);
                         }
                         GatewayEvent::SendFailed { id, .. } => {
-                            if let Ok(id) = id.parse() {
-                                in_flight.remove(&id);
-                                failed.insert(id, Instant::now() + RETRY_AFTER);
-                            }
+                            in_flight.remove(id);
+                            failed.insert(id.clone(), Instant::now() + RETRY_AFTER);
                         }
                         GatewayEvent::Received { sender, id, .. } if Some(sender) != self.owner.as_ref() => {
                             // Strangers get no reply and never reach the gate's queue; the
@@ -226,8 +224,8 @@ impl Connection {
     async fn send_pending(
         &self,
         writer: &mut tokio::net::unix::OwnedWriteHalf,
-        in_flight: &mut HashSet<u64>,
-        failed: &HashMap<u64, Instant>,
+        in_flight: &mut HashSet<String>,
+        failed: &HashMap<String, Instant>,
     ) -> bool {
         let Some(owner) = &self.owner else {
             return true;
@@ -252,7 +250,8 @@ impl Connection {
         };
         let now = Instant::now();
         for msg in pending {
-            if in_flight.contains(&msg.id) || failed.get(&msg.id).is_some_and(|t| *t > now) {
+            let id = msg.id().to_string();
+            if in_flight.contains(&id) || failed.get(&id).is_some_and(|t| *t > now) {
                 continue;
             }
             let timestamp = if msg.timestamp > 0 {
@@ -262,10 +261,10 @@ impl Connection {
                 // second), still the same on every retry.
                 chrono::DateTime::parse_from_rfc3339(&msg.created)
                     .map(|t| t.timestamp_millis().max(0) as u64)
-                    .unwrap_or(msg.id)
+                    .unwrap_or(msg.seq)
             };
             let cmd = CoreCommand::Send {
-                id: msg.id.to_string(),
+                id: id.clone(),
                 recipient: owner.clone(),
                 body: msg.body,
                 timestamp,
@@ -278,7 +277,7 @@ impl Connection {
                 tracing::info!("Signal gateway disconnected");
                 return false;
             }
-            in_flight.insert(msg.id);
+            in_flight.insert(id);
         }
         true
     }

@@ -245,11 +245,11 @@ impl Gate {
         inv: &Invocation,
     ) -> Result<Decision, CommandError> {
         let tool = command.tool()?;
-        let lane = match command {
-            Command::Approve(_) | Command::Deny(_) if inv.channel == Channel::Signal => {
-                Lane::OwnerPhone
-            }
-            _ if inv.channel == Channel::Mcp => Lane::Mcp,
+        // Only the owner's messages reach the gate from Signal (the channel drops
+        // strangers'), so everything from there counts against the owner's own budget.
+        let lane = match inv.channel {
+            Channel::Signal => Lane::OwnerPhone,
+            Channel::Mcp => Lane::Mcp,
             _ => Lane::Shared,
         };
         let decision = match self.policy.decide(tool, lane, Instant::now()) {

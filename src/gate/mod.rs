@@ -11,6 +11,7 @@
 //! provider, a mailbox or the network is doing.
 
 mod approvals;
+mod delivery;
 mod envelope;
 mod guard;
 mod jobs;
@@ -252,6 +253,8 @@ pub struct Gate {
     rollback_floor: Option<DateTime<Utc>>,
     over_budget: bool,
     envelopes_since_size_check: u32,
+    /// When the owner was last alerted that the gateway refused an outbox id.
+    id_conflict_alerted: Option<Instant>,
 }
 
 impl Gate {
@@ -303,6 +306,7 @@ impl Gate {
             rollback_floor: None,
             over_budget: false,
             envelopes_since_size_check: 0,
+            id_conflict_alerted: None,
         }
     }
 

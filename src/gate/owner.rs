@@ -141,27 +141,12 @@ impl Gate {
                     );
                 }
             }
-            GatewayEvent::Sent { id, .. } => {
-                if let Ok(id) = id.parse::<u64>() {
-                    if let Ok(true) = self.outbox.delivered(id) {
-                        let _ = self.audit_event("outbox.delivered", &inv, json!({"id": id}));
-                    }
-                }
-            }
+            GatewayEvent::Sent { id, .. } => self.on_sent(&id, &inv),
             GatewayEvent::SendFailed {
                 id,
                 error,
                 retryable,
-            } => {
-                if let Ok(id) = id.parse::<u64>() {
-                    let _ = self.outbox.record_attempt(id);
-                    let _ = self.audit_event(
-                        "outbox.send_failed",
-                        &inv,
-                        json!({"id": id, "error": crate::redact::truncate(&crate::text::escape(&error, crate::text::Lines::Single), 200), "retryable": retryable}),
-                    );
-                }
-            }
+            } => self.on_send_failed(&id, &error, retryable, &inv),
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %self.redactor.text(&e.to_string()), "store flush failed after a gateway event");

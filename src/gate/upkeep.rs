@@ -384,6 +384,13 @@ impl Gate {
                 "secrets.reload is accepted only at the console",
             ));
         }
+        // What the start refuses, a reload refuses too; nothing is reloaded then.
+        crate::ownership::check_reload(&self.data_dir).map_err(|e| {
+            CommandError::new(
+                crate::reply::ErrorKind::Internal,
+                format!("nothing reloaded: {e}"),
+            )
+        })?;
         let fresh =
             crate::auth::SecretSet::load(&self.data_dir, &self.config.auth.previous_secrets)
                 .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;
@@ -485,13 +492,13 @@ impl Gate {
         answered: Option<[u8; 8]>,
     ) -> Result<u64, CommandError> {
         let body = self.redactor.text(body);
-        let id = self.store.next_id().map_err(|e| self.internal(e))?;
+        let seq = self.store.next_id().map_err(|e| self.internal(e))?;
         let msg = match answered {
             Some(key) => {
                 self.outbox
-                    .push_removing(id, kind, &body, (&self.store.signal_inbox, &key))
+                    .push_removing(seq, kind, &body, (&self.store.signal_inbox, &key))
             }
-            None => self.outbox.push(id, kind, &body),
+            None => self.outbox.push(seq, kind, &body),
         }
         .map_err(|e| self.internal(e))?;
         Ok(msg.timestamp)

@@ -97,6 +97,11 @@ pub enum CoreCommand {
     },
 }
 
+/// The error text of a `send_failed` for a send whose id the gateway's sent log holds for a
+/// message with other content (`retryable: false`). The core does not take the message for
+/// sent: it audits `outbox.id_conflict`, gives the message a new id and alerts the owner.
+pub const ID_CONFLICT: &str = "id_conflict";
+
 /// Encodes one message as a line (with its newline).
 pub fn encode_line<T: Serialize>(msg: &T) -> Result<String, serde_json::Error> {
     let mut line = serde_json::to_string(msg)?;

@@ -5,14 +5,15 @@ use crate::config::{Limit, McpRateLimits, RateLimitsConfig};
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-/// Whose budget a use counts against. The owner's own approvals over Signal have a budget of
-/// their own, so a flood of requests or wrong codes from another channel cannot lock the
-/// owner out of approving or denying.
+/// Whose budget a use counts against. Everything the owner sends over Signal has a budget of
+/// its own, for every tier, so a flood of requests or wrong codes from another channel (a
+/// holder of the secret asking for `grant` again and again) cannot lock the owner out of
+/// approving, denying or asking for anything from the phone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Lane {
     /// Every channel's commands.
     Shared,
-    /// `approve` and `deny` from the owner's phone.
+    /// Every command from the owner's phone (Signal), `approve` and `deny` included.
     OwnerPhone,
     /// Everything the MCP key sends, under `[mcp.rate_limits]`: a model in a loop uses up
     /// its own budget, never the owner's.
@@ -69,7 +70,6 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one use of `tool` at `now` if the window has room; otherwise returns how long
     /// Counts one authenticated envelope on `channel` against `[rate_limits] envelopes`.
     pub fn try_acquire_envelope(
         &mut self,
@@ -84,7 +84,8 @@ impl RateLimiter {
         take(self.envelopes.entry(channel).or_default(), limit, now)
     }
 
-    /// until it has.
+    /// Counts one use of `tool` in `lane` at `now` if the window has room; otherwise returns
+    /// how long until it has.
     pub fn try_acquire(
         &mut self,
         tool: &ToolSpec,

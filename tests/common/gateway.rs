@@ -3,7 +3,10 @@
 #![allow(dead_code)]
 
 use super::Agent;
-use pane_agent::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
+use pane_agent::gateway::protocol::{
+    decode_line, encode_line, CoreCommand, GatewayEvent, ID_CONFLICT,
+};
+use pane_agent::gateway::sent_log::{content_digest, Seen, SentLog};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -21,6 +24,14 @@ pub struct Gateway {
     pub last_id: Option<String>,
     /// Every send's id, Signal timestamp and disappearing timer, in order.
     pub sent_meta: Vec<(String, u64, Option<u32>)>,
+    /// With a sent log, `reply` acts as pane-signal does: an id in the log is answered
+    /// `sent` at once (the same message) or refused as `id_conflict` (another message), and
+    /// neither reaches the phone.
+    sent_log: Option<SentLog>,
+    /// Sends the sent log answered `sent` without sending them to the phone: (id, body).
+    pub not_delivered: Vec<(String, String)>,
+    /// Sends refused as `id_conflict`: (id, body).
+    pub refused: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -37,7 +48,17 @@ impl Gateway {
             acks: Vec::new(),
             last_id: None,
             sent_meta: Vec::new(),
+            sent_log: None,
+            not_delivered: Vec::new(),
+            refused: Vec::new(),
         }
+    }
+
+    /// Keeps pane-signal's sent log at `path` (opened again on every connect, as the gateway
+    /// keeps it across reconnects): `reply` then returns only what reaches the phone.
+    pub fn with_sent_log(mut self, path: &std::path::Path) -> Gateway {
+        self.sent_log = Some(SentLog::open(path).unwrap());
+        self
     }
 
     /// Writes bytes as they are (a burst of lines, a broken line).
@@ -100,6 +121,27 @@ impl Gateway {
             .unwrap_or_else(|| panic!("no send {id}"))
     }
 
+    /// Waits for the next send and returns its id, leaving it for `reply`.
+    pub fn next_send_id(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.queued.is_empty() {
+            assert!(Instant::now() < deadline, "no send came");
+            let sends = self.sends(Duration::from_millis(100));
+            self.queued.extend(sends);
+        }
+        self.queued[0].0.clone()
+    }
+
+    /// Writes `id` into the sent log as if another message had gone out under it.
+    pub fn log_as_sent_elsewhere(&mut self, id: &str) {
+        let other = content_digest(&self.owner, 1, "another message");
+        self.sent_log
+            .as_mut()
+            .expect("a gateway with a sent log")
+            .record(id, &other)
+            .unwrap();
+    }
+
     /// Waits until the core has acknowledged `id` `times` times.
     pub fn wait_for_acks(&mut self, id: &str, times: usize) {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -158,6 +200,31 @@ impl Gateway {
                     "a Signal message is JSON: {body}"
                 );
                 self.last_id = Some(id.clone());
+                if self.sent_log.is_some() {
+                    let digest = content_digest(&recipient, self.meta_of(&id).0, &body);
+                    let log = self.sent_log.as_mut().unwrap();
+                    match log.check(&id, &digest) {
+                        Seen::New => log.record(&id, &digest).unwrap(),
+                        Seen::Sent => {
+                            // pane-signal: already sent, so `sent` at once and nothing sent.
+                            self.event(&GatewayEvent::Sent {
+                                id: id.clone(),
+                                timestamp: None,
+                            });
+                            self.not_delivered.push((id, body));
+                            continue;
+                        }
+                        Seen::Conflict => {
+                            self.event(&GatewayEvent::SendFailed {
+                                id: id.clone(),
+                                error: ID_CONFLICT.into(),
+                                retryable: false,
+                            });
+                            self.refused.push((id, body));
+                            continue;
+                        }
+                    }
+                }
                 self.event(&GatewayEvent::Sent {
                     id,
                     timestamp: None,
