@@ -40,6 +40,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+/// Enrolls sent at once in a burst.
+const BURST_JOBS: usize = 20;
 /// Kills in the short form that `cargo test` (and CI) runs.
 const SHORT_KILLS: usize = 12;
 /// Envelopes older than this are not re-sent to test the replay cache: the 300 s window
@@ -116,6 +118,8 @@ struct Ledger {
     next_site: usize,
     /// Ids of the incidents sweep replies reported.
     incidents: BTreeSet<String>,
+    /// Bursts of concurrent enrolls sent.
+    bursts: usize,
     /// Operations answered, by command.
     ops: BTreeMap<String, usize>,
     /// Requests that got no answer because of a kill.
@@ -277,48 +281,7 @@ impl World {
                     }
                 }
             }
-            55..=69 => {
-                let name = {
-                    let mut l = lock(&self.ledger);
-                    match l.enroll_unanswered.pop_first() {
-                        Some(n) => n,
-                        None => {
-                            l.next_site += 1;
-                            format!("site{}", l.next_site)
-                        }
-                    }
-                };
-                let url = format!("https://www.{name}.example");
-                match self.command(cycle, "enroll", json!({"url": url})) {
-                    Some(r) if r["status"] == "enrolled" => {
-                        let email = r["alias"]["email"].as_str().unwrap_or_default();
-                        assert!(!email.is_empty(), "enroll without an alias: {r}");
-                        let last4 = r["card"]["last_four"].as_str().map(str::to_string);
-                        lock(&self.ledger)
-                            .enrolled
-                            .insert(name, (email.to_string(), last4));
-                    }
-                    Some(r) if r["kind"] == "conflict" => {
-                        // Answered before the kill but the reply was lost: it exists.
-                        let status = self
-                            .command(cycle, "status", json!({"context": name}))
-                            .unwrap_or_default();
-                        if status["state"] == "active" {
-                            let email = status["alias"]["email"].as_str().unwrap_or_default();
-                            let last4 = status["card"]["last_four"].as_str().map(str::to_string);
-                            lock(&self.ledger)
-                                .enrolled
-                                .insert(name, (email.to_string(), last4));
-                        } else {
-                            lock(&self.ledger).enroll_unanswered.insert(name);
-                        }
-                    }
-                    Some(r) => panic!("enroll failed: {r}"),
-                    None => {
-                        lock(&self.ledger).enroll_unanswered.insert(name);
-                    }
-                }
-            }
+            55..=69 => self.enroll_next(cycle),
             70..=79 => {
                 if let Some(r) = self.command(cycle, "sweep", json!({})) {
                     self.note_incidents(&r);
@@ -331,6 +294,61 @@ impl World {
                 self.command(cycle, "help", json!({}));
             }
         }
+    }
+
+    /// Enrolls the next new site, or again one whose enroll a kill left unanswered.
+    fn enroll_next(&self, cycle: usize) {
+        let name = {
+            let mut l = lock(&self.ledger);
+            match l.enroll_unanswered.pop_first() {
+                Some(n) => n,
+                None => {
+                    l.next_site += 1;
+                    format!("site{}", l.next_site)
+                }
+            }
+        };
+        let url = format!("https://www.{name}.example");
+        match self.command(cycle, "enroll", json!({"url": url})) {
+            Some(r) if r["status"] == "enrolled" => {
+                let email = r["alias"]["email"].as_str().unwrap_or_default();
+                assert!(!email.is_empty(), "enroll without an alias: {r}");
+                let last4 = r["card"]["last_four"].as_str().map(str::to_string);
+                lock(&self.ledger)
+                    .enrolled
+                    .insert(name, (email.to_string(), last4));
+            }
+            Some(r) if r["kind"] == "conflict" => {
+                // Answered before the kill but the reply was lost: it exists.
+                let status = self
+                    .command(cycle, "status", json!({"context": name}))
+                    .unwrap_or_default();
+                if status["state"] == "active" {
+                    let email = status["alias"]["email"].as_str().unwrap_or_default();
+                    let last4 = status["card"]["last_four"].as_str().map(str::to_string);
+                    lock(&self.ledger)
+                        .enrolled
+                        .insert(name, (email.to_string(), last4));
+                } else {
+                    lock(&self.ledger).enroll_unanswered.insert(name);
+                }
+            }
+            Some(r) => panic!("enroll failed: {r}"),
+            None => {
+                lock(&self.ledger).enroll_unanswered.insert(name);
+            }
+        }
+    }
+
+    /// A burst of `BURST_JOBS` enrolls sent at once: every job step flushes the store, and
+    /// concurrent flushes once froze the agent for good (security round 3, point 1).
+    fn burst(&self, cycle: usize) {
+        std::thread::scope(|s| {
+            for _ in 0..BURST_JOBS {
+                s.spawn(|| self.enroll_next(cycle));
+            }
+        });
+        lock(&self.ledger).bursts += 1;
     }
 
     fn note_incidents(&self, sweep_reply: &Value) {
@@ -753,6 +771,18 @@ fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
                 }
             });
         }
+        if !light {
+            // Now and then, a burst of concurrent jobs beside the rest of the load.
+            s.spawn(move || {
+                let mut rng = Rng(seed ^ 0x0B0B_0B0B);
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(rng.range(50, 800)));
+                    if !stop.load(Ordering::SeqCst) {
+                        world.burst(cycle);
+                    }
+                }
+            });
+        }
         s.spawn(move || {
             let mut rng = Rng(seed ^ 0xA5A5_A5A5);
             let mut serial = cycle * 10_000;
@@ -1014,7 +1044,7 @@ fn torture(kills: usize, seed: u64) {
     println!(
         "torture: {kills} kills in {:.1} s; answered {} commands ({:?}), {} cut off by kills; \
          {} contexts, {} approvals, {} incidents; gateway: {} owner commands ({} acks, {} sent again), {} sends, {} \
-         re-sent after a kill (absorbed by the relay's sent-id log); kill points (ms): {:?}",
+         re-sent after a kill (absorbed by the relay's sent-id log); {} bursts of {BURST_JOBS} concurrent enrolls; kill points (ms): {:?}",
         started.elapsed().as_secs_f64(),
         ledger.answered.len(),
         ledger.ops,
@@ -1027,6 +1057,7 @@ fn torture(kills: usize, seed: u64) {
         lock(&gateway.resent),
         distinct.len(),
         resent,
+        ledger.bursts,
         kill_points
     );
 }
