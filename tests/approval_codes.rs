@@ -93,7 +93,7 @@ impl Heard {
 
     /// Sends `cmd` from the owner's phone as a signed envelope and waits for its answer
     /// (a message that is not a prompt or an alert).
-    fn from_phone(&mut self, w: &mut World, cmd: &str, args: Value) {
+    fn sent_from_phone(&mut self, w: &mut World, cmd: &str, args: Value) {
         let env = w.agent.envelope(cmd, args).to_json();
         w.gw.received(OWNER, &env);
         let before = self.others.len();
@@ -253,7 +253,7 @@ fn a_queued_burns_code_leaves_by_no_ack_no_reply_and_no_audit_entry() {
         let r = w.agent.raw(&mcp_envelope(&w, cmd, args.clone()));
         assert!(r.get("error").is_none(), "{cmd} over MCP: {r}");
         heard.reply(format!("{cmd} over MCP"), &r);
-        heard.from_phone(&mut w, cmd, args);
+        heard.sent_from_phone(&mut w, cmd, args);
     }
     // The incident names its burn, by reference.
     let listed = w.agent.send("check-incidents", json!({}));
@@ -273,7 +273,11 @@ fn a_queued_burns_code_leaves_by_no_ack_no_reply_and_no_audit_entry() {
     for (tree, text) in store_trees(&w.agent.dir) {
         match tree {
             "approvals" | "outbox" | "signal_prompts" => {}
-            tree => assert_no_code(&format!("the store's {tree} tree"), &text, &[burn.clone()]),
+            tree => assert_no_code(
+                &format!("the store's {tree} tree"),
+                &text,
+                std::slice::from_ref(&burn),
+            ),
         }
         if tree == "approvals" {
             assert!(text.contains(&bare), "the scan reads the approvals tree");
@@ -343,7 +347,7 @@ fn in_phone_only_mode_no_commands_reply_holds_a_live_code() {
             heard.listen(&mut w, Duration::from_millis(200));
         }
         // From the phone the same command (a second `expire` is merged into the burn).
-        heard.from_phone(&mut w, cmd, args_for(cmd, &id));
+        heard.sent_from_phone(&mut w, cmd, args_for(cmd, &id));
         if *cmd == "lockdown" {
             let r = w.agent.send(cmd, json!({}));
             heard.reply("lockdown over the socket".into(), &r);
@@ -357,4 +361,38 @@ fn in_phone_only_mode_no_commands_reply_holds_a_live_code() {
     );
     heard.reply("the audit log".into(), &Value::Array(w.agent.audit()));
     heard.assert_clean();
+}
+
+/// By construction: the code's clear text comes from one call, in the function that decides
+/// where a code may be shown (`Gate::code_in_clear`); tests aside, nothing else asks for it.
+#[test]
+fn the_clear_code_is_asked_for_in_one_place() {
+    let mut files = vec![std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut calls = Vec::new();
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for (n, line) in code.lines().enumerate() {
+                if line.contains(".reveal_in_clear(") {
+                    calls.push(format!("{}:{}", path.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].contains("src/gate/approvals.rs"), "{calls:?}");
+    let gate = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/gate/approvals.rs"),
+    )
+    .unwrap();
+    let at = gate.find(".reveal_in_clear(").unwrap();
+    let owner = gate[..at].rfind("fn ").map(|i| &gate[i..i + 16]);
+    assert_eq!(
+        owner,
+        Some("fn code_in_clear"),
+        "called outside code_in_clear"
+    );
 }
