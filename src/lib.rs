@@ -13,6 +13,7 @@
 //! [`workers`]. `docs/architecture.md` has the layers.
 #![warn(missing_docs)]
 
+pub mod approval_code;
 pub mod audit;
 pub mod auth;
 pub mod breach;

@@ -143,7 +143,11 @@ fn lockdown_denies_pending_approvals_at_once_and_holds_until_unlocked() {
     let code = ask_grant(&agent, "audit");
     let r = agent.send("lockdown", json!({}));
     assert_eq!(r["status"], "locked_down", "{r}");
-    assert_eq!(r["denied_approvals"], json!([code]));
+    // Named by reference, as everywhere but the prompt (security round 3, point 4).
+    let reference = pane_agent::approval_code::ApprovalCode::parse(&code)
+        .unwrap()
+        .reference();
+    assert_eq!(r["denied_approvals"], json!([reference]));
     assert_error(
         &agent.send("approve", json!({"code": code})),
         "approval_invalid",

@@ -726,11 +726,11 @@ fn have_i_been_pwned_reports_breached_aliases_and_sites_once_a_day() {
 fn weekly_digest_and_rotation_reminder_reach_the_outbox() {
     let mut agent = Agent::init();
     agent.spawn();
-    // A pending approval for the digest to mention.
-    let code = agent.send("grant", json!({"tool": "list"}))["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    // A pending approval for the digest to mention, by its reference (the code is in the
+    // prompt only).
+    let asked = agent.send("grant", json!({"tool": "list"}));
+    let code = asked["code"].as_str().unwrap().to_string();
+    let reference = asked["approval"].as_str().unwrap().to_string();
     agent.stop();
     {
         let store = Store::open(&agent.dir.join("store")).unwrap();
@@ -774,7 +774,8 @@ fn weekly_digest_and_rotation_reminder_reach_the_outbox() {
         .iter()
         .find(|a| a.starts_with("Weekly digest"))
         .expect("a digest");
-    assert!(digest.contains(&format!("pending {code}")), "{digest}");
+    assert!(digest.contains(&format!("pending {reference}")), "{digest}");
+    assert!(!digest.contains(&code), "{digest}");
     assert!(
         alerts
             .iter()

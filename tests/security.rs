@@ -93,13 +93,21 @@ fn with_an_owner_approval_codes_reach_the_phone_only() {
         Some(1),
         "{swept}"
     );
-    // The burn's prompt, then the alert that names it.
-    let burn = loop {
+    // The burn's prompt, then the alert that names it by its reference (round 3, point 4:
+    // the code is in the prompt only).
+    let mut prompt = None;
+    let alert = loop {
         let body = gw.reply();
+        if body.contains("`approve ") && body.contains("expire context notion") {
+            prompt = Some(body.clone());
+        }
         if body.contains("breach signal") {
-            break code_in(&body);
+            break body;
         }
     };
+    let burn = code_in(&prompt.expect("the burn's prompt before its alert"));
+    assert_no_code("the breach alert", &alert, &burn);
+    assert!(alert.contains("A burn is queued (a-"), "{alert}");
     let incidents = agent.send("check-incidents", json!({}));
     assert_no_code("check-incidents", &incidents.to_string(), &burn);
     assert_no_code(

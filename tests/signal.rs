@@ -580,7 +580,7 @@ fn every_command_is_answered_in_words_that_name_what_the_json_would() {
 
     // An external command asks the owner: its prompt, in words, with the code.
     let asked = ask(&mut gw, &agent, "expire", json!({"context": "shop"}));
-    assert!(asked.starts_with("Approval needed: "), "{asked}");
+    assert!(asked.starts_with("Approval needed (a-"), "{asked}");
     let waiting = gw.reply();
     assert!(
         waiting.starts_with("⏳ expire: waiting for your approval"),

@@ -156,7 +156,10 @@ pub struct Incident {
     pub alerted: bool,
     /// The owner acknowledged it.
     pub acked: bool,
-    /// The queued burn's approval code, if one was opened.
+    /// The queued burn's approval, by its reference (`a-` and ten hex digits), never its
+    /// code: an incident is shown on every channel (`check-incidents`, `incident.ack`, the
+    /// audit log). Records written before this held the code; it is read as its reference.
+    #[serde(default, deserialize_with = "burn_reference")]
     pub burn_code: Option<String>,
     /// The card side of a card incident.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +167,19 @@ pub struct Incident {
     /// For impersonation: what the trusted server recorded (`dmarc=fail header.from=...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
+}
+
+/// Reads `burn_code`: a reference as it is, anything else (an older record's code) as the
+/// reference of that code, so a code read from the store never reaches a view.
+fn burn_reference<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let stored: Option<String> = Option::deserialize(d)?;
+    Ok(stored.map(|s| {
+        if crate::approval_code::is_reference(&s) {
+            s
+        } else {
+            crate::approval_code::reference(&s)
+        }
+    }))
 }
 
 /// `12.50` for 1250 cents (the sign dropped: a refund is still a use of the number).

@@ -1,7 +1,9 @@
 //! `approvals`: what is waiting for the owner.
 
 use super::Args;
+use crate::policy::approvals::Approval;
 use crate::reply::{internal, CommandError};
+use crate::text::{escape, Lines};
 use serde_json::{json, Value};
 
 /// `approvals` takes no arguments.
@@ -14,21 +16,24 @@ impl Approvals {
         Ok(Approvals)
     }
 
-    /// Lists pending approvals, soonest deadline first.
+    /// Lists pending approvals, soonest deadline first, each named by its reference.
+    /// `code_shown` is the gate's decision whether this channel may see an approval's code
+    /// in clear (only when codes are not phone-only); None leaves it out.
     pub fn apply(
         self,
         approvals: &crate::policy::approvals::Approvals,
-        hide: bool,
+        code_shown: &dyn Fn(&Approval) -> Option<String>,
     ) -> Result<Value, CommandError> {
         let pending = approvals.pending().map_err(internal)?;
         let items: Vec<Value> = pending
             .iter()
             .map(|a| {
                 json!({
-                    "code": if hide { "[sent to the owner over Signal]".to_string() } else { a.display_code() },
+                    "code": code_shown(a).unwrap_or_else(|| "[sent to the owner over Signal]".to_string()),
+                    "approval": a.reference(),
                     "action": a.cmd,
                     "args": a.args,
-                    "summary": a.summary,
+                    "summary": escape(&a.summary, Lines::Single),
                     "requested": a.created,
                     "expires_at": a.deadline_rfc3339(),
                 })

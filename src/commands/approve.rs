@@ -1,14 +1,14 @@
 //! `approve {code}`: the owner allows one pending action, which then runs once.
 
 use super::{invalid, Args};
-use crate::policy::approvals::normalise_code;
+use crate::policy::approvals::ApprovalCode;
 use crate::reply::{CommandError, ErrorKind};
 
 /// `approve {code}`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Approve {
-    /// The normalised code.
-    pub code: String,
+    /// The code typed (shown as its reference).
+    pub code: ApprovalCode,
 }
 
 impl Approve {
@@ -21,9 +21,9 @@ impl Approve {
 }
 
 /// Reads and normalises the `code` argument.
-pub fn parse_code(args: &Args<'_>) -> Result<String, CommandError> {
+pub fn parse_code(args: &Args<'_>) -> Result<ApprovalCode, CommandError> {
     let typed = args.string("code")?;
-    normalise_code(&typed).ok_or_else(|| invalid("code must look like ABCDE-FGHJK"))
+    ApprovalCode::parse(&typed).ok_or_else(|| invalid("code must look like ABCDE-FGHJK"))
 }
 
 /// The refusal for a code that was already used or settled.

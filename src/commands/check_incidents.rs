@@ -4,7 +4,6 @@
 
 use super::Args;
 use crate::breach::incidents::{Incident, Incidents};
-use crate::policy::approvals::{normalise_code, reference};
 use crate::reply::{internal, CommandError};
 use serde_json::{json, Value};
 
@@ -31,21 +30,12 @@ impl CheckIncidents {
         Ok(CheckIncidents)
     }
 
-    /// Lists the incidents, oldest first.
-    /// With `hide_codes` (phone-only approvals, asked from another channel), a queued burn's
-    /// code is shown as its reference, never as the code.
-    pub fn apply(self, incidents: &Incidents, hide_codes: bool) -> Result<Value, CommandError> {
+    /// Lists the incidents, strongest first. A queued burn is named by its approval's
+    /// reference (`burn_code`), never its code, on every channel.
+    pub fn apply(self, incidents: &Incidents) -> Result<Value, CommandError> {
         let mut all = incidents.all().map_err(internal)?;
         // Strongest signal first; oldest first within a rank (the sort is stable).
         all.sort_by_key(|i| std::cmp::Reverse(i.effective_kind().rank()));
-        if hide_codes {
-            for incident in &mut all {
-                if let Some(code) = incident.burn_code.take() {
-                    let code = normalise_code(&code).unwrap_or(code);
-                    incident.burn_code = Some(reference(&code));
-                }
-            }
-        }
         let lines: Vec<String> = all.iter().map(line).collect();
         let views: Vec<Value> = all.iter().map(Incident::view).collect();
         Ok(json!({"count": all.len(), "incidents": views, "lines": lines}))

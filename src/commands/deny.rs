@@ -7,8 +7,8 @@ use crate::reply::CommandError;
 /// `deny {code}`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Deny {
-    /// The normalised code.
-    pub code: String,
+    /// The code typed (shown as its reference).
+    pub code: crate::policy::approvals::ApprovalCode,
 }
 
 impl Deny {

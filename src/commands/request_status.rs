@@ -8,7 +8,7 @@
 
 use super::Args;
 use crate::origin::{Channel, Invocation};
-use crate::policy::approvals::{ApprovalState, Approvals};
+use crate::policy::approvals::{ApprovalCode, ApprovalState, Approvals};
 use crate::reply::{internal, CommandError, ErrorKind};
 use serde_json::{json, Value};
 
@@ -58,7 +58,7 @@ impl RequestStatus {
             .get(format!("{PREFIX}{}", self.request_id))
             .map_err(internal)?
             .ok_or_else(not_found)?;
-        let code = String::from_utf8_lossy(&code).into_owned();
+        let code = ApprovalCode::from_store_key(&code).ok_or_else(not_found)?;
         let approval = approvals
             .get(&code)
             .map_err(internal)?
@@ -99,25 +99,33 @@ pub fn is_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The `meta` key that maps the approval `code` to its request id.
+fn request_of(code: &ApprovalCode) -> Vec<u8> {
+    [CODE_PREFIX.as_bytes(), code.store_key()].concat()
+}
+
 /// The request id of the approval `code`, making and recording a new one the first time.
-pub fn request_id_for(meta: &sled::Tree, code: &str) -> Result<String, CommandError> {
+pub fn request_id_for(meta: &sled::Tree, code: &ApprovalCode) -> Result<String, CommandError> {
     if let Some(id) = known_request_id(meta, code)? {
         return Ok(id);
     }
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| internal(format!("no randomness: {e}")))?;
     let id = format!("r-{}", hex::encode(bytes));
-    meta.insert(format!("{PREFIX}{id}"), code.as_bytes())
+    meta.insert(format!("{PREFIX}{id}"), code.store_key())
         .map_err(internal)?;
-    meta.insert(format!("{CODE_PREFIX}{code}"), id.as_bytes())
+    meta.insert(request_of(code), id.as_bytes())
         .map_err(internal)?;
     Ok(id)
 }
 
 /// The request id already given to the approval `code`, if the MCP key asked for it.
-pub fn known_request_id(meta: &sled::Tree, code: &str) -> Result<Option<String>, CommandError> {
+pub fn known_request_id(
+    meta: &sled::Tree,
+    code: &ApprovalCode,
+) -> Result<Option<String>, CommandError> {
     Ok(meta
-        .get(format!("{CODE_PREFIX}{code}"))
+        .get(request_of(code))
         .map_err(internal)?
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
@@ -127,11 +135,16 @@ pub fn forget_pruned(meta: &sled::Tree, approvals: &Approvals) -> Result<usize, 
     let mut forgotten = 0;
     for item in meta.scan_prefix(PREFIX) {
         let (key, code) = item.map_err(internal)?;
-        let code = String::from_utf8_lossy(&code).into_owned();
-        if approvals.get(&code).map_err(internal)?.is_none() {
+        let code = ApprovalCode::from_store_key(&code);
+        let live = match &code {
+            Some(code) => approvals.get(code).map_err(internal)?.is_some(),
+            None => false,
+        };
+        if !live {
             meta.remove(&key).map_err(internal)?;
-            meta.remove(format!("{CODE_PREFIX}{code}"))
-                .map_err(internal)?;
+            if let Some(code) = &code {
+                meta.remove(request_of(code)).map_err(internal)?;
+            }
             forgotten += 1;
         }
     }
@@ -146,10 +159,12 @@ mod tests {
     fn ids_are_random_and_remembered() {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let meta = db.open_tree("meta").unwrap();
-        let a = request_id_for(&meta, "ABCDEFGHJK").unwrap();
+        let one = ApprovalCode::parse("ABCDEFGHJK").unwrap();
+        let other = ApprovalCode::parse("KJHGFEDCBA").unwrap();
+        let a = request_id_for(&meta, &one).unwrap();
         assert!(is_request_id(&a), "{a}");
-        assert_eq!(request_id_for(&meta, "ABCDEFGHJK").unwrap(), a);
-        let b = request_id_for(&meta, "KJHGFEDCBA").unwrap();
+        assert_eq!(request_id_for(&meta, &one).unwrap(), a);
+        let b = request_id_for(&meta, &other).unwrap();
         assert_ne!(a, b);
         assert!(!a.contains("ABCDE"));
         for bad in ["r-0123", "a-0123456789abcdef", "r-0123456789ABCDEF"] {
@@ -171,7 +186,7 @@ mod tests {
         let kept = request_id_for(&meta, &live.code).unwrap();
         assert_eq!(forget_pruned(&meta, &approvals).unwrap(), 2);
         assert_eq!(meta.len(), 3);
-        assert!(known_request_id(&meta, "ABCDEFGHJK").unwrap().is_none());
+        assert!(known_request_id(&meta, &one).unwrap().is_none());
         assert_eq!(known_request_id(&meta, &live.code).unwrap(), Some(kept));
     }
 }

@@ -1,6 +1,10 @@
 //! Approvals at the gate: asking the owner, settling `approve` and `deny`, expiring what
 //! nobody answered, and `lockdown`. All of it is bookkeeping in the store, so it answers at
 //! once; the action an approval runs may be slow, and then runs as a job.
+//!
+//! A live code becomes text in one place, [`Gate::code_in_clear`]: in the owner's Signal
+//! prompt, and, only when codes are not phone-only, in the reply and `approvals` of the
+//! channel that asked. Everywhere else an [`ApprovalCode`] is its reference.
 
 use super::jobs::{After, Waiter};
 use super::Gate;
@@ -8,13 +12,42 @@ use crate::commands::approve::used_code;
 use crate::commands::Command;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
-use crate::policy::approvals::{Approval, ApprovalState};
+use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
 use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::text::{escape, Lines};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
 
+/// Where a live approval code may be written in clear. There is no other place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ShownTo {
+    /// The approval prompt queued for the owner's Signal.
+    OwnerPrompt,
+    /// The reply to the command that asked, or `approvals`, on the channel that sent it.
+    /// Only when codes are not phone-only (no `[signal] owner`, or `codes_over_signal_only =
+    /// false`): then whoever holds the command secret is the one who approves, and this is
+    /// how they learn the code. Never to the MCP key.
+    Asker,
+}
+
 impl Gate {
+    /// The one place a live approval code becomes clear text, or None where it may not.
+    /// Everything else names an approval by its reference, which is all an [`ApprovalCode`]
+    /// shows (docs/security-model.md, "Approval codes").
+    pub(super) fn code_in_clear(
+        &self,
+        code: &ApprovalCode,
+        to: ShownTo,
+        inv: &Invocation,
+    ) -> Option<String> {
+        let shown = match to {
+            ShownTo::OwnerPrompt => true,
+            ShownTo::Asker => !self.phone_only() && inv.channel != Channel::Mcp,
+        };
+        shown.then(|| code.reveal_in_clear())
+    }
+
     /// Opens an approval for `command` with exactly `args`, queues the prompt for the owner,
     /// and returns the reply that says what will happen.
     pub(super) fn ask_owner(
@@ -32,12 +65,15 @@ impl Gate {
 
     /// The MCP key's view of an approval it asked for: a request id to follow it with
     /// `request.status`, never the code, and the words that say who decides.
-    fn mcp_request_reply(&mut self, reply: Value, code: &str) -> Result<Value, CommandError> {
-        let code = crate::policy::approvals::normalise_code(code).unwrap_or_default();
+    fn mcp_request_reply(
+        &mut self,
+        reply: Value,
+        code: &ApprovalCode,
+    ) -> Result<Value, CommandError> {
         let pending = self
             .policy
             .approvals
-            .get(&code)
+            .get(code)
             .map_err(|e| self.internal(e))?;
         let mine = pending.is_some_and(|a| a.channel == Channel::Mcp.as_str());
         let mut out = json!({
@@ -46,7 +82,7 @@ impl Gate {
             "expires_at": reply["expires_at"],
         });
         if mine {
-            let id = crate::commands::request_status::request_id_for(&self.store.meta, &code)?;
+            let id = crate::commands::request_status::request_id_for(&self.store.meta, code)?;
             out["request_id"] = json!(id);
             out["note"] = json!("Nothing has happened yet. The owner has been asked on their phone (Signal) and alone decides; the approval code is never shown to the MCP key. Call request.status with this request_id to learn whether it was approved, denied or expired, and the result once it ran.");
         } else {
@@ -55,17 +91,18 @@ impl Gate {
         Ok(out)
     }
 
-    /// [`Gate::ask_owner`], also handing back the code (for the owner's own alerts). The same
-    /// request while one is pending is merged into it: no second approval, no second prompt.
+    /// [`Gate::ask_owner`], also handing back the code (to name it in the owner's alerts by
+    /// its reference). The same request while one is pending is merged into it: no second
+    /// approval, no second prompt. The summary is escaped: it names an alias address and a
+    /// card's last four, which came from a provider.
     pub(super) fn open_approval(
         &mut self,
         command: &Command,
         args: &serde_json::Map<String, Value>,
         inv: &Invocation,
-    ) -> Result<(Value, String), CommandError> {
-        let summary = command.describe(&self.contexts);
+    ) -> Result<(Value, ApprovalCode), CommandError> {
+        let summary = escape(&command.describe(&self.contexts), Lines::Single);
         let tool = command.tool()?;
-        let hide = self.hides_codes(inv);
         let pending = self
             .policy
             .approvals
@@ -75,23 +112,27 @@ impl Gate {
             .into_iter()
             .find(|a| a.cmd == command.name() && a.binds(command.name(), args))
         {
-            let code = same.display_code();
             self.audit_event(
                 "policy.approval_merged",
                 inv,
-                json!({"tool": tool.name, "code": self.audited_code(&same.code), "action": same.cmd}),
+                json!({"tool": tool.name, "code": same.code, "action": same.cmd}),
             )?;
             let mut reply = json!({
                 "status": "approval_required",
+                "approval": same.reference(),
                 "action": same.cmd,
-                "prompt": format!("Already waiting for the owner: {}. The earlier prompt stands.", same.summary),
+                "prompt": format!(
+                    "Already waiting for the owner: {}. The earlier prompt ({}) stands.",
+                    escape(&same.summary, Lines::Single),
+                    same.reference()
+                ),
                 "expires_at": same.deadline_rfc3339(),
                 "merged": true,
             });
-            if !hide {
+            if let Some(code) = self.code_in_clear(&same.code, ShownTo::Asker, inv) {
                 reply["code"] = json!(code);
             }
-            return Ok((reply, code));
+            return Ok((reply, same.code));
         }
         let approval = self
             .policy
@@ -105,61 +146,68 @@ impl Gate {
                 self.policy.approval_timeout_secs,
             )
             .map_err(|e| self.internal(e))?;
-        let code = approval.display_code();
+        let reference = approval.reference();
         let asked = inv.now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let prompt = format!(
-            "Approval needed: {summary}. Asked over {} at {asked}. Reply `approve {code}` to go ahead or `deny {code}` to refuse, or react 👍 or 👎 to this message. Expires {} (in {} s); unanswered means denied.",
-            inv.channel.as_str(),
-            approval.deadline_rfc3339(),
-            self.policy.approval_timeout_secs
-        );
-        // In phone-only mode neither the reply nor the audit log (which `audit` reads) holds
-        // the code: it goes to the owner's phone and nowhere else.
+        let prompt_with = |code: &str| {
+            format!(
+                "Approval needed ({reference}): {summary}. Asked over {} at {asked}. Reply `approve {code}` to go ahead or `deny {code}` to refuse, or react 👍 or 👎 to this message. Expires {} (in {} s); unanswered means denied.",
+                inv.channel.as_str(),
+                approval.deadline_rfc3339(),
+                self.policy.approval_timeout_secs
+            )
+        };
+        // The audit log (which `audit` reads) names the approval by its reference only.
         self.audit_event(
             "policy.approval_required",
             inv,
-            json!({"tool": tool.name, "code": self.audited_code(&approval.code), "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
+            json!({"tool": tool.name, "code": approval.code, "action": command.name(), "args": args, "expires_at": approval.deadline_rfc3339()}),
         )?;
-        let sent_as = self.notify(MessageKind::Prompt, &prompt)?;
+        let for_owner = self
+            .code_in_clear(&approval.code, ShownTo::OwnerPrompt, inv)
+            .unwrap_or_default();
+        let sent_as = self.notify(MessageKind::Prompt, &prompt_with(&for_owner))?;
         // A 👍 or 👎 on this prompt answers it.
         self.store
             .signal_prompts
-            .insert(sent_as.to_be_bytes(), approval.code.as_bytes())
+            .insert(sent_as.to_be_bytes(), approval.code.store_key())
             .map_err(|e| self.internal(e))?;
-        if hide {
-            let reply = json!({
+        let reply = match self.code_in_clear(&approval.code, ShownTo::Asker, inv) {
+            Some(code) => json!({
                 "status": "approval_required",
+                "code": code,
+                "approval": reference,
                 "action": command.name(),
-                "prompt": format!("Approval needed: {summary}. The code was sent to the owner over Signal; answer there."),
+                "prompt": prompt_with(&code),
                 "expires_at": approval.deadline_rfc3339(),
-            });
-            return Ok((reply, code));
-        }
-        let reply = json!({
-            "status": "approval_required",
-            "code": code,
-            "action": command.name(),
-            "prompt": prompt,
-            "expires_at": approval.deadline_rfc3339(),
-        });
-        Ok((reply, code))
+            }),
+            None => json!({
+                "status": "approval_required",
+                "approval": reference,
+                "action": command.name(),
+                "prompt": format!("Approval needed ({reference}): {summary}. The code was sent to the owner over Signal; answer there."),
+                "expires_at": approval.deadline_rfc3339(),
+            }),
+        };
+        Ok((reply, approval.code))
     }
 
     /// `approve {code}`: settles the approval, then runs the action it is bound to (as a job
     /// when it is slow); the waiter gets the action's result.
-    pub(super) async fn approve(&mut self, code: &str, inv: &Invocation, waiter: Waiter) {
+    pub(super) async fn approve(&mut self, code: &ApprovalCode, inv: &Invocation, waiter: Waiter) {
         match self.settle_approved(code, inv) {
             Ok(command) => {
-                let after = After::Approved {
-                    code: code.to_string(),
-                };
+                let after = After::Approved { code: code.clone() };
                 Box::pin(self.execute(command, inv, after, waiter)).await
             }
             Err(e) => self.deliver(waiter, Reply::Err(e)).await,
         }
     }
 
-    fn settle_approved(&mut self, code: &str, inv: &Invocation) -> Result<Command, CommandError> {
+    fn settle_approved(
+        &mut self,
+        code: &ApprovalCode,
+        inv: &Invocation,
+    ) -> Result<Command, CommandError> {
         let approval = self.pending_approval(code, inv)?;
         phone_answers_mcp(&approval, inv)?;
         self.check_approval_floor(&approval.created)?;
@@ -207,92 +255,15 @@ impl Gate {
         self.audit_event(
             "approval.approved",
             inv,
-            json!({"code": self.audited_code(&settled.code), "action": settled.cmd, "args": settled.args}),
+            json!({"code": settled.code, "action": settled.cmd, "args": settled.args}),
         )?;
         Ok(command)
-    }
-
-    /// Resumes, at start, every approved action that a crash cut off (approved, no result
-    /// recorded): the approval was spent, so the work must not be lost. Each runs again as
-    /// the job it was (every action an approval runs is safe to repeat: a card change sets a
-    /// fixed state, `expire` resumes where it stopped, a grant is a grant), and the owner is
-    /// told. During a lockdown, or more than a day after the approval, it is not run: the
-    /// result records why and the owner is told to ask again.
-    pub(super) async fn resume_approved(&mut self) {
-        let unfinished = match self.policy.approvals.unfinished() {
-            Ok(list) => list,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read approvals to resume");
-                return;
-            }
-        };
-        for approval in unfinished {
-            let inv = Invocation::now(Channel::Internal);
-            let code = approval.code.clone();
-            let when = approval.settled_at.clone().unwrap_or_default();
-            let fresh = DateTime::parse_from_rfc3339(&when)
-                .map(|t| {
-                    inv.now.signed_duration_since(t) < chrono::Duration::hours(RESUME_WITHIN_HOURS)
-                })
-                .unwrap_or(false);
-            let unlock = approval.cmd == "unlock";
-            let refusal = if self.locked_down() && !unlock {
-                Some("locked down: the action was stopped by the lockdown and not resumed; ask again after `unlock`".to_string())
-            } else if !fresh {
-                Some(format!(
-                    "not resumed: it was approved more than {RESUME_WITHIN_HOURS} h before the agent came back; send the command again to ask anew"
-                ))
-            } else {
-                None
-            };
-            let command = match (refusal, Command::parse(&approval.cmd, &approval.args)) {
-                (None, Ok(command)) => command,
-                (refusal, parsed) => {
-                    let why = refusal.unwrap_or_else(|| match parsed {
-                        Err(e) => e.message,
-                        Ok(_) => String::new(),
-                    });
-                    let _ = self
-                        .policy
-                        .approvals
-                        .record_result(&code, json!({"error": why}));
-                    let _ = self.audit_event(
-                        "approval.not_resumed",
-                        &inv,
-                        json!({"code": self.audited_code(&code), "action": approval.cmd, "reason": why}),
-                    );
-                    let _ = self.notify(
-                        MessageKind::Alert,
-                        &format!(
-                            "After a restart: {} (approved {when}) was cut off and not run again: {why}",
-                            approval.summary
-                        ),
-                    );
-                    continue;
-                }
-            };
-            let _ = self.audit_event(
-                "approval.resumed",
-                &inv,
-                json!({"code": self.audited_code(&code), "action": approval.cmd, "approved_at": when}),
-            );
-            let _ = self.notify(
-                MessageKind::Alert,
-                &format!(
-                    "After a restart: {} (approved {when}) was cut off before it finished; it runs again now, and its result follows.",
-                    approval.summary
-                ),
-            );
-            let after = After::Approved { code };
-            let waiter = Waiter::owner(None).naming("approve");
-            Box::pin(self.execute(command, &inv, after, waiter)).await;
-        }
     }
 
     /// Records an approved action's result with its approval and words the reply.
     pub(super) fn approval_result(
         &mut self,
-        code: &str,
+        code: &ApprovalCode,
         result: Result<crate::reply::Answer, CommandError>,
     ) -> Reply {
         let result = result.map(crate::reply::Answer::into_value);
@@ -313,14 +284,18 @@ impl Gate {
             .unwrap_or_default();
         Reply::Ok(json!({
             "status": "approved",
-            "code": self.audited_code(code),
+            "code": code,
             "action": action,
             "result": Reply::from(result).to_json(),
         }))
     }
 
     /// `deny {code}`: final.
-    pub(super) fn deny(&mut self, code: &str, inv: &Invocation) -> Result<Value, CommandError> {
+    pub(super) fn deny(
+        &mut self,
+        code: &ApprovalCode,
+        inv: &Invocation,
+    ) -> Result<Value, CommandError> {
         let approval = self.pending_approval(code, inv)?;
         phone_answers_mcp(&approval, inv)?;
         let Some(settled) = self
@@ -334,11 +309,11 @@ impl Gate {
         self.audit_event(
             "approval.denied",
             inv,
-            json!({"code": self.audited_code(&settled.code), "action": settled.cmd, "by": "owner"}),
+            json!({"code": settled.code, "action": settled.cmd, "by": "owner"}),
         )?;
         Ok(json!({
             "status": "denied",
-            "code": self.audited_code(&settled.code),
+            "code": settled.code,
             "action": settled.cmd,
             "note": "denial is final; send a new command to ask again",
         }))
@@ -346,7 +321,11 @@ impl Gate {
 
     /// The pending approval for `code`, or the reason it cannot be settled. An approval
     /// whose deadline passed is expired here, so a late answer never counts.
-    fn pending_approval(&mut self, code: &str, inv: &Invocation) -> Result<Approval, CommandError> {
+    fn pending_approval(
+        &mut self,
+        code: &ApprovalCode,
+        inv: &Invocation,
+    ) -> Result<Approval, CommandError> {
         let approval = self
             .policy
             .approvals
@@ -389,14 +368,14 @@ impl Gate {
             self.audit_event(
                 "approval.expired",
                 &inv,
-                json!({"code": self.audited_code(&a.code), "action": a.cmd, "deadline": a.deadline_rfc3339()}),
+                json!({"code": a.code, "action": a.cmd, "deadline": a.deadline_rfc3339()}),
             )?;
             self.notify(
                 MessageKind::Alert,
                 &format!(
                     "Approval {} expired unanswered, so it was denied: {} did not happen.",
-                    a.display_code(),
-                    a.summary
+                    a.reference(),
+                    escape(&a.summary, Lines::Single)
                 ),
             )?;
         }
@@ -473,13 +452,12 @@ impl Gate {
                 .settle(&approval.code, ApprovalState::Denied, inv.now, None)
                 .map_err(|e| self.internal(e))?;
             if let Some(a) = settled {
-                let code = self.audited_code(&a.code);
                 self.audit_event(
                     "approval.denied",
                     inv,
-                    json!({"code": code, "action": a.cmd, "by": "lockdown"}),
+                    json!({"code": a.code, "action": a.cmd, "by": "lockdown"}),
                 )?;
-                denied.push(code);
+                denied.push(a.reference());
             }
         }
         let stopping: Vec<u64> = self.pending.keys().copied().collect();
@@ -526,10 +504,6 @@ impl Gate {
         Ok(json!({"status": "unlocked", "note": "tools stay revoked until granted again"}))
     }
 }
-
-/// An approved action cut off by a crash is resumed at start within this many hours of its
-/// approval; an older one is reported instead (the owner's intent may have moved on).
-const RESUME_WITHIN_HOURS: i64 = 24;
 
 /// Set in the store's `meta` while a lockdown holds.
 const LOCKDOWN_KEY: &[u8] = b"policy.locked_down";

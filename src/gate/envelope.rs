@@ -101,15 +101,16 @@ impl Gate {
         }
     }
 
-    /// An envelope's arguments as the audit log keeps them. In phone-only mode the code of an
-    /// `approve` or `deny` is kept as its reference, so that the log (which `audit` reads, the
-    /// MCP key too) never holds a code that was typed somewhere.
+    /// An envelope's arguments as the audit log keeps them. The code of an `approve` or
+    /// `deny` is kept as its reference, so that the log (which `audit` reads, the MCP key
+    /// too) never holds a code that was typed somewhere (an `approve` refused for want of a
+    /// grant leaves its approval pending).
     fn audited_args(&self, envelope: &Envelope) -> serde_json::Value {
         let mut args = envelope.args.clone();
-        if self.phone_only() && matches!(envelope.cmd.as_str(), "approve" | "deny") {
+        if matches!(envelope.cmd.as_str(), "approve" | "deny") {
             if let Some(typed) = args.get("code").and_then(serde_json::Value::as_str) {
-                let shown = match crate::policy::approvals::normalise_code(typed) {
-                    Some(code) => crate::policy::approvals::reference(&code),
+                let shown = match crate::policy::approvals::ApprovalCode::parse(typed) {
+                    Some(code) => code.reference(),
                     None => "[not a code]".to_string(),
                 };
                 args.insert("code".into(), json!(shown));

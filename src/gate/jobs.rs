@@ -4,7 +4,7 @@
 
 use super::Gate;
 use crate::commands::{Command, Work};
-use crate::origin::{Channel, Invocation};
+use crate::origin::Invocation;
 use crate::outbox::MessageKind;
 use crate::reply::{Answer, CommandError, ErrorKind, Reply};
 use crate::workers::enroll::JobResult;
@@ -59,7 +59,9 @@ pub(super) enum After {
     /// Nothing more.
     Action,
     /// The action of an approval: its result is recorded with the approval.
-    Approved { code: String },
+    Approved {
+        code: crate::policy::approvals::ApprovalCode,
+    },
     /// A sweep: sources that were down are audited, new incidents alerted.
     Sweep,
     /// A burn the breach monitor started with `auto_burn`: the owner is told how it went.
@@ -298,18 +300,22 @@ impl Gate {
 
     /// Carries out a command the gate answers itself, from its own records.
     fn apply(&mut self, command: Command, inv: &Invocation) -> Result<Answer, CommandError> {
-        let hide = self.hides_codes(inv);
         let value = match command {
             Command::Help(c) => c.apply(&self.policy.grants),
             Command::List(c) => {
                 return crate::commands::list::List::apply(&self.contexts, c.after.as_deref(), None)
             }
             Command::Status(c) => c.apply(&self.contexts),
-            Command::Approvals(c) => c.apply(&self.policy.approvals, hide),
+            Command::Approvals(c) => {
+                let shown = |a: &crate::policy::approvals::Approval| {
+                    self.code_in_clear(&a.code, super::approvals::ShownTo::Asker, inv)
+                };
+                c.apply(&self.policy.approvals, &shown)
+            }
             Command::Audit(c) => c.apply(&self.audit),
             Command::Grant(c) => c.apply(&self.policy.grants),
             Command::Revoke(c) => c.apply(&self.policy.grants),
-            Command::CheckIncidents(c) => c.apply(&self.incidents, hide),
+            Command::CheckIncidents(c) => c.apply(&self.incidents),
             Command::IncidentAck(c) => c.apply(&self.incidents),
             Command::Trust(c) => c.apply(&self.store.meta, inv),
             Command::Lockdown(_) => self.lockdown(inv),
@@ -328,22 +334,6 @@ impl Gate {
     /// codes_over_signal_only` (the default) with an owner configured.
     pub(super) fn phone_only(&self) -> bool {
         self.config.approvals.codes_over_signal_only && !self.config.signal.owner.trim().is_empty()
-    }
-
-    /// True when approval codes must not be shown on this channel: phone-only mode and the
-    /// command did not come over Signal.
-    pub(super) fn hides_codes(&self, inv: &Invocation) -> bool {
-        self.phone_only() && inv.channel != Channel::Signal
-    }
-
-    /// How an approval's code appears in the audit log: itself, or in phone-only mode a
-    /// reference that names the approval without being usable as its code.
-    pub(super) fn audited_code(&self, code: &str) -> Value {
-        if self.phone_only() {
-            json!(crate::policy::approvals::reference(code))
-        } else {
-            json!(crate::policy::approvals::display_code(code))
-        }
     }
 
     /// Gives the jobs still running a moment to finish, then stops; what they left half

@@ -16,6 +16,7 @@ mod envelope;
 mod guard;
 mod jobs;
 mod owner;
+mod resume;
 pub use owner::EXPIRE_TIMER_KEY;
 mod upkeep;
 

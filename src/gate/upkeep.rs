@@ -162,7 +162,11 @@ impl Gate {
             text.push_str(&format!("\n{}", crate::commands::check_incidents::line(i)));
         }
         for a in &pending {
-            text.push_str(&format!("\npending {}: {}", a.display_code(), a.summary));
+            text.push_str(&format!(
+                "\npending {}: {}",
+                a.reference(),
+                crate::text::escape(&a.summary, crate::text::Lines::Single)
+            ));
         }
         for name in &expired {
             text.push_str(&format!("\nexpired: {name}"));
@@ -333,18 +337,24 @@ impl Gate {
                             && a.args.get("context").and_then(Value::as_str)
                                 == Some(&incident.context)
                     })
-                    .map(|a| a.display_code());
-                let code = match existing {
-                    Some(code) => code,
+                    .map(|a| a.code.clone());
+                let (code, when) = match existing {
+                    Some(code) => (code, "earlier"),
                     None => {
-                        self.open_approval(&expire, &context_args(&incident.context), inv)?
-                            .1
+                        let code = self
+                            .open_approval(&expire, &context_args(&incident.context), inv)?
+                            .1;
+                        (code, "just before this message")
                     }
                 };
+                // The code is in the prompt only; the alert, the incident (which
+                // `check-incidents` and `incident.ack` show on every channel) and the audit
+                // log name the burn by its reference.
                 alert.push_str(&format!(
-                    " A burn is queued: `approve {code}` expires the context."
+                    " A burn is queued ({}): approving its prompt, sent {when}, expires the context.",
+                    code.reference()
                 ));
-                incident.burn_code = Some(code);
+                incident.burn_code = Some(code.reference());
             }
         }
         let alert = self.redactor.text(&alert);

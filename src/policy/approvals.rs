@@ -4,19 +4,17 @@
 //! shown as `ABCDE-FGHJK` and accepted in any case, with or without the dash. It is bound to
 //! the SHA-256 of the command and its canonical arguments; it works once; a denial (or the
 //! timeout, which is a denial) is final.
+//!
+//! A code is an [`ApprovalCode`] ([`crate::approval_code`]): it prints, debugs and serialises
+//! as its reference, never as the code.
 
+pub use crate::approval_code::{is_reference, ApprovalCode, CODE_ALPHABET, CODE_LEN};
 use crate::auth::canonical::python_dumps;
 use crate::store::{decode, encode, StoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
-
-/// The letters codes are made of: no 0/O or 1/I/L to misread on a phone.
-pub const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
-const ALPHABET_LEN: usize = 31;
-/// Characters in a code.
-pub const CODE_LEN: usize = 10;
 
 /// Where an approval stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,18 +30,19 @@ pub enum ApprovalState {
     Expired,
 }
 
-/// One approval.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One approval. It is not `Serialize`: the store writes it through a record of its own, so
+/// that nothing else can turn it, code included, into JSON.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Approval {
-    /// The normalised code (no dash).
-    pub code: String,
+    /// The code.
+    pub code: ApprovalCode,
     /// The command it approves.
     pub cmd: String,
     /// Its exact arguments.
     pub args: Map<String, Value>,
     /// SHA-256 of `cmd` and the canonical arguments: the binding checked at approval.
     pub binding: String,
-    /// What will happen, in words, as the prompt says it.
+    /// What will happen, in words, as the prompt says it (outside text in it escaped).
     pub summary: String,
     /// The channel the command came in on.
     pub channel: String,
@@ -59,10 +58,71 @@ pub struct Approval {
     pub result: Option<Value>,
 }
 
+/// An approval as the store keeps it (the code in clear: the store is the agent's own).
+#[derive(Serialize, Deserialize)]
+struct Record {
+    code: String,
+    cmd: String,
+    args: Map<String, Value>,
+    binding: String,
+    summary: String,
+    channel: String,
+    created: String,
+    deadline: i64,
+    state: ApprovalState,
+    settled_at: Option<String>,
+    result: Option<Value>,
+}
+
+impl Record {
+    fn of(a: &Approval) -> Record {
+        Record {
+            code: String::from_utf8_lossy(a.code.store_key()).into_owned(),
+            cmd: a.cmd.clone(),
+            args: a.args.clone(),
+            binding: a.binding.clone(),
+            summary: a.summary.clone(),
+            channel: a.channel.clone(),
+            created: a.created.clone(),
+            deadline: a.deadline,
+            state: a.state,
+            settled_at: a.settled_at.clone(),
+            result: a.result.clone(),
+        }
+    }
+
+    fn into_approval(self) -> Result<Approval, StoreError> {
+        let code = ApprovalCode::parse(&self.code)
+            .ok_or_else(|| StoreError::Corrupt("an approval record without a code".into()))?;
+        Ok(Approval {
+            code,
+            cmd: self.cmd,
+            args: self.args,
+            binding: self.binding,
+            summary: self.summary,
+            channel: self.channel,
+            created: self.created,
+            deadline: self.deadline,
+            state: self.state,
+            settled_at: self.settled_at,
+            result: self.result,
+        })
+    }
+}
+
+fn encode_approval(a: &Approval) -> Result<Vec<u8>, StoreError> {
+    encode(&Record::of(a))
+}
+
+fn decode_approval(bytes: &[u8]) -> Result<Approval, StoreError> {
+    decode::<Record>(bytes)?.into_approval()
+}
+
 impl Approval {
-    /// The code as shown to people: `ABCDE-FGHJK`.
-    pub fn display_code(&self) -> String {
-        display_code(&self.code)
+    /// The approval's reference (`a-` and ten hex digits), which names it everywhere the
+    /// code may not go.
+    pub fn reference(&self) -> String {
+        self.code.reference()
     }
 
     /// The deadline as RFC 3339.
@@ -76,33 +136,6 @@ impl Approval {
     pub fn binds(&self, cmd: &str, args: &Map<String, Value>) -> bool {
         self.binding == binding(cmd, args)
     }
-}
-
-/// A name for the approval with `code` that cannot be used as the code: `a-` and the first
-/// ten hex digits of the code's SHA-256. The audit log uses it in phone-only mode.
-pub fn reference(code: &str) -> String {
-    let digest = Sha256::digest(code.as_bytes());
-    format!("a-{}", &hex::encode(digest)[..10])
-}
-
-/// Formats a normalised code with its dash.
-pub fn display_code(code: &str) -> String {
-    if code.len() == CODE_LEN && code.is_ascii() {
-        format!("{}-{}", &code[..5], &code[5..])
-    } else {
-        code.to_string()
-    }
-}
-
-/// Normalises what a person typed: case folded, dashes and spaces dropped. None when it
-/// cannot be a code.
-pub fn normalise_code(typed: &str) -> Option<String> {
-    let code: String = typed
-        .chars()
-        .filter(|c| !matches!(c, '-' | ' '))
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    (code.len() == CODE_LEN && code.bytes().all(|b| CODE_ALPHABET.contains(&b))).then_some(code)
 }
 
 fn binding(cmd: &str, args: &Map<String, Value>) -> String {
@@ -124,19 +157,8 @@ pub enum ApprovalError {
     Store(#[from] StoreError),
 }
 
-fn new_code() -> Result<String, ApprovalError> {
-    let mut code = String::with_capacity(CODE_LEN);
-    while code.len() < CODE_LEN {
-        let mut buf = [0u8; 16];
-        getrandom::fill(&mut buf).map_err(|e| ApprovalError::Random(e.to_string()))?;
-        // Rejection sampling keeps every letter equally likely.
-        for b in buf {
-            if (b as usize) < ALPHABET_LEN * 8 && code.len() < CODE_LEN {
-                code.push(CODE_ALPHABET[b as usize % ALPHABET_LEN] as char);
-            }
-        }
-    }
-    Ok(code)
+fn new_code() -> Result<ApprovalCode, ApprovalError> {
+    ApprovalCode::random().map_err(|e| ApprovalError::Random(e.to_string()))
 }
 
 /// The approvals tree.
@@ -176,10 +198,10 @@ impl Approvals {
                 settled_at: None,
                 result: None,
             };
-            let bytes = encode(&approval)?;
+            let bytes = encode_approval(&approval)?;
             let inserted = self
                 .tree
-                .compare_and_swap(code.as_bytes(), None as Option<&[u8]>, Some(bytes))
+                .compare_and_swap(code.store_key(), None as Option<&[u8]>, Some(bytes))
                 .map_err(StoreError::from)?;
             if inserted.is_ok() {
                 return Ok(approval);
@@ -187,11 +209,11 @@ impl Approvals {
         }
     }
 
-    /// The approval with this (normalised) code.
-    pub fn get(&self, code: &str) -> Result<Option<Approval>, StoreError> {
+    /// The approval with this code.
+    pub fn get(&self, code: &ApprovalCode) -> Result<Option<Approval>, StoreError> {
         self.tree
-            .get(code.as_bytes())?
-            .map(|b| decode(&b))
+            .get(code.store_key())?
+            .map(|b| decode_approval(&b))
             .transpose()
     }
 
@@ -199,15 +221,15 @@ impl Approvals {
     /// not pending (already settled by someone else).
     pub fn settle(
         &self,
-        code: &str,
+        code: &ApprovalCode,
         state: ApprovalState,
         now: DateTime<Utc>,
         result: Option<Value>,
     ) -> Result<Option<Approval>, StoreError> {
-        let Some(old_bytes) = self.tree.get(code.as_bytes())? else {
+        let Some(old_bytes) = self.tree.get(code.store_key())? else {
             return Ok(None);
         };
-        let mut approval: Approval = decode(&old_bytes)?;
+        let mut approval = decode_approval(&old_bytes)?;
         if approval.state != ApprovalState::Pending {
             return Ok(None);
         }
@@ -215,18 +237,19 @@ impl Approvals {
         approval.settled_at = Some(now.to_rfc3339_opts(SecondsFormat::Secs, true));
         approval.result = result;
         let swapped = self.tree.compare_and_swap(
-            code.as_bytes(),
+            code.store_key(),
             Some(old_bytes),
-            Some(encode(&approval)?),
+            Some(encode_approval(&approval)?),
         )?;
         Ok(swapped.is_ok().then_some(approval))
     }
 
     /// Records the result of an approved action.
-    pub fn record_result(&self, code: &str, result: Value) -> Result<(), StoreError> {
+    pub fn record_result(&self, code: &ApprovalCode, result: Value) -> Result<(), StoreError> {
         if let Some(mut approval) = self.get(code)? {
             approval.result = Some(result);
-            self.tree.insert(code.as_bytes(), encode(&approval)?)?;
+            self.tree
+                .insert(code.store_key(), encode_approval(&approval)?)?;
         }
         Ok(())
     }
@@ -238,7 +261,7 @@ impl Approvals {
         let mut out: Vec<Approval> = Vec::new();
         for item in self.tree.iter() {
             let (_, bytes) = item?;
-            let a: Approval = decode(&bytes)?;
+            let a = decode_approval(&bytes)?;
             if a.state == ApprovalState::Approved && a.result.is_none() {
                 out.push(a);
             }
@@ -252,7 +275,7 @@ impl Approvals {
         let mut out: Vec<Approval> = Vec::new();
         for item in self.tree.iter() {
             let (_, bytes) = item?;
-            let a: Approval = decode(&bytes)?;
+            let a = decode_approval(&bytes)?;
             if a.state == ApprovalState::Pending {
                 out.push(a);
             }
@@ -267,7 +290,7 @@ impl Approvals {
         let mut removed = 0;
         for item in self.tree.iter() {
             let (key, bytes) = item?;
-            let a: Approval = decode(&bytes)?;
+            let a = decode_approval(&bytes)?;
             let unfinished = a.state == ApprovalState::Approved && a.result.is_none();
             if a.state != ApprovalState::Pending
                 && !unfinished
@@ -286,18 +309,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn codes_normalise_and_have_the_right_shape() {
-        let code = new_code().unwrap();
-        assert_eq!(code.len(), CODE_LEN);
-        let shown = display_code(&code);
-        assert_eq!(normalise_code(&shown.to_lowercase()), Some(code));
-        assert_eq!(
-            normalise_code("ABCDE-FGHJ0"),
-            None,
-            "0 is not in the alphabet"
-        );
-        assert_eq!(normalise_code("short"), None);
-        // 31^10 > 2^49: at least 40 bits.
-        assert!((ALPHABET_LEN as f64).powi(CODE_LEN as i32).log2() >= 40.0);
+    fn an_approval_debugs_without_its_code_and_round_trips_the_store() {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        let approvals = Approvals::new(db.open_tree("approvals").unwrap());
+        let a = approvals
+            .create("expire", &Map::new(), "x", "socket", Utc::now(), 60)
+            .unwrap();
+        let debug = format!("{a:?}");
+        let bare = a.code.reveal_in_clear().replace('-', "");
+        assert!(!debug.contains(&bare), "{debug}");
+        assert!(debug.contains(&a.reference()), "{debug}");
+        assert_eq!(approvals.get(&a.code).unwrap(), Some(a));
     }
 }

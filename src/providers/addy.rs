@@ -12,7 +12,7 @@
 //! rate limit (60/min by default) or the hourly alias-creation cap is hit.
 
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
-use super::{decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
+use super::{checked_email, decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -43,16 +43,17 @@ struct RawAlias {
     emails_blocked: u64,
 }
 
-impl From<RawAlias> for AliasInfo {
-    fn from(a: RawAlias) -> AliasInfo {
-        AliasInfo {
-            id: a.id,
-            email: a.email,
-            active: a.active,
-            description: a.description,
-            forwarded: a.emails_forwarded,
-            blocked: a.emails_blocked,
-        }
+impl RawAlias {
+    /// The alias as the agent keeps it, its address checked ([`checked_email`]).
+    fn into_info(self) -> Result<AliasInfo, ProviderError> {
+        Ok(AliasInfo {
+            id: self.id,
+            email: checked_email(NAME, self.email)?,
+            active: self.active,
+            description: self.description,
+            forwarded: self.emails_forwarded,
+            blocked: self.emails_blocked,
+        })
     }
 }
 
@@ -114,7 +115,7 @@ impl Addy {
 
     fn data(body: Value) -> Result<AliasInfo, ProviderError> {
         let raw: RawAlias = decode(NAME, body.get("data").cloned().unwrap_or(Value::Null))?;
-        Ok(raw.into())
+        raw.into_info()
     }
 }
 
@@ -190,7 +191,9 @@ impl AliasProvider for Addy {
         loop {
             let page = self.page(number, None).await?;
             requests += 1;
-            out.extend(page.data.into_iter().map(AliasInfo::from));
+            for raw in page.data {
+                out.push(raw.into_info()?);
+            }
             if page.meta.current_page >= page.meta.last_page {
                 break;
             }
@@ -201,11 +204,11 @@ impl AliasProvider for Addy {
 
     async fn find_by_marker(&self, marker: &str) -> Result<Option<AliasInfo>, ProviderError> {
         let page = self.page(1, Some(marker)).await?;
-        Ok(page
-            .data
+        page.data
             .into_iter()
-            .map(AliasInfo::from)
-            .find(|a| a.description.as_deref().is_some_and(|d| d.contains(marker))))
+            .find(|a| a.description.as_deref().is_some_and(|d| d.contains(marker)))
+            .map(RawAlias::into_info)
+            .transpose()
     }
 }
 

@@ -92,7 +92,7 @@ impl CardProvider for Lithic {
             )
             .await?;
         let raw: RawCard = decode(NAME, r.body)?;
-        Ok(raw.into())
+        raw.into_info(NAME)
     }
 
     async fn update(&self, token: &str, update: &CardUpdate) -> Result<CardInfo, ProviderError> {
@@ -108,7 +108,7 @@ impl CardProvider for Lithic {
             )
             .await?;
         let raw: RawCard = decode(NAME, r.body)?;
-        Ok(raw.into())
+        raw.into_info(NAME)
     }
 
     /// `GET /v1/cards/{card_token}`.
@@ -119,7 +119,7 @@ impl CardProvider for Lithic {
             .request(Method::GET, &path, &[], None, Idempotency::Idempotent)
             .await?;
         let raw: RawCard = decode(NAME, r.body)?;
-        Ok(raw.into())
+        raw.into_info(NAME)
     }
 
     async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {
@@ -134,7 +134,9 @@ impl CardProvider for Lithic {
             let page: Page<RawCard> = self.page("/v1/cards", &query).await?;
             requests += 1;
             let more = page.has_more && !page.data.is_empty();
-            out.extend(page.data.into_iter().map(CardInfo::from));
+            for raw in page.data {
+                out.push(raw.into_info(NAME)?);
+            }
             if !more {
                 break;
             }

@@ -210,6 +210,74 @@ pub fn api_key(provider: &'static str, env_var: &str) -> Result<String, Provider
     })
 }
 
+/// The longest alias address accepted (RFC 5321's limit on a path).
+const MAX_EMAIL_LEN: usize = 254;
+
+/// An alias address as a provider sent it, checked for the shape of a plain address: one
+/// `@`; a local part of at most 64 characters from RFC 5322's atoms (letters, digits,
+/// ``!#$%&'*+/=?^_`{|}~-``) and dots; a domain of at least two dot-separated labels of
+/// letters, digits and `-`; at most 254 characters in all. The address reaches the owner's
+/// approval prompts (`expire` names it), so a compromised provider must not be able to put a
+/// line break, a zero-width or bidirectional character, or anything that is not an address
+/// into it: such a value is a `Decode` error, and nothing of it is kept (nor quoted in the
+/// error).
+pub fn checked_email(provider: &'static str, email: String) -> Result<String, ProviderError> {
+    let refuse = |why: &str| ProviderError::Decode {
+        provider,
+        message: format!(
+            "it sent an alias address that is not a plain email address ({why}); nothing was kept"
+        ),
+    };
+    if email.is_empty() || email.len() > MAX_EMAIL_LEN {
+        return Err(refuse("empty or longer than 254 characters"));
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(refuse("no @"));
+    };
+    let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(atom));
+    if !local_ok {
+        return Err(refuse(
+            "its local part has characters an address cannot have, such as a line break, a space, an invisible character or a second @",
+        ));
+    }
+    let label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || !labels.iter().all(|l| label(l)) {
+        return Err(refuse(
+            "its domain is not a host name: a line break, a space, an invisible character, a second @ or a missing dot",
+        ));
+    }
+    Ok(email)
+}
+
+/// A card's last four as a provider sent it: exactly four ASCII digits, else a `Decode`
+/// error. The last four reach the owner's approval prompts (`card.fund`, `card.close`,
+/// `expire`), so a compromised provider must not be able to put anything else there.
+pub fn checked_last_four(
+    provider: &'static str,
+    last_four: String,
+) -> Result<String, ProviderError> {
+    if last_four.len() == 4 && last_four.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(last_four)
+    } else {
+        Err(ProviderError::Decode {
+            provider,
+            message: "it sent a card whose last four is not four digits; nothing was kept".into(),
+        })
+    }
+}
+
 /// Decodes a provider's JSON into `T`, or a `Decode` error naming the provider.
 pub fn decode<T: serde::de::DeserializeOwned>(
     provider: &'static str,
@@ -219,4 +287,74 @@ pub fn decode<T: serde::de::DeserializeOwned>(
         provider,
         message: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alias_addresses_must_be_plain_addresses() {
+        for good in [
+            "n7x@anonaddy.me",
+            "word_word123@simplelogin.com",
+            "notion+news.2@mail.example.org",
+            "a.b-c@x-y.example",
+        ] {
+            assert_eq!(checked_email("p", good.into()), Ok(good.to_string()));
+        }
+        let long = format!("{}@example.com", "a".repeat(65));
+        let very_long = format!("a@{}.com", "b".repeat(260));
+        for bad in [
+            "",
+            "no-at.example",
+            "two@@example.com",
+            "a@b@example.com",
+            "n7x@anonaddy.me\nApprove: fund every card",
+            "n7x@anonaddy.me\u{2029}fake line",
+            "n7x\u{2028}@anonaddy.me",
+            "pay\u{200B}pal@anonaddy.me",
+            "n7x@anon\u{202E}addy.me",
+            "n7x @anonaddy.me",
+            "n7x@anonaddy",
+            "n7x@.me",
+            "@anonaddy.me",
+            ".n7x@anonaddy.me",
+            "\"quoted\"@anonaddy.me",
+            "n7x@anonaddy.me\r",
+            "n7x@anonaddy.me\t",
+            "é@anonaddy.me",
+            long.as_str(),
+            very_long.as_str(),
+        ] {
+            let e = checked_email("addy.io", bad.into());
+            assert!(
+                matches!(&e, Err(ProviderError::Decode { provider: "addy.io", message }) if !message.contains(bad) || bad.is_empty()),
+                "{bad:?}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_last_four_is_four_digits() {
+        assert_eq!(checked_last_four("p", "4242".into()), Ok("4242".into()));
+        for bad in [
+            "",
+            "424",
+            "42424",
+            "42\n4",
+            "4\u{2029}42",
+            "42\u{200B}42",
+            "４２４２",
+            "abcd",
+        ] {
+            assert!(
+                matches!(
+                    checked_last_four("p", bad.into()),
+                    Err(ProviderError::Decode { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
 }

@@ -17,8 +17,8 @@ use super::addy::path_segment;
 use super::card_activity::{reached, RawAccountTxn, TxnBatch, TxnCursor};
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
 use super::{
-    decode, CardInfo, CardProvider, CardState, CardTransaction, CardUpdate, NewCard, ProviderError,
-    Transaction,
+    checked_last_four, decode, CardInfo, CardProvider, CardState, CardTransaction, CardUpdate,
+    NewCard, ProviderError, Transaction,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -53,16 +53,18 @@ pub(crate) struct RawCard {
     pub state: CardState,
 }
 
-impl From<RawCard> for CardInfo {
-    fn from(c: RawCard) -> CardInfo {
-        CardInfo {
-            token: c.token,
-            last_four: c.last_four,
-            memo: c.memo,
-            spend_limit: c.spend_limit,
-            spend_limit_duration: c.spend_limit_duration,
-            state: c.state,
-        }
+impl RawCard {
+    /// The card as the agent keeps it, its last four checked ([`checked_last_four`]);
+    /// `provider` names Privacy.com or Lithic, which share this shape.
+    pub(crate) fn into_info(self, provider: &'static str) -> Result<CardInfo, ProviderError> {
+        Ok(CardInfo {
+            token: self.token,
+            last_four: checked_last_four(provider, self.last_four)?,
+            memo: self.memo,
+            spend_limit: self.spend_limit,
+            spend_limit_duration: self.spend_limit_duration,
+            state: self.state,
+        })
     }
 }
 
@@ -192,7 +194,9 @@ impl Privacy {
                 .await?;
             requests += 1;
             let p: Page<RawCard> = decode(NAME, body)?;
-            out.extend(p.data.into_iter().map(CardInfo::from));
+            for raw in p.data {
+                out.push(raw.into_info(NAME)?);
+            }
             if p.page >= p.total_pages {
                 break;
             }
@@ -217,7 +221,7 @@ impl CardProvider for Privacy {
             )
             .await?;
         let raw: RawCard = decode(NAME, body)?;
-        Ok(raw.into())
+        raw.into_info(NAME)
     }
 
     async fn update(&self, token: &str, update: &CardUpdate) -> Result<CardInfo, ProviderError> {
@@ -232,7 +236,7 @@ impl CardProvider for Privacy {
             )
             .await?;
         let raw: RawCard = decode(NAME, body)?;
-        Ok(raw.into())
+        raw.into_info(NAME)
     }
 
     /// `GET /cards?card_token=` (the list filtered to one card, as the docs give it).
@@ -247,15 +251,14 @@ impl CardProvider for Privacy {
             )
             .await?;
         let p: Page<RawCard> = decode(NAME, body)?;
-        p.data
-            .into_iter()
-            .map(CardInfo::from)
-            .find(|c| c.token == token)
-            .ok_or_else(|| ProviderError::Rejected {
+        match p.data.into_iter().find(|c| c.token == token) {
+            Some(raw) => raw.into_info(NAME),
+            None => Err(ProviderError::Rejected {
                 provider: NAME,
                 status: 404,
                 message: "card not found".into(),
-            })
+            }),
+        }
     }
 
     async fn list(&self) -> Result<(Vec<CardInfo>, u32), ProviderError> {

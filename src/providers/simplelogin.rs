@@ -11,7 +11,7 @@
 
 use super::addy::path_segment;
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
-use super::{decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
+use super::{checked_email, decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -42,16 +42,17 @@ struct RawAlias {
     nb_block: u64,
 }
 
-impl From<RawAlias> for AliasInfo {
-    fn from(a: RawAlias) -> AliasInfo {
-        AliasInfo {
-            id: a.id.to_string(),
-            email: a.email,
-            active: a.enabled,
-            description: a.note,
-            forwarded: a.nb_forward,
-            blocked: a.nb_block,
-        }
+impl RawAlias {
+    /// The alias as the agent keeps it, its address checked ([`checked_email`]).
+    fn into_info(self) -> Result<AliasInfo, ProviderError> {
+        Ok(AliasInfo {
+            id: self.id.to_string(),
+            email: checked_email(NAME, self.email)?,
+            active: self.enabled,
+            description: self.note,
+            forwarded: self.nb_forward,
+            blocked: self.nb_block,
+        })
     }
 }
 
@@ -141,7 +142,12 @@ impl SimpleLogin {
             requests += 1;
             let page: Page = decode(NAME, r.body)?;
             let n = page.aliases.len();
-            let more = f(page.aliases.into_iter().map(AliasInfo::from).collect());
+            let aliases = page
+                .aliases
+                .into_iter()
+                .map(RawAlias::into_info)
+                .collect::<Result<Vec<_>, _>>()?;
+            let more = f(aliases);
             if !more || n < PAGE_SIZE {
                 break;
             }
@@ -168,7 +174,7 @@ impl AliasProvider for SimpleLogin {
             )
             .await?;
         let raw: RawAlias = decode(NAME, r.body)?;
-        Ok(raw.into())
+        raw.into_info()
     }
 
     async fn get(&self, id: &str) -> Result<AliasInfo, ProviderError> {
@@ -178,7 +184,7 @@ impl AliasProvider for SimpleLogin {
             .request(Method::GET, &path, &[], None, Idempotency::Idempotent)
             .await?;
         let raw: RawAlias = decode(NAME, r.body)?;
-        Ok(raw.into())
+        raw.into_info()
     }
 
     async fn set_active(&self, id: &str, active: bool) -> Result<(), ProviderError> {

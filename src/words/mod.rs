@@ -104,8 +104,11 @@ fn incidents(v: &Value) -> String {
         if i["acked"] == Value::Bool(true) {
             out.push_str(", acknowledged");
         }
-        if let Some(code) = i["burn_code"].as_str() {
-            out.push_str(&format!("; burn queued: approve {}", lines::single(code)));
+        if let Some(reference) = i["burn_code"].as_str() {
+            out.push_str(&format!(
+                "; burn queued: approval {}, answer its prompt",
+                lines::single(reference)
+            ));
         }
         out.push(')');
     }
@@ -224,10 +227,10 @@ mod tests {
 
     #[test]
     fn incidents_are_their_summaries() {
-        let v = json!({"count": 1, "incidents": [{"id": "i-0123456789", "summary": "someone tried to charge the notion card at SHADYSHOP LLC; the card is paused", "acked": false, "burn_code": "ABCDE-FGHJK"}], "lines": []});
+        let v = json!({"count": 1, "incidents": [{"id": "i-0123456789", "summary": "someone tried to charge the notion card at SHADYSHOP LLC; the card is paused", "acked": false, "burn_code": "a-3f9c0e12ab"}], "lines": []});
         assert_eq!(
             reply(Some("check-incidents"), &Reply::Ok(v)),
-            "1 incident:\n• someone tried to charge the notion card at SHADYSHOP LLC; the card is paused (i-0123456789; burn queued: approve ABCDE-FGHJK)"
+            "1 incident:\n• someone tried to charge the notion card at SHADYSHOP LLC; the card is paused (i-0123456789; burn queued: approval a-3f9c0e12ab, answer its prompt)"
         );
         let none = json!({"count": 0, "incidents": [], "lines": []});
         assert_eq!(

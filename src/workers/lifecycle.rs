@@ -9,6 +9,7 @@
 
 use super::alias::AliasHandle;
 use super::card::CardHandle;
+use super::changes::describe_update;
 use super::enroll::ContextLocks;
 use super::ticket::Ticket;
 use crate::commands::enroll::EnrollRequest;
@@ -30,7 +31,7 @@ pub(super) struct Lifecycle {
     pub(super) forwarding_address: String,
 }
 
-fn store_err(e: StoreError) -> CommandError {
+pub(super) fn store_err(e: StoreError) -> CommandError {
     tracing::error!(error = %e, "store error in enrollment");
     CommandError::new(
         ErrorKind::Internal,
@@ -46,20 +47,8 @@ fn conflict(msg: String) -> CommandError {
     CommandError::new(ErrorKind::Conflict, msg)
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// A card change in words, for its intent.
-fn describe_update(update: &CardUpdate) -> String {
-    format!(
-        "card state={:?} limit={}",
-        update.state,
-        update
-            .spend_limit_cents
-            .map(format_amount)
-            .unwrap_or_else(|| "unchanged".into())
-    )
 }
 
 fn new_marker() -> Result<String, CommandError> {
@@ -446,91 +435,6 @@ impl Lifecycle {
         let mut view = ctx.view();
         view["status"] = json!("expired");
         Ok(view)
-    }
-
-    /// Records, flushed, that a change is about to be asked of the provider for context
-    /// `name`: if the agent dies before the answer is recorded, or the answer never comes,
-    /// the intent is there to read the truth back from the provider ([`Lifecycle::settle_change`]).
-    async fn begin_change(
-        &self,
-        name: &str,
-        kind: IntentKind,
-        what: String,
-    ) -> Result<(), CommandError> {
-        if self
-            .contexts
-            .intent(name, kind)
-            .map_err(store_err)?
-            .is_some()
-        {
-            // One left by an earlier run: settle it first, so the record is right before
-            // anything else is decided from it.
-            if let Some(mut ctx) = self.contexts.get(name).map_err(store_err)? {
-                self.settle_change(&mut ctx, kind).await?;
-            }
-        }
-        let intent = Intent {
-            context: name.to_string(),
-            kind,
-            marker: what,
-            created: now(),
-        };
-        self.contexts.open_intent(&intent).map_err(store_err)?;
-        self.store.flush().await.map_err(store_err)
-    }
-
-    /// The change was made: the context as changed and the intent's end, flushed together.
-    async fn finish_change(&self, ctx: &Context, kind: IntentKind) -> Result<(), CommandError> {
-        self.contexts.put(ctx).map_err(store_err)?;
-        self.contexts
-            .close_intent(&ctx.name, kind)
-            .map_err(store_err)?;
-        self.store.flush().await.map_err(store_err)
-    }
-
-    /// The change failed (or its outcome is unknown: a timeout, a lockdown between retries):
-    /// the record is brought to what the provider says now, and the intent closed; when the
-    /// provider cannot be read either, the intent stays for the next start. The original
-    /// error is what the caller reports.
-    async fn change_failed(
-        &self,
-        ctx: &mut Context,
-        kind: IntentKind,
-        error: crate::providers::ProviderError,
-    ) -> CommandError {
-        if let Err(e) = self.settle_change(ctx, kind).await {
-            tracing::warn!(context = %ctx.name, error = %e.message, "a change's outcome is unknown; it is reconciled at the next start");
-        }
-        error.into()
-    }
-
-    /// Reads the alias or card of `ctx` back from the provider, records what it says, and
-    /// closes the change intent.
-    async fn settle_change(&self, ctx: &mut Context, kind: IntentKind) -> Result<(), CommandError> {
-        match kind {
-            IntentKind::CardChange => {
-                if let Some(card) = ctx.card.as_mut() {
-                    let info = self.cards.get(&card.token).await?;
-                    card.state = info.state;
-                    card.limit_cents = info.spend_limit;
-                    card.last_four = info.last_four;
-                }
-            }
-            IntentKind::AliasChange => {
-                if let Some(alias) = ctx.alias.as_mut().filter(|a| !a.deleted) {
-                    match self.aliases.get(&alias.id).await {
-                        Ok(info) => alias.active = info.active,
-                        Err(crate::providers::ProviderError::Rejected { status: 404, .. }) => {
-                            alias.active = false;
-                            alias.deleted = true;
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-            }
-            IntentKind::Alias | IntentKind::Card => return Ok(()),
-        }
-        self.finish_change(ctx, kind).await
     }
 
     /// Reads every alias from the provider, then updates each context under its own lock,

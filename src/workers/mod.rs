@@ -8,6 +8,7 @@
 pub mod alias;
 pub mod breach;
 pub mod card;
+mod changes;
 pub mod enroll;
 mod lifecycle;
 mod pool;

@@ -347,6 +347,12 @@ impl MockServer {
         });
     }
 
+    /// A compromised provider: the next alias or card it makes (and keeps, and lists) carries
+    /// `value` as its `field` (`email`, `last_four`) instead of a well-formed one.
+    pub fn forge_next(&self, field: &str, value: Value) {
+        self.inner().forged.push((field.to_string(), value));
+    }
+
     /// Privacy.com / Lithic: when false, creating or changing a card answers 401 "Insufficient
     /// Privileges. Issuing API key required" (a key without write access).
     pub fn set_write_access(&self, allowed: bool) {
@@ -468,6 +474,8 @@ struct Inner {
     /// Requests being handled now, and the most there were at once.
     in_flight: usize,
     max_in_flight: usize,
+    /// Fields the next alias or card made carries instead of its own (`forge_next`).
+    forged: Vec<(String, Value)>,
 }
 
 /// Counts a request as in flight for as long as it lives (also through a `Reset` unwind).
@@ -681,7 +689,20 @@ impl Inner {
             latency: None,
             in_flight: 0,
             max_in_flight: 0,
+            forged: Vec::new(),
         }
+    }
+
+    /// `object` with the fields `forge_next` queued (those it has), which are used up.
+    fn forge(&mut self, mut object: Value) -> Value {
+        let forged = std::mem::take(&mut self.forged);
+        for (field, value) in forged {
+            match object.get_mut(&field) {
+                Some(slot) => *slot = value,
+                None => self.forged.push((field, value)),
+            }
+        }
+        object
     }
 
     fn take_fault(&mut self, method: &str, path: &str) -> Option<Fault> {
@@ -1061,7 +1082,7 @@ impl Inner {
         }
         let domain = domain.to_lowercase();
         let now = laravel_now();
-        json!({
+        let alias = json!({
             "id": id, "user_id": ADDY_USER_ID, "aliasable_id": null, "aliasable_type": null,
             "local_part": local, "extension": extension, "domain": domain,
             "email": format!("{local}@{domain}"), "active": true, "pinned": false,
@@ -1069,7 +1090,8 @@ impl Inner {
             "emails_forwarded": 0, "emails_blocked": 0, "emails_replied": 0, "emails_sent": 0,
             "recipients": [], "last_forwarded": null, "last_blocked": null, "last_replied": null,
             "last_sent": null, "created_at": now, "updated_at": now, "deleted_at": null,
-        })
+        });
+        self.forge(alias)
     }
 
     fn addy_store(&mut self, r: &Req) -> Reply {
@@ -1336,14 +1358,15 @@ impl Inner {
             format!("{}_{}{}", word(), word(), rand_below(1000))
         };
         let now = chrono::Utc::now();
-        json!({
+        let alias = json!({
             "id": id, "email": format!("{local}@simplelogin.com"),
             "creation_date": now.format("%Y-%m-%d %H:%M:%S+00:00").to_string(),
             "creation_timestamp": now.timestamp(), "enabled": true, "note": note, "name": null,
             "nb_forward": 0, "nb_block": 0, "nb_reply": 0,
             "mailbox": {"id": 1, "email": SL_MAILBOX}, "mailboxes": [{"id": 1, "email": SL_MAILBOX}],
             "support_pgp": false, "disable_pgp": false, "pinned": false, "latest_activity": null,
-        })
+        });
+        self.forge(alias)
     }
 
     fn sl_find(&self, id: u64) -> Option<usize> {
@@ -1609,7 +1632,7 @@ impl Inner {
             card["card_program_token"] = json!(CARD_PROGRAM_TOKEN);
             card["pin_status"] = json!("NOT_SET");
         }
-        card
+        self.forge(card)
     }
 
     fn card_index(&self, token: &str) -> Option<usize> {
