@@ -772,14 +772,13 @@ fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
             });
         }
         if !light {
-            // Now and then, a burst of concurrent jobs beside the rest of the load.
+            // One burst of concurrent jobs beside the rest of the load, at a random moment
+            // (one a cycle: more would write past the 1,000 audit entries a check reads).
             s.spawn(move || {
                 let mut rng = Rng(seed ^ 0x0B0B_0B0B);
-                while !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(rng.range(50, 800)));
-                    if !stop.load(Ordering::SeqCst) {
-                        world.burst(cycle);
-                    }
+                std::thread::sleep(Duration::from_millis(rng.range(20, 800)));
+                if !stop.load(Ordering::SeqCst) {
+                    world.burst(cycle);
                 }
             });
         }
