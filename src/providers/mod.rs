@@ -5,6 +5,7 @@
 
 pub mod addy;
 pub mod card_activity;
+pub mod configured;
 pub mod hibp;
 pub mod http;
 pub mod lithic;
@@ -43,6 +44,20 @@ pub struct AliasInfo {
     pub blocked: u64,
 }
 
+/// One entry of an alias's activity log (SimpleLogin's `GET /api/aliases/{id}/activities`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+pub struct Activity {
+    /// `forward`, `reply`, `block` or `bounced`.
+    pub action: String,
+    /// The sender (for `reply`, the alias).
+    pub from: String,
+    /// The alias (for `reply`, the contact).
+    pub to: String,
+    /// Unix seconds.
+    #[serde(default)]
+    pub timestamp: i64,
+}
+
 /// A disposable-alias service (addy.io, SimpleLogin).
 pub trait AliasProvider: Send + Sync {
     /// The provider's name, for replies and the audit log.
@@ -69,6 +84,20 @@ pub trait AliasProvider: Send + Sync {
         &self,
         marker: &str,
     ) -> impl Future<Output = Result<Option<AliasInfo>, ProviderError>> + Send;
+    /// True when the provider keeps an activity log per alias that the breach monitor reads
+    /// (SimpleLogin); false by default.
+    fn keeps_activity_log(&self) -> bool {
+        false
+    }
+    /// The newest `want` entries of an alias's activity log; None when the provider keeps
+    /// no such log.
+    fn activities(
+        &self,
+        _id: &str,
+        _want: usize,
+    ) -> impl Future<Output = Result<Option<Vec<Activity>>, ProviderError>> + Send {
+        std::future::ready(Ok(None))
+    }
 }
 
 /// The state of a card at the provider.

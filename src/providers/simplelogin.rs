@@ -11,7 +11,8 @@
 
 use super::addy::path_segment;
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
-use super::{checked_email, decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
+
+use super::{checked_email, decode, Activity, AliasInfo, AliasProvider, NewAlias, ProviderError};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -66,20 +67,6 @@ struct Toggled {
     enabled: bool,
 }
 
-/// One entry of an alias's activity log (`GET /api/aliases/{id}/activities`).
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-pub struct Activity {
-    /// `forward`, `reply`, `block` or `bounced`.
-    pub action: String,
-    /// The sender (for `reply`, the alias).
-    pub from: String,
-    /// The alias (for `reply`, the contact).
-    pub to: String,
-    /// Unix seconds.
-    #[serde(default)]
-    pub timestamp: i64,
-}
-
 #[derive(Deserialize)]
 struct ActivityPage {
     activities: Vec<Activity>,
@@ -88,7 +75,7 @@ struct ActivityPage {
 impl SimpleLogin {
     /// The newest `want` entries of an alias's activity log (fewer if the log is shorter),
     /// newest first, reading pages of 20 only as far as needed.
-    pub async fn activities(&self, id: &str, want: usize) -> Result<Vec<Activity>, ProviderError> {
+    async fn activity_log(&self, id: &str, want: usize) -> Result<Vec<Activity>, ProviderError> {
         let path = format!("/api/aliases/{}/activities", path_segment(id)?);
         let mut out = Vec::new();
         let mut page_id = 0u64;
@@ -159,6 +146,18 @@ impl SimpleLogin {
 impl AliasProvider for SimpleLogin {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn keeps_activity_log(&self) -> bool {
+        true
+    }
+
+    async fn activities(
+        &self,
+        id: &str,
+        want: usize,
+    ) -> Result<Option<Vec<Activity>>, ProviderError> {
+        self.activity_log(id, want).await.map(Some)
     }
 
     async fn create(&self, new: &NewAlias) -> Result<AliasInfo, ProviderError> {

@@ -3,90 +3,8 @@
 
 use super::pool::Pool;
 use super::ticket::Ticket;
-use crate::config::{AliasProviderKind, AliasesConfig};
-use crate::providers::addy::{self, Addy};
-use crate::providers::simplelogin::{self, Activity, SimpleLogin};
-use crate::providers::{
-    api_key, base_url, AliasInfo, AliasProvider, NewAlias, ProviderError, RetryPolicy,
-};
-
-/// The configured provider, or why there is none.
-pub enum AnyAlias {
-    /// addy.io.
-    Addy(Addy),
-    /// SimpleLogin.
-    SimpleLogin(SimpleLogin),
-}
-
-impl AnyAlias {
-    /// Builds the provider the config names, with its key from the environment.
-    pub fn from_config(
-        config: &AliasesConfig,
-        policy: RetryPolicy,
-    ) -> Result<AnyAlias, ProviderError> {
-        match config.provider {
-            AliasProviderKind::Simplelogin => {
-                let key = api_key("SimpleLogin", "SIMPLELOGIN_API_KEY")?;
-                let base = base_url(
-                    "SIMPLELOGIN_BASE_URL",
-                    &config.simplelogin_base_url,
-                    simplelogin::DEFAULT_BASE_URL,
-                );
-                Ok(AnyAlias::SimpleLogin(SimpleLogin::new(
-                    &base, &key, policy,
-                )?))
-            }
-            AliasProviderKind::Addy => {
-                let key = api_key("addy.io", "ADDY_API_KEY")?;
-                let base = base_url(
-                    "ADDY_BASE_URL",
-                    &config.addy_base_url,
-                    addy::DEFAULT_BASE_URL,
-                );
-                Ok(AnyAlias::Addy(Addy::new(
-                    &base,
-                    &key,
-                    &config.addy_domain,
-                    &config.addy_format,
-                    policy,
-                )?))
-            }
-        }
-    }
-}
-
-macro_rules! dispatch {
-    ($self:ident, $p:ident => $call:expr) => {
-        match $self {
-            AnyAlias::Addy($p) => $call,
-            AnyAlias::SimpleLogin($p) => $call,
-        }
-    };
-}
-
-impl AliasProvider for AnyAlias {
-    fn name(&self) -> &'static str {
-        dispatch!(self, p => p.name())
-    }
-    async fn create(&self, new: &NewAlias) -> Result<AliasInfo, ProviderError> {
-        dispatch!(self, p => p.create(new).await)
-    }
-    async fn get(&self, id: &str) -> Result<AliasInfo, ProviderError> {
-        dispatch!(self, p => p.get(id).await)
-    }
-    async fn set_active(&self, id: &str, active: bool) -> Result<(), ProviderError> {
-        dispatch!(self, p => p.set_active(id, active).await)
-    }
-    async fn delete(&self, id: &str) -> Result<(), ProviderError> {
-        dispatch!(self, p => p.delete(id).await)
-    }
-    async fn list(&self) -> Result<(Vec<AliasInfo>, u32), ProviderError> {
-        dispatch!(self, p => p.list().await)
-    }
-    async fn find_by_marker(&self, marker: &str) -> Result<Option<AliasInfo>, ProviderError> {
-        dispatch!(self, p => p.find_by_marker(marker).await)
-    }
-}
+use crate::providers::configured::AnyAlias;
+use crate::providers::{Activity, AliasInfo, AliasProvider, NewAlias, ProviderError};
 
 /// The alias manager: every call to the alias provider goes through it, at most
 /// `[aliases] concurrency` at once, and none while the provider's 429 cool-down lasts.
@@ -149,18 +67,23 @@ impl AliasHandle {
         self.pool.run(None, async |p| p.list().await).await
     }
 
-    /// The newest `want` entries of an alias's activity log (SimpleLogin); None when the
-    /// provider keeps no such log (addy.io).
+    /// True when the provider keeps an activity log per alias (SimpleLogin) that the breach
+    /// monitor reads.
+    pub fn keeps_activity_log(&self) -> bool {
+        self.pool
+            .provider()
+            .is_ok_and(AliasProvider::keeps_activity_log)
+    }
+
+    /// The newest `want` entries of an alias's activity log; None when the provider keeps
+    /// no such log (addy.io).
     pub async fn activities(
         &self,
         id: &str,
         want: usize,
     ) -> Result<Option<Vec<Activity>>, ProviderError> {
         self.pool
-            .run(None, async |p| match p {
-                AnyAlias::SimpleLogin(sl) => sl.activities(id, want).await.map(Some),
-                AnyAlias::Addy(_) => Ok(None),
-            })
+            .run(None, async |p| p.activities(id, want).await)
             .await
     }
 

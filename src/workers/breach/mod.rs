@@ -221,10 +221,10 @@ impl BreachMonitor {
                 self.sweep_imap(&source, &mut report).await?;
             }
         }
-        if self.aliases.provider_name() == "SimpleLogin" {
+        if self.aliases.keeps_activity_log() {
             self.sweep_simplelogin(&mut report).await?;
         }
-        if self.cards.provider_name() != "none" {
+        if self.cards.is_configured() {
             self.sweep_cards(&mut report).await?;
         }
         match &self.hibp {
