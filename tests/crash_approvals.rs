@@ -129,3 +129,65 @@ fn a_pause_whose_answer_never_came_is_read_back_from_the_provider() {
         "the record follows the provider, which paused it: {status}"
     );
 }
+
+/// A card create the daemon had sent when it was killed, and that the provider carries out
+/// only after the restart, is still found and attached: the intent of the run that died is
+/// not taken as "nothing was made" while the create can still land, so the card is neither an
+/// orphan nor made twice.
+#[test]
+fn a_create_that_lands_after_the_restart_is_attached_not_orphaned() {
+    let (mut agent, _aliases, cards) = world();
+    cards.push_fault_for(
+        "POST",
+        "/v1/cards",
+        Fault::LandLater(Duration::from_secs(3)),
+    );
+    let socket = agent.socket();
+    let envelope = agent.envelope(
+        "enroll",
+        json!({"url": "https://notion.so", "alias": "notion"}),
+    );
+    let enrolling = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::os::unix::net::UnixStream::connect(&socket) else {
+            return;
+        };
+        let _ = s.write_all(envelope.to_json().as_bytes());
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let _ = s.read_to_end(&mut Vec::new());
+    });
+    wait_for_requests(&cards, "POST /v1/cards", 1);
+    agent.kill();
+    let _ = enrolling.join();
+    agent.spawn();
+    // The restart's reconciliation looks for the card before the provider has made it.
+    wait_for_requests(&cards, "GET /v1/cards", 1);
+    assert!(cards.cards().is_empty(), "not landed yet");
+    wait_for("the create to land", || {
+        (!cards.cards().is_empty()).then_some(())
+    });
+    let status = wait_for_long("the card to be attached", || {
+        let s = agent.send("status", json!({"context": "notion"}));
+        s["card"]["last_four"].is_string().then_some(s)
+    });
+    assert_eq!(status["card"]["last_four"], cards.cards()[0]["last_four"]);
+    // Enrolling again finishes the context without a second card.
+    let again = agent.send(
+        "enroll",
+        json!({"url": "https://notion.so", "alias": "notion"}),
+    );
+    assert_eq!(again["status"], "enrolled", "{again}");
+    assert_eq!(cards.cards().len(), 1, "one card: {:?}", cards.cards());
+}
+
+/// [`wait_for`] with room for the 30 s landing window.
+fn wait_for_long<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -881,6 +881,33 @@ fn torture(kills: usize, seed: u64) {
         }
     }
 
+    // The last start's reconciliation may wait out the landing window of creates the kill
+    // left in flight (a card the provider makes after the kill is attached, not orphaned): the
+    // checks below come after it has finished.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let audit = agent.audit();
+        let job = audit
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "job.started" && e["detail"]["cmd"] == "reconcile")
+            .and_then(|e| e["detail"]["job"].as_u64());
+        let finished = job.is_some_and(|id| {
+            audit.iter().any(|e| {
+                (e["event"] == "action.ok" || e["event"] == "action.error")
+                    && e["detail"]["job"].as_u64() == Some(id)
+            })
+        });
+        if finished {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the last start's reconciliation did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // Drain: a last sweep raises whatever a kill left un-alerted, then the outbox empties.
     let r = agent.send("sweep", json!({}));
     world.note_incidents(&r);

@@ -4,7 +4,7 @@
 //! read back from the provider and the record takes what the provider says, so the card
 //! record never says "paused at $0" for a card that is open.
 
-use super::lifecycle::{now, store_err, Lifecycle};
+use super::lifecycle::{now_precise, store_err, Lifecycle};
 use crate::context::{format_amount, Context, Intent, IntentKind};
 use crate::providers::CardUpdate;
 use crate::reply::CommandError;
@@ -47,7 +47,7 @@ impl Lifecycle {
             context: name.to_string(),
             kind,
             marker: what,
-            created: now(),
+            created: now_precise(),
         };
         self.contexts.open_intent(&intent).map_err(store_err)?;
         self.store.flush().await.map_err(store_err)

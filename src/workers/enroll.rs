@@ -73,6 +73,7 @@ impl EnrollHandle {
                 aliases,
                 cards,
                 forwarding_address,
+                started: chrono::Utc::now(),
             }),
             locks: ContextLocks::default(),
         }

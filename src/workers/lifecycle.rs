@@ -29,7 +29,17 @@ pub(super) struct Lifecycle {
     pub(super) aliases: AliasHandle,
     pub(super) cards: CardHandle,
     pub(super) forwarding_address: String,
+    /// When this run started: an intent opened before it was left by a run that died, whose
+    /// last request may still land at the provider ([`LANDING_WINDOW`]).
+    pub(super) started: chrono::DateTime<Utc>,
 }
+
+/// How long after a run died a create it had already sent may still land at the provider (the
+/// request was in the provider's hands, or in the socket's buffers, when the process was
+/// killed). An intent from that run whose marker is not found yet is not taken as "nothing was
+/// made" until it is this old: closing it sooner would lose the marker, and the create that
+/// lands later would be an orphan, or a twin of the one made next.
+const LANDING_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub(super) fn store_err(e: StoreError) -> CommandError {
     tracing::error!(error = %e, "store error in enrollment");
@@ -45,6 +55,11 @@ fn not_found(name: &str) -> CommandError {
 
 fn conflict(msg: String) -> CommandError {
     CommandError::new(ErrorKind::Conflict, msg)
+}
+
+/// Now, to the millisecond: when an intent was opened, compared with when the run started.
+pub(super) fn now_precise() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 pub(super) fn now() -> String {
@@ -75,6 +90,20 @@ impl Lifecycle {
                 "context {name} is still enrolling; send enroll again to finish it"
             ))),
         }
+    }
+
+    /// For an intent left by a run that died less than [`LANDING_WINDOW`] ago: how long until
+    /// it is that old. None for an intent of this run (its outcome is known, or was looked up
+    /// right after it) and for an old one.
+    fn still_landing(&self, intent: &Intent) -> Option<std::time::Duration> {
+        let created = chrono::DateTime::parse_from_rfc3339(&intent.created)
+            .ok()?
+            .with_timezone(&Utc);
+        if created >= self.started {
+            return None;
+        }
+        let age = (Utc::now() - created).to_std().unwrap_or_default();
+        LANDING_WINDOW.checked_sub(age).filter(|w| !w.is_zero())
     }
 
     async fn save(&self, ctx: &Context) -> Result<(), CommandError> {
@@ -173,13 +202,19 @@ impl Lifecycle {
             if let Some(found) = self.aliases.find(&intent.marker).await? {
                 return self.attach_alias(ctx, found).await;
             }
+            if let Some(wait) = self.still_landing(&intent) {
+                tokio::time::sleep(wait).await;
+                if let Some(found) = self.aliases.find(&intent.marker).await? {
+                    return self.attach_alias(ctx, found).await;
+                }
+            }
         }
         let marker = new_marker()?;
         let intent = Intent {
             context: ctx.name.clone(),
             kind: IntentKind::Alias,
             marker: marker.clone(),
-            created: now(),
+            created: now_precise(),
         };
         self.contexts.open_intent(&intent).map_err(store_err)?;
         self.store.flush().await.map_err(store_err)?;
@@ -241,13 +276,19 @@ impl Lifecycle {
             if let Some(found) = self.cards.find(&intent.marker).await? {
                 return self.attach_card(ctx, found).await;
             }
+            if let Some(wait) = self.still_landing(&intent) {
+                tokio::time::sleep(wait).await;
+                if let Some(found) = self.cards.find(&intent.marker).await? {
+                    return self.attach_card(ctx, found).await;
+                }
+            }
         }
         let marker = new_marker()?;
         let intent = Intent {
             context: ctx.name.clone(),
             kind: IntentKind::Card,
             marker: marker.clone(),
-            created: now(),
+            created: now_precise(),
         };
         self.contexts.open_intent(&intent).map_err(store_err)?;
         self.store.flush().await.map_err(store_err)?;
@@ -478,55 +519,79 @@ impl Lifecycle {
     pub(super) async fn reconcile(&self, locks: &ContextLocks) -> Result<Value, CommandError> {
         let mut settled = Vec::new();
         let mut pending = Vec::new();
-        for intent in self.contexts.open_intents().map_err(store_err)? {
-            let _serial = locks.lock(&intent.context).await;
-            if self
-                .contexts
-                .intent(&intent.context, intent.kind)
-                .map_err(store_err)?
-                .is_none()
-            {
-                // Settled by the job that held the lock before us.
-                continue;
-            }
-            let Some(mut ctx) = self.contexts.get(&intent.context).map_err(store_err)? else {
-                self.contexts
-                    .close_intent(&intent.context, intent.kind)
-                    .map_err(store_err)?;
-                continue;
-            };
-            let found = match intent.kind {
-                IntentKind::AliasChange | IntentKind::CardChange => self
-                    .settle_change(&mut ctx, intent.kind)
-                    .await
-                    .map(|_| true),
-                IntentKind::Alias => match self.aliases.find(&intent.marker).await {
-                    Ok(Some(a)) => self.attach_alias(&mut ctx, a).await.map(|_| true),
-                    Ok(None) => Ok(false),
-                    Err(e) => Err(CommandError::from(e)),
-                },
-                IntentKind::Card => match self.cards.find(&intent.marker).await {
-                    Ok(Some(c)) => self.attach_card(&mut ctx, c).await.map(|_| true),
-                    Ok(None) => Ok(false),
-                    Err(e) => Err(CommandError::from(e)),
-                },
-            };
-            match found {
-                Ok(true) => settled
-                    .push(json!({"context": intent.context, "kind": intent.kind, "found": true})),
-                Ok(false) => {
-                    // Nothing was made: the next enroll creates it afresh.
+        let mut todo = self.contexts.open_intents().map_err(store_err)?;
+        // Intents of the run that died whose create is not found yet are looked at again once
+        // the landing window has passed (no context lock is held while waiting).
+        let mut later: Vec<Intent> = Vec::new();
+        loop {
+            for intent in todo {
+                let _serial = locks.lock(&intent.context).await;
+                if self
+                    .contexts
+                    .intent(&intent.context, intent.kind)
+                    .map_err(store_err)?
+                    .is_none()
+                {
+                    // Settled by the job that held the lock before us.
+                    continue;
+                }
+                let Some(mut ctx) = self.contexts.get(&intent.context).map_err(store_err)? else {
                     self.contexts
                         .close_intent(&intent.context, intent.kind)
                         .map_err(store_err)?;
-                    settled.push(
-                        json!({"context": intent.context, "kind": intent.kind, "found": false}),
-                    );
+                    continue;
+                };
+                let found = match intent.kind {
+                    IntentKind::AliasChange | IntentKind::CardChange => self
+                        .settle_change(&mut ctx, intent.kind)
+                        .await
+                        .map(|_| true),
+                    IntentKind::Alias => match self.aliases.find(&intent.marker).await {
+                        Ok(Some(a)) => self.attach_alias(&mut ctx, a).await.map(|_| true),
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(CommandError::from(e)),
+                    },
+                    IntentKind::Card => match self.cards.find(&intent.marker).await {
+                        Ok(Some(c)) => self.attach_card(&mut ctx, c).await.map(|_| true),
+                        Ok(None) => Ok(false),
+                        Err(e) => Err(CommandError::from(e)),
+                    },
+                };
+                match found {
+                    Ok(true) => settled.push(
+                        json!({"context": intent.context, "kind": intent.kind, "found": true}),
+                    ),
+                    Ok(false) if self.still_landing(&intent).is_some() => later.push(intent),
+                    Ok(false) => {
+                        // Nothing was made: the next enroll creates it afresh.
+                        self.contexts
+                            .close_intent(&intent.context, intent.kind)
+                            .map_err(store_err)?;
+                        settled.push(
+                            json!({"context": intent.context, "kind": intent.kind, "found": false}),
+                        );
+                    }
+                    Err(e) => pending.push(
+                        json!({"context": intent.context, "kind": intent.kind, "error": e.message}),
+                    ),
                 }
-                Err(e) => pending.push(
-                    json!({"context": intent.context, "kind": intent.kind, "error": e.message}),
-                ),
             }
+            if later.is_empty() {
+                break;
+            }
+            let wait = later
+                .iter()
+                .filter_map(|i| self.still_landing(i))
+                .max()
+                .unwrap_or_default();
+            tracing::info!(
+                intents = later.len(),
+                wait_secs = wait.as_secs(),
+                "creates of the run that died are not found yet; looking again when they can no longer land"
+            );
+            self.store.flush().await.map_err(store_err)?;
+            tokio::time::sleep(wait).await;
+            todo = std::mem::take(&mut later);
         }
         self.store.flush().await.map_err(store_err)?;
         Ok(json!({"settled": settled, "pending": pending}))

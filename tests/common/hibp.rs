@@ -315,6 +315,8 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         // common::providers).
         Some(Fault::Reset) => std::panic::resume_unwind(Box::new("mock: Fault::Reset")),
         Some(Fault::Delay(d)) => delay = Some(d),
+        // HIBP is read only: nothing lands later; the request is never answered.
+        Some(Fault::LandLater(_)) => return std::future::pending().await,
         None => {}
     }
     let answer = {

@@ -46,6 +46,9 @@ pub enum Fault {
     ApplyThenStatus(u16),
     /// Close the connection without answering and without doing anything.
     Reset,
+    /// Answer nothing, and carry the request out this long after it arrived, whether or not
+    /// the client is still there: a request the provider processes after the client died.
+    LandLater(Duration),
 }
 
 impl Fault {
@@ -642,6 +645,22 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         Some(Fault::Reset) => std::panic::resume_unwind(Box::new("mock: Fault::Reset")),
         Some(Fault::Delay(d)) => delay = Some(d),
         Some(Fault::ApplyThenStatus(s)) => replace = Some(s),
+        Some(Fault::LandLater(d)) => {
+            let shared = shared.clone();
+            let headers = parts.headers.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(d).await;
+                let r = Req {
+                    method: &method,
+                    path: &path,
+                    query: &query,
+                    headers: &headers,
+                    body: &bytes,
+                };
+                lock(&shared).route(&r);
+            });
+            return std::future::pending().await;
+        }
         None => {}
     }
     let reply = {
