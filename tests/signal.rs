@@ -287,6 +287,24 @@ fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
     assert!(gw.sends(Duration::from_secs(1)).is_empty(), "not again");
 }
 
+/// A gateway from before the acknowledged relay writes `received` without `id` and
+/// `expire_timer` (and reads `sent` without a timestamp): the daemon still answers it.
+#[test]
+fn the_daemon_answers_an_older_gateways_line() {
+    let agent = agent_with_owner();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    let line = json!({
+        "type": "received",
+        "sender": OWNER,
+        "device": 1,
+        "timestamp": 5,
+        "body": agent.envelope("list", json!({})).to_json(),
+        "sealed": true,
+    });
+    gw.write_raw(format!("{line}\n").as_bytes());
+    assert_eq!(gw.reply(), NO_CONTEXTS);
+}
+
 #[test]
 fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
     let agent = agent_with_owner();

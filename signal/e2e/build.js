@@ -91,18 +91,24 @@ function build({ libsignalService, signalSrc, release }) {
     fs.writeFileSync(stampFile, stamp);
   }
 
-  // signal/ as a crate beside it: same manifest (the path to the root crate made
+  // signal/ as a crate beside it: same manifest (the path to the protocol crate made
   // absolute), same lock, the sources by symlink. One crate directory per source directory:
   // cargo goes by file times, and would not see a symlink switched to older files.
   const src = signalSrc ? path.resolve(signalSrc) : path.join(SIGNAL, 'src');
   const srcId = require('node:crypto').createHash('sha256').update(src).digest('hex').slice(0, 12);
   const crate = path.join(work, `pane-signal-${srcId}`);
   fs.mkdirSync(crate, { recursive: true });
+  const protocol = path.join(ROOT, 'protocol');
   const manifest = fs
     .readFileSync(path.join(SIGNAL, 'Cargo.toml'), 'utf8')
-    .replace('pane-agent = { path = ".." }', `pane-agent = { path = ${JSON.stringify(ROOT)} }`);
-  if (!manifest.includes(JSON.stringify(ROOT))) {
-    throw new Error('signal/Cargo.toml: the pane-agent path dependency is not `path = ".."`');
+    .replace(
+      'pane-protocol = { path = "../protocol" }',
+      `pane-protocol = { path = ${JSON.stringify(protocol)} }`,
+    );
+  if (!manifest.includes(JSON.stringify(protocol))) {
+    throw new Error(
+      'signal/Cargo.toml: the pane-protocol path dependency is not `path = "../protocol"`',
+    );
   }
   writeIfChanged(path.join(crate, 'Cargo.toml'), manifest);
   // cargo rewrites the copy's lock for the patch; start again from signal/'s when it changed.

@@ -13,7 +13,7 @@
 use crate::identities::KnownIdentities;
 use crate::mapping::{self, LongText, Mapped};
 use crate::relay::{Delivered, Device, DeviceEvent, Outgoing, SendFailure};
-use pane_agent::gateway::device::DeviceError;
+use pane_protocol::device::DeviceError;
 use presage::libsignal_service::content::Content;
 use presage::libsignal_service::prelude::MessageSenderError;
 use presage::libsignal_service::protocol::{Aci, IdentityKeyStore, ServiceId};

@@ -10,7 +10,7 @@
 //! The files hold the line as relayed (the body in clear, in the gateway's 0700 directory,
 //! as the core's own store holds it until it has answered); nothing stays once acknowledged.
 
-use crate::protocol::{decode_line, encode_line, GatewayEvent};
+use pane_protocol::messages::{decode_line, encode_line, GatewayEvent};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -34,10 +34,11 @@ pub struct Journal {
     next: u64,
 }
 
-/// The id of a journaled line (`received` and `reaction` have one).
+/// The id of a journaled line (`received` and `reaction` have one; the gateway always gives
+/// a `received` its id, optional only for the core's reading of older gateways' lines).
 pub fn event_id(event: &GatewayEvent) -> Option<&str> {
     match event {
-        GatewayEvent::Received { id, .. } | GatewayEvent::Reaction { id, .. } => Some(id),
+        GatewayEvent::Received { id: Some(id), .. } | GatewayEvent::Reaction { id, .. } => Some(id),
         _ => None,
     }
 }
@@ -152,11 +153,11 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::message_id;
+    use pane_protocol::messages::message_id;
 
     fn received(ts: u64, body: &str) -> GatewayEvent {
         GatewayEvent::Received {
-            id: message_id("owner", 1, ts),
+            id: Some(message_id("owner", 1, ts)),
             sender: "owner".into(),
             device: 1,
             timestamp: ts,

@@ -13,19 +13,20 @@ mod identities;
 mod journal;
 mod link;
 mod mapping;
-mod protocol;
 mod relay;
+mod shutdown;
 mod store;
+mod systemd;
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Parser, Subcommand};
 use device::PresageDevice;
 use identities::KnownIdentities;
-use pane_agent::cli::DataDirArg;
-use pane_agent::gateway::device::DeviceError;
-use pane_agent::shutdown::Shutdown;
+use pane_protocol::device::DeviceError;
+use pane_protocol::messages::SOCKET_FILE;
 use presage::Manager;
 use relay::{RelayConfig, RelayError};
+use shutdown::Shutdown;
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,7 +35,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::broadcast;
 
 /// Log filter when `RUST_LOG` is not set: the gateway's own news, presage's warnings.
-const DEFAULT_LOG: &str = "warn,pane_signal=info,pane_agent=info";
+const DEFAULT_LOG: &str = "warn,pane_signal=info,pane_protocol=info";
 
 /// The presage thread's stack. presage's receive future is large: a debug build overflowed
 /// the default 2 MiB on its first message. 32 MiB leaves room in debug and release alike
@@ -78,6 +79,28 @@ struct LinkArgs {
 struct RunArgs {
     #[command(flatten)]
     data: DataDirArg,
+}
+
+/// `--data-dir DIR`, defaulting to `$PANE_DATA_DIR`, else `~/.pane`: the same data dir the
+/// core finds (its own `DataDirArg` in `src/cli/mod.rs`, which this copies; the gateway no
+/// longer depends on the core crate, and the rule is three lines).
+#[derive(Debug, Clone, clap::Args)]
+struct DataDirArg {
+    /// The data directory (the core's: the gateway's state is in its `signal/`).
+    #[arg(long, env = "PANE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    /// The directory to use.
+    fn resolve(&self) -> anyhow::Result<PathBuf> {
+        if let Some(d) = &self.data_dir {
+            return Ok(d.clone());
+        }
+        let home = std::env::var_os("HOME")
+            .ok_or_else(|| anyhow!("no --data-dir, PANE_DATA_DIR or HOME to find the data dir"))?;
+        Ok(PathBuf::from(home).join(".pane"))
+    }
 }
 
 fn main() -> ExitCode {
@@ -205,18 +228,18 @@ async fn gateway(data_dir: PathBuf, passphrase: String, shutdown: Shutdown) -> a
     let identities = KnownIdentities::load(&dir.join("known-identities"))
         .context("cannot read the known identity keys")?;
     let config = RelayConfig {
-        socket: data_dir.join("gateway.sock"),
+        socket: data_dir.join(SOCKET_FILE),
         state_dir: dir,
     };
     // systemd (Type=notify): ready once the registration is loaded; the watchdog is fed from
     // this same thread, so a stuck relay thread stops the pings and systemd restarts it.
-    pane_agent::systemd::notify("READY=1");
-    if let Some(every) = pane_agent::systemd::watchdog_interval() {
+    systemd::notify("READY=1");
+    if let Some(every) = systemd::watchdog_interval() {
         tokio::task::spawn_local(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
-                pane_agent::systemd::notify("WATCHDOG=1");
+                systemd::notify("WATCHDOG=1");
             }
         });
     }

@@ -11,9 +11,8 @@
 //!   same way.
 //! - Group messages, receipts, typing, calls, stories and the rest are ignored.
 
-use crate::protocol::{message_id, GatewayEvent, MAX_LINE_BYTES};
 use crate::relay::Outgoing;
-use pane_agent::auth::MAX_ENVELOPE_BYTES;
+use pane_protocol::messages::{message_id, GatewayEvent, MAX_ENVELOPE_BYTES, MAX_LINE_BYTES};
 use presage::libsignal_service::content::{Content, ContentBody};
 use presage::libsignal_service::protocol::{Aci, ServiceId};
 use presage::proto::{sync_message, AttachmentPointer, DataMessage, SyncMessage};
@@ -87,7 +86,7 @@ pub async fn map(content: &Content, own: Aci, long: &impl LongText) -> Mapped {
         return Mapped::Ignored;
     };
     Mapped::Event(GatewayEvent::Received {
-        id,
+        id: Some(id),
         sender: sender_id,
         device,
         timestamp,

@@ -66,7 +66,7 @@ fn note_to_self(destination: &str, message: DataMessage) -> ContentBody {
 
 fn received(sender: &str, timestamp: u64, body: &str, sealed: bool, timer: u32) -> Mapped {
     Mapped::Event(GatewayEvent::Received {
-        id: format!("{sender}.3.{timestamp}"),
+        id: Some(format!("{sender}.3.{timestamp}")),
         sender: sender.into(),
         device: 3,
         timestamp,
@@ -154,7 +154,7 @@ async fn a_long_text_is_fetched_and_relayed_whole() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn a_body_that_escapes_long_still_fits_on_one_line() {
-    use crate::protocol::{encode_line, MAX_LINE_BYTES};
+    use pane_protocol::messages::{encode_line, MAX_LINE_BYTES};
     // Quotes and control characters grow when escaped: 64 KiB of them is over 128 KiB.
     for ch in ["\"", "\u{1}"] {
         let c = content(

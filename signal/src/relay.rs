@@ -12,13 +12,13 @@
 //! - The websocket or the core may drop: each is reconnected with backoff.
 
 use crate::journal::{event_id, Journal};
-use crate::protocol::{
+use crate::shutdown::Shutdown;
+use pane_protocol::device::DeviceError;
+use pane_protocol::messages::{
     decode_line, encode_line, CoreCommand, GatewayEvent, IDENTITY_CHANGED, ID_CONFLICT,
     MAX_LINE_BYTES,
 };
-use pane_agent::gateway::device::DeviceError;
-use pane_agent::gateway::sent_log::{self, content_digest, SentLog};
-use pane_agent::shutdown::Shutdown;
+use pane_protocol::sent_log::{self, content_digest, SentLog};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
@@ -370,7 +370,7 @@ impl<D: Device> Relay<D> {
             sent_log::Seen::New => None,
             sent_log::Seen::Sent => Some(GatewayEvent::Sent {
                 id: id.to_string(),
-                timestamp: out.timestamp,
+                timestamp: Some(out.timestamp),
             }),
             sent_log::Seen::Conflict => {
                 tracing::error!(%id, "the core sent a new message under an id already sent with other content: refused (id_conflict), not sent");
@@ -401,7 +401,7 @@ impl<D: Device> Relay<D> {
                 self.sent.record(id, &digest)?;
                 let sent = GatewayEvent::Sent {
                     id: id.to_string(),
-                    timestamp: out.timestamp,
+                    timestamp: Some(out.timestamp),
                 };
                 if ok(link.write(&sent).await).is_err() {
                     return Ok(Err(()));

@@ -1,7 +1,7 @@
 //! The relay against a test double of the device and a test core on a real Unix socket.
 
 use super::*;
-use crate::protocol::message_id;
+use pane_protocol::messages::message_id;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
@@ -64,7 +64,7 @@ struct Harness {
 
 fn received(ts: u64, body: &str) -> GatewayEvent {
     GatewayEvent::Received {
-        id: message_id(OWNER, 1, ts),
+        id: Some(message_id(OWNER, 1, ts)),
         sender: OWNER.into(),
         device: 1,
         timestamp: ts,
@@ -86,7 +86,7 @@ fn refused(id: &str) -> GatewayEvent {
 fn sent(id: &str, timestamp: u64) -> GatewayEvent {
     GatewayEvent::Sent {
         id: id.into(),
-        timestamp,
+        timestamp: Some(timestamp),
     }
 }
 

@@ -9,7 +9,7 @@
 
 use anyhow::{bail, Context};
 use presage_store_sqlite::{OnNewIdentity, SqliteConnectOptions, SqliteStore};
-use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The environment variable holding the store passphrase.
@@ -35,8 +35,8 @@ pub fn ensure_signal_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
         .mode(0o700)
         .create(&dir)
         .with_context(|| format!("cannot create {}", dir.display()))?;
-    if pane_agent::unix::mode_of(&dir)? & 0o077 != 0 {
-        pane_agent::unix::set_mode(&dir, 0o700)
+    if std::fs::metadata(&dir)?.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .with_context(|| format!("cannot make {} private (0700)", dir.display()))?;
         tracing::warn!(dir = %dir.display(), "tightened the Signal state directory to 0700");
     }

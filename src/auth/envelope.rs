@@ -18,8 +18,9 @@ use std::fmt;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
-/// The largest envelope accepted on any channel, in bytes.
-pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+/// The largest envelope accepted on any channel, in bytes. Defined in pane-protocol: the
+/// Signal gateway cuts a long text one byte over it.
+pub use pane_protocol::messages::MAX_ENVELOPE_BYTES;
 
 /// How far `ts` may be from the agent's clock, either way, in seconds.
 pub const WINDOW_SECS: i64 = 300;

@@ -202,7 +202,7 @@ impl Daemon {
         let (notify_shutdown, _) = broadcast::channel(1);
         let (done_tx, done_rx) = mpsc::channel(1);
         // The gateway socket first: a client that finds the control socket finds it too.
-        let gateway_path = data_dir.join("gateway.sock");
+        let gateway_path = data_dir.join(crate::gateway::protocol::SOCKET_FILE);
         let gateway = crate::channels::gateway::GatewaySocket {
             listener: crate::channels::gateway::bind(&gateway_path)
                 .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,

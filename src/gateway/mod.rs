@@ -1,8 +1,8 @@
-//! What the core and the Signal gateway (`signal/`, built on its own) share: the relay
-//! protocol's message shapes as the core reads them (the gateway keeps its own strict copy,
-//! held to this one by `tests/protocol_copies.rs`), the device's errors, and the gateway's
-//! sent-id log. The relay loop and presage live in `signal/`.
+//! The core's view of what it shares with the Signal gateway (`signal/`, built on its own):
+//! the relay protocol's lines and the gateway's sent-id log, both from the `pane-protocol`
+//! crate (`protocol/`), re-exported here under the paths the core and its tests use. The
+//! relay loop and presage live in `signal/`; the core's side of the socket is
+//! `crate::channels::gateway`.
 
-pub mod device;
-pub mod protocol;
-pub mod sent_log;
+pub use pane_protocol::messages as protocol;
+pub use pane_protocol::sent_log;

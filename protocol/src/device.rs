@@ -1,5 +1,7 @@
 //! How a linked Signal device fails, as the gateway (`signal/`) reports it. The device itself
-//! (presage behind the gateway's own `Device` trait) and the relay loop live in `signal/`.
+//! (presage behind the gateway's own `Device` trait) and the relay loop live in `signal/`;
+//! the error is here so that code which tells the two failures apart (reconnect, or ask the
+//! operator to relink) needs nothing of presage.
 
 /// Why the device failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,14 +1,15 @@
 //! The gateway's log of the outbox ids it has sent (`<state-dir>/sent-ids`), so that a send
 //! id already sent is answered `sent` without sending again: flushed before `sent` is
-//! reported, so even a restart of either side never delivers a message twice. It lives in the
-//! core crate, beside the protocol, because it needs nothing of presage and is tested here.
+//! reported, so even a restart of either side never delivers a message twice. It lives here,
+//! beside the protocol, because it needs nothing of presage: it is tested beside the core
+//! (whose test gateway keeps one too), and the gateway uses it as it is.
 //!
 //! Each id is kept with a digest of what was sent under it (recipient, Signal timestamp and
 //! text). The same id with the same content is the core asking again for a message already
 //! sent: answered `sent`. The same id with other content is a new message under a used id
 //! (say, from a core whose store was restored from an older copy): answering `sent` would
 //! drop it silently, so it is refused instead ([`Seen::Conflict`], answered `send_failed`
-//! with [`crate::gateway::protocol::ID_CONFLICT`]). Lines written before digests were kept
+//! with [`crate::messages::ID_CONFLICT`]). Lines written before digests were kept
 //! hold an id alone; such an id counts as sent whatever the content, as it always did.
 
 use sha2::{Digest, Sha256};
