@@ -11,6 +11,7 @@ use std::path::Path;
 
 /// docs/architecture.md, "Layers".
 const LAYERS: &[(u8, &[&str])] = &[
+    (0, &["gateway"]),
     (
         1,
         &[
@@ -37,7 +38,6 @@ const LAYERS: &[(u8, &[&str])] = &[
             "config",
             "schedule",
             "ownership",
-            "gateway",
         ],
     ),
     (3, &["providers"]),
