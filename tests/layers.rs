@@ -41,7 +41,7 @@ const LAYERS: &[(u8, &[&str])] = &[
         ],
     ),
     (3, &["providers"]),
-    (4, &["context", "identity", "breach"]),
+    (4, &["context", "persona", "breach"]),
     (5, &["policy", "commands"]),
     (6, &["gate", "workers"]),
     (7, &["channels", "mcp"]),

@@ -22,7 +22,7 @@ use crate::unix;
 use crate::workers::alias::AliasHandle;
 use crate::workers::breach::{BreachHandle, BreachSettings};
 use crate::workers::card::CardHandle;
-use crate::workers::enroll::EnrollHandle;
+use crate::workers::jobs::JobsHandle;
 use crate::workers::ticket::LockdownSwitch;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
@@ -172,7 +172,7 @@ impl Daemon {
             BreachSettings::from_config(&config),
         );
         let subsystems = Subsystems {
-            enroll: EnrollHandle::start(
+            runner: JobsHandle::start(
                 store.clone(),
                 contexts.clone(),
                 aliases,

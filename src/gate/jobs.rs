@@ -7,7 +7,7 @@ use crate::commands::{Command, Work};
 use crate::origin::Invocation;
 use crate::outbox::MessageKind;
 use crate::reply::{Answer, CommandError, ErrorKind, Reply};
-use crate::workers::enroll::JobResult;
+use crate::workers::jobs::JobResult;
 use crate::workers::ticket::Ticket;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -161,7 +161,7 @@ impl Gate {
             }
             work => {
                 let ticket = Ticket::new(id, &self.lockdown, deadline);
-                let rx = self.enroll.submit(work, ticket);
+                let rx = self.runner.submit(work, ticket);
                 Box::pin(async move { (id, rx.await.unwrap_or_else(|_| Err(stopped()))) })
             }
         };

@@ -35,7 +35,7 @@ use crate::reply::{CommandError, ErrorKind, Reply};
 use crate::schedule::Job;
 use crate::store::Store;
 use crate::workers::breach::BreachHandle;
-use crate::workers::enroll::EnrollHandle;
+use crate::workers::jobs::JobsHandle;
 use crate::workers::ticket::LockdownSwitch;
 use chrono::{DateTime, Utc};
 use futures_util::stream::FuturesUnordered;
@@ -212,8 +212,8 @@ pub struct Subsystems {
     pub contexts: Contexts,
     /// Breach incidents.
     pub incidents: Incidents,
-    /// The enrollment worker.
-    pub enroll: EnrollHandle,
+    /// The job runner: every slow command runs there.
+    pub runner: JobsHandle,
     /// The breach monitor.
     pub breach: BreachHandle,
     /// The outbox (the gateway channel reads it too).
@@ -238,7 +238,7 @@ pub struct Gate {
     redactor: Redactor,
     contexts: Contexts,
     incidents: Incidents,
-    enroll: EnrollHandle,
+    runner: JobsHandle,
     breach: BreachHandle,
     lockdown: LockdownSwitch,
     strangers: StrangerTally,
@@ -292,7 +292,7 @@ impl Gate {
             redactor,
             contexts: subsystems.contexts,
             incidents: subsystems.incidents,
-            enroll: subsystems.enroll,
+            runner: subsystems.runner,
             breach: subsystems.breach,
             lockdown: subsystems.lockdown,
             strangers: subsystems.strangers,

@@ -254,7 +254,7 @@ impl Gate {
         &mut self,
         context: &str,
         incident: &str,
-        result: &crate::workers::enroll::JobResult,
+        result: &crate::workers::jobs::JobResult,
     ) {
         let (standing, text) = match result {
             Ok(_) => (

@@ -2,7 +2,7 @@
 //! every call to it. Card numbers and CVVs never reach it: the provider types do not read
 //! them.
 
-use super::pool::Pool;
+use super::throttle::Throttle;
 use super::ticket::Ticket;
 use crate::providers::card_activity::{TxnBatch, TxnCursor};
 use crate::providers::configured::AnyCard;
@@ -12,7 +12,7 @@ use crate::providers::{CardInfo, CardProvider, CardUpdate, NewCard, ProviderErro
 /// `[cards] concurrency` at once, and none while the provider's 429 cool-down lasts.
 #[derive(Clone, Debug)]
 pub struct CardHandle {
-    pool: Pool<AnyCard>,
+    throttle: Throttle<AnyCard>,
 }
 
 impl CardHandle {
@@ -23,23 +23,23 @@ impl CardHandle {
             Err(_) => "none",
         };
         CardHandle {
-            pool: Pool::new(provider, name, concurrency),
+            throttle: Throttle::new(provider, name, concurrency),
         }
     }
 
     /// The provider's name ("none" when it is not configured).
     pub fn provider_name(&self) -> &'static str {
-        self.pool.name()
+        self.throttle.name()
     }
 
     /// True when a card provider is configured (its key was found).
     pub fn is_configured(&self) -> bool {
-        self.pool.provider().is_ok()
+        self.throttle.provider().is_ok()
     }
 
     /// Creates a card, unless a lockdown came after `ticket`.
     pub async fn create(&self, new: NewCard, ticket: &Ticket) -> Result<CardInfo, ProviderError> {
-        self.pool
+        self.throttle
             .run(Some(ticket), async |p| p.create(&new).await)
             .await
     }
@@ -51,26 +51,26 @@ impl CardHandle {
         update: CardUpdate,
         ticket: &Ticket,
     ) -> Result<CardInfo, ProviderError> {
-        self.pool
+        self.throttle
             .run(Some(ticket), async |p| p.update(token, &update).await)
             .await
     }
 
     /// One card as the provider has it now (a read).
     pub async fn get(&self, token: &str) -> Result<CardInfo, ProviderError> {
-        self.pool.run(None, async |p| p.get(token).await).await
+        self.throttle.run(None, async |p| p.get(token).await).await
     }
 
     /// The card carrying `marker`, if any.
     pub async fn find(&self, marker: &str) -> Result<Option<CardInfo>, ProviderError> {
-        self.pool
+        self.throttle
             .run(None, async |p| p.find_by_marker(marker).await)
             .await
     }
 
     /// A card's transactions.
     pub async fn transactions(&self, token: &str) -> Result<Vec<Transaction>, ProviderError> {
-        self.pool
+        self.throttle
             .run(None, async |p| p.transactions(token).await)
             .await
     }
@@ -81,7 +81,7 @@ impl CardHandle {
         &self,
         cursor: Option<TxnCursor>,
     ) -> Result<TxnBatch, ProviderError> {
-        self.pool
+        self.throttle
             .run(None, async |p| {
                 p.account_transactions(cursor.as_ref()).await
             })

@@ -10,7 +10,7 @@
 use super::alias::AliasHandle;
 use super::card::CardHandle;
 use super::changes::describe_update;
-use super::enroll::ContextLocks;
+use super::jobs::ContextLocks;
 use super::ticket::Ticket;
 use crate::commands::enroll::EnrollRequest;
 use crate::context::{
@@ -140,7 +140,7 @@ impl Lifecycle {
                 wants_card_cents: req.card_cents,
                 alias: None,
                 card: None,
-                identity: req.identity.then(|| crate::identity::placeholder(&self.forwarding_address)),
+                identity: req.identity.then(|| crate::persona::placeholder(&self.forwarding_address)),
                 incidents: 0,
                 sender_domains: req.sender_domains.clone(),
                 merchant_descriptors: req.merchant_descriptors.clone(),

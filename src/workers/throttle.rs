@@ -1,5 +1,5 @@
-//! What the alias manager and the card manager each own: their provider's client, a cap on
-//! the calls in flight to it (`[aliases] concurrency`, `[cards] concurrency`), and a
+//! The throttle the alias manager and the card manager each put their provider behind: a cap
+//! on the calls in flight to it (`[aliases] concurrency`, `[cards] concurrency`), and a
 //! cool-down after the provider said 429. One throttled provider slows only its own work.
 
 use super::ticket::Ticket;
@@ -10,16 +10,16 @@ use tokio::sync::Semaphore;
 use tokio::time::{Duration, Instant};
 
 /// A provider, its cap and its cool-down; clones share all three.
-pub struct Pool<P> {
+pub struct Throttle<P> {
     provider: Arc<Result<P, ProviderError>>,
     name: &'static str,
     permits: Arc<Semaphore>,
     cooldown: Arc<Mutex<Option<Instant>>>,
 }
 
-impl<P> Clone for Pool<P> {
+impl<P> Clone for Throttle<P> {
     fn clone(&self) -> Self {
-        Pool {
+        Throttle {
             provider: self.provider.clone(),
             name: self.name,
             permits: self.permits.clone(),
@@ -28,21 +28,21 @@ impl<P> Clone for Pool<P> {
     }
 }
 
-impl<P> std::fmt::Debug for Pool<P> {
+impl<P> std::fmt::Debug for Throttle<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "Pool({}, {} free)",
+            "Throttle({}, {} free)",
             self.name,
             self.permits.available_permits()
         )
     }
 }
 
-impl<P> Pool<P> {
+impl<P> Throttle<P> {
     /// `provider` (or why there is none), called at most `cap` times at once.
-    pub fn new(provider: Result<P, ProviderError>, name: &'static str, cap: usize) -> Pool<P> {
-        Pool {
+    pub fn new(provider: Result<P, ProviderError>, name: &'static str, cap: usize) -> Throttle<P> {
+        Throttle {
             provider: Arc::new(provider),
             name,
             permits: Arc::new(Semaphore::new(cap.max(1))),

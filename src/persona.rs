@@ -1,4 +1,5 @@
-//! Placeholder identities: a plausible name and an adult date of birth for sites that insist,
+//! Placeholder personas (a context's `identity`; not the owner's Signal identity, nor the
+//! owners of files): a plausible name and an adult date of birth for sites that insist,
 //! with the owner's forwarding address. The real name is given later, by phone.
 
 use crate::context::Identity;

@@ -1,5 +1,5 @@
-//! Placeholder enrollment: the one owner of contexts, and the worker that runs every job
-//! on them.
+//! The job runner: the one owner of contexts, and the worker that runs every job the gate
+//! hands over (enroll, alias and card commands, expire, transactions, refresh, reconciliation).
 //!
 //! The gate hands it [`Work`] with a [`Ticket`] and gets a receiver back at once; it never
 //! waits here. Each context has its own serial queue (a fair lock taken in arrival order),
@@ -45,18 +45,18 @@ impl ContextLocks {
 
 /// The handle the gate holds.
 #[derive(Clone)]
-pub struct EnrollHandle {
+pub struct JobsHandle {
     steps: Arc<Lifecycle>,
     locks: ContextLocks,
 }
 
-impl std::fmt::Debug for EnrollHandle {
+impl std::fmt::Debug for JobsHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("EnrollHandle")
+        f.write_str("JobsHandle")
     }
 }
 
-impl EnrollHandle {
+impl JobsHandle {
     /// The worker over the shared `contexts`, making aliases and cards through their
     /// managers.
     pub fn start(
@@ -65,8 +65,8 @@ impl EnrollHandle {
         aliases: AliasHandle,
         cards: CardHandle,
         forwarding_address: String,
-    ) -> EnrollHandle {
-        EnrollHandle {
+    ) -> JobsHandle {
+        JobsHandle {
             steps: Arc::new(Lifecycle {
                 store,
                 contexts,
