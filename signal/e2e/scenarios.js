@@ -148,7 +148,7 @@ function journal(ctx) {
 function sendAttempts(ctx, from = 0) {
   const out = {};
   for (const l of gatewaySaw(ctx, 'sending', from)) {
-    const id = l.match(/\bid="?(\w+)/)?.[1];
+    const id = l.match(/\bid="?([\w.]+)/)?.[1];
     const ts = l.match(/\btimestamp=(\d+)/)?.[1];
     if (id && ts) (out[id] ??= []).push(Number(ts));
   }
@@ -320,8 +320,9 @@ const timer = {
     assert(prompt.dataMessage.expireTimer === 3600, `prompt timer ${prompt.dataMessage.expireTimer}`);
     // Off again, for the scenarios after this one.
     await owner.sendData(linked, { body: core.sign('list'), expireTimer: 0, expireTimerVersion: 3 });
-    await owner.next(60000, 'the reply with the timer off');
-    return 'reply and prompt carried expireTimer 3600';
+    const off = await owner.next(60000, 'the reply with the timer off');
+    assert(!off.dataMessage.expireTimer, `the reply after the owner turned the timer off carried expireTimer ${off.dataMessage.expireTimer}`);
+    return 'reply and prompt carried expireTimer 3600, the reply after the timer was turned off none';
   },
 };
 
@@ -373,6 +374,34 @@ const rateLimit = {
   },
 };
 
-const SCENARIOS = [link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit];
+
+const blockedTimer = {
+  n: 12,
+  name: "a blocked identity's timer does not reach the held replies",
+  timeout: 180000,
+  async run(ctx) {
+    const { mock, core, linked } = ctx;
+    const old = ctx.owner;
+    const renewed = new Owner(await mock.reregister(old.primary, 'Owner'));
+    ctx.owner = renewed;
+    const logFrom = ctx.gateway.logs().length;
+    // The new (unconfirmed) identity sets a 5 s timer, with a high version.
+    await renewed.sendData(linked, { body: core.sign('list'), expireTimer: 5, expireTimerVersion: 1000 });
+    await until(30000, 'the gateway reports the new safety number', () =>
+      gatewaySaw(ctx, 'safety number changed', logFrom).length > 0,
+    );
+    core.send('revoke', ['tool=check-incidents']);
+    core.send('grant', ['tool=check-incidents']);
+    await sleep(5000);
+    core.cli(['trust']);
+    const after = await renewed.drain(20000);
+    assert(after.length > 0, 'nothing arrived after trust');
+    const timers = after.map((m) => m.dataMessage.expireTimer ?? 0);
+    assert(timers.every((t) => t !== 5), `held replies carried the blocked identity's timer: ${timers.join(', ')}`);
+    return `held replies' timers: ${timers.join(', ')}`;
+  },
+};
+
+const SCENARIOS = [link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit, blockedTimer];
 
 module.exports = { SCENARIOS };

@@ -164,13 +164,16 @@ fn is_to(sent: &sync_message::Sent, own: Aci) -> bool {
     by_string.or(by_binary) == Some(ServiceId::Aci(own))
 }
 
-/// The data message for a send: its text, the core's timestamp, and the timer when one is on
-/// (none: presage then keeps the conversation's timer as it stands).
+/// The data message for a send: its text, the core's timestamp, and the core's timer as it
+/// is, 0 (off) included. Only without one (the owner has not written yet) does presage keep
+/// the conversation's timer as it stands: presage's own record can lag the owner (each send
+/// with a timer raises its version above the owner's next change) and takes any decrypted
+/// message's timer, a blocked identity's too.
 pub fn outgoing(out: &Outgoing) -> DataMessage {
     DataMessage {
         body: Some(out.body.clone()),
         timestamp: Some(out.timestamp),
-        expire_timer: out.expire_timer.filter(|t| *t > 0),
+        expire_timer: out.expire_timer,
         ..Default::default()
     }
 }

@@ -9,6 +9,7 @@
 
 use anyhow::{bail, Context};
 use presage_store_sqlite::{OnNewIdentity, SqliteConnectOptions, SqliteStore};
+use sqlx::ConnectOptions;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -93,7 +94,11 @@ pub async fn open(path: &Path, passphrase: &str, create: bool) -> anyhow::Result
         // in free pages.
         .pragma("secure_delete", "on")
         // SQLCipher: the key must be the first statement; quotes doubled as SQL asks.
-        .pragma("key", format!("'{}'", passphrase.replace('\'', "''")));
+        .pragma("key", format!("'{}'", passphrase.replace('\'', "''")))
+        // sqlx logs each connection's first statement, the pragmas above with the key in
+        // clear: every time at DEBUG, and at WARN (the default filter) whenever it takes
+        // over a second, as SQLCipher's key derivation can. Never log statements.
+        .disable_statement_logging();
     SqliteStore::open_with_options(options, OnNewIdentity::Trust)
         .await
         .with_context(|| {
