@@ -76,15 +76,17 @@ impl OwnershipError {
 /// A path the daemon trusts, named for the messages.
 #[derive(Debug, Clone)]
 pub struct Trusted {
-    /// "data dir", "secret" or "config".
+    /// "data dir", "secret", "config", "previous secrets" or "MCP key".
     pub what: &'static str,
     /// Where it is.
     pub path: PathBuf,
 }
 
 /// The paths `run` trusts for `data_dir` and `config` (when given): the data dir, the
-/// config, and the command secret's file where [`crate::auth::SecretSet::load`] reads one
-/// (none when `AGENT_SECRET` is set). Paths that do not exist are left out.
+/// config, the command secret's file where [`crate::auth::SecretSet::load`] reads one
+/// (none when `AGENT_SECRET` is set), and the other files a secret is accepted from: the
+/// previous secrets `rotate-secret` keeps and the MCP key. Paths that do not exist are left
+/// out.
 pub fn start_paths(data_dir: &Path, config: Option<&Path>) -> Vec<Trusted> {
     let mut out = vec![Trusted {
         what: "data dir",
@@ -102,6 +104,15 @@ pub fn start_paths(data_dir: &Path, config: Option<&Path>) -> Vec<Trusted> {
             path: secret,
         });
     }
+    // Whoever owns one of these could have a secret of theirs accepted just the same.
+    out.push(Trusted {
+        what: "previous secrets",
+        path: data_dir.join(crate::auth::secret::ROTATED_FILE),
+    });
+    out.push(Trusted {
+        what: "MCP key",
+        path: crate::auth::mcp_key::path(data_dir),
+    });
     out.retain(|t| t.path.exists());
     out
 }
@@ -178,7 +189,7 @@ pub fn check_start(data_dir: &Path, config: Option<&Path>) -> Result<(), Ownersh
 }
 
 /// The check `secrets.reload` makes before it reads the secrets again: the data dir and the
-/// secret's file, as at start (the config is not read again). A secret another user can
+/// files secrets are read from, as at start (the config is not read again). A secret another user can
 /// rewrite is no secret whenever it is read, so a reload refuses what the start refuses.
 pub fn check_reload(data_dir: &Path) -> Result<(), OwnershipError> {
     check_start(data_dir, None)

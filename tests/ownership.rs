@@ -220,3 +220,34 @@ fn secrets_reload_refuses_a_secret_owned_by_another_user() {
     );
     chown(&path, 0);
 }
+
+/// The previous secrets `rotate-secret` keeps and the MCP key are secrets the daemon accepts
+/// too: one owned by another user stops the start, and `secrets.reload`, like `agent.secret`.
+#[test]
+fn previous_secrets_or_an_mcp_key_owned_by_another_user_are_refused() {
+    let mut agent = Agent::start();
+    for (file, made_by) in [
+        ("previous.secrets", "rotate-secret"),
+        ("mcp.key", "mcp-key"),
+    ] {
+        let out = agent.cli(&[made_by]);
+        assert!(out.status.success(), "{made_by}: {out:?}");
+        let path = agent.dir.join(file);
+        assert!(path.exists(), "{made_by} made {file}");
+        chown(&path, OTHER_UID);
+        let reply = agent.send("secrets.reload", serde_json::json!({}));
+        let error = reply["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains(&format!("is owned by uid {OTHER_UID}")) && error.contains(file),
+            "reload with another user's {file}: {reply}"
+        );
+        agent.stop();
+        let stderr = run_refused(&agent);
+        assert!(
+            stderr.contains(&format!("chown 0 {}", path.display())),
+            "start with another user's {file}: {stderr}"
+        );
+        chown(&path, 0);
+        agent.spawn();
+    }
+}
