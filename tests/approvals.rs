@@ -127,6 +127,8 @@ fn unanswered_approvals_expire_as_denials() {
     agent.spawn();
     agent.send("revoke", json!({"tool": "list"}));
     let code = ask_grant(&agent, "list");
+    // Wall clock, not synchronisation: the 1 s deadline and the expiry timer's tick pass with
+    // no command sent (polling would send commands, and the test is that the timer does it).
     std::thread::sleep(std::time::Duration::from_millis(2600));
     // The timer expired it without any command arriving.
     assert_eq!(agent.send("approvals", json!({}))["count"], 0);

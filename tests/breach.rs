@@ -125,6 +125,7 @@ fn wait_for_single_incident(agent: &Agent, domain: &str, what: &str) {
             "{what}: {r} {}",
             agent.logs()
         );
+        // The poll interval of this bounded wait.
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
@@ -277,17 +278,13 @@ fn logins(imap: &Dovecot) -> Vec<String> {
         .collect()
 }
 
-/// The logins once the log has not grown for half a second.
-fn settled_logins(imap: &Dovecot) -> Vec<String> {
-    let mut seen = logins(imap);
-    loop {
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        let now = logins(imap);
-        if now == seen {
-            return now;
-        }
-        seen = now;
-    }
+/// The logins once Dovecot has logged at least `n` (it writes each line a moment after the
+/// login).
+fn logins_once(imap: &Dovecot, n: usize) -> Vec<String> {
+    common::wait_for(&format!("Dovecot to log {n} logins"), || {
+        let seen = logins(imap);
+        (seen.len() >= n).then_some(seen)
+    })
 }
 
 #[test]
@@ -300,7 +297,7 @@ fn imap_over_tls_and_starttls_with_a_private_ca() {
         );
         w.imap
             .append(&addy_mail(&w.alias, "deals@evilnotion.so", "Deal"));
-        let before = logins(&w.imap).len();
+        let before = logins_once(&w.imap, w.imap.harness_logins()).len();
         let r = sweep(&w.agent);
         assert_eq!(imap_report(&r)["ok"], true, "{mode}: {r}");
         assert_eq!(imap_report(&r)["fetched"], 1, "{mode}: {r}");
@@ -309,7 +306,7 @@ fn imap_over_tls_and_starttls_with_a_private_ca() {
             "{r}"
         );
         // The agent's login is the one after the test client's, and it went over TLS.
-        let logins = logins(&w.imap);
+        let logins = logins_once(&w.imap, before + 1);
         assert_eq!(logins.len(), before + 1, "{mode}: {logins:?}");
         assert!(
             logins[before].contains(", TLS"),
@@ -361,8 +358,8 @@ fn imap_tls_failures_are_reported_before_any_password_is_sent() {
         w.imap
             .append(&addy_mail(&w.alias, "deals@evilnotion.so", "Deal"));
         // Dovecot writes its log lines a moment after the harness's own logins (the append
-        // above): wait until the log is still before counting.
-        let before = settled_logins(&w.imap);
+        // above): wait until they are all there before counting.
+        let before = logins_once(&w.imap, w.imap.harness_logins());
         let r = sweep(&w.agent);
         assert_eq!(imap_report(&r)["ok"], false, "{what}: {r}");
         let reason = imap_report(&r)["error"].as_str().unwrap_or_default();
@@ -649,8 +646,10 @@ fn simplelogin_activity_is_read_only_for_aliases_whose_counter_moved() {
 #[test]
 fn idle_sweeps_as_soon_as_mail_arrives() {
     let w = world(|c| c.replace("idle = false", "idle = true"));
-    // Give the watcher a moment to enter IDLE, then deliver.
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Once the watcher is in IDLE, deliver.
+    common::wait_for("the watcher to enter IDLE", || {
+        (w.imap.idling() > 0).then_some(())
+    });
     w.imap
         .append(&addy_mail(&w.alias, "x@fast.example", "Seen at once"));
     wait_for_single_incident(&w.agent, "fast.example", "IDLE did not trigger a sweep");
@@ -768,6 +767,7 @@ fn weekly_digest_and_rotation_reminder_reach_the_outbox() {
             break alerts;
         }
         agent.spawn();
+        // The pause of this bounded poll (each look stops the daemon to read its store).
         std::thread::sleep(std::time::Duration::from_millis(200));
     };
     let digest = alerts

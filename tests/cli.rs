@@ -350,6 +350,7 @@ fn a_rotated_secret_is_refused_by_the_running_daemon_once_its_grace_ends() {
             std::time::Instant::now() < deadline,
             "the old secret is still accepted long after its grace ended"
         );
+        // The poll interval of this bounded wait for the grace's end (wall clock).
         std::thread::sleep(std::time::Duration::from_millis(250));
     }
     assert!(accepted > 0, "the old secret was accepted during its grace");

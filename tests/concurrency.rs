@@ -200,8 +200,15 @@ fn an_envelope_is_judged_against_the_time_it_arrived() {
         // Signed 296 s ago: inside the 300 s window when it arrives, outside it 5 s later.
         let ts = chrono::Utc::now() - chrono::Duration::seconds(296);
         let env = Envelope::sign(&a.secret(), ts, "list", Map::new());
-        let late = s.spawn(move || a.raw(env.to_json().as_bytes()));
-        std::thread::sleep(Duration::from_secs(5));
+        let (answered, answer) = std::sync::mpsc::channel();
+        let late = s.spawn(move || {
+            let r = a.raw(env.to_json().as_bytes());
+            let _ = answered.send(());
+            r
+        });
+        // Its answer, or 5 s: an envelope that waits behind the hanging enrolls is judged
+        // only once they are released below, past its window.
+        let _ = answer.recv_timeout(Duration::from_secs(5));
         w.aliases.release();
         let r = late.join().unwrap();
         assert!(r.get("error").is_none(), "judged after its window: {r}");

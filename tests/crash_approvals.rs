@@ -85,8 +85,27 @@ fn a_fund_approved_and_cut_off_by_a_kill_is_reconciled_and_resumed_at_start() {
     common::assert_error(&again, "approval_invalid");
     let patches_before = count_requests(&cards, "PATCH");
     agent.restart();
-    let _ = agent.send("status", json!({"context": "notion"}));
-    std::thread::sleep(Duration::from_millis(300));
+    // The start-up work is decided before the first command is answered: the reconciliation
+    // job is started first, then a resume would be audited (`approval.resumed`, counted
+    // below) and started as a job. Wait until every job started since has ended.
+    wait_for("the start-up jobs to end", || {
+        let audit = agent.audit();
+        let start = audit
+            .iter()
+            .rposition(|e| e["event"] == "job.started" && e["detail"]["cmd"] == "reconcile")?;
+        let started: Vec<u64> = audit[start..]
+            .iter()
+            .filter(|e| e["event"] == "job.started")
+            .filter_map(|e| e["detail"]["job"].as_u64())
+            .collect();
+        let ended = |id: &u64| {
+            audit.iter().any(|e| {
+                (e["event"] == "action.ok" || e["event"] == "action.error")
+                    && e["detail"]["job"].as_u64() == Some(*id)
+            })
+        };
+        started.iter().all(ended).then_some(())
+    });
     let patches_after = count_requests(&cards, "PATCH");
     assert_eq!(
         patches_before, patches_after,
@@ -188,6 +207,7 @@ fn wait_for_long<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
             return v;
         }
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        // The poll interval of this bounded wait.
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -294,6 +294,8 @@ fn expire_denied_or_unanswered_changes_nothing() {
 
     let asked = a.send("expire", json!({"context": "notion"}));
     assert_eq!(asked["status"], "approval_required");
+    // Wall clock, not synchronisation: the approval's 3 s deadline passes unanswered (the
+    // scenario), with room for the expiry timer's tick.
     std::thread::sleep(std::time::Duration::from_millis(4600));
     assert_error(
         &a.send("approve", json!({"code": asked["code"]})),
@@ -408,6 +410,7 @@ fn provider_error_text_is_redacted_in_the_daemon_log() {
             "the provider's refusal is not in the log: {}",
             w.agent.logs()
         );
+        // The poll interval of this bounded wait.
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     let logs = w.agent.logs();

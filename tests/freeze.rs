@@ -118,6 +118,7 @@ fn fifty_concurrent_enrolls_never_freeze_the_agent_and_lockdown_and_sigterm_answ
     let child = agent.child.take().expect("the daemon runs");
     let pid = child.id() as i32;
     let mut child = child;
+    let made = common::count_requests(&aliases, "POST /api/v1/aliases");
     std::thread::scope(|s| {
         let a = &agent;
         let jobs: Vec<_> = (0..BURST)
@@ -133,7 +134,8 @@ fn fifty_concurrent_enrolls_never_freeze_the_agent_and_lockdown_and_sigterm_answ
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(50));
+        // In the middle of the burst: its first enroll has reached the alias provider.
+        common::wait_for_requests(&aliases, "POST /api/v1/aliases", made + 1);
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
@@ -143,6 +145,7 @@ fn fifty_concurrent_enrolls_never_freeze_the_agent_and_lockdown_and_sigterm_answ
             if Instant::now() > deadline {
                 break None;
             }
+            // The poll interval of this bounded wait for the exit.
             std::thread::sleep(Duration::from_millis(20));
         };
         if status.is_none() {

@@ -14,6 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+const STRANGER: &str = "9f0e1d2c-3b4a-4596-8877-665544332211";
 
 fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
@@ -441,6 +442,32 @@ async fn hostile_inputs_over_http() {
     check_nothing_leaked(&mut agent);
 }
 
+/// The next message the core sends on the gateway socket, acknowledged as sent; panics
+/// after 10 s (`what` names what was waited for).
+fn next_reply(reader: &mut BufReader<UnixStream>, writer: &mut UnixStream, what: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).is_ok() && !line.is_empty() {
+            let CoreCommand::Send { id, body, .. } = decode_line(&line).unwrap() else {
+                continue;
+            };
+            writer
+                .write_all(
+                    encode_line(&GatewayEvent::Sent {
+                        id,
+                        timestamp: None,
+                    })
+                    .unwrap()
+                    .as_bytes(),
+                )
+                .unwrap();
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what}: no reply");
+    }
+}
+
 #[test]
 fn hostile_inputs_over_signal() {
     let (mut agent, _) = agent();
@@ -459,7 +486,7 @@ fn hostile_inputs_over_signal() {
         if !body.starts_with('{') || body.len() > 60_000 {
             continue;
         }
-        for sender in ["9f0e1d2c-3b4a-4596-8877-665544332211", OWNER] {
+        for sender in [STRANGER, OWNER] {
             let e = GatewayEvent::Received {
                 id: None,
                 sender: sender.into(),
@@ -474,27 +501,7 @@ fn hostile_inputs_over_signal() {
                 .unwrap();
         }
         // Exactly one reply: the owner's. The stranger's copy gets nothing.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let reply = loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).is_ok() && !line.is_empty() {
-                let CoreCommand::Send { id, body, .. } = decode_line(&line).unwrap() else {
-                    continue;
-                };
-                writer
-                    .write_all(
-                        encode_line(&GatewayEvent::Sent {
-                            id,
-                            timestamp: None,
-                        })
-                        .unwrap()
-                        .as_bytes(),
-                    )
-                    .unwrap();
-                break body;
-            }
-            assert!(Instant::now() < deadline, "{name}: no reply");
-        };
+        let reply = next_reply(&mut reader, &mut writer, &name);
         // Signal replies are words: an error is `✗ <what>: <why>`, never JSON (the socket
         // and HTTP rows above check the error's kind).
         assert!(
@@ -506,11 +513,27 @@ fn hostile_inputs_over_signal() {
         checked += 1;
     }
     assert!(checked >= 40, "{checked} rows went through Signal");
-    let mut line = String::new();
-    std::thread::sleep(Duration::from_millis(500));
+    // No extra reply: a plain-text marker, sent as each row was (the stranger's copy, then
+    // the owner's), is answered after every reply queued before it, so the next reply is the
+    // marker's note on how to sign.
+    for sender in [STRANGER, OWNER] {
+        let e = GatewayEvent::Received {
+            id: None,
+            sender: sender.into(),
+            device: 1,
+            timestamp: 1,
+            body: "marker".into(),
+            sealed: true,
+            expire_timer: 0,
+        };
+        writer
+            .write_all(encode_line(&e).unwrap().as_bytes())
+            .unwrap();
+    }
+    let reply = next_reply(&mut reader, &mut writer, "the marker");
     assert!(
-        reader.read_line(&mut line).map(|n| n == 0).unwrap_or(true),
-        "an extra reply: {line}"
+        reply.contains("Send a signed command envelope"),
+        "an extra reply: {reply}"
     );
     assert_eq!(state(&agent), before);
     check_nothing_leaked(&mut agent);

@@ -104,6 +104,7 @@ fn spawn_limited(agent: &mut Agent) {
             "agent not ready: {}",
             agent.logs()
         );
+        // The poll interval of this bounded wait for the socket.
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -320,6 +321,7 @@ fn sigterm_ends_the_daemon_in_bounded_time_with_connections_held() {
                 agent.logs()
             );
         }
+        // The poll interval of this bounded wait for the exit.
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status}: {}", agent.logs());
@@ -341,6 +343,7 @@ fn a_connection_cap_the_descriptor_limit_cannot_serve_is_refused_at_start() {
             agent.logs()
         );
         assert!(Instant::now() < deadline, "neither started nor refused");
+        // The poll interval of this bounded wait for the exit.
         std::thread::sleep(Duration::from_millis(20));
     };
     agent.child = None;

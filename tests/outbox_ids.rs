@@ -70,6 +70,8 @@ fn messages_queued_after_a_store_rollback_reach_the_phone() {
     std::fs::remove_dir_all(agent.dir.join("store")).unwrap();
     std::fs::rename(&backup, agent.dir.join("store")).unwrap();
     agent.spawn();
+    // Wall clock, not synchronisation: the envelopes below are signed in a later millisecond
+    // than the rollback floor, the last envelope accepted before the restore.
     std::thread::sleep(std::time::Duration::from_millis(5));
     let mut gw = Gateway::connect(&agent, OWNER).with_sent_log(&log);
     let alert = gw.reply();

@@ -51,6 +51,7 @@ fn run_refused(agent: &Agent) -> String {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // The poll interval of this bounded wait for the exit.
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -60,6 +60,8 @@ fn pending_approvals_keep_their_deadline_and_work_after_restart() {
     let asked = agent.send("grant", json!({"tool": "list"}));
     let code = asked["code"].as_str().unwrap().to_string();
     let deadline = asked["expires_at"].clone();
+    // Wall clock, not synchronisation: past the next whole second, so that a deadline reset
+    // at the restart would read differently.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     agent.restart();
     let pending = agent.send("approvals", json!({}));
@@ -88,6 +90,8 @@ fn approvals_due_while_down_expire_at_start() {
         .unwrap()
         .to_string();
     agent.stop();
+    // Wall clock, not synchronisation: the 1 s deadline passes while the agent is down (the
+    // scenario); nothing runs that could be waited on.
     std::thread::sleep(std::time::Duration::from_millis(1500));
     agent.spawn();
     assert_eq!(agent.send("approvals", json!({}))["count"], 0);

@@ -390,6 +390,8 @@ fn envelopes_cannot_fill_the_disk_through_the_audit_log() {
         if r["kind"] == "rate_limited" {
             refused += 1;
         }
+        // Wall clock, not synchronisation: each `help` is signed in a later millisecond, so
+        // no two are the same envelope (a replay).
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     assert!(refused >= 3, "{refused} refused");
@@ -471,7 +473,8 @@ fn a_rolled_back_store_refuses_what_it_cannot_prove_unused() {
         .audit_events()
         .iter()
         .any(|e| e == "store.rolled_back"));
-    // A new envelope works.
+    // A new envelope works. (Wall clock, not synchronisation: it is signed in a later
+    // millisecond than the rollback floor, the last envelope accepted before the restore.)
     std::thread::sleep(std::time::Duration::from_millis(5));
     assert!(agent.send("help", json!({})).get("error").is_none());
 }

@@ -40,6 +40,12 @@ fn agent_with_owner_and_addy() -> (common::providers::MockServer, Agent) {
     (aliases, agent)
 }
 
+/// Waits until the core has recorded the gateway's `sent` for `id` (audited as
+/// `outbox.delivered`).
+fn wait_for_delivered(agent: &Agent, id: &str) {
+    common::wait_for_audit(agent, "outbox.delivered", |d| d["id"] == id);
+}
+
 #[test]
 fn owner_commands_are_answered_and_strangers_are_not() {
     let agent = agent_with_owner();
@@ -82,9 +88,10 @@ fn owner_commands_are_answered_and_strangers_are_not() {
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("registered and connected"), "{text}");
     drop(gw);
-    std::thread::sleep(Duration::from_millis(300));
-    let text = String::from_utf8_lossy(&agent.cli(&["doctor"]).stdout).into_owned();
-    assert!(text.contains("not connected"), "{text}");
+    common::wait_for("doctor to see the gateway gone", || {
+        let text = String::from_utf8_lossy(&agent.cli(&["doctor"]).stdout).into_owned();
+        text.contains("not connected").then_some(())
+    });
 }
 
 #[test]
@@ -177,7 +184,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
         id: first[0].0.clone(),
         timestamp: None,
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_delivered(&agent, &first[0].0);
     drop(gw);
     // Reconnected: the two unacknowledged ones come again, the acknowledged one never.
     let mut gw = Gateway::connect(&agent, OWNER);
@@ -188,7 +195,7 @@ fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
         id: first[1].0.clone(),
         timestamp: None,
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_delivered(&agent, &first[1].0);
     drop(gw);
     // The core is killed with one message still unacknowledged.
     agent.kill();
@@ -228,6 +235,7 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
     let deadline = Instant::now() + Duration::from_secs(5);
     while aliases.aliases().is_empty() {
         assert!(Instant::now() < deadline, "the alias was never asked for");
+        // The poll interval of this bounded wait.
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
@@ -453,7 +461,7 @@ fn nothing_goes_to_a_changed_identity_until_trusted() {
     gw.event(&GatewayEvent::IdentityChanged {
         sender: OWNER.into(),
     });
-    std::thread::sleep(Duration::from_millis(300));
+    common::wait_for_audit(&agent, "signal.identity_changed", |_| true);
     agent.send("lockdown", json!({}));
     assert!(
         gw.sends(Duration::from_secs(2)).is_empty(),

@@ -136,6 +136,7 @@ fn run_page_once(hash: &str) -> Result<PageResult, String> {
             let _ = child.wait();
             return Err(format!("chromium timed out after {RUN_TIMEOUT:?}"));
         }
+        // The poll interval of this bounded wait for the exit.
         std::thread::sleep(Duration::from_millis(20));
     };
     // Helpers left behind in the group (there should be none) must not outlive the test.
@@ -1089,6 +1090,7 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
             Instant::now() < deadline,
             "the service worker never cached the page"
         );
+        // The poll interval of this bounded wait.
         std::thread::sleep(Duration::from_millis(100));
     }
     agent.kill();

@@ -142,6 +142,7 @@ fn rotate_secret_in_the_credentials_dir_is_picked_up_and_audited_at_restart() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while UnixStream::connect(dir.join("agent.sock")).is_err() {
             assert!(Instant::now() < deadline);
+            // The poll interval of this bounded wait for the socket.
             std::thread::sleep(Duration::from_millis(20));
         }
         child

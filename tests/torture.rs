@@ -450,6 +450,7 @@ impl Gateway {
         let mut connection = 0usize;
         while !self.stop.load(Ordering::SeqCst) {
             let Ok(stream) = UnixStream::connect(socket) else {
+                // The pause between reconnects while the agent is down (killed on purpose).
                 std::thread::sleep(Duration::from_millis(20));
                 continue;
             };
@@ -767,6 +768,7 @@ fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
                 let mut rng = Rng(seed);
                 while !stop.load(Ordering::SeqCst) {
                     world.operation(cycle, &mut rng, light);
+                    // Pacing the load (random gaps), not synchronisation.
                     std::thread::sleep(Duration::from_millis(rng.range(10, 60)));
                 }
             });
@@ -776,6 +778,7 @@ fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
             // (one a cycle: more would write past the 1,000 audit entries a check reads).
             s.spawn(move || {
                 let mut rng = Rng(seed ^ 0x0B0B_0B0B);
+                // The burst's random moment in the cycle (the scenario).
                 std::thread::sleep(Duration::from_millis(rng.range(20, 800)));
                 if !stop.load(Ordering::SeqCst) {
                     world.burst(cycle);
@@ -789,6 +792,7 @@ fn load(world: &World, cycle: usize, seed: u64, stop: &AtomicBool) {
                 if !light {
                     world.deliver_mail(&mut rng, &mut serial);
                 }
+                // Pacing the mail (random gaps), not synchronisation.
                 std::thread::sleep(Duration::from_millis(rng.range(50, 250)));
             }
         });
@@ -865,6 +869,7 @@ fn torture(kills: usize, seed: u64) {
             let world = &world;
             let stop = &stop;
             s.spawn(move || load(world, cycle - 1, load_seed, stop));
+            // The random kill point under load (the scenario), not synchronisation.
             std::thread::sleep(run_for);
             agent.kill();
             stop.store(true, Ordering::SeqCst);
@@ -905,6 +910,7 @@ fn torture(kills: usize, seed: u64) {
             Instant::now() < deadline,
             "the last start's reconciliation did not finish"
         );
+        // The poll interval of this bounded wait.
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -924,6 +930,7 @@ fn torture(kills: usize, seed: u64) {
         }
         check_gateway();
         assert!(Instant::now() < deadline, "the outbox did not drain");
+        // The poll interval of this bounded wait (60 s) for 3 s without a new delivery.
         std::thread::sleep(Duration::from_millis(100));
     }
     // Every owner message was recorded and acknowledged (the last restart's reconnect sent
@@ -939,6 +946,7 @@ fn torture(kills: usize, seed: u64) {
                 .map(|(id, _)| id.clone())
                 .collect::<Vec<_>>()
         );
+        // The poll interval of this bounded wait.
         std::thread::sleep(Duration::from_millis(100));
     }
     let contexts = contexts_by_name(&agent);

@@ -305,6 +305,7 @@ impl Browser {
                 let status = self.text("#status");
                 panic!("the page never got to {expression}; status {status:?}");
             }
+            // The poll interval of this bounded wait.
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -428,6 +429,7 @@ impl Browser {
             if let Ok(Some(_)) = self.child.try_wait() {
                 break;
             }
+            // The poll interval of this bounded wait for the exit.
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -53,6 +53,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -76,6 +77,8 @@ pub struct Dovecot {
     child: Mutex<Option<Child>>,
     /// With TLS ([`Dovecot::start_tls`]): the implicit-TLS port and the test CA's certificate.
     pub tls: Option<TlsSetup>,
+    /// Successful logins made by this harness itself (readiness probes, [`Dovecot::client`]).
+    logins: AtomicUsize,
 }
 
 /// The TLS side of a [`Dovecot::start_tls`] server.
@@ -120,6 +123,7 @@ impl Dovecot {
             dir,
             child: Mutex::new(None),
             tls: None,
+            logins: AtomicUsize::new(0),
         };
         server.prepare_dirs();
         if tls {
@@ -159,6 +163,7 @@ impl Dovecot {
                 self.port,
                 self.logs()
             );
+            // The poll interval of this bounded wait for the port to close.
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -280,7 +285,40 @@ impl Dovecot {
         client
             .login(&self.user, &self.password)
             .unwrap_or_else(|e| panic!("Dovecot LOGIN failed: {e}\n{}", self.logs()));
+        self.logins.fetch_add(1, Ordering::SeqCst);
         client
+    }
+
+    /// How many logins this harness has made itself (readiness probes and [`Dovecot::client`],
+    /// so every helper here that talks to the server): each is a `Login:` line in Dovecot's
+    /// log, written a moment after the login. Logins by anyone else come on top.
+    pub fn harness_logins(&self) -> usize {
+        self.logins.load(Ordering::SeqCst)
+    }
+
+    /// How many IMAP sessions of this server are in IDLE now, from their process titles
+    /// (`verbose_proctitle`: `dovecot/imap [user ip IDLE]`); the server's processes are the
+    /// ones in the master's process group.
+    pub fn idling(&self) -> usize {
+        let Some(group) = self.lock_child().as_ref().map(|c| c.id().to_string()) else {
+            return 0;
+        };
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .filter(|e| {
+                // /proc/<pid>/stat: `pid (comm) state ppid pgrp ...`; comm may hold spaces.
+                let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+                let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                after_comm.split_whitespace().nth(2) == Some(group.as_str())
+            })
+            .filter(|e| {
+                let title = fs::read(e.path().join("cmdline")).unwrap_or_default();
+                String::from_utf8_lossy(&title).contains(" IDLE]")
+            })
+            .count()
     }
 
     /// `host:port`, for configs.
@@ -366,6 +404,8 @@ first_valid_gid = 0
 
 mail_location = maildir:{d}/mail/%u
 mail_fsync = never
+# Process titles name each session's command: `Dovecot::idling` reads IDLE from them.
+verbose_proctitle = yes
 # IDLE is driven by inotify; this is the fallback poll.
 mailbox_idle_check_interval = 1 secs
 
@@ -474,6 +514,7 @@ service anvil {{
                     self.logs()
                 );
             }
+            // The poll interval of this bounded wait for a working server.
             thread::sleep(Duration::from_millis(50));
         }
     }
@@ -482,6 +523,7 @@ service anvil {{
     fn probe(&self) -> io::Result<()> {
         let mut client = ImapClient::connect(&self.host, self.port, Duration::from_secs(2))?;
         client.login(&self.user, &self.password)?;
+        self.logins.fetch_add(1, Ordering::SeqCst);
         client.logout();
         Ok(())
     }
@@ -507,6 +549,7 @@ service anvil {{
                     return;
                 }
                 Err(LaunchError::AddrInUse) if Instant::now() < deadline => {
+                    // The pause between tries of this bounded retry.
                     thread::sleep(Duration::from_millis(100));
                 }
                 Err(LaunchError::AddrInUse) => panic!(
@@ -883,6 +926,7 @@ fn end_group(child: &Child, graceful: bool) {
         unsafe { libc::kill(pid, libc::SIGTERM) };
         let deadline = Instant::now() + STOP_TIMEOUT;
         while !has_exited(child) && Instant::now() < deadline {
+            // The poll interval of this bounded wait for the exit.
             thread::sleep(Duration::from_millis(20));
         }
     }

@@ -331,6 +331,7 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         )
     };
     if let Some(d) = delay {
+        // A slow answer the test asked for (`Fault::Delay`): the scenario.
         tokio::time::sleep(d).await;
     }
     answer

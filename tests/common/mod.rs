@@ -111,6 +111,7 @@ impl Agent {
                 "agent did not become ready: {}",
                 self.logs()
             );
+            // The poll interval of this bounded wait for the socket.
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -339,6 +340,19 @@ pub fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
             return v;
         }
         assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        // The poll interval of this bounded wait.
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Waits ([`wait_for`]) until the audit log holds an entry of `event` whose detail passes
+/// `detail`, and returns it.
+#[allow(dead_code)]
+pub fn wait_for_audit(agent: &Agent, event: &str, detail: impl Fn(&Value) -> bool) -> Value {
+    wait_for(&format!("a `{event}` audit entry"), || {
+        agent
+            .audit()
+            .into_iter()
+            .find(|e| e["event"] == event && detail(&e["detail"]))
+    })
 }

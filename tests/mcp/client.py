@@ -103,6 +103,7 @@ async def main():
                     errored, final = await call(session, "request_status", {"request_id": request_id})
                     if final.get("untrusted", {}).get("result") not in (None, "running"):
                         break
+                    # The poll interval of this bounded wait (100 looks).
                     await asyncio.sleep(0.2)
                 errored, expired = await call(session, "status", {"context": "github"})
                 emit("approved", request=final, status_after=expired)
