@@ -6,13 +6,13 @@ use crate::auth::MAX_ENVELOPE_BYTES;
 use crate::gate::GateHandle;
 use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind, Reply};
-use crate::shutdown::Shutdown;
+use crate::shutdown::Trigger;
 use crate::unix;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 /// How long a client may take to send its envelope.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,8 +44,8 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Accepts and serves clients until `shutdown` fires. Each connection gets its own task
     /// that also stops on shutdown; `_done` is dropped when they all have.
-    pub async fn run(self, notify: broadcast::Sender<()>, done: mpsc::Sender<()>) {
-        let mut shutdown = Shutdown::new(notify.subscribe());
+    pub async fn run(self, notify: Trigger, done: mpsc::Sender<()>) {
+        let mut shutdown = notify.subscribe();
         loop {
             let accepted = tokio::select! {
                 a = self.listener.accept() => a,
@@ -60,7 +60,7 @@ impl ControlSocket {
                 }
             };
             let gate = self.gate.clone();
-            let mut conn_shutdown = Shutdown::new(notify.subscribe());
+            let mut conn_shutdown = notify.subscribe();
             let done = done.clone();
             tokio::spawn(async move {
                 tokio::select! {

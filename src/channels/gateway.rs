@@ -10,14 +10,14 @@ use crate::gateway::protocol::{
     decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
 };
 use crate::outbox::Outbox;
-use crate::shutdown::Shutdown;
+use crate::shutdown::{Shutdown, Trigger};
 use crate::unix;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
 /// How often the outbox is read anyway, for messages whose retry time came.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -45,8 +45,8 @@ pub struct GatewaySocket {
 
 impl GatewaySocket {
     /// Serves gateways until shutdown; a new connection replaces the previous one.
-    pub async fn run(self, notify: broadcast::Sender<()>, done: mpsc::Sender<()>) {
-        let mut shutdown = Shutdown::new(notify.subscribe());
+    pub async fn run(self, notify: Trigger, done: mpsc::Sender<()>) {
+        let mut shutdown = notify.subscribe();
         let mut current: Option<tokio::task::JoinHandle<()>> = None;
         loop {
             let accepted = tokio::select! {
@@ -90,7 +90,7 @@ impl GatewaySocket {
                 strangers: self.strangers.clone(),
                 meta: self.meta.clone(),
             };
-            let conn_shutdown = Shutdown::new(notify.subscribe());
+            let conn_shutdown = notify.subscribe();
             let done = done.clone();
             let state_file = self.path.with_file_name("gateway.state");
             current = Some(tokio::spawn(async move {

@@ -16,7 +16,7 @@ use crate::outbox::Outbox;
 use crate::providers::configured::{AnyAlias, AnyCard};
 use crate::providers::RetryPolicy;
 use crate::redact::Redactor;
-use crate::shutdown::Shutdown;
+use crate::shutdown::Trigger;
 use crate::store::Store;
 use crate::unix;
 use crate::workers::alias::AliasHandle;
@@ -27,7 +27,7 @@ use crate::workers::ticket::LockdownSwitch;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 /// Environment variables that hold provider keys: the redactor removes their values
@@ -56,7 +56,7 @@ pub struct RunArgs {
 
 /// A started daemon: its tasks and the means to stop it.
 pub struct Daemon {
-    notify_shutdown: broadcast::Sender<()>,
+    notify_shutdown: Trigger,
     done_rx: mpsc::Receiver<()>,
     gate_task: JoinHandle<()>,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
@@ -199,7 +199,7 @@ impl Daemon {
         .with_mcp_key(mcp_key);
         let (gate, gate_task) = GateHandle::start(gate);
 
-        let (notify_shutdown, _) = broadcast::channel(1);
+        let notify_shutdown = Trigger::new();
         let (done_tx, done_rx) = mpsc::channel(1);
         // The gateway socket first: a client that finds the control socket finds it too.
         let gateway_path = data_dir.join(crate::gateway::protocol::SOCKET_FILE);
@@ -231,7 +231,7 @@ impl Daemon {
                     .await
                     .with_context(|| format!("cannot listen on http {addr}"))?;
                 http_addr = Some(listener.local_addr()?);
-                let shutdown = Shutdown::new(notify_shutdown.subscribe());
+                let shutdown = notify_shutdown.subscribe();
                 let gate = gate.clone();
                 let done = done_tx.clone();
                 Some(tokio::spawn(async move {
@@ -243,7 +243,7 @@ impl Daemon {
             None => None,
         };
         {
-            let shutdown = Shutdown::new(notify_shutdown.subscribe());
+            let shutdown = notify_shutdown.subscribe();
             let gate = gate.clone();
             let meta = store.meta.clone();
             let done = done_tx.clone();
@@ -253,7 +253,7 @@ impl Daemon {
             });
         }
         if let Some(source) = idle_source {
-            let shutdown = Shutdown::new(notify_shutdown.subscribe());
+            let shutdown = notify_shutdown.subscribe();
             let gate = gate.clone();
             let done = done_tx.clone();
             tokio::spawn(async move {
@@ -281,8 +281,8 @@ impl Daemon {
 
     /// Stops every task, waits for them, and flushes the store.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        // Tasks that hold a clone of the sender still see this value.
-        let _ = self.notify_shutdown.send(());
+        // Every listener sees it, one that subscribes later included.
+        self.notify_shutdown.fire();
         drop(self.notify_shutdown);
         // Every task holds a clone of the done sender; recv returns None once all are gone.
         let _ = self.done_rx.recv().await;
@@ -306,6 +306,11 @@ impl Daemon {
 
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
+    // Listening before anything starts: a SIGTERM during the start (the socket may already
+    // answer, so a supervisor takes the daemon for started) is kept and acted on once the
+    // start is done. A stream sees only signals that come after it exists, and until the first
+    // exists the signal's default action kills the process.
+    let mut signals = StopSignals::listen()?;
     let data_dir = args.data_dir.resolve()?;
     let daemon = Daemon::start(&data_dir, args.config.as_deref()).await?;
     crate::systemd::notify("READY=1");
@@ -326,7 +331,7 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
         })
     });
-    wait_for_signal().await?;
+    signals.recv().await;
     crate::systemd::notify("STOPPING=1");
     if let Some(w) = watchdog {
         w.abort();
@@ -335,13 +340,26 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     daemon.shutdown().await
 }
 
-async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, listened for from the first moment of `run`.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> anyhow::Result<StopSignals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
     }
-    Ok(())
+
+    /// Returns at the first SIGTERM or SIGINT since [`StopSignals::listen`].
+    async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }
