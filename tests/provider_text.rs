@@ -171,3 +171,40 @@ fn prompts_show_what_a_context_holds_escaped() {
         assert_one_line("a summary in approvals", a["summary"].as_str().unwrap());
     }
 }
+
+/// One entry of the wrong shape in a provider's listing (here one forged alias and one forged
+/// card, kept by the provider) is left out of that listing, not a failure of it: `list
+/// {refresh}` still reads every alias, and the look-up that finds an interrupted create still
+/// finds it.
+#[test]
+fn one_bad_entry_does_not_stop_a_providers_listing() {
+    let aliases = providers::addy("k-addy-0022");
+    let cards = providers::privacy("k-privacy-0022");
+    let agent = agent_with(&aliases, &cards);
+    aliases.forge_next("email", json!("odd\nalias@anonaddy.me"));
+    let r = agent.send("enroll", json!({"url": "https://odd.example", "card": false}));
+    assert!(r.get("error").is_some(), "{r}");
+    cards.forge_next("last_four", json!("42\n4"));
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://oddcard.example", "card": {"limit": 0}}),
+    );
+    assert!(r.get("error").is_some(), "{r}");
+
+    let refreshed = agent.send("list", json!({"refresh": true}));
+    assert!(refreshed.get("error").is_none(), "{refreshed}");
+
+    // A card create whose answer is lost is found again by its marker, through a listing
+    // that holds the forged card too.
+    cards.push_fault_for(
+        "POST",
+        "/v1/cards",
+        common::providers::Fault::ApplyThenStatus(500),
+    );
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://notion.so", "alias": "notion", "card": {"limit": 0}}),
+    );
+    assert_eq!(r["status"], "enrolled", "{r}");
+    assert!(r["card"]["last_four"].is_string(), "{r}");
+}

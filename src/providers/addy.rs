@@ -12,7 +12,7 @@
 //! rate limit (60/min by default) or the hourly alias-creation cap is hit.
 
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
-use super::{checked_email, decode, AliasInfo, AliasProvider, NewAlias, ProviderError};
+use super::{checked_email, decode, fitting, AliasInfo, AliasProvider, NewAlias, ProviderError};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -191,9 +191,10 @@ impl AliasProvider for Addy {
         loop {
             let page = self.page(number, None).await?;
             requests += 1;
-            for raw in page.data {
-                out.push(raw.into_info()?);
-            }
+            out.extend(fitting(
+                NAME,
+                page.data.into_iter().map(RawAlias::into_info),
+            ));
             if page.meta.current_page >= page.meta.last_page {
                 break;
             }

@@ -17,7 +17,7 @@ use super::card_activity::{reached, RawAccountTxn, TxnBatch, TxnCursor};
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
 use super::privacy::{create_body, update_body, RawCard, RawTransaction};
 use super::{
-    decode, CardInfo, CardProvider, CardTransaction, CardUpdate, NewCard, ProviderError,
+    decode, fitting, CardInfo, CardProvider, CardTransaction, CardUpdate, NewCard, ProviderError,
     Transaction,
 };
 use reqwest::Method;
@@ -134,13 +134,16 @@ impl CardProvider for Lithic {
             let page: Page<RawCard> = self.page("/v1/cards", &query).await?;
             requests += 1;
             let more = page.has_more && !page.data.is_empty();
-            for raw in page.data {
-                out.push(raw.into_info(NAME)?);
-            }
+            // The cursor is the page's last card, whether or not it fitted.
+            let last = page.data.last().map(|c| c.token.clone());
+            out.extend(fitting(
+                NAME,
+                page.data.into_iter().map(|r| r.into_info(NAME)),
+            ));
             if !more {
                 break;
             }
-            after = out.last().map(|c| c.token.clone());
+            after = last;
         }
         Ok((out, requests))
     }

@@ -222,6 +222,27 @@ pub trait CardProvider: Send + Sync {
     ) -> impl Future<Output = Result<card_activity::TxnBatch, ProviderError>> + Send;
 }
 
+/// The entries of one page of a listing that fit their documented shape. One that does not
+/// (an odd alias or card made elsewhere in the owner's account, or a provider answering
+/// nonsense) is left out with a warning instead of failing the whole listing: a listing
+/// serves `list {refresh}`, reconciliation and the look-up of an interrupted create, which
+/// one bad entry must not stop. The warning names the fault, never the value.
+pub(crate) fn fitting<T>(
+    provider: &'static str,
+    entries: impl IntoIterator<Item = Result<T, ProviderError>>,
+) -> Vec<T> {
+    entries
+        .into_iter()
+        .filter_map(|entry| match entry {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(provider, error = %e, "an entry of a listing is not of the documented shape; left out");
+                None
+            }
+        })
+        .collect()
+}
+
 /// Reads a base URL: the environment override, else the config value, else the default.
 pub fn base_url(env_var: &str, configured: &str, default: &str) -> String {
     match std::env::var(env_var) {

@@ -17,8 +17,8 @@ use super::addy::path_segment;
 use super::card_activity::{reached, RawAccountTxn, TxnBatch, TxnCursor};
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
 use super::{
-    checked_last_four, decode, CardInfo, CardProvider, CardState, CardTransaction, CardUpdate,
-    NewCard, ProviderError, Transaction,
+    checked_last_four, decode, fitting, CardInfo, CardProvider, CardState, CardTransaction,
+    CardUpdate, NewCard, ProviderError, Transaction,
 };
 use reqwest::Method;
 use serde::Deserialize;
@@ -194,9 +194,7 @@ impl Privacy {
                 .await?;
             requests += 1;
             let p: Page<RawCard> = decode(NAME, body)?;
-            for raw in p.data {
-                out.push(raw.into_info(NAME)?);
-            }
+            out.extend(fitting(NAME, p.data.into_iter().map(|r| r.into_info(NAME))));
             if p.page >= p.total_pages {
                 break;
             }

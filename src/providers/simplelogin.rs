@@ -12,7 +12,9 @@
 use super::addy::path_segment;
 use super::http::{Idempotency, ProviderClient, RetryPolicy};
 
-use super::{checked_email, decode, Activity, AliasInfo, AliasProvider, NewAlias, ProviderError};
+use super::{
+    checked_email, decode, fitting, Activity, AliasInfo, AliasProvider, NewAlias, ProviderError,
+};
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::json;
@@ -129,11 +131,7 @@ impl SimpleLogin {
             requests += 1;
             let page: Page = decode(NAME, r.body)?;
             let n = page.aliases.len();
-            let aliases = page
-                .aliases
-                .into_iter()
-                .map(RawAlias::into_info)
-                .collect::<Result<Vec<_>, _>>()?;
+            let aliases = fitting(NAME, page.aliases.into_iter().map(RawAlias::into_info));
             let more = f(aliases);
             if !more || n < PAGE_SIZE {
                 break;
