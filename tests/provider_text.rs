@@ -182,7 +182,10 @@ fn one_bad_entry_does_not_stop_a_providers_listing() {
     let cards = providers::privacy("k-privacy-0022");
     let agent = agent_with(&aliases, &cards);
     aliases.forge_next("email", json!("odd\nalias@anonaddy.me"));
-    let r = agent.send("enroll", json!({"url": "https://odd.example", "card": false}));
+    let r = agent.send(
+        "enroll",
+        json!({"url": "https://odd.example", "card": false}),
+    );
     assert!(r.get("error").is_some(), "{r}");
     cards.forge_next("last_four", json!("42\n4"));
     let r = agent.send(
