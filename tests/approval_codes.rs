@@ -40,31 +40,6 @@ fn assert_no_code(what: &str, text: &str, codes: &[String]) {
     }
 }
 
-/// A free loopback port for `[http] listen`.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `POST /command` with `body`, the reply's JSON.
-fn http_post(port: u16, body: &[u8]) -> Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "POST /command HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (_, json) = out.split_once("\r\n\r\n").unwrap();
-    serde_json::from_str(json).unwrap()
-}
-
 /// Everything the agent says, sorted: prompts (where a code belongs), and the rest.
 #[derive(Default)]
 struct Heard {
@@ -158,7 +133,7 @@ fn add_mcp_key(w: &World) {
 /// A world with an HTTP endpoint; a stranger charges the paused `notion` card, so a sweep
 /// finds an incident and queues its burn. Returns the HTTP port and the incident's id.
 fn world_with_a_queued_burn(heard: &mut Heard) -> (World, u16, String) {
-    let port = free_port();
+    let port = common::free_port();
     let mut w = world(Cards::Privacy, |c| {
         c.replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\""))
     });
@@ -244,7 +219,7 @@ fn a_queued_burns_code_leaves_by_no_ack_no_reply_and_no_audit_entry() {
         let r = w.agent.send(cmd, args.clone());
         assert!(r.get("error").is_none(), "{cmd} over the socket: {r}");
         heard.reply(format!("{cmd} over the socket"), &r);
-        let r = http_post(
+        let r = common::http_post(
             port,
             w.agent.envelope(cmd, args.clone()).to_json().as_bytes(),
         );

@@ -5,17 +5,9 @@ mod common;
 use common::Agent;
 use serde_json::{json, Value};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn with_http() -> (Agent, String) {
     let mut agent = Agent::init();
-    let port = free_port();
+    let port = common::free_port();
     agent.write_config(
         &pane_agent::config::TEMPLATE
             .replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\"")),

@@ -13,15 +13,6 @@ use std::path::Path;
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 
-fn agent_with_owner() -> Agent {
-    let mut agent = Agent::init();
-    agent.write_config(
-        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
-    );
-    agent.spawn();
-    agent
-}
-
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
@@ -48,7 +39,7 @@ fn prompts_and_replies(agent: &Agent, gw: &mut Gateway) {
 
 #[test]
 fn messages_queued_after_a_store_rollback_reach_the_phone() {
-    let mut agent = agent_with_owner();
+    let mut agent = common::agent_with_owner(OWNER);
     // pane-signal's sent log, kept across the core's restarts as the gateway keeps it.
     let log = agent.tmp.path().join("sent-ids");
     let mut gw = Gateway::connect(&agent, OWNER).with_sent_log(&log);
@@ -93,7 +84,7 @@ fn messages_queued_after_a_store_rollback_reach_the_phone() {
 /// and sends the message again under a new id, so it still reaches the phone.
 #[test]
 fn an_id_the_gateway_sent_with_other_content_is_refused_loudly_and_sent_anew() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let log = agent.tmp.path().join("sent-ids");
     let mut gw = Gateway::connect(&agent, OWNER).with_sent_log(&log);
     agent.send("grant", json!({"tool": "list"}));

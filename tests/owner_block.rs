@@ -17,15 +17,6 @@ use std::time::Duration;
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 
-fn agent_with_owner() -> Agent {
-    let mut agent = Agent::init();
-    agent.write_config(
-        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
-    );
-    agent.spawn();
-    agent
-}
-
 /// Asks for a grant of `tool` (revoked first), and returns the Signal timestamp of the prompt
 /// the owner's phone got.
 fn prompt_for(agent: &Agent, gw: &mut Gateway, tool: &str) -> u64 {
@@ -58,7 +49,7 @@ fn audited_counts(agent: &Agent, event: &str) -> u64 {
 
 #[test]
 fn reactions_from_a_changed_identity_approve_nothing() {
-    let mut agent = agent_with_owner();
+    let mut agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     let ts = prompt_for(&agent, &mut gw, "list");
     gw.event(&GatewayEvent::IdentityChanged {
@@ -97,7 +88,7 @@ fn reactions_from_a_changed_identity_approve_nothing() {
 
 #[test]
 fn past_a_few_reactions_a_minute_none_is_judged() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     let ts = prompt_for(&agent, &mut gw, "list");
     for i in 0..10u64 {
@@ -117,7 +108,7 @@ fn past_a_few_reactions_a_minute_none_is_judged() {
 
 #[test]
 fn a_message_from_a_blocked_identity_does_not_set_the_disappearing_timer() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     // The owner's own timer, one hour.
     let env = agent.envelope("help", json!({})).to_json();

@@ -8,19 +8,12 @@ use common::gateway::{code_in, Gateway};
 use common::providers;
 use common::{assert_error, Agent};
 use pane_agent::auth::Envelope;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map};
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 
 fn with_owner(config: &str) -> String {
     config.replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
-}
-
-fn agent_with_owner() -> Agent {
-    let mut agent = Agent::init();
-    agent.write_config(&with_owner(pane_agent::config::TEMPLATE));
-    agent.spawn();
-    agent
 }
 
 /// Both forms of a code: as shown and as stored.
@@ -129,7 +122,7 @@ fn with_an_owner_approval_codes_reach_the_phone_only() {
 /// the console or from Signal with an approval; the command secret alone cannot undo it.
 #[test]
 fn lockdown_is_sticky_until_the_owner_unlocks() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     agent.send("revoke", json!({"tool": "audit"}));
     agent.send("grant", json!({"tool": "audit"}));
@@ -197,28 +190,12 @@ fn unlock_over_http_is_refused() {
     agent.spawn();
     agent.send("lockdown", json!({}));
     let env = agent.envelope("unlock", json!({}));
-    let r = http_post(port, env.to_json().as_bytes());
+    let r = common::http_post(port, env.to_json().as_bytes());
     assert_error(&r, "not_granted");
     assert_error(
         &agent.send("grant", json!({"tool": "audit"})),
         "locked_down",
     );
-}
-
-/// `POST /command` with `body`, the reply's JSON.
-fn http_post(port: u16, body: &[u8]) -> Value {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "POST /command HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let (_, json) = out.split_once("\r\n\r\n").unwrap();
-    serde_json::from_str(json).unwrap()
 }
 
 /// Point 12: a prompt names the channel and the time of the request; the same request while
@@ -301,7 +278,7 @@ fn a_refusal_flood_leaves_its_count_in_the_audit_log() {
 #[test]
 fn the_gateway_socket_refuses_a_line_past_its_limit() {
     use std::io::{Read, Write};
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut raw = std::os::unix::net::UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
     raw.set_write_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
@@ -338,7 +315,7 @@ fn the_gateway_socket_refuses_a_line_past_its_limit() {
 #[test]
 fn a_second_gateway_is_refused_and_the_owner_told() {
     use std::io::Read;
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut first = Gateway::connect(&agent, OWNER);
     first.received(OWNER, &agent.envelope("help", json!({})).to_json());
     assert!(first.reply().starts_with("Commands (send each"));

@@ -15,15 +15,6 @@ use std::time::{Duration, Instant};
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 const STRANGER: &str = "9f0e1d2c-3b4a-4596-8877-665544332211";
 
-fn agent_with_owner() -> Agent {
-    let mut agent = Agent::init();
-    agent.write_config(
-        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{OWNER}\"")),
-    );
-    agent.spawn();
-    agent
-}
-
 /// An agent with an owner, its aliases at a local addy.io (not yet spawned).
 fn agent_with_owner_and_addy() -> (common::providers::MockServer, Agent) {
     let aliases = common::providers::addy("addy-test-key-0001");
@@ -48,7 +39,7 @@ fn wait_for_delivered(agent: &Agent, id: &str) {
 
 #[test]
 fn owner_commands_are_answered_and_strangers_are_not() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     gw.received(OWNER, &agent.envelope("list", json!({})).to_json());
     assert_eq!(gw.reply(), NO_CONTEXTS);
@@ -96,7 +87,7 @@ fn owner_commands_are_answered_and_strangers_are_not() {
 
 #[test]
 fn long_replies_are_shortened_to_fit_a_signal_message() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     for _ in 0..60 {
         agent.send("help", json!({}));
     }
@@ -116,7 +107,7 @@ fn long_replies_are_shortened_to_fit_a_signal_message() {
 
 #[test]
 fn plain_approve_and_deny_settle_pending_approvals() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     agent.send("revoke", json!({"tool": "list"}));
     let asked = agent.send("grant", json!({"tool": "list"}));
@@ -137,7 +128,7 @@ fn plain_approve_and_deny_settle_pending_approvals() {
 
 #[test]
 fn a_changed_safety_number_stops_signal_commands_until_trusted() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     gw.event(&GatewayEvent::IdentityChanged {
         sender: OWNER.into(),
@@ -171,7 +162,7 @@ fn a_changed_safety_number_stops_signal_commands_until_trusted() {
 
 #[test]
 fn queued_messages_are_delivered_once_across_disconnects_and_core_crashes() {
-    let mut agent = agent_with_owner();
+    let mut agent = common::agent_with_owner(OWNER);
     // Three prompts queued with no gateway connected.
     for tool in ["list", "status", "audit"] {
         agent.send("grant", json!({"tool": tool}));
@@ -266,7 +257,12 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
     gw.received(OWNER, &enroll.to_json());
     let again = gw.reply();
     assert!(again.starts_with("✗ refused: replayed"), "{again}");
-    // Answered messages are not answered again at the next start.
+    // Answered messages are not answered again at the next start (once the core has taken
+    // the gateway's `sent` for the last one: before that, sending it again is right).
+    let last = gw.last_id.clone().expect("the replay refusal was sent");
+    common::wait_for_audit(&agent, "outbox.delivered", |d| {
+        d["id"].as_str() == Some(last.as_str()) || d["id"].to_string() == last
+    });
     drop(gw);
     agent.restart();
     let mut gw = Gateway::connect(&agent, OWNER);
@@ -275,7 +271,7 @@ fn a_command_cut_off_by_a_crash_is_answered_after_the_restart() {
 
 #[test]
 fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
-    let mut agent = agent_with_owner();
+    let mut agent = common::agent_with_owner(OWNER);
     agent.stop();
     // As a crash right after the message was recorded would leave it.
     let list = agent.envelope("list", json!({})).to_json();
@@ -299,7 +295,7 @@ fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
 /// `expire_timer` (and reads `sent` without a timestamp): the daemon still answers it.
 #[test]
 fn the_daemon_answers_an_older_gateways_line() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     let line = json!({
         "type": "received",
@@ -315,7 +311,7 @@ fn the_daemon_answers_an_older_gateways_line() {
 
 #[test]
 fn a_flood_of_strangers_does_not_stop_the_owner_or_fill_the_audit() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     let mut burst = String::new();
     for i in 0..10_000 {
@@ -409,7 +405,7 @@ fn codes_over_signal_only_make_the_phone_a_second_factor() {
 /// sent again (after a reconnect) is acknowledged again and acted on once.
 #[test]
 fn a_message_is_acknowledged_once_recorded_and_acted_on_once() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     let env = agent.envelope("list", json!({})).to_json();
     let id = format!("{OWNER}.1.1700000000001");
@@ -429,7 +425,7 @@ fn a_message_is_acknowledged_once_recorded_and_acted_on_once() {
 /// Stable sends: a retried message carries the timestamp it was given when queued.
 #[test]
 fn a_retried_send_carries_the_same_timestamp() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     agent.send("lockdown", json!({}));
     let first = gw.sends(Duration::from_secs(2));
@@ -456,7 +452,7 @@ fn a_retried_send_carries_the_same_timestamp() {
 /// then what waited is delivered once.
 #[test]
 fn nothing_goes_to_a_changed_identity_until_trusted() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     gw.event(&GatewayEvent::IdentityChanged {
         sender: OWNER.into(),
@@ -478,7 +474,7 @@ fn nothing_goes_to_a_changed_identity_until_trusted() {
 /// or a reaction to another message does nothing.
 #[test]
 fn reactions_on_a_prompt_approve_and_deny_it() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     agent.send("revoke", json!({"tool": "list"}));
     agent.send("revoke", json!({"tool": "audit"}));
@@ -519,7 +515,7 @@ fn reactions_on_a_prompt_approve_and_deny_it() {
 /// Disappearing messages: the owner's timer goes on replies, prompts and alerts.
 #[test]
 fn the_owners_disappearing_timer_is_carried_on_replies_and_alerts() {
-    let agent = agent_with_owner();
+    let agent = common::agent_with_owner(OWNER);
     let mut gw = Gateway::connect(&agent, OWNER);
     let env = agent.envelope("help", json!({})).to_json();
     gw.received_as(&format!("{OWNER}.1.21"), OWNER, &env, 3600);

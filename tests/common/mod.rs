@@ -292,6 +292,40 @@ pub fn count_requests(mock: &providers::MockServer, prefix: &str) -> usize {
         .count()
 }
 
+/// `init` with `owner` as the Signal owner in the config, then `run`.
+pub fn agent_with_owner(owner: &str) -> Agent {
+    let mut agent = Agent::init();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE.replace("owner = \"\"", &format!("owner = \"{owner}\"")),
+    );
+    agent.spawn();
+    agent
+}
+
+/// A free loopback port for `[http] listen`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `POST /command` with `body` on the loopback HTTP endpoint at `port`; the reply's JSON.
+pub fn http_post(port: u16, body: &[u8]) -> Value {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "POST /command HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let (_, json) = out.split_once("\r\n\r\n").unwrap();
+    serde_json::from_str(json).unwrap()
+}
+
 /// The config with every tier's rate limit out of the way (benches and load tests send far
 /// more commands than the defaults allow).
 pub fn unlimited_rates(config: &str) -> String {
