@@ -123,13 +123,6 @@ impl Store {
         rx.recv().map_err(|_| Flusher::gone())?
     }
 
-    /// How many flushes the store has made (each answering one or more writers).
-    pub fn flushes(&self) -> u64 {
-        self.flusher
-            .rounds
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     /// The store's size on disk in bytes.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
@@ -167,14 +160,11 @@ impl Waiter {
 struct Flusher {
     requests: Option<mpsc::Sender<Waiter>>,
     thread: Option<JoinHandle<()>>,
-    rounds: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Flusher {
     fn start(db: sled::Db) -> Result<Flusher, StoreError> {
         let (tx, rx) = mpsc::channel::<Waiter>();
-        let rounds = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counted = rounds.clone();
         let thread = std::thread::Builder::new()
             .name("store-flusher".into())
             .spawn(move || {
@@ -183,7 +173,6 @@ impl Flusher {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
                     let result = db.flush().map(|_| ());
-                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     for waiter in batch {
                         waiter.answer(match &result {
                             Ok(()) => Ok(()),
@@ -196,7 +185,6 @@ impl Flusher {
         Ok(Flusher {
             requests: Some(tx),
             thread: Some(thread),
-            rounds,
         })
     }
 
