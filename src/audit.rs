@@ -7,16 +7,17 @@
 
 use crate::auth::canonical::python_dumps;
 use crate::redact::Redactor;
-use crate::store::{decode, encode, StoreError};
+use crate::store::records::{Json, Key};
+use crate::store::{decode, encode, Records, Store, StoreError, Table, TableId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
 
-const HEAD_KEY: &[u8] = b"audit.head";
-const ANCHOR_KEY: &[u8] = b"audit.anchor";
+/// The newest entry: written in the transaction that appends it.
+const HEAD: Key<Json<ChainPoint>> = Key::new("audit.head");
+/// Where the kept chain starts after a prune.
+const ANCHOR: Key<Json<ChainPoint>> = Key::new("audit.anchor");
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One audit entry as stored and as shown by `audit`.
@@ -78,17 +79,18 @@ pub struct VerifyReport {
 /// Appends to, reads, verifies and prunes the audit log.
 #[derive(Clone)]
 pub struct AuditLog {
-    entries: sled::Tree,
-    meta: sled::Tree,
+    entries: Table,
+    meta: Records,
     redactor: Redactor,
 }
 
 impl AuditLog {
-    /// Uses the store's `audit` and `meta` trees; `redactor` cleans every detail.
-    pub fn new(entries: sled::Tree, meta: sled::Tree, redactor: Redactor) -> AuditLog {
+    /// Uses the store's `audit` tree and its head and anchor records; `redactor` cleans
+    /// every detail.
+    pub fn new(store: &Store, redactor: Redactor) -> AuditLog {
         AuditLog {
-            entries,
-            meta,
+            entries: store.table(TableId::Audit),
+            meta: store.records(),
             redactor,
         }
     }
@@ -107,37 +109,30 @@ impl AuditLog {
     ) -> Result<AuditEntry, StoreError> {
         let detail = self.redactor.json(&detail);
         let at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let entry = (&self.entries, &self.meta).transaction(
-            |(entries, meta): &(TransactionalTree, TransactionalTree)| {
-                let head: Option<ChainPoint> = match meta.get(HEAD_KEY)? {
-                    Some(b) => Some(decode(&b).map_err(ConflictableTransactionError::Abort)?),
-                    None => None,
-                };
-                let (seq, prev) = match head {
-                    Some(h) => (h.seq + 1, h.hash),
-                    None => (1, GENESIS.to_string()),
-                };
-                let mut entry = AuditEntry {
-                    seq,
-                    at: at.clone(),
-                    event: event.to_string(),
-                    channel: channel.map(str::to_string),
-                    detail: detail.clone(),
-                    prev,
-                    hash: String::new(),
-                };
-                entry.hash = entry.compute_hash();
-                let bytes = encode(&entry).map_err(ConflictableTransactionError::Abort)?;
-                entries.insert(&seq.to_be_bytes(), bytes)?;
-                let head = encode(&ChainPoint {
-                    seq,
-                    hash: entry.hash.clone(),
-                })
-                .map_err(ConflictableTransactionError::Abort)?;
-                meta.insert(HEAD_KEY, head)?;
-                Ok(entry)
-            },
-        )?;
+        let entry = self.meta.transaction_with(&self.entries, |entries, meta| {
+            let head = meta.get(&HEAD)?;
+            let (seq, prev) = match head {
+                Some(h) => (h.seq + 1, h.hash),
+                None => (1, GENESIS.to_string()),
+            };
+            let mut entry = AuditEntry {
+                seq,
+                at: at.clone(),
+                event: event.to_string(),
+                channel: channel.map(str::to_string),
+                detail: detail.clone(),
+                prev,
+                hash: String::new(),
+            };
+            entry.hash = entry.compute_hash();
+            entries.insert(seq.to_be_bytes(), encode(&entry)?)?;
+            let head = ChainPoint {
+                seq,
+                hash: entry.hash.clone(),
+            };
+            meta.set(&HEAD, &head)?;
+            Ok(entry)
+        })?;
         Ok(entry)
     }
 
@@ -172,9 +167,8 @@ impl AuditLog {
 
     /// Walks the whole chain from the anchor to the head.
     pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let anchor: Option<ChainPoint> =
-            self.meta.get(ANCHOR_KEY)?.map(|b| decode(&b)).transpose()?;
-        let head: Option<ChainPoint> = self.meta.get(HEAD_KEY)?.map(|b| decode(&b)).transpose()?;
+        let anchor = self.meta.get(&ANCHOR)?;
+        let head = self.meta.get(&HEAD)?;
         let (mut expect_seq, mut expect_prev) = match anchor {
             Some(a) => (a.seq, a.hash),
             None => (1, GENESIS.to_string()),
@@ -268,9 +262,8 @@ impl AuditLog {
         let anchor = match new_anchor {
             Some(a) => a,
             None => {
-                let head: ChainPoint = match self.meta.get(HEAD_KEY)? {
-                    Some(b) => decode(&b)?,
-                    None => return Ok(0),
+                let Some(head) = self.meta.get(&HEAD)? else {
+                    return Ok(0);
                 };
                 ChainPoint {
                     seq: head.seq + 1,
@@ -280,7 +273,7 @@ impl AuditLog {
         };
         // The anchor goes first: a crash before the removals leaves entries below it, which
         // verification skips.
-        self.meta.insert(ANCHOR_KEY, encode(&anchor)?)?;
+        self.meta.set(&ANCHOR, &anchor)?;
         for key in &old {
             self.entries.remove(key)?;
         }
@@ -290,13 +283,7 @@ impl AuditLog {
     /// The chain's head: the newest entry's sequence number and hash, which the owner keeps
     /// to detect a store rolled back to an older copy. None before the first entry.
     pub fn head(&self) -> Result<Option<(u64, String)>, StoreError> {
-        match self.meta.get(HEAD_KEY)? {
-            Some(b) => {
-                let head: ChainPoint = decode(&b)?;
-                Ok(Some((head.seq, head.hash)))
-            }
-            None => Ok(None),
-        }
+        Ok(self.meta.get(&HEAD)?.map(|head| (head.seq, head.hash)))
     }
 
     /// The hash of entry `seq`, if it is still kept.
@@ -330,12 +317,8 @@ mod tests {
     use super::*;
 
     fn log() -> AuditLog {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        AuditLog::new(
-            db.open_tree("audit").unwrap(),
-            db.open_tree("meta").unwrap(),
-            Redactor::new(["topsecretvalue".to_string()]),
-        )
+        let store = Store::temporary().unwrap();
+        AuditLog::new(&store, Redactor::new(["topsecretvalue".to_string()]))
     }
 
     #[test]
@@ -384,12 +367,8 @@ mod tests {
     #[test]
     fn a_prune_removes_at_most_its_share_and_the_head_stays() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = sled::open(tmp.path()).unwrap();
-        let log = AuditLog::new(
-            db.open_tree("audit").unwrap(),
-            db.open_tree("meta").unwrap(),
-            Redactor::new(Vec::<String>::new()),
-        );
+        let store = Store::open(tmp.path()).unwrap();
+        let log = AuditLog::new(&store, Redactor::new(Vec::<String>::new()));
         for i in 0..10 {
             log.append("e", None, json!({"i": i})).unwrap();
         }

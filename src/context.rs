@@ -8,7 +8,7 @@
 
 use crate::providers::CardState;
 use crate::reply::Rendered;
-use crate::store::{decode, encode, Store, StoreError};
+use crate::store::{decode, encode, Store, StoreError, Table, TableId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -199,8 +199,8 @@ pub struct Intent {
 /// The contexts and intents trees, and the store's rendered views.
 #[derive(Clone)]
 pub struct Contexts {
-    contexts: sled::Tree,
-    intents: sled::Tree,
+    contexts: Table,
+    intents: Table,
     views: ViewCache,
 }
 
@@ -220,8 +220,8 @@ impl Contexts {
     /// every reader's views current.
     pub fn new(store: &Store) -> Contexts {
         Contexts {
-            contexts: store.contexts.clone(),
-            intents: store.intents.clone(),
+            contexts: store.table(TableId::Contexts),
+            intents: store.table(TableId::Intents),
             views: ViewCache::default(),
         }
     }
@@ -269,7 +269,7 @@ impl Contexts {
         if let Err(e) = self.contexts.insert(ctx.name.as_bytes(), encoded) {
             // Whether it was written is unknown: read the tree again next time.
             **views = None;
-            return Err(e.into());
+            return Err(e);
         }
         if let Some(map) = views.as_mut() {
             map.insert(ctx.name.clone(), Rendered::from_value(&ctx.view()));

@@ -11,12 +11,11 @@
 //! again, so an id made of the `seq` alone would have new messages taken for old ones and
 //! silently dropped.
 
-use crate::store::{decode, encode, StoreError};
+use crate::store::table::{Entry, Tx, TxError};
+use crate::store::{decode, encode, Store, StoreError, Table, TableId};
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
-use sled::Transactional;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -208,15 +207,15 @@ impl OutboxMessage {
 /// instead of polling.
 #[derive(Clone)]
 pub struct Outbox {
-    tree: sled::Tree,
+    tree: Table,
     queued: Arc<Notify>,
 }
 
 impl Outbox {
     /// Uses the store's `outbox` tree; `seq` values come from the store's id generator.
-    pub fn new(tree: sled::Tree) -> Outbox {
+    pub fn new(store: &Store) -> Outbox {
         Outbox {
-            tree,
+            tree: store.table(TableId::Outbox),
             queued: Arc::new(Notify::new()),
         }
     }
@@ -241,19 +240,20 @@ impl Outbox {
         Ok(msg)
     }
 
-    /// Queues a message and writes `value` at `key` in `other` in one transaction, so that a
-    /// crash leaves both or neither: sled also writes to disk in the background between
-    /// flushes, so two separate inserts could be cut apart by a kill.
+    /// Queues a message and writes `value` at `other` (a record of another repository,
+    /// which hands it over) in one transaction, so that a crash leaves both or neither: sled
+    /// also writes to disk in the background between flushes, so two separate inserts could
+    /// be cut apart by a kill.
     pub fn push_with(
         &self,
         seq: u64,
         kind: MessageKind,
         body: &str,
-        other: (&sled::Tree, &[u8], &[u8]),
+        other: Entry<'_>,
+        value: &[u8],
     ) -> Result<OutboxMessage, StoreError> {
-        let (tree, key, value) = other;
-        self.push_and(seq, kind, body, tree, &|t: &TransactionalTree| {
-            t.insert(key, value).map(|_| ())
+        self.push_and(seq, kind, body, &other, &|t: &Tx<'_>| {
+            t.insert(other.key(), value)
         })
     }
 
@@ -264,12 +264,9 @@ impl Outbox {
         seq: u64,
         kind: MessageKind,
         body: &str,
-        other: (&sled::Tree, &[u8]),
+        other: Entry<'_>,
     ) -> Result<OutboxMessage, StoreError> {
-        let (tree, key) = other;
-        self.push_and(seq, kind, body, tree, &|t: &TransactionalTree| {
-            t.remove(key).map(|_| ())
-        })
+        self.push_and(seq, kind, body, &other, &|t: &Tx<'_>| t.remove(other.key()))
     }
 
     fn push_and(
@@ -277,20 +274,15 @@ impl Outbox {
         seq: u64,
         kind: MessageKind,
         body: &str,
-        tree: &sled::Tree,
-        change: &dyn Fn(
-            &TransactionalTree,
-        ) -> Result<(), sled::transaction::UnabortableTransactionError>,
+        other: &Entry<'_>,
+        change: &dyn Fn(&Tx<'_>) -> Result<(), TxError>,
     ) -> Result<OutboxMessage, StoreError> {
         let msg = OutboxMessage::new(seq, kind, body);
         let bytes = encode(&msg)?;
-        (&self.tree, tree).transaction(
-            |(outbox, other): &(TransactionalTree, TransactionalTree)| {
-                outbox.insert(&seq.to_be_bytes(), bytes.as_slice())?;
-                change(other)?;
-                Ok::<(), ConflictableTransactionError<StoreError>>(())
-            },
-        )?;
+        self.tree.transaction(other.table(), |outbox, other| {
+            outbox.insert(seq.to_be_bytes(), bytes.as_slice())?;
+            change(other)
+        })?;
         self.queued.notify_one();
         Ok(msg)
     }
@@ -354,10 +346,8 @@ impl Outbox {
             return Ok(false);
         }
         // Only that exact record: a message written at this key meanwhile stays.
-        Ok(self
-            .tree
-            .compare_and_swap(id.seq.to_be_bytes(), Some(bytes), None as Option<&[u8]>)?
-            .is_ok())
+        self.tree
+            .compare_and_swap(id.seq.to_be_bytes(), Some(&bytes), None)
     }
 
     /// How many messages wait.
@@ -393,8 +383,8 @@ mod tests {
     #[test]
     fn the_same_seq_gets_a_new_id_every_time() {
         let tmp = tempfile::tempdir().unwrap();
-        let db = sled::open(tmp.path()).unwrap();
-        let outbox = Outbox::new(db.open_tree("outbox").unwrap());
+        let store = Store::open(tmp.path()).unwrap();
+        let outbox = Outbox::new(&store);
         let a = outbox.push(7, MessageKind::Reply, "one").unwrap();
         assert!(outbox.delivered(&a.id()).unwrap());
         // A restored store hands out seq 7 again: the id is not the same.

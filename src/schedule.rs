@@ -3,6 +3,8 @@
 //! scheduler only decides when; the agent actor runs the job and records when it last ran.
 
 use crate::config::ScheduleConfig;
+use crate::store::records::{Family, Time};
+use crate::store::{Records, Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::str::FromStr;
 
@@ -26,20 +28,47 @@ impl Job {
             Job::SecretRotationReminder => "secret_rotation_reminder",
         }
     }
-
-    /// The store key of its last run.
-    pub fn last_run_key(self) -> String {
-        format!("schedule.{}.last_run", self.name())
-    }
 }
 
-/// When each job last ran, as the agent recorded it.
-pub fn last_run(meta: &sled::Tree, job: Job) -> Option<DateTime<Utc>> {
-    let bytes = meta.get(job.last_run_key()).ok()??;
-    let text = std::str::from_utf8(&bytes).ok()?;
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
+/// When each job last ran: `schedule.<job>.last_run`, RFC 3339.
+const LAST_RUN: Family<Time> = Family::new("schedule.");
+
+/// When each job last ran, as the agent recorded it: the one owner of those records, for the
+/// gate (which runs the jobs) and the timers (which decide when). Clones share them.
+#[derive(Clone)]
+pub struct LastRuns {
+    records: Records,
+}
+
+impl LastRuns {
+    /// Uses the store's records.
+    pub fn new(store: &Store) -> LastRuns {
+        LastRuns {
+            records: store.records(),
+        }
+    }
+
+    /// When `job` last ran; None when it never did (or the record does not read).
+    pub fn get(&self, job: Job) -> Option<DateTime<Utc>> {
+        self.records
+            .get_valid(&LAST_RUN.key_with(job.name(), ".last_run"))
+            .ok()
+            .flatten()
+    }
+
+    /// Records that `job` ran at `at`.
+    pub fn record(&self, job: Job, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.records
+            .set(&LAST_RUN.key_with(job.name(), ".last_run"), &at)?;
+        Ok(())
+    }
+
+    /// At the first start: the schedule counts from `now`, unless a run is recorded.
+    pub fn start_counting(&self, job: Job, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.records
+            .set_if_absent(&LAST_RUN.key_with(job.name(), ".last_run"), &now)?;
+        Ok(())
+    }
 }
 
 /// Parses the configured schedules (empty expressions turn a job off).

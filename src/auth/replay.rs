@@ -1,19 +1,21 @@
 //! The replay cache: every signature accepted inside the window, persisted so that a restart
 //! does not reopen the window for an envelope that was already carried out.
 
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, Table, TableId};
 use chrono::{DateTime, Utc};
 
 /// The persisted set of accepted signatures and when each may be forgotten.
 #[derive(Clone)]
 pub struct ReplayCache {
-    tree: sled::Tree,
+    tree: Table,
 }
 
 impl ReplayCache {
     /// Uses the store's `replay` tree.
-    pub fn new(tree: sled::Tree) -> ReplayCache {
-        ReplayCache { tree }
+    pub fn new(store: &Store) -> ReplayCache {
+        ReplayCache {
+            tree: store.table(TableId::Replay),
+        }
     }
 
     /// Records `sig` as accepted until `forget_after`. Returns false, and records nothing,
@@ -24,15 +26,12 @@ impl ReplayCache {
         forget_after: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let value = forget_after.timestamp().to_be_bytes();
-        let swapped = self
-            .tree
-            .compare_and_swap(sig, None as Option<&[u8]>, Some(&value[..]))?;
-        Ok(swapped.is_ok())
+        self.tree.compare_and_swap(sig, None, Some(&value[..]))
     }
 
     /// True when `sig` was accepted (and is not forgotten yet).
     pub fn contains(&self, sig: &[u8; 32]) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(sig)?)
+        self.tree.contains_key(sig)
     }
 
     /// Drops signatures whose envelopes can no longer pass the time window anyway.

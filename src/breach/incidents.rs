@@ -6,7 +6,7 @@
 
 use super::matching::Observation;
 use crate::outbox::{MessageKind, Outbox};
-use crate::store::{decode, encode, StoreError};
+use crate::store::{decode, encode, Store, StoreError, Table, TableId};
 use chrono::{SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -299,8 +299,8 @@ impl Incident {
 /// The incidents and seen-message trees.
 #[derive(Clone)]
 pub struct Incidents {
-    incidents: sled::Tree,
-    seen: sled::Tree,
+    incidents: Table,
+    seen: Table,
 }
 
 /// The store key: (context, subject) for the kinds that existed before kinds did, so their
@@ -323,8 +323,11 @@ pub fn incident_id(context: &str, kind: IncidentKind, subject: &str) -> String {
 
 impl Incidents {
     /// Uses the store's `incidents` and `breach_seen` trees.
-    pub fn new(incidents: sled::Tree, seen: sled::Tree) -> Incidents {
-        Incidents { incidents, seen }
+    pub fn new(store: &Store) -> Incidents {
+        Incidents {
+            incidents: store.table(TableId::Incidents),
+            seen: store.table(TableId::BreachSeen),
+        }
     }
 
     /// Records what a source found against `context`. Returns the incident and whether it
@@ -396,7 +399,8 @@ impl Incidents {
             seq,
             MessageKind::Alert,
             alert,
-            (&self.incidents, &k, &value),
+            self.incidents.entry(&k),
+            &value,
         )?;
         Ok(())
     }

@@ -4,13 +4,13 @@
 //! message is queued, each message until the gateway acknowledges it (`sent`), failed ones
 //! again after a pause. Reading never waits for a command to be carried out.
 
-use crate::commands::trust::IDENTITY_BLOCK_KEY;
-use crate::gate::{GateHandle, StrangerTally, EXPIRE_TIMER_KEY};
+use crate::gate::{GateHandle, StrangerTally};
 use crate::gateway::protocol::{
     decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
 };
 use crate::outbox::Outbox;
 use crate::shutdown::{Shutdown, Trigger};
+use crate::store::signal::SignalState;
 use crate::unix;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -38,9 +38,9 @@ pub struct GatewaySocket {
     pub owner: Option<String>,
     /// Strangers dropped here.
     pub strangers: StrangerTally,
-    /// The store's `meta`: whether the owner's identity is confirmed, and their
+    /// The Signal records: whether the owner's identity is confirmed, and their
     /// disappearing-message timer.
-    pub meta: sled::Tree,
+    pub signal: SignalState,
 }
 
 impl GatewaySocket {
@@ -88,7 +88,7 @@ impl GatewaySocket {
                 outbox: self.outbox.clone(),
                 owner: self.owner.clone(),
                 strangers: self.strangers.clone(),
-                meta: self.meta.clone(),
+                signal: self.signal.clone(),
             };
             let conn_shutdown = notify.subscribe();
             let done = done.clone();
@@ -132,7 +132,7 @@ struct Connection {
     outbox: Outbox,
     owner: Option<String>,
     strangers: StrangerTally,
-    meta: sled::Tree,
+    signal: SignalState,
 }
 
 impl Connection {
@@ -230,17 +230,12 @@ impl Connection {
         let Some(owner) = &self.owner else {
             return true;
         };
-        if self.meta.get(IDENTITY_BLOCK_KEY).ok().flatten().is_some() {
+        if self.signal.identity_blocked().unwrap_or(false) {
             // Fail secure: nothing goes to an owner whose new identity nobody confirmed;
             // messages wait in the outbox until `pane-agent trust`.
             return true;
         }
-        let expire_timer = self
-            .meta
-            .get(EXPIRE_TIMER_KEY)
-            .ok()
-            .flatten()
-            .and_then(|t| std::str::from_utf8(&t).ok().and_then(|t| t.parse().ok()));
+        let expire_timer = self.signal.expire_timer().ok().flatten();
         let pending = match self.outbox.pending(100) {
             Ok(p) => p,
             Err(e) => {

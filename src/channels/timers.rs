@@ -3,20 +3,20 @@
 //! starts it and answers at once; the timer never waits for the job's I/O.
 
 use crate::gate::GateHandle;
-use crate::schedule::{last_run, Job};
+use crate::schedule::{Job, LastRuns};
 use crate::shutdown::Shutdown;
 use chrono::Utc;
 
 /// Runs the schedule until shutdown.
 pub async fn run(
     jobs: Vec<(Job, cron::Schedule)>,
-    meta: sled::Tree,
+    last_runs: LastRuns,
     agent: GateHandle,
     mut shutdown: Shutdown,
 ) {
     let now = Utc::now();
     for (job, schedule) in &jobs {
-        match last_run(&meta, *job) {
+        match last_runs.get(*job) {
             Some(last) if schedule.after(&last).next().is_some_and(|due| due <= now) => {
                 tracing::info!(
                     job = job.name(),
@@ -27,11 +27,7 @@ pub async fn run(
             Some(_) => {}
             None => {
                 // First start: the schedule counts from now.
-                let _ = meta.compare_and_swap(
-                    job.last_run_key(),
-                    None as Option<&[u8]>,
-                    Some(now.to_rfc3339().as_bytes()),
-                );
+                let _ = last_runs.start_counting(*job, now);
             }
         }
     }

@@ -160,7 +160,7 @@ impl Daemon {
         let hibp = crate::providers::hibp::Hibp::from_env(&config.breach.hibp_base_url, policy);
         // One of each, shared: every clone sees every write (views, the outbox's bell).
         let contexts = Contexts::new(&store);
-        let outbox = Outbox::new(store.outbox.clone());
+        let outbox = Outbox::new(&store);
         let strangers = StrangerTally::default();
         let breach = BreachHandle::start(
             store.clone(),
@@ -181,7 +181,7 @@ impl Daemon {
             ),
             contexts,
             breach,
-            incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
+            incidents: Incidents::new(&store),
             outbox: outbox.clone(),
             lockdown: LockdownSwitch::default(),
             strangers: strangers.clone(),
@@ -211,7 +211,7 @@ impl Daemon {
             outbox,
             owner,
             strangers,
-            meta: store.meta.clone(),
+            signal: crate::store::signal::SignalState::new(&store),
         };
         tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
         let socket = data_dir.join("agent.sock");
@@ -245,10 +245,10 @@ impl Daemon {
         {
             let shutdown = notify_shutdown.subscribe();
             let gate = gate.clone();
-            let meta = store.meta.clone();
+            let last_runs = crate::schedule::LastRuns::new(&store);
             let done = done_tx.clone();
             tokio::spawn(async move {
-                crate::channels::timers::run(jobs, meta, gate, shutdown).await;
+                crate::channels::timers::run(jobs, last_runs, gate, shutdown).await;
                 drop(done);
             });
         }

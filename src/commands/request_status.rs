@@ -4,16 +4,20 @@
 //! or no on their phone, never how to say it for them.
 //!
 //! A request id is random (`r-` and 16 hex digits), not derived from the code, and is kept
-//! in the store's `meta` beside the code it stands for.
+//! in the store's records beside the code it stands for.
 
 use super::Args;
 use crate::origin::{Channel, Invocation};
 use crate::policy::approvals::{ApprovalCode, ApprovalState, Approvals};
 use crate::reply::{internal, CommandError, ErrorKind};
+use crate::store::records::{Family, Raw};
+use crate::store::Records;
 use serde_json::{json, Value};
 
-const PREFIX: &str = "mcp.request.";
-const CODE_PREFIX: &str = "mcp.request_of.";
+/// The approval code (its store key) a request id stands for, by request id.
+const CODE_OF: Family<Raw> = Family::new("mcp.request.");
+/// The request id given to an approval code, by the code's store key.
+const REQUEST_OF: Family<Raw> = Family::new("mcp.request_of.");
 
 /// `request.status {request_id}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +42,7 @@ impl RequestStatus {
     /// arguments, and the action's result once it ran. Refused on every channel but MCP.
     pub fn apply(
         self,
-        meta: &sled::Tree,
+        meta: &Records,
         approvals: &Approvals,
         inv: &Invocation,
     ) -> Result<Value, CommandError> {
@@ -55,7 +59,7 @@ impl RequestStatus {
             )
         };
         let code = meta
-            .get(format!("{PREFIX}{}", self.request_id))
+            .get(&CODE_OF.key(&self.request_id))
             .map_err(internal)?
             .ok_or_else(not_found)?;
         let code = ApprovalCode::from_store_key(&code).ok_or_else(not_found)?;
@@ -99,51 +103,46 @@ pub fn is_request_id(id: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// The `meta` key that maps the approval `code` to its request id.
-fn request_of(code: &ApprovalCode) -> Vec<u8> {
-    [CODE_PREFIX.as_bytes(), code.store_key()].concat()
-}
-
 /// The request id of the approval `code`, making and recording a new one the first time.
-pub fn request_id_for(meta: &sled::Tree, code: &ApprovalCode) -> Result<String, CommandError> {
+pub fn request_id_for(meta: &Records, code: &ApprovalCode) -> Result<String, CommandError> {
     if let Some(id) = known_request_id(meta, code)? {
         return Ok(id);
     }
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|e| internal(format!("no randomness: {e}")))?;
     let id = format!("r-{}", hex::encode(bytes));
-    meta.insert(format!("{PREFIX}{id}"), code.store_key())
+    meta.set(&CODE_OF.key(&id), &code.store_key().to_vec())
         .map_err(internal)?;
-    meta.insert(request_of(code), id.as_bytes())
+    meta.set(&REQUEST_OF.key(code.store_key()), &id.as_bytes().to_vec())
         .map_err(internal)?;
     Ok(id)
 }
 
 /// The request id already given to the approval `code`, if the MCP key asked for it.
 pub fn known_request_id(
-    meta: &sled::Tree,
+    meta: &Records,
     code: &ApprovalCode,
 ) -> Result<Option<String>, CommandError> {
     Ok(meta
-        .get(request_of(code))
+        .get(&REQUEST_OF.key(code.store_key()))
         .map_err(internal)?
         .map(|v| String::from_utf8_lossy(&v).into_owned()))
 }
 
 /// Forgets the request ids whose approval has been pruned; returns how many.
-pub fn forget_pruned(meta: &sled::Tree, approvals: &Approvals) -> Result<usize, CommandError> {
+pub fn forget_pruned(meta: &Records, approvals: &Approvals) -> Result<usize, CommandError> {
     let mut forgotten = 0;
-    for item in meta.scan_prefix(PREFIX) {
-        let (key, code) = item.map_err(internal)?;
-        let code = ApprovalCode::from_store_key(&code);
+    for (id, code) in meta.scan(&CODE_OF).map_err(internal)? {
+        let code = code.ok().and_then(|c| ApprovalCode::from_store_key(&c));
         let live = match &code {
             Some(code) => approvals.get(code).map_err(internal)?.is_some(),
             None => false,
         };
         if !live {
-            meta.remove(&key).map_err(internal)?;
+            meta.remove(&CODE_OF.key(&id)).map_err(internal)?;
             if let Some(code) = &code {
-                meta.remove(request_of(code)).map_err(internal)?;
+                meta.remove(&REQUEST_OF.key(code.store_key()))
+                    .map_err(internal)?;
             }
             forgotten += 1;
         }
@@ -157,8 +156,8 @@ mod tests {
 
     #[test]
     fn ids_are_random_and_remembered() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let meta = db.open_tree("meta").unwrap();
+        let store = crate::store::Store::temporary().unwrap();
+        let meta = store.records();
         let one = ApprovalCode::parse("ABCDEFGHJK").unwrap();
         let other = ApprovalCode::parse("KJHGFEDCBA").unwrap();
         let a = request_id_for(&meta, &one).unwrap();
@@ -171,8 +170,9 @@ mod tests {
             assert!(!is_request_id(bad), "{bad}");
         }
         // Neither code has an approval record: both ids are forgotten, and only they.
-        meta.insert("other", "kept").unwrap();
-        let approvals = Approvals::new(db.open_tree("approvals").unwrap());
+        let raw = store.table(crate::store::TableId::Meta);
+        raw.insert("other", "kept").unwrap();
+        let approvals = Approvals::new(&store);
         let live = approvals
             .create(
                 "expire",
@@ -185,7 +185,7 @@ mod tests {
             .unwrap();
         let kept = request_id_for(&meta, &live.code).unwrap();
         assert_eq!(forget_pruned(&meta, &approvals).unwrap(), 2);
-        assert_eq!(meta.len(), 3);
+        assert_eq!(raw.len(), 3);
         assert!(known_request_id(&meta, &one).unwrap().is_none());
         assert_eq!(known_request_id(&meta, &live.code).unwrap(), Some(kept));
     }

@@ -4,11 +4,8 @@
 use super::Args;
 use crate::origin::{Channel, Invocation};
 use crate::reply::{internal, CommandError, ErrorKind};
+use crate::store::signal::SignalState;
 use serde_json::{json, Value};
-
-/// Set in the store's `meta` while the owner's safety number changed and the operator has
-/// not run `trust`.
-pub const IDENTITY_BLOCK_KEY: &[u8] = b"signal.identity_blocked";
 
 /// `trust` takes no arguments.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,14 +18,14 @@ impl Trust {
     }
 
     /// Lifts the block, if the command came over the control socket.
-    pub fn apply(self, meta: &sled::Tree, inv: &Invocation) -> Result<Value, CommandError> {
+    pub fn apply(self, signal: &SignalState, inv: &Invocation) -> Result<Value, CommandError> {
         if inv.channel != Channel::Socket {
             return Err(CommandError::new(
                 ErrorKind::NotGranted,
                 "trust is accepted only at the console (pane-agent trust)",
             ));
         }
-        let was = meta.remove(IDENTITY_BLOCK_KEY).map_err(internal)?;
-        Ok(json!({"status": if was.is_some() { "trusted" } else { "nothing to trust" }}))
+        let was = signal.trust().map_err(internal)?;
+        Ok(json!({"status": if was { "trusted" } else { "nothing to trust" }}))
     }
 }

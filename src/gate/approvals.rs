@@ -14,6 +14,8 @@ use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
 use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::store::records::{Key, Time};
+use crate::store::signal::SignalState;
 use crate::text::{escape, Lines};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -82,7 +84,7 @@ impl Gate {
             "expires_at": reply["expires_at"],
         });
         if mine {
-            let id = crate::commands::request_status::request_id_for(&self.store.meta, code)?;
+            let id = crate::commands::request_status::request_id_for(&self.store.records(), code)?;
             out["request_id"] = json!(id);
             out["note"] = json!("Nothing has happened yet. The owner has been asked on their phone (Signal) and alone decides; the approval code is never shown to the MCP key. Call request.status with this request_id to learn whether it was approved, denied or expired, and the result once it ran.");
         } else {
@@ -167,9 +169,8 @@ impl Gate {
             .unwrap_or_default();
         let sent_as = self.notify(MessageKind::Prompt, &prompt_with(&for_owner))?;
         // A 👍 or 👎 on this prompt answers it.
-        self.store
-            .signal_prompts
-            .insert(sent_as.to_be_bytes(), approval.code.store_key())
+        SignalState::new(&self.store)
+            .remember_prompt(sent_as, approval.code.store_key())
             .map_err(|e| self.internal(e))?;
         let reply = match self.code_in_clear(&approval.code, ShownTo::Asker, inv) {
             Some(code) => json!({
@@ -431,8 +432,8 @@ impl Gate {
         // Sticky: until the owner unlocks, grant and approve (of anything but the unlock)
         // are refused, so a stolen command secret cannot undo it.
         self.store
-            .meta
-            .insert(LOCKDOWN_KEY, inv.now.to_rfc3339().as_bytes())
+            .records()
+            .set(&LOCKED_DOWN, &inv.now)
             .map_err(|e| self.internal(e))?;
         let revoked = self
             .policy
@@ -480,17 +481,17 @@ impl Gate {
 
     /// True while a lockdown holds.
     pub(super) fn locked_down(&self) -> bool {
-        self.store.meta.get(LOCKDOWN_KEY).ok().flatten().is_some()
+        self.store.records().contains(&LOCKED_DOWN).unwrap_or(false)
     }
 
     /// Ends a lockdown (at the console, or approved from the owner's phone).
     pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
         let was = self
             .store
-            .meta
-            .remove(LOCKDOWN_KEY)
+            .records()
+            .remove(&LOCKED_DOWN)
             .map_err(|e| self.internal(e))?;
-        if was.is_none() {
+        if !was {
             return Ok(json!({"status": "not locked down"}));
         }
         self.audit_event("lockdown.ended", inv, json!({"by": inv.channel.as_str()}))?;
@@ -505,8 +506,8 @@ impl Gate {
     }
 }
 
-/// Set in the store's `meta` while a lockdown holds.
-const LOCKDOWN_KEY: &[u8] = b"policy.locked_down";
+/// Set while a lockdown holds, with when it started.
+const LOCKED_DOWN: Key<Time> = Key::new("policy.locked_down");
 
 /// An approval the MCP key asked for is answered from the owner's phone only: whoever else
 /// learned its code (a model, a holder of the command secret) cannot settle it.

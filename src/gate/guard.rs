@@ -12,6 +12,7 @@ use super::Gate;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::reply::{CommandError, ErrorKind};
+use crate::store::records::{Flag, Json, Key};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,9 +20,9 @@ use std::io::Write;
 use std::path::Path;
 
 /// The store's copy of the mark.
-const STORE_MARK_KEY: &[u8] = b"store.high_water";
+const STORE_MARK: Key<Json<HighWater>> = Key::new("store.high_water");
 /// Set while the owner has been told the store nears its budget.
-const BUDGET_ALERTED_KEY: &[u8] = b"store.budget_alerted";
+const BUDGET_ALERTED: Key<Flag> = Key::new("store.budget_alerted");
 
 /// The mark: the newest accepted envelope's time and the audit head then.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -44,11 +45,10 @@ impl Gate {
             .and_then(|b| serde_json::from_slice(&b).ok());
         let stored: HighWater = self
             .store
-            .meta
-            .get(STORE_MARK_KEY)
+            .records()
+            .get_valid(&STORE_MARK)
             .ok()
             .flatten()
-            .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
         let Some(file) = file else {
@@ -118,10 +118,7 @@ impl Gate {
             ts_ms: self.high_water.ts_ms.max(ts.timestamp_millis()),
             audit_seq: head_seq,
         };
-        let Ok(bytes) = serde_json::to_vec(&mark) else {
-            return;
-        };
-        if let Err(e) = self.store.meta.insert(STORE_MARK_KEY, bytes.as_slice()) {
+        if let Err(e) = self.store.records().set(&STORE_MARK, &mark) {
             tracing::error!(error = %e, "cannot record the high-water mark in the store");
         }
         self.high_water = mark;
@@ -158,11 +155,9 @@ impl Gate {
         self.over_budget = size > budget;
         let alerted = self
             .store
-            .meta
-            .get(BUDGET_ALERTED_KEY)
-            .ok()
-            .flatten()
-            .is_some();
+            .records()
+            .contains(&BUDGET_ALERTED)
+            .unwrap_or(false);
         if size.saturating_mul(10) >= budget.saturating_mul(9) {
             if !alerted {
                 let inv = Invocation::now(Channel::Internal);
@@ -179,10 +174,10 @@ impl Gate {
                         budget >> 20
                     ),
                 );
-                let _ = self.store.meta.insert(BUDGET_ALERTED_KEY, b"1".as_slice());
+                let _ = self.store.records().set(&BUDGET_ALERTED, &());
             }
         } else if alerted && size.saturating_mul(10) < budget.saturating_mul(8) {
-            let _ = self.store.meta.remove(BUDGET_ALERTED_KEY);
+            let _ = self.store.records().remove(&BUDGET_ALERTED);
         }
     }
 }

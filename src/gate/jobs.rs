@@ -7,6 +7,7 @@ use crate::commands::{Command, Work};
 use crate::origin::Invocation;
 use crate::outbox::MessageKind;
 use crate::reply::{Answer, CommandError, ErrorKind, Reply};
+use crate::store::signal::SignalState;
 use crate::workers::jobs::JobResult;
 use crate::workers::ticket::Ticket;
 use serde_json::{json, Value};
@@ -317,11 +318,13 @@ impl Gate {
             Command::Revoke(c) => c.apply(&self.policy.grants),
             Command::CheckIncidents(c) => c.apply(&self.incidents),
             Command::IncidentAck(c) => c.apply(&self.incidents),
-            Command::Trust(c) => c.apply(&self.store.meta, inv),
+            Command::Trust(c) => c.apply(&SignalState::new(&self.store), inv),
             Command::Lockdown(_) => self.lockdown(inv),
             Command::SecretsReload(_) => self.reload_secrets(inv),
             Command::Unlock(_) => self.unlock(inv),
-            Command::RequestStatus(c) => c.apply(&self.store.meta, &self.policy.approvals, inv),
+            Command::RequestStatus(c) => {
+                c.apply(&self.store.records(), &self.policy.approvals, inv)
+            }
             Command::Approve(_) | Command::Deny(_) => {
                 Err(self.internal("approve and deny are settled before they reach execute"))
             }

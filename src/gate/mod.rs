@@ -17,7 +17,6 @@ mod guard;
 mod jobs;
 mod owner;
 mod resume;
-pub use owner::EXPIRE_TIMER_KEY;
 mod upkeep;
 
 use crate::audit::AuditLog;
@@ -270,21 +269,21 @@ impl Gate {
     ) -> Gate {
         let policy = SecurityPolicy {
             grants: crate::policy::grants::Grants::new(
-                store.grants.clone(),
+                &store,
                 config.policy.revoked_by_default.clone(),
             ),
             limiter: crate::policy::rate_limit::RateLimiter::new(config.rate_limits.clone())
                 .with_mcp(config.mcp.rate_limits.clone()),
-            approvals: crate::policy::approvals::Approvals::new(store.approvals.clone()),
+            approvals: crate::policy::approvals::Approvals::new(&store),
             approval_timeout_secs: config.approvals.timeout_secs,
         };
         let (mark_writer, mark_thread) = guard::mark_writer(&data_dir);
         Gate {
             mark_writer,
             mark_thread: Some(mark_thread),
-            audit: AuditLog::new(store.audit.clone(), store.meta.clone(), redactor.clone()),
+            audit: AuditLog::new(&store, redactor.clone()),
             outbox: subsystems.outbox,
-            replay: ReplayCache::new(store.replay.clone()),
+            replay: ReplayCache::new(&store),
             policy,
             secrets,
             mcp_key: None,

@@ -5,12 +5,12 @@
 use super::jobs::Waiter;
 use super::Gate;
 use crate::auth::Envelope;
-use crate::commands::trust::IDENTITY_BLOCK_KEY;
 use crate::commands::Command;
 use crate::gateway::protocol::GatewayEvent;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::reply::{CommandError, ErrorKind};
+use crate::store::signal::SignalState;
 use serde_json::{json, Value};
 
 /// Reactions from the owner judged per minute; more are ignored and counted.
@@ -62,9 +62,6 @@ impl ReactionWindow {
     }
 }
 
-/// The owner's latest disappearing-message timer (seconds, as text) in the store's `meta`.
-pub const EXPIRE_TIMER_KEY: &[u8] = b"signal.expire_timer";
-
 impl Gate {
     /// Handles an event from the Signal gateway; returns the id to acknowledge (`ack`) once
     /// the message is recorded.
@@ -99,10 +96,7 @@ impl Gate {
                 // The owner's latest disappearing-message timer goes on every message to them;
                 // nothing from an identity nobody confirmed changes it (or anything else).
                 if !self.identity_blocked() {
-                    let _ = self
-                        .store
-                        .meta
-                        .insert(EXPIRE_TIMER_KEY, expire_timer.to_string().as_bytes());
+                    let _ = self.signal().set_expire_timer(expire_timer);
                 }
                 let taken = self.take_in(&body).await;
                 ack = id;
@@ -130,7 +124,7 @@ impl Gate {
             }
             GatewayEvent::IdentityChanged { sender } => {
                 if sender == owner {
-                    let _ = self.store.meta.insert(IDENTITY_BLOCK_KEY, b"1".as_slice());
+                    let _ = self.signal().block_identity();
                     let _ = self.audit_event(
                         "signal.identity_changed",
                         &inv,
@@ -158,24 +152,19 @@ impl Gate {
     /// True while the owner's safety number changed and nobody has confirmed it (`pane-agent
     /// trust`): every kind of input from Signal is refused.
     fn identity_blocked(&self) -> bool {
-        self.store
-            .meta
-            .get(IDENTITY_BLOCK_KEY)
-            .ok()
-            .flatten()
-            .is_some()
+        self.signal().identity_blocked().unwrap_or(false)
+    }
+
+    /// The Signal channel's records.
+    fn signal(&self) -> SignalState {
+        SignalState::new(&self.store)
     }
 
     /// Records `id` as seen; false when it was seen before.
     fn first_time(&mut self, id: &str) -> bool {
-        let now = chrono::Utc::now().timestamp_millis().to_string();
-        match self.store.signal_seen.compare_and_swap(
-            id.as_bytes(),
-            None as Option<&[u8]>,
-            Some(now.as_bytes()),
-        ) {
-            Ok(Ok(())) => true,
-            Ok(Err(_)) => false,
+        let now = chrono::Utc::now().timestamp_millis();
+        match self.signal().first_time(id, now) {
+            Ok(first) => first,
             Err(e) => {
                 tracing::error!(error = %e, "cannot record a Signal message id");
                 true
@@ -191,13 +180,7 @@ impl Gate {
             Some('👎') => "deny",
             _ => "",
         };
-        let code = self
-            .store
-            .signal_prompts
-            .get(target.to_be_bytes())
-            .ok()
-            .flatten()
-            .map(|c| String::from_utf8_lossy(&c).into_owned());
+        let code = self.signal().prompt(target).ok().flatten();
         let (Some(code), false, false) = (code, remove, verb.is_empty()) else {
             // Counted, and audited as a count every minute ([`Gate::write_tallies`]).
             self.reactions.ignore();
@@ -249,7 +232,7 @@ impl Gate {
                 return None;
             }
         };
-        if let Err(e) = self.store.signal_inbox.insert(key, body.as_bytes()) {
+        if let Err(e) = self.signal().take_in(key, body) {
             tracing::error!(error = %e, "cannot record an owner message");
             return None;
         }
@@ -273,15 +256,10 @@ impl Gate {
     /// its work, which the audit log shows); anything else is handled now, as if it had just
     /// arrived (an envelope then still has to be inside its time window).
     pub(super) async fn answer_cut_off(&mut self) {
-        let records: Vec<(sled::IVec, sled::IVec)> = self
-            .store
-            .signal_inbox
-            .iter()
-            .filter_map(Result::ok)
-            .collect();
+        let records = self.signal().cut_off();
         for (key, body) in records {
             let Ok(key) = <[u8; 8]>::try_from(key.as_ref()) else {
-                let _ = self.store.signal_inbox.remove(key);
+                let _ = self.signal().forget(&key);
                 continue;
             };
             let body = String::from_utf8_lossy(&body).into_owned();

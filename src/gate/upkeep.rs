@@ -10,12 +10,14 @@ use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::reply::{Answer, CommandError, Reply};
 use crate::schedule::Job;
+use crate::store::records::{Key, Text};
+use crate::store::signal::SignalState;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 /// The fingerprint of the secret in use, to notice rotations.
-const SECRET_FINGERPRINT_KEY: &[u8] = b"auth.fingerprint";
+const SECRET_FINGERPRINT: Key<Text<String>> = Key::new("auth.fingerprint");
 
 impl Gate {
     /// What runs once before the first message: the gate is ready at once, and intent
@@ -105,11 +107,7 @@ impl Gate {
         if let Err(e) = self.audit_event("schedule.run", &inv, json!({"job": job.name()})) {
             return self.deliver(waiter, Reply::Err(e)).await;
         }
-        if let Err(e) = self
-            .store
-            .meta
-            .insert(job.last_run_key(), inv.now.to_rfc3339().as_bytes())
-        {
+        if let Err(e) = crate::schedule::LastRuns::new(&self.store).record(job, inv.now) {
             let e = self.internal(e);
             return self.deliver(waiter, Reply::Err(e)).await;
         }
@@ -370,8 +368,8 @@ impl Gate {
         let now = self.secrets.fingerprint();
         let before = self
             .store
-            .meta
-            .insert(SECRET_FINGERPRINT_KEY, now.as_bytes())
+            .records()
+            .set(&SECRET_FINGERPRINT, &now)
             .map_err(|e| self.internal(e))?;
         let before = before.map(|b| String::from_utf8_lossy(&b).into_owned());
         let rotated = before.as_deref().is_some_and(|b| b != now);
@@ -466,7 +464,7 @@ impl Gate {
                 tracing::warn!(error = %e, "approval prune failed");
             }
             let forgotten = crate::commands::request_status::forget_pruned(
-                &self.store.meta,
+                &self.store.records(),
                 &self.policy.approvals,
             );
             if let Err(e) = forgotten {
@@ -505,8 +503,9 @@ impl Gate {
         let seq = self.store.next_id().map_err(|e| self.internal(e))?;
         let msg = match answered {
             Some(key) => {
+                let signal = SignalState::new(&self.store);
                 self.outbox
-                    .push_removing(seq, kind, &body, (&self.store.signal_inbox, &key))
+                    .push_removing(seq, kind, &body, signal.taken(&key))
             }
             None => self.outbox.push(seq, kind, &body),
         }

@@ -10,7 +10,7 @@
 
 pub use crate::approval_code::{is_reference, ApprovalCode, CODE_ALPHABET, CODE_LEN};
 use crate::auth::canonical::python_dumps;
-use crate::store::{decode, encode, StoreError};
+use crate::store::{decode, encode, Store, StoreError, Table, TableId};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -164,13 +164,15 @@ fn new_code() -> Result<ApprovalCode, ApprovalError> {
 /// The approvals tree.
 #[derive(Clone)]
 pub struct Approvals {
-    tree: sled::Tree,
+    tree: Table,
 }
 
 impl Approvals {
     /// Uses the store's `approvals` tree.
-    pub fn new(tree: sled::Tree) -> Approvals {
-        Approvals { tree }
+    pub fn new(store: &Store) -> Approvals {
+        Approvals {
+            tree: store.table(TableId::Approvals),
+        }
     }
 
     /// Opens a pending approval for `cmd` with `args`, due at `now + timeout_secs`.
@@ -199,11 +201,10 @@ impl Approvals {
                 result: None,
             };
             let bytes = encode_approval(&approval)?;
-            let inserted = self
-                .tree
-                .compare_and_swap(code.store_key(), None as Option<&[u8]>, Some(bytes))
-                .map_err(StoreError::from)?;
-            if inserted.is_ok() {
+            let inserted =
+                self.tree
+                    .compare_and_swap(code.store_key(), None, Some(bytes.as_slice()))?;
+            if inserted {
                 return Ok(approval);
             }
         }
@@ -238,10 +239,10 @@ impl Approvals {
         approval.result = result;
         let swapped = self.tree.compare_and_swap(
             code.store_key(),
-            Some(old_bytes),
-            Some(encode_approval(&approval)?),
+            Some(&old_bytes),
+            Some(encode_approval(&approval)?.as_slice()),
         )?;
-        Ok(swapped.is_ok().then_some(approval))
+        Ok(swapped.then_some(approval))
     }
 
     /// Records the result of an approved action.
@@ -310,8 +311,8 @@ mod tests {
 
     #[test]
     fn an_approval_debugs_without_its_code_and_round_trips_the_store() {
-        let db = sled::Config::new().temporary(true).open().unwrap();
-        let approvals = Approvals::new(db.open_tree("approvals").unwrap());
+        let store = Store::temporary().unwrap();
+        let approvals = Approvals::new(&store);
         let a = approvals
             .create("expire", &Map::new(), "x", "socket", Utc::now(), 60)
             .unwrap();

@@ -2,7 +2,7 @@
 //! default, so a tool added in a later version gets its default without a migration.
 
 use super::tools::{Tier, ToolSpec, TOOLS};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError, Table, TableId};
 
 const GRANTED: &[u8] = b"granted";
 const REVOKED: &[u8] = b"revoked";
@@ -10,13 +10,14 @@ const REVOKED: &[u8] = b"revoked";
 /// The grant table.
 #[derive(Clone)]
 pub struct Grants {
-    tree: sled::Tree,
+    tree: Table,
     revoked_by_default: Vec<String>,
 }
 
 impl Grants {
     /// Uses the store's `grants` tree; tools in `revoked_by_default` start without a grant.
-    pub fn new(tree: sled::Tree, revoked_by_default: Vec<String>) -> Grants {
+    pub fn new(store: &Store, revoked_by_default: Vec<String>) -> Grants {
+        let tree = store.table(TableId::Grants);
         Grants {
             tree,
             revoked_by_default,

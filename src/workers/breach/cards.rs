@@ -18,13 +18,12 @@ use crate::breach::merchant::{is_site, normalise};
 use crate::context::Context;
 use crate::providers::card_activity::TxnCursor;
 use crate::providers::{CardState, CardTransaction};
-use crate::store::{decode, encode, StoreError};
+use crate::store::records::{Family, Json};
+use crate::store::StoreError;
 use std::collections::HashMap;
 
-/// The cursor's key in the `meta` tree, per card provider.
-fn cursor_key(provider: &str) -> String {
-    format!("breach.cards.cursor.{}", provider.to_ascii_lowercase())
-}
+/// The account-wide transaction cursor, per card provider (by its name in lower case).
+const CURSOR: Family<Json<TxnCursor>> = Family::new("breach.cards.cursor.");
 
 /// What `t` on the card of `ctx` is, if it is a leak signal.
 pub(super) fn classify(t: &CardTransaction, ctx: &Context) -> Option<Finding> {
@@ -72,9 +71,8 @@ impl BreachMonitor {
     /// The card provider's new transactions, as the module says.
     pub(super) async fn sweep_cards(&mut self, report: &mut SweepReport) -> Result<(), StoreError> {
         let provider = self.cards.provider_name();
-        let key = cursor_key(provider);
-        let cursor: Option<TxnCursor> =
-            self.store.meta.get(&key)?.map(|b| decode(&b)).transpose()?;
+        let key = CURSOR.key(provider.to_ascii_lowercase());
+        let cursor = self.store.records().get(&key)?;
         let batch = match self.cards.account_transactions(cursor.clone()).await {
             Ok(b) => b,
             Err(e) => {
@@ -103,7 +101,7 @@ impl BreachMonitor {
         }
         // The cursor moves only after everything it covers is recorded.
         if let Some(next) = TxnCursor::after(cursor.as_ref(), &batch.items) {
-            self.store.meta.insert(key.as_bytes(), encode(&next)?)?;
+            self.store.records().set(&key, &next)?;
         }
         self.store.flush().await?;
         report.sources.push(SourceReport {

@@ -11,7 +11,13 @@ use crate::breach::incidents::{Finding, IncidentKind};
 use crate::breach::matching::{escape_untrusted, registrable};
 use crate::context::{Context, ContextState};
 use crate::providers::hibp::{Breach, Hibp};
+use crate::store::records::{Family, Json, Key, Text};
 use crate::store::StoreError;
+
+/// When each look-up subject was last checked (seconds since the epoch), by subject.
+const CHECKED: Family<Text<i64>> = Family::new("breach.hibp.checked.");
+/// A breach's details as read once, by breach name.
+const BREACH: Family<Json<Breach>> = Family::new("breach.hibp.breach.");
 
 /// One sweep's budget and tally.
 #[derive(Default)]
@@ -55,7 +61,7 @@ impl BreachMonitor {
                 }
             }
             for (subject, account) in subjects {
-                let key = format!("breach.hibp.checked.{subject}");
+                let key = CHECKED.key(&subject);
                 if !self.due(&key)? || run.lookups >= HIBP_PER_SWEEP {
                     continue;
                 }
@@ -86,22 +92,16 @@ impl BreachMonitor {
     }
 
     /// True when the look-up under `key` was last made more than a day ago (or never).
-    fn due(&self, key: &str) -> Result<bool, StoreError> {
+    fn due(&self, key: &Key<Text<i64>>) -> Result<bool, StoreError> {
         let day_ago = (chrono::Utc::now() - chrono::Duration::days(1)).timestamp();
-        let last: i64 = self
-            .store
-            .meta
-            .get(key)?
-            .and_then(|b| std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()))
-            .unwrap_or(0);
+        let last = self.store.records().get_valid(key)?.unwrap_or(0);
         Ok(last <= day_ago)
     }
 
-    fn mark(&self, key: &str) -> Result<(), StoreError> {
-        self.store.meta.insert(
-            key.as_bytes(),
-            chrono::Utc::now().timestamp().to_string().as_bytes(),
-        )?;
+    fn mark(&self, key: &Key<Text<i64>>) -> Result<(), StoreError> {
+        self.store
+            .records()
+            .set(key, &chrono::Utc::now().timestamp())?;
         Ok(())
     }
 
@@ -151,7 +151,7 @@ impl BreachMonitor {
         run: &mut Run,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let key = format!("breach.hibp.checked.domainsearch:{domain}");
+        let key = CHECKED.key(format!("domainsearch:{domain}"));
         if !self.due(&key)? || run.lookups >= HIBP_PER_SWEEP {
             return Ok(());
         }
@@ -195,11 +195,9 @@ impl BreachMonitor {
         name: &str,
         run: &mut Run,
     ) -> Result<Option<Breach>, StoreError> {
-        let key = format!("breach.hibp.breach.{name}");
-        if let Some(b) = self.store.meta.get(&key)? {
-            if let Ok(b) = serde_json::from_slice::<Breach>(&b) {
-                return Ok(Some(b));
-            }
+        let key = BREACH.key(name);
+        if let Some(b) = self.store.records().get_valid(&key)? {
+            return Ok(Some(b));
         }
         if run.lookups >= HIBP_PER_SWEEP {
             return Ok(None);
@@ -220,9 +218,7 @@ impl BreachMonitor {
                 return Ok(None);
             }
         };
-        if let Ok(bytes) = serde_json::to_vec(&b) {
-            self.store.meta.insert(key.as_bytes(), bytes)?;
-        }
+        self.store.records().set(&key, &b)?;
         Ok(Some(b))
     }
 }

@@ -21,12 +21,16 @@ use crate::breach::matching::{belongs, observe, observe_sender, registrable};
 use crate::context::Contexts;
 use crate::providers::hibp::Hibp;
 use crate::providers::ProviderError;
-use crate::store::{decode, encode, Store, StoreError};
+use crate::store::records::{Family, Json, Key, Text};
+use crate::store::{Store, StoreError};
 use serde::{Serialize, Serializer};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 
-const IMAP_CURSOR_KEY: &[u8] = b"breach.imap.cursor";
+/// How far the IMAP mailbox has been read.
+const IMAP_CURSOR: Key<Json<Cursor>> = Key::new("breach.imap.cursor");
+/// SimpleLogin's forwarded + blocked count last read, per alias id.
+const SL_COUNT: Family<Text<u64>> = Family::new("breach.sl.count.");
 
 /// The most Have I Been Pwned look-ups one sweep makes.
 pub const HIBP_PER_SWEEP: usize = 20;
@@ -126,7 +130,7 @@ impl BreachHandle {
             cards,
             settings,
             contexts,
-            incidents: Incidents::new(store.incidents.clone(), store.breach_seen.clone()),
+            incidents: Incidents::new(&store),
             store,
             aliases,
             hibp,
@@ -266,13 +270,8 @@ impl BreachMonitor {
             let Some(ctx) = by_id.get(&info.id) else {
                 continue;
             };
-            let key = format!("breach.sl.count.{}", info.id);
-            let old: u64 = self
-                .store
-                .meta
-                .get(&key)?
-                .and_then(|b| std::str::from_utf8(&b).ok().and_then(|t| t.parse().ok()))
-                .unwrap_or(0);
+            let key = SL_COUNT.key(&info.id);
+            let old: u64 = self.store.records().get_valid(&key)?.unwrap_or(0);
             let now = info.forwarded + info.blocked;
             if now == old {
                 continue;
@@ -305,9 +304,7 @@ impl BreachMonitor {
                     self.record(&ctx.name, &found, "simplelogin", report)?;
                 }
             }
-            self.store
-                .meta
-                .insert(key.as_bytes(), now.to_string().as_bytes())?;
+            self.store.records().set(&key, &now)?;
         }
         self.store.flush().await?;
         report
@@ -321,12 +318,7 @@ impl BreachMonitor {
         source: &ImapSource,
         report: &mut SweepReport,
     ) -> Result<(), StoreError> {
-        let cursor: Option<Cursor> = self
-            .store
-            .meta
-            .get(IMAP_CURSOR_KEY)?
-            .map(|b| decode(&b))
-            .transpose()?;
+        let cursor: Option<Cursor> = self.store.records().get(&IMAP_CURSOR)?;
         let batch = match source.read_new(cursor).await {
             Ok(b) => b,
             Err(e) => {
@@ -370,7 +362,7 @@ impl BreachMonitor {
         }
         // The cursor moves only after everything it covers is recorded.
         if let Some(c) = batch.cursor {
-            self.store.meta.insert(IMAP_CURSOR_KEY, encode(&c)?)?;
+            self.store.records().set(&IMAP_CURSOR, &c)?;
         }
         self.store.flush().await?;
         report.sources.push(SourceReport {
