@@ -164,24 +164,10 @@ fn world_with_a_queued_burn(heard: &mut Heard) -> (World, u16, String) {
 /// The trees of the store and what each holds, key and value, as text.
 fn store_trees(dir: &std::path::Path) -> Vec<(&'static str, String)> {
     let store = pane_agent::store::Store::open(&dir.join("store")).unwrap();
-    let trees = [
-        ("audit", &store.audit),
-        ("approvals", &store.approvals),
-        ("grants", &store.grants),
-        ("contexts", &store.contexts),
-        ("intents", &store.intents),
-        ("incidents", &store.incidents),
-        ("breach_seen", &store.breach_seen),
-        ("outbox", &store.outbox),
-        ("signal_inbox", &store.signal_inbox),
-        ("signal_seen", &store.signal_seen),
-        ("signal_prompts", &store.signal_prompts),
-        ("replay", &store.replay),
-        ("meta", &store.meta),
-    ];
-    trees
+    pane_agent::store::TableId::ALL
         .into_iter()
-        .map(|(name, tree)| {
+        .map(|id| {
+            let (name, tree) = (id.name(), store.table(id));
             let mut text = String::new();
             for item in tree.iter() {
                 let (k, v) = item.unwrap();

@@ -143,7 +143,7 @@ fn imap_report(r: &Value) -> &Value {
 fn breach_alerts(agent: &mut Agent) -> Vec<String> {
     agent.stop();
     let store = Store::open(&agent.dir.join("store")).unwrap();
-    let alerts = Outbox::new(store.outbox.clone())
+    let alerts = Outbox::new(&store)
         .pending(10_000)
         .unwrap()
         .into_iter()
@@ -525,7 +525,7 @@ fn a_sweep_missed_while_down_runs_once_at_start() {
         let store = Store::open(&w.agent.dir.join("store")).unwrap();
         let two_hours_ago = (chrono::Utc::now() - chrono::Duration::hours(2)).to_rfc3339();
         store
-            .meta
+            .table(pane_agent::store::TableId::Meta)
             .insert("schedule.breach_sweep.last_run", two_hours_ago.as_bytes())
             .unwrap();
         store.flush_blocking().unwrap();
@@ -735,11 +735,11 @@ fn weekly_digest_and_rotation_reminder_reach_the_outbox() {
         let store = Store::open(&agent.dir.join("store")).unwrap();
         let ago = |days| (chrono::Utc::now() - chrono::Duration::days(days)).to_rfc3339();
         store
-            .meta
+            .table(pane_agent::store::TableId::Meta)
             .insert("schedule.weekly_digest.last_run", ago(8).as_bytes())
             .unwrap();
         store
-            .meta
+            .table(pane_agent::store::TableId::Meta)
             .insert(
                 "schedule.secret_rotation_reminder.last_run",
                 ago(100).as_bytes(),
@@ -753,7 +753,7 @@ fn weekly_digest_and_rotation_reminder_reach_the_outbox() {
         let alerts: Vec<String> = {
             agent.stop();
             let store = Store::open(&agent.dir.join("store")).unwrap();
-            let a = Outbox::new(store.outbox.clone())
+            let a = Outbox::new(&store)
                 .pending(100)
                 .unwrap()
                 .into_iter()

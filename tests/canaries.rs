@@ -76,12 +76,12 @@ fn an_attempt_on_the_paused_card_is_found_once_alerted_once_and_said_in_words() 
         let store = pane_agent::store::Store::open(&w.agent.dir.join("store")).unwrap();
         let ago = (chrono::Utc::now() - chrono::Duration::days(8)).to_rfc3339();
         store
-            .meta
+            .table(pane_agent::store::TableId::Meta)
             .insert("schedule.weekly_digest.last_run", ago.as_bytes())
             .unwrap();
         store.flush_blocking().unwrap();
         let raw: Vec<u8> = store
-            .incidents
+            .table(pane_agent::store::TableId::Incidents)
             .iter()
             .flat_map(|e| e.unwrap().1.to_vec())
             .collect();

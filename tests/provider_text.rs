@@ -137,15 +137,15 @@ fn prompts_show_what_a_context_holds_escaped() {
     let forged_four = "42\u{2028}4\r";
     {
         let store = pane_agent::store::Store::open(&agent.dir.join("store")).unwrap();
-        let bytes = store.contexts.get("notion").unwrap().expect("notion");
+        let contexts = store.table(pane_agent::store::TableId::Contexts);
+        let bytes = contexts.get("notion").unwrap().expect("notion");
         let mut ctx: Value = serde_json::from_slice(&bytes).unwrap();
         ctx["alias"]["email"] = json!(forged_email);
         ctx["card"]["last_four"] = json!(forged_four);
-        store
-            .contexts
+        contexts
             .insert("notion", serde_json::to_vec(&ctx).unwrap())
             .unwrap();
-        store.contexts.flush().unwrap();
+        store.flush_blocking().unwrap();
     }
     agent.spawn();
     let mut gw = Gateway::connect(&agent, OWNER);

@@ -7,7 +7,7 @@ mod common;
 use common::{assert_error, Agent};
 use pane_agent::audit::AuditEntry;
 use pane_agent::outbox::{MessageKind, Outbox};
-use pane_agent::store::Store;
+use pane_agent::store::{Store, Table, TableId};
 use serde_json::json;
 
 #[test]
@@ -112,7 +112,7 @@ fn outbox_keeps_prompts_and_alerts_across_restart() {
     agent.send("lockdown", json!({}));
     agent.stop();
     let store = Store::open(&agent.dir.join("store")).unwrap();
-    let outbox = Outbox::new(store.outbox.clone());
+    let outbox = Outbox::new(&store);
     let pending = outbox.pending(10).unwrap();
     assert_eq!(pending.len(), 2, "{pending:?}");
     assert_eq!(pending[0].kind, MessageKind::Prompt);
@@ -128,14 +128,14 @@ fn outbox_keeps_prompts_and_alerts_across_restart() {
     agent.spawn();
     agent.stop();
     let store = Store::open(&agent.dir.join("store")).unwrap();
-    let left = Outbox::new(store.outbox.clone()).pending(10).unwrap();
+    let left = Outbox::new(&store).pending(10).unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].id(), pending[1].id());
 }
 
 /// Stops the agent, lets `tamper` change the audit tree directly, restarts, and returns the
 /// verification report.
-fn verify_after(tamper: impl FnOnce(&sled::Tree, &[AuditEntry])) -> serde_json::Value {
+fn verify_after(tamper: impl FnOnce(&Table, &[AuditEntry])) -> serde_json::Value {
     let mut agent = Agent::start();
     for _ in 0..3 {
         agent.send("list", json!({}));
@@ -145,12 +145,12 @@ fn verify_after(tamper: impl FnOnce(&sled::Tree, &[AuditEntry])) -> serde_json::
     agent.stop();
     {
         let store = Store::open(&agent.dir.join("store")).unwrap();
-        let entries: Vec<AuditEntry> = store
-            .audit
+        let audit = store.table(TableId::Audit);
+        let entries: Vec<AuditEntry> = audit
             .iter()
             .map(|r| serde_json::from_slice(&r.unwrap().1).unwrap())
             .collect();
-        tamper(&store.audit, &entries);
+        tamper(&audit, &entries);
         store.flush_blocking().unwrap();
     }
     agent.spawn();

@@ -278,7 +278,10 @@ fn an_owner_message_taken_in_but_never_handled_is_handled_at_start() {
     {
         let store = pane_agent::store::Store::open(&agent.dir.join("store")).unwrap();
         let key = store.next_id().unwrap().to_be_bytes();
-        store.signal_inbox.insert(key, list.as_bytes()).unwrap();
+        store
+            .table(pane_agent::store::TableId::SignalInbox)
+            .insert(key, list.as_bytes())
+            .unwrap();
         store.flush_blocking().unwrap();
     }
     agent.spawn();

@@ -964,7 +964,7 @@ fn torture(kills: usize, seed: u64) {
     let mut accepted: HashMap<String, usize> = HashMap::new();
     // Accepted, then cut off by a kill before it was answered: the owner was told so.
     let mut cut_off: HashMap<String, usize> = HashMap::new();
-    for entry in store.audit.iter() {
+    for entry in store.table(pane_agent::store::TableId::Audit).iter() {
         let (_, bytes) = entry.expect("read the audit log");
         let e: Value = pane_agent::store::decode(&bytes).expect("an audit entry");
         if e["event"] == "envelope.accepted" {
@@ -998,7 +998,7 @@ fn torture(kills: usize, seed: u64) {
         );
     }
     let acks_total: usize = lock(&gateway.acks).values().sum();
-    let left = Outbox::new(store.outbox.clone())
+    let left = Outbox::new(&store)
         .pending(usize::MAX)
         .expect("read the outbox");
     assert!(left.is_empty(), "undelivered after the drain: {left:?}");
