@@ -339,7 +339,7 @@ impl Incidents {
         source: &str,
     ) -> Result<Option<(Incident, bool)>, StoreError> {
         let seen_key = format!("{source}:{}", found.fingerprint);
-        if self.seen.insert(seen_key.as_bytes(), &[1u8])?.is_some() {
+        if self.seen.insert(seen_key.as_bytes(), [1u8])?.is_some() {
             return Ok(None);
         }
         let now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);

@@ -151,6 +151,10 @@ impl<C> Family<C> {
     }
 }
 
+/// One record of a family as [`Records::scan`] finds it: its name after the prefix, and its
+/// value or why it does not read.
+pub type Member<V> = (Vec<u8>, Result<V, StoreError>);
+
 /// The typed records, over the `meta` tree. Clones share it.
 #[derive(Clone)]
 pub struct Records {
@@ -208,10 +212,7 @@ impl Records {
 
     /// Every record of `family`: the name after the prefix and the stored bytes, decoded
     /// (an unreadable one as its error, so the caller can drop it).
-    pub fn scan<C: Codec>(
-        &self,
-        family: &Family<C>,
-    ) -> Result<Vec<(Vec<u8>, Result<C::Value, StoreError>)>, StoreError> {
+    pub fn scan<C: Codec>(&self, family: &Family<C>) -> Result<Vec<Member<C::Value>>, StoreError> {
         let prefix = family.prefix.as_bytes();
         self.table
             .scan_prefix(prefix)
