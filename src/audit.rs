@@ -321,6 +321,32 @@ mod tests {
         AuditLog::new(&store, Redactor::new(["topsecretvalue".to_string()]))
     }
 
+    /// The head and the entries are where older versions kept them, in the same form: a
+    /// store they wrote goes on verifying.
+    #[test]
+    fn the_head_and_entries_keep_their_keys_and_encoding() {
+        let store = Store::temporary().unwrap();
+        let log = AuditLog::new(&store, Redactor::new(Vec::<String>::new()));
+        let e = log.append("x", Some("socket"), json!({"a": 1})).unwrap();
+        let meta = store.table(TableId::Meta);
+        let head: Value = decode(&meta.get("audit.head").unwrap().unwrap()).unwrap();
+        assert_eq!(head, json!({"seq": 1, "hash": e.hash}));
+        let entries = store.table(TableId::Audit);
+        let stored: AuditEntry =
+            decode(&entries.get(1u64.to_be_bytes()).unwrap().unwrap()).unwrap();
+        assert_eq!(stored, e);
+        // An anchor written as older versions wrote it is where verification starts.
+        meta.insert("audit.anchor", br#"{"seq":2,"hash":"ab"}"#)
+            .unwrap();
+        entries.remove(1u64.to_be_bytes()).unwrap();
+        let report = log.verify().unwrap();
+        assert!(!report.ok, "{report:?}");
+        assert_eq!(
+            report.problem.as_deref(),
+            Some("entries after 1 are missing")
+        );
+    }
+
     #[test]
     fn pruning_keeps_the_rest_verifiable() {
         let log = log();

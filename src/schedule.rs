@@ -87,3 +87,33 @@ pub fn jobs(config: &ScheduleConfig) -> Vec<(Job, cron::Schedule)> {
     .filter_map(|(job, expr)| cron::Schedule::from_str(expr).ok().map(|s| (job, s)))
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TableId;
+
+    /// The records read and write what older versions kept: RFC 3339 text at
+    /// `schedule.<job>.last_run`.
+    #[test]
+    fn last_runs_keep_the_old_keys_and_text() {
+        let store = Store::temporary().unwrap();
+        let meta = store.table(TableId::Meta);
+        let runs = LastRuns::new(&store);
+        let then = "2026-11-01T10:00:00+00:00";
+        meta.insert("schedule.weekly_digest.last_run", then)
+            .unwrap();
+        let read = runs.get(Job::WeeklyDigest).unwrap();
+        assert_eq!(read.to_rfc3339(), then);
+        runs.start_counting(Job::WeeklyDigest, Utc::now()).unwrap();
+        assert_eq!(runs.get(Job::WeeklyDigest), Some(read));
+        assert_eq!(runs.get(Job::BreachSweep), None);
+        let now = Utc::now();
+        runs.record(Job::BreachSweep, now).unwrap();
+        let raw = meta.get("schedule.breach_sweep.last_run").unwrap().unwrap();
+        assert_eq!(raw.as_ref(), now.to_rfc3339().as_bytes());
+        meta.insert("schedule.secret_rotation_reminder.last_run", "garbage")
+            .unwrap();
+        assert_eq!(runs.get(Job::SecretRotationReminder), None);
+    }
+}

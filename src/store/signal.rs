@@ -110,3 +110,58 @@ impl SignalState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What older versions wrote reads the same, and what this one writes is what they
+    /// wrote.
+    #[test]
+    fn the_signal_records_keep_their_keys_and_encodings() {
+        let store = Store::temporary().unwrap();
+        let meta = store.table(TableId::Meta);
+        let signal = SignalState::new(&store);
+        assert!(!signal.identity_blocked().unwrap());
+        meta.insert("signal.identity_blocked", "1").unwrap();
+        meta.insert("signal.expire_timer", "3600").unwrap();
+        assert!(signal.identity_blocked().unwrap());
+        assert_eq!(signal.expire_timer().unwrap(), Some(3600));
+        assert!(signal.trust().unwrap());
+        assert!(!signal.trust().unwrap());
+        signal.block_identity().unwrap();
+        signal.set_expire_timer(60).unwrap();
+        assert_eq!(
+            meta.get("signal.identity_blocked")
+                .unwrap()
+                .unwrap()
+                .as_ref(),
+            b"1"
+        );
+        assert_eq!(
+            meta.get("signal.expire_timer").unwrap().unwrap().as_ref(),
+            b"60"
+        );
+
+        assert!(signal.first_time("m1", 5).unwrap());
+        assert!(!signal.first_time("m1", 6).unwrap());
+        let seen = store.table(TableId::SignalSeen);
+        assert_eq!(seen.get("m1").unwrap().unwrap().as_ref(), b"5");
+        signal.remember_prompt(42, b"ABCDEFGHJK").unwrap();
+        let prompts = store.table(TableId::SignalPrompts);
+        assert_eq!(
+            prompts.get(42u64.to_be_bytes()).unwrap().unwrap().as_ref(),
+            b"ABCDEFGHJK"
+        );
+        assert_eq!(signal.prompt(42).unwrap().as_deref(), Some("ABCDEFGHJK"));
+        signal.take_in(7u64.to_be_bytes(), "list").unwrap();
+        let inbox = store.table(TableId::SignalInbox);
+        assert_eq!(
+            inbox.get(7u64.to_be_bytes()).unwrap().unwrap().as_ref(),
+            b"list"
+        );
+        assert_eq!(signal.cut_off().len(), 1);
+        signal.forget(&7u64.to_be_bytes()).unwrap();
+        assert!(signal.cut_off().is_empty());
+    }
+}
