@@ -230,8 +230,8 @@ impl Records {
         table: &Table,
         change: impl Fn(&Tx<'_>, &RecordsTx<'_>) -> Result<R, TxError>,
     ) -> Result<R, StoreError> {
-        table.transaction(&self.table, |theirs, mine| {
-            change(theirs, &RecordsTx { tx: mine })
+        table.transaction(&self.table, |theirs, records| {
+            change(theirs, &RecordsTx { tx: records })
         })
     }
 }
