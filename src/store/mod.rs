@@ -5,7 +5,7 @@
 //! One process owns it (sled locks it); the CLI talks to that process over the control
 //! socket. Anything acknowledged to anyone is flushed to disk first ([`Store::flush`]).
 //!
-//! Every flush goes through one flusher thread ([`Flusher`]): sled 0.34's `flush_async`
+//! Every flush goes through one flusher thread (`flusher.rs`): sled 0.34's `flush_async`
 //! deadlocks when several run at once (spacejam/sled#1308, #1241: its IO threads all block in
 //! `iobuf::make_stable_inner`), which froze the whole agent under a burst of concurrent jobs.
 //! The flusher is a group commit: each writer queues a request and waits; the thread takes
