@@ -6,6 +6,7 @@
 //! prompt, and, only when codes are not phone-only, in the reply and `approvals` of the
 //! channel that asked. Everywhere else an [`ApprovalCode`] is its reference.
 
+use super::admission::Answer;
 use super::jobs::{After, Waiter};
 use super::Gate;
 use crate::commands::approve::used_code;
@@ -13,6 +14,7 @@ use crate::commands::Command;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
+use crate::policy::Refusal;
 use crate::reply::{CommandError, ErrorKind, Reply};
 use crate::store::records::{Key, Time};
 use crate::store::signal::SignalState;
@@ -192,12 +194,18 @@ impl Gate {
         Ok((reply, approval.code))
     }
 
-    /// `approve {code}`: settles the approval, then runs the action it is bound to (as a job
-    /// when it is slow); the waiter gets the action's result.
-    pub(super) async fn approve(&mut self, code: &ApprovalCode, inv: &Invocation, waiter: Waiter) {
-        match self.settle_approved(code, inv) {
+    /// The owner's answer, whichever way it came (a signed `approve`/`deny`, typed on the
+    /// phone, a reaction on the prompt): a denial is final at once; an approval settles, then
+    /// runs the action it is bound to (as a job when it is slow), and the waiter gets the
+    /// action's result.
+    pub(super) async fn settle(&mut self, answer: Answer, inv: &Invocation, waiter: Waiter) {
+        if !answer.approve {
+            let reply = self.deny(&answer.code, inv).into();
+            return self.deliver(waiter, reply).await;
+        }
+        match self.settle_approved(&answer.code, inv) {
             Ok(command) => {
-                let after = After::Approved { code: code.clone() };
+                let after = After::Approved { code: answer.code };
                 Box::pin(self.execute(command, inv, after, waiter)).await
             }
             Err(e) => self.deliver(waiter, Reply::Err(e)).await,
@@ -210,7 +218,6 @@ impl Gate {
         inv: &Invocation,
     ) -> Result<Command, CommandError> {
         let approval = self.pending_approval(code, inv)?;
-        phone_answers_mcp(&approval, inv)?;
         self.check_approval_floor(&approval.created)?;
         // The stored record must still be what the code was issued for.
         if !approval.binds(&approval.cmd, &approval.args) {
@@ -220,30 +227,12 @@ impl Gate {
         if matches!(command, Command::Approve(_) | Command::Deny(_)) {
             return Err(self.internal("an approval cannot settle an approval"));
         }
-        let unlock = matches!(command, Command::Unlock(_));
-        if unlock && inv.channel != Channel::Signal {
-            return Err(CommandError::new(
-                ErrorKind::NotGranted,
-                "an unlock is approved from the owner's phone only (or run `pane-agent unlock` at the console)",
-            ));
-        }
-        if !unlock && self.locked_down() {
-            return Err(locked_down_error("approve"));
-        }
         let tool = command.tool()?;
-        if !self
-            .policy
-            .grants
-            .is_granted(tool)
-            .map_err(|e| self.internal(e))?
-        {
-            return Err(CommandError::new(
-                ErrorKind::NotGranted,
-                format!(
-                    "not granted: {} lost its grant while waiting; the approval stays pending",
-                    tool.name
-                ),
-            ));
+        let facts = self.facts(inv);
+        match self.policy.may_settle(tool, &approval.channel, facts) {
+            Ok(()) => {}
+            Err(Refusal::Denied(e)) => return Err(e),
+            Err(Refusal::Store(e)) => return Err(self.internal(e)),
         }
         let Some(settled) = self
             .policy
@@ -298,7 +287,7 @@ impl Gate {
         inv: &Invocation,
     ) -> Result<Value, CommandError> {
         let approval = self.pending_approval(code, inv)?;
-        phone_answers_mcp(&approval, inv)?;
+        self.policy.may_deny(&approval.channel, self.facts(inv))?;
         let Some(settled) = self
             .policy
             .approvals
@@ -428,7 +417,7 @@ impl Gate {
     /// approval, and stops every job in flight at its next provider call (queued jobs are
     /// cancelled when their turn comes), immediately and without asking.
     pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
-        self.lockdown.trip();
+        self.execution.lockdown.trip();
         // Sticky: until the owner unlocks, grant and approve (of anything but the unlock)
         // are refused, so a stolen command secret cannot undo it.
         self.store
@@ -461,7 +450,7 @@ impl Gate {
                 denied.push(a.reference());
             }
         }
-        let stopping: Vec<u64> = self.pending.keys().copied().collect();
+        let stopping: Vec<u64> = self.execution.pending.keys().copied().collect();
         self.notify(
             MessageKind::Alert,
             &format!(
@@ -508,25 +497,3 @@ impl Gate {
 
 /// Set while a lockdown holds, with when it started.
 const LOCKED_DOWN: Key<Time> = Key::new("policy.locked_down");
-
-/// An approval the MCP key asked for is answered from the owner's phone only: whoever else
-/// learned its code (a model, a holder of the command secret) cannot settle it.
-fn phone_answers_mcp(approval: &Approval, inv: &Invocation) -> Result<(), CommandError> {
-    if approval.channel == Channel::Mcp.as_str() && inv.channel != Channel::Signal {
-        return Err(CommandError::new(
-            ErrorKind::NotGranted,
-            "this approval was asked for over MCP: only the owner answers it, from their phone over Signal",
-        ));
-    }
-    Ok(())
-}
-
-/// The refusal of `what` during a lockdown.
-pub(super) fn locked_down_error(what: &str) -> CommandError {
-    CommandError::new(
-        ErrorKind::LockedDown,
-        format!(
-            "locked down: {what} is refused until the owner unlocks (`unlock` from Signal with an approval, or `pane-agent unlock` at the console)"
-        ),
-    )
-}

@@ -37,10 +37,55 @@ fn mark_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("high-water")
 }
 
+/// The guard's state: the mark, its writer, the rollback floor once one is found, and
+/// whether the store is over its budget.
+pub(super) struct Guard {
+    high_water: HighWater,
+    /// The mark moved since the file was last handed it.
+    dirty: bool,
+    mark_writer: std::sync::mpsc::Sender<Vec<u8>>,
+    mark_thread: Option<std::thread::JoinHandle<()>>,
+    rollback_floor: Option<DateTime<Utc>>,
+    over_budget: bool,
+    envelopes_since_size_check: u32,
+    mark_file: std::path::PathBuf,
+}
+
+impl Guard {
+    /// The guard of the store in `data_dir`, its mark's writer started.
+    pub(super) fn new(data_dir: &Path) -> Guard {
+        let (mark_writer, mark_thread) = mark_writer(data_dir);
+        Guard {
+            high_water: HighWater::default(),
+            dirty: false,
+            mark_writer,
+            mark_thread: Some(mark_thread),
+            rollback_floor: None,
+            over_budget: false,
+            envelopes_since_size_check: 0,
+            mark_file: mark_path(data_dir),
+        }
+    }
+
+    /// True while the store is over `[audit] store_budget_mb`.
+    pub(super) fn over_budget(&self) -> bool {
+        self.over_budget
+    }
+
+    /// Ends the mark's writer once it has written the last mark.
+    pub(super) async fn stop(&mut self) {
+        let (closed, _) = std::sync::mpsc::channel();
+        drop(std::mem::replace(&mut self.mark_writer, closed));
+        if let Some(thread) = self.mark_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
 impl Gate {
     /// At start: compares the store with the mark outside it.
     pub(super) fn check_high_water(&mut self) {
-        let file: Option<HighWater> = std::fs::read(mark_path(&self.data_dir))
+        let file: Option<HighWater> = std::fs::read(&self.guard.mark_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         let stored: HighWater = self
@@ -52,7 +97,7 @@ impl Gate {
             .unwrap_or_default();
         let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
         let Some(file) = file else {
-            self.high_water = stored;
+            self.guard.high_water = stored;
             return;
         };
         if file.ts_ms > stored.ts_ms || file.audit_seq > head_seq {
@@ -72,22 +117,11 @@ impl Gate {
                 MessageKind::Alert,
                 &format!("The agent's store is older than its high-water mark (audit seq {head_seq}, the mark says {}): it was rolled back or restored from an older copy. Envelopes signed and approvals opened before {} are refused. Compare the audit head with your copy.", file.audit_seq, floor.to_rfc3339()),
             );
-            self.rollback_floor = Some(floor);
-            self.high_water = file;
+            self.guard.rollback_floor = Some(floor);
+            self.admission.set_rollback_floor(floor);
+            self.guard.high_water = file;
         } else {
-            self.high_water = stored;
-        }
-    }
-
-    /// Refuses an envelope signed before a detected rollback's mark: the lost replay cache
-    /// cannot prove it unused.
-    pub(super) fn check_rollback_floor(&self, ts: DateTime<Utc>) -> Result<(), CommandError> {
-        match self.rollback_floor {
-            Some(floor) if ts <= floor => Err(CommandError::new(
-                ErrorKind::Replayed,
-                "refused: the store was restored from an older copy and cannot prove this envelope unused; sign a new one",
-            )),
-            _ => Ok(()),
+            self.guard.high_water = stored;
         }
     }
 
@@ -96,7 +130,7 @@ impl Gate {
         let created = DateTime::parse_from_rfc3339(created)
             .map(|t| t.with_timezone(&Utc))
             .ok();
-        match (self.rollback_floor, created) {
+        match (self.guard.rollback_floor, created) {
             (Some(floor), Some(at)) if at <= floor => Err(CommandError::new(
                 ErrorKind::ApprovalInvalid,
                 "refused: the store was restored from an older copy and cannot prove this approval unused; ask again",
@@ -115,16 +149,16 @@ impl Gate {
     pub(super) fn note_high_water(&mut self, ts: DateTime<Utc>) {
         let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
         let mark = HighWater {
-            ts_ms: self.high_water.ts_ms.max(ts.timestamp_millis()),
+            ts_ms: self.guard.high_water.ts_ms.max(ts.timestamp_millis()),
             audit_seq: head_seq,
         };
         if let Err(e) = self.store.records().set(&STORE_MARK, &mark) {
             tracing::error!(error = %e, "cannot record the high-water mark in the store");
         }
-        self.high_water = mark;
-        self.high_water_dirty = true;
-        self.envelopes_since_size_check += 1;
-        if self.envelopes_since_size_check >= 64 {
+        self.guard.high_water = mark;
+        self.guard.dirty = true;
+        self.guard.envelopes_since_size_check += 1;
+        if self.guard.envelopes_since_size_check >= 64 {
             self.check_store_budget();
         }
     }
@@ -132,27 +166,27 @@ impl Gate {
     /// After a store flush: hands the mark, if it moved, to the writer that keeps the file
     /// outside the store (synced on its own thread, so no reply waits for it).
     pub(super) fn sync_high_water(&mut self) {
-        if !self.high_water_dirty {
+        if !self.guard.dirty {
             return;
         }
-        let Ok(bytes) = serde_json::to_vec(&self.high_water) else {
+        let Ok(bytes) = serde_json::to_vec(&self.guard.high_water) else {
             return;
         };
-        self.high_water_dirty = false;
-        if self.mark_writer.send(bytes.clone()).is_err() {
-            write_mark(&mark_path(&self.data_dir), &bytes);
+        self.guard.dirty = false;
+        if self.guard.mark_writer.send(bytes.clone()).is_err() {
+            write_mark(&self.guard.mark_file, &bytes);
         }
     }
 
     /// Measures the store against `[audit] store_budget_mb`: the owner is alerted at 90 %,
     /// and past the budget only what keeps the owner in control is carried out.
     pub(super) fn check_store_budget(&mut self) {
-        self.envelopes_since_size_check = 0;
+        self.guard.envelopes_since_size_check = 0;
         let Ok(size) = self.store.size_on_disk() else {
             return;
         };
         let budget = self.config.audit.store_budget_mb.saturating_mul(1 << 20);
-        self.over_budget = size > budget;
+        self.guard.over_budget = size > budget;
         let alerted = self
             .store
             .records()
@@ -200,7 +234,7 @@ fn write_mark(path: &Path, bytes: &[u8]) {
 
 /// The thread that writes the mark file: the newest mark wins, each written and synced in
 /// order. Ends (having written everything sent) when the sender is dropped.
-pub(super) fn mark_writer(
+fn mark_writer(
     data_dir: &Path,
 ) -> (
     std::sync::mpsc::Sender<Vec<u8>>,

@@ -8,13 +8,46 @@ use crate::origin::Invocation;
 use crate::outbox::MessageKind;
 use crate::reply::{Answer, CommandError, ErrorKind, Reply};
 use crate::store::signal::SignalState;
+use crate::workers::breach::BreachHandle;
 use crate::workers::jobs::JobResult;
+use crate::workers::jobs::JobsHandle;
+use crate::workers::ticket::LockdownSwitch;
 use crate::workers::ticket::Ticket;
+use futures_util::stream::FuturesUnordered;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::sync::oneshot;
+
+/// What carries out allowed commands beside the gate: the job runner and the breach
+/// monitor, the lockdown switch every ticket checks, and the jobs in flight, whose results
+/// come back into the gate's loop.
+pub(super) struct Execution {
+    pub(super) runner: JobsHandle,
+    pub(super) breach: BreachHandle,
+    pub(super) lockdown: LockdownSwitch,
+    pub(super) running: FuturesUnordered<JobFuture>,
+    pub(super) pending: HashMap<u64, PendingJob>,
+}
+
+impl Execution {
+    /// Execution over these workers, with no job in flight.
+    pub(super) fn new(
+        runner: JobsHandle,
+        breach: BreachHandle,
+        lockdown: LockdownSwitch,
+    ) -> Execution {
+        Execution {
+            runner,
+            breach,
+            lockdown,
+            running: FuturesUnordered::new(),
+            pending: HashMap::new(),
+        }
+    }
+}
 
 /// A job's result as it comes back to the gate, with the job's id.
 pub(super) type JobFuture = Pin<Box<dyn Future<Output = (u64, JobResult)> + Send>>;
@@ -126,7 +159,7 @@ impl Gate {
             // Whoever asked for it, a sweep's incidents are alerted.
             job.after = After::Sweep;
         }
-        job.generation = self.lockdown.generation();
+        job.generation = self.execution.lockdown.generation();
         let id = match self.store.next_id() {
             Ok(id) => id,
             Err(e) => {
@@ -144,7 +177,7 @@ impl Gate {
         let deadline = Duration::from_secs(self.config.jobs.deadline_secs);
         let future: JobFuture = match work {
             Work::Sweep => {
-                let rx = self.breach.sweep();
+                let rx = self.execution.breach.sweep();
                 Box::pin(async move {
                     let result = match tokio::time::timeout(deadline, rx).await {
                         Ok(Ok(Ok(report))) => serde_json::to_value(report)
@@ -161,13 +194,13 @@ impl Gate {
                 })
             }
             work => {
-                let ticket = Ticket::new(id, &self.lockdown, deadline);
-                let rx = self.runner.submit(work, ticket);
+                let ticket = Ticket::new(id, &self.execution.lockdown, deadline);
+                let rx = self.execution.runner.submit(work, ticket);
                 Box::pin(async move { (id, rx.await.unwrap_or_else(|_| Err(stopped()))) })
             }
         };
-        self.pending.insert(id, job);
-        self.jobs.push(future);
+        self.execution.pending.insert(id, job);
+        self.execution.running.push(future);
     }
 
     /// A job that could not even start: its waiter gets the error (a caller at once).
@@ -186,7 +219,7 @@ impl Gate {
 
     /// A worker finished job `id`.
     pub(super) async fn job_done(&mut self, id: u64, result: JobResult) {
-        match self.pending.remove(&id) {
+        match self.execution.pending.remove(&id) {
             Some(job) => self.finish(Some(id), job, result).await,
             None => tracing::warn!(job = id, "a job finished that nobody waits for"),
         }
@@ -336,22 +369,25 @@ impl Gate {
     /// True when approval codes go to the owner's phone only: `[approvals]
     /// codes_over_signal_only` (the default) with an owner configured.
     pub(super) fn phone_only(&self) -> bool {
-        self.config.approvals.codes_over_signal_only && !self.config.signal.owner.trim().is_empty()
+        super::phone_only(&self.config)
     }
 
     /// Gives the jobs still running a moment to finish, then stops; what they left half
     /// done is reconciled at the next start.
     pub(super) async fn drain_jobs(&mut self, within: Duration) {
         let until = tokio::time::Instant::now() + within;
-        while !self.jobs.is_empty() {
-            match tokio::time::timeout_at(until, futures_util::StreamExt::next(&mut self.jobs))
-                .await
+        while !self.execution.running.is_empty() {
+            match tokio::time::timeout_at(
+                until,
+                futures_util::StreamExt::next(&mut self.execution.running),
+            )
+            .await
             {
                 Ok(Some((id, result))) => self.job_done(id, result).await,
                 Ok(None) | Err(_) => break,
             }
         }
-        for (id, job) in std::mem::take(&mut self.pending) {
+        for (id, job) in std::mem::take(&mut self.execution.pending) {
             tracing::info!(job = id, cmd = job.cmd, "job left unfinished at shutdown");
             let _ = self.audit_event(
                 "job.abandoned",

@@ -10,12 +10,14 @@
 //! So `lockdown`, `approve`, `deny`, `list` and `status` answer in milliseconds whatever a
 //! provider, a mailbox or the network is doing.
 
+mod admission;
 mod approvals;
 mod delivery;
-mod envelope;
 mod guard;
 mod jobs;
 mod owner;
+mod refusals;
+mod requests;
 mod resume;
 mod upkeep;
 
@@ -28,6 +30,7 @@ use crate::context::Contexts;
 use crate::gateway::protocol::GatewayEvent;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::Outbox;
+use crate::policy::rate_limit::RateLimiter;
 use crate::policy::SecurityPolicy;
 use crate::redact::Redactor;
 use crate::reply::{CommandError, ErrorKind, Reply};
@@ -37,10 +40,7 @@ use crate::workers::breach::BreachHandle;
 use crate::workers::jobs::JobsHandle;
 use crate::workers::ticket::LockdownSwitch;
 use chrono::{DateTime, Utc};
-use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use jobs::{JobFuture, PendingJob};
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -178,17 +178,6 @@ fn unavailable() -> Reply {
     ))
 }
 
-/// Refused envelopes written to the audit log per channel per minute; more are counted and
-/// written as one summary, so a flood cannot fill the store.
-const REFUSALS_AUDITED_PER_MINUTE: u32 = 30;
-
-#[derive(Debug)]
-struct RefusalWindow {
-    started: Instant,
-    audited: u32,
-    suppressed: u64,
-}
-
 /// Counts messages from strangers that a channel dropped before they reached the gate; the
 /// gate writes the count to the audit log every minute and at shutdown.
 #[derive(Clone, Debug, Default)]
@@ -223,36 +212,25 @@ pub struct Subsystems {
     pub strangers: StrangerTally,
 }
 
-/// The gate's state.
+/// The gate's state: a thin loop over admission (credentials, replay cache, envelope
+/// budget), the policy (every rule), and execution (the workers and the jobs in flight),
+/// with the records the commands read and the audit log every step writes.
 pub struct Gate {
+    admission: admission::Admission,
+    policy: SecurityPolicy,
+    execution: jobs::Execution,
+    guard: guard::Guard,
+    refusals: refusals::Refusals,
     store: Store,
     audit: AuditLog,
     outbox: Outbox,
-    policy: SecurityPolicy,
-    replay: ReplayCache,
-    secrets: SecretSet,
-    /// The MCP key (`mcp.key`), a credential of its own: see `policy::mcp`.
-    mcp_key: Option<SecretSet>,
-    config: Config,
-    redactor: Redactor,
     contexts: Contexts,
     incidents: Incidents,
-    runner: JobsHandle,
-    breach: BreachHandle,
-    lockdown: LockdownSwitch,
+    config: Config,
+    redactor: Redactor,
     strangers: StrangerTally,
     reactions: owner::ReactionWindow,
     data_dir: PathBuf,
-    refusals: HashMap<Channel, RefusalWindow>,
-    jobs: FuturesUnordered<JobFuture>,
-    pending: HashMap<u64, PendingJob>,
-    high_water: guard::HighWater,
-    high_water_dirty: bool,
-    mark_writer: std::sync::mpsc::Sender<Vec<u8>>,
-    mark_thread: Option<std::thread::JoinHandle<()>>,
-    rollback_floor: Option<DateTime<Utc>>,
-    over_budget: bool,
-    envelopes_since_size_check: u32,
     /// When the owner was last alerted that the gateway refused an outbox id.
     id_conflict_alerted: Option<Instant>,
 }
@@ -272,40 +250,38 @@ impl Gate {
                 &store,
                 config.policy.revoked_by_default.clone(),
             ),
-            limiter: crate::policy::rate_limit::RateLimiter::new(config.rate_limits.clone())
+            limiter: RateLimiter::new(config.rate_limits.clone())
                 .with_mcp(config.mcp.rate_limits.clone()),
             approvals: crate::policy::approvals::Approvals::new(&store),
             approval_timeout_secs: config.approvals.timeout_secs,
+            mcp_scope: config.mcp.tools.clone(),
         };
-        let (mark_writer, mark_thread) = guard::mark_writer(&data_dir);
+        let admission = admission::Admission::new(
+            secrets,
+            ReplayCache::new(&store),
+            RateLimiter::new(config.rate_limits.clone()),
+            phone_only(&config),
+        );
         Gate {
-            mark_writer,
-            mark_thread: Some(mark_thread),
+            admission,
+            policy,
+            execution: jobs::Execution::new(
+                subsystems.runner,
+                subsystems.breach,
+                subsystems.lockdown,
+            ),
+            guard: guard::Guard::new(&data_dir),
+            refusals: refusals::Refusals::default(),
             audit: AuditLog::new(&store, redactor.clone()),
             outbox: subsystems.outbox,
-            replay: ReplayCache::new(&store),
-            policy,
-            secrets,
-            mcp_key: None,
             config,
             redactor,
             contexts: subsystems.contexts,
             incidents: subsystems.incidents,
-            runner: subsystems.runner,
-            breach: subsystems.breach,
-            lockdown: subsystems.lockdown,
             strangers: subsystems.strangers,
             reactions: owner::ReactionWindow::default(),
             store,
             data_dir,
-            refusals: HashMap::new(),
-            jobs: FuturesUnordered::new(),
-            pending: HashMap::new(),
-            high_water: guard::HighWater::default(),
-            high_water_dirty: false,
-            rollback_floor: None,
-            over_budget: false,
-            envelopes_since_size_check: 0,
             id_conflict_alerted: None,
         }
     }
@@ -317,7 +293,8 @@ impl Gate {
             self.redactor = self.redactor.with_more([k.as_text()]);
             self.audit.set_redactor(self.redactor.clone());
         }
-        self.mcp_key = key.map(crate::auth::mcp_key::as_set);
+        self.admission
+            .set_mcp_key(key.map(crate::auth::mcp_key::as_set));
         self
     }
 
@@ -334,7 +311,7 @@ impl Gate {
                     Some(msg) => self.handle(msg).await,
                     None => break,
                 },
-                Some((id, result)) = self.jobs.next(), if !self.jobs.is_empty() => {
+                Some((id, result)) = self.execution.running.next(), if !self.execution.running.is_empty() => {
                     self.job_done(id, result).await;
                 }
                 _ = tokio::time::sleep(next_deadline) => {
@@ -422,4 +399,10 @@ impl Gate {
     fn internal(&self, error: impl std::fmt::Display) -> CommandError {
         crate::reply::internal(self.redactor.text(&error.to_string()))
     }
+}
+
+/// True when approval codes go to the owner's phone only: `[approvals]
+/// codes_over_signal_only` (the default) with an owner configured.
+fn phone_only(config: &Config) -> bool {
+    config.approvals.codes_over_signal_only && !config.signal.owner.trim().is_empty()
 }

@@ -2,16 +2,17 @@
 //! a plain `approve CODE` / `deny CODE`), and the replies that go back through the outbox.
 //! Strangers never get here: the channel drops them and only counts them.
 
+use super::admission::{Answer, Request};
 use super::jobs::Waiter;
 use super::Gate;
 use crate::auth::Envelope;
-use crate::commands::Command;
 use crate::gateway::protocol::GatewayEvent;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
+use crate::policy::approvals::ApprovalCode;
 use crate::reply::{CommandError, ErrorKind};
 use crate::store::signal::SignalState;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Reactions from the owner judged per minute; more are ignored and counted.
 const REACTIONS_JUDGED_PER_MINUTE: u32 = 10;
@@ -173,50 +174,69 @@ impl Gate {
     }
 
     /// The owner reacted to a message: 👍 on an approval prompt approves it, 👎 denies it,
-    /// exactly as `approve CODE` / `deny CODE` would. Anything else does nothing, audited.
+    /// exactly as `approve CODE` / `deny CODE` would, and with the same crash-safe record
+    /// (`take_in`): a reaction a crash cut off is answered at the next start. Anything else
+    /// does nothing, counted.
     async fn reaction(&mut self, emoji: &str, target: u64, remove: bool, inv: &Invocation) {
-        let verb = match emoji.chars().next() {
-            Some('👍') => "approve",
-            Some('👎') => "deny",
-            _ => "",
+        let approve = match emoji.chars().next() {
+            Some('👍') => true,
+            Some('👎') => false,
+            _ => {
+                // Counted, and audited as a count every minute ([`Gate::write_tallies`]).
+                self.reactions.ignore();
+                return;
+            }
         };
-        let code = self.signal().prompt(target).ok().flatten();
-        let (Some(code), false, false) = (code, remove, verb.is_empty()) else {
-            // Counted, and audited as a count every minute ([`Gate::write_tallies`]).
+        if remove || self.prompt_code(target).is_none() {
             self.reactions.ignore();
             return;
-        };
+        }
+        let taken = self.take_in(&reaction_record(approve, target)).await;
+        self.reaction_answer(approve, target, inv, taken).await;
+    }
+
+    /// The approval whose prompt went out with the Signal timestamp `target`.
+    fn prompt_code(&self, target: u64) -> Option<ApprovalCode> {
+        let key = self.signal().prompt(target).ok().flatten()?;
+        ApprovalCode::from_store_key(key.as_bytes())
+    }
+
+    /// Carries out a recorded 👍/👎 on the prompt sent as `target`.
+    async fn reaction_answer(
+        &mut self,
+        approve: bool,
+        target: u64,
+        inv: &Invocation,
+        taken: Option<[u8; 8]>,
+    ) {
+        let verb = if approve { "approve" } else { "deny" };
         let _ = self.audit_event(
             "signal.reaction",
             inv,
             json!({"verb": verb, "target": target}),
         );
-        self.settle_from_phone(verb, code, inv, Waiter::owner(None))
+        let Some(code) = self.prompt_code(target) else {
+            // The prompt's record went (pruned since a crash): nothing to answer.
+            return self.answer_owner(&format!("✗ {verb}: that prompt is no longer known; send `approvals` to see what is pending"), taken);
+        };
+        let request = Request::Answer(Answer { approve, code });
+        self.handle_request(request, inv, Waiter::owner(taken))
             .await;
     }
 
-    /// `approve CODE` / `deny CODE` as the owner gave it on the phone (typed, or as a
-    /// reaction), judged and carried out exactly as the signed command would be.
-    async fn settle_from_phone(
-        &mut self,
-        verb: &str,
-        code: String,
-        inv: &Invocation,
-        waiter: Waiter,
-    ) {
-        let mut args = serde_json::Map::new();
-        args.insert("code".into(), Value::String(code));
-        match Command::parse(verb, &args) {
-            Ok(command) => {
-                let envelope = Envelope {
-                    ts: inv.now.to_rfc3339(),
-                    cmd: verb.to_string(),
-                    args,
-                    sig: [0; 32],
-                };
-                self.judge_and_run(command, &envelope, inv, waiter).await;
+    /// `approve CODE` / `deny CODE` typed on the phone: the owner's answer, judged and
+    /// carried out exactly as the signed command would be.
+    async fn typed_answer(&mut self, approve: bool, typed: &str, inv: &Invocation, waiter: Waiter) {
+        match ApprovalCode::parse(typed) {
+            Some(code) => {
+                let request = Request::Answer(Answer { approve, code });
+                self.handle_request(request, inv, waiter).await
             }
-            Err(e) => self.deliver(waiter, e.into()).await,
+            None => {
+                let verb = if approve { "approve" } else { "deny" };
+                let e = crate::commands::invalid("code must look like ABCDE-FGHJK");
+                self.deliver(waiter.naming(verb), e.into()).await
+            }
         }
     }
 
@@ -224,7 +244,7 @@ impl Gate {
     /// leaves it to be answered at the next start ([`Gate::answer_cut_off`]). Its key, or
     /// None when the store cannot record it (then it is handled as it comes, and a crash
     /// before its reply is queued leaves it unanswered).
-    async fn take_in(&mut self, body: &str) -> Option<[u8; 8]> {
+    async fn take_in(&mut self, body: &(impl AsRef<[u8]> + ?Sized)) -> Option<[u8; 8]> {
         let key = match self.store.next_id() {
             Ok(id) => id.to_be_bytes(),
             Err(e) => {
@@ -232,7 +252,7 @@ impl Gate {
                 return None;
             }
         };
-        if let Err(e) = self.signal().take_in(key, body) {
+        if let Err(e) = self.signal().take_in(key, body.as_ref()) {
             tracing::error!(error = %e, "cannot record an owner message");
             return None;
         }
@@ -262,11 +282,15 @@ impl Gate {
                 let _ = self.signal().forget(&key);
                 continue;
             };
-            let body = String::from_utf8_lossy(&body).into_owned();
             let inv = Invocation::now(Channel::Signal);
+            if let Some((approve, target)) = parse_reaction_record(&body) {
+                self.reaction_answer(approve, target, &inv, Some(key)).await;
+                continue;
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
             let accepted = Envelope::parse(body.trim().as_bytes())
                 .ok()
-                .filter(|env| self.replay.contains(&env.sig).unwrap_or(false));
+                .filter(|env| self.admission.replay().contains(&env.sig).unwrap_or(false));
             match accepted {
                 Some(env) => {
                     let cmd = crate::redact::truncate(&env.cmd, 40);
@@ -305,10 +329,51 @@ impl Gate {
             if (verb == "approve" || verb == "deny") && !code.is_empty() {
                 let _ = self.audit_event("signal.plain_approval", inv, json!({"verb": verb}));
                 return self
-                    .settle_from_phone(&verb, code.join(""), inv, Waiter::owner(taken))
+                    .typed_answer(verb == "approve", &code.join(""), inv, Waiter::owner(taken))
                     .await;
             }
         }
         self.answer_owner("Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.", taken);
+    }
+}
+
+/// The first byte of a recorded reaction in the Signal inbox: never the first byte of UTF-8
+/// text, so a typed message cannot be read as one.
+const REACTION_RECORD: u8 = 0xFF;
+
+/// A 👍 (`approve`) or 👎 on the prompt sent as `target`, as the inbox records it: the
+/// prompt's timestamp, not the code, which is looked up again when it is carried out.
+fn reaction_record(approve: bool, target: u64) -> Vec<u8> {
+    let mut record = vec![REACTION_RECORD, u8::from(approve)];
+    record.extend_from_slice(&target.to_be_bytes());
+    record
+}
+
+/// The reaction an inbox record holds, if it is one.
+fn parse_reaction_record(record: &[u8]) -> Option<(bool, u64)> {
+    match record {
+        [REACTION_RECORD, approve @ (0 | 1), target @ ..] => {
+            let target = <[u8; 8]>::try_from(target).ok()?;
+            Some((*approve == 1, u64::from_be_bytes(target)))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reaction_records_round_trip_and_text_is_never_one() {
+        for (approve, target) in [(true, 1), (false, u64::MAX), (true, 1_733_000_000_000)] {
+            assert_eq!(
+                parse_reaction_record(&reaction_record(approve, target)),
+                Some((approve, target))
+            );
+        }
+        for text in ["approve ABCDE-FGHJK", "{\"cmd\":\"list\"}", "", "ÿ"] {
+            assert_eq!(parse_reaction_record(text.as_bytes()), None);
+        }
     }
 }

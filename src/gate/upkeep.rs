@@ -48,12 +48,7 @@ impl Gate {
             Ok(()) => self.sync_high_water(),
             Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
-        // The mark's writer ends once it has written the last one.
-        let (closed, _) = std::sync::mpsc::channel();
-        drop(std::mem::replace(&mut self.mark_writer, closed));
-        if let Some(thread) = self.mark_thread.take() {
-            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        }
+        self.guard.stop().await;
         tracing::debug!("gate stopped");
     }
 
@@ -61,17 +56,10 @@ impl Gate {
     /// Signal channel, so that a flood leaves a trace even when nothing follows it.
     pub(super) async fn write_tallies(&mut self) {
         let mut wrote = false;
-        let channels: Vec<Channel> = self.refusals.keys().copied().collect();
-        for channel in channels {
-            let Some(window) = self.refusals.get_mut(&channel) else {
-                continue;
-            };
-            let n = std::mem::take(&mut window.suppressed);
-            if n > 0 {
-                let inv = Invocation::now(channel);
-                let _ = self.audit_event("envelope.refused.suppressed", &inv, json!({"count": n}));
-                wrote = true;
-            }
+        for (channel, n) in self.refusals.take_suppressed() {
+            let inv = Invocation::now(channel);
+            let _ = self.audit_event("envelope.refused.suppressed", &inv, json!({"count": n}));
+            wrote = true;
         }
         let strangers = self.strangers.take();
         if strangers > 0 {
@@ -229,7 +217,9 @@ impl Gate {
         {
             return None;
         }
-        if self.locked_down() || generation.is_some_and(|g| g != self.lockdown.generation()) {
+        if self.locked_down()
+            || generation.is_some_and(|g| g != self.execution.lockdown.generation())
+        {
             return Some(" auto_pause is held: a lockdown holds or came during the sweep; pause the card with card.pause once you unlock.".into());
         }
         let pause = Command::parse("card.pause", &context_args(&incident.context)).ok()?;
@@ -365,7 +355,7 @@ impl Gate {
     /// Audits a rotation when the current secret is not the one seen before (by fingerprint,
     /// never the secret). Returns true when it was a rotation.
     fn note_secret_fingerprint(&mut self, inv: &Invocation) -> Result<bool, CommandError> {
-        let now = self.secrets.fingerprint();
+        let now = self.admission.secrets().fingerprint();
         let before = self
             .store
             .records()
@@ -377,7 +367,7 @@ impl Gate {
             self.audit_event(
                 "auth.rotated",
                 inv,
-                json!({"from": before, "to": now, "accepted_secrets": self.secrets.all().count()}),
+                json!({"from": before, "to": now, "accepted_secrets": self.admission.secrets().all().count()}),
             )?;
         }
         Ok(rotated)
@@ -421,18 +411,18 @@ impl Gate {
         self.redactor = self.redactor.with_more(known.collect::<Vec<_>>());
         self.audit.set_redactor(self.redactor.clone());
         crate::logging::set_redactor(self.redactor.clone());
-        self.secrets = fresh;
-        self.mcp_key = mcp_key.map(crate::auth::mcp_key::as_set);
+        self.admission
+            .set_credentials(fresh, mcp_key.map(crate::auth::mcp_key::as_set));
         let rotated = self.note_secret_fingerprint(inv)?;
         Ok(
-            json!({"status": "reloaded", "rotated": rotated, "accepted_secrets": self.secrets.all().count()}),
+            json!({"status": "reloaded", "rotated": rotated, "accepted_secrets": self.admission.secrets().all().count()}),
         )
     }
 
     /// Prunes what may be forgotten: old replay-cache entries, audit entries past the
     /// retention, approvals settled long ago.
     pub(super) fn housekeeping(&mut self, now: DateTime<Utc>) {
-        if let Err(e) = self.replay.prune(now) {
+        if let Err(e) = self.admission.replay().prune(now) {
             tracing::warn!(error = %e, "replay cache prune failed");
         }
         let days = self.config.audit.retention_days;

@@ -1,8 +1,11 @@
-//! The SecurityPolicy: the one entry point for every decision about whether a command runs.
+//! The SecurityPolicy: every rule about whether a command runs, in one place.
 //!
-//! Order: grant ▸ rate limit ▸ tier. Read and write tools run once they pass the first two;
-//! external and destructive tools need the owner's approval ([`approvals`]). Every decision
-//! is audited by the caller.
+//! [`SecurityPolicy::decide`] judges a request the gate admitted, from the tool it runs and
+//! the [`Facts`] the gate knows (channel, lockdown, store budget): MCP scope ▸ unlock's
+//! channels ▸ store budget ▸ lockdown ▸ grant ▸ rate limit ▸ tier. Read and write tools run
+//! once they pass; external and destructive tools need the owner's approval ([`approvals`]),
+//! and [`SecurityPolicy::may_settle`] judges the approval when it comes. The gate carries the
+//! decision out and audits it.
 
 pub mod approvals;
 pub mod args;
@@ -11,11 +14,13 @@ pub mod mcp;
 pub mod rate_limit;
 pub mod tools;
 
+use crate::config::McpScope;
+use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind};
 use crate::store::StoreError;
 use approvals::Approvals;
 use grants::Grants;
-use rate_limit::RateLimiter;
+use rate_limit::{Lane, RateLimiter};
 use std::time::Instant;
 use tools::{Tier, ToolSpec};
 
@@ -28,6 +33,34 @@ pub enum Decision {
     NeedsApproval,
 }
 
+/// What the gate knows when it asks, which the rules read: where the command came from and
+/// the agent's own state. The policy owns the rules; the gate owns these facts.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    /// The channel of the credential that signed it (`mcp` for the MCP key).
+    pub channel: Channel,
+    /// A lockdown holds.
+    pub locked_down: bool,
+    /// The store is over `[audit] store_budget_mb`.
+    pub over_budget: bool,
+}
+
+/// A refusal: the reply to give, and the reason the audit log keeps (`policy.deny`).
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// A rule refused it; audited as `policy.deny` with the tool, its tier and the reason.
+    #[error("{0}")]
+    Denied(CommandError),
+    /// The grant table could not be read: fail secure (an internal error, not audited as a
+    /// decision).
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+/// The policy's own controls that stay available when the store is over its budget: what
+/// keeps the owner in control.
+const OVER_BUDGET_ALLOWED: &[&str] = &["lockdown", "approve", "deny", "revoke", "unlock"];
+
 /// Grants, rate limits and approvals together.
 pub struct SecurityPolicy {
     /// Which tools may run.
@@ -38,19 +71,52 @@ pub struct SecurityPolicy {
     pub approvals: Approvals,
     /// Seconds before a pending approval is denied.
     pub approval_timeout_secs: u64,
+    /// What the MCP key may send.
+    pub mcp_scope: McpScope,
 }
 
 impl SecurityPolicy {
-    /// Decides whether `tool` may run now. A refusal is an error with its reason; it is
-    /// final for this envelope (the owner sends a new command after changing a grant).
+    /// The one decision about whether `tool` runs, in this order: the MCP key's scope, who
+    /// may unlock, the store budget, no grant during a lockdown, the grant, the rate limit
+    /// of the caller's lane, then the tier (external tools need the owner's approval). A
+    /// refusal is final for this request (the owner sends a new command after changing a
+    /// grant).
     pub fn decide(
         &mut self,
         tool: &ToolSpec,
-        lane: rate_limit::Lane,
+        facts: Facts,
         now: Instant,
-    ) -> Result<Decision, PolicyError> {
-        if !self.grants.is_granted(tool)? {
-            return Err(PolicyError::Refused(CommandError::new(
+    ) -> Result<Decision, Refusal> {
+        if facts.channel == Channel::Mcp {
+            // The MCP key's scope, and never the policy's own controls, whatever the config.
+            mcp::admit(tool, &self.mcp_scope).map_err(Refusal::Denied)?;
+        }
+        if tool.name == "unlock" {
+            // The console unlocks at once; the phone asks for an approval (below); nobody
+            // else can.
+            match facts.channel {
+                Channel::Socket => return Ok(Decision::Allow),
+                Channel::Signal => {}
+                Channel::Http | Channel::Internal | Channel::Mcp => {
+                    return Err(Refusal::Denied(CommandError::new(
+                        ErrorKind::NotGranted,
+                        "unlock is accepted at the console (pane-agent unlock) or from the owner's phone over Signal",
+                    )))
+                }
+            }
+        }
+        if facts.over_budget && !OVER_BUDGET_ALLOWED.contains(&tool.name) && tool.tier != Tier::Read
+        {
+            return Err(Refusal::Denied(CommandError::new(
+                ErrorKind::Unavailable,
+                "the store is over its size budget ([audit] store_budget_mb): only reads, lockdown, approve/deny, revoke and unlock are carried out until it is pruned or the budget raised",
+            )));
+        }
+        if tool.name == "grant" && facts.locked_down {
+            return Err(Refusal::Denied(locked_down_error("grant")));
+        }
+        if !self.grants.is_granted(tool).map_err(Refusal::Store)? {
+            return Err(Refusal::Denied(CommandError::new(
                 ErrorKind::NotGranted,
                 format!(
                     "not granted: the tool {} has no grant (send `grant` with tool={} to restore it)",
@@ -58,9 +124,16 @@ impl SecurityPolicy {
                 ),
             )));
         }
+        // Only the owner's messages reach the gate from Signal (the channel drops
+        // strangers'), so everything from there counts against the owner's own budget.
+        let lane = match facts.channel {
+            Channel::Signal => Lane::OwnerPhone,
+            Channel::Mcp => Lane::Mcp,
+            _ => Lane::Shared,
+        };
         if let Err(wait) = self.limiter.try_acquire(tool, lane, now) {
             let limit = self.limiter.limit_in(tool, lane);
-            return Err(PolicyError::Refused(CommandError::new(
+            return Err(Refusal::Denied(CommandError::new(
                 ErrorKind::RateLimited,
                 format!(
                     "rate limited: {} allows {} per {} s; try again in {} s",
@@ -76,15 +149,60 @@ impl SecurityPolicy {
             Tier::External => Decision::NeedsApproval,
         })
     }
+
+    /// Whether an approved action may run now that the owner approved it (`tool`, asked
+    /// over `asked_on`, approved over `facts.channel`): an approval the MCP key asked for is
+    /// answered from the phone only; an unlock is approved from the phone only; nothing but
+    /// an unlock is approved during a lockdown; and the tool must still hold its grant.
+    pub fn may_settle(&self, tool: &ToolSpec, asked_on: &str, facts: Facts) -> Result<(), Refusal> {
+        phone_answers_mcp(asked_on, facts.channel).map_err(Refusal::Denied)?;
+        let unlock = tool.name == "unlock";
+        if unlock && facts.channel != Channel::Signal {
+            return Err(Refusal::Denied(CommandError::new(
+                ErrorKind::NotGranted,
+                "an unlock is approved from the owner's phone only (or run `pane-agent unlock` at the console)",
+            )));
+        }
+        if !unlock && facts.locked_down {
+            return Err(Refusal::Denied(locked_down_error("approve")));
+        }
+        if !self.grants.is_granted(tool).map_err(Refusal::Store)? {
+            return Err(Refusal::Denied(CommandError::new(
+                ErrorKind::NotGranted,
+                format!(
+                    "not granted: {} lost its grant while waiting; the approval stays pending",
+                    tool.name
+                ),
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether a denial may be given over `facts.channel` for an approval asked over
+    /// `asked_on`.
+    pub fn may_deny(&self, asked_on: &str, facts: Facts) -> Result<(), CommandError> {
+        phone_answers_mcp(asked_on, facts.channel)
+    }
 }
 
-/// Why the policy did not allow a command.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyError {
-    /// Refused, with the reply to give.
-    #[error("{0}")]
-    Refused(CommandError),
-    /// The grant table could not be read: fail secure.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// An approval the MCP key asked for is answered from the owner's phone only: whoever else
+/// learned its code (a model, a holder of the command secret) cannot settle it.
+fn phone_answers_mcp(asked_on: &str, answered_on: Channel) -> Result<(), CommandError> {
+    if asked_on == Channel::Mcp.as_str() && answered_on != Channel::Signal {
+        return Err(CommandError::new(
+            ErrorKind::NotGranted,
+            "this approval was asked for over MCP: only the owner answers it, from their phone over Signal",
+        ));
+    }
+    Ok(())
+}
+
+/// The refusal of `what` during a lockdown.
+pub fn locked_down_error(what: &str) -> CommandError {
+    CommandError::new(
+        ErrorKind::LockedDown,
+        format!(
+            "locked down: {what} is refused until the owner unlocks (`unlock` from Signal with an approval, or `pane-agent unlock` at the console)"
+        ),
+    )
 }

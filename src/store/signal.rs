@@ -60,8 +60,8 @@ impl SignalState {
     }
 
     /// Records an owner message under `key` before it is acted on (the caller flushes).
-    pub fn take_in(&self, key: [u8; 8], body: &str) -> Result<(), StoreError> {
-        self.inbox.insert(key, body.as_bytes())?;
+    pub fn take_in(&self, key: [u8; 8], body: &[u8]) -> Result<(), StoreError> {
+        self.inbox.insert(key, body)?;
         Ok(())
     }
 
@@ -154,7 +154,7 @@ mod tests {
             b"ABCDEFGHJK"
         );
         assert_eq!(signal.prompt(42).unwrap().as_deref(), Some("ABCDEFGHJK"));
-        signal.take_in(7u64.to_be_bytes(), "list").unwrap();
+        signal.take_in(7u64.to_be_bytes(), b"list").unwrap();
         let inbox = store.table(TableId::SignalInbox);
         assert_eq!(
             inbox.get(7u64.to_be_bytes()).unwrap().unwrap().as_ref(),
