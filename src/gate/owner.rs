@@ -9,7 +9,7 @@ use crate::auth::Envelope;
 use crate::gateway::protocol::GatewayEvent;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
-use crate::policy::approvals::ApprovalCode;
+use crate::policy::approvals::{ApprovalCode, ApprovalState};
 use crate::reply::{CommandError, ErrorKind};
 use crate::store::signal::SignalState;
 use serde_json::json;
@@ -284,10 +284,19 @@ impl Gate {
             };
             let inv = Invocation::now(Channel::Signal);
             if let Some((approve, target)) = parse_reaction_record(&body) {
-                self.reaction_answer(approve, target, &inv, Some(key)).await;
+                match self.prompt_code(target) {
+                    Some(code) => self.cut_off_answer(approve, code, &inv, key).await,
+                    None => self.reaction_answer(approve, target, &inv, Some(key)).await,
+                }
                 continue;
             }
             let body = String::from_utf8_lossy(&body).into_owned();
+            if let Some((approve, typed)) = typed_answer_in(body.trim()) {
+                if let Some(code) = ApprovalCode::parse(&typed) {
+                    self.cut_off_answer(approve, code, &inv, key).await;
+                    continue;
+                }
+            }
             let accepted = Envelope::parse(body.trim().as_bytes())
                 .ok()
                 .filter(|env| self.admission.replay().contains(&env.sig).unwrap_or(false));
@@ -304,6 +313,45 @@ impl Gate {
                 None => self.owner_message(body.trim(), &inv, Some(key)).await,
             }
         }
+    }
+
+    /// An answer to an approval (typed or a reaction) that a crash cut off: carried out now
+    /// when the approval still waits; else the owner is told it was taken and where the
+    /// approval stands (an approved action that never finished is resumed at start, with a
+    /// message of its own).
+    async fn cut_off_answer(
+        &mut self,
+        approve: bool,
+        code: ApprovalCode,
+        inv: &Invocation,
+        key: [u8; 8],
+    ) {
+        let verb = if approve { "approve" } else { "deny" };
+        let settled = match self.policy.approvals.get(&code) {
+            Ok(Some(a)) if a.state != ApprovalState::Pending => a,
+            _ => {
+                let request = Request::Answer(Answer { approve, code });
+                return self
+                    .handle_request(request, inv, Waiter::owner(Some(key)))
+                    .await;
+            }
+        };
+        let _ = self.audit_event(
+            "signal.cut_off",
+            inv,
+            json!({"cmd": verb, "code": settled.code}),
+        );
+        let state = match settled.state {
+            ApprovalState::Approved => "approved",
+            ApprovalState::Denied => "denied",
+            ApprovalState::Expired => "expired",
+            ApprovalState::Pending => "pending",
+        };
+        self.answer_owner(&format!(
+            "Your {verb} of approval {} ({}) was taken, but the agent stopped before it answered. The approval is {state}; `audit` shows what was done.",
+            settled.reference(),
+            crate::text::escape(&settled.summary, crate::text::Lines::Single)
+        ), Some(key));
     }
 
     /// Carries out an owner's message; the answer is queued for them (now, or when the job
@@ -323,18 +371,30 @@ impl Gate {
                 .handle_envelope(body.as_bytes(), inv, Waiter::owner(taken))
                 .await;
         }
-        let words: Vec<&str> = body.split_whitespace().collect();
-        if let [verb, code @ ..] = words.as_slice() {
-            let verb = verb.to_ascii_lowercase();
-            if (verb == "approve" || verb == "deny") && !code.is_empty() {
-                let _ = self.audit_event("signal.plain_approval", inv, json!({"verb": verb}));
-                return self
-                    .typed_answer(verb == "approve", &code.join(""), inv, Waiter::owner(taken))
-                    .await;
-            }
+        if let Some((approve, typed)) = typed_answer_in(body) {
+            let verb = if approve { "approve" } else { "deny" };
+            let _ = self.audit_event("signal.plain_approval", inv, json!({"verb": verb}));
+            return self
+                .typed_answer(approve, &typed, inv, Waiter::owner(taken))
+                .await;
         }
         self.answer_owner("Send a signed command envelope ({\"ts\", \"cmd\", \"args\", \"sig\"}, made with `pane-agent sign` or docs/signer.html), or reply `approve CODE` / `deny CODE`.", taken);
     }
+}
+
+/// `approve CODE` / `deny CODE` as typed on the phone (any case, the code's groups spaced
+/// or not): approve or not, and the code as typed.
+fn typed_answer_in(body: &str) -> Option<(bool, String)> {
+    let words: Vec<&str> = body.split_whitespace().collect();
+    let [verb, code @ ..] = words.as_slice() else {
+        return None;
+    };
+    let approve = match verb.to_ascii_lowercase().as_str() {
+        "approve" => true,
+        "deny" => false,
+        _ => return None,
+    };
+    (!code.is_empty()).then(|| (approve, code.join("")))
 }
 
 /// The first byte of a recorded reaction in the Signal inbox: never the first byte of UTF-8
