@@ -160,6 +160,10 @@ pub struct OutboxMessage {
     /// same on every retry. 0 for a message queued before this field existed.
     #[serde(default)]
     pub timestamp: u64,
+    /// For an approval prompt, the code's store key: the Signal channel records the prompt's
+    /// timestamp with it as it goes out, so a 👍 or 👎 on the prompt answers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// A Signal timestamp for a message queued now: the clock in ms, but always after the last
@@ -190,6 +194,7 @@ impl OutboxMessage {
             body: fit(body),
             attempts: 0,
             timestamp: next_timestamp(),
+            approval: None,
         }
     }
 
@@ -235,6 +240,21 @@ impl Outbox {
         body: &str,
     ) -> Result<OutboxMessage, StoreError> {
         let msg = OutboxMessage::new(seq, kind, body);
+        self.tree.insert(seq.to_be_bytes(), encode(&msg)?)?;
+        self.queued.notify_one();
+        Ok(msg)
+    }
+
+    /// Queues the prompt of the approval whose code's store key is `approval` (see
+    /// [`OutboxMessage::approval`]).
+    pub fn push_prompt(
+        &self,
+        seq: u64,
+        body: &str,
+        approval: &[u8],
+    ) -> Result<OutboxMessage, StoreError> {
+        let mut msg = OutboxMessage::new(seq, MessageKind::Prompt, body);
+        msg.approval = Some(String::from_utf8_lossy(approval).into_owned());
         self.tree.insert(seq.to_be_bytes(), encode(&msg)?)?;
         self.queued.notify_one();
         Ok(msg)

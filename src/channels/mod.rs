@@ -6,8 +6,8 @@
 
 pub mod client;
 pub mod control_socket;
-pub mod gateway;
 pub mod http;
 pub mod http_conn;
 pub mod idle;
+pub mod signal;
 pub mod timers;

@@ -11,7 +11,7 @@ use crate::channels::control_socket::{self, ControlSocket};
 use crate::channels::http;
 use crate::config::Config;
 use crate::context::Contexts;
-use crate::gate::{Gate, GateHandle, StrangerTally, Subsystems};
+use crate::gate::{Gate, GateHandle, SignalTally, Subsystems};
 use crate::outbox::Outbox;
 use crate::providers::configured::{AnyAlias, AnyCard};
 use crate::providers::RetryPolicy;
@@ -161,7 +161,7 @@ impl Daemon {
         // One of each, shared: every clone sees every write (views, the outbox's bell).
         let contexts = Contexts::new(&store);
         let outbox = Outbox::new(&store);
-        let strangers = StrangerTally::default();
+        let tally = SignalTally::default();
         let breach = BreachHandle::start(
             store.clone(),
             contexts.clone(),
@@ -184,7 +184,7 @@ impl Daemon {
             incidents: Incidents::new(&store),
             outbox: outbox.clone(),
             lockdown: LockdownSwitch::default(),
-            strangers: strangers.clone(),
+            tally: tally.clone(),
         };
         let jobs = crate::schedule::jobs(&config.schedule);
         let owner = Some(config.signal.owner.trim().to_string()).filter(|o| !o.is_empty());
@@ -203,14 +203,14 @@ impl Daemon {
         let (done_tx, done_rx) = mpsc::channel(1);
         // The gateway socket first: a client that finds the control socket finds it too.
         let gateway_path = data_dir.join(crate::gateway::protocol::SOCKET_FILE);
-        let gateway = crate::channels::gateway::GatewaySocket {
-            listener: crate::channels::gateway::bind(&gateway_path)
+        let gateway = crate::channels::signal::GatewaySocket {
+            listener: crate::channels::signal::bind(&gateway_path)
                 .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,
             path: gateway_path,
             gate: gate.clone(),
             outbox,
             owner,
-            strangers,
+            tally,
             signal: crate::store::signal::SignalState::new(&store),
         };
         tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));

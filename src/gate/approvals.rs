@@ -17,7 +17,6 @@ use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
 use crate::policy::Refusal;
 use crate::reply::{CommandError, ErrorKind, Reply};
 use crate::store::records::{Key, Time};
-use crate::store::signal::SignalState;
 use crate::text::{escape, Lines};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -169,11 +168,8 @@ impl Gate {
         let for_owner = self
             .code_in_clear(&approval.code, ShownTo::OwnerPrompt, inv)
             .unwrap_or_default();
-        let sent_as = self.notify(MessageKind::Prompt, &prompt_with(&for_owner))?;
-        // A 👍 or 👎 on this prompt answers it.
-        SignalState::new(&self.store)
-            .remember_prompt(sent_as, approval.code.store_key())
-            .map_err(|e| self.internal(e))?;
+        // A 👍 or 👎 on this prompt answers it (the Signal channel records it as it goes).
+        self.queue_prompt(&prompt_with(&for_owner), &approval.code)?;
         let reply = match self.code_in_clear(&approval.code, ShownTo::Asker, inv) {
             Some(code) => json!({
                 "status": "approval_required",

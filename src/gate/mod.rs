@@ -12,7 +12,6 @@
 
 mod admission;
 mod approvals;
-mod delivery;
 mod guard;
 mod jobs;
 mod owner;
@@ -27,7 +26,6 @@ use crate::auth::SecretSet;
 use crate::breach::incidents::Incidents;
 use crate::config::Config;
 use crate::context::Contexts;
-use crate::gateway::protocol::GatewayEvent;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::Outbox;
 use crate::policy::rate_limit::RateLimiter;
@@ -44,7 +42,7 @@ use futures_util::StreamExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -64,10 +62,10 @@ enum GateMessage {
         job: Job,
         reply: oneshot::Sender<Reply>,
     },
-    /// Something the Signal gateway reported; told once it is recorded.
-    Signal {
-        event: GatewayEvent,
-        reply: oneshot::Sender<Option<String>>,
+    /// The owner's input from the Signal channel; told (true) once it is recorded.
+    Owner {
+        input: OwnerInput,
+        reply: oneshot::Sender<bool>,
     },
     /// A channel refused something before it was an envelope (too large, unreadable); the
     /// gate audits it like any other refusal and hands the reply back.
@@ -129,12 +127,12 @@ impl GateHandle {
             .unwrap_or_else(unavailable)
     }
 
-    /// Hands a gateway event to the gate; returns once it is recorded (an owner's message
-    /// is on disk before this returns), with the id the gateway may now forget (`ack`).
-    pub async fn signal_event(&self, event: GatewayEvent) -> Option<String> {
-        self.ask(|reply| GateMessage::Signal { event, reply })
+    /// Hands the owner's input to the gate; returns true once it is recorded (on disk: the
+    /// gateway may forget it), whether or not the work it started is done.
+    pub async fn owner(&self, input: OwnerInput) -> bool {
+        self.ask(|reply| GateMessage::Owner { input, reply })
             .await
-            .flatten()
+            .unwrap_or(false)
     }
 
     /// Reports a refusal made by a channel itself, so that it is audited too.
@@ -178,20 +176,49 @@ fn unavailable() -> Reply {
     ))
 }
 
-/// Counts messages from strangers that a channel dropped before they reached the gate; the
-/// gate writes the count to the audit log every minute and at shutdown.
+/// Counts what the Signal channel dropped without the gate: messages and reactions from
+/// strangers, and the owner's reactions that meant nothing (another emoji, not on a prompt,
+/// over the limit, a blocked identity). The gate writes the counts to the audit log every
+/// minute and at shutdown, so a flood leaves a trace without filling the store.
 #[derive(Clone, Debug, Default)]
-pub struct StrangerTally(Arc<AtomicU64>);
+pub struct SignalTally {
+    strangers: Arc<AtomicU64>,
+    reactions_ignored: Arc<AtomicU64>,
+}
 
-impl StrangerTally {
+impl SignalTally {
     /// One more stranger dropped.
-    pub fn add(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+    pub fn stranger(&self) {
+        self.strangers.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn take(&self) -> u64 {
-        self.0.swap(0, Ordering::Relaxed)
+    /// One more reaction of the owner's ignored.
+    pub fn reaction_ignored(&self) {
+        self.reactions_ignored.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// The strangers and ignored reactions since the last call.
+    fn take(&self) -> (u64, u64) {
+        (
+            self.strangers.swap(0, Ordering::Relaxed),
+            self.reactions_ignored.swap(0, Ordering::Relaxed),
+        )
+    }
+}
+
+/// What the Signal channel hands the gate: only the owner's input, after the channel checked
+/// who sent it and that their identity is confirmed.
+#[derive(Debug)]
+pub enum OwnerInput {
+    /// A message the owner typed: a signed envelope, or `approve CODE` / `deny CODE`.
+    Message(String),
+    /// A 👍 (`approve`) or 👎 on the prompt of the approval `code`.
+    Reaction {
+        /// 👍 or not.
+        approve: bool,
+        /// The approval the prompt asked about.
+        code: crate::policy::approvals::ApprovalCode,
+    },
 }
 
 /// The subsystems the gate hands work to and the records it shares with them.
@@ -208,8 +235,8 @@ pub struct Subsystems {
     pub outbox: Outbox,
     /// Tripped by `lockdown`; checked by every worker.
     pub lockdown: LockdownSwitch,
-    /// Strangers the Signal channel dropped.
-    pub strangers: StrangerTally,
+    /// What the Signal channel dropped, counted.
+    pub tally: SignalTally,
 }
 
 /// The gate's state: a thin loop over admission (credentials, replay cache, envelope
@@ -228,11 +255,8 @@ pub struct Gate {
     incidents: Incidents,
     config: Config,
     redactor: Redactor,
-    strangers: StrangerTally,
-    reactions: owner::ReactionWindow,
+    tally: SignalTally,
     data_dir: PathBuf,
-    /// When the owner was last alerted that the gateway refused an outbox id.
-    id_conflict_alerted: Option<Instant>,
 }
 
 impl Gate {
@@ -278,11 +302,9 @@ impl Gate {
             redactor,
             contexts: subsystems.contexts,
             incidents: subsystems.incidents,
-            strangers: subsystems.strangers,
-            reactions: owner::ReactionWindow::default(),
+            tally: subsystems.tally,
             store,
             data_dir,
-            id_conflict_alerted: None,
         }
     }
 
@@ -353,9 +375,9 @@ impl Gate {
             GateMessage::Job { job, reply } => {
                 self.run_scheduled(job, jobs::Waiter::Caller(reply)).await
             }
-            GateMessage::Signal { event, reply } => {
-                let ack = self.signal_event(event).await;
-                let _ = reply.send(ack);
+            GateMessage::Owner { input, reply } => {
+                let recorded = self.owner_input(input).await;
+                let _ = reply.send(recorded);
             }
             GateMessage::Ping(reply) => {
                 let _ = reply.send(());

@@ -8,6 +8,7 @@ use crate::breach::incidents::{CardStanding, Incident, IncidentKind};
 use crate::commands::{Command, Work};
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
+use crate::policy::approvals::ApprovalCode;
 use crate::reply::{Answer, CommandError, Reply};
 use crate::schedule::Job;
 use crate::store::records::{Key, Text};
@@ -61,7 +62,7 @@ impl Gate {
             let _ = self.audit_event("envelope.refused.suppressed", &inv, json!({"count": n}));
             wrote = true;
         }
-        let strangers = self.strangers.take();
+        let (strangers, reactions) = self.tally.take();
         if strangers > 0 {
             let inv = Invocation::now(Channel::Signal);
             let _ = self.audit_event(
@@ -71,7 +72,6 @@ impl Gate {
             );
             wrote = true;
         }
-        let reactions = self.reactions.take_ignored();
         if reactions > 0 {
             let inv = Invocation::now(Channel::Signal);
             let _ = self.audit_event(
@@ -479,6 +479,16 @@ impl Gate {
     /// Queues a message for the owner in the outbox; its Signal timestamp.
     pub(super) fn notify(&self, kind: MessageKind, body: &str) -> Result<u64, CommandError> {
         self.queue(kind, body, None)
+    }
+
+    /// Queues the prompt of the approval `code` for the owner (redacted, as every message).
+    pub(super) fn queue_prompt(&self, body: &str, code: &ApprovalCode) -> Result<(), CommandError> {
+        let body = self.redactor.text(body);
+        let seq = self.store.next_id().map_err(|e| self.internal(e))?;
+        self.outbox
+            .push_prompt(seq, &body, code.store_key())
+            .map_err(|e| self.internal(e))?;
+        Ok(())
     }
 
     /// Queues `body` (redacted) for the owner; with `answered`, also forgets that record of
