@@ -1,6 +1,6 @@
 //! The card mocks' declined attempts and charges at chosen times, for the card canaries.
 //!
-//! Shapes as in the parent's Privacy.com and Lithic sections: the transaction object of
+//! Shapes as in the Privacy.com and Lithic modules: the transaction object of
 //! privacy-com.readme.io/docs/transactions (Privacy.com embeds the card) and of lithic-python
 //! `types/transaction.py` (Lithic gives `card_token`). `result` is `APPROVED` or the decline
 //! reason (`CARD_PAUSED`, `CARD_CLOSED`, `UNAUTHORIZED_MERCHANT`, `USER_TRANSACTION_LIMIT`,
@@ -9,7 +9,8 @@
 //! (`settled_amount` 0). `created` decides where it sits in the newest-first lists and what
 //! `begin` lets through.
 
-use super::{MockServer, Txn};
+use super::cards::{CardBook, Txn};
+use super::MockServer;
 use serde_json::{json, Value};
 
 impl MockServer {
@@ -23,8 +24,29 @@ impl MockServer {
         result: &str,
         created: Option<&str>,
     ) -> String {
-        let mut st = self.inner();
-        let mut value = st.new_transaction(card_token, amount, descriptor);
+        self.provider
+            .add_card_transaction(card_token, amount, descriptor, result, created)
+    }
+
+    /// How many `GET .../transactions` requests the mock has answered.
+    pub fn transaction_requests(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.starts_with("GET ") && r.contains("/transactions"))
+            .count()
+    }
+}
+
+impl CardBook {
+    /// Keeps `value` (a transaction in the issuer's shape) with `result` and `created`, in
+    /// the order of `created`, as the provider would have recorded it. Returns its token.
+    pub(super) fn insert_dated(
+        &mut self,
+        card_token: &str,
+        mut value: Value,
+        result: &str,
+        created: Option<&str>,
+    ) -> String {
         value["result"] = json!(result);
         if result != "APPROVED" {
             value["status"] = json!("DECLINED");
@@ -38,14 +60,13 @@ impl MockServer {
             }
         }
         let token = value["token"].as_str().unwrap_or_default().to_string();
-        // Kept oldest first by `created`, as the provider would have recorded them.
         let at = value["created"].as_str().unwrap_or_default().to_string();
-        let i = st
+        let i = self
             .transactions
             .iter()
             .position(|t| t.value["created"].as_str().unwrap_or_default() > at.as_str())
-            .unwrap_or(st.transactions.len());
-        st.transactions.insert(
+            .unwrap_or(self.transactions.len());
+        self.transactions.insert(
             i,
             Txn {
                 card_token: card_token.to_string(),
@@ -53,13 +74,5 @@ impl MockServer {
             },
         );
         token
-    }
-
-    /// How many `GET .../transactions` requests the mock has answered.
-    pub fn transaction_requests(&self) -> usize {
-        self.requests()
-            .iter()
-            .filter(|r| r.starts_with("GET ") && r.contains("/transactions"))
-            .count()
     }
 }

@@ -1,0 +1,441 @@
+//! Local mock servers for the providers' HTTP APIs (addy.io, SimpleLogin, Privacy.com, Lithic),
+//! for tests that drive the real clients in-process or the real `pane-agent` binary as a
+//! separate process.
+//!
+//! Each provider is one axum [`Router`] over its own typed state (its module: [`addy`],
+//! [`simplelogin`], [`privacy`], [`lithic`]; the two card issuers share [`cards`]), with the
+//! routes its documentation gives. Each module starts with where its shape comes from; what
+//! the mock had to guess is marked UNCONFIRMED. Around every router, [`faults::apply`] keeps the
+//! request log and the [`Fault`]s the tests inject.
+//!
+//! Each mock runs on its own thread with its own tokio runtime, bound to 127.0.0.1:0, and is
+//! controlled from synchronous test code through [`MockServer`]: seed data, read what the
+//! provider now holds, read the request log, and queue [`Fault`]s that the next requests meet.
+//!
+//! `GET /__health` and `GET /__state` are control routes: never logged, never faulted.
+#![allow(dead_code)]
+
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{StatusCode, Uri};
+use axum::response::Response;
+use axum::{middleware, Router};
+use serde_json::Value;
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod addy;
+mod cards;
+mod faults;
+mod ids;
+mod lithic;
+mod privacy;
+mod simplelogin;
+mod txns;
+
+#[allow(unused_imports)]
+pub use addy::ADDY_DOMAINS;
+pub use faults::Fault;
+use faults::{Ctx, Harness};
+#[allow(unused_imports)]
+pub use ids::luhn_valid;
+
+/// One mock provider: its routes over its own state, and what the tests may do to that state.
+/// What a provider does not hold answers empty (`aliases` of a card issuer) or panics (seeding
+/// cards at an alias service).
+pub(super) trait Provider: Send + Sync + 'static {
+    /// `addy`, `simplelogin`, `privacy`, `lithic`: thread names and `/__state`.
+    fn name(&self) -> &'static str;
+    /// The daemon's variables' stem: `ADDY` for `ADDY_API_KEY` and `ADDY_BASE_URL`.
+    fn env_stem(&self) -> &'static str;
+    /// The path prefix that is part of the base URL (`/api/v1`, or empty).
+    fn prefix(&self) -> &'static str;
+    /// The key the provider accepts.
+    fn key(&self) -> String;
+    /// The provider's routes over its state.
+    fn router(self: Arc<Self>) -> Router;
+    /// The provider's error body.
+    fn error(&self, status: u16, message: &str) -> Response;
+    /// The provider's own words for `status`, when a fault asks for it (None: the reason).
+    fn fault_message(&self, _status: u16) -> Option<&'static str> {
+        None
+    }
+    /// `{"aliases", "cards", "transactions"}` as the provider holds them, for `/__state`.
+    fn state(&self) -> Value;
+    fn forge_next(&self, field: &str, value: Value);
+    fn aliases(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    fn cards(&self) -> Vec<Value> {
+        Vec::new()
+    }
+    fn seed_aliases(&self, _n: usize) {
+        panic!("seed_aliases on {}, a card provider", self.name())
+    }
+    fn add_activity(&self, _alias_email: &str, _action: &str, _from: &str) {
+        panic!("add_activity on {}: SimpleLogin only", self.name())
+    }
+    fn add_email(&self, _alias_id: &str, _from: &str, _subject: &str) {
+        panic!("add_email on {}: addy.io only", self.name())
+    }
+    fn seed_cards(&self, _n: usize) {
+        panic!("seed_cards on {}, an alias provider", self.name())
+    }
+    fn add_transaction(&self, _card_token: &str, _amount: i64, _descriptor: &str) {
+        panic!("add_transaction on {}, an alias provider", self.name())
+    }
+    /// See [`MockServer::add_card_transaction`].
+    fn add_card_transaction(
+        &self,
+        _card_token: &str,
+        _amount: i64,
+        _descriptor: &str,
+        _result: &str,
+        _created: Option<&str>,
+    ) -> String {
+        panic!("add_card_transaction on {}, an alias provider", self.name())
+    }
+    fn set_write_access(&self, _allowed: bool) {
+        panic!("set_write_access on {}, an alias provider", self.name())
+    }
+
+    /// What the provider says for `status` when a fault asks for it: `body` as in
+    /// [`Fault::Status`].
+    fn fault_reply(&self, status: u16, body: Value) -> Response {
+        match body {
+            Value::Null => {
+                let reason = StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason());
+                let message = self.fault_message(status).or(reason).unwrap_or("Error");
+                self.error(status, message)
+            }
+            Value::String(s) => text_reply(status, &s),
+            other => json_reply(status, other),
+        }
+    }
+}
+
+/// A running mock provider. Dropping it stops the server.
+pub struct MockServer {
+    /// The base URL to give the client (with the provider's path prefix, no trailing slash).
+    pub base: String,
+    origin: String,
+    provider: Arc<dyn Provider>,
+    harness: Arc<Harness>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// addy.io: `base` = `http://127.0.0.1:PORT/api/v1`; `Authorization: Bearer KEY` and
+/// `X-Requested-With: XMLHttpRequest`.
+pub fn addy(key: &str) -> MockServer {
+    MockServer::start(|origin| addy::Addy::new(key, origin))
+}
+
+/// SimpleLogin: `base` = `http://127.0.0.1:PORT`; `Authentication: KEY`.
+pub fn simplelogin(key: &str) -> MockServer {
+    MockServer::start(|_| simplelogin::SimpleLogin::new(key))
+}
+
+/// Privacy.com: `base` = `http://127.0.0.1:PORT/v1`; `Authorization: api-key KEY`.
+pub fn privacy(key: &str) -> MockServer {
+    MockServer::start(|_| cards::Issuing::<privacy::Privacy>::new(key))
+}
+
+/// Lithic: `base` = `http://127.0.0.1:PORT` (paths under `/v1`); `Authorization: KEY`.
+pub fn lithic(key: &str) -> MockServer {
+    MockServer::start(|_| cards::Issuing::<lithic::Lithic>::new(key))
+}
+
+/// Serves `app` on `listener` on a thread of its own until `stop` fires.
+fn serve(
+    name: &str,
+    listener: std::net::TcpListener,
+    app: Router,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> std::thread::JoinHandle<()> {
+    let name = name.to_string();
+    std::thread::Builder::new()
+        .name(format!("mock-{name}"))
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("mock: runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("mock: listener");
+                tokio::select! {
+                    r = axum::serve(listener, app).into_future() => {
+                        if let Err(e) = r {
+                            eprintln!("mock {name}: server stopped: {e}");
+                        }
+                    }
+                    _ = stop => {}
+                }
+            });
+            // Connections still open (a Delay in progress, pooled keep-alives) are dropped.
+            rt.shutdown_background();
+        })
+        .expect("mock: thread")
+}
+
+impl MockServer {
+    fn start<P: Provider>(make: impl FnOnce(&str) -> P) -> MockServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("mock: bind 127.0.0.1:0");
+        listener.set_nonblocking(true).expect("mock: nonblocking");
+        let port = listener.local_addr().expect("mock: local addr").port();
+        let origin = format!("http://127.0.0.1:{port}");
+        let provider = Arc::new(make(&origin));
+        let harness = Arc::new(Harness::default());
+        let ctx = Ctx {
+            harness: harness.clone(),
+            provider: provider.clone(),
+        };
+        let app = provider
+            .clone()
+            .router()
+            .layer(middleware::from_fn_with_state(ctx, faults::apply));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = serve(provider.name(), listener, app, rx);
+        MockServer {
+            base: format!("{origin}{}", provider.prefix()),
+            origin,
+            provider,
+            harness,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, without the provider's path prefix.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The key the mock accepts.
+    pub fn key(&self) -> String {
+        self.provider.key()
+    }
+
+    /// The daemon's environment that points it here: the provider's key and base URL
+    /// variables (`ADDY_API_KEY`, `ADDY_BASE_URL`, ...).
+    pub fn env(&self) -> [(String, String); 2] {
+        let var = self.provider.env_stem();
+        [
+            (format!("{var}_API_KEY"), self.key()),
+            (format!("{var}_BASE_URL"), self.base.clone()),
+        ]
+    }
+
+    /// Queues a fault for the next request (any route but the `GET /__` control routes).
+    pub fn push_fault(&self, f: Fault) {
+        self.harness.push(f);
+    }
+
+    /// Queues a fault for the next request whose method is `method` (`*` for any) and whose
+    /// path starts with `path_prefix`, either the full path (`/api/v1/aliases`) or the path
+    /// under the base URL (`/aliases`). These are met before the general queue.
+    pub fn push_fault_for(&self, method: &str, path_prefix: &str, f: Fault) {
+        self.harness.push_for(method, path_prefix, f);
+    }
+
+    /// Faults not yet met.
+    pub fn pending_faults(&self) -> usize {
+        self.harness.pending()
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.harness.clear();
+    }
+
+    /// `"METHOD /path?query"` of every request received, in order (the query decoded, as
+    /// `page[size]=100`; control routes left out).
+    pub fn requests(&self) -> Vec<String> {
+        self.harness.lock().requests.clone()
+    }
+
+    /// How many requests were received.
+    pub fn request_count(&self) -> usize {
+        self.harness.lock().requests.len()
+    }
+
+    /// From now on every request waits, before the provider does anything, until
+    /// [`MockServer::release`]: a provider that hangs.
+    pub fn hold(&self) {
+        self.harness.hold();
+    }
+
+    /// Lets every held request go on, and new ones through.
+    pub fn release(&self) {
+        self.harness.release();
+    }
+
+    /// The most requests that were being handled at once since the last reset.
+    pub fn max_in_flight(&self) -> usize {
+        self.harness.lock().max_in_flight
+    }
+
+    /// Starts counting [`MockServer::max_in_flight`] afresh.
+    pub fn reset_max_in_flight(&self) {
+        self.harness.reset_max_in_flight();
+    }
+
+    /// Every answer from now on comes `d` after the work is done (None: at once).
+    pub fn set_latency(&self, d: Option<Duration>) {
+        self.harness.lock().latency = d;
+    }
+
+    /// Forgets the request log.
+    pub fn clear_requests(&self) {
+        self.harness.lock().requests.clear();
+    }
+
+    /// addy.io / SimpleLogin: adds `n` aliases with descriptions (notes) `seed-0`, `seed-1`, ...
+    /// (numbering continues across calls).
+    pub fn seed_aliases(&self, n: usize) {
+        self.provider.seed_aliases(n);
+    }
+
+    /// SimpleLogin: records that `from` sent mail to the alias `alias_email` (action
+    /// `forward`, or `block`), as the activity log and the alias's counters show it.
+    pub fn add_activity(&self, alias_email: &str, action: &str, from: &str) {
+        self.provider.add_activity(alias_email, action, from);
+    }
+
+    /// addy.io: records that `from` sent mail to the alias with id `alias_id`, as the
+    /// prototype-only `GET /aliases/{id}/emails` lists it (`{"data": [{id, from, subject,
+    /// created_at}]}`, oldest first); the alias's `emails_forwarded` and `last_forwarded` move.
+    pub fn add_email(&self, alias_id: &str, from: &str, subject: &str) {
+        self.provider.add_email(alias_id, from, subject);
+    }
+
+    /// Privacy.com / Lithic: adds `n` open merchant-locked cards with memos `seed-0`, ...
+    pub fn seed_cards(&self, n: usize) {
+        self.provider.seed_cards(n);
+    }
+
+    /// The alias objects the provider holds, oldest first (addy.io: not deleted).
+    pub fn aliases(&self) -> Vec<Value> {
+        self.provider.aliases()
+    }
+
+    /// The card objects the provider holds, oldest first, with `pan` and `cvv`.
+    pub fn cards(&self) -> Vec<Value> {
+        self.provider.cards()
+    }
+
+    /// Records a settled, approved transaction of `amount` cents at `descriptor` on a card.
+    pub fn add_transaction(&self, card_token: &str, amount: i64, descriptor: &str) {
+        self.provider
+            .add_transaction(card_token, amount, descriptor);
+    }
+
+    /// A compromised provider: the next alias or card it makes (and keeps, and lists) carries
+    /// `value` as its `field` (`email`, `last_four`) instead of a well-formed one.
+    pub fn forge_next(&self, field: &str, value: Value) {
+        self.provider.forge_next(field, value);
+    }
+
+    /// Privacy.com / Lithic: when false, creating or changing a card answers 401 "Insufficient
+    /// Privileges. Issuing API key required" (a key without write access).
+    pub fn set_write_access(&self, allowed: bool) {
+        self.provider.set_write_access(allowed);
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The request as it reached the mock (before any router stripped a prefix): its path, and
+/// its query decoded, in order. [`faults::apply`] puts it on every request the routes see.
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    pub path: String,
+    pub query: Vec<(String, String)>,
+}
+
+impl Seen {
+    fn of(uri: &Uri) -> Seen {
+        Seen {
+            path: uri.path().to_string(),
+            query: url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect(),
+        }
+    }
+
+    /// The first value of query parameter `key`.
+    pub fn q(&self, key: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when the query names `key` (with any value).
+    pub fn has(&self, key: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == key)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Seen {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Seen, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Seen>()
+            .cloned()
+            .unwrap_or_else(|| Seen::of(&parts.uri)))
+    }
+}
+
+/// The body as JSON, if it is JSON.
+pub(super) fn body_json(body: &Bytes) -> Option<Value> {
+    if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(body).ok()
+    }
+}
+
+fn reply(status: u16, content_type: Option<&str>, body: Body) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut b = Response::builder().status(status);
+    if let Some(t) = content_type {
+        b = b.header("content-type", t);
+    }
+    b.body(body)
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
+/// `status` with `v` as JSON.
+pub(super) fn json_reply(status: u16, v: Value) -> Response {
+    reply(status, Some("application/json"), Body::from(v.to_string()))
+}
+
+/// `status` with `s` as plain text.
+pub(super) fn text_reply(status: u16, s: &str) -> Response {
+    reply(
+        status,
+        Some("text/plain; charset=UTF-8"),
+        Body::from(s.to_string()),
+    )
+}
+
+/// `status` with no body.
+pub(super) fn empty_reply(status: u16) -> Response {
+    reply(status, None, Body::empty())
+}
