@@ -10,70 +10,68 @@
 //! 403 with the `{"statusCode", "message"}` body for a domain that is not verified for the
 //! key.
 
-use super::{error, percent_decode, reply, HibpMock, Inner};
+use super::{error, percent_decode, raw_param, reply, HibpMock, Seen, St};
+use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 impl HibpMock {
     /// Verifies `domain` for the key (the domain search dashboard).
     pub fn verify_domain(&self, domain: &str) {
-        self.inner().verified.push(domain.to_ascii_lowercase());
+        self.hibp.book().verified.push(domain.to_ascii_lowercase());
     }
 }
 
-/// The domain search's routes; None for any other path.
-pub(super) fn route(
-    st: &Inner,
-    method: &str,
-    segs: &[&str],
-    key: Option<&str>,
-) -> Option<Response> {
-    match (method, segs) {
-        ("GET", ["breacheddomain", domain]) => {
-            if key != Some(st.key.as_str()) {
-                return Some(error(401, "Access denied due to invalid hibp-api-key."));
-            }
-            let domain = percent_decode(domain)?.to_ascii_lowercase();
-            if !st.verified.contains(&domain) {
-                return Some(error(
-                    403,
-                    "Forbidden: the domain is not verified for this key.",
-                ));
-            }
-            let mut found: Map<String, Value> = Map::new();
-            for (account, b) in &st.accounts {
-                let Some((local, d)) = account.rsplit_once('@') else {
-                    continue;
-                };
-                if !d.eq_ignore_ascii_case(&domain) {
-                    continue;
-                }
-                let names = found
-                    .entry(local.to_ascii_lowercase())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Some(list) = names.as_array_mut() {
-                    list.push(b["Name"].clone());
-                }
-            }
-            Some(if found.is_empty() {
-                reply(404, None, None)
-            } else {
-                reply(200, Some(Value::Object(found)), None)
-            })
+/// `GET breacheddomain/{domain}`.
+pub(super) async fn breached_domain(State(h): St, headers: HeaderMap, seen: Seen) -> Response {
+    let key = headers.get("hibp-api-key").and_then(|v| v.to_str().ok());
+    if key != Some(h.about.key.as_str()) {
+        return error(401, "Access denied due to invalid hibp-api-key.");
+    }
+    let Some(domain) = percent_decode(raw_param(&seen)).map(|d| d.to_ascii_lowercase()) else {
+        return error(404, "Not found");
+    };
+    let book = h.book();
+    if !book.verified.contains(&domain) {
+        return error(403, "Forbidden: the domain is not verified for this key.");
+    }
+    let mut found: Map<String, Value> = Map::new();
+    for (account, b) in &book.accounts {
+        let Some((local, d)) = account.rsplit_once('@') else {
+            continue;
+        };
+        if !d.eq_ignore_ascii_case(&domain) {
+            continue;
         }
-        ("GET", ["breach", name]) => {
-            let name = percent_decode(name)?;
-            let known = st
-                .accounts
-                .iter()
-                .map(|(_, b)| b)
-                .chain(st.domains.iter().map(|(_, b)| b))
-                .find(|b| b["Name"].as_str() == Some(name.as_str()));
-            Some(match known {
-                Some(b) => reply(200, Some(b.clone()), None),
-                None => error(404, "Not found"),
-            })
+        let names = found
+            .entry(local.to_ascii_lowercase())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(list) = names.as_array_mut() {
+            list.push(b["Name"].clone());
         }
-        _ => None,
+    }
+    if found.is_empty() {
+        reply(404, None, None)
+    } else {
+        reply(200, Some(Value::Object(found)), None)
+    }
+}
+
+/// `GET breach/{name}`.
+pub(super) async fn breach(State(h): St, seen: Seen) -> Response {
+    let Some(name) = percent_decode(raw_param(&seen)) else {
+        return error(404, "Not found");
+    };
+    let book = h.book();
+    let known = book
+        .accounts
+        .iter()
+        .map(|(_, b)| b)
+        .chain(book.domains.iter().map(|(_, b)| b))
+        .find(|b| b["Name"].as_str() == Some(name.as_str()));
+    match known {
+        Some(b) => reply(200, Some(b.clone()), None),
+        None => error(404, "Not found"),
     }
 }

@@ -4,7 +4,7 @@
 
 use super::faults::Forged;
 use super::ids::{pan, rand_below, uuid};
-use super::{body_json, json_reply, Provider, Seen};
+use super::{body_json, json_reply, About, Provider, Seen};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -44,7 +44,7 @@ pub(super) trait Issuer: Send + Sync + Sized + 'static {
 
 /// A card issuer's account, typed by its issuer.
 pub(super) struct Issuing<I> {
-    pub key: String,
+    pub about: About,
     book: Mutex<CardBook>,
     issuer: PhantomData<I>,
 }
@@ -72,7 +72,12 @@ type St<I> = State<Arc<Issuing<I>>>;
 impl<I: Issuer> Issuing<I> {
     pub fn new(key: &str) -> Issuing<I> {
         Issuing {
-            key: key.to_string(),
+            about: About {
+                name: I::NAME,
+                env_stem: I::ENV_STEM,
+                prefix: I::PREFIX,
+                key: key.to_string(),
+            },
             book: Mutex::new(CardBook {
                 cards: Vec::new(),
                 transactions: Vec::new(),
@@ -218,12 +223,12 @@ pub(super) fn in_range(r: &Seen, created: &Value) -> bool {
     r.q("begin").is_none_or(after) && r.q("end").is_none_or(before)
 }
 
-/// The body of a create or update, a JSON object, or the 400.
-fn object<I: Issuer>(body: &Bytes) -> Result<Value, Response> {
-    body_json(body)
-        .filter(Value::is_object)
-        .ok_or_else(|| I::error(400, "Request body must be a JSON object"))
+/// The body of a create or update: a JSON object, or the 400.
+fn object(body: &Bytes) -> Option<Value> {
+    body_json(body).filter(Value::is_object)
 }
+
+const NOT_AN_OBJECT: &str = "Request body must be a JSON object";
 
 /// `GET cards/{card_token}`.
 pub(super) async fn show<I: Issuer>(State(s): St<I>, Path(token): Path<String>) -> Response {
@@ -240,9 +245,8 @@ pub(super) async fn create<I: Issuer>(State(s): St<I>, body: Bytes) -> Response 
     if !book.write_access {
         return I::error(401, ISSUING_REQUIRED);
     }
-    let body = match object::<I>(&body) {
-        Ok(b) => b,
-        Err(e) => return e,
+    let Some(body) = object(&body) else {
+        return I::error(400, NOT_AN_OBJECT);
     };
     if let Err(m) = check_new_card::<I>(&body) {
         return I::error(400, &m);
@@ -265,9 +269,8 @@ pub(super) async fn update<I: Issuer>(
     let Some(i) = book.index(&token) else {
         return I::error(404, "Card not found");
     };
-    let body = match object::<I>(&body) {
-        Ok(b) => b,
-        Err(e) => return e,
+    let Some(body) = object(&body) else {
+        return I::error(400, NOT_AN_OBJECT);
     };
     match book.update_card::<I>(i, &body) {
         Ok(()) => json_reply(200, book.cards[i].clone()),
@@ -276,20 +279,8 @@ pub(super) async fn update<I: Issuer>(
 }
 
 impl<I: Issuer> Provider for Issuing<I> {
-    fn name(&self) -> &'static str {
-        I::NAME
-    }
-
-    fn env_stem(&self) -> &'static str {
-        I::ENV_STEM
-    }
-
-    fn prefix(&self) -> &'static str {
-        I::PREFIX
-    }
-
-    fn key(&self) -> String {
-        self.key.clone()
+    fn about(&self) -> &About {
+        &self.about
     }
 
     fn router(self: Arc<Self>) -> Router {

@@ -79,6 +79,8 @@ pub(super) struct Harness {
 pub(super) struct Log {
     /// `"METHOD /path?query"`, in order (control routes left out).
     pub requests: Vec<String>,
+    /// The `user-agent` of each of those requests.
+    pub user_agents: Vec<Option<String>>,
     faults: VecDeque<Fault>,
     targeted: Vec<Targeted>,
     /// While true, every request waits (before doing anything) until `release`.
@@ -212,7 +214,12 @@ pub(super) async fn apply(State(ctx): State<Ctx>, req: Request, next: Next) -> R
     let fault = {
         let mut log = ctx.harness.lock();
         log.requests.push(request_line(&method, &seen));
-        log.take(&method, &seen.path, ctx.provider.prefix())
+        let user_agent = parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok());
+        log.user_agents.push(user_agent.map(str::to_string));
+        log.take(&method, &seen.path, ctx.provider.about().prefix)
     };
     ctx.harness.wait_released().await;
     parts.extensions.insert(seen);
@@ -224,7 +231,7 @@ pub(super) async fn apply(State(ctx): State<Ctx>, req: Request, next: Next) -> R
             body,
             retry_after,
         }) => {
-            let mut r = ctx.provider.fault_reply(status, body);
+            let mut r = ctx.provider.fault_reply(status, body, retry_after);
             if let Some(secs) = retry_after {
                 if let Ok(v) = secs.to_string().parse() {
                     r.headers_mut().insert("retry-after", v);
@@ -244,7 +251,7 @@ pub(super) async fn apply(State(ctx): State<Ctx>, req: Request, next: Next) -> R
         }
         Some(Fault::ApplyThenStatus(s)) => {
             let _done = next.run(req).await;
-            ctx.provider.fault_reply(s, Value::Null)
+            ctx.provider.fault_reply(s, Value::Null, None)
         }
         Some(Fault::Delay(d)) => {
             delay = Some(d);
@@ -266,7 +273,7 @@ fn control(ctx: &Ctx, path: &str) -> Response {
         "/__state" => {
             let mut state = ctx.provider.state();
             let log = ctx.harness.lock();
-            state["provider"] = json!(ctx.provider.name());
+            state["provider"] = json!(ctx.provider.about().name);
             state["requests"] = json!(log.requests);
             state["pending_faults"] = json!(log.faults.len() + log.targeted.len());
             json_reply(200, state)

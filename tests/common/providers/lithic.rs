@@ -41,7 +41,7 @@ fn error(status: u16, message: &str) -> Response {
 async fn authenticate(State(s): St, headers: HeaderMap, req: Request, next: Next) -> Response {
     match headers.get("authorization").and_then(|v| v.to_str().ok()) {
         None => error(401, "Please provide API key in Authorization header"),
-        Some(v) if v.trim() == s.key => next.run(req).await,
+        Some(v) if v.trim() == s.about.key => next.run(req).await,
         Some(v) if v.starts_with("api-key ") => error(
             401,
             "Please provide API key in the form Authorization: [api-key]",

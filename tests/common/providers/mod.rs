@@ -46,14 +46,8 @@ pub use ids::luhn_valid;
 /// What a provider does not hold answers empty (`aliases` of a card issuer) or panics (seeding
 /// cards at an alias service).
 pub(super) trait Provider: Send + Sync + 'static {
-    /// `addy`, `simplelogin`, `privacy`, `lithic`: thread names and `/__state`.
-    fn name(&self) -> &'static str;
-    /// The daemon's variables' stem: `ADDY` for `ADDY_API_KEY` and `ADDY_BASE_URL`.
-    fn env_stem(&self) -> &'static str;
-    /// The path prefix that is part of the base URL (`/api/v1`, or empty).
-    fn prefix(&self) -> &'static str;
-    /// The key the provider accepts.
-    fn key(&self) -> String;
+    /// Its name, key and where it lives.
+    fn about(&self) -> &About;
     /// The provider's routes over its state.
     fn router(self: Arc<Self>) -> Router;
     /// The provider's error body.
@@ -64,7 +58,12 @@ pub(super) trait Provider: Send + Sync + 'static {
     }
     /// `{"aliases", "cards", "transactions"}` as the provider holds them, for `/__state`.
     fn state(&self) -> Value;
-    fn forge_next(&self, field: &str, value: Value);
+    fn forge_next(&self, _field: &str, _value: Value) {
+        panic!(
+            "forge_next on {}, which makes no records",
+            self.about().name
+        )
+    }
     fn aliases(&self) -> Vec<Value> {
         Vec::new()
     }
@@ -72,19 +71,19 @@ pub(super) trait Provider: Send + Sync + 'static {
         Vec::new()
     }
     fn seed_aliases(&self, _n: usize) {
-        panic!("seed_aliases on {}, a card provider", self.name())
+        not_here(self.about(), "seed_aliases")
     }
     fn add_activity(&self, _alias_email: &str, _action: &str, _from: &str) {
-        panic!("add_activity on {}: SimpleLogin only", self.name())
+        not_here(self.about(), "add_activity")
     }
     fn add_email(&self, _alias_id: &str, _from: &str, _subject: &str) {
-        panic!("add_email on {}: addy.io only", self.name())
+        not_here(self.about(), "add_email")
     }
     fn seed_cards(&self, _n: usize) {
-        panic!("seed_cards on {}, an alias provider", self.name())
+        not_here(self.about(), "seed_cards")
     }
     fn add_transaction(&self, _card_token: &str, _amount: i64, _descriptor: &str) {
-        panic!("add_transaction on {}, an alias provider", self.name())
+        not_here(self.about(), "add_transaction")
     }
     /// See [`MockServer::add_card_transaction`].
     fn add_card_transaction(
@@ -95,15 +94,15 @@ pub(super) trait Provider: Send + Sync + 'static {
         _result: &str,
         _created: Option<&str>,
     ) -> String {
-        panic!("add_card_transaction on {}, an alias provider", self.name())
+        not_here(self.about(), "add_card_transaction")
     }
     fn set_write_access(&self, _allowed: bool) {
-        panic!("set_write_access on {}, an alias provider", self.name())
+        not_here(self.about(), "set_write_access")
     }
 
-    /// What the provider says for `status` when a fault asks for it: `body` as in
-    /// [`Fault::Status`].
-    fn fault_reply(&self, status: u16, body: Value) -> Response {
+    /// What the provider says for `status` when a fault asks for it: `body` and
+    /// `retry_after` as in [`Fault::Status`] (the caller adds the header).
+    fn fault_reply(&self, status: u16, body: Value, _retry_after: Option<u64>) -> Response {
         match body {
             Value::Null => {
                 let reason = StatusCode::from_u16(status)
@@ -116,6 +115,23 @@ pub(super) trait Provider: Send + Sync + 'static {
             other => json_reply(status, other),
         }
     }
+}
+
+/// A test asked a provider for what it does not have (cards of an alias service).
+fn not_here(about: &About, what: &str) -> ! {
+    panic!("{what} on the {} mock, which has no such thing", about.name)
+}
+
+/// Who a mock provider is.
+pub(super) struct About {
+    /// `addy`, `simplelogin`, `privacy`, `lithic`, `hibp`: thread names and `/__state`.
+    pub name: &'static str,
+    /// The daemon's variables' stem: `ADDY` for `ADDY_API_KEY` and `ADDY_BASE_URL`.
+    pub env_stem: &'static str,
+    /// The path prefix that is part of the base URL (`/api/v1`, or empty).
+    pub prefix: &'static str,
+    /// The key the provider accepts.
+    pub key: String,
 }
 
 /// A running mock provider. Dropping it stops the server.
@@ -132,22 +148,22 @@ pub struct MockServer {
 /// addy.io: `base` = `http://127.0.0.1:PORT/api/v1`; `Authorization: Bearer KEY` and
 /// `X-Requested-With: XMLHttpRequest`.
 pub fn addy(key: &str) -> MockServer {
-    MockServer::start(|origin| addy::Addy::new(key, origin))
+    MockServer::start(|origin| addy::Addy::new(key, origin)).0
 }
 
 /// SimpleLogin: `base` = `http://127.0.0.1:PORT`; `Authentication: KEY`.
 pub fn simplelogin(key: &str) -> MockServer {
-    MockServer::start(|_| simplelogin::SimpleLogin::new(key))
+    MockServer::start(|_| simplelogin::SimpleLogin::new(key)).0
 }
 
 /// Privacy.com: `base` = `http://127.0.0.1:PORT/v1`; `Authorization: api-key KEY`.
 pub fn privacy(key: &str) -> MockServer {
-    MockServer::start(|_| cards::Issuing::<privacy::Privacy>::new(key))
+    MockServer::start(|_| cards::Issuing::<privacy::Privacy>::new(key)).0
 }
 
 /// Lithic: `base` = `http://127.0.0.1:PORT` (paths under `/v1`); `Authorization: KEY`.
 pub fn lithic(key: &str) -> MockServer {
-    MockServer::start(|_| cards::Issuing::<lithic::Lithic>::new(key))
+    MockServer::start(|_| cards::Issuing::<lithic::Lithic>::new(key)).0
 }
 
 /// Serves `app` on `listener` on a thread of its own until `stop` fires.
@@ -183,7 +199,9 @@ fn serve(
 }
 
 impl MockServer {
-    fn start<P: Provider>(make: impl FnOnce(&str) -> P) -> MockServer {
+    /// Serves the provider `make` builds for the origin it is given; returns the server and
+    /// the provider's own state.
+    pub(super) fn start<P: Provider>(make: impl FnOnce(&str) -> P) -> (MockServer, Arc<P>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("mock: bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("mock: nonblocking");
         let port = listener.local_addr().expect("mock: local addr").port();
@@ -199,15 +217,16 @@ impl MockServer {
             .router()
             .layer(middleware::from_fn_with_state(ctx, faults::apply));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = serve(provider.name(), listener, app, rx);
-        MockServer {
-            base: format!("{origin}{}", provider.prefix()),
+        let thread = serve(provider.about().name, listener, app, rx);
+        let server = MockServer {
+            base: format!("{origin}{}", provider.about().prefix),
             origin,
-            provider,
+            provider: provider.clone(),
             harness,
             shutdown: Some(tx),
             thread: Some(thread),
-        }
+        };
+        (server, provider)
     }
 
     /// `http://127.0.0.1:PORT`, without the provider's path prefix.
@@ -217,13 +236,13 @@ impl MockServer {
 
     /// The key the mock accepts.
     pub fn key(&self) -> String {
-        self.provider.key()
+        self.provider.about().key.clone()
     }
 
     /// The daemon's environment that points it here: the provider's key and base URL
     /// variables (`ADDY_API_KEY`, `ADDY_BASE_URL`, ...).
     pub fn env(&self) -> [(String, String); 2] {
-        let var = self.provider.env_stem();
+        let var = self.provider.about().env_stem;
         [
             (format!("{var}_API_KEY"), self.key()),
             (format!("{var}_BASE_URL"), self.base.clone()),
@@ -261,6 +280,11 @@ impl MockServer {
     /// How many requests were received.
     pub fn request_count(&self) -> usize {
         self.harness.lock().requests.len()
+    }
+
+    /// The `user-agent` of every request, in order (`None` when absent).
+    pub fn user_agents(&self) -> Vec<Option<String>> {
+        self.harness.lock().user_agents.clone()
     }
 
     /// From now on every request waits, before the provider does anything, until

@@ -42,7 +42,7 @@ async fn authenticate(State(s): St, headers: HeaderMap, req: Request, next: Next
             401,
             "Please provide API key in the form Authorization: api-key [api-key]",
         ),
-        Some(Some(k)) if k.trim() == s.key => next.run(req).await,
+        Some(Some(k)) if k.trim() == s.about.key => next.run(req).await,
         Some(Some(_)) => error(401, "Could not find API key"),
     }
 }

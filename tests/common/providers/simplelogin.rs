@@ -13,7 +13,7 @@
 
 use super::faults::Forged;
 use super::ids::{rand_below, uuid, word};
-use super::{body_json, json_reply, Provider, Seen};
+use super::{body_json, json_reply, About, Provider, Seen};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
@@ -30,7 +30,7 @@ const MAILBOX: &str = "owner@example.com";
 
 /// The mock SimpleLogin account.
 pub(super) struct SimpleLogin {
-    key: String,
+    about: About,
     book: Mutex<Book>,
 }
 
@@ -63,7 +63,12 @@ fn page_id(r: &Seen) -> Option<i64> {
 impl SimpleLogin {
     pub fn new(key: &str) -> SimpleLogin {
         SimpleLogin {
-            key: key.to_string(),
+            about: About {
+                name: "simplelogin",
+                env_stem: "SIMPLELOGIN",
+                prefix: "",
+                key: key.to_string(),
+            },
             book: Mutex::new(Book {
                 aliases: Vec::new(),
                 activities: HashMap::new(),
@@ -108,7 +113,7 @@ impl Book {
 /// app/api/base.py's `require_api_auth`.
 async fn authenticate(State(s): St, headers: HeaderMap, req: Request, next: Next) -> Response {
     let key = headers.get("authentication").and_then(|v| v.to_str().ok());
-    if key != Some(s.key.as_str()) {
+    if key != Some(s.about.key.as_str()) {
         return error(401, "Wrong api key");
     }
     next.run(req).await
@@ -262,20 +267,8 @@ async fn user_info() -> Response {
 }
 
 impl Provider for SimpleLogin {
-    fn name(&self) -> &'static str {
-        "simplelogin"
-    }
-
-    fn env_stem(&self) -> &'static str {
-        "SIMPLELOGIN"
-    }
-
-    fn prefix(&self) -> &'static str {
-        ""
-    }
-
-    fn key(&self) -> String {
-        self.key.clone()
+    fn about(&self) -> &About {
+        &self.about
     }
 
     fn router(self: Arc<Self>) -> Router {

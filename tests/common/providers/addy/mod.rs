@@ -15,7 +15,7 @@
 
 use super::faults::Forged;
 use super::ids::{rand_below, random_chars, uuid, word};
-use super::{body_json, empty_reply, json_reply, text_reply, Provider, Seen};
+use super::{body_json, empty_reply, json_reply, text_reply, About, Provider, Seen};
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::HeaderMap;
@@ -43,8 +43,8 @@ const USER_ID: &str = "ca0a4e09-c266-4f6f-845c-958db5090f09";
 const PREFIX: &str = "/api/v1";
 
 /// The mock addy.io account.
-pub(in crate::common) struct Addy {
-    key: String,
+pub(super) struct Addy {
+    about: About,
     /// `http://127.0.0.1:PORT`, for the page links.
     origin: String,
     book: Mutex<Book>,
@@ -103,7 +103,12 @@ fn validation(errors: Vec<(&str, String)>) -> Response {
 impl Addy {
     pub fn new(key: &str, origin: &str) -> Addy {
         Addy {
-            key: key.to_string(),
+            about: About {
+                name: "addy",
+                env_stem: "ADDY",
+                prefix: PREFIX,
+                key: key.to_string(),
+            },
             origin: origin.to_string(),
             book: Mutex::default(),
         }
@@ -177,7 +182,7 @@ async fn authenticate(State(a): St, headers: HeaderMap, req: Request, next: Next
             .filter(|p| p.eq_ignore_ascii_case("bearer "))
             .map(|_| v[7..].trim())
     });
-    if token != Some(a.key.as_str()) {
+    if token != Some(a.about.key.as_str()) {
         return error(401, "Unauthenticated.");
     }
     if header("x-requested-with") != Some("XMLHttpRequest") {
@@ -320,20 +325,8 @@ async fn account_details(State(a): St) -> Response {
 }
 
 impl Provider for Addy {
-    fn name(&self) -> &'static str {
-        "addy"
-    }
-
-    fn env_stem(&self) -> &'static str {
-        "ADDY"
-    }
-
-    fn prefix(&self) -> &'static str {
-        PREFIX
-    }
-
-    fn key(&self) -> String {
-        self.key.clone()
+    fn about(&self) -> &About {
+        &self.about
     }
 
     fn router(self: Arc<Self>) -> Router {
