@@ -55,6 +55,8 @@ pub fn hibp(key: &str) -> HibpMock {
             env_stem: "HIBP",
             prefix: PREFIX,
             key: key.to_string(),
+            error,
+            fault_words: &[],
         },
         book: Mutex::default(),
     });
@@ -329,10 +331,6 @@ impl Provider for Hibp {
             .fallback(not_found)
             .layer(middleware::from_fn(require_user_agent))
             .with_state(self)
-    }
-
-    fn error(&self, status: u16, message: &str) -> Response {
-        error(status, message)
     }
 
     /// HIBP's `{"statusCode", "message"}` for a `null` body; a 429 says how long to wait.

@@ -4,6 +4,7 @@
 
 use super::faults::Forged;
 use super::ids::{pan, rand_below, uuid};
+use super::txns::Charge;
 use super::{body_json, json_reply, About, Provider, Seen};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -77,6 +78,8 @@ impl<I: Issuer> Issuing<I> {
                 env_stem: I::ENV_STEM,
                 prefix: I::PREFIX,
                 key: key.to_string(),
+                error: I::error,
+                fault_words: &[(429, "Rate limited, too many requests per second")],
             },
             book: Mutex::new(CardBook {
                 cards: Vec::new(),
@@ -287,14 +290,6 @@ impl<I: Issuer> Provider for Issuing<I> {
         I::router(self)
     }
 
-    fn error(&self, status: u16, message: &str) -> Response {
-        I::error(status, message)
-    }
-
-    fn fault_message(&self, status: u16) -> Option<&'static str> {
-        (status == 429).then_some("Rate limited, too many requests per second")
-    }
-
     fn state(&self) -> Value {
         let book = self.book();
         let txns: Vec<&Value> = book.transactions.iter().map(|t| &t.value).collect();
@@ -329,16 +324,9 @@ impl<I: Issuer> Provider for Issuing<I> {
         });
     }
 
-    fn add_card_transaction(
-        &self,
-        card_token: &str,
-        amount: i64,
-        descriptor: &str,
-        result: &str,
-        created: Option<&str>,
-    ) -> String {
-        let value = I::transaction(card_token, amount, descriptor);
-        self.book().insert_dated(card_token, value, result, created)
+    fn add_card_transaction(&self, c: Charge<'_>) -> String {
+        let value = I::transaction(c.card_token, c.amount, c.descriptor);
+        self.book().insert_dated(c, value)
     }
 
     fn set_write_access(&self, allowed: bool) {

@@ -50,12 +50,6 @@ pub(super) trait Provider: Send + Sync + 'static {
     fn about(&self) -> &About;
     /// The provider's routes over its state.
     fn router(self: Arc<Self>) -> Router;
-    /// The provider's error body.
-    fn error(&self, status: u16, message: &str) -> Response;
-    /// The provider's own words for `status`, when a fault asks for it (None: the reason).
-    fn fault_message(&self, _status: u16) -> Option<&'static str> {
-        None
-    }
     /// `{"aliases", "cards", "transactions"}` as the provider holds them, for `/__state`.
     fn state(&self) -> Value;
     fn forge_next(&self, _field: &str, _value: Value) {
@@ -86,14 +80,7 @@ pub(super) trait Provider: Send + Sync + 'static {
         not_here(self.about(), "add_transaction")
     }
     /// See [`MockServer::add_card_transaction`].
-    fn add_card_transaction(
-        &self,
-        _card_token: &str,
-        _amount: i64,
-        _descriptor: &str,
-        _result: &str,
-        _created: Option<&str>,
-    ) -> String {
+    fn add_card_transaction(&self, _charge: txns::Charge<'_>) -> String {
         not_here(self.about(), "add_card_transaction")
     }
     fn set_write_access(&self, _allowed: bool) {
@@ -108,8 +95,10 @@ pub(super) trait Provider: Send + Sync + 'static {
                 let reason = StatusCode::from_u16(status)
                     .ok()
                     .and_then(|s| s.canonical_reason());
-                let message = self.fault_message(status).or(reason).unwrap_or("Error");
-                self.error(status, message)
+                let about = self.about();
+                let own = about.fault_words.iter().find(|(s, _)| *s == status);
+                let message = own.map(|(_, m)| *m).or(reason).unwrap_or("Error");
+                (about.error)(status, message)
             }
             Value::String(s) => text_reply(status, &s),
             other => json_reply(status, other),
@@ -132,6 +121,10 @@ pub(super) struct About {
     pub prefix: &'static str,
     /// The key the provider accepts.
     pub key: String,
+    /// The provider's error body.
+    pub error: fn(u16, &str) -> Response,
+    /// The provider's own words for a status a fault asks for (else the status's reason).
+    pub fault_words: &'static [(u16, &'static str)],
 }
 
 /// A running mock provider. Dropping it stops the server.

@@ -68,6 +68,8 @@ impl SimpleLogin {
                 env_stem: "SIMPLELOGIN",
                 prefix: "",
                 key: key.to_string(),
+                error,
+                fault_words: &[(429, "Rate limit exceeded"), (500, "Internal error")],
             },
             book: Mutex::new(Book {
                 aliases: Vec::new(),
@@ -286,18 +288,6 @@ impl Provider for SimpleLogin {
             .fallback(no_route)
             .layer(middleware::from_fn_with_state(self.clone(), authenticate))
             .with_state(self)
-    }
-
-    fn error(&self, status: u16, message: &str) -> Response {
-        error(status, message)
-    }
-
-    fn fault_message(&self, status: u16) -> Option<&'static str> {
-        match status {
-            429 => Some("Rate limit exceeded"),
-            500 => Some("Internal error"),
-            _ => None,
-        }
     }
 
     fn state(&self) -> Value {

@@ -24,8 +24,13 @@ impl MockServer {
         result: &str,
         created: Option<&str>,
     ) -> String {
-        self.provider
-            .add_card_transaction(card_token, amount, descriptor, result, created)
+        self.provider.add_card_transaction(Charge {
+            card_token,
+            amount,
+            descriptor,
+            result,
+            created,
+        })
     }
 
     /// How many `GET .../transactions` requests the mock has answered.
@@ -37,16 +42,26 @@ impl MockServer {
     }
 }
 
+/// What [`MockServer::add_card_transaction`] records.
+pub(in crate::common) struct Charge<'a> {
+    pub card_token: &'a str,
+    pub amount: i64,
+    pub descriptor: &'a str,
+    pub result: &'a str,
+    pub created: Option<&'a str>,
+}
+
 impl CardBook {
-    /// Keeps `value` (a transaction in the issuer's shape) with `result` and `created`, in
-    /// the order of `created`, as the provider would have recorded it. Returns its token.
-    pub(super) fn insert_dated(
-        &mut self,
-        card_token: &str,
-        mut value: Value,
-        result: &str,
-        created: Option<&str>,
-    ) -> String {
+    /// Keeps `value` (the charge as a transaction in the issuer's shape) with the charge's
+    /// `result` and `created`, in the order of `created`, as the provider would have recorded
+    /// it. Returns its token.
+    pub(super) fn insert_dated(&mut self, c: Charge<'_>, mut value: Value) -> String {
+        let Charge {
+            card_token,
+            result,
+            created,
+            ..
+        } = c;
         value["result"] = json!(result);
         if result != "APPROVED" {
             value["status"] = json!("DECLINED");

@@ -108,6 +108,8 @@ impl Addy {
                 env_stem: "ADDY",
                 prefix: PREFIX,
                 key: key.to_string(),
+                error,
+                fault_words: &[(429, "Too Many Attempts."), (500, "Server Error")],
             },
             origin: origin.to_string(),
             book: Mutex::default(),
@@ -347,18 +349,6 @@ impl Provider for Addy {
             .nest(PREFIX, api)
             .fallback(no_route)
             .with_state(self)
-    }
-
-    fn error(&self, status: u16, message: &str) -> Response {
-        error(status, message)
-    }
-
-    fn fault_message(&self, status: u16) -> Option<&'static str> {
-        match status {
-            429 => Some("Too Many Attempts."),
-            500 => Some("Server Error"),
-            _ => None,
-        }
     }
 
     fn state(&self) -> Value {
