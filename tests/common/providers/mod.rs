@@ -6,7 +6,8 @@
 //! [`simplelogin`], [`privacy`], [`lithic`]; the two card issuers share [`cards`]), with the
 //! routes its documentation gives. Each module starts with where its shape comes from; what
 //! the mock had to guess is marked UNCONFIRMED. Around every router, [`faults::apply`] keeps the
-//! request log and the [`Fault`]s the tests inject.
+//! request log and the [`Fault`]s the tests inject. The HIBP mock (`super::hibp`) is served
+//! the same way.
 //!
 //! Each mock runs on its own thread with its own tokio runtime, bound to 127.0.0.1:0, and is
 //! controlled from synchronous test code through [`MockServer`]: seed data, read what the
@@ -50,13 +51,11 @@ pub(super) trait Provider: Send + Sync + 'static {
     fn about(&self) -> &About;
     /// The provider's routes over its state.
     fn router(self: Arc<Self>) -> Router;
-    /// `{"aliases", "cards", "transactions"}` as the provider holds them, for `/__state`.
+    /// What the provider holds, as `GET /__state` shows it (`{"aliases", "cards",
+    /// "transactions"}` for the alias and card services).
     fn state(&self) -> Value;
     fn forge_next(&self, _field: &str, _value: Value) {
-        panic!(
-            "forge_next on {}, which makes no records",
-            self.about().name
-        )
+        not_here(self.about(), "forge_next")
     }
     fn aliases(&self) -> Vec<Value> {
         Vec::new()
