@@ -246,3 +246,114 @@ impl Admission {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::mcp_key::as_set;
+    use crate::auth::Secret;
+    use crate::config::RateLimitsConfig;
+    use crate::store::Store;
+    use serde_json::Map;
+
+    const SECRET: &str = "a-command-secret-of-enough-length-000001";
+    const MCP: &str = "an-mcp-key-of-its-own-enough-length-0002";
+
+    fn admission(store: &Store, mcp_allowed: bool) -> Admission {
+        let mut a = Admission::new(
+            as_set(Secret::new(SECRET)),
+            ReplayCache::new(store),
+            RateLimiter::new(RateLimitsConfig::default()),
+            mcp_allowed,
+        );
+        a.set_mcp_key(Some(as_set(Secret::new(MCP))));
+        a
+    }
+
+    fn signed(secret: &str, cmd: &str, at: DateTime<Utc>) -> Vec<u8> {
+        Envelope::sign(&Secret::new(secret), at, cmd, Map::new())
+            .to_json()
+            .into_bytes()
+    }
+
+    fn kind(r: Result<Admitted, Refused>) -> ErrorKind {
+        match r {
+            Err(Refused::Refused { error, .. }) => error.kind,
+            Err(Refused::Internal(e)) => panic!("internal: {e}"),
+            Ok(a) => panic!("admitted {}", a.envelope.cmd),
+        }
+    }
+
+    /// A signed envelope is admitted once; the same bytes again are a replay; a forged,
+    /// unreadable or stale one is refused, each with its own kind.
+    #[test]
+    fn admitted_once_and_refused_otherwise() {
+        let store = Store::temporary().unwrap();
+        let mut a = admission(&store, true);
+        let now = Utc::now();
+        let inv = Invocation::now(Channel::Socket);
+        let bytes = signed(SECRET, "list", now);
+        let admitted = a.admit(&bytes, &inv).unwrap();
+        assert_eq!(admitted.envelope.cmd, "list");
+        assert_eq!(admitted.inv.channel, Channel::Socket);
+        assert_eq!(kind(a.admit(&bytes, &inv)), ErrorKind::Replayed);
+        let forged = signed("another-secret-of-enough-length-00000003", "list", now);
+        assert_eq!(kind(a.admit(&forged, &inv)), ErrorKind::BadSignature);
+        assert_eq!(kind(a.admit(b"{not json", &inv)), ErrorKind::Malformed);
+        let stale = signed(SECRET, "list", now - chrono::Duration::hours(1));
+        assert_eq!(kind(a.admit(&stale, &inv)), ErrorKind::Expired);
+    }
+
+    /// The MCP key is its own channel, on the control socket only, and only when codes go
+    /// to the owner's phone.
+    #[test]
+    fn the_mcp_key_is_a_channel_of_its_own() {
+        let store = Store::temporary().unwrap();
+        let mut a = admission(&store, true);
+        let now = Utc::now();
+        let socket = Invocation::now(Channel::Socket);
+        let admitted = a.admit(&signed(MCP, "list", now), &socket).unwrap();
+        assert_eq!(admitted.inv.channel, Channel::Mcp);
+        let http = Invocation::now(Channel::Http);
+        let over_http = signed(MCP, "status", now);
+        assert_eq!(kind(a.admit(&over_http, &http)), ErrorKind::BadSignature);
+
+        let store = Store::temporary().unwrap();
+        let mut no_phone = admission(&store, false);
+        let refused = no_phone.admit(&signed(MCP, "list", now), &socket);
+        assert_eq!(kind(refused), ErrorKind::Unavailable);
+    }
+
+    /// After a rollback is found, envelopes signed before its mark are refused: the lost
+    /// replay cache cannot prove them unused.
+    #[test]
+    fn the_rollback_floor_refuses_what_it_cannot_prove_unused() {
+        let store = Store::temporary().unwrap();
+        let mut a = admission(&store, true);
+        let now = Utc::now();
+        a.set_rollback_floor(now);
+        let inv = Invocation::now(Channel::Socket);
+        let before = signed(SECRET, "list", now - chrono::Duration::seconds(1));
+        assert_eq!(kind(a.admit(&before, &inv)), ErrorKind::Replayed);
+        let after = signed(SECRET, "list", now + chrono::Duration::milliseconds(5));
+        assert!(a.admit(&after, &inv).is_ok());
+    }
+
+    /// One budget per channel for authenticated envelopes.
+    #[test]
+    fn the_envelope_budget_is_per_channel() {
+        let store = Store::temporary().unwrap();
+        let mut a = admission(&store, true);
+        let max = RateLimitsConfig::default().envelopes.max;
+        let now = Utc::now();
+        let http = Invocation::now(Channel::Http);
+        for i in 0..max {
+            let at = now + chrono::Duration::milliseconds(i as i64);
+            assert!(a.admit(&signed(SECRET, "list", at), &http).is_ok(), "{i}");
+        }
+        let one_more = signed(SECRET, "list", now + chrono::Duration::seconds(30));
+        assert_eq!(kind(a.admit(&one_more, &http)), ErrorKind::RateLimited);
+        let socket = Invocation::now(Channel::Socket);
+        assert!(a.admit(&one_more, &socket).is_ok());
+    }
+}

@@ -206,3 +206,163 @@ pub fn locked_down_error(what: &str) -> CommandError {
         ),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RateLimitsConfig;
+    use crate::store::Store;
+
+    fn policy(store: &Store) -> SecurityPolicy {
+        SecurityPolicy {
+            grants: Grants::new(store, Vec::new()),
+            limiter: RateLimiter::new(RateLimitsConfig::default()),
+            approvals: Approvals::new(store),
+            approval_timeout_secs: 600,
+            mcp_scope: McpScope::Default,
+        }
+    }
+
+    fn facts(channel: Channel) -> Facts {
+        Facts {
+            channel,
+            locked_down: false,
+            over_budget: false,
+        }
+    }
+
+    fn tool(name: &str) -> &'static ToolSpec {
+        tools::find(name).unwrap()
+    }
+
+    fn denied(r: Result<Decision, Refusal>) -> ErrorKind {
+        match r {
+            Err(Refusal::Denied(e)) => e.kind,
+            other => panic!("not denied: {other:?}"),
+        }
+    }
+
+    /// The tier decides: reads and writes run, external tools wait for the owner.
+    #[test]
+    fn the_tier_decides_once_granted_and_within_the_rate() {
+        let store = Store::temporary().unwrap();
+        let mut p = policy(&store);
+        let now = Instant::now();
+        let f = facts(Channel::Socket);
+        assert_eq!(p.decide(tool("list"), f, now).unwrap(), Decision::Allow);
+        assert_eq!(p.decide(tool("enroll"), f, now).unwrap(), Decision::Allow);
+        assert_eq!(
+            p.decide(tool("card.fund"), f, now).unwrap(),
+            Decision::NeedsApproval
+        );
+        p.grants.revoke(tool("list")).unwrap();
+        assert_eq!(
+            denied(p.decide(tool("list"), f, now)),
+            ErrorKind::NotGranted
+        );
+    }
+
+    /// Each lane has its own budget: the owner's phone is not starved by the shared lane.
+    #[test]
+    fn rate_limits_count_per_lane() {
+        let store = Store::temporary().unwrap();
+        let mut p = policy(&store);
+        let now = Instant::now();
+        let external = tool("expire");
+        let max = p.limiter.limit_in(external, Lane::Shared).max;
+        for _ in 0..max {
+            p.decide(external, facts(Channel::Http), now).unwrap();
+        }
+        assert_eq!(
+            denied(p.decide(external, facts(Channel::Socket), now)),
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            p.decide(external, facts(Channel::Signal), now).unwrap(),
+            Decision::NeedsApproval
+        );
+    }
+
+    /// The MCP key never reaches the policy's own controls, whatever is granted.
+    #[test]
+    fn the_mcp_key_never_gets_the_controls() {
+        let store = Store::temporary().unwrap();
+        let mut p = policy(&store);
+        let now = Instant::now();
+        for name in mcp::NEVER {
+            assert_eq!(
+                denied(p.decide(tool(name), facts(Channel::Mcp), now)),
+                ErrorKind::NotGranted,
+                "{name}"
+            );
+        }
+        assert_eq!(
+            p.decide(tool("list"), facts(Channel::Mcp), now).unwrap(),
+            Decision::Allow
+        );
+    }
+
+    /// Unlock: at once at the console, with an approval from the phone, nowhere else.
+    #[test]
+    fn unlock_is_the_consoles_or_the_phones() {
+        let store = Store::temporary().unwrap();
+        let mut p = policy(&store);
+        let now = Instant::now();
+        let unlock = tool("unlock");
+        let mut locked = facts(Channel::Socket);
+        locked.locked_down = true;
+        assert_eq!(p.decide(unlock, locked, now).unwrap(), Decision::Allow);
+        locked.channel = Channel::Signal;
+        assert_eq!(
+            p.decide(unlock, locked, now).unwrap(),
+            Decision::NeedsApproval
+        );
+        locked.channel = Channel::Http;
+        assert_eq!(denied(p.decide(unlock, locked, now)), ErrorKind::NotGranted);
+    }
+
+    /// During a lockdown nothing is granted and nothing but an unlock is approved; over the
+    /// store budget only what keeps the owner in control runs.
+    #[test]
+    fn lockdown_and_the_store_budget() {
+        let store = Store::temporary().unwrap();
+        let mut p = policy(&store);
+        let now = Instant::now();
+        let mut f = facts(Channel::Socket);
+        f.locked_down = true;
+        assert_eq!(
+            denied(p.decide(tool("grant"), f, now)),
+            ErrorKind::LockedDown
+        );
+        let refused = p.may_settle(tool("card.fund"), "socket", f);
+        assert!(matches!(refused, Err(Refusal::Denied(e)) if e.kind == ErrorKind::LockedDown));
+        f.channel = Channel::Signal;
+        assert!(p.may_settle(tool("unlock"), "signal", f).is_ok());
+
+        let mut f = facts(Channel::Socket);
+        f.over_budget = true;
+        assert_eq!(
+            denied(p.decide(tool("enroll"), f, now)),
+            ErrorKind::Unavailable
+        );
+        for name in ["list", "lockdown", "approve", "deny", "revoke"] {
+            assert!(p.decide(tool(name), f, now).is_ok(), "{name}");
+        }
+    }
+
+    /// An approval the MCP key asked for is answered from the phone only; a tool that lost
+    /// its grant while waiting is not run.
+    #[test]
+    fn who_may_answer_an_approval() {
+        let store = Store::temporary().unwrap();
+        let p = policy(&store);
+        let fund = tool("card.fund");
+        assert!(p.may_settle(fund, "mcp", facts(Channel::Socket)).is_err());
+        assert!(p.may_deny("mcp", facts(Channel::Http)).is_err());
+        assert!(p.may_settle(fund, "mcp", facts(Channel::Signal)).is_ok());
+        assert!(p.may_deny("mcp", facts(Channel::Signal)).is_ok());
+        p.grants.revoke(fund).unwrap();
+        let refused = p.may_settle(fund, "socket", facts(Channel::Socket));
+        assert!(matches!(refused, Err(Refusal::Denied(e)) if e.kind == ErrorKind::NotGranted));
+    }
+}
