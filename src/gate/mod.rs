@@ -12,12 +12,13 @@
 
 mod admission;
 mod approvals;
-mod guard;
+mod budget;
 mod jobs;
 mod owner;
 mod refusals;
 mod requests;
 mod resume;
+mod rollback;
 mod upkeep;
 
 use crate::audit::AuditLog;
@@ -246,7 +247,8 @@ pub struct Gate {
     admission: admission::Admission,
     policy: SecurityPolicy,
     execution: jobs::Execution,
-    guard: guard::Guard,
+    rollback: rollback::Rollback,
+    budget: budget::Budget,
     refusals: refusals::Refusals,
     store: Store,
     audit: AuditLog,
@@ -294,7 +296,8 @@ impl Gate {
                 subsystems.breach,
                 subsystems.lockdown,
             ),
-            guard: guard::Guard::new(&data_dir),
+            rollback: rollback::Rollback::new(&data_dir),
+            budget: budget::Budget::default(),
             refusals: refusals::Refusals::default(),
             audit: AuditLog::new(&store, redactor.clone()),
             outbox: subsystems.outbox,

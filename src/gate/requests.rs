@@ -105,7 +105,7 @@ impl Gate {
         Facts {
             channel: inv.channel,
             locked_down: self.locked_down(),
-            over_budget: self.guard.over_budget(),
+            over_budget: self.budget.over(),
         }
     }
 

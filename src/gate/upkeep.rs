@@ -49,7 +49,7 @@ impl Gate {
             Ok(()) => self.sync_high_water(),
             Err(e) => tracing::error!(error = %e, "final store flush failed"),
         }
-        self.guard.stop().await;
+        self.rollback.stop().await;
         tracing::debug!("gate stopped");
     }
 

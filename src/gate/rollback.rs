@@ -1,5 +1,4 @@
-//! What keeps the store honest and bounded: the high-water mark that shows a store restored
-//! from an older copy, and the store's size budget.
+//! Rollback detection: the high-water mark that shows a store restored from an older copy.
 //!
 //! The high-water mark lives outside the store, in `<data-dir>/high-water`, synced after every
 //! accepted envelope: the newest accepted envelope's time and the audit chain's head. At start
@@ -12,7 +11,7 @@ use super::Gate;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::reply::{CommandError, ErrorKind};
-use crate::store::records::{Flag, Json, Key};
+use crate::store::records::{Json, Key};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -21,8 +20,6 @@ use std::path::Path;
 
 /// The store's copy of the mark.
 const STORE_MARK: Key<Json<HighWater>> = Key::new("store.high_water");
-/// Set while the owner has been told the store nears its budget.
-const BUDGET_ALERTED: Key<Flag> = Key::new("store.budget_alerted");
 
 /// The mark: the newest accepted envelope's time and the audit head then.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -37,39 +34,29 @@ fn mark_path(data_dir: &Path) -> std::path::PathBuf {
     data_dir.join("high-water")
 }
 
-/// The guard's state: the mark, its writer, the rollback floor once one is found, and
-/// whether the store is over its budget.
-pub(super) struct Guard {
+/// The mark, its writer, and the rollback floor once one is found.
+pub(super) struct Rollback {
     high_water: HighWater,
     /// The mark moved since the file was last handed it.
     dirty: bool,
     mark_writer: std::sync::mpsc::Sender<Vec<u8>>,
     mark_thread: Option<std::thread::JoinHandle<()>>,
     rollback_floor: Option<DateTime<Utc>>,
-    over_budget: bool,
-    envelopes_since_size_check: u32,
     mark_file: std::path::PathBuf,
 }
 
-impl Guard {
-    /// The guard of the store in `data_dir`, its mark's writer started.
-    pub(super) fn new(data_dir: &Path) -> Guard {
+impl Rollback {
+    /// The mark of the store in `data_dir`, its writer started.
+    pub(super) fn new(data_dir: &Path) -> Rollback {
         let (mark_writer, mark_thread) = mark_writer(data_dir);
-        Guard {
+        Rollback {
             high_water: HighWater::default(),
             dirty: false,
             mark_writer,
             mark_thread: Some(mark_thread),
             rollback_floor: None,
-            over_budget: false,
-            envelopes_since_size_check: 0,
             mark_file: mark_path(data_dir),
         }
-    }
-
-    /// True while the store is over `[audit] store_budget_mb`.
-    pub(super) fn over_budget(&self) -> bool {
-        self.over_budget
     }
 
     /// Ends the mark's writer once it has written the last mark.
@@ -85,7 +72,7 @@ impl Guard {
 impl Gate {
     /// At start: compares the store with the mark outside it.
     pub(super) fn check_high_water(&mut self) {
-        let file: Option<HighWater> = std::fs::read(&self.guard.mark_file)
+        let file: Option<HighWater> = std::fs::read(&self.rollback.mark_file)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
         let stored: HighWater = self
@@ -97,7 +84,7 @@ impl Gate {
             .unwrap_or_default();
         let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
         let Some(file) = file else {
-            self.guard.high_water = stored;
+            self.rollback.high_water = stored;
             return;
         };
         if file.ts_ms > stored.ts_ms || file.audit_seq > head_seq {
@@ -117,11 +104,11 @@ impl Gate {
                 MessageKind::Alert,
                 &format!("The agent's store is older than its high-water mark (audit seq {head_seq}, the mark says {}): it was rolled back or restored from an older copy. Envelopes signed and approvals opened before {} are refused. Compare the audit head with your copy.", file.audit_seq, floor.to_rfc3339()),
             );
-            self.guard.rollback_floor = Some(floor);
+            self.rollback.rollback_floor = Some(floor);
             self.admission.set_rollback_floor(floor);
-            self.guard.high_water = file;
+            self.rollback.high_water = file;
         } else {
-            self.guard.high_water = stored;
+            self.rollback.high_water = stored;
         }
     }
 
@@ -130,7 +117,7 @@ impl Gate {
         let created = DateTime::parse_from_rfc3339(created)
             .map(|t| t.with_timezone(&Utc))
             .ok();
-        match (self.guard.rollback_floor, created) {
+        match (self.rollback.rollback_floor, created) {
             (Some(floor), Some(at)) if at <= floor => Err(CommandError::new(
                 ErrorKind::ApprovalInvalid,
                 "refused: the store was restored from an older copy and cannot prove this approval unused; ask again",
@@ -149,16 +136,16 @@ impl Gate {
     pub(super) fn note_high_water(&mut self, ts: DateTime<Utc>) {
         let head_seq = self.audit.head().ok().flatten().map_or(0, |h| h.0);
         let mark = HighWater {
-            ts_ms: self.guard.high_water.ts_ms.max(ts.timestamp_millis()),
+            ts_ms: self.rollback.high_water.ts_ms.max(ts.timestamp_millis()),
             audit_seq: head_seq,
         };
         if let Err(e) = self.store.records().set(&STORE_MARK, &mark) {
             tracing::error!(error = %e, "cannot record the high-water mark in the store");
         }
-        self.guard.high_water = mark;
-        self.guard.dirty = true;
-        self.guard.envelopes_since_size_check += 1;
-        if self.guard.envelopes_since_size_check >= 64 {
+        self.rollback.high_water = mark;
+        self.rollback.dirty = true;
+        self.budget.count_envelope();
+        if self.budget.due() {
             self.check_store_budget();
         }
     }
@@ -166,52 +153,15 @@ impl Gate {
     /// After a store flush: hands the mark, if it moved, to the writer that keeps the file
     /// outside the store (synced on its own thread, so no reply waits for it).
     pub(super) fn sync_high_water(&mut self) {
-        if !self.guard.dirty {
+        if !self.rollback.dirty {
             return;
         }
-        let Ok(bytes) = serde_json::to_vec(&self.guard.high_water) else {
+        let Ok(bytes) = serde_json::to_vec(&self.rollback.high_water) else {
             return;
         };
-        self.guard.dirty = false;
-        if self.guard.mark_writer.send(bytes.clone()).is_err() {
-            write_mark(&self.guard.mark_file, &bytes);
-        }
-    }
-
-    /// Measures the store against `[audit] store_budget_mb`: the owner is alerted at 90 %,
-    /// and past the budget only what keeps the owner in control is carried out.
-    pub(super) fn check_store_budget(&mut self) {
-        self.guard.envelopes_since_size_check = 0;
-        let Ok(size) = self.store.size_on_disk() else {
-            return;
-        };
-        let budget = self.config.audit.store_budget_mb.saturating_mul(1 << 20);
-        self.guard.over_budget = size > budget;
-        let alerted = self
-            .store
-            .records()
-            .contains(&BUDGET_ALERTED)
-            .unwrap_or(false);
-        if size.saturating_mul(10) >= budget.saturating_mul(9) {
-            if !alerted {
-                let inv = Invocation::now(Channel::Internal);
-                let _ = self.audit_event(
-                    "store.budget",
-                    &inv,
-                    json!({"bytes": size, "budget": budget}),
-                );
-                let _ = self.notify(
-                    MessageKind::Alert,
-                    &format!(
-                        "The agent's store is at {} MiB of its {} MiB budget ([audit] store_budget_mb). Past it, only reads, lockdown, approve/deny, revoke and unlock are carried out.",
-                        size >> 20,
-                        budget >> 20
-                    ),
-                );
-                let _ = self.store.records().set(&BUDGET_ALERTED, &());
-            }
-        } else if alerted && size.saturating_mul(10) < budget.saturating_mul(8) {
-            let _ = self.store.records().remove(&BUDGET_ALERTED);
+        self.rollback.dirty = false;
+        if self.rollback.mark_writer.send(bytes.clone()).is_err() {
+            write_mark(&self.rollback.mark_file, &bytes);
         }
     }
 }
