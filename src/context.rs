@@ -7,12 +7,9 @@
 //! retried enroll never makes two aliases or two cards.
 
 use crate::providers::CardState;
-use crate::reply::Rendered;
 use crate::store::{decode, encode, Store, StoreError, Table, TableId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a context stands.
@@ -138,29 +135,19 @@ pub fn format_amount(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
-/// Every context's view ([`Context::view`]) rendered as JSON text, kept in step with the
-/// `contexts` tree. It belongs to the [`Store`], so every [`Contexts`] made from one store
-/// (the agent's, the enrollment actor's, the breach monitor's) shares it, and every write
-/// goes through [`Contexts::put`], which updates it under the same lock. Filled on the first
-/// `list`; a view is re-rendered only when its context changes. Contexts are never deleted
-/// (an expired one stays, for the record), so there is no removal to mirror. Memory: one
-/// view's text (about 330 bytes) per context.
+/// Held across every read-modify-write of a context ([`Contexts::put`],
+/// [`Contexts::add_incident`]), so an incident counted meanwhile is never written over. It
+/// belongs to the [`Store`]'s contexts: every [`Contexts`] cloned from one shares it.
 #[derive(Clone, Default)]
-pub struct ViewCache(Arc<Mutex<Option<BTreeMap<String, Rendered>>>>);
+struct WriteLock(Arc<Mutex<()>>);
 
-impl ViewCache {
-    fn lock(&self) -> MutexGuard<'_, Option<BTreeMap<String, Rendered>>> {
-        match self.0.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => {
-                // A panic while it was held may have left it half updated: start again from
-                // the tree.
-                self.0.clear_poison();
-                let mut guard = poisoned.into_inner();
-                *guard = None;
-                guard
-            }
-        }
+impl WriteLock {
+    fn lock(&self) -> MutexGuard<'_, ()> {
+        // Nothing is guarded but the order of writes: a panic while it was held leaves
+        // nothing half done here.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -196,12 +183,12 @@ pub struct Intent {
     pub created: String,
 }
 
-/// The contexts and intents trees, and the store's rendered views.
+/// The contexts and intents trees.
 #[derive(Clone)]
 pub struct Contexts {
     contexts: Table,
     intents: Table,
-    views: ViewCache,
+    writing: WriteLock,
 }
 
 fn intent_key(context: &str, kind: IntentKind) -> Vec<u8> {
@@ -215,14 +202,13 @@ fn intent_key(context: &str, kind: IntentKind) -> Vec<u8> {
 }
 
 impl Contexts {
-    /// Uses the store's `contexts` and `intents` trees, with a view cache of its own. Make
-    /// one per store and hand out clones: the clones share the cache, so every writer keeps
-    /// every reader's views current.
+    /// Uses the store's `contexts` and `intents` trees, with a write lock of its own. Make
+    /// one per store and hand out clones: the clones share the lock.
     pub fn new(store: &Store) -> Contexts {
         Contexts {
             contexts: store.table(TableId::Contexts),
             intents: store.table(TableId::Intents),
-            views: ViewCache::default(),
+            writing: WriteLock::default(),
         }
     }
 
@@ -234,79 +220,38 @@ impl Contexts {
             .transpose()
     }
 
-    /// Writes a context, and its rendered view when the views are loaded. The lock is held
-    /// across both, so two workers writing the same context leave the view of the one that
-    /// wrote last. The incident count is the breach monitor's ([`Contexts::add_incident`]):
+    /// Writes a context. The incident count is the breach monitor's ([`Contexts::add_incident`]):
     /// a write keeps the stored count, so an enroll that read the context before a slow
     /// provider call cannot undo an incident counted meanwhile.
     pub fn put(&self, ctx: &Context) -> Result<(), StoreError> {
-        let mut views = self.views.lock();
+        let _writing = self.writing.lock();
         let mut ctx = ctx.clone();
         if let Some(stored) = self.contexts.get(ctx.name.as_bytes())? {
             let stored: Context = decode(&stored)?;
             ctx.incidents = stored.incidents;
         }
-        self.write(&mut views, &ctx)
+        self.write(&ctx)
     }
 
     /// Counts one more incident against `name` (nothing when there is no such context).
     pub fn add_incident(&self, name: &str) -> Result<(), StoreError> {
-        let mut views = self.views.lock();
+        let _writing = self.writing.lock();
         let Some(stored) = self.contexts.get(name.as_bytes())? else {
             return Ok(());
         };
         let mut ctx: Context = decode(&stored)?;
         ctx.incidents += 1;
-        self.write(&mut views, &ctx)
+        self.write(&ctx)
     }
 
-    fn write(
-        &self,
-        views: &mut MutexGuard<'_, Option<BTreeMap<String, Rendered>>>,
-        ctx: &Context,
-    ) -> Result<(), StoreError> {
-        let encoded = encode(ctx)?;
-        if let Err(e) = self.contexts.insert(ctx.name.as_bytes(), encoded) {
-            // Whether it was written is unknown: read the tree again next time.
-            **views = None;
-            return Err(e);
-        }
-        if let Some(map) = views.as_mut() {
-            map.insert(ctx.name.clone(), Rendered::from_value(&ctx.view()));
-        }
+    fn write(&self, ctx: &Context) -> Result<(), StoreError> {
+        self.contexts.insert(ctx.name.as_bytes(), encode(ctx)?)?;
         Ok(())
     }
 
     /// Every context, by name.
     pub fn all(&self) -> Result<Vec<Context>, StoreError> {
         self.contexts.iter().map(|r| decode(&r?.1)).collect()
-    }
-
-    /// Every context's view as one JSON array, by name, and how many there are: the same
-    /// text as serialising `all()`'s views, from views rendered once per change. With
-    /// `after`, only the contexts whose names sort after it.
-    pub fn rendered_views(&self, after: Option<&str>) -> Result<(Rendered, usize), StoreError> {
-        let mut views = self.views.lock();
-        let map = match views.take() {
-            Some(map) => views.insert(map),
-            None => {
-                let mut map = BTreeMap::new();
-                for entry in self.contexts.iter() {
-                    let ctx: Context = decode(&entry?.1)?;
-                    map.insert(ctx.name.clone(), Rendered::from_value(&ctx.view()));
-                }
-                views.insert(map)
-            }
-        };
-        let shown: Vec<&Rendered> = match after {
-            Some(after) => map
-                .range::<str, _>((Bound::Excluded(after), Bound::Unbounded))
-                .map(|(_, v)| v)
-                .collect(),
-            None => map.values().collect(),
-        };
-        let count = shown.len();
-        Ok((Rendered::array(shown), count))
     }
 
     /// The intent for `context` and `kind`, if one is open.

@@ -181,7 +181,7 @@ fn a_real_mcp_client_gets_the_tools_in_scope_and_the_owner_decides_on_the_phone(
     assert_eq!(status["annotations"]["readOnlyHint"], true);
     assert_eq!(
         status["inputSchema"]["properties"]["context"]["pattern"],
-        pane_agent::policy::args::CONTEXT_PATTERN
+        pane_agent::commands::args::CONTEXT_PATTERN
     );
     let enroll = by_name("enroll").unwrap();
     assert_eq!(enroll["inputSchema"]["required"], json!(["url"]));

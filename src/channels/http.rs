@@ -79,8 +79,8 @@ async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
             agent.refused(error, Channel::Http).await
         }
     };
-    let status = reply.http_status();
-    json_response(status, reply.into_json_string())
+    let json = reply.to_json();
+    json_response(reply.http_status(&json), json.to_string())
 }
 
 fn body_timed_out(limit: Duration) -> Response {

@@ -71,7 +71,8 @@ pub fn server(args: &McpArgs) -> anyhow::Result<PaneMcp> {
         Some(path) => Config::load(&path)?,
         None => Config::default(),
     };
-    crate::policy::mcp::check_scope(&config.mcp.tools).map_err(anyhow::Error::msg)?;
+    crate::policy::mcp::check_scope(&config.mcp.tools, |n| crate::commands::find(n).is_some())
+        .map_err(anyhow::Error::msg)?;
     Ok(PaneMcp::new(key, socket_of(&data_dir), &config.mcp.tools))
 }
 

@@ -111,7 +111,8 @@ pub fn preflight(
         }
         None => Config::default(),
     };
-    crate::policy::mcp::check_scope(&config.mcp.tools).map_err(anyhow::Error::msg)?;
+    crate::policy::mcp::check_scope(&config.mcp.tools, |n| crate::commands::find(n).is_some())
+        .map_err(anyhow::Error::msg)?;
     let secrets = SecretSet::load(data_dir, &config.auth.previous_secrets)?;
     if let Some(key) = crate::auth::mcp_key::load(data_dir)? {
         if secrets.all().any(|s| s.as_bytes() == key.as_bytes()) {

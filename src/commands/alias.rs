@@ -1,7 +1,8 @@
 //! `alias.create {context}`, `alias.deactivate {context}`, `alias.activate {context}`.
 
-use super::Args;
-use super::Work;
+use super::args::CONTEXT;
+use super::{Args, Cmd, Fast, Run, Spec, Work};
+use crate::policy::tools::Tier;
 use crate::reply::CommandError;
 
 /// What to do with a context's alias.
@@ -24,21 +25,53 @@ pub struct AliasCommand {
     pub action: AliasAction,
 }
 
-impl AliasCommand {
-    /// Parses `{context}`.
-    pub fn parse(args: &Args<'_>, action: AliasAction) -> Result<AliasCommand, CommandError> {
+impl Cmd for AliasCommand {
+    const SPECS: &'static [Spec] = &[
+        Spec::new(
+            "alias.create",
+            Tier::Write,
+            true,
+            &[CONTEXT],
+            "make an alias for a context without one",
+        ),
+        Spec::new(
+            "alias.deactivate",
+            Tier::Write,
+            true,
+            &[CONTEXT],
+            "stop the alias forwarding",
+        ),
+        Spec::new(
+            "alias.activate",
+            Tier::Write,
+            true,
+            &[CONTEXT],
+            "let the alias forward again",
+        ),
+    ];
+
+    fn parse(name: &str, args: &Args<'_>) -> Result<AliasCommand, CommandError> {
+        let action = match name {
+            "alias.create" => AliasAction::Create,
+            "alias.deactivate" => AliasAction::Deactivate,
+            _ => AliasAction::Activate,
+        };
         Ok(AliasCommand {
             context: args.context()?,
             action,
         })
     }
 
-    /// The work it hands to the enrollment worker, which owns contexts.
-    pub fn work(self) -> Work {
-        match self.action {
+    fn spec(&self) -> &'static Spec {
+        &Self::SPECS[self.action as usize]
+    }
+
+    /// The job runner, which owns contexts, asks the alias provider.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Ok(Run::Work(match self.action {
             AliasAction::Create => Work::CreateAlias(self.context),
             AliasAction::Deactivate => Work::SetAliasActive(self.context, false),
             AliasAction::Activate => Work::SetAliasActive(self.context, true),
-        }
+        }))
     }
 }

@@ -1,8 +1,12 @@
 //! `approve {code}`: the owner allows one pending action, which then runs once.
 
-use super::{invalid, Args};
+use super::args::{req, Arg, Kind};
+use super::{invalid, Args, Cmd, Fast, Run, Spec};
 use crate::policy::approvals::ApprovalCode;
-use crate::reply::{CommandError, ErrorKind};
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, ErrorKind, Output, Words};
+use serde::{Serialize, Serializer};
+use serde_json::json;
 
 /// `approve {code}`
 #[derive(Debug, Clone, PartialEq)]
@@ -11,12 +15,75 @@ pub struct Approve {
     pub code: ApprovalCode,
 }
 
-impl Approve {
-    /// Parses `{code}`.
-    pub fn parse(args: &Args<'_>) -> Result<Approve, CommandError> {
+/// The argument of `approve` and `deny`.
+pub const CODE: &[Arg] = &[req(
+    "code",
+    Kind::Code,
+    "the approval code from the owner's phone",
+)];
+
+impl Cmd for Approve {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "approve",
+        Tier::Write,
+        false,
+        CODE,
+        "approve a pending action",
+    )];
+
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Approve, CommandError> {
         Ok(Approve {
             code: parse_code(args)?,
         })
+    }
+
+    /// The gate settles an approval itself (it holds the approval's command and its
+    /// waiter) before anything runs; it never reaches here.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Err(internal("approve is settled before it reaches execute"))
+    }
+}
+
+/// What an `approve` answers once the action ran: the approval, and the action's own result.
+#[derive(Debug)]
+pub struct Approved {
+    /// The approval's code (as the store names it).
+    pub code: ApprovalCode,
+    /// The command it ran.
+    pub action: String,
+    /// What the command answered.
+    pub result: Result<Box<dyn Output>, CommandError>,
+}
+
+impl Serialize for Approved {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let result = match &self.result {
+            Ok(out) => out.json(),
+            Err(e) => json!({"error": e.message, "kind": e.kind.as_str()}),
+        };
+        json!({
+            "status": "approved",
+            "code": self.code,
+            "action": self.action,
+            "result": result,
+        })
+        .serialize(s)
+    }
+}
+
+impl Words for Approved {
+    /// The approval in a sentence, then what the action answered, in its own words.
+    fn words(&self, _cmd: &str) -> String {
+        let action = if self.action.is_empty() {
+            "the action"
+        } else {
+            &self.action
+        };
+        let outcome = match &self.result {
+            Ok(out) => out.words(action),
+            Err(e) => format!("✗ {action}: {}", crate::words::lines::single(&e.message)),
+        };
+        format!("✓ Approved: {action} ran.\n{outcome}")
     }
 }
 
@@ -32,4 +99,33 @@ pub fn used_code() -> CommandError {
         ErrorKind::ApprovalInvalid,
         "approval code is no longer pending: a code works once",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::words::Fields;
+
+    #[test]
+    fn an_approval_names_the_action_and_its_result() {
+        let code = ApprovalCode::parse("ABCDE-FGHJK").unwrap();
+        let ran = Approved {
+            code: code.clone(),
+            action: "expire".into(),
+            result: Ok(Box::new(Fields(
+                json!({"context": "notion", "state": "expired"}),
+            ))),
+        };
+        let text = Words::words(&ran, "approve");
+        assert!(text.starts_with("✓ Approved: expire ran.\n"), "{text}");
+        assert!(text.contains("notion"), "{text}");
+        let failed = Approved {
+            code,
+            action: "expire".into(),
+            result: Err(CommandError::new(ErrorKind::Unavailable, "provider down")),
+        };
+        let text = Words::words(&failed, "approve");
+        assert!(text.ends_with("✗ expire: provider down"), "{text}");
+        assert_eq!(failed.json()["result"]["kind"], "unavailable");
+    }
 }

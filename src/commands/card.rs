@@ -1,10 +1,11 @@
 //! `card.pause {context}` [write], `card.fund {context, limit}` [external],
 //! `card.close {context}` [external; closing is final].
 
-use super::Work;
-use super::{invalid, Args};
+use super::args::{req, Kind, CONTEXT};
+use super::{invalid, live_context, Args, Cmd, Fast, Run, Spec, Work};
 use crate::config::{CardProviderKind, CardsConfig};
 use crate::context::{format_amount, Contexts};
+use crate::policy::tools::Tier;
 use crate::reply::{CommandError, ErrorKind};
 
 /// What to do with a context's card.
@@ -27,10 +28,41 @@ pub struct CardCommand {
     pub action: CardAction,
 }
 
-impl CardCommand {
+impl Cmd for CardCommand {
+    const SPECS: &'static [Spec] = &[
+        Spec::new(
+            "card.pause",
+            Tier::Write,
+            true,
+            &[CONTEXT],
+            "pause the card",
+        ),
+        Spec::new(
+            "card.fund",
+            Tier::External,
+            true,
+            &[
+                CONTEXT,
+                req(
+                    "limit",
+                    Kind::Amount,
+                    "the spend limit, such as 25 or 25.50",
+                ),
+            ],
+            "set the card's limit and open it (needs approval)",
+        ),
+        Spec::new(
+            "card.close",
+            Tier::External,
+            true,
+            &[CONTEXT],
+            "close the card for good (needs approval)",
+        ),
+    ];
+
     /// Parses `{context}`, or `{context, limit}` for fund.
-    pub fn parse(args: &Args<'_>, fund: bool, close: bool) -> Result<CardCommand, CommandError> {
-        let action = if fund {
+    fn parse(name: &str, args: &Args<'_>) -> Result<CardCommand, CommandError> {
+        let action = if name == "card.fund" {
             let cents = args
                 .opt_amount_cents("limit")?
                 .ok_or_else(|| invalid("missing argument limit (an amount such as 25 or 25.50)"))?;
@@ -41,12 +73,10 @@ impl CardCommand {
                 ));
             }
             CardAction::Fund(cents)
+        } else if name == "card.close" {
+            CardAction::Close
         } else {
-            if close {
-                CardAction::Close
-            } else {
-                CardAction::Pause
-            }
+            CardAction::Pause
         };
         Ok(CardCommand {
             context: args.context()?,
@@ -54,8 +84,16 @@ impl CardCommand {
         })
     }
 
+    fn spec(&self) -> &'static Spec {
+        &Self::SPECS[match self.action {
+            CardAction::Pause => 0,
+            CardAction::Fund(_) => 1,
+            CardAction::Close => 2,
+        }]
+    }
+
     /// The approval prompt's words.
-    pub fn describe(&self, contexts: &Contexts) -> String {
+    fn describe(&self, contexts: &Contexts) -> String {
         let card = contexts
             .get(&self.context)
             .ok()
@@ -77,9 +115,30 @@ impl CardCommand {
         }
     }
 
-    /// The work it hands to the enrollment worker.
-    pub fn work(self) -> Work {
-        Work::Card(self.context, self.action)
+    /// The job runner asks the card provider.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Ok(Run::Work(Work::Card(self.context, self.action)))
+    }
+
+    /// The context must be live, with a card that is not closed, and a limit within
+    /// `[cards] max_limit`.
+    fn precheck(&self, contexts: &Contexts, cards: &CardsConfig) -> Result<(), CommandError> {
+        let ctx = live_context(contexts, &self.context)?;
+        let conflict = |m: String| Err(CommandError::new(ErrorKind::Conflict, m));
+        match &ctx.card {
+            None => return conflict(format!("context {} has no card", self.context)),
+            Some(card) if card.state == crate::providers::CardState::Closed => {
+                return conflict(format!(
+                    "the card of {} is closed; closing is final",
+                    self.context
+                ))
+            }
+            Some(_) => {}
+        }
+        if let CardAction::Fund(cents) = self.action {
+            check_limit(cents, cards)?;
+        }
+        Ok(())
     }
 }
 

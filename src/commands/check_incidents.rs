@@ -2,14 +2,28 @@
 //! plain-sentence `summary`) and as the prototype's lines (`⚠  2026-11-22T10:00  notion  ←
 //! evil.example`) followed by that sentence.
 
-use super::Args;
-use crate::breach::incidents::{Incident, Incidents};
-use crate::reply::{internal, CommandError};
-use serde_json::{json, Value};
+use super::{Args, Cmd, Fast, Run, Spec};
+use crate::breach::incidents::Incident;
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, Words};
+use crate::words::lines::single;
+use serde::{Serialize, Serializer};
 
 /// `check-incidents` takes no arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckIncidents;
+
+/// What `check-incidents` answers: `{"count", "incidents": [view, ...], "lines": [...]}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentsOutput(pub Vec<Incident>);
+
+impl Serialize for IncidentsOutput {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let lines: Vec<String> = self.0.iter().map(line).collect();
+        let views: Vec<serde_json::Value> = self.0.iter().map(Incident::view).collect();
+        serde_json::json!({"count": self.0.len(), "incidents": views, "lines": lines}).serialize(s)
+    }
+}
 
 /// One incident as a line: first seen to the minute, context, sender domain (or merchant),
 /// and what happened in words ([`Incident::describe`]).
@@ -24,20 +38,53 @@ pub fn line(i: &Incident) -> String {
     )
 }
 
-impl CheckIncidents {
-    /// Parses the (empty) arguments.
-    pub fn parse(_args: &Args<'_>) -> Result<CheckIncidents, CommandError> {
+impl Words for IncidentsOutput {
+    /// One line per incident, strongest first, in the words of its summary, with its id (for
+    /// `incident.ack`) and the burn it queued.
+    fn words(&self, _cmd: &str) -> String {
+        if self.0.is_empty() {
+            return "✓ No incidents.".to_string();
+        }
+        let mut out = match self.0.len() {
+            1 => "1 incident:".to_string(),
+            n => format!("{n} incidents, strongest first:"),
+        };
+        for i in &self.0 {
+            out.push_str(&format!("\n• {} ({}", single(&i.describe()), single(&i.id)));
+            if i.acked {
+                out.push_str(", acknowledged");
+            }
+            if let Some(reference) = &i.burn_code {
+                out.push_str(&format!(
+                    "; burn queued: approval {}, answer its prompt",
+                    single(reference)
+                ));
+            }
+            out.push(')');
+        }
+        out
+    }
+}
+
+impl Cmd for CheckIncidents {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "check-incidents",
+        Tier::Read,
+        true,
+        &[],
+        "list breach incidents",
+    )];
+
+    fn parse(_name: &str, _args: &Args<'_>) -> Result<CheckIncidents, CommandError> {
         Ok(CheckIncidents)
     }
 
     /// Lists the incidents, strongest first. A queued burn is named by its approval's
     /// reference (`burn_code`), never its code, on every channel.
-    pub fn apply(self, incidents: &Incidents) -> Result<Value, CommandError> {
-        let mut all = incidents.all().map_err(internal)?;
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        let mut all = fast.incidents.all().map_err(internal)?;
         // Strongest signal first; oldest first within a rank (the sort is stable).
         all.sort_by_key(|i| std::cmp::Reverse(i.effective_kind().rank()));
-        let lines: Vec<String> = all.iter().map(line).collect();
-        let views: Vec<Value> = all.iter().map(Incident::view).collect();
-        Ok(json!({"count": all.len(), "incidents": views, "lines": lines}))
+        Run::done(IncidentsOutput(all))
     }
 }

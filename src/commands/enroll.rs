@@ -2,7 +2,9 @@
 //! merchants?}`: a new context with a disposable alias, a paused $0 card and a placeholder
 //! identity.
 
-use super::{invalid, validate_context_name, Args};
+use super::args::{opt, req, Kind};
+use super::{invalid, validate_context_name, Args, Cmd, Fast, Run, Spec, Work};
+use crate::policy::tools::Tier;
 use crate::reply::CommandError;
 use serde_json::Value;
 
@@ -37,9 +39,49 @@ pub struct Enroll {
     pub request: EnrollRequest,
 }
 
-impl Enroll {
+impl Cmd for Enroll {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "enroll",
+        Tier::Write,
+        true,
+        &[
+            req("url", Kind::Url, "the site, such as https://www.notion.so"),
+            opt(
+                "alias",
+                Kind::Context,
+                "the context's name (default: after the site's domain)",
+            ),
+            opt(
+                "card",
+                Kind::Card,
+                "{limit} for a card with that spend limit (default 0), false for none",
+            ),
+            opt(
+                "identity",
+                Kind::Choice(&["placeholder", "none"]),
+                "a placeholder identity (default) or none",
+            ),
+            opt(
+                "note",
+                Kind::Text { max: 500 },
+                "a note kept with the context",
+            ),
+            opt(
+                "senders",
+                Kind::Domains,
+                "other domains that may mail the alias for this site",
+            ),
+            opt(
+                "merchants",
+                Kind::Descriptors,
+                "other card descriptors that are this site's own charges",
+            ),
+        ],
+        "make a context: alias, paused card, placeholder identity",
+    )];
+
     /// Parses and checks the arguments.
-    pub fn parse(args: &Args<'_>) -> Result<Enroll, CommandError> {
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Enroll, CommandError> {
         let site = args.string("url")?;
         let url = url::Url::parse(&site)
             .ok()
@@ -120,5 +162,10 @@ impl Enroll {
                 note,
             },
         })
+    }
+
+    /// The job runner makes (or resumes making) the context.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Ok(Run::Work(Work::Enroll(self.request)))
     }
 }

@@ -1,9 +1,11 @@
 //! `expire {context}` [external]: burn a context. The alias is deactivated and deleted, the
 //! card closed, and the context kept as expired for the record.
 
-use super::Args;
-use super::Work;
+use super::args::CONTEXT;
+use super::{live_context, Args, Cmd, Fast, Run, Spec, Work};
+use crate::config::CardsConfig;
 use crate::context::Contexts;
+use crate::policy::tools::Tier;
 use crate::reply::CommandError;
 
 /// `expire {context}`
@@ -13,16 +15,23 @@ pub struct Expire {
     pub context: String,
 }
 
-impl Expire {
-    /// Parses `{context}`.
-    pub fn parse(args: &Args<'_>) -> Result<Expire, CommandError> {
+impl Cmd for Expire {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "expire",
+        Tier::External,
+        true,
+        &[CONTEXT],
+        "burn the context: alias deleted, card closed (needs approval)",
+    )];
+
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Expire, CommandError> {
         Ok(Expire {
             context: args.context()?,
         })
     }
 
     /// The approval prompt's words: exactly what will be destroyed.
-    pub fn describe(&self, contexts: &Contexts) -> String {
+    fn describe(&self, contexts: &Contexts) -> String {
         let ctx = contexts.get(&self.context).ok().flatten();
         let alias = ctx
             .as_ref()
@@ -40,8 +49,13 @@ impl Expire {
         )
     }
 
-    /// The work it hands to the enrollment worker.
-    pub fn work(self) -> Work {
-        Work::Expire(self.context)
+    /// The job runner burns it at the providers.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Ok(Run::Work(Work::Expire(self.context)))
+    }
+
+    /// The context must exist and not be expired already.
+    fn precheck(&self, contexts: &Contexts, _cards: &CardsConfig) -> Result<(), CommandError> {
+        live_context(contexts, &self.context).map(|_| ())
     }
 }

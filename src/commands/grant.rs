@@ -1,38 +1,67 @@
 //! `grant {tool}`: gives a tool its grant back. External tier: it needs the owner's approval.
 
-use super::Args;
-use crate::policy::grants::Grants;
-use crate::policy::tools::ToolSpec;
-use crate::reply::{internal, CommandError};
-use serde_json::{json, Value};
+use super::args::{req, Arg, Kind};
+use super::{Args, Cmd, Fast, Run, Spec};
+use crate::context::Contexts;
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, Words};
+use serde::Serialize;
 
 /// `grant {tool}`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Grant {
     /// The tool.
-    pub tool: &'static ToolSpec,
+    pub tool: &'static Spec,
 }
 
-impl Grant {
-    /// Parses `{tool}`; only grantable tools are accepted.
-    pub fn parse(args: &Args<'_>) -> Result<Grant, CommandError> {
+/// The argument of `grant` and `revoke`.
+pub const TOOL: &[Arg] = &[req("tool", Kind::ToolName, "the tool's name")];
+
+/// What `grant` and `revoke` answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GrantChanged {
+    /// `granted` or `revoked`.
+    pub status: &'static str,
+    /// The tool.
+    pub tool: &'static str,
+}
+
+impl Words for GrantChanged {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
+
+impl Cmd for Grant {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "grant",
+        Tier::External,
+        false,
+        TOOL,
+        "grant a tool (needs approval)",
+    )];
+
+    /// Only grantable tools are accepted.
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Grant, CommandError> {
         Ok(Grant {
             tool: args.grantable_tool()?,
         })
     }
 
-    /// The approval prompt's words.
-    pub fn describe(&self) -> String {
-        format!(
-            "grant the tool `{}` ({} tier): it will be allowed to run again",
-            self.tool.name,
-            self.tool.tier.as_str()
-        )
+    /// Records the grant.
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        fast.grants.grant(&self.tool.tool).map_err(internal)?;
+        Run::done(GrantChanged {
+            status: "granted",
+            tool: self.tool.name(),
+        })
     }
 
-    /// Records the grant.
-    pub fn apply(self, grants: &Grants) -> Result<Value, CommandError> {
-        grants.grant(self.tool).map_err(internal)?;
-        Ok(json!({"status": "granted", "tool": self.tool.name}))
+    fn describe(&self, _contexts: &Contexts) -> String {
+        format!(
+            "grant the tool `{}` ({} tier): it will be allowed to run again",
+            self.tool.name(),
+            self.tool.tool.tier.as_str()
+        )
     }
 }

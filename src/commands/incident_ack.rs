@@ -1,9 +1,11 @@
 //! `incident.ack {id}`: the owner has seen an incident (it stays in the record).
 
-use super::{invalid, Args};
-use crate::breach::incidents::Incidents;
-use crate::reply::{internal, CommandError, ErrorKind};
-use serde_json::{json, Value};
+use super::args::{req, Kind};
+use super::{invalid, Args, Cmd, Fast, Run, Spec};
+use crate::breach::incidents::Incident;
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, ErrorKind, Words};
+use serde::{Serialize, Serializer};
 
 /// `incident.ack {id}`
 #[derive(Debug, Clone, PartialEq)]
@@ -12,9 +14,36 @@ pub struct IncidentAck {
     pub id: String,
 }
 
-impl IncidentAck {
-    /// Parses `{id}`.
-    pub fn parse(args: &Args<'_>) -> Result<IncidentAck, CommandError> {
+/// What `incident.ack` answers: `{"status": "acknowledged", "incident": view}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledged(pub Incident);
+
+impl Serialize for Acknowledged {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::json!({"status": "acknowledged", "incident": self.0.view()}).serialize(s)
+    }
+}
+
+impl Words for Acknowledged {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
+
+impl Cmd for IncidentAck {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "incident.ack",
+        Tier::Write,
+        true,
+        &[req(
+            "id",
+            Kind::IncidentId,
+            "the incident's id, as check-incidents gives it",
+        )],
+        "acknowledge an incident",
+    )];
+
+    fn parse(_name: &str, args: &Args<'_>) -> Result<IncidentAck, CommandError> {
         let id = args.string("id")?;
         let ok = id.len() == 12
             && id.starts_with("i-")
@@ -26,8 +55,9 @@ impl IncidentAck {
     }
 
     /// Marks it acknowledged.
-    pub fn apply(self, incidents: &Incidents) -> Result<Value, CommandError> {
-        let mut incident = incidents
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        let mut incident = fast
+            .incidents
             .by_id(&self.id)
             .map_err(internal)?
             .ok_or_else(|| {
@@ -37,7 +67,7 @@ impl IncidentAck {
                 )
             })?;
         incident.acked = true;
-        incidents.put(&incident).map_err(internal)?;
-        Ok(json!({"status": "acknowledged", "incident": incident.view()}))
+        fast.incidents.put(&incident).map_err(internal)?;
+        Run::done(Acknowledged(incident))
     }
 }

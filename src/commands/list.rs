@@ -1,9 +1,13 @@
 //! `list`: every context the agent holds.
 
-use super::Args;
-use crate::context::Contexts;
-use crate::reply::{internal, Answer, CommandError, Rendered};
-use serde_json::{json, Value};
+use super::args::{opt, Kind};
+use super::{Args, Cmd, Fast, Run, Spec, Work};
+use crate::context::{Context, Contexts};
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, Words};
+use crate::words::contexts::ContextLine;
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 
 /// `list {refresh?, after?}`
 #[derive(Debug, Clone, PartialEq)]
@@ -15,33 +19,116 @@ pub struct List {
     pub after: Option<String>,
 }
 
-impl List {
-    /// Parses the (empty) arguments.
-    pub fn parse(args: &Args<'_>) -> Result<List, CommandError> {
+/// What `list` answers: `{"contexts": [view, ...], "count": n}`, and `refresh`, the provider
+/// report of a `refresh: true`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ListOutput {
+    /// The contexts, by name (shown as their views, `Context::view`).
+    #[serde(serialize_with = "views")]
+    pub contexts: Vec<Context>,
+    /// How many.
+    pub count: usize,
+    /// What reading the provider found, for `refresh: true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Value>,
+}
+
+fn views<S: Serializer>(contexts: &[Context], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(contexts.iter().map(Context::view))
+}
+
+impl ListOutput {
+    /// The contexts by name, those after `after` when it is given, with the provider report
+    /// of a refresh.
+    pub fn of(
+        contexts: &Contexts,
+        after: Option<&str>,
+        refresh: Option<Value>,
+    ) -> Result<ListOutput, CommandError> {
+        let mut all = contexts.all().map_err(internal)?;
+        if let Some(after) = after {
+            all.retain(|c| c.name.as_str() > after);
+        }
+        Ok(ListOutput {
+            count: all.len(),
+            contexts: all,
+            refresh,
+        })
+    }
+}
+
+impl Cmd for List {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "list",
+        Tier::Read,
+        true,
+        &[
+            opt(
+                "refresh",
+                Kind::Flag,
+                "read every alias from the provider first",
+            ),
+            opt(
+                "after",
+                Kind::Context,
+                "only the contexts named after this one (the next page of a long list)",
+            ),
+        ],
+        "list the contexts (after: those named after it); refresh reads the alias provider first",
+    )];
+
+    fn parse(_name: &str, args: &Args<'_>) -> Result<List, CommandError> {
         Ok(List {
             refresh: args.opt_bool("refresh")?.unwrap_or(false),
             after: args.opt_string("after")?,
         })
     }
 
-    /// Returns `{"contexts": [view, ...], "count": n}` (and `refresh`, the provider report
-    /// of a `refresh: true`, which the enrollment worker makes first), by name, those after
-    /// `after` when it is given. The views
-    /// are rendered once per change of their context and put together as text (see
-    /// `context::ViewCache`): with many contexts this is most of what `list` costs.
-    pub fn apply(
-        contexts: &Contexts,
-        after: Option<&str>,
-        refreshed: Option<&Value>,
-    ) -> Result<Answer, CommandError> {
-        let (views, count) = contexts.rendered_views(after).map_err(internal)?;
-        let mut fields = vec![
-            ("contexts", views),
-            ("count", Rendered::from_value(&json!(count))),
-        ];
-        if let Some(report) = refreshed {
-            fields.push(("refresh", Rendered::from_value(report)));
+    /// The contexts now, or (with `refresh`) the worker's read of the provider first.
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        if self.refresh {
+            return Ok(Run::Work(Work::Refresh { after: self.after }));
         }
-        Ok(Answer::Rendered(Rendered::object(fields)))
+        Run::done(ListOutput::of(fast.contexts, self.after.as_deref(), None)?)
+    }
+}
+
+/// A serialisable enum's name (`"active"`, `"PAUSED"`), as the views show it.
+fn name_of(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        _ => String::new(),
+    }
+}
+
+/// One context's line.
+pub fn line(ctx: &Context) -> String {
+    let state = name_of(&ctx.state);
+    let card_state = ctx.card.as_ref().map(|c| name_of(&c.state));
+    ContextLine {
+        name: &ctx.name,
+        state: &state,
+        alias: ctx
+            .alias
+            .as_ref()
+            .map(|a| (a.email.as_str(), a.deleted, a.active)),
+        card: ctx.card.as_ref().map(|c| {
+            (
+                c.last_four.as_str(),
+                card_state.as_deref().unwrap_or_default(),
+            )
+        }),
+        incidents: ctx.incidents,
+    }
+    .text()
+}
+
+impl Words for ListOutput {
+    /// A count, then one line per context, as many as fit in one message.
+    fn words(&self, _cmd: &str) -> String {
+        crate::words::contexts::list(
+            self.contexts.len(),
+            self.contexts.iter().map(|c| (c.name.as_str(), line(c))),
+        )
     }
 }

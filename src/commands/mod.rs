@@ -1,13 +1,17 @@
-//! Typed commands: one file per command, each with its argument parsing and its action.
+//! Typed commands: one file per command, and one registry line each (below).
 //!
-//! [`Command::parse`] turns an authenticated envelope's `cmd` and `args` into a value whose
-//! tool and tier the policy can judge. Each command's file has what it does: fast commands an
-//! `apply` that is given exactly the records it reads or writes (the gate calls it), slow
-//! ones a `work()` that describes the [`Work`] a worker does beside the gate.
+//! Each file declares its command: name, tier, whether grants apply, summary and arguments
+//! ([`Spec`], from which parsing, `help` and the MCP JSON Schema come), how it parses, how it
+//! runs ([`Cmd::run`]: a fast answer from the records in [`Fast`], the [`Work`] a worker does
+//! beside the gate, or one of the few [`GateAction`]s only the gate can carry out), and its
+//! typed output, which is `Serialize` (the socket, HTTP, MCP and audit JSON) and words itself
+//! for the phone ([`crate::reply::Words`]). Adding a command is its file and its line in
+//! [`commands!`].
 
 pub mod alias;
 pub mod approvals;
 pub mod approve;
+pub mod args;
 pub mod audit;
 pub mod card;
 pub mod check_incidents;
@@ -28,19 +32,210 @@ pub mod transactions;
 pub mod trust;
 pub mod unlock;
 
+use crate::audit::AuditLog;
+use crate::breach::incidents::Incidents;
 use crate::config::CardsConfig;
 use crate::context::Contexts;
-use crate::policy::tools::{self, ToolSpec};
+use crate::origin::Invocation;
+use crate::policy::approvals::{Approval, Approvals};
+use crate::policy::grants::Grants;
+use crate::policy::tools::ToolSpec;
 use crate::redact::truncate;
-use crate::reply::{internal, CommandError, ErrorKind};
+use crate::reply::{internal, CommandError, ErrorKind, Output};
+use args::Arg;
 use serde_json::{Map, Value};
 
-/// A command the agent understands, with its parsed arguments.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
+/// A command's declaration: what the policy judges it by, the arguments it takes and what it
+/// does, in words for `help` and the MCP tool list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spec {
+    /// Its name, tier and whether grants apply.
+    pub tool: ToolSpec,
+    /// The arguments it takes: the parser, `help` and the MCP schemas all read them.
+    pub args: &'static [Arg],
+    /// What it does, for `help`.
+    pub summary: &'static str,
+}
+
+impl Spec {
+    /// A declaration (for the `const` in each command's file).
+    pub const fn new(
+        name: &'static str,
+        tier: crate::policy::tools::Tier,
+        grantable: bool,
+        args: &'static [Arg],
+        summary: &'static str,
+    ) -> Spec {
+        Spec {
+            tool: ToolSpec {
+                name,
+                tier,
+                grantable,
+            },
+            args,
+            summary,
+        }
+    }
+
+    /// The command's name.
+    pub fn name(&self) -> &'static str {
+        self.tool.name
+    }
+
+    /// The arguments as `help` shows them (`{context, limit}`).
+    pub fn usage(&self) -> String {
+        args::usage(self.args)
+    }
+}
+
+/// What the gate lends a fast command: the records it may read or write, and who asked. The
+/// same for every command, so that a new one needs nothing from the gate.
+pub struct Fast<'a> {
+    /// Who asked, over which channel, and when.
+    pub inv: &'a Invocation,
+    /// The contexts.
+    pub contexts: &'a Contexts,
+    /// The breach incidents.
+    pub incidents: &'a Incidents,
+    /// The grants.
+    pub grants: &'a Grants,
+    /// The approvals.
+    pub approvals: &'a Approvals,
+    /// The audit log.
+    pub audit: &'a AuditLog,
+    /// The store's typed records (MCP request ids).
+    pub records: &'a crate::store::Records,
+    /// The Signal channel's records (the identity block).
+    pub signal: &'a crate::store::signal::SignalState,
+    /// The gate's decision whether this caller may see an approval's code in clear (only
+    /// when codes are not phone-only); None leaves it out.
+    pub code_shown: &'a dyn Fn(&Approval) -> Option<String>,
+}
+
+/// How a command runs.
+#[derive(Debug)]
+pub enum Run {
+    /// Answered at once, from the records.
+    Done(Box<dyn Output>),
+    /// Slow work (provider calls, sweeps) handed to a worker; the gate goes on meanwhile.
+    Work(Work),
+    /// Something only the gate can do, because it holds what it touches (the lockdown
+    /// switch, the secrets, the jobs in flight).
+    Gate(GateAction),
+}
+
+impl Run {
+    /// Answered at once with `output`.
+    pub fn done(output: impl Output + 'static) -> Result<Run, CommandError> {
+        Ok(Run::Done(Box::new(output)))
+    }
+}
+
+/// The gate's own powers that a command asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateAction {
+    /// Revoke every non-read grant, deny every pending approval, stop the jobs in flight.
+    Lockdown,
+    /// End a lockdown.
+    Unlock,
+    /// Read the command secrets again.
+    ReloadSecrets,
+}
+
+/// One command: its declaration, parsing and running. Each file in `src/commands/`
+/// implements it for its command's type.
+pub trait Cmd: Sized {
+    /// What it declares: one spec for most commands (the three `alias.*` and the three
+    /// `card.*` commands share a type, and list three).
+    const SPECS: &'static [Spec];
+
+    /// Parses the arguments of the command called `name` (one of [`Cmd::SPECS`]), already
+    /// checked against its declared keys.
+    fn parse(name: &str, args: &Args<'_>) -> Result<Self, CommandError>;
+
+    /// The declaration of this command.
+    fn spec(&self) -> &'static Spec {
+        &Self::SPECS[0]
+    }
+
+    /// Runs it (see [`Run`]).
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError>;
+
+    /// What running it will do, in words, for an approval prompt.
+    fn describe(&self, _contexts: &Contexts) -> String {
+        format!("run `{}`", self.spec().name())
+    }
+
+    /// Checks, before the owner is asked to approve it, that it can happen at all.
+    fn precheck(&self, _contexts: &Contexts, _cards: &CardsConfig) -> Result<(), CommandError> {
+        Ok(())
+    }
+}
+
+/// The registry: one line per command type, in the order `help` lists them. It makes the
+/// [`Command`] enum and what dispatches on it.
+macro_rules! commands {
+    ($($(#[$doc:meta])* $variant:ident($ty:ty),)*) => {
+        /// A command the agent understands, with its parsed arguments.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Command {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        /// Every command's declaration, in the order `help` lists them.
+        pub fn specs() -> impl Iterator<Item = &'static Spec> {
+            [$(<$ty as Cmd>::SPECS),*].into_iter().flatten()
+        }
+
+        impl Command {
+            fn parse_as(spec: &Spec, args: &Args<'_>) -> Result<Command, CommandError> {
+                let name = spec.name();
+                $(if <$ty as Cmd>::SPECS.iter().any(|s| s.name() == name) {
+                    return <$ty as Cmd>::parse(name, args).map(Command::$variant);
+                })*
+                Err(internal(format!("{name} is declared by no command")))
+            }
+
+            /// Its declaration.
+            pub fn spec(&self) -> &'static Spec {
+                match self {
+                    $(Command::$variant(c) => c.spec(),)*
+                }
+            }
+
+            /// Runs it (see [`Run`]).
+            pub fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+                match self {
+                    $(Command::$variant(c) => c.run(fast),)*
+                }
+            }
+
+            /// What running it will do, in words, for an approval prompt.
+            pub fn describe(&self, contexts: &Contexts) -> String {
+                match self {
+                    $(Command::$variant(c) => c.describe(contexts),)*
+                }
+            }
+
+            /// Checks, before the owner is asked to approve it, that the command can happen
+            /// at all (the context exists and is in a state that allows it).
+            pub fn precheck(
+                &self,
+                contexts: &Contexts,
+                cards: &CardsConfig,
+            ) -> Result<(), CommandError> {
+                match self {
+                    $(Command::$variant(c) => c.precheck(contexts, cards),)*
+                }
+            }
+        }
+    };
+}
+
+commands! {
     /// `help`
     Help(help::Help),
-    /// `list`
+    /// `list {refresh?, after?}`
     List(list::List),
     /// `status {context}`
     Status(status::Status),
@@ -50,7 +245,7 @@ pub enum Command {
     Approve(approve::Approve),
     /// `deny {code}`
     Deny(deny::Deny),
-    /// `audit {since?, limit?, verify?}`
+    /// `audit {since?, limit?, verify?, head?}`
     Audit(audit::Audit),
     /// `grant {tool}`
     Grant(grant::Grant),
@@ -58,7 +253,7 @@ pub enum Command {
     Revoke(revoke::Revoke),
     /// `lockdown`
     Lockdown(lockdown::Lockdown),
-    /// `enroll {url, alias?, card?, identity?, note?}`
+    /// `enroll {url, alias?, card?, identity?, note?, senders?, merchants?}`
     Enroll(enroll::Enroll),
     /// `alias.create`, `alias.deactivate`, `alias.activate` `{context}`
     Alias(alias::AliasCommand),
@@ -76,174 +271,62 @@ pub enum Command {
     IncidentAck(incident_ack::IncidentAck),
     /// `trust`
     Trust(trust::Trust),
-    /// `secrets.reload`
-    SecretsReload(secrets_reload::SecretsReload),
     /// `unlock`
     Unlock(unlock::Unlock),
+    /// `secrets.reload`
+    SecretsReload(secrets_reload::SecretsReload),
     /// `request.status {request_id}` (the MCP key only)
     RequestStatus(request_status::RequestStatus),
+}
+
+/// The declaration of the command called `name`.
+pub fn find(name: &str) -> Option<&'static Spec> {
+    specs().find(|s| s.name() == name)
 }
 
 impl Command {
     /// Parses `cmd` with `args`. Unknown commands and bad arguments are refused here,
     /// before the policy sees them.
     pub fn parse(cmd: &str, args: &Map<String, Value>) -> Result<Command, CommandError> {
-        // The keys each command takes are declared once, in its tool entry.
-        if let Some(tool) = tools::find(cmd) {
-            crate::policy::args::check(tool.args, args).map_err(invalid)?;
-        }
-        let a = Args(args);
-        Ok(match cmd {
-            "help" => Command::Help(help::Help::parse(&a)?),
-            "list" => Command::List(list::List::parse(&a)?),
-            "status" => Command::Status(status::Status::parse(&a)?),
-            "approvals" => Command::Approvals(approvals::Approvals::parse(&a)?),
-            "approve" => Command::Approve(approve::Approve::parse(&a)?),
-            "deny" => Command::Deny(deny::Deny::parse(&a)?),
-            "audit" => Command::Audit(audit::Audit::parse(&a)?),
-            "grant" => Command::Grant(grant::Grant::parse(&a)?),
-            "revoke" => Command::Revoke(revoke::Revoke::parse(&a)?),
-            "lockdown" => Command::Lockdown(lockdown::Lockdown::parse(&a)?),
-            "enroll" => Command::Enroll(enroll::Enroll::parse(&a)?),
-            "alias.create" => {
-                Command::Alias(alias::AliasCommand::parse(&a, alias::AliasAction::Create)?)
-            }
-            "alias.deactivate" => Command::Alias(alias::AliasCommand::parse(
-                &a,
-                alias::AliasAction::Deactivate,
-            )?),
-            "alias.activate" => Command::Alias(alias::AliasCommand::parse(
-                &a,
-                alias::AliasAction::Activate,
-            )?),
-            "card.pause" => Command::Card(card::CardCommand::parse(&a, false, false)?),
-            "card.fund" => Command::Card(card::CardCommand::parse(&a, true, false)?),
-            "card.close" => Command::Card(card::CardCommand::parse(&a, false, true)?),
-            "transactions" => Command::Transactions(transactions::Transactions::parse(&a)?),
-            "expire" => Command::Expire(expire::Expire::parse(&a)?),
-            "sweep" => Command::Sweep(sweep::Sweep::parse(&a)?),
-            "check-incidents" => {
-                Command::CheckIncidents(check_incidents::CheckIncidents::parse(&a)?)
-            }
-            "incident.ack" => Command::IncidentAck(incident_ack::IncidentAck::parse(&a)?),
-            "trust" => Command::Trust(trust::Trust::parse(&a)?),
-            "secrets.reload" => Command::SecretsReload(secrets_reload::SecretsReload::parse(&a)?),
-            "unlock" => Command::Unlock(unlock::Unlock::parse(&a)?),
-            "request.status" => Command::RequestStatus(request_status::RequestStatus::parse(&a)?),
-            other => {
-                return Err(CommandError::new(
-                    ErrorKind::UnknownCommand,
-                    format!("unknown command: {} (send `help`)", truncate(other, 40)),
-                ))
-            }
-        })
+        let Some(spec) = find(cmd) else {
+            return Err(CommandError::new(
+                ErrorKind::UnknownCommand,
+                format!("unknown command: {} (send `help`)", truncate(cmd, 40)),
+            ));
+        };
+        // The keys each command takes are declared once, in its spec.
+        args::check(spec.args, args).map_err(invalid)?;
+        Command::parse_as(spec, &Args(args))
     }
 
     /// The command's name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Command::Help(_) => "help",
-            Command::List(_) => "list",
-            Command::Status(_) => "status",
-            Command::Approvals(_) => "approvals",
-            Command::Approve(_) => "approve",
-            Command::Deny(_) => "deny",
-            Command::Audit(_) => "audit",
-            Command::Grant(_) => "grant",
-            Command::Revoke(_) => "revoke",
-            Command::Lockdown(_) => "lockdown",
-            Command::Enroll(_) => "enroll",
-            Command::Alias(c) => match c.action {
-                alias::AliasAction::Create => "alias.create",
-                alias::AliasAction::Deactivate => "alias.deactivate",
-                alias::AliasAction::Activate => "alias.activate",
-            },
-            Command::Card(c) => match c.action {
-                card::CardAction::Pause => "card.pause",
-                card::CardAction::Fund(_) => "card.fund",
-                card::CardAction::Close => "card.close",
-            },
-            Command::Transactions(_) => "transactions",
-            Command::Expire(_) => "expire",
-            Command::Sweep(_) => "sweep",
-            Command::CheckIncidents(_) => "check-incidents",
-            Command::IncidentAck(_) => "incident.ack",
-            Command::Trust(_) => "trust",
-            Command::SecretsReload(_) => "secrets.reload",
-            Command::Unlock(_) => "unlock",
-            Command::RequestStatus(_) => "request.status",
-        }
+        self.spec().name()
     }
 
-    /// The tool it runs, which carries its tier. A command missing from the tool table is
-    /// refused (fail closed), never run under some other tool's tier.
+    /// The tool it runs, which carries its tier (always there: each command declares its
+    /// own; a `Result` for the callers that refuse what has none).
     pub fn tool(&self) -> Result<&'static ToolSpec, CommandError> {
-        tools::find(self.name()).ok_or_else(|| {
-            internal(format!(
-                "command {} has no entry in the tool table; refused",
-                self.name()
-            ))
-        })
+        Ok(&self.spec().tool)
     }
+}
 
-    /// What running it will do, in words, for an approval prompt.
-    pub fn describe(&self, contexts: &Contexts) -> String {
-        match self {
-            Command::Grant(g) => g.describe(),
-            Command::Card(c) => c.describe(contexts),
-            Command::Expire(e) => e.describe(contexts),
-            Command::Unlock(_) => {
-                "end the lockdown: grant and approve work again (tools stay revoked until granted)"
-                    .into()
-            }
-            other => format!("run `{}`", other.name()),
-        }
+/// The context `name` when it can still be changed (it exists and is not expired), for the
+/// prechecks of the commands that change one.
+pub fn live_context(
+    contexts: &Contexts,
+    name: &str,
+) -> Result<crate::context::Context, CommandError> {
+    let ctx = contexts.get(name).map_err(internal)?.ok_or_else(|| {
+        CommandError::new(ErrorKind::NotFound, format!("context not found: {name}"))
+    })?;
+    if ctx.state == crate::context::ContextState::Expired {
+        return Err(CommandError::new(
+            ErrorKind::Conflict,
+            format!("context {name} is expired"),
+        ));
     }
-
-    /// The work a worker does for it, for the commands whose work is slow (provider calls,
-    /// sweeps); the command itself back for those the gate answers from its own records.
-    pub fn into_work(self) -> Result<Work, Box<Command>> {
-        Ok(match self {
-            Command::Enroll(c) => Work::Enroll(c.request),
-            Command::Alias(c) => c.work(),
-            Command::Card(c) => c.work(),
-            Command::Transactions(c) => c.work(),
-            Command::Expire(c) => c.work(),
-            Command::Sweep(_) => Work::Sweep,
-            Command::List(c) if c.refresh => Work::Refresh { after: c.after },
-            other => return Err(Box::new(other)),
-        })
-    }
-
-    /// Checks, before the owner is asked to approve it, that the command can happen at all
-    /// (the context exists and is in a state that allows it).
-    pub fn precheck(&self, contexts: &Contexts, cards: &CardsConfig) -> Result<(), CommandError> {
-        let context = match self {
-            Command::Card(c) => &c.context,
-            Command::Expire(e) => &e.context,
-            _ => return Ok(()),
-        };
-        let ctx = contexts.get(context).map_err(internal)?.ok_or_else(|| {
-            CommandError::new(ErrorKind::NotFound, format!("context not found: {context}"))
-        })?;
-        let conflict = |m: String| Err(CommandError::new(ErrorKind::Conflict, m));
-        if ctx.state == crate::context::ContextState::Expired {
-            return conflict(format!("context {context} is expired"));
-        }
-        if let Command::Card(c) = self {
-            match &ctx.card {
-                None => return conflict(format!("context {context} has no card")),
-                Some(card) if card.state == crate::providers::CardState::Closed => {
-                    return conflict(format!("the card of {context} is closed; closing is final"))
-                }
-                Some(_) => {}
-            }
-            if let card::CardAction::Fund(cents) = c.action {
-                card::check_limit(cents, cards)?;
-            }
-        }
-        Ok(())
-    }
+    Ok(ctx)
 }
 
 /// Slow work a command hands to a worker: provider calls and sweeps never run on the gate.
@@ -381,13 +464,13 @@ impl Args<'_> {
     }
 
     /// A required tool name that grants apply to.
-    pub fn grantable_tool(&self) -> Result<&'static ToolSpec, CommandError> {
+    pub fn grantable_tool(&self) -> Result<&'static Spec, CommandError> {
         let name = self.string("tool")?;
-        match tools::find(&name) {
-            Some(t) if t.grantable => Ok(t),
+        match find(&name) {
+            Some(t) if t.tool.grantable => Ok(t),
             Some(t) => Err(invalid(format!(
                 "{} is one of the policy's own controls and always available",
-                t.name
+                t.name()
             ))),
             None => Err(CommandError::new(
                 ErrorKind::NotFound,
@@ -446,68 +529,67 @@ pub fn invalid(message: impl Into<String>) -> CommandError {
 mod tests {
     use super::*;
 
-    /// Every tool's declared arguments, each given its kind's example, parse: the schema
-    /// the MCP server hands out and the parser agree.
+    /// Every command's declared arguments, each given its kind's example, parse: the
+    /// schema the MCP server hands out and the parser agree.
     #[test]
-    fn tools_cover_every_command() {
-        for t in tools::TOOLS {
+    fn specs_cover_every_command() {
+        for t in specs() {
             let mut args = Map::new();
             for a in t.args {
                 args.insert(a.name.into(), a.kind.example());
             }
-            let cmd = Command::parse(t.name, &args).unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
-            assert_eq!(cmd.tool().unwrap().name, t.name);
+            let cmd =
+                Command::parse(t.name(), &args).unwrap_or_else(|e| panic!("{}: {e:?}", t.name()));
+            assert_eq!(cmd.name(), t.name());
             let required: Map<String, Value> = args
                 .into_iter()
                 .filter(|(k, _)| t.args.iter().any(|a| a.name == k && a.required))
                 .collect();
-            Command::parse(t.name, &required).unwrap_or_else(|e| panic!("{}: {e:?}", t.name));
+            Command::parse(t.name(), &required).unwrap_or_else(|e| panic!("{}: {e:?}", t.name()));
             let mut extra = required.clone();
             extra.insert("surplus".into(), Value::Bool(true));
             assert_eq!(
-                Command::parse(t.name, &extra).unwrap_err().kind,
+                Command::parse(t.name(), &extra).unwrap_err().kind,
                 ErrorKind::InvalidArgs
             );
         }
     }
 
-    /// Every command the parser knows has a tool entry: a missing one is refused at run
-    /// time (fail closed), so this catches it before that.
+    /// The registry lists every command once, in `help`'s order.
     #[test]
-    fn every_command_has_a_tool() {
-        let all = [
-            "help",
-            "list",
-            "status",
-            "approvals",
-            "approve",
-            "deny",
-            "audit",
-            "grant",
-            "revoke",
-            "lockdown",
-            "enroll",
-            "alias.create",
-            "alias.deactivate",
-            "alias.activate",
-            "card.pause",
-            "card.fund",
-            "card.close",
-            "transactions",
-            "expire",
-            "sweep",
-            "check-incidents",
-            "incident.ack",
-            "trust",
-            "secrets.reload",
-            "unlock",
-            "request.status",
-        ];
-        for name in all {
-            let tool = tools::find(name).unwrap_or_else(|| panic!("{name} has no tool"));
-            assert_eq!(tool.name, name);
-        }
-        assert_eq!(all.len(), tools::TOOLS.len());
+    fn every_command_is_declared_once() {
+        let names: Vec<&str> = specs().map(Spec::name).collect();
+        assert_eq!(
+            names,
+            [
+                "help",
+                "list",
+                "status",
+                "approvals",
+                "approve",
+                "deny",
+                "audit",
+                "grant",
+                "revoke",
+                "lockdown",
+                "enroll",
+                "alias.create",
+                "alias.deactivate",
+                "alias.activate",
+                "card.pause",
+                "card.fund",
+                "card.close",
+                "transactions",
+                "expire",
+                "sweep",
+                "check-incidents",
+                "incident.ack",
+                "trust",
+                "unlock",
+                "secrets.reload",
+                "request.status",
+            ]
+        );
     }
 
     #[test]

@@ -6,13 +6,16 @@
 //! A request id is random (`r-` and 16 hex digits), not derived from the code, and is kept
 //! in the store's records beside the code it stands for.
 
-use super::Args;
-use crate::origin::{Channel, Invocation};
+use super::args::{req, Kind};
+use super::{Args, Cmd, Fast, Run, Spec};
+use crate::origin::Channel;
 use crate::policy::approvals::{ApprovalCode, ApprovalState, Approvals};
-use crate::reply::{internal, CommandError, ErrorKind};
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, ErrorKind, Words};
 use crate::store::records::{Family, Raw};
 use crate::store::Records;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// The approval code (its store key) a request id stands for, by request id.
 const CODE_OF: Family<Raw> = Family::new("mcp.request.");
@@ -26,9 +29,48 @@ pub struct RequestStatus {
     pub request_id: String,
 }
 
-impl RequestStatus {
+/// What `request.status` answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RequestState {
+    /// The request id.
+    pub request_id: String,
+    /// `pending`, `approved`, `denied` or `expired`.
+    pub state: &'static str,
+    /// The command asked for.
+    pub action: String,
+    /// Its arguments.
+    pub args: Map<String, Value>,
+    /// When the approval expires.
+    pub expires_at: String,
+    /// The action's result once approved (`"running"` until it is recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<Value>,
+    /// When the owner answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_at: Option<String>,
+}
+
+impl Words for RequestState {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
+
+impl Cmd for RequestStatus {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "request.status",
+        Tier::Read,
+        false,
+        &[req(
+            "request_id",
+            Kind::RequestId,
+            "the request id an approval request gave",
+        )],
+        "where an approval the MCP key asked for stands, and the action's result (MCP key only)",
+    )];
+
     /// Parses and checks the id's shape.
-    pub fn parse(args: &Args<'_>) -> Result<RequestStatus, CommandError> {
+    fn parse(_name: &str, args: &Args<'_>) -> Result<RequestStatus, CommandError> {
         let request_id = args.string("request_id")?;
         if !is_request_id(&request_id) {
             return Err(super::invalid(
@@ -40,12 +82,8 @@ impl RequestStatus {
 
     /// The request's state (`pending`, `approved`, `denied`, `expired`), its action and
     /// arguments, and the action's result once it ran. Refused on every channel but MCP.
-    pub fn apply(
-        self,
-        meta: &Records,
-        approvals: &Approvals,
-        inv: &Invocation,
-    ) -> Result<Value, CommandError> {
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        let (meta, approvals, inv) = (fast.records, fast.approvals, fast.inv);
         if inv.channel != Channel::Mcp {
             return Err(CommandError::new(
                 ErrorKind::NotGranted,
@@ -75,22 +113,21 @@ impl RequestStatus {
             ApprovalState::Denied => "denied",
             ApprovalState::Expired => "expired",
         };
-        let mut reply = json!({
-            "request_id": self.request_id,
-            "state": state,
-            "action": approval.cmd,
-            "args": approval.args,
-            "expires_at": approval.deadline_rfc3339(),
-        });
-        match (&approval.state, approval.result) {
-            (ApprovalState::Approved, Some(result)) => reply["result"] = result,
-            (ApprovalState::Approved, None) => reply["result"] = json!("running"),
-            _ => {}
-        }
-        if approval.settled_at.is_some() {
-            reply["settled_at"] = json!(approval.settled_at);
-        }
-        Ok(reply)
+        let expires_at = approval.deadline_rfc3339();
+        let result = match (&approval.state, approval.result) {
+            (ApprovalState::Approved, Some(result)) => Some(result),
+            (ApprovalState::Approved, None) => Some(Value::from("running")),
+            _ => None,
+        };
+        Run::done(RequestState {
+            request_id: self.request_id,
+            state,
+            action: approval.cmd,
+            args: approval.args,
+            expires_at,
+            result,
+            settled_at: approval.settled_at,
+        })
     }
 }
 

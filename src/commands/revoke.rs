@@ -1,29 +1,39 @@
 //! `revoke {tool}`: takes a tool's grant away, at once.
 
-use super::Args;
-use crate::policy::grants::Grants;
-use crate::policy::tools::ToolSpec;
+use super::grant::{GrantChanged, TOOL};
+use super::{Args, Cmd, Fast, Run, Spec};
+use crate::policy::tools::Tier;
 use crate::reply::{internal, CommandError};
-use serde_json::{json, Value};
 
 /// `revoke {tool}`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Revoke {
     /// The tool.
-    pub tool: &'static ToolSpec,
+    pub tool: &'static Spec,
 }
 
-impl Revoke {
-    /// Parses `{tool}`; only grantable tools are accepted.
-    pub fn parse(args: &Args<'_>) -> Result<Revoke, CommandError> {
+impl Cmd for Revoke {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "revoke",
+        Tier::Write,
+        false,
+        TOOL,
+        "revoke a tool's grant",
+    )];
+
+    /// Only grantable tools are accepted.
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Revoke, CommandError> {
         Ok(Revoke {
             tool: args.grantable_tool()?,
         })
     }
 
     /// Records the revocation.
-    pub fn apply(self, grants: &Grants) -> Result<Value, CommandError> {
-        grants.revoke(self.tool).map_err(internal)?;
-        Ok(json!({"status": "revoked", "tool": self.tool.name}))
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        fast.grants.revoke(&self.tool.tool).map_err(internal)?;
+        Run::done(GrantChanged {
+            status: "revoked",
+            tool: self.tool.name(),
+        })
     }
 }

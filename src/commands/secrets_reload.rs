@@ -2,16 +2,29 @@
 //! again (the new one signs from now on; the old one is accepted for the grace period).
 //! Console only.
 
-use super::Args;
+use super::{Args, Cmd, Fast, GateAction, Run, Spec};
+use crate::policy::tools::Tier;
 use crate::reply::CommandError;
 
 /// `secrets.reload` takes no arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretsReload;
 
-impl SecretsReload {
-    /// Parses the (empty) arguments.
-    pub fn parse(_args: &Args<'_>) -> Result<SecretsReload, CommandError> {
+impl Cmd for SecretsReload {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "secrets.reload",
+        Tier::Write,
+        false,
+        &[],
+        "read the command secrets again (console only)",
+    )];
+
+    fn parse(_name: &str, _args: &Args<'_>) -> Result<SecretsReload, CommandError> {
         Ok(SecretsReload)
+    }
+
+    /// The gate holds the secrets.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Ok(Run::Gate(GateAction::ReloadSecrets))
     }
 }

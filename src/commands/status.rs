@@ -1,9 +1,11 @@
 //! `status {context}`: one context in full.
 
-use super::Args;
-use crate::context::Contexts;
-use crate::reply::{internal, CommandError, ErrorKind};
-use serde_json::Value;
+use super::args::CONTEXT;
+use super::{Args, Cmd, Fast, Run, Spec};
+use crate::context::Context;
+use crate::policy::tools::Tier;
+use crate::reply::{internal, CommandError, ErrorKind, Words};
+use serde::{Serialize, Serializer};
 
 /// `status {context}`
 #[derive(Debug, Clone, PartialEq)]
@@ -12,18 +14,42 @@ pub struct Status {
     pub context: String,
 }
 
-impl Status {
-    /// Parses `{context}`.
-    pub fn parse(args: &Args<'_>) -> Result<Status, CommandError> {
+/// What `status` answers: the context's view (`Context::view`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusOutput(pub Context);
+
+impl Serialize for StatusOutput {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.view().serialize(s)
+    }
+}
+
+impl Words for StatusOutput {
+    /// The context's name and state, then its parts as labelled lines.
+    fn words(&self, _cmd: &str) -> String {
+        crate::words::contexts::status(&self.0.view())
+    }
+}
+
+impl Cmd for Status {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "status",
+        Tier::Read,
+        true,
+        &[CONTEXT],
+        "show one context",
+    )];
+
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Status, CommandError> {
         Ok(Status {
             context: args.context()?,
         })
     }
 
-    /// Returns the context, or `context not found: NAME`.
-    pub fn apply(self, contexts: &Contexts) -> Result<Value, CommandError> {
-        match contexts.get(&self.context).map_err(internal)? {
-            Some(ctx) => Ok(ctx.view()),
+    /// The context, or `context not found: NAME`.
+    fn run(self, fast: &Fast<'_>) -> Result<Run, CommandError> {
+        match fast.contexts.get(&self.context).map_err(internal)? {
+            Some(ctx) => Run::done(StatusOutput(ctx)),
             None => Err(CommandError::new(
                 ErrorKind::NotFound,
                 format!("context not found: {}", self.context),

@@ -1,7 +1,8 @@
 //! `transactions {context}`: the newest charges on a context's card.
 
-use super::Args;
-use super::Work;
+use super::args::CONTEXT;
+use super::{Args, Cmd, Fast, Run, Spec, Work};
+use crate::policy::tools::Tier;
 use crate::reply::CommandError;
 
 /// `transactions {context}`
@@ -11,16 +12,23 @@ pub struct Transactions {
     pub context: String,
 }
 
-impl Transactions {
-    /// Parses `{context}`.
-    pub fn parse(args: &Args<'_>) -> Result<Transactions, CommandError> {
+impl Cmd for Transactions {
+    const SPECS: &'static [Spec] = &[Spec::new(
+        "transactions",
+        Tier::Read,
+        true,
+        &[CONTEXT],
+        "the card's newest transactions",
+    )];
+
+    fn parse(_name: &str, args: &Args<'_>) -> Result<Transactions, CommandError> {
         Ok(Transactions {
             context: args.context()?,
         })
     }
 
-    /// The work it hands to the enrollment worker.
-    pub fn work(self) -> Work {
-        Work::Transactions(self.context)
+    /// The job runner asks the card provider.
+    fn run(self, _fast: &Fast<'_>) -> Result<Run, CommandError> {
+        Ok(Run::Work(Work::Transactions(self.context)))
     }
 }

@@ -10,14 +10,17 @@ use super::admission::Answer;
 use super::jobs::{After, Waiter};
 use super::Gate;
 use crate::commands::approve::used_code;
+use crate::commands::approve::Approved;
+use crate::commands::deny::Denied;
 use crate::commands::Command;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
 use crate::policy::Refusal;
-use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::reply::{CommandError, ErrorKind, Output, Reply};
 use crate::store::records::{Key, Time};
 use crate::text::{escape, Lines};
+use crate::words::Fields;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -58,12 +61,12 @@ impl Gate {
         command: &Command,
         args: &serde_json::Map<String, Value>,
         inv: &Invocation,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Asked, CommandError> {
         let (reply, code) = self.open_approval(command, args, inv)?;
         if inv.channel == Channel::Mcp {
-            return self.mcp_request_reply(reply, &code);
+            return self.mcp_request_reply(reply, &code).map(Asked);
         }
-        Ok(reply)
+        Ok(Asked(reply))
     }
 
     /// The MCP key's view of an approval it asked for: a request id to follow it with
@@ -250,11 +253,10 @@ impl Gate {
     pub(super) fn approval_result(
         &mut self,
         code: &ApprovalCode,
-        result: Result<crate::reply::Answer, CommandError>,
+        result: Result<Box<dyn Output>, CommandError>,
     ) -> Reply {
-        let result = result.map(crate::reply::Answer::into_value);
         let recorded = match &result {
-            Ok(v) => json!({"ok": v}),
+            Ok(out) => json!({"ok": out.json()}),
             Err(e) => json!({"error": e.message}),
         };
         if let Err(e) = self.policy.approvals.record_result(code, recorded) {
@@ -268,12 +270,11 @@ impl Gate {
             .flatten()
             .map(|a| a.cmd)
             .unwrap_or_default();
-        Reply::Ok(json!({
-            "status": "approved",
-            "code": code,
-            "action": action,
-            "result": Reply::from(result).to_json(),
-        }))
+        Reply::ok(Approved {
+            code: code.clone(),
+            action,
+            result,
+        })
     }
 
     /// `deny {code}`: final.
@@ -281,7 +282,7 @@ impl Gate {
         &mut self,
         code: &ApprovalCode,
         inv: &Invocation,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Denied, CommandError> {
         let approval = self.pending_approval(code, inv)?;
         self.policy.may_deny(&approval.channel, self.facts(inv))?;
         let Some(settled) = self
@@ -297,12 +298,7 @@ impl Gate {
             inv,
             json!({"code": settled.code, "action": settled.cmd, "by": "owner"}),
         )?;
-        Ok(json!({
-            "status": "denied",
-            "code": settled.code,
-            "action": settled.cmd,
-            "note": "denial is final; send a new command to ask again",
-        }))
+        Ok(Denied::new(settled.code, settled.cmd))
     }
 
     /// The pending approval for `code`, or the reason it cannot be settled. An approval
@@ -412,7 +408,7 @@ impl Gate {
     /// `lockdown`, the panic button: revokes every non-read grant, denies every pending
     /// approval, and stops every job in flight at its next provider call (queued jobs are
     /// cancelled when their turn comes), immediately and without asking.
-    pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+    pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
         self.execution.lockdown.trip();
         // Sticky: until the owner unlocks, grant and approve (of anything but the unlock)
         // are refused, so a stolen command secret cannot undo it.
@@ -423,7 +419,7 @@ impl Gate {
         let revoked = self
             .policy
             .grants
-            .lockdown()
+            .lockdown(crate::commands::specs().map(|s| &s.tool))
             .map_err(|e| self.internal(e))?;
         let pending = self
             .policy
@@ -456,12 +452,12 @@ impl Gate {
                 stopping.len()
             ),
         )?;
-        Ok(json!({
+        Ok(Fields(json!({
             "status": "locked_down",
             "revoked": revoked,
             "denied_approvals": denied,
             "stopping_jobs": stopping,
-        }))
+        })))
     }
 
     /// True while a lockdown holds.
@@ -470,14 +466,14 @@ impl Gate {
     }
 
     /// Ends a lockdown (at the console, or approved from the owner's phone).
-    pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+    pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
         let was = self
             .store
             .records()
             .remove(&LOCKED_DOWN)
             .map_err(|e| self.internal(e))?;
         if !was {
-            return Ok(json!({"status": "not locked down"}));
+            return Ok(Fields(json!({"status": "not locked down"})));
         }
         self.audit_event("lockdown.ended", inv, json!({"by": inv.channel.as_str()}))?;
         self.notify(
@@ -487,7 +483,36 @@ impl Gate {
                 inv.channel.as_str()
             ),
         )?;
-        Ok(json!({"status": "unlocked", "note": "tools stay revoked until granted again"}))
+        Ok(Fields(
+            json!({"status": "unlocked", "note": "tools stay revoked until granted again"}),
+        ))
+    }
+}
+
+/// The answer to a command that needs the owner's approval: the approval opened (or the one
+/// it was merged into), its prompt and deadline; for the MCP key, its request id instead.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Asked(Value);
+
+impl Output for Asked {
+    fn json(&self) -> Value {
+        self.0.clone()
+    }
+
+    /// The prompt itself went to the phone just before this reply: this says to answer it
+    /// (or, merged into one already asked, says so).
+    fn words(&self, cmd: &str) -> String {
+        let v = &self.0;
+        if v["status"] == "approval_required" && v.get("merged").is_none() {
+            return format!(
+                "⏳ {cmd}: waiting for your approval: answer the prompt just sent (`approve` or `deny` with its code, or react 👍 or 👎). Expires {}.",
+                crate::words::lines::single(v["expires_at"].as_str().unwrap_or("soon"))
+            );
+        }
+        match v.get("prompt").and_then(Value::as_str) {
+            Some(prompt) => crate::words::lines::multi(prompt),
+            None => crate::words::fields(cmd, v),
+        }
     }
 }
 

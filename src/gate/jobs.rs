@@ -3,12 +3,12 @@
 //! the result is audited in order and goes to whoever waits for it.
 
 use super::Gate;
-use crate::commands::{Command, Work};
+use crate::commands::{Command, Fast, GateAction, Run, Work};
 use crate::origin::Invocation;
 use crate::outbox::MessageKind;
-use crate::reply::{Answer, CommandError, ErrorKind, Reply};
+use crate::reply::{CommandError, ErrorKind, Output, Reply};
 use crate::store::signal::SignalState;
-use crate::workers::breach::BreachHandle;
+use crate::workers::breach::{BreachHandle, SweepReport};
 use crate::workers::jobs::JobResult;
 use crate::workers::jobs::JobsHandle;
 use crate::workers::ticket::LockdownSwitch;
@@ -50,7 +50,16 @@ impl Execution {
 }
 
 /// A job's result as it comes back to the gate, with the job's id.
-pub(super) type JobFuture = Pin<Box<dyn Future<Output = (u64, JobResult)> + Send>>;
+pub(super) type JobFuture = Pin<Box<dyn Future<Output = (u64, Finished)> + Send>>;
+
+/// What a finished job hands back.
+#[derive(Debug)]
+pub(super) enum Finished {
+    /// A command's output (the job runner's work, or a fast command's).
+    Output(JobResult),
+    /// A breach sweep's report, which the gate reads before answering.
+    Sweep(Result<SweepReport, CommandError>),
+}
 
 /// Who waits for a result.
 #[derive(Debug)]
@@ -144,13 +153,48 @@ impl Gate {
         waiter: Waiter,
     ) {
         let job = PendingJob::new(command.name(), inv, after, waiter);
-        match command.into_work() {
-            Ok(work) => self.start_job(work, job),
-            Err(command) => {
-                let result = self.apply(*command, inv);
-                self.finish(None, job, result).await;
-            }
-        }
+        let result = match self.run_command(command, inv) {
+            Ok(Run::Work(work)) => return self.start_job(work, job),
+            Ok(Run::Done(output)) => Ok(output),
+            Ok(Run::Gate(action)) => self.gate_action(action, inv),
+            Err(e) => Err(e),
+        };
+        self.finish(None, job, Finished::Output(result)).await;
+    }
+
+    /// Runs `command` over the records the gate lends it.
+    fn run_command(&self, command: Command, inv: &Invocation) -> Result<Run, CommandError> {
+        let code_shown = |a: &crate::policy::approvals::Approval| {
+            self.code_in_clear(&a.code, super::approvals::ShownTo::Asker, inv)
+        };
+        let records = self.store.records();
+        let signal = SignalState::new(&self.store);
+        let fast = Fast {
+            inv,
+            contexts: &self.contexts,
+            incidents: &self.incidents,
+            grants: &self.policy.grants,
+            approvals: &self.policy.approvals,
+            audit: &self.audit,
+            records: &records,
+            signal: &signal,
+            code_shown: &code_shown,
+        };
+        command.run(&fast)
+    }
+
+    /// Carries out what only the gate can do.
+    fn gate_action(
+        &mut self,
+        action: GateAction,
+        inv: &Invocation,
+    ) -> Result<Box<dyn Output>, CommandError> {
+        let output = match action {
+            GateAction::Lockdown => self.lockdown(inv)?,
+            GateAction::Unlock => self.unlock(inv)?,
+            GateAction::ReloadSecrets => self.reload_secrets(inv)?,
+        };
+        Ok(Box::new(output))
     }
 
     /// Hands `work` to its worker with a fresh ticket; audited as started.
@@ -180,9 +224,7 @@ impl Gate {
                 let rx = self.execution.breach.sweep();
                 Box::pin(async move {
                     let result = match tokio::time::timeout(deadline, rx).await {
-                        Ok(Ok(Ok(report))) => serde_json::to_value(report)
-                            .map(Answer::Value)
-                            .map_err(crate::reply::internal),
+                        Ok(Ok(Ok(report))) => Ok(report),
                         Ok(Ok(Err(e))) => Err(crate::reply::internal(e)),
                         Ok(Err(_)) => Err(stopped()),
                         Err(_) => Err(CommandError::new(
@@ -190,13 +232,16 @@ impl Gate {
                             format!("deadline passed: the sweep did not finish within {} s ([jobs] deadline_secs); the next sweep reads what it did not", deadline.as_secs()),
                         )),
                     };
-                    (id, result)
+                    (id, Finished::Sweep(result))
                 })
             }
             work => {
                 let ticket = Ticket::new(id, &self.execution.lockdown, deadline);
                 let rx = self.execution.runner.submit(work, ticket);
-                Box::pin(async move { (id, rx.await.unwrap_or_else(|_| Err(stopped()))) })
+                Box::pin(async move {
+                    let result = rx.await.unwrap_or_else(|_| Err(stopped()));
+                    (id, Finished::Output(result))
+                })
             }
         };
         self.execution.pending.insert(id, job);
@@ -218,7 +263,7 @@ impl Gate {
     }
 
     /// A worker finished job `id`.
-    pub(super) async fn job_done(&mut self, id: u64, result: JobResult) {
+    pub(super) async fn job_done(&mut self, id: u64, result: Finished) {
         match self.execution.pending.remove(&id) {
             Some(job) => self.finish(Some(id), job, result).await,
             None => tracing::warn!(job = id, "a job finished that nobody waits for"),
@@ -226,7 +271,7 @@ impl Gate {
     }
 
     /// Audits a result, does what comes after it, and answers the waiter.
-    async fn finish(&mut self, id: Option<u64>, job: PendingJob, result: JobResult) {
+    async fn finish(&mut self, id: Option<u64>, job: PendingJob, result: Finished) {
         let PendingJob {
             cmd,
             inv,
@@ -235,11 +280,9 @@ impl Gate {
             generation,
         } = job;
         let mut result = match result {
-            Ok(answer) => match after {
-                After::Sweep => self.after_sweep(answer, &inv, generation).await,
-                _ => Ok(answer),
-            },
-            Err(e) => Err(e),
+            Finished::Output(result) => result,
+            Finished::Sweep(Ok(report)) => self.after_sweep(report, &inv, generation).await,
+            Finished::Sweep(Err(e)) => Err(e),
         };
         if let Err(e) = self.audit_result(cmd, id, &inv, &result) {
             result = Err(e);
@@ -284,10 +327,11 @@ impl Gate {
         match result {
             Ok(v) => {
                 // Read results can be large (audit entries); record their size, not their text.
+                let reply = v.json();
                 let detail = if command_is_read(cmd) {
-                    json!({"cmd": cmd, "job": id, "reply_bytes": v.json_len()})
+                    json!({"cmd": cmd, "job": id, "reply_bytes": reply.to_string().len()})
                 } else {
-                    json!({"cmd": cmd, "job": id, "reply": v.clone().into_value()})
+                    json!({"cmd": cmd, "job": id, "reply": reply})
                 };
                 self.audit_event("action.ok", inv, detail)
             }
@@ -314,7 +358,7 @@ impl Gate {
                 let _ = tx.send(answer);
             }
             Waiter::Owner { taken, cmd } => {
-                let text = crate::words::reply(cmd, &self.redact_reply(reply));
+                let text = self.redacted_words(cmd, reply);
                 self.answer_owner(&text, taken);
                 match self.store.flush().await {
                     Ok(()) => self.sync_high_water(),
@@ -330,40 +374,6 @@ impl Gate {
                 }
             },
         }
-    }
-
-    /// Carries out a command the gate answers itself, from its own records.
-    fn apply(&mut self, command: Command, inv: &Invocation) -> Result<Answer, CommandError> {
-        let value = match command {
-            Command::Help(c) => c.apply(&self.policy.grants),
-            Command::List(c) => {
-                return crate::commands::list::List::apply(&self.contexts, c.after.as_deref(), None)
-            }
-            Command::Status(c) => c.apply(&self.contexts),
-            Command::Approvals(c) => {
-                let shown = |a: &crate::policy::approvals::Approval| {
-                    self.code_in_clear(&a.code, super::approvals::ShownTo::Asker, inv)
-                };
-                c.apply(&self.policy.approvals, &shown)
-            }
-            Command::Audit(c) => c.apply(&self.audit),
-            Command::Grant(c) => c.apply(&self.policy.grants),
-            Command::Revoke(c) => c.apply(&self.policy.grants),
-            Command::CheckIncidents(c) => c.apply(&self.incidents),
-            Command::IncidentAck(c) => c.apply(&self.incidents),
-            Command::Trust(c) => c.apply(&SignalState::new(&self.store), inv),
-            Command::Lockdown(_) => self.lockdown(inv),
-            Command::SecretsReload(_) => self.reload_secrets(inv),
-            Command::Unlock(_) => self.unlock(inv),
-            Command::RequestStatus(c) => {
-                c.apply(&self.store.records(), &self.policy.approvals, inv)
-            }
-            Command::Approve(_) | Command::Deny(_) => {
-                Err(self.internal("approve and deny are settled before they reach execute"))
-            }
-            slow => Err(self.internal(format!("{} is slow work, not the gate's", slow.name()))),
-        };
-        value.map(Answer::Value)
     }
 
     /// True when approval codes go to the owner's phone only: `[approvals]
@@ -403,7 +413,7 @@ fn stopped() -> CommandError {
 }
 
 fn command_is_read(name: &str) -> bool {
-    crate::policy::tools::find(name).is_some_and(|t| t.tier == crate::policy::tools::Tier::Read)
+    crate::commands::find(name).is_some_and(|s| s.tool.tier == crate::policy::tools::Tier::Read)
 }
 
 /// `{"context": name}`.

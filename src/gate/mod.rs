@@ -408,16 +408,35 @@ impl Gate {
         }
     }
 
-    /// Removes secrets from a reply before it leaves the process.
+    /// Removes secrets from a reply before it leaves the process: its JSON, redacted once.
     fn redact_reply(&self, reply: Reply) -> Reply {
         match reply {
-            Reply::Ok(mut v) => {
+            Reply::Ok(out) => {
+                let mut v = out.json();
                 self.redactor.json_in_place(&mut v);
-                Reply::Ok(v)
+                Reply::ok(crate::words::Fields(v))
             }
-            Reply::Rendered(r) => Reply::Rendered(r.redacted(&self.redactor)),
             Reply::Err(e) => Reply::Err(CommandError::new(e.kind, self.redactor.text(&e.message))),
         }
+    }
+
+    /// A reply in words for the owner, redacted: the output's own words when redacting its
+    /// JSON finds nothing (the words are made of the same strings), else words made from the
+    /// redacted JSON.
+    fn redacted_words(&self, cmd: Option<&'static str>, reply: Reply) -> String {
+        let reply = match reply {
+            Reply::Ok(out) => {
+                let json = out.json();
+                let redacted = self.redactor.json(&json);
+                if redacted == json {
+                    Reply::Ok(out)
+                } else {
+                    Reply::ok(crate::words::Fields(redacted))
+                }
+            }
+            err => self.redact_reply(err),
+        };
+        crate::words::reply(cmd, &reply)
     }
 
     /// Logs an internal fault (redacted) and returns the generic reply for it.

@@ -111,11 +111,13 @@ impl Gate {
 
     /// The policy's decision about the tool `name`, audited.
     fn decide(&mut self, name: &'static str, inv: &Invocation) -> Result<Decision, CommandError> {
-        let tool = crate::policy::tools::find(name).ok_or_else(|| {
-            self.internal(format!(
-                "command {name} has no entry in the tool table; refused"
-            ))
-        })?;
+        let tool = crate::commands::find(name)
+            .map(|spec| &spec.tool)
+            .ok_or_else(|| {
+                self.internal(format!(
+                    "command {name} has no entry in the tool table; refused"
+                ))
+            })?;
         let facts = self.facts(inv);
         match self.policy.decide(tool, facts, Instant::now()) {
             Ok(decision) => {

@@ -9,10 +9,12 @@ use crate::commands::{Command, Work};
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::policy::approvals::ApprovalCode;
-use crate::reply::{Answer, CommandError, Reply};
+use crate::reply::{CommandError, Output, Reply};
 use crate::schedule::Job;
 use crate::store::records::{Key, Text};
 use crate::store::signal::SignalState;
+use crate::words::Fields;
+use crate::workers::breach::SweepReport;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -104,13 +106,13 @@ impl Gate {
                 let pending = PendingJob::new("sweep", &inv, After::Sweep, waiter);
                 return self.start_job(Work::Sweep, pending);
             }
-            Job::WeeklyDigest => self.digest(&inv),
+            Job::WeeklyDigest => self.digest(&inv).map(Fields),
             Job::SecretRotationReminder => self
                 .notify(
                     MessageKind::Alert,
                     "Reminder: rotate the command secret (quarterly at least). Make a new one, keep the old one in previous_secrets for a grace period, then remove it.",
                 )
-                .map(|_| json!({"status": "reminded"})),
+                .map(|_| Fields(json!({"status": "reminded"}))),
         };
         self.deliver(waiter, result.into()).await;
     }
@@ -174,20 +176,15 @@ impl Gate {
     /// no lockdown came since and none holds.
     pub(super) async fn after_sweep(
         &mut self,
-        report: Answer,
+        report: SweepReport,
         inv: &Invocation,
         generation: u64,
-    ) -> Result<Answer, CommandError> {
-        let report = report.into_value();
-        let down: Vec<Value> = report["sources"]
-            .as_array()
-            .map(|s| s.iter().filter(|s| s["ok"] == false).cloned().collect())
-            .unwrap_or_default();
-        for source in down {
+    ) -> Result<Box<dyn Output>, CommandError> {
+        for source in report.sources.iter().filter(|s| !s.ok) {
             self.audit_event(
                 "breach.source_down",
                 inv,
-                json!({"source": source["source"], "error": source["error"]}),
+                json!({"source": source.source, "error": source.error}),
             )?;
         }
         // Everything not yet alerted, which includes what a crash left un-alerted.
@@ -195,7 +192,7 @@ impl Gate {
         for incident in pending {
             self.raise_incident(incident, inv, Some(generation)).await?;
         }
-        Ok(Answer::Value(report))
+        Ok(Box::new(report))
     }
 
     /// `[breach] auto_pause` for a `card.merchant` incident whose card is still usable:
@@ -222,17 +219,18 @@ impl Gate {
         {
             return Some(" auto_pause is held: a lockdown holds or came during the sweep; pause the card with card.pause once you unlock.".into());
         }
-        let pause = Command::parse("card.pause", &context_args(&incident.context)).ok()?;
+        crate::commands::validate_context_name(&incident.context).ok()?;
+        let pause = Work::Card(
+            incident.context.clone(),
+            crate::commands::card::CardAction::Pause,
+        );
         card.standing = CardStanding::Pausing;
         let after = After::AutoPause {
             context: incident.context.clone(),
             incident: incident.id.clone(),
         };
         let job = PendingJob::new("card.pause", inv, after, Waiter::Nobody);
-        match pause.into_work() {
-            Ok(work) => self.start_job(work, job),
-            Err(_) => return None,
-        }
+        self.start_job(pause, job);
         Some(" The pause's result follows.".into())
     }
 
@@ -375,7 +373,7 @@ impl Gate {
 
     /// `secrets.reload` (console only): the secrets are read again from the data dir, and
     /// the redactors of the replies, the audit log and the daemon's log learn them.
-    pub(super) fn reload_secrets(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+    pub(super) fn reload_secrets(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
         if inv.channel != Channel::Socket {
             return Err(CommandError::new(
                 crate::reply::ErrorKind::NotGranted,
@@ -414,9 +412,9 @@ impl Gate {
         self.admission
             .set_credentials(fresh, mcp_key.map(crate::auth::mcp_key::as_set));
         let rotated = self.note_secret_fingerprint(inv)?;
-        Ok(
+        Ok(Fields(
             json!({"status": "reloaded", "rotated": rotated, "accepted_secrets": self.admission.secrets().all().count()}),
-        )
+        ))
     }
 
     /// Prunes what may be forgotten: old replay-cache entries, audit entries past the

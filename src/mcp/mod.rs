@@ -11,8 +11,8 @@ pub mod result;
 pub mod tools;
 
 use crate::auth::{Envelope, Secret};
+use crate::commands::Spec;
 use crate::config::McpScope;
-use crate::policy::tools::ToolSpec;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
@@ -32,7 +32,7 @@ pub const INSTRUCTIONS: &str = "pane-agent manages disposable email aliases, $0 
 pub struct PaneMcp {
     key: Secret,
     socket: PathBuf,
-    tools: Vec<(Tool, &'static ToolSpec)>,
+    tools: Vec<(Tool, &'static Spec)>,
     /// The last envelope's time in Unix milliseconds: each call gets a later one, so that two
     /// identical calls in one millisecond are two envelopes, not one refused as replayed.
     last_ms: Arc<AtomicI64>,
@@ -67,9 +67,9 @@ impl PaneMcp {
                 "message": "no such tool here; list the tools to see what this MCP key may do",
             }));
         };
-        let envelope = Envelope::sign(&self.key, self.next_time(), spec.name, args);
+        let envelope = Envelope::sign(&self.key, self.next_time(), spec.name(), args);
         match crate::channels::client::deliver(&self.socket, envelope.to_json().as_bytes()).await {
-            Ok(reply) => result::tool_result(spec.name, reply),
+            Ok(reply) => result::tool_result(spec.name(), reply),
             Err(e) => CallToolResult::structured_error(json!({
                 "ok": false,
                 "kind": "unavailable",

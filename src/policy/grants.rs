@@ -1,7 +1,7 @@
 //! Grants: which tools may run at all. Stored per tool as an override of the configured
 //! default, so a tool added in a later version gets its default without a migration.
 
-use super::tools::{Tier, ToolSpec, TOOLS};
+use super::tools::{Tier, ToolSpec};
 use crate::store::{Store, StoreError, Table, TableId};
 
 const GRANTED: &[u8] = b"granted";
@@ -48,9 +48,15 @@ impl Grants {
     }
 
     /// Revokes every grantable tool above the read tier; returns their names.
-    pub fn lockdown(&self) -> Result<Vec<&'static str>, StoreError> {
+    pub fn lockdown(
+        &self,
+        tools: impl IntoIterator<Item = &'static ToolSpec>,
+    ) -> Result<Vec<&'static str>, StoreError> {
         let mut revoked = Vec::new();
-        for tool in TOOLS.iter().filter(|t| t.grantable && t.tier != Tier::Read) {
+        for tool in tools
+            .into_iter()
+            .filter(|t| t.grantable && t.tier != Tier::Read)
+        {
             self.revoke(tool)?;
             revoked.push(tool.name);
         }
@@ -58,9 +64,12 @@ impl Grants {
     }
 
     /// Every grantable tool with its current state, for `help`.
-    pub fn table(&self) -> Result<Vec<(&'static str, bool)>, StoreError> {
-        TOOLS
-            .iter()
+    pub fn table(
+        &self,
+        tools: impl IntoIterator<Item = &'static ToolSpec>,
+    ) -> Result<Vec<(&'static str, bool)>, StoreError> {
+        tools
+            .into_iter()
             .filter(|t| t.grantable)
             .map(|t| Ok((t.name, self.is_granted(t)?)))
             .collect()

@@ -4,7 +4,7 @@
 //! it whatever the config says, so no text a model reads (a mail subject, a provider's
 //! message) can talk it into approving, granting or unlocking anything.
 
-use super::tools::{self, Tier, ToolSpec, TOOLS};
+use super::tools::{Tier, ToolSpec};
 use crate::config::McpScope;
 use crate::reply::{CommandError, ErrorKind};
 
@@ -38,11 +38,6 @@ pub fn in_scope(tool: &ToolSpec, scope: &McpScope) -> bool {
     }
 }
 
-/// The tools the MCP key may send under `scope`, in `help`'s order.
-pub fn tools_in_scope(scope: &McpScope) -> impl Iterator<Item = &'static ToolSpec> + '_ {
-    TOOLS.iter().filter(move |t| in_scope(t, scope))
-}
-
 /// Refuses `tool` to the MCP key unless it is in `scope`; the refusal says why.
 pub fn admit(tool: &ToolSpec, scope: &McpScope) -> Result<(), CommandError> {
     if NEVER.contains(&tool.name) {
@@ -64,12 +59,12 @@ pub fn admit(tool: &ToolSpec, scope: &McpScope) -> Result<(), CommandError> {
 }
 
 /// Checks `[mcp] tools`: every name must be a command, and none of [`NEVER`].
-pub fn check_scope(scope: &McpScope) -> Result<(), String> {
+pub fn check_scope(scope: &McpScope, is_command: impl Fn(&str) -> bool) -> Result<(), String> {
     let McpScope::Only(names) = scope else {
         return Ok(());
     };
     for name in names {
-        if tools::find(name).is_none() {
+        if !is_command(name) {
             return Err(format!("[mcp] tools: no such command {name:?}"));
         }
         if NEVER.contains(&name.as_str()) {
@@ -84,27 +79,38 @@ pub fn check_scope(scope: &McpScope) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::{find, specs};
+
+    fn known(name: &str) -> bool {
+        find(name).is_some()
+    }
 
     #[test]
     fn the_policy_controls_are_never_in_scope() {
         // Even a scope that names them (one that bypassed check_scope) does not admit them.
-        let all: Vec<String> = TOOLS.iter().map(|t| t.name.to_string()).collect();
+        let all: Vec<String> = specs().map(|t| t.name().to_string()).collect();
         let scope = McpScope::Only(all);
         for name in NEVER {
-            let tool = tools::find(name).unwrap();
+            let tool = &find(name).unwrap().tool;
             let e = admit(tool, &scope).unwrap_err();
             assert_eq!(e.kind, ErrorKind::NotGranted);
             assert!(e.message.contains("owner, on their phone"), "{e:?}");
             assert!(admit(tool, &McpScope::Default).is_err());
         }
-        assert!(check_scope(&McpScope::Only(vec!["approve".into()])).is_err());
-        assert!(check_scope(&McpScope::Only(vec!["nope".into()])).is_err());
-        assert!(check_scope(&McpScope::Only(vec!["card.fund".into()])).is_ok());
+        assert!(check_scope(&McpScope::Only(vec!["approve".into()]), known).is_err());
+        assert!(check_scope(&McpScope::Only(vec!["nope".into()]), known).is_err());
+        assert!(check_scope(&McpScope::Only(vec!["card.fund".into()]), known).is_ok());
     }
 
     #[test]
     fn the_default_scope_has_reads_writes_and_externals() {
-        let names: Vec<&str> = tools_in_scope(&McpScope::Default).map(|t| t.name).collect();
+        let in_default = |scope: &McpScope| -> Vec<&str> {
+            specs()
+                .filter(|t| in_scope(&t.tool, scope))
+                .map(|t| t.name())
+                .collect()
+        };
+        let names = in_default(&McpScope::Default);
         for name in [
             "list",
             "status",
@@ -117,7 +123,6 @@ mod tests {
         }
         assert!(names.contains(&REQUEST_STATUS));
         let only = McpScope::Only(vec!["list".into()]);
-        let names: Vec<&str> = tools_in_scope(&only).map(|t| t.name).collect();
-        assert_eq!(names, ["list", REQUEST_STATUS]);
+        assert_eq!(in_default(&only), ["list", REQUEST_STATUS]);
     }
 }

@@ -8,7 +8,6 @@
 //! decision out and audits it.
 
 pub mod approvals;
-pub mod args;
 pub mod grants;
 pub mod mcp;
 pub mod rate_limit;
@@ -232,7 +231,7 @@ mod tests {
     }
 
     fn tool(name: &str) -> &'static ToolSpec {
-        tools::find(name).unwrap()
+        &crate::commands::find(name).unwrap().tool
     }
 
     fn denied(r: Result<Decision, Refusal>) -> ErrorKind {

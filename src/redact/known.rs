@@ -14,9 +14,6 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use base64::Engine;
 
-/// Ends a segment of the text [`folded_segments`] writes.
-pub const SEGMENT_END: char = '\u{0}';
-
 /// Shortest base64 form searched for: shorter ones would also match ordinary words.
 const MIN_ENCODED_LEN: usize = 6;
 
@@ -26,14 +23,13 @@ const CUT: char = '…';
 /// Shortest start of a secret searched for before a [`CUT`].
 const MIN_CUT_LEN: usize = 4;
 
-/// Characters a secret can be split by without changing what a reader makes of it. The
-/// [`SEGMENT_END`] character is one too, so no known secret's folded form holds it: folded text
-/// can then be searched a segment at a time (see `reply::Rendered`).
+/// Characters a secret can be split by without changing what a reader makes of it (NUL
+/// among them).
 pub fn is_separator(c: char) -> bool {
     c.is_whitespace()
         || matches!(
             c,
-            SEGMENT_END
+            '\u{0}'
                 | '-'
                 | '_'
                 | '.'
@@ -74,39 +70,6 @@ fn fold_mapped(s: &str) -> (String, Vec<usize>) {
         }
     }
     (out, origin)
-}
-
-/// Appends what the known-secret search reads for `value` (see [`crate::reply::Rendered`]):
-/// a string folded; for an array or object, each key folded, what each child that is not a
-/// string gives, and the folded concatenation of the children that are strings (where a
-/// secret split across them is whole), each ending in [`SEGMENT_END`]. Every string the
-/// value path searches (each string, and each container's concatenation) is a substring of it.
-pub fn folded_segments(value: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    let children: Box<dyn Iterator<Item = &Value>> = match value {
-        Value::String(s) => return fold_into(s, out),
-        Value::Array(items) => Box::new(items.iter()),
-        Value::Object(map) => {
-            for key in map.keys() {
-                fold_into(key, out);
-                out.push(SEGMENT_END);
-            }
-            Box::new(map.values())
-        }
-        Value::Null | Value::Bool(_) | Value::Number(_) => return,
-    };
-    let mut strings = String::new();
-    for child in children {
-        match child {
-            Value::String(s) => fold_into(s, &mut strings),
-            other => {
-                folded_segments(other, out);
-                out.push(SEGMENT_END);
-            }
-        }
-    }
-    out.push_str(&strings);
-    out.push(SEGMENT_END);
 }
 
 /// How a secret appears in a match, which decides how much around it is redacted.
@@ -441,15 +404,5 @@ mod tests {
         // Whole in one string: that string's own redaction handles it.
         assert!(k.split_across(&["hunter2", "x"]).is_empty());
         assert!(k.split_across(&["hun", "x", "ter2"]).is_empty());
-    }
-
-    #[test]
-    fn segments_hold_every_string_and_every_concatenation() {
-        let v = serde_json::json!({"a": "Hun", "b": [1, "te-r2"], "c": "ter2", "k": {"x": "y"}});
-        let mut out = String::new();
-        folded_segments(&v, &mut out);
-        for part in ["hunter2", "ter2", "a", "k", "x", "y"] {
-            assert!(out.contains(part), "{part}: {out:?}");
-        }
     }
 }

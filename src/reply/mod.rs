@@ -1,11 +1,8 @@
-//! What the agent answers: a JSON object, either a result or `{"error": "...", "kind": "..."}`.
+//! What the agent answers: a command's typed output, or `{"error": "...", "kind": "..."}`.
 //!
 //! Every channel renders the same [`Reply`]; the HTTP channel also maps the error kind to a
 //! status code, and the CLI turns an error reply into a non-zero exit.
 
-mod rendered;
-
-pub use rendered::Rendered;
 use serde_json::{json, Value};
 
 /// Why a command was not carried out. The kind is part of every error reply so that a
@@ -120,76 +117,63 @@ impl CommandError {
     }
 }
 
-/// What a command that succeeded answers: a value, or text rendered ahead.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Answer {
-    /// A JSON value (most commands).
-    Value(Value),
-    /// JSON text put together from parts rendered ahead (`list`).
-    Rendered(Rendered),
+/// A command's result: what the socket, HTTP, MCP and the audit log get as JSON, and what
+/// the owner reads on the phone. Each command's output is a type of its own, so its words
+/// are made from its fields, never read back out of its JSON.
+pub trait Output: std::fmt::Debug + Send {
+    /// The JSON object (the same shape on every channel).
+    fn json(&self) -> Value;
+    /// The words for the owner's phone, as the answer to `cmd` (an approved action's
+    /// result is worded as the action's, not the `approve`'s).
+    fn words(&self, cmd: &str) -> String;
 }
 
-impl Answer {
-    /// The answer as a value (parsing rendered text).
-    pub fn into_value(self) -> Value {
-        match self {
-            Answer::Value(v) => v,
-            Answer::Rendered(r) => r.to_value(),
-        }
-    }
-
-    /// The length of the answer's JSON text, without building it for a value.
-    pub fn json_len(&self) -> usize {
-        match self {
-            Answer::Value(v) => json_len(v),
-            Answer::Rendered(r) => r.len(),
-        }
-    }
+/// How an output reads on the phone: the part of [`Output`] a command's type writes itself.
+pub trait Words {
+    /// The words, as the answer to `cmd`.
+    fn words(&self, cmd: &str) -> String;
 }
 
-impl From<Value> for Answer {
-    fn from(v: Value) -> Self {
-        Answer::Value(v)
+impl<T: serde::Serialize + Words + std::fmt::Debug + Send> Output for T {
+    fn json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|e| {
+            // Outputs are plain records (string keys only): this does not happen.
+            tracing::error!(error = %e, "an output did not serialise");
+            Value::Null
+        })
+    }
+
+    fn words(&self, cmd: &str) -> String {
+        Words::words(self, cmd)
     }
 }
 
 /// The answer to one envelope.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Reply {
-    /// The command ran (or is waiting for approval); the value is the reply object.
-    Ok(Value),
-    /// The command ran and its reply object was rendered ahead (`list`).
-    Rendered(Rendered),
+    /// The command ran (or is waiting for approval): its typed output.
+    Ok(Box<dyn Output>),
     /// The command was refused or failed.
     Err(CommandError),
 }
 
 impl Reply {
+    /// A reply carrying `output`.
+    pub fn ok(output: impl Output + 'static) -> Reply {
+        Reply::Ok(Box::new(output))
+    }
+
     /// The JSON object sent back on every channel.
     pub fn to_json(&self) -> Value {
         match self {
-            Reply::Ok(v) => v.clone(),
-            Reply::Rendered(r) => r.to_value(),
+            Reply::Ok(out) => out.json(),
             Reply::Err(e) => json!({"error": e.message, "kind": e.kind.as_str()}),
         }
     }
 
-    /// The JSON object as text, without copying the value first (a `list` of many contexts
-    /// is large).
+    /// The JSON object as text.
     pub fn to_json_string(&self) -> String {
-        match self {
-            Reply::Ok(v) => v.to_string(),
-            Reply::Rendered(r) => r.to_text(),
-            Reply::Err(_) => self.to_json().to_string(),
-        }
-    }
-
-    /// The same, consuming the reply: rendered text is handed over without a copy.
-    pub fn into_json_string(self) -> String {
-        match self {
-            Reply::Rendered(r) => r.into_text(),
-            other => other.to_json_string(),
-        }
+        self.to_json().to_string()
     }
 
     /// True for an error reply.
@@ -197,15 +181,16 @@ impl Reply {
         matches!(self, Reply::Err(_))
     }
 
-    /// The HTTP status for this reply: 200, 202 while waiting for approval, or the error's.
-    pub fn http_status(&self) -> u16 {
+    /// The HTTP status for the reply `json` (as [`Reply::to_json`] made it): 200, 202
+    /// while waiting for approval, or the error's.
+    pub fn http_status(&self, json: &Value) -> u16 {
         match self {
-            Reply::Ok(v)
-                if v.get("status").and_then(Value::as_str) == Some("approval_required") =>
+            Reply::Ok(_)
+                if json.get("status").and_then(Value::as_str) == Some("approval_required") =>
             {
                 202
             }
-            Reply::Ok(_) | Reply::Rendered(_) => 200,
+            Reply::Ok(_) => 200,
             Reply::Err(e) => e.kind.http_status(),
         }
     }
@@ -227,109 +212,20 @@ impl From<CommandError> for Reply {
     }
 }
 
-impl From<Result<Value, CommandError>> for Reply {
-    fn from(r: Result<Value, CommandError>) -> Self {
+impl<T: Output + 'static> From<Result<T, CommandError>> for Reply {
+    fn from(r: Result<T, CommandError>) -> Self {
+        match r {
+            Ok(v) => Reply::Ok(Box::new(v)),
+            Err(e) => Reply::Err(e),
+        }
+    }
+}
+
+impl From<Result<Box<dyn Output>, CommandError>> for Reply {
+    fn from(r: Result<Box<dyn Output>, CommandError>) -> Self {
         match r {
             Ok(v) => Reply::Ok(v),
             Err(e) => Reply::Err(e),
         }
-    }
-}
-
-impl From<Result<Answer, CommandError>> for Reply {
-    fn from(r: Result<Answer, CommandError>) -> Self {
-        match r {
-            Ok(Answer::Value(v)) => Reply::Ok(v),
-            Ok(Answer::Rendered(r)) => Reply::Rendered(r),
-            Err(e) => Reply::Err(e),
-        }
-    }
-}
-
-/// The length of `value` as JSON text, counted without building the text.
-pub fn json_len(value: &Value) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    match serde_json::to_writer(&mut count, value) {
-        Ok(()) => count.0,
-        Err(_) => 0,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn views() -> Vec<Value> {
-        vec![
-            json!({"context": "b", "n": 1, "alias": {"email": "b@x.io", "active": true}, "note": null}),
-            json!({"context": "a", "list": [1, 2.5, "x"], "empty": {}, "none": []}),
-            json!({"context": "quote\"and\\back\nslash é ☃", "k\u{1}ey": "v"}),
-        ]
-    }
-
-    #[test]
-    fn rendered_text_is_what_serialising_the_value_gives() {
-        let parts: Vec<Rendered> = views().iter().map(Rendered::from_value).collect();
-        let rendered = Rendered::object(vec![
-            ("count", Rendered::from_value(&json!(3))),
-            ("contexts", Rendered::array(&parts)),
-            ("é\"key", Rendered::from_value(&json!(null))),
-        ]);
-        let value = json!({"contexts": views(), "count": 3, "é\"key": null});
-        assert_eq!(rendered.to_text(), value.to_string());
-        assert_eq!(rendered.to_value(), value);
-        assert_eq!(
-            Answer::Rendered(rendered.clone()).json_len(),
-            json_len(&value)
-        );
-        assert_eq!(Answer::Rendered(rendered).into_value(), value);
-        assert_eq!(Rendered::array(&[]).to_text(), "[]");
-        assert_eq!(Rendered::object(Vec::new()).to_text(), "{}");
-        // A key given twice keeps its last value, as a JSON object does.
-        let twice = Rendered::object(vec![
-            ("k", Rendered::from_value(&json!(1))),
-            ("k", Rendered::from_value(&json!(2))),
-        ]);
-        assert_eq!(twice.to_text(), r#"{"k":2}"#);
-    }
-
-    #[test]
-    fn a_rendered_reply_is_sent_as_it_is() {
-        let value = json!({"contexts": views(), "count": 3});
-        let reply = Reply::Rendered(Rendered::object(vec![
-            (
-                "contexts",
-                Rendered::array(&views().iter().map(Rendered::from_value).collect::<Vec<_>>()),
-            ),
-            ("count", Rendered::from_value(&json!(3))),
-        ]));
-        assert_eq!(reply.http_status(), 200);
-        assert!(!reply.is_err());
-        assert_eq!(reply.to_json(), value);
-        assert_eq!(reply.to_json_string(), value.to_string());
-        assert_eq!(reply.into_json_string(), value.to_string());
-    }
-
-    #[test]
-    fn plainness_is_that_of_every_part_and_key() {
-        let plain = Rendered::from_value(&json!({"a": "b"}));
-        assert!(plain.is_plain());
-        let escaped = Rendered::from_value(&json!({"a": "say \"hi\""}));
-        assert!(!escaped.is_plain());
-        assert!(!Rendered::array([&plain, &escaped]).is_plain());
-        assert!(Rendered::array([&plain, &plain]).is_plain());
-        assert!(Rendered::object(vec![("x", plain.clone())]).is_plain());
-        assert!(!Rendered::object(vec![("cvv", plain.clone())]).is_plain());
-        assert!(!Rendered::object(vec![("x", escaped)]).is_plain());
     }
 }

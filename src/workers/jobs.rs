@@ -11,18 +11,19 @@ use super::card::CardHandle;
 use super::lifecycle::Lifecycle;
 use super::ticket::Ticket;
 use crate::commands::card::CardAction;
-use crate::commands::list::List;
+use crate::commands::list::ListOutput;
 use crate::commands::Work;
 use crate::context::Contexts;
 use crate::providers::{CardState, CardUpdate};
-use crate::reply::{Answer, CommandError, ErrorKind};
+use crate::reply::{CommandError, ErrorKind, Output};
 use crate::store::Store;
+use crate::words::Fields;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, OwnedMutexGuard};
 
-/// What a job's receiver gets.
-pub type JobResult = Result<Answer, CommandError>;
+/// What a job's receiver gets: the command's output.
+pub type JobResult = Result<Box<dyn Output>, CommandError>;
 
 /// One serial queue per context: a fair async lock each, made on first use and dropped when
 /// nobody holds or waits for it.
@@ -106,12 +107,7 @@ impl JobsHandle {
     }
 }
 
-async fn run(
-    steps: &Lifecycle,
-    locks: &ContextLocks,
-    work: Work,
-    ticket: &Ticket,
-) -> Result<Answer, CommandError> {
+async fn run(steps: &Lifecycle, locks: &ContextLocks, work: Work, ticket: &Ticket) -> JobResult {
     let value = match work {
         Work::Enroll(req) => steps.enroll(req, ticket).await,
         Work::CreateAlias(name) => steps.create_alias(&name, ticket).await,
@@ -138,12 +134,14 @@ async fn run(
         Work::Reconcile => steps.reconcile(locks).await,
         Work::Refresh { after } => {
             let report = steps.refresh(locks).await?;
-            return List::apply(&steps.contexts, after.as_deref(), Some(&report));
+            let listed = ListOutput::of(&steps.contexts, after.as_deref(), Some(report))?;
+            return Ok(Box::new(listed));
         }
         Work::Sweep => Err(CommandError::new(
             ErrorKind::Internal,
             "a sweep is the breach monitor's work, not enrollment's",
         )),
     };
-    value.map(Answer::Value)
+    // The lifecycle's reports are records without words of their own.
+    value.map(|v| Box::new(Fields(v)) as Box<dyn Output>)
 }

@@ -69,6 +69,12 @@ pub struct SweepReport {
     pub repeated: usize,
 }
 
+impl crate::reply::Words for SweepReport {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
+
 fn views<S: Serializer>(incidents: &[Incident], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(incidents.iter().map(Incident::view))
 }

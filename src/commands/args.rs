@@ -1,7 +1,7 @@
-//! Each command's arguments, declared once: the parser refuses any key not declared here and
-//! any required one that is missing ([`check`]), `help` shows them ([`usage`]), and the MCP
-//! server gives the model a JSON Schema made from them ([`schema`]). So what the model is told
-//! a tool takes is what the parser accepts.
+//! A command's arguments, declared once in its file: the parser refuses any key not declared
+//! and any required one that is missing ([`check`]), `help` shows them ([`usage`]), and the
+//! MCP server gives the model a JSON Schema made from them ([`schema`]). So what the model is
+//! told a tool takes is what the parser accepts.
 
 use serde_json::{json, Map, Value};
 
@@ -169,10 +169,9 @@ impl Kind {
             Kind::Time => json!({"type": "string", "format": "date-time"}),
             Kind::Code => json!({"type": "string", "pattern": "^[A-Za-z0-9]{5}-?[A-Za-z0-9]{5}$"}),
             Kind::ToolName => {
-                let names: Vec<&str> = super::tools::TOOLS
-                    .iter()
-                    .filter(|t| t.grantable)
-                    .map(|t| t.name)
+                let names: Vec<&str> = super::specs()
+                    .filter(|s| s.tool.grantable)
+                    .map(|s| s.tool.name)
                     .collect();
                 json!({"type": "string", "enum": names})
             }
