@@ -10,6 +10,8 @@
 
 pub mod args;
 
+pub use args::{invalid, parse_cents, validate_context_name, Args};
+
 use crate::audit::AuditLog;
 use crate::breach::incidents::Incidents;
 use crate::config::CardsConfig;
@@ -353,159 +355,6 @@ impl Work {
     }
 }
 
-/// Typed access to an envelope's `args`, refusing anything unexpected.
-pub struct Args<'a>(pub &'a Map<String, Value>);
-
-impl Args<'_> {
-    /// Refuses any key not in `allowed`.
-    pub fn only(&self, allowed: &[&str]) -> Result<(), CommandError> {
-        match self.0.keys().find(|k| !allowed.contains(&k.as_str())) {
-            Some(k) => Err(invalid(format!(
-                "unexpected argument {:?} (takes: {})",
-                truncate(k, 40),
-                if allowed.is_empty() {
-                    "nothing".to_string()
-                } else {
-                    allowed.join(", ")
-                }
-            ))),
-            None => Ok(()),
-        }
-    }
-
-    /// A required string.
-    pub fn string(&self, key: &str) -> Result<String, CommandError> {
-        self.opt_string(key)?
-            .ok_or_else(|| invalid(format!("missing argument {key}")))
-    }
-
-    /// An optional string.
-    pub fn opt_string(&self, key: &str) -> Result<Option<String>, CommandError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(invalid(format!("{key} must be a string"))),
-        }
-    }
-
-    /// An optional non-negative integer (a numeric string is accepted, as typed on a phone).
-    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, CommandError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_u64()
-                .map(Some)
-                .ok_or_else(|| invalid(format!("{key} must be a whole number of 0 or more"))),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid(format!("{key} must be a whole number of 0 or more"))),
-            Some(_) => Err(invalid(format!("{key} must be a whole number"))),
-        }
-    }
-
-    /// An optional boolean (`"true"`/`"false"` strings are accepted).
-    pub fn opt_bool(&self, key: &str) -> Result<Option<bool>, CommandError> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::String(s)) if s == "true" => Ok(Some(true)),
-            Some(Value::String(s)) if s == "false" => Ok(Some(false)),
-            Some(_) => Err(invalid(format!("{key} must be true or false"))),
-        }
-    }
-
-    /// An optional money amount in whole units with at most two decimals (`25`, `25.5`,
-    /// `"25.50"`), returned in cents.
-    pub fn opt_amount_cents(&self, key: &str) -> Result<Option<u64>, CommandError> {
-        let text = match self.0.get(key) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(Value::String(s)) => s.trim().to_string(),
-            Some(_) => {
-                return Err(invalid(format!(
-                    "{key} must be an amount such as 25 or 25.50"
-                )))
-            }
-        };
-        parse_cents(&text).map(Some).ok_or_else(|| {
-            invalid(format!(
-                "{key} must be an amount of 0 or more with at most two decimals, such as 25.50"
-            ))
-        })
-    }
-
-    /// A required context name: lowercase ASCII letters, digits, `.`, `_`, `-`, at most 63,
-    /// starting with a letter or digit. Look-alike Unicode names are refused, not folded.
-    pub fn context(&self) -> Result<String, CommandError> {
-        let name = self.string("context")?;
-        validate_context_name(&name)?;
-        Ok(name)
-    }
-
-    /// A required tool name that grants apply to.
-    pub fn grantable_tool(&self) -> Result<&'static Spec, CommandError> {
-        let name = self.string("tool")?;
-        match find(&name) {
-            Some(t) if t.tool.grantable => Ok(t),
-            Some(t) => Err(invalid(format!(
-                "{} is one of the policy's own controls and always available",
-                t.name()
-            ))),
-            None => Err(CommandError::new(
-                ErrorKind::NotFound,
-                format!("no such tool: {}", truncate(&name, 40)),
-            )),
-        }
-    }
-}
-
-/// Parses "25", "25.5" or "25.50" into cents; None for anything else (negative, three
-/// decimals, exponents, over a billion).
-pub fn parse_cents(text: &str) -> Option<u64> {
-    let (whole, frac) = match text.split_once('.') {
-        Some((w, f)) => (w, f),
-        None => (text, ""),
-    };
-    if whole.is_empty() || whole.len() > 9 || frac.len() > 2 {
-        return None;
-    }
-    if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let whole: u64 = whole.parse().ok()?;
-    let frac: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<2}").parse().ok()?
-    };
-    Some(whole * 100 + frac)
-}
-
-/// Checks a context name (see [`Args::context`]).
-pub fn validate_context_name(name: &str) -> Result<(), CommandError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        })
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(invalid(format!(
-            "invalid context name {:?}: use lowercase letters, digits, '.', '_' or '-' (at most 63)",
-            truncate(name, 40)
-        )))
-    }
-}
-
-/// An `invalid_args` error.
-pub fn invalid(message: impl Into<String>) -> CommandError {
-    CommandError::new(ErrorKind::InvalidArgs, message)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,26 +405,6 @@ mod tests {
             "request.status",
         ] {
             assert!(unique.contains(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn amounts() {
-        assert_eq!(parse_cents("25"), Some(2500));
-        assert_eq!(parse_cents("25.5"), Some(2550));
-        assert_eq!(parse_cents("0.07"), Some(7));
-        for bad in ["-1", "1.234", "1e3", "", ".5", "abc", "1234567890"] {
-            assert_eq!(parse_cents(bad), None, "{bad}");
-        }
-    }
-
-    #[test]
-    fn context_names_are_strict() {
-        for bad in ["", "Notion", "nоtion", "-x", "a b", "a/b", &"a".repeat(64)] {
-            assert!(validate_context_name(bad).is_err(), "{bad:?}");
-        }
-        for good in ["notion", "travel-aa-2025", "a.b_c"] {
-            assert!(validate_context_name(good).is_ok(), "{good}");
         }
     }
 }
