@@ -1,5 +1,5 @@
-//! Approvals at the gate: asking the owner, settling `approve` and `deny`, expiring what
-//! nobody answered, and `lockdown`. All of it is bookkeeping in the store, so it answers at
+//! Approvals at the gate: asking the owner, settling `approve` and `deny`, and expiring what
+//! nobody answered. All of it is bookkeeping in the store, so it answers at
 //! once; the action an approval runs may be slow, and then runs as a job.
 //!
 //! A live code becomes text in one place, [`Gate::code_in_clear`]: in the owner's Signal
@@ -18,9 +18,7 @@ use crate::outbox::MessageKind;
 use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
 use crate::policy::Refusal;
 use crate::reply::{CommandError, ErrorKind, Output, Reply};
-use crate::store::records::{Key, Time};
 use crate::text::{escape, Lines};
-use crate::words::Fields;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -404,89 +402,6 @@ impl Gate {
             None => Duration::from_secs(3600),
         }
     }
-
-    /// `lockdown`, the panic button: revokes every non-read grant, denies every pending
-    /// approval, and stops every job in flight at its next provider call (queued jobs are
-    /// cancelled when their turn comes), immediately and without asking.
-    pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
-        self.execution.lockdown.trip();
-        // Sticky: until the owner unlocks, grant and approve (of anything but the unlock)
-        // are refused, so a stolen command secret cannot undo it.
-        self.store
-            .records()
-            .set(&LOCKED_DOWN, &inv.now)
-            .map_err(|e| self.internal(e))?;
-        let revoked = self
-            .policy
-            .grants
-            .lockdown(crate::commands::specs().map(|s| &s.tool))
-            .map_err(|e| self.internal(e))?;
-        let pending = self
-            .policy
-            .approvals
-            .pending()
-            .map_err(|e| self.internal(e))?;
-        let mut denied = Vec::new();
-        for approval in pending {
-            let settled = self
-                .policy
-                .approvals
-                .settle(&approval.code, ApprovalState::Denied, inv.now, None)
-                .map_err(|e| self.internal(e))?;
-            if let Some(a) = settled {
-                self.audit_event(
-                    "approval.denied",
-                    inv,
-                    json!({"code": a.code, "action": a.cmd, "by": "lockdown"}),
-                )?;
-                denied.push(a.reference());
-            }
-        }
-        let stopping: Vec<u64> = self.execution.pending.keys().copied().collect();
-        self.notify(
-            MessageKind::Alert,
-            &format!(
-                "LOCKDOWN: revoked {} tool(s), denied {} pending approval(s), stopping {} job(s) in flight. Grants and approvals stay refused until you send `unlock` from this phone (it asks you to approve) or run `pane-agent unlock` at the console.",
-                revoked.len(),
-                denied.len(),
-                stopping.len()
-            ),
-        )?;
-        Ok(Fields(json!({
-            "status": "locked_down",
-            "revoked": revoked,
-            "denied_approvals": denied,
-            "stopping_jobs": stopping,
-        })))
-    }
-
-    /// True while a lockdown holds.
-    pub(super) fn locked_down(&self) -> bool {
-        self.store.records().contains(&LOCKED_DOWN).unwrap_or(false)
-    }
-
-    /// Ends a lockdown (at the console, or approved from the owner's phone).
-    pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
-        let was = self
-            .store
-            .records()
-            .remove(&LOCKED_DOWN)
-            .map_err(|e| self.internal(e))?;
-        if !was {
-            return Ok(Fields(json!({"status": "not locked down"})));
-        }
-        self.audit_event("lockdown.ended", inv, json!({"by": inv.channel.as_str()}))?;
-        self.notify(
-            MessageKind::Alert,
-            &format!(
-                "Lockdown ended ({}). Tools stay revoked until you grant them again.",
-                inv.channel.as_str()
-            ),
-        )?;
-        Ok(Fields(
-            json!({"status": "unlocked", "note": "tools stay revoked until granted again"}),
-        ))
-    }
 }
 
 /// The answer to a command that needs the owner's approval: the approval opened (or the one
@@ -515,6 +430,3 @@ impl Output for Asked {
         }
     }
 }
-
-/// Set while a lockdown holds, with when it started.
-const LOCKED_DOWN: Key<Time> = Key::new("policy.locked_down");

@@ -13,12 +13,17 @@
 mod admission;
 mod approvals;
 mod budget;
+mod incidents;
 mod jobs;
+mod lockdown;
 mod owner;
+mod record;
 mod refusals;
 mod requests;
 mod resume;
 mod rollback;
+mod scheduled;
+mod secrets;
 mod upkeep;
 
 use crate::audit::AuditLog;
