@@ -193,7 +193,7 @@ impl Redactor {
                         map.insert(self.text(&k), v);
                     }
                 }
-                // Every string counts in the concatenation (as in `known::folded_segments`),
+                // A secret split across several strings of the object counts too,
                 // but the chain's digests are never replaced.
                 let split: Vec<String> = {
                     let strings: Vec<(&String, &str)> = map
