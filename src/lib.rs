@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod approval_code;
+pub mod assembly;
 pub mod audit;
 pub mod auth;
 pub mod breach;

@@ -48,7 +48,7 @@ const LAYERS: &[(u8, &[&str])] = &[
     (3, &["providers"]),
     (4, &["context", "persona", "breach"]),
     (5, &["policy", "commands"]),
-    (6, &["gate", "workers"]),
+    (6, &["gate", "workers", "assembly"]),
     (7, &["channels", "mcp"]),
     (8, &["cli"]),
 ];

@@ -1,29 +1,20 @@
 //! `pane-agent run`: the daemon. It checks the data dir, config and secret before anything
 //! else and refuses to start, with the reason, when one of them is unsafe; then it opens the
-//! store, starts the agent actor and the channels, and runs until SIGTERM or SIGINT, when
-//! every task stops and the store is flushed.
+//! store, starts the core ([`crate::assembly`]: the gate and the workers over the configured
+//! providers), binds the channels around it, and runs until SIGTERM or SIGINT, when every
+//! task stops and the store is flushed.
 
 use super::DataDirArg;
+use crate::assembly::{Assembly, Core, Providers};
 use crate::auth::SecretSet;
-use crate::breach::imap::ImapSource;
-use crate::breach::incidents::Incidents;
 use crate::channels::control_socket::{self, ControlSocket};
 use crate::channels::http;
 use crate::config::Config;
-use crate::context::Contexts;
-use crate::gate::{Gate, GateHandle, SignalTally, Subsystems};
-use crate::outbox::Outbox;
-use crate::providers::configured::{AnyAlias, AnyCard};
-use crate::providers::RetryPolicy;
+use crate::gate::GateHandle;
 use crate::redact::Redactor;
 use crate::shutdown::Trigger;
 use crate::store::Store;
 use crate::unix;
-use crate::workers::alias::AliasHandle;
-use crate::workers::breach::{BreachHandle, BreachSettings};
-use crate::workers::card::CardHandle;
-use crate::workers::jobs::JobsHandle;
-use crate::workers::ticket::LockdownSwitch;
 use anyhow::{bail, Context};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -58,9 +49,8 @@ pub struct RunArgs {
 pub struct Daemon {
     notify_shutdown: Trigger,
     done_rx: mpsc::Receiver<()>,
-    gate_task: JoinHandle<()>,
+    core: Core,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
-    store: Store,
     /// Where the control socket listens.
     pub socket: PathBuf,
     /// The gate (for the watchdog's liveness check).
@@ -144,61 +134,24 @@ impl Daemon {
         }
         let http_config = config.http.clone();
         let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
-        let policy = RetryPolicy::default();
-        let aliases = AliasHandle::start(
-            AnyAlias::from_config(&config.aliases, policy),
-            config.aliases.concurrency,
-        );
-        let cards = CardHandle::start(
-            AnyCard::from_config(&config.cards, policy),
-            config.cards.concurrency,
-        );
-        let imap = ImapSource::from_config(&config.breach.imap);
-        let idle_source = match &imap {
+        let providers = Providers::from_config(&config);
+        let idle_source = match &providers.imap {
             Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
             _ => None,
         };
-        let hibp = crate::providers::hibp::Hibp::from_env(&config.breach.hibp_base_url, policy);
-        // One of each, shared: every clone sees every write (views, the outbox's bell).
-        let contexts = Contexts::new(&store);
-        let outbox = Outbox::new(&store);
-        let tally = SignalTally::default();
-        let breach = BreachHandle::start(
-            store.clone(),
-            contexts.clone(),
-            imap,
-            aliases.clone(),
-            cards.clone(),
-            hibp,
-            BreachSettings::from_config(&config),
-        );
-        let subsystems = Subsystems {
-            runner: JobsHandle::start(
-                store.clone(),
-                contexts.clone(),
-                aliases,
-                cards,
-                config.identity.forwarding_address.clone(),
-            ),
-            contexts,
-            breach,
-            incidents: Incidents::new(&store),
-            outbox: outbox.clone(),
-            lockdown: LockdownSwitch::default(),
-            tally: tally.clone(),
-        };
         let jobs = crate::schedule::jobs(&config.schedule);
         let owner = Some(config.signal.owner.trim().to_string()).filter(|o| !o.is_empty());
-        let gate = Gate::new(
-            store.clone(),
-            secrets,
+        let core = Assembly {
+            store: store.clone(),
             config,
+            secrets,
             redactor,
-            subsystems,
-            data_dir.to_path_buf(),
-        )
-        .with_mcp_key(mcp_key);
-        let (gate, gate_task) = GateHandle::start(gate);
+            mcp_key,
+            data_dir: data_dir.to_path_buf(),
+            providers,
+        }
+        .start();
+        let gate = core.gate.clone();
 
         let notify_shutdown = Trigger::new();
         let (done_tx, done_rx) = mpsc::channel(1);
@@ -209,10 +162,10 @@ impl Daemon {
                 .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,
             path: gateway_path,
             gate: gate.clone(),
-            outbox,
+            outbox: core.outbox.clone(),
             owner,
-            tally,
-            signal: crate::store::signal::SignalState::new(&store),
+            tally: core.tally.clone(),
+            signal: core.signal.clone(),
         };
         tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
         let socket = data_dir.join("agent.sock");
@@ -271,9 +224,8 @@ impl Daemon {
         Ok(Daemon {
             notify_shutdown,
             done_rx,
-            gate_task,
+            core,
             http_task,
-            store,
             socket,
             http_addr,
             gate,
@@ -295,11 +247,7 @@ impl Daemon {
         // The channels dropped their gate handles, and so does this: the gate finishes its
         // queue, gives jobs in flight a moment, and ends.
         drop(self.gate);
-        let _ = self.gate_task.await;
-        self.store
-            .flush()
-            .await
-            .context("final store flush failed")?;
+        self.core.stop().await.context("final store flush failed")?;
         tracing::info!("pane-agent stopped; store flushed");
         Ok(())
     }

@@ -1,11 +1,13 @@
 //! The providers the config names, built with their keys from the environment: one enum per
 //! kind of provider, so the rest of the agent holds "the alias provider" and "the card
 //! provider" without knowing which. Adding a provider is its module in `src/providers/` and a
-//! variant here.
+//! variant here. The `Memory` variants are never built from the config: in-process tests build
+//! them in code ([`super::memory`]).
 
 use super::addy::{self, Addy};
 use super::card_activity::{TxnBatch, TxnCursor};
 use super::lithic::{self, Lithic};
+use super::memory::{MemoryAliases, MemoryCards};
 use super::privacy::{self, Privacy};
 use super::simplelogin::{self, SimpleLogin};
 use super::{
@@ -20,6 +22,8 @@ pub enum AnyAlias {
     Addy(Addy),
     /// SimpleLogin.
     SimpleLogin(SimpleLogin),
+    /// Aliases kept in memory, for in-process tests (not configurable).
+    Memory(MemoryAliases),
 }
 
 impl AnyAlias {
@@ -64,6 +68,7 @@ macro_rules! dispatch_alias {
         match $self {
             AnyAlias::Addy($p) => $call,
             AnyAlias::SimpleLogin($p) => $call,
+            AnyAlias::Memory($p) => $call,
         }
     };
 }
@@ -108,6 +113,8 @@ pub enum AnyCard {
     Privacy(Privacy),
     /// Lithic.
     Lithic(Lithic),
+    /// Cards kept in memory, for in-process tests (not configurable).
+    Memory(MemoryCards),
 }
 
 impl AnyCard {
@@ -144,6 +151,7 @@ macro_rules! dispatch_card {
         match $self {
             AnyCard::Privacy($p) => $call,
             AnyCard::Lithic($p) => $call,
+            AnyCard::Memory($p) => $call,
         }
     };
 }

@@ -112,8 +112,9 @@ pub async fn guarded<F: std::future::Future>(guard: AttemptGuard, call: F) -> F:
     ATTEMPT_GUARD.scope(guard, call).await
 }
 
-/// False when the guard in force (if any) forbids another attempt.
-fn attempt_allowed() -> bool {
+/// False when the guard in force (if any) forbids another attempt: asked before every request
+/// a provider sends (the memory providers ask it too, as their one attempt per call).
+pub(crate) fn attempt_allowed() -> bool {
     ATTEMPT_GUARD.try_with(|g| g()).unwrap_or(true)
 }
 

@@ -1,7 +1,8 @@
 //! Providers: the outside services the agent drives, each behind a trait with a real
 //! reqwest implementation. Which one serves aliases and which serves cards is chosen in the
 //! config; keys come from the environment; base URLs default to the real services and may be
-//! pointed at loopback test servers.
+//! pointed at loopback test servers. The memory providers ([`memory`]) serve in-process tests;
+//! they are built in code, never from the config.
 
 pub mod addy;
 pub mod card_activity;
@@ -9,6 +10,7 @@ pub mod configured;
 pub mod hibp;
 pub mod http;
 pub mod lithic;
+pub mod memory;
 pub mod privacy;
 pub mod simplelogin;
 
