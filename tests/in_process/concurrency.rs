@@ -62,13 +62,7 @@ async fn lockdown_answers_while_a_create_is_held_and_the_job_stops_before_its_ne
 async fn one_contexts_work_is_serial_while_contexts_run_side_by_side() {
     let w = World::start();
     for name in ["one", "two"] {
-        let r = w
-            .send(
-                "enroll",
-                json!({"url": format!("https://{name}.example"), "alias": name}),
-            )
-            .await;
-        assert_eq!(r["status"], "enrolled", "{r}");
+        w.enroll(name).await;
     }
     let aliases = w.aliases.controls();
     aliases.hold();

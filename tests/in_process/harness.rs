@@ -112,6 +112,16 @@ impl World {
             .to_json()
     }
 
+    /// Enrolls the context `name` for `https://{name}.example` and asserts it was enrolled.
+    pub async fn enroll(&self, name: &str) -> Value {
+        let url = format!("https://{name}.example");
+        let r = self
+            .send("enroll", serde_json::json!({"url": url, "alias": name}))
+            .await;
+        assert_eq!(r["status"], "enrolled", "{r}");
+        r
+    }
+
     /// Signs `cmd` now and sends it from a task of its own: the caller goes on while the
     /// gate (or a job behind it) works.
     pub fn spawn_send(&self, cmd: &str, args: Value) -> JoinHandle<Value> {

@@ -65,9 +65,7 @@ async fn a_429_cools_only_its_own_provider_down_for_as_long_as_it_asked() {
     config.jobs.deadline_secs = 24 * 3600;
     let w = World::with(config);
     for name in ["notion", "other"] {
-        let url = format!("https://{name}.example");
-        let r = w.send("enroll", json!({"url": url, "alias": name})).await;
-        assert_eq!(r["status"], "enrolled", "{r}");
+        w.enroll(name).await;
     }
 
     let aliases = w.aliases.controls();
