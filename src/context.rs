@@ -9,7 +9,6 @@
 use crate::providers::CardState;
 use crate::store::{decode, encode, Store, StoreError, Table, TableId};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Where a context stands.
@@ -106,27 +105,126 @@ pub struct Context {
 
 impl Context {
     /// The context as replies show it: no tokens or ids beyond what the owner needs.
-    pub fn view(&self) -> Value {
-        json!({
-            "context": self.name,
-            "site": self.site,
-            "domain": self.domain,
-            "state": self.state,
-            "created": self.created,
-            "note": self.note,
-            "alias": self.alias.as_ref().map(|a| json!({
-                "email": a.email, "active": a.active, "deleted": a.deleted, "provider": a.provider,
-                "forwarded": a.forwarded,
-            })),
-            "card": self.card.as_ref().map(|c| json!({
-                "last_four": c.last_four, "limit": format_amount(c.limit_cents), "state": c.state, "provider": c.provider,
-            })),
-            "identity": self.identity,
-            "incidents": self.incidents,
-            "sender_domains": self.sender_domains,
-            "merchant_descriptors": self.merchant_descriptors,
-            "expired_at": self.expired_at,
-        })
+    pub fn view(&self) -> ContextView {
+        ContextView {
+            context: self.name.clone(),
+            site: self.site.clone(),
+            domain: self.domain.clone(),
+            state: self.state,
+            created: self.created.clone(),
+            note: self.note.clone(),
+            alias: self.alias.as_ref().map(|a| AliasView {
+                email: a.email.clone(),
+                active: a.active,
+                deleted: a.deleted,
+                provider: a.provider.clone(),
+                forwarded: a.forwarded,
+            }),
+            card: self.card.as_ref().map(|c| CardView {
+                last_four: c.last_four.clone(),
+                limit: format_amount(c.limit_cents),
+                state: c.state,
+                provider: c.provider.clone(),
+            }),
+            identity: self.identity.clone(),
+            incidents: self.incidents,
+            sender_domains: self.sender_domains.clone(),
+            merchant_descriptors: self.merchant_descriptors.clone(),
+            expired_at: self.expired_at.clone(),
+        }
+    }
+}
+
+/// A context as every reply shows it (`status`, `list`, and what the alias, card, enroll
+/// and expire jobs answer): the record without the provider's ids and tokens, which a reply
+/// has no use for and the audit log should not hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ContextView {
+    /// Its name.
+    pub context: String,
+    /// The site URL it was enrolled for.
+    pub site: String,
+    /// The site's registrable domain.
+    pub domain: String,
+    /// Where it stands.
+    pub state: ContextState,
+    /// When enrollment started (RFC 3339).
+    pub created: String,
+    /// The owner's note.
+    pub note: Option<String>,
+    /// Its alias, once made.
+    pub alias: Option<AliasView>,
+    /// Its card, once made.
+    pub card: Option<CardView>,
+    /// The placeholder identity, if asked for.
+    pub identity: Option<Identity>,
+    /// Breach incidents recorded against it.
+    pub incidents: u64,
+    /// More sender domains that belong to the site.
+    pub sender_domains: Vec<String>,
+    /// More merchant descriptors that belong to the site.
+    pub merchant_descriptors: Vec<String>,
+    /// When it was expired.
+    pub expired_at: Option<String>,
+}
+
+/// A context's alias as replies show it: no provider id.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AliasView {
+    /// The address.
+    pub email: String,
+    /// Whether it forwards.
+    pub active: bool,
+    /// Deleted at the provider.
+    pub deleted: bool,
+    /// Which provider holds it.
+    pub provider: String,
+    /// Mails forwarded, as of the last refresh.
+    pub forwarded: u64,
+}
+
+/// A context's card as replies show it: no token, the limit as an amount (`12.50`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CardView {
+    /// Last four digits.
+    pub last_four: String,
+    /// The spend limit, as an amount.
+    pub limit: String,
+    /// Its state.
+    pub state: CardState,
+    /// Which provider holds it.
+    pub provider: String,
+}
+
+impl ContextView {
+    /// Its one line, as `list` shows it: `notion · n7x@alias.io · card 4242 paused`.
+    pub fn line(&self) -> String {
+        let state = name_of(&self.state);
+        let card_state = self.card.as_ref().map(|c| name_of(&c.state));
+        crate::words::contexts::ContextLine {
+            name: &self.context,
+            state: &state,
+            alias: self
+                .alias
+                .as_ref()
+                .map(|a| (a.email.as_str(), a.deleted, a.active)),
+            card: self.card.as_ref().map(|c| {
+                (
+                    c.last_four.as_str(),
+                    card_state.as_deref().unwrap_or_default(),
+                )
+            }),
+            incidents: self.incidents,
+        }
+        .text()
+    }
+}
+
+/// A serialisable enum's name (`"active"`, `"PAUSED"`), as the views show it.
+pub fn name_of(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => String::new(),
     }
 }
 

@@ -5,7 +5,10 @@
 use super::args::{opt, req, Kind};
 use super::{invalid, validate_context_name, Args, Cmd, Fast, Run, Spec, Work};
 use crate::policy::tools::Tier;
-use crate::reply::CommandError;
+use crate::context::ContextView;
+use crate::reply::{CommandError, Words};
+use crate::words::lines::single;
+use serde::Serialize;
 use serde_json::Value;
 
 /// What `enroll` asks for.
@@ -30,6 +33,47 @@ pub struct EnrollRequest {
     /// More merchant descriptors that belong to the site (normalised), for the card
     /// canaries.
     pub merchant_descriptors: Vec<String>,
+}
+
+/// What `enroll` answers: the context's view, `status: "enrolled"`, and the last mile, the
+/// steps only the owner can take (signing up at the site with the alias).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Enrolled {
+    /// The context as enrolled.
+    #[serde(flatten)]
+    pub context: ContextView,
+    /// `enrolled`.
+    pub status: &'static str,
+    /// What the owner does next, one step a line.
+    pub last_mile: Vec<String>,
+}
+
+impl Words for Enrolled {
+    /// The context's line, the placeholder identity to sign up with, and the last mile as
+    /// one step a line.
+    fn words(&self, cmd: &str) -> String {
+        let mut out = format!(
+            "✓ {}: {}\n{}",
+            single(cmd),
+            single(self.status),
+            self.context.line()
+        );
+        if let Some(id) = &self.context.identity {
+            out.push_str(&format!(
+                "\nidentity: {} · born {}",
+                single(&id.name),
+                single(&id.date_of_birth)
+            ));
+            if let Some(address) = &id.address {
+                out.push_str(&format!(" · address: {}", single(address)));
+            }
+        }
+        for step in &self.last_mile {
+            out.push_str("\n• ");
+            out.push_str(&single(step));
+        }
+        out
+    }
 }
 
 /// `enroll`

@@ -4,9 +4,33 @@
 use super::args::CONTEXT;
 use super::{live_context, Args, Cmd, Fast, Run, Spec, Work};
 use crate::config::CardsConfig;
-use crate::context::Contexts;
+use crate::context::{ContextView, Contexts};
 use crate::policy::tools::Tier;
-use crate::reply::CommandError;
+use crate::reply::{CommandError, Words};
+use crate::words::lines::single;
+use serde::Serialize;
+
+/// What `expire` answers: the context's view as burned, with `status: "expired"`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Expired {
+    /// The context as expired.
+    #[serde(flatten)]
+    pub context: ContextView,
+    /// `expired`.
+    pub status: &'static str,
+}
+
+impl Words for Expired {
+    /// `✓ expire: expired` and the context's line (alias deleted, card closed).
+    fn words(&self, cmd: &str) -> String {
+        format!(
+            "✓ {}: {}\n{}",
+            single(cmd),
+            single(self.status),
+            self.context.line()
+        )
+    }
+}
 
 /// `expire {context}`
 #[derive(Debug, Clone, PartialEq)]

@@ -5,9 +5,7 @@ use super::{Args, Cmd, Fast, Run, Spec, Work};
 use crate::context::{Context, Contexts};
 use crate::policy::tools::Tier;
 use crate::reply::{internal, CommandError, Words};
-use crate::words::contexts::ContextLine;
 use serde::{Serialize, Serializer};
-use serde_json::Value;
 
 /// `list {refresh?, after?}`
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +28,7 @@ pub struct ListOutput {
     pub count: usize,
     /// What reading the provider found, for `refresh: true`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh: Option<Value>,
+    pub refresh: Option<RefreshReport>,
 }
 
 fn views<S: Serializer>(contexts: &[Context], s: S) -> Result<S::Ok, S::Error> {
@@ -43,7 +41,7 @@ impl ListOutput {
     pub fn of(
         contexts: &Contexts,
         after: Option<&str>,
-        refresh: Option<Value>,
+        refresh: Option<RefreshReport>,
     ) -> Result<ListOutput, CommandError> {
         let mut all = contexts.all().map_err(internal)?;
         if let Some(after) = after {
@@ -93,42 +91,36 @@ impl Cmd for List {
     }
 }
 
-/// A serialisable enum's name (`"active"`, `"PAUSED"`), as the views show it.
-fn name_of(value: &impl Serialize) -> String {
-    match serde_json::to_value(value) {
-        Ok(Value::String(s)) => s,
-        _ => String::new(),
-    }
-}
-
 /// One context's line.
 pub fn line(ctx: &Context) -> String {
-    let state = name_of(&ctx.state);
-    let card_state = ctx.card.as_ref().map(|c| name_of(&c.state));
-    ContextLine {
-        name: &ctx.name,
-        state: &state,
-        alias: ctx
-            .alias
-            .as_ref()
-            .map(|a| (a.email.as_str(), a.deleted, a.active)),
-        card: ctx.card.as_ref().map(|c| {
-            (
-                c.last_four.as_str(),
-                card_state.as_deref().unwrap_or_default(),
-            )
-        }),
-        incidents: ctx.incidents,
-    }
-    .text()
+    ctx.view().line()
+}
+
+/// What reading the alias provider found, for `list {refresh: true}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RefreshReport {
+    /// How many aliases the provider holds.
+    pub provider_aliases: usize,
+    /// How many requests reading them all took (one per page).
+    pub provider_requests: u32,
+    /// How many contexts took a change from it (forwarding on or off, mails forwarded).
+    pub contexts_updated: usize,
 }
 
 impl Words for ListOutput {
     /// A count, then one line per context, as many as fit in one message.
+    /// After a refresh, first a line that says what the provider said.
     fn words(&self, _cmd: &str) -> String {
-        crate::words::contexts::list(
+        let list = crate::words::contexts::list(
             self.contexts.len(),
             self.contexts.iter().map(|c| (c.name.as_str(), line(c))),
-        )
+        );
+        match &self.refresh {
+            Some(r) => format!(
+                "Refreshed from the alias provider: {} alias(es), {} context(s) updated.\n{list}",
+                r.provider_aliases, r.contexts_updated
+            ),
+            None => list,
+        }
     }
 }

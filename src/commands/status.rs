@@ -2,7 +2,8 @@
 
 use super::args::CONTEXT;
 use super::{Args, Cmd, Fast, Run, Spec};
-use crate::context::Context;
+use crate::context::{Context, ContextView};
+use crate::words::lines::single;
 use crate::policy::tools::Tier;
 use crate::reply::{internal, CommandError, ErrorKind, Words};
 use serde::{Serialize, Serializer};
@@ -27,7 +28,23 @@ impl Serialize for StatusOutput {
 impl Words for StatusOutput {
     /// The context's name and state, then its parts as labelled lines.
     fn words(&self, _cmd: &str) -> String {
-        crate::words::contexts::status(&self.0.view())
+        let view = serde_json::to_value(self.0.view()).unwrap_or_default();
+        crate::words::contexts::status(&view)
+    }
+}
+
+/// What the alias and card commands answer (`alias.create`, `alias.activate`,
+/// `alias.deactivate`, `card.pause`, `card.fund`, `card.close`): the context as the change
+/// left it, the same view `status` shows, so a client reads one shape for a context.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ContextChanged(pub ContextView);
+
+impl Words for ContextChanged {
+    /// The context's line as the change left it: `✓ card.pause: notion · n7x@alias.io ·
+    /// card 4242 paused`.
+    fn words(&self, cmd: &str) -> String {
+        format!("✓ {}: {}", single(cmd), self.0.line())
     }
 }
 

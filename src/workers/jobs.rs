@@ -17,7 +17,6 @@ use crate::context::Contexts;
 use crate::providers::{CardState, CardUpdate};
 use crate::reply::{CommandError, ErrorKind, Output};
 use crate::store::Store;
-use crate::words::Fields;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{oneshot, OwnedMutexGuard};
@@ -107,11 +106,17 @@ impl JobsHandle {
     }
 }
 
+/// Runs `work`: each step answers its command's typed output.
 async fn run(steps: &Lifecycle, locks: &ContextLocks, work: Work, ticket: &Ticket) -> JobResult {
-    let value = match work {
-        Work::Enroll(req) => steps.enroll(req, ticket).await,
-        Work::CreateAlias(name) => steps.create_alias(&name, ticket).await,
-        Work::SetAliasActive(name, on) => steps.set_alias_active(&name, on, ticket).await,
+    fn boxed(output: impl Output + 'static) -> Box<dyn Output> {
+        Box::new(output)
+    }
+    match work {
+        Work::Enroll(req) => steps.enroll(req, ticket).await.map(boxed),
+        Work::CreateAlias(name) => steps.create_alias(&name, ticket).await.map(boxed),
+        Work::SetAliasActive(name, on) => {
+            steps.set_alias_active(&name, on, ticket).await.map(boxed)
+        }
         Work::Card(name, action) => {
             let update = match action {
                 CardAction::Pause => CardUpdate {
@@ -127,21 +132,18 @@ async fn run(steps: &Lifecycle, locks: &ContextLocks, work: Work, ticket: &Ticke
                     spend_limit_cents: None,
                 },
             };
-            steps.update_card(&name, update, ticket).await
+            steps.update_card(&name, update, ticket).await.map(boxed)
         }
-        Work::Transactions(name) => steps.transactions(&name).await,
-        Work::Expire(name) => steps.expire(&name, ticket).await,
-        Work::Reconcile => steps.reconcile(locks).await,
+        Work::Transactions(name) => steps.transactions(&name).await.map(boxed),
+        Work::Expire(name) => steps.expire(&name, ticket).await.map(boxed),
+        Work::Reconcile => steps.reconcile(locks).await.map(boxed),
         Work::Refresh { after } => {
             let report = steps.refresh(locks).await?;
-            let listed = ListOutput::of(&steps.contexts, after.as_deref(), Some(report))?;
-            return Ok(Box::new(listed));
+            ListOutput::of(&steps.contexts, after.as_deref(), Some(report)).map(boxed)
         }
         Work::Sweep => Err(CommandError::new(
             ErrorKind::Internal,
             "a sweep is the breach monitor's work, not enrollment's",
         )),
-    };
-    // The lifecycle's reports are records without words of their own.
-    value.map(|v| Box::new(Fields(v)) as Box<dyn Output>)
+    }
 }

@@ -1,26 +1,25 @@
-//! The context lifecycle's steps, run by the enrollment worker ([`super::enroll`]) one job
-//! at a time per context.
+//! The context lifecycle's steps, run by the job runner ([`super::jobs`]) one job at a time
+//! per context: what they share ([`Lifecycle`]), and the steps of the owner's commands.
 //!
-//! They make a context's alias (through the alias manager), its card (through the card
-//! manager) and its placeholder identity, changes them on the owner's commands, and burns them
-//! on `expire`. Every create is preceded by an intent flushed to disk, so an interrupted or
-//! retried enroll finds what the provider already made instead of making it twice
-//! ([`crate::context`]).
+//! They enroll a context (its alias through the alias manager, its card through the card
+//! manager, its placeholder identity), change its alias and card on the owner's commands, and
+//! burn them on `expire`; each answers the command's typed output. The creates behind an
+//! intent are in [`super::creates`], the changes behind one in [`super::changes`], and
+//! reading the providers back (refresh, reconciliation) in [`super::reconcile`].
 
 use super::alias::AliasHandle;
 use super::card::CardHandle;
 use super::changes::describe_update;
-use super::jobs::ContextLocks;
 use super::ticket::Ticket;
-use crate::commands::enroll::EnrollRequest;
-use crate::context::{
-    format_amount, AliasRecord, CardRecord, Context, ContextState, Contexts, Intent, IntentKind,
-};
-use crate::providers::{CardState, CardUpdate, NewAlias, NewCard};
+use crate::commands::enroll::{EnrollRequest, Enrolled};
+use crate::commands::expire::Expired;
+use crate::commands::status::ContextChanged;
+use crate::commands::transactions::TransactionsOutput;
+use crate::context::{format_amount, Context, ContextState, Contexts, Intent, IntentKind};
+use crate::providers::{CardState, CardUpdate};
 use crate::reply::{CommandError, ErrorKind};
 use crate::store::{Store, StoreError};
 use chrono::{SecondsFormat, Utc};
-use serde_json::{json, Value};
 
 /// What the steps work with; shared by every job of the enrollment worker.
 pub(super) struct Lifecycle {
@@ -66,13 +65,6 @@ pub(super) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-fn new_marker() -> Result<String, CommandError> {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b)
-        .map_err(|e| CommandError::new(ErrorKind::Internal, format!("no randomness: {e}")))?;
-    Ok(format!("pane:{}", hex::encode(b)))
-}
-
 impl Lifecycle {
     fn get(&self, name: &str) -> Result<Context, CommandError> {
         self.contexts
@@ -95,7 +87,7 @@ impl Lifecycle {
     /// For an intent left by a run that died less than [`LANDING_WINDOW`] ago: how long until
     /// it is that old. None for an intent of this run (its outcome is known, or was looked up
     /// right after it) and for an old one.
-    fn still_landing(&self, intent: &Intent) -> Option<std::time::Duration> {
+    pub(super) fn still_landing(&self, intent: &Intent) -> Option<std::time::Duration> {
         let created = chrono::DateTime::parse_from_rfc3339(&intent.created)
             .ok()?
             .with_timezone(&Utc);
@@ -106,7 +98,7 @@ impl Lifecycle {
         LANDING_WINDOW.checked_sub(age).filter(|w| !w.is_zero())
     }
 
-    async fn save(&self, ctx: &Context) -> Result<(), CommandError> {
+    pub(super) async fn save(&self, ctx: &Context) -> Result<(), CommandError> {
         self.contexts.put(ctx).map_err(store_err)?;
         self.store.flush().await.map_err(store_err)
     }
@@ -115,7 +107,7 @@ impl Lifecycle {
         &self,
         req: EnrollRequest,
         t: &Ticket,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<Enrolled, CommandError> {
         let mut ctx = match self.contexts.get(&req.name).map_err(store_err)? {
             Some(c) if c.state == ContextState::Enrolling && c.site == req.site => c,
             Some(c) if c.state == ContextState::Enrolling => {
@@ -179,165 +171,25 @@ impl Lifecycle {
                 format_amount(ctx.card.as_ref().map(|c| c.limit_cents).unwrap_or(0))
             ));
         }
-        let mut view = ctx.view();
-        view["status"] = json!("enrolled");
-        view["last_mile"] = json!(last_mile);
-        Ok(view)
+        Ok(Enrolled {
+            context: ctx.view(),
+            status: "enrolled",
+            last_mile,
+        })
     }
 
-    async fn ensure_alias(
+    pub(super) async fn create_alias(
         &self,
-        ctx: &mut Context,
-        host: &str,
+        name: &str,
         t: &Ticket,
-    ) -> Result<(), CommandError> {
-        if ctx.alias.as_ref().is_some_and(|a| !a.deleted) {
-            return Ok(());
-        }
-        if let Some(intent) = self
-            .contexts
-            .intent(&ctx.name, IntentKind::Alias)
-            .map_err(store_err)?
-        {
-            if let Some(found) = self.aliases.find(&intent.marker).await? {
-                return self.attach_alias(ctx, found).await;
-            }
-            if let Some(wait) = self.still_landing(&intent) {
-                tokio::time::sleep(wait).await;
-                if let Some(found) = self.aliases.find(&intent.marker).await? {
-                    return self.attach_alias(ctx, found).await;
-                }
-            }
-        }
-        let marker = new_marker()?;
-        let intent = Intent {
-            context: ctx.name.clone(),
-            kind: IntentKind::Alias,
-            marker: marker.clone(),
-            created: now_precise(),
-        };
-        self.contexts.open_intent(&intent).map_err(store_err)?;
-        self.store.flush().await.map_err(store_err)?;
-        let new = NewAlias {
-            description: format!("pane {} ({marker})", ctx.name),
-            hostname: host.to_string(),
-        };
-        match self.aliases.create(new, t).await {
-            Ok(alias) => self.attach_alias(ctx, alias).await,
-            Err(e) if e.outcome_unknown() => {
-                // It may exist: look once; otherwise the intent stays for the next try.
-                match self.aliases.find(&marker).await {
-                    Ok(Some(alias)) => self.attach_alias(ctx, alias).await,
-                    _ => Err(e.into()),
-                }
-            }
-            Err(e) => {
-                self.contexts
-                    .close_intent(&ctx.name, IntentKind::Alias)
-                    .map_err(store_err)?;
-                Err(e.into())
-            }
-        }
-    }
-
-    async fn attach_alias(
-        &self,
-        ctx: &mut Context,
-        alias: crate::providers::AliasInfo,
-    ) -> Result<(), CommandError> {
-        ctx.alias = Some(AliasRecord {
-            provider: self.alias_provider_name(),
-            id: alias.id,
-            email: alias.email,
-            active: alias.active,
-            deleted: false,
-            forwarded: alias.forwarded,
-        });
-        self.contexts.put(ctx).map_err(store_err)?;
-        self.contexts
-            .close_intent(&ctx.name, IntentKind::Alias)
-            .map_err(store_err)?;
-        self.store.flush().await.map_err(store_err)
-    }
-
-    fn alias_provider_name(&self) -> String {
-        self.aliases.provider_name().to_string()
-    }
-
-    async fn ensure_card(&self, ctx: &mut Context, t: &Ticket) -> Result<(), CommandError> {
-        if ctx.card.is_some() {
-            return Ok(());
-        }
-        if let Some(intent) = self
-            .contexts
-            .intent(&ctx.name, IntentKind::Card)
-            .map_err(store_err)?
-        {
-            if let Some(found) = self.cards.find(&intent.marker).await? {
-                return self.attach_card(ctx, found).await;
-            }
-            if let Some(wait) = self.still_landing(&intent) {
-                tokio::time::sleep(wait).await;
-                if let Some(found) = self.cards.find(&intent.marker).await? {
-                    return self.attach_card(ctx, found).await;
-                }
-            }
-        }
-        let marker = new_marker()?;
-        let intent = Intent {
-            context: ctx.name.clone(),
-            kind: IntentKind::Card,
-            marker: marker.clone(),
-            created: now_precise(),
-        };
-        self.contexts.open_intent(&intent).map_err(store_err)?;
-        self.store.flush().await.map_err(store_err)?;
-        let new = NewCard {
-            memo: format!("pane {} {marker}", ctx.name),
-            spend_limit_cents: ctx.wants_card_cents.unwrap_or(0),
-        };
-        match self.cards.create(new, t).await {
-            Ok(card) => self.attach_card(ctx, card).await,
-            Err(e) if e.outcome_unknown() => match self.cards.find(&marker).await {
-                Ok(Some(card)) => self.attach_card(ctx, card).await,
-                _ => Err(e.into()),
-            },
-            Err(e) => {
-                self.contexts
-                    .close_intent(&ctx.name, IntentKind::Card)
-                    .map_err(store_err)?;
-                Err(e.into())
-            }
-        }
-    }
-
-    async fn attach_card(
-        &self,
-        ctx: &mut Context,
-        card: crate::providers::CardInfo,
-    ) -> Result<(), CommandError> {
-        ctx.card = Some(CardRecord {
-            provider: self.cards.provider_name().to_string(),
-            token: card.token,
-            last_four: card.last_four,
-            limit_cents: card.spend_limit,
-            state: card.state,
-        });
-        self.contexts.put(ctx).map_err(store_err)?;
-        self.contexts
-            .close_intent(&ctx.name, IntentKind::Card)
-            .map_err(store_err)?;
-        self.store.flush().await.map_err(store_err)
-    }
-
-    pub(super) async fn create_alias(&self, name: &str, t: &Ticket) -> Result<Value, CommandError> {
+    ) -> Result<ContextChanged, CommandError> {
         let mut ctx = self.get_active(name)?;
         if ctx.alias.as_ref().is_some_and(|a| !a.deleted) {
             return Err(conflict(format!("context {name} already has an alias")));
         }
         let host = ctx.domain.clone();
         self.ensure_alias(&mut ctx, &host, t).await?;
-        Ok(ctx.view())
+        Ok(ContextChanged(ctx.view()))
     }
 
     pub(super) async fn set_alias_active(
@@ -345,7 +197,7 @@ impl Lifecycle {
         name: &str,
         active: bool,
         t: &Ticket,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<ContextChanged, CommandError> {
         let mut ctx = self.get_active(name)?;
         let Some(alias) = ctx.alias.as_mut().filter(|a| !a.deleted) else {
             return Err(conflict(format!("context {name} has no alias")));
@@ -367,7 +219,7 @@ impl Lifecycle {
             alias.active = active;
         }
         self.finish_change(&ctx, IntentKind::AliasChange).await?;
-        Ok(ctx.view())
+        Ok(ContextChanged(ctx.view()))
     }
 
     pub(super) async fn update_card(
@@ -375,7 +227,7 @@ impl Lifecycle {
         name: &str,
         update: CardUpdate,
         t: &Ticket,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<ContextChanged, CommandError> {
         let mut ctx = self.get_active(name)?;
         let Some(card) = ctx.card.as_mut() else {
             return Err(conflict(format!("context {name} has no card")));
@@ -402,21 +254,27 @@ impl Lifecycle {
             card.last_four = info.last_four;
         }
         self.finish_change(&ctx, IntentKind::CardChange).await?;
-        Ok(ctx.view())
+        Ok(ContextChanged(ctx.view()))
     }
 
-    pub(super) async fn transactions(&self, name: &str) -> Result<Value, CommandError> {
+    pub(super) async fn transactions(
+        &self,
+        name: &str,
+    ) -> Result<TransactionsOutput, CommandError> {
         let ctx = self.get(name)?;
         let Some(card) = ctx.card.as_ref() else {
             return Err(conflict(format!("context {name} has no card")));
         };
         let txs = self.cards.transactions(&card.token).await?;
-        Ok(
-            json!({"context": name, "card": card.last_four, "count": txs.len(), "transactions": txs}),
-        )
+        Ok(TransactionsOutput {
+            context: name.to_string(),
+            card: card.last_four.clone(),
+            count: txs.len(),
+            transactions: txs,
+        })
     }
 
-    pub(super) async fn expire(&self, name: &str, t: &Ticket) -> Result<Value, CommandError> {
+    pub(super) async fn expire(&self, name: &str, t: &Ticket) -> Result<Expired, CommandError> {
         let mut ctx = self.get(name)?;
         if ctx.state == ContextState::Expired {
             return Err(conflict(format!("context {name} is already expired")));
@@ -473,127 +331,9 @@ impl Lifecycle {
         ctx.state = ContextState::Expired;
         ctx.expired_at = Some(now());
         self.save(&ctx).await?;
-        let mut view = ctx.view();
-        view["status"] = json!("expired");
-        Ok(view)
-    }
-
-    /// Reads every alias from the provider, then updates each context under its own lock,
-    /// so a job running on a context is never overwritten by the refresh or the other way.
-    pub(super) async fn refresh(&self, locks: &ContextLocks) -> Result<Value, CommandError> {
-        let (aliases, requests) = self.aliases.list().await?;
-        let by_id: std::collections::HashMap<&str, &crate::providers::AliasInfo> =
-            aliases.iter().map(|a| (a.id.as_str(), a)).collect();
-        let mut changed = 0;
-        let names: Vec<String> = self
-            .contexts
-            .all()
-            .map_err(store_err)?
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        for name in names {
-            let _serial = locks.lock(&name).await;
-            let Some(mut ctx) = self.contexts.get(&name).map_err(store_err)? else {
-                continue;
-            };
-            let Some(record) = ctx.alias.as_mut().filter(|a| !a.deleted) else {
-                continue;
-            };
-            if let Some(info) = by_id.get(record.id.as_str()) {
-                if record.active != info.active || record.forwarded != info.forwarded {
-                    record.active = info.active;
-                    record.forwarded = info.forwarded;
-                    self.contexts.put(&ctx).map_err(store_err)?;
-                    changed += 1;
-                }
-            }
-        }
-        self.store.flush().await.map_err(store_err)?;
-        Ok(
-            json!({"provider_aliases": aliases.len(), "provider_requests": requests, "contexts_updated": changed}),
-        )
-    }
-
-    /// Settles intents left by an interrupted run, each under its context's lock.
-    pub(super) async fn reconcile(&self, locks: &ContextLocks) -> Result<Value, CommandError> {
-        let mut settled = Vec::new();
-        let mut pending = Vec::new();
-        let mut todo = self.contexts.open_intents().map_err(store_err)?;
-        // Intents of the run that died whose create is not found yet are looked at again once
-        // the landing window has passed (no context lock is held while waiting).
-        let mut later: Vec<Intent> = Vec::new();
-        loop {
-            for intent in todo {
-                let _serial = locks.lock(&intent.context).await;
-                if self
-                    .contexts
-                    .intent(&intent.context, intent.kind)
-                    .map_err(store_err)?
-                    .is_none()
-                {
-                    // Settled by the job that held the lock before us.
-                    continue;
-                }
-                let Some(mut ctx) = self.contexts.get(&intent.context).map_err(store_err)? else {
-                    self.contexts
-                        .close_intent(&intent.context, intent.kind)
-                        .map_err(store_err)?;
-                    continue;
-                };
-                let found = match intent.kind {
-                    IntentKind::AliasChange | IntentKind::CardChange => self
-                        .settle_change(&mut ctx, intent.kind)
-                        .await
-                        .map(|_| true),
-                    IntentKind::Alias => match self.aliases.find(&intent.marker).await {
-                        Ok(Some(a)) => self.attach_alias(&mut ctx, a).await.map(|_| true),
-                        Ok(None) => Ok(false),
-                        Err(e) => Err(CommandError::from(e)),
-                    },
-                    IntentKind::Card => match self.cards.find(&intent.marker).await {
-                        Ok(Some(c)) => self.attach_card(&mut ctx, c).await.map(|_| true),
-                        Ok(None) => Ok(false),
-                        Err(e) => Err(CommandError::from(e)),
-                    },
-                };
-                match found {
-                    Ok(true) => settled.push(
-                        json!({"context": intent.context, "kind": intent.kind, "found": true}),
-                    ),
-                    Ok(false) if self.still_landing(&intent).is_some() => later.push(intent),
-                    Ok(false) => {
-                        // Nothing was made: the next enroll creates it afresh.
-                        self.contexts
-                            .close_intent(&intent.context, intent.kind)
-                            .map_err(store_err)?;
-                        settled.push(
-                            json!({"context": intent.context, "kind": intent.kind, "found": false}),
-                        );
-                    }
-                    Err(e) => pending.push(
-                        json!({"context": intent.context, "kind": intent.kind, "error": e.message}),
-                    ),
-                }
-            }
-            if later.is_empty() {
-                break;
-            }
-            let wait = later
-                .iter()
-                .filter_map(|i| self.still_landing(i))
-                .max()
-                .unwrap_or_default();
-            tracing::info!(
-                intents = later.len(),
-                wait_secs = wait.as_secs(),
-                "creates of the run that died are not found yet; looking again when they can no longer land"
-            );
-            self.store.flush().await.map_err(store_err)?;
-            tokio::time::sleep(wait).await;
-            todo = std::mem::take(&mut later);
-        }
-        self.store.flush().await.map_err(store_err)?;
-        Ok(json!({"settled": settled, "pending": pending}))
+        Ok(Expired {
+            context: ctx.view(),
+            status: "expired",
+        })
     }
 }
