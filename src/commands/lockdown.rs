@@ -3,11 +3,32 @@
 
 use super::{Args, Cmd, Fast, GateAction, Run, Spec};
 use crate::policy::tools::Tier;
-use crate::reply::CommandError;
+use crate::reply::{CommandError, Words};
+use serde::Serialize;
 
 /// `lockdown` takes no arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lockdown;
+
+/// What `lockdown` answers: what it stopped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LockedDown {
+    /// `locked_down`.
+    pub status: &'static str,
+    /// The tools whose grants it revoked.
+    pub revoked: Vec<&'static str>,
+    /// The pending approvals it denied, by reference.
+    pub denied_approvals: Vec<String>,
+    /// The jobs in flight it stops at their next provider call.
+    pub stopping_jobs: Vec<u64>,
+}
+
+impl Words for LockedDown {
+    /// Labelled lines; the alert sent just before says it in a sentence.
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
 
 impl Cmd for Lockdown {
     const SPECS: &'static [Spec] = &[Spec::new(

@@ -4,11 +4,29 @@
 
 use super::{Args, Cmd, Fast, GateAction, Run, Spec};
 use crate::policy::tools::Tier;
-use crate::reply::CommandError;
+use crate::reply::{CommandError, Words};
+use serde::Serialize;
 
 /// `secrets.reload` takes no arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SecretsReload;
+
+/// What `secrets.reload` answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reloaded {
+    /// `reloaded`.
+    pub status: &'static str,
+    /// True when the secret in use changed since it was last seen (a rotation, audited).
+    pub rotated: bool,
+    /// How many command secrets are accepted now (the current one and previous ones).
+    pub accepted_secrets: usize,
+}
+
+impl Words for Reloaded {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
 
 impl Cmd for SecretsReload {
     const SPECS: &'static [Spec] = &[Spec::new(

@@ -17,9 +17,10 @@ use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
 use crate::policy::approvals::{Approval, ApprovalCode, ApprovalState};
 use crate::policy::Refusal;
-use crate::reply::{CommandError, ErrorKind, Output, Reply};
+use crate::reply::{CommandError, ErrorKind, Output, Reply, Words};
 use crate::text::{escape, Lines};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -62,37 +63,37 @@ impl Gate {
     ) -> Result<Asked, CommandError> {
         let (reply, code) = self.open_approval(command, args, inv)?;
         if inv.channel == Channel::Mcp {
-            return self.mcp_request_reply(reply, &code).map(Asked);
+            return self.mcp_request_reply(reply, &code).map(Asked::Requested);
         }
-        Ok(Asked(reply))
+        Ok(Asked::Required(reply))
     }
 
     /// The MCP key's view of an approval it asked for: a request id to follow it with
     /// `request.status`, never the code, and the words that say who decides.
     fn mcp_request_reply(
         &mut self,
-        reply: Value,
+        reply: ApprovalRequired,
         code: &ApprovalCode,
-    ) -> Result<Value, CommandError> {
+    ) -> Result<ApprovalRequested, CommandError> {
         let pending = self
             .policy
             .approvals
             .get(code)
             .map_err(|e| self.internal(e))?;
         let mine = pending.is_some_and(|a| a.channel == Channel::Mcp.as_str());
-        let mut out = json!({
-            "status": "approval_requested",
-            "action": reply["action"],
-            "expires_at": reply["expires_at"],
-        });
-        if mine {
+        let (request_id, note) = if mine {
             let id = crate::commands::request_status::request_id_for(&self.store.records(), code)?;
-            out["request_id"] = json!(id);
-            out["note"] = json!("Nothing has happened yet. The owner has been asked on their phone (Signal) and alone decides; the approval code is never shown to the MCP key. Call request.status with this request_id to learn whether it was approved, denied or expired, and the result once it ran.");
+            (Some(id), "Nothing has happened yet. The owner has been asked on their phone (Signal) and alone decides; the approval code is never shown to the MCP key. Call request.status with this request_id to learn whether it was approved, denied or expired, and the result once it ran.")
         } else {
-            out["note"] = json!("The same action is already waiting for the owner's answer on their phone, asked by another channel; nothing has happened yet.");
-        }
-        Ok(out)
+            (None, "The same action is already waiting for the owner's answer on their phone, asked by another channel; nothing has happened yet.")
+        };
+        Ok(ApprovalRequested {
+            status: "approval_requested",
+            action: reply.action,
+            expires_at: reply.expires_at,
+            request_id,
+            note,
+        })
     }
 
     /// [`Gate::ask_owner`], also handing back the code (to name it in the owner's alerts by
@@ -104,7 +105,7 @@ impl Gate {
         command: &Command,
         args: &serde_json::Map<String, Value>,
         inv: &Invocation,
-    ) -> Result<(Value, ApprovalCode), CommandError> {
+    ) -> Result<(ApprovalRequired, ApprovalCode), CommandError> {
         let summary = escape(&command.describe(&self.contexts), Lines::Single);
         let tool = command.tool()?;
         let pending = self
@@ -121,21 +122,19 @@ impl Gate {
                 inv,
                 json!({"tool": tool.name, "code": same.code, "action": same.cmd}),
             )?;
-            let mut reply = json!({
-                "status": "approval_required",
-                "approval": same.reference(),
-                "action": same.cmd,
-                "prompt": format!(
+            let reply = ApprovalRequired {
+                status: "approval_required",
+                code: self.code_in_clear(&same.code, ShownTo::Asker, inv),
+                approval: same.reference(),
+                action: same.cmd.clone(),
+                prompt: format!(
                     "Already waiting for the owner: {}. The earlier prompt ({}) stands.",
                     escape(&same.summary, Lines::Single),
                     same.reference()
                 ),
-                "expires_at": same.deadline_rfc3339(),
-                "merged": true,
-            });
-            if let Some(code) = self.code_in_clear(&same.code, ShownTo::Asker, inv) {
-                reply["code"] = json!(code);
-            }
+                expires_at: same.deadline_rfc3339(),
+                merged: true,
+            };
             return Ok((reply, same.code));
         }
         let approval = self
@@ -171,22 +170,19 @@ impl Gate {
             .unwrap_or_default();
         // A 👍 or 👎 on this prompt answers it (the Signal channel records it as it goes).
         self.queue_prompt(&prompt_with(&for_owner), &approval.code)?;
-        let reply = match self.code_in_clear(&approval.code, ShownTo::Asker, inv) {
-            Some(code) => json!({
-                "status": "approval_required",
-                "code": code,
-                "approval": reference,
-                "action": command.name(),
-                "prompt": prompt_with(&code),
-                "expires_at": approval.deadline_rfc3339(),
-            }),
-            None => json!({
-                "status": "approval_required",
-                "approval": reference,
-                "action": command.name(),
-                "prompt": format!("Approval needed ({reference}): {summary}. The code was sent to the owner over Signal; answer there."),
-                "expires_at": approval.deadline_rfc3339(),
-            }),
+        let code = self.code_in_clear(&approval.code, ShownTo::Asker, inv);
+        let prompt = match &code {
+            Some(code) => prompt_with(code),
+            None => format!("Approval needed ({reference}): {summary}. The code was sent to the owner over Signal; answer there."),
+        };
+        let reply = ApprovalRequired {
+            status: "approval_required",
+            code,
+            approval: reference,
+            action: command.name().to_string(),
+            prompt,
+            expires_at: approval.deadline_rfc3339(),
+            merged: false,
         };
         Ok((reply, approval.code))
     }
@@ -406,27 +402,64 @@ impl Gate {
 
 /// The answer to a command that needs the owner's approval: the approval opened (or the one
 /// it was merged into), its prompt and deadline; for the MCP key, its request id instead.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Asked(Value);
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(super) enum Asked {
+    /// To every channel but MCP.
+    Required(ApprovalRequired),
+    /// To the MCP key, which never sees the code.
+    Requested(ApprovalRequested),
+}
 
-impl Output for Asked {
-    fn json(&self) -> Value {
-        self.0.clone()
-    }
+/// `approval_required`: the approval opened for the command (or the one already pending it
+/// was merged into).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct ApprovalRequired {
+    /// `approval_required`.
+    status: &'static str,
+    /// The code in clear, only where [`Gate::code_in_clear`] allows it to the asker.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    /// The approval's reference (`a-` and 10 hex), which names it everywhere else.
+    approval: String,
+    /// The command waiting.
+    action: String,
+    /// What the owner is asked, or where the code went.
+    prompt: String,
+    /// When it is denied if nobody answers (RFC 3339).
+    expires_at: String,
+    /// True when it was merged into the same request already pending (no new prompt).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    merged: bool,
+}
 
+/// `approval_requested`: what the MCP key hears instead of a code.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct ApprovalRequested {
+    /// `approval_requested`.
+    status: &'static str,
+    /// The command waiting.
+    action: String,
+    /// When it is denied if nobody answers (RFC 3339).
+    expires_at: String,
+    /// The id to follow it with `request.status`, when the MCP key asked it itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    /// Who decides, and what to do meanwhile.
+    note: &'static str,
+}
+
+impl Words for Asked {
     /// The prompt itself went to the phone just before this reply: this says to answer it
     /// (or, merged into one already asked, says so).
     fn words(&self, cmd: &str) -> String {
-        let v = &self.0;
-        if v["status"] == "approval_required" && v.get("merged").is_none() {
-            return format!(
+        match self {
+            Asked::Required(r) if !r.merged => format!(
                 "⏳ {cmd}: waiting for your approval: answer the prompt just sent (`approve` or `deny` with its code, or react 👍 or 👎). Expires {}.",
-                crate::words::lines::single(v["expires_at"].as_str().unwrap_or("soon"))
-            );
-        }
-        match v.get("prompt").and_then(Value::as_str) {
-            Some(prompt) => crate::words::lines::multi(prompt),
-            None => crate::words::fields(cmd, v),
+                crate::words::lines::single(&r.expires_at)
+            ),
+            Asked::Required(r) => crate::words::lines::multi(&r.prompt),
+            Asked::Requested(_) => crate::words::fields_of(cmd, self),
         }
     }
 }

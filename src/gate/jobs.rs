@@ -189,12 +189,11 @@ impl Gate {
         action: GateAction,
         inv: &Invocation,
     ) -> Result<Box<dyn Output>, CommandError> {
-        let output = match action {
-            GateAction::Lockdown => self.lockdown(inv)?,
-            GateAction::Unlock => self.unlock(inv)?,
-            GateAction::ReloadSecrets => self.reload_secrets(inv)?,
-        };
-        Ok(Box::new(output))
+        Ok(match action {
+            GateAction::Lockdown => Box::new(self.lockdown(inv)?),
+            GateAction::Unlock => Box::new(self.unlock(inv)?),
+            GateAction::ReloadSecrets => Box::new(self.reload_secrets(inv)?),
+        })
     }
 
     /// Hands `work` to its worker with a fresh ticket; audited as started.

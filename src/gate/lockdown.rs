@@ -1,12 +1,13 @@
 //! `lockdown`, the panic button, and `unlock`.
 
 use super::Gate;
+use crate::commands::lockdown::LockedDown;
+use crate::commands::unlock::Unlocked;
 use crate::origin::Invocation;
 use crate::outbox::MessageKind;
 use crate::policy::approvals::ApprovalState;
 use crate::reply::CommandError;
 use crate::store::records::{Key, Time};
-use crate::words::Fields;
 use serde_json::json;
 
 /// Set while a lockdown holds, with when it started.
@@ -16,7 +17,7 @@ impl Gate {
     /// `lockdown`, the panic button: revokes every non-read grant, denies every pending
     /// approval, and stops every job in flight at its next provider call (queued jobs are
     /// cancelled when their turn comes), immediately and without asking.
-    pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
+    pub(super) fn lockdown(&mut self, inv: &Invocation) -> Result<LockedDown, CommandError> {
         self.execution.lockdown.trip();
         // Sticky: until the owner unlocks, grant and approve (of anything but the unlock)
         // are refused, so a stolen command secret cannot undo it.
@@ -60,12 +61,12 @@ impl Gate {
                 stopping.len()
             ),
         )?;
-        Ok(Fields(json!({
-            "status": "locked_down",
-            "revoked": revoked,
-            "denied_approvals": denied,
-            "stopping_jobs": stopping,
-        })))
+        Ok(LockedDown {
+            status: "locked_down",
+            revoked,
+            denied_approvals: denied,
+            stopping_jobs: stopping,
+        })
     }
 
     /// True while a lockdown holds.
@@ -74,14 +75,14 @@ impl Gate {
     }
 
     /// Ends a lockdown (at the console, or approved from the owner's phone).
-    pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
+    pub(super) fn unlock(&mut self, inv: &Invocation) -> Result<Unlocked, CommandError> {
         let was = self
             .store
             .records()
             .remove(&LOCKED_DOWN)
             .map_err(|e| self.internal(e))?;
         if !was {
-            return Ok(Fields(json!({"status": "not locked down"})));
+            return Ok(Unlocked::not_locked_down());
         }
         self.audit_event("lockdown.ended", inv, json!({"by": inv.channel.as_str()}))?;
         self.notify(
@@ -91,8 +92,6 @@ impl Gate {
                 inv.channel.as_str()
             ),
         )?;
-        Ok(Fields(
-            json!({"status": "unlocked", "note": "tools stay revoked until granted again"}),
-        ))
+        Ok(Unlocked::ended())
     }
 }

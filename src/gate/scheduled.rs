@@ -7,11 +7,43 @@ use crate::breach::incidents::Incident;
 use crate::commands::Work;
 use crate::origin::{Channel, Invocation};
 use crate::outbox::MessageKind;
-use crate::reply::{CommandError, Reply};
+use crate::reply::{CommandError, Output, Reply, Words};
 use crate::schedule::Job;
-use crate::words::Fields;
 use chrono::Duration as ChronoDuration;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
+
+/// What the weekly digest answers whoever ran it (the digest itself goes to the owner as an
+/// alert): how many incidents and pending approvals it named, and the contexts expired.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct Digest {
+    /// Incidents seen in the last seven days.
+    incidents: usize,
+    /// Approvals still waiting.
+    pending_approvals: usize,
+    /// The contexts expired in the last seven days.
+    expired: Vec<String>,
+}
+
+/// What the rotation reminder answers: `{"status": "reminded"}` (the reminder went to the
+/// owner as an alert).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(super) struct Reminded {
+    /// `reminded`.
+    status: &'static str,
+}
+
+impl Words for Digest {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
+
+impl Words for Reminded {
+    fn words(&self, cmd: &str) -> String {
+        crate::words::fields_of(cmd, self)
+    }
+}
 
 impl Gate {
     /// Runs a scheduled job and records when it ran; a sweep runs as a job and its waiter
@@ -25,23 +57,25 @@ impl Gate {
             let e = self.internal(e);
             return self.deliver(waiter, Reply::Err(e)).await;
         }
-        let result = match job {
+        let result: Result<Box<dyn Output>, CommandError> = match job {
             Job::BreachSweep => {
                 let pending = PendingJob::new("sweep", &inv, After::Sweep, waiter);
                 return self.start_job(Work::Sweep, pending);
             }
-            Job::WeeklyDigest => self.digest(&inv).map(Fields),
+            Job::WeeklyDigest => self
+                .digest(&inv)
+                .map(|d| Box::new(d) as Box<dyn Output>),
             Job::SecretRotationReminder => self
                 .notify(
                     MessageKind::Alert,
                     "Reminder: rotate the command secret (quarterly at least). Make a new one, keep the old one in previous_secrets for a grace period, then remove it.",
                 )
-                .map(|_| Fields(json!({"status": "reminded"}))),
+                .map(|_| Box::new(Reminded { status: "reminded" }) as Box<dyn Output>),
         };
         self.deliver(waiter, result.into()).await;
     }
 
-    fn digest(&mut self, inv: &Invocation) -> Result<Value, CommandError> {
+    fn digest(&mut self, inv: &Invocation) -> Result<Digest, CommandError> {
         let since =
             (inv.now - ChronoDuration::days(7)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let incidents: Vec<Incident> = self
@@ -89,8 +123,10 @@ impl Gate {
             text.push_str(&format!("\naudit head: seq {seq} hash {hash}"));
         }
         self.notify(MessageKind::Alert, &text)?;
-        Ok(
-            json!({"incidents": incidents.len(), "pending_approvals": pending.len(), "expired": expired}),
-        )
+        Ok(Digest {
+            incidents: incidents.len(),
+            pending_approvals: pending.len(),
+            expired,
+        })
     }
 }

@@ -2,10 +2,10 @@
 //! `secrets.reload` (console only), which reads the secrets and the MCP key again.
 
 use super::Gate;
+use crate::commands::secrets_reload::Reloaded;
 use crate::origin::{Channel, Invocation};
 use crate::reply::CommandError;
 use crate::store::records::{Key, Text};
-use crate::words::Fields;
 use serde_json::json;
 
 /// The fingerprint of the secret in use, to notice rotations.
@@ -38,7 +38,7 @@ impl Gate {
 
     /// `secrets.reload` (console only): the secrets are read again from the data dir, and
     /// the redactors of the replies, the audit log and the daemon's log learn them.
-    pub(super) fn reload_secrets(&mut self, inv: &Invocation) -> Result<Fields, CommandError> {
+    pub(super) fn reload_secrets(&mut self, inv: &Invocation) -> Result<Reloaded, CommandError> {
         if inv.channel != Channel::Socket {
             return Err(CommandError::new(
                 crate::reply::ErrorKind::NotGranted,
@@ -77,8 +77,10 @@ impl Gate {
         self.admission
             .set_credentials(fresh, mcp_key.map(crate::auth::mcp_key::as_set));
         let rotated = self.note_secret_fingerprint(inv)?;
-        Ok(Fields(
-            json!({"status": "reloaded", "rotated": rotated, "accepted_secrets": self.admission.secrets().all().count()}),
-        ))
+        Ok(Reloaded {
+            status: "reloaded",
+            rotated,
+            accepted_secrets: self.admission.secrets().all().count(),
+        })
     }
 }
