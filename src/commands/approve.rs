@@ -4,9 +4,8 @@ use super::args::{req, Arg, Kind};
 use super::{invalid, Args, Cmd, Fast, Run, Spec};
 use crate::policy::approvals::ApprovalCode;
 use crate::policy::tools::Tier;
-use crate::reply::{internal, CommandError, ErrorKind, Output, Words};
+use crate::reply::{internal, CommandError, ErrorKind, Output, Reply, Words};
 use serde::{Serialize, Serializer};
-use serde_json::json;
 
 /// `approve {code}`
 #[derive(Debug, Clone, PartialEq)]
@@ -57,16 +56,25 @@ pub struct Approved {
 
 impl Serialize for Approved {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        /// `{"status": "approved", "code", "action", "result"}`.
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            status: &'static str,
+            code: &'a ApprovalCode,
+            action: &'a str,
+            result: serde_json::Value,
+        }
         let result = match &self.result {
             Ok(out) => out.json(),
-            Err(e) => json!({"error": e.message, "kind": e.kind.as_str()}),
+            // The action's error reply, as it would have answered on its own.
+            Err(e) => Reply::Err(e.clone()).to_json(),
         };
-        json!({
-            "status": "approved",
-            "code": self.code,
-            "action": self.action,
-            "result": result,
-        })
+        Shown {
+            status: "approved",
+            code: &self.code,
+            action: &self.action,
+            result,
+        }
         .serialize(s)
     }
 }
@@ -104,21 +112,22 @@ pub fn used_code() -> CommandError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::words::Fields;
+    use crate::commands::unlock::Unlocked;
 
     #[test]
     fn an_approval_names_the_action_and_its_result() {
         let code = ApprovalCode::parse("ABCDE-FGHJK").unwrap();
         let ran = Approved {
             code: code.clone(),
-            action: "expire".into(),
-            result: Ok(Box::new(Fields(
-                json!({"context": "notion", "state": "expired"}),
-            ))),
+            action: "unlock".into(),
+            result: Ok(Box::new(Unlocked::ended())),
         };
         let text = Words::words(&ran, "approve");
-        assert!(text.starts_with("✓ Approved: expire ran.\n"), "{text}");
-        assert!(text.contains("notion"), "{text}");
+        assert_eq!(
+            text,
+            "✓ Approved: unlock ran.\n✓ unlock: unlocked\nnote: tools stay revoked until granted again"
+        );
+        assert_eq!(ran.json()["result"]["status"], "unlocked");
         let failed = Approved {
             code,
             action: "expire".into(),

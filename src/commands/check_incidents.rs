@@ -19,9 +19,19 @@ pub struct IncidentsOutput(pub Vec<Incident>);
 
 impl Serialize for IncidentsOutput {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let lines: Vec<String> = self.0.iter().map(line).collect();
-        let views: Vec<serde_json::Value> = self.0.iter().map(Incident::view).collect();
-        serde_json::json!({"count": self.0.len(), "incidents": views, "lines": lines}).serialize(s)
+        /// `{"count", "incidents": [view, ...], "lines": [...]}`.
+        #[derive(Serialize)]
+        struct Shown {
+            count: usize,
+            incidents: Vec<serde_json::Value>,
+            lines: Vec<String>,
+        }
+        Shown {
+            count: self.0.len(),
+            incidents: self.0.iter().map(Incident::view).collect(),
+            lines: self.0.iter().map(line).collect(),
+        }
+        .serialize(s)
     }
 }
 

@@ -20,7 +20,17 @@ pub struct Acknowledged(pub Incident);
 
 impl Serialize for Acknowledged {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde_json::json!({"status": "acknowledged", "incident": self.0.view()}).serialize(s)
+        /// `{"status": "acknowledged", "incident": view}`.
+        #[derive(Serialize)]
+        struct Shown {
+            status: &'static str,
+            incident: serde_json::Value,
+        }
+        Shown {
+            status: "acknowledged",
+            incident: self.0.view(),
+        }
+        .serialize(s)
     }
 }
 

@@ -32,9 +32,10 @@ pub fn error(cmd: Option<&str>, e: &CommandError) -> String {
     format!("✗ {what}: {}", lines::single(&e.message))
 }
 
-/// A record without words of its own (a worker's report, a scheduled job's result, a reply
-/// whose secrets were redacted): its JSON, worded as a headline with its `status` and
-/// labelled lines for the rest.
+/// A reply whose secrets were redacted out of its JSON (the gate's `redact_reply`): the typed
+/// output it came from no longer matches it, so it is worded from the redacted JSON, as a
+/// headline with its `status` and labelled lines for the rest. Every command's and job's
+/// output is a type of its own; this is for nothing else.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fields(pub Value);
 
