@@ -217,9 +217,16 @@ impl SignalTally {
 #[derive(Debug)]
 pub enum OwnerInput {
     /// A message the owner typed: a signed envelope, or `approve CODE` / `deny CODE`.
-    Message(String),
+    Message {
+        /// Its Signal id (None from a gateway older than ids): acted on once.
+        id: Option<String>,
+        /// What they wrote.
+        body: String,
+    },
     /// A 👍 (`approve`) or 👎 on the prompt of the approval `code`.
     Reaction {
+        /// Its Signal id: acted on once.
+        id: String,
         /// 👍 or not.
         approve: bool,
         /// The approval the prompt asked about.

@@ -21,13 +21,20 @@ impl Gate {
     pub(super) async fn owner_input(&mut self, input: OwnerInput) -> bool {
         let inv = Invocation::now(Channel::Signal);
         match input {
-            OwnerInput::Message(body) => {
-                let taken = self.take_in(body.as_bytes()).await;
-                self.owner_message(body.trim(), &inv, taken).await;
+            OwnerInput::Message { id, body } => {
+                match self.take_in(id.as_deref(), body.as_bytes()).await {
+                    TakenIn::Again => {}
+                    TakenIn::As(taken) => self.owner_message(body.trim(), &inv, taken).await,
+                }
             }
-            OwnerInput::Reaction { approve, code } => {
-                let taken = self.take_in(&reaction_record(approve, &code)).await;
-                self.reaction_answer(approve, code, &inv, taken).await;
+            OwnerInput::Reaction { id, approve, code } => {
+                match self
+                    .take_in(Some(&id), &reaction_record(approve, &code))
+                    .await
+                {
+                    TakenIn::Again => {}
+                    TakenIn::As(taken) => self.reaction_answer(approve, code, &inv, taken).await,
+                }
             }
         }
         match self.store.flush().await {
@@ -79,24 +86,35 @@ impl Gate {
     /// leaves it to be answered at the next start ([`Gate::answer_cut_off`]). Its key, or
     /// None when the store cannot record it (then it is handled as it comes, and a crash
     /// before its reply is queued leaves it unanswered).
-    async fn take_in(&mut self, body: &[u8]) -> Option<[u8; 8]> {
+    async fn take_in(&mut self, id: Option<&str>, body: &[u8]) -> TakenIn {
         let key = match self.store.next_id() {
             Ok(id) => id.to_be_bytes(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot record an owner message");
-                return None;
+                return TakenIn::As(None);
             }
         };
-        if let Err(e) = self.signal().take_in(key, body) {
-            tracing::error!(error = %e, "cannot record an owner message");
-            return None;
+        let recorded = match id {
+            Some(id) => {
+                let now = chrono::Utc::now().timestamp_millis();
+                self.signal().take_in_once(key, body, id, now)
+            }
+            None => self.signal().take_in(key, body).map(|()| true),
+        };
+        match recorded {
+            // A line sent again after a reconnect: acknowledged, acted on once.
+            Ok(false) => return TakenIn::Again,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record an owner message");
+                return TakenIn::As(None);
+            }
         }
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "cannot record an owner message");
         }
-        Some(key)
+        TakenIn::As(Some(key))
     }
-
     /// Queues the reply to an owner message and, in the same transaction, forgets the record
     /// of the message (`take_in`): after a crash there is either both the reply and no
     /// record, or the record to answer again.
@@ -218,6 +236,15 @@ fn typed_answer_in(body: &str) -> Option<(bool, String)> {
         _ => return None,
     };
     (!code.is_empty()).then(|| (approve, code.join("")))
+}
+
+/// What `take_in` did with an owner's input.
+enum TakenIn {
+    /// Its id was seen before: already recorded (and acted on, or to be at the next start).
+    Again,
+    /// Recorded under this key (None when the store could not record it: it is handled as
+    /// it comes).
+    As(Option<[u8; 8]>),
 }
 
 /// The first byte of a recorded reaction in the Signal inbox: never the first byte of UTF-8

@@ -65,6 +65,29 @@ impl SignalState {
         Ok(())
     }
 
+    /// Records an owner message (or reaction) under `key` before it is acted on, and its
+    /// Signal id `id` as seen, in one transaction (the caller flushes): false, and nothing
+    /// written, when the id was seen before (a line sent again after a reconnect). Both or
+    /// neither: an id marked seen without its message would be acknowledged when it comes
+    /// again and never acted on.
+    pub fn take_in_once(
+        &self,
+        key: [u8; 8],
+        body: &[u8],
+        id: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let now = now_ms.to_string();
+        self.inbox.transaction(&self.seen, |inbox, seen| {
+            if seen.get(id)?.is_some() {
+                return Ok(false);
+            }
+            seen.insert(id, now.as_bytes())?;
+            inbox.insert(key, body)?;
+            Ok(true)
+        })
+    }
+
     /// The owner messages taken in and never answered (a crash cut them off), oldest first.
     /// Records the store cannot read are left out.
     pub fn cut_off(&self) -> Vec<(Bytes, Bytes)> {
@@ -161,6 +184,18 @@ mod tests {
             b"list"
         );
         assert_eq!(signal.cut_off().len(), 1);
+        assert!(signal
+            .take_in_once(8u64.to_be_bytes(), b"help", "m2", 7)
+            .unwrap());
+        assert!(!signal
+            .take_in_once(9u64.to_be_bytes(), b"help", "m2", 8)
+            .unwrap());
+        assert!(!signal
+            .take_in_once(9u64.to_be_bytes(), b"x", "m1", 8)
+            .unwrap());
+        assert_eq!(seen.get("m2").unwrap().unwrap().as_ref(), b"7");
+        assert_eq!(signal.cut_off().len(), 2);
+        signal.forget(&8u64.to_be_bytes()).unwrap();
         signal.forget(&7u64.to_be_bytes()).unwrap();
         assert!(signal.cut_off().is_empty());
     }

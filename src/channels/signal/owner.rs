@@ -63,26 +63,25 @@ impl OwnerSide {
                     self.tally.stranger();
                     return id;
                 }
-                if let Some(id) = &id {
-                    if !self.first_time(id) {
-                        // A line sent again after a reconnect: acknowledged, acted on once.
-                        return Some(id.clone());
-                    }
-                }
                 if self.signal.identity_blocked().unwrap_or(true) {
-                    // Nothing from an identity nobody confirmed changes anything.
-                    self.blocked().await;
+                    // Nothing from an identity nobody confirmed changes anything. (A line
+                    // sent again after a reconnect is acknowledged and not answered twice.)
+                    if id.as_deref().is_none_or(|id| self.first_time(id)) {
+                        self.blocked().await;
+                    }
                     return id;
                 }
                 // The owner's latest disappearing-message timer goes on every message to them.
                 if let Err(e) = self.signal.set_expire_timer(expire_timer) {
                     tracing::error!(error = %e, "cannot record the owner's disappearing timer");
                 }
-                // Recorded (flushed) by the gate before it returns.
-                self.gate
-                    .owner(OwnerInput::Message(body))
-                    .await
-                    .then_some(())?;
+                // Recorded (flushed) by the gate before it returns, its id marked seen in the
+                // same transaction: a line sent again is acknowledged and acted on once.
+                let input = OwnerInput::Message {
+                    id: id.clone(),
+                    body,
+                };
+                self.gate.owner(input).await.then_some(())?;
                 id
             }
             GatewayEvent::Reaction {
@@ -96,16 +95,22 @@ impl OwnerSide {
                     self.tally.stranger();
                     return Some(id);
                 }
-                if !self.first_time(&id) {
-                    return Some(id);
-                }
                 match self.answer_in(&emoji, target_timestamp, remove) {
                     Some((approve, code)) => {
-                        let input = OwnerInput::Reaction { approve, code };
+                        // Recorded with its id as seen, as a message is.
+                        let input = OwnerInput::Reaction {
+                            id: id.clone(),
+                            approve,
+                            code,
+                        };
                         self.gate.owner(input).await.then_some(())?;
                     }
-                    // Counted, and audited as a count every minute.
-                    None => self.tally.reaction_ignored(),
+                    // Counted (once), and audited as a count every minute.
+                    None => {
+                        if self.first_time(&id) {
+                            self.tally.reaction_ignored();
+                        }
+                    }
                 }
                 Some(id)
             }
