@@ -434,7 +434,8 @@ impl Gate {
 
     /// A reply in words for the owner, redacted: the output's own words when redacting its
     /// JSON finds nothing (the words are made of the same strings), else words made from the
-    /// redacted JSON.
+    /// redacted JSON; and the final text once more, since words put strings side by side that
+    /// the JSON keeps apart.
     fn redacted_words(&self, cmd: Option<&'static str>, reply: Reply) -> String {
         let reply = match reply {
             Reply::Ok(out) => {
@@ -448,7 +449,7 @@ impl Gate {
             }
             err => self.redact_reply(err),
         };
-        crate::words::reply(cmd, &reply)
+        self.redactor.text(&crate::words::reply(cmd, &reply))
     }
 
     /// Logs an internal fault (redacted) and returns the generic reply for it.
