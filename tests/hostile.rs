@@ -442,6 +442,24 @@ async fn hostile_inputs_over_http() {
     check_nothing_leaked(&mut agent);
 }
 
+/// Writes `body` as received from the stranger, then from the owner.
+fn send_from_both(writer: &mut UnixStream, body: &str) {
+    for sender in [STRANGER, OWNER] {
+        let e = GatewayEvent::Received {
+            id: None,
+            sender: sender.into(),
+            device: 1,
+            timestamp: 1,
+            body: body.to_string(),
+            sealed: true,
+            expire_timer: 0,
+        };
+        writer
+            .write_all(encode_line(&e).unwrap().as_bytes())
+            .unwrap();
+    }
+}
+
 /// The next message the core sends on the gateway socket, acknowledged as sent; panics
 /// after 10 s (`what` names what was waited for).
 fn next_reply(reader: &mut BufReader<UnixStream>, writer: &mut UnixStream, what: &str) -> String {
@@ -486,20 +504,7 @@ fn hostile_inputs_over_signal() {
         if !body.starts_with('{') || body.len() > 60_000 {
             continue;
         }
-        for sender in [STRANGER, OWNER] {
-            let e = GatewayEvent::Received {
-                id: None,
-                sender: sender.into(),
-                device: 1,
-                timestamp: 1,
-                body: body.clone(),
-                sealed: true,
-                expire_timer: 0,
-            };
-            writer
-                .write_all(encode_line(&e).unwrap().as_bytes())
-                .unwrap();
-        }
+        send_from_both(&mut writer, &body);
         // Exactly one reply: the owner's. The stranger's copy gets nothing.
         let reply = next_reply(&mut reader, &mut writer, &name);
         // Signal replies are words: an error is `✗ <what>: <why>`, never JSON (the socket
@@ -516,20 +521,7 @@ fn hostile_inputs_over_signal() {
     // No extra reply: a plain-text marker, sent as each row was (the stranger's copy, then
     // the owner's), is answered after every reply queued before it, so the next reply is the
     // marker's note on how to sign.
-    for sender in [STRANGER, OWNER] {
-        let e = GatewayEvent::Received {
-            id: None,
-            sender: sender.into(),
-            device: 1,
-            timestamp: 1,
-            body: "marker".into(),
-            sealed: true,
-            expire_timer: 0,
-        };
-        writer
-            .write_all(encode_line(&e).unwrap().as_bytes())
-            .unwrap();
-    }
+    send_from_both(&mut writer, "marker");
     let reply = next_reply(&mut reader, &mut writer, "the marker");
     assert!(
         reply.contains("Send a signed command envelope"),
