@@ -188,6 +188,8 @@ impl Delivery {
                 return;
             }
         };
+        // The old id is never sent again: its retry time goes with it.
+        self.failed.remove(&id.to_string());
         tracing::error!(%id, new_id = %new.id(), "the Signal gateway refused outbox message {id}: its sent log holds that id for another message. It was NOT delivered; sending it again under a new id");
         let now = Instant::now();
         let alert = self
