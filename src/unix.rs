@@ -20,3 +20,45 @@ pub fn mode_of(path: &Path) -> io::Result<u32> {
 pub fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
 }
+
+/// Keeps `len` bytes at `ptr` out of swap (`mlock`), where the platform allows it: a key in
+/// memory is never written to disk by paging. Best effort: an unprivileged process may have
+/// no lockable memory left (`RLIMIT_MEMLOCK`), and the key is still zeroed when dropped.
+pub fn lock_memory(ptr: *const u8, len: usize) {
+    // SAFETY: mlock only reads the address range, which the caller owns for `len` bytes.
+    let r = unsafe { libc::mlock(ptr as *const libc::c_void, len) };
+    if r != 0 {
+        tracing::debug!("mlock refused; the key stays unlocked in memory");
+    }
+}
+
+/// Undoes [`lock_memory`] (before the memory is freed).
+pub fn unlock_memory(ptr: *const u8, len: usize) {
+    // SAFETY: as for mlock; unlocking a range that was not locked is harmless.
+    unsafe { libc::munlock(ptr as *const libc::c_void, len) };
+}
+
+/// Makes this process undumpable: no core dump, and no other process of the same uid may
+/// attach to it or read its memory through /proc (`PR_SET_DUMPABLE` 0), and the core size
+/// limit 0. Called first thing by the daemon, which holds keys once unsealed.
+pub fn forbid_core_dumps() -> io::Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on this process with valid arguments.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// True when this process may not be dumped (see [`forbid_core_dumps`]).
+pub fn is_undumpable() -> bool {
+    // SAFETY: a read-only query of this process.
+    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 }
+}

@@ -288,6 +288,7 @@ const TABLE_OWNERS: &[(&str, &str)] = &[
     ("SignalSeen", "store/signal.rs"),
     ("SignalPrompts", "store/signal.rs"),
     ("Meta", "store/mod.rs"),
+    ("Vault", "seal/vault.rs"),
 ];
 
 /// Every `TableId::X` named outside its owner (and outside `store/mod.rs`, which defines

@@ -14,16 +14,19 @@
 
 mod flusher;
 pub mod records;
+pub mod sealer;
 pub mod signal;
 pub mod table;
 
 use flusher::{Flusher, Waiter};
 pub use records::Records;
+pub use sealer::{DataKey, Sealer};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
-pub use table::Table;
+use table::TableSeal;
+pub use table::{Keys, Table};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -83,11 +86,14 @@ pub enum TableId {
     /// The typed records ([`Records`], `store::records`): the audit head and anchor,
     /// cursors, marks, flags.
     Meta,
+    /// The credentials of a sealed installation (command secret, MCP key, provider keys,
+    /// IMAP password, the Signal store's passphrase), keyed by name (`seal::vault`).
+    Vault,
 }
 
 impl TableId {
     /// Every tree.
-    pub const ALL: [TableId; 13] = [
+    pub const ALL: [TableId; 14] = [
         TableId::Replay,
         TableId::Audit,
         TableId::Approvals,
@@ -101,6 +107,7 @@ impl TableId {
         TableId::SignalSeen,
         TableId::SignalPrompts,
         TableId::Meta,
+        TableId::Vault,
     ];
 
     /// The tree's name on disk (unchanged since the first version: older stores open as
@@ -120,7 +127,75 @@ impl TableId {
             TableId::SignalSeen => "signal_seen",
             TableId::SignalPrompts => "signal_prompts",
             TableId::Meta => "meta",
+            TableId::Vault => "vault",
         }
+    }
+
+    /// How its keys are stored on a sealed store: as they are where they are sequence
+    /// numbers or timestamps read in order, hashed where they name the owner's things.
+    pub fn keys(self) -> Keys {
+        match self {
+            TableId::Replay
+            | TableId::Audit
+            | TableId::Outbox
+            | TableId::SignalInbox
+            | TableId::SignalSeen
+            | TableId::SignalPrompts => Keys::Ordered,
+            TableId::Approvals
+            | TableId::Grants
+            | TableId::Contexts
+            | TableId::Intents
+            | TableId::Incidents
+            | TableId::BreachSeen
+            | TableId::Meta
+            | TableId::Vault => Keys::Hashed,
+        }
+    }
+}
+
+/// The store's files, open and locked, with no key: what the daemon holds while sealed.
+/// Each unsealing makes a [`Store`] over it with the data key; sealing drops that store
+/// (and the key) and keeps this, so the next unseal does not reopen the files.
+#[derive(Clone)]
+pub struct Disk {
+    db: sled::Db,
+}
+
+impl Disk {
+    /// Opens (or creates) the store's files in `dir`.
+    pub fn open(dir: &Path) -> Result<Disk, StoreError> {
+        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
+            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
+                StoreError::Corrupt(format!(
+                    "{} is locked: is another pane-agent running on this data dir?",
+                    dir.display()
+                ))
+            }
+            other => StoreError::Sled(other),
+        })?;
+        Ok(Disk { db })
+    }
+
+    /// The store over these files: sealed with `sealer`, or in clear when None (an
+    /// installation made with `--unsealed`).
+    pub fn store(&self, sealer: Option<Arc<Sealer>>) -> Result<Store, StoreError> {
+        Store::over(self.db.clone(), sealer)
+    }
+
+    /// True when the store holds no record at all (a new installation).
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        for id in TableId::ALL {
+            if !self.db.open_tree(id.name())?.is_empty() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Writes everything to disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
     }
 }
 
@@ -132,38 +207,51 @@ pub struct Store {
     db: sled::Db,
     flusher: Arc<Flusher>,
     tables: Arc<Vec<Table>>,
+    sealed: bool,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the store in `dir`, in clear (an unsealed installation, tests).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new().path(dir).open().map_err(|e| match e {
-            sled::Error::Io(ref io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                StoreError::Corrupt(format!(
-                    "{} is locked: is another pane-agent running on this data dir?",
-                    dir.display()
-                ))
-            }
-            other => StoreError::Sled(other),
-        })?;
-        Store::over(db)
+        Disk::open(dir)?.store(None)
     }
 
     /// A store in memory, gone when dropped: for tests.
     pub fn temporary() -> Result<Store, StoreError> {
-        Store::over(sled::Config::new().temporary(true).open()?)
+        Store::over(sled::Config::new().temporary(true).open()?, None)
     }
 
-    fn over(db: sled::Db) -> Result<Store, StoreError> {
+    /// A sealed store in memory, gone when dropped: for tests.
+    pub fn temporary_sealed(key: &DataKey) -> Result<Store, StoreError> {
+        Store::over(
+            sled::Config::new().temporary(true).open()?,
+            Some(Arc::new(Sealer::new(key)?)),
+        )
+    }
+
+    fn over(db: sled::Db, sealer: Option<Arc<Sealer>>) -> Result<Store, StoreError> {
         let tables = TableId::ALL
             .iter()
-            .map(|id| Ok(Table::new(db.open_tree(id.name())?)))
+            .map(|id| {
+                let seal = sealer.as_ref().map(|s| TableSeal {
+                    sealer: s.clone(),
+                    name: id.name(),
+                    keys: id.keys(),
+                });
+                Ok(Table::new(db.open_tree(id.name())?, seal))
+            })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Store {
             tables: Arc::new(tables),
             flusher: Arc::new(Flusher::start(db.clone())?),
+            sealed: sealer.is_some(),
             db,
         })
+    }
+
+    /// True when its records are sealed at rest.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// The tree `id`, for the repository that owns it (see [`TableId`]) and for tests that
@@ -230,5 +318,82 @@ mod tests {
         store.table(TableId::Grants).insert("x", "granted").unwrap();
         assert!(store.table(TableId::Replay).get("x").unwrap().is_none());
         assert!(store.table(TableId::Grants).get("x").unwrap().is_some());
+    }
+
+    #[test]
+    fn a_sealed_table_behaves_as_a_clear_one_and_shows_nothing() {
+        let key = DataKey::generate().unwrap();
+        for store in [
+            Store::temporary().unwrap(),
+            Store::temporary_sealed(&key).unwrap(),
+        ] {
+            for id in [TableId::Contexts, TableId::Audit] {
+                let t = store.table(id);
+                for name in ["notion", "b-site", "a-site", "notion.extra"] {
+                    assert!(t
+                        .insert(name, format!("value of {name}"))
+                        .unwrap()
+                        .is_none());
+                }
+                let old = t.insert("notion", "second").unwrap().unwrap();
+                assert_eq!(old.as_ref(), b"value of notion");
+                assert_eq!(t.get("notion").unwrap().unwrap().as_ref(), b"second");
+                assert!(t.contains_key("a-site").unwrap());
+                let keys: Vec<Vec<u8>> = t.iter().map(|r| r.unwrap().0.to_vec()).collect();
+                assert_eq!(
+                    keys,
+                    vec![
+                        b"a-site".to_vec(),
+                        b"b-site".to_vec(),
+                        b"notion".to_vec(),
+                        b"notion.extra".to_vec()
+                    ],
+                    "{id:?}"
+                );
+                let last = t.iter().next_back().unwrap().unwrap().0;
+                assert_eq!(last.as_ref(), b"notion.extra");
+                let prefixed: Vec<Vec<u8>> = t
+                    .scan_prefix(b"notion")
+                    .map(|r| r.unwrap().0.to_vec())
+                    .collect();
+                assert_eq!(prefixed, vec![b"notion".to_vec(), b"notion.extra".to_vec()]);
+                assert!(!t
+                    .compare_and_swap("notion", Some(b"stale"), Some(b"x"))
+                    .unwrap());
+                assert!(t
+                    .compare_and_swap("notion", Some(b"second"), Some(b"third"))
+                    .unwrap());
+                assert!(t.compare_and_swap("new", None, Some(b"1")).unwrap());
+                assert!(!t.compare_and_swap("new", None, Some(b"2")).unwrap());
+                let other = store.table(TableId::Meta);
+                t.transaction(&other, |mine, theirs| {
+                    let v = mine.get("notion")?.map(|v| v.to_vec()).unwrap_or_default();
+                    theirs.insert("copied", v)?;
+                    mine.remove("b-site")?;
+                    Ok(())
+                })
+                .unwrap();
+                assert_eq!(other.get("copied").unwrap().unwrap().as_ref(), b"third");
+                assert!(t.get("b-site").unwrap().is_none());
+                assert_eq!(
+                    t.remove("a-site").unwrap().unwrap().as_ref(),
+                    b"value of a-site"
+                );
+            }
+            if store.is_sealed() {
+                // On disk: no name and no value in clear, and contexts' keys are hashes.
+                for id in [TableId::Contexts, TableId::Audit, TableId::Meta] {
+                    for item in store.table(id).tree_for_tests().iter() {
+                        let (k, v) = item.unwrap();
+                        for needle in [&b"notion"[..], b"third", b"value of"] {
+                            assert!(!v.windows(needle.len()).any(|w| w == needle), "{id:?}");
+                            if id != TableId::Audit {
+                                assert!(!k.windows(needle.len()).any(|w| w == needle), "{id:?}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
