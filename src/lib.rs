@@ -37,6 +37,7 @@ pub mod redact;
 pub mod reply;
 pub mod retry;
 pub mod schedule;
+pub mod seal;
 pub mod shutdown;
 pub mod store;
 pub mod systemd;

@@ -2,7 +2,9 @@
 //! `$NOTIFY_SOCKET` (sd_notify's datagram protocol), and credentials from
 //! `$CREDENTIALS_DIRECTORY` (`LoadCredential=`).
 
+use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
+use zeroize::Zeroizing;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,9 +36,38 @@ pub fn watchdog_interval() -> Option<Duration> {
     Some(Duration::from_micros(usec / 2)).filter(|d| !d.is_zero())
 }
 
-/// A credential passed with `LoadCredential=NAME:...`, trimmed; None outside systemd or
-/// when not passed.
+/// The credentials of a sealed installation while it is unsealed, by name (see
+/// `seal::vault`): looked at before `$CREDENTIALS_DIRECTORY`, emptied when the agent seals.
+static UNSEALED: std::sync::RwLock<Option<BTreeMap<String, Zeroizing<String>>>> =
+    std::sync::RwLock::new(None);
+
+/// Hands the process the credentials of its unsealed vault (None when it seals: they are
+/// dropped, and zeroed).
+pub fn set_unsealed_credentials(credentials: Option<BTreeMap<String, Zeroizing<String>>>) {
+    let mut guard = UNSEALED.write().unwrap_or_else(|p| p.into_inner());
+    *guard = credentials;
+}
+
+/// True while a sealed installation's credentials are held (it is unsealed).
+pub fn holds_unsealed_credentials() -> bool {
+    UNSEALED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .is_some()
+}
+
+/// A credential by name: from the unsealed vault, else passed with `LoadCredential=NAME:...`,
+/// trimmed; None when neither has it.
 pub fn credential(name: &str) -> Option<String> {
+    if let Some(held) = UNSEALED
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
+        if let Some(v) = held.get(name) {
+            return Some(v.trim().to_string()).filter(|t| !t.is_empty());
+        }
+    }
     let dir = std::env::var_os("CREDENTIALS_DIRECTORY")?;
     let text = std::fs::read_to_string(PathBuf::from(dir).join(name)).ok()?;
     Some(text.trim().to_string()).filter(|t| !t.is_empty())

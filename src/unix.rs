@@ -62,3 +62,25 @@ pub fn is_undumpable() -> bool {
     // SAFETY: a read-only query of this process.
     unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 }
 }
+
+/// Writes `content` to `path` atomically with mode 0600: a temporary file beside it, synced,
+/// renamed over `path`, and the directory synced, so a crash leaves the old file or the new
+/// one, never half of either.
+pub fn write_private_atomically(path: &Path, content: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(content)?;
+    f.sync_all()?;
+    fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -37,6 +37,7 @@ const LAYERS: &[(u8, &[&str])] = &[
         2,
         &[
             "store",
+            "seal",
             "audit",
             "outbox",
             "auth",

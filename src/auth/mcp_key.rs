@@ -17,6 +17,10 @@ pub fn path(data_dir: &Path) -> PathBuf {
 /// The MCP key, or None when `pane-agent mcp-key` has not made one. Like the command secret
 /// it must be mode 0600 or stricter and at least 32 bytes.
 pub fn load(data_dir: &Path) -> Result<Option<Secret>, SecretError> {
+    // A sealed installation's key lives in its vault, held in memory while unsealed.
+    if let Some(key) = crate::systemd::credential("mcp-key") {
+        return Secret::new(&key).check_len("the MCP key").map(Some);
+    }
     let path = path(data_dir);
     if !path.exists() {
         return Ok(None);

@@ -90,7 +90,7 @@ impl Secret {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
 
-    fn check_len(self, origin: &str) -> Result<Secret, SecretError> {
+    pub(super) fn check_len(self, origin: &str) -> Result<Secret, SecretError> {
         if self.bytes.len() < MIN_SECRET_BYTES {
             return Err(SecretError::TooShort {
                 origin: origin.to_string(),

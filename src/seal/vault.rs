@@ -1,0 +1,180 @@
+//! The credentials of a sealed installation, inside the sealed store (the `vault` tree): the
+//! command secret, the rotated-out secrets still in their grace, the MCP key, the provider
+//! keys (with the IMAP password) and the Signal store's passphrase.
+//!
+//! They arrive as files, as before sealing (`init` writes `agent.secret`, `mcp-key` writes
+//! `mcp.key`, the owner drops `provider-keys` into `<data-dir>/credentials/`, systemd passes
+//! `LoadCredential=` files): each unseal and each `secrets.reload` imports what it finds and
+//! removes the files it may remove, so from then on they exist only sealed. While unsealed,
+//! the vault's contents are handed to the process's credential lookup
+//! ([`crate::systemd::set_unsealed_credentials`]), where every reader of a credential looks
+//! first; sealing clears them.
+
+use super::SealError;
+use crate::store::{Store, Table, TableId};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// One credential the vault holds, by its systemd credential name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Credential {
+    /// The command secret (`agent.secret`).
+    CommandSecret,
+    /// Rotated-out secrets with their expiry (`previous.secrets`).
+    PreviousSecrets,
+    /// The MCP key (`mcp.key`).
+    McpKey,
+    /// `NAME=value` lines: the provider keys and `PANE_IMAP_PASSWORD`.
+    ProviderKeys,
+    /// The SQLCipher passphrase of the Signal gateway's store.
+    SignalPassphrase,
+}
+
+impl Credential {
+    /// Every credential.
+    pub const ALL: [Credential; 5] = [
+        Credential::CommandSecret,
+        Credential::PreviousSecrets,
+        Credential::McpKey,
+        Credential::ProviderKeys,
+        Credential::SignalPassphrase,
+    ];
+
+    /// Its name: the systemd credential's, and the file's in `<data-dir>/credentials/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Credential::CommandSecret => "agent-secret",
+            Credential::PreviousSecrets => "previous-secrets",
+            Credential::McpKey => "mcp-key",
+            Credential::ProviderKeys => "provider-keys",
+            Credential::SignalPassphrase => "signal-passphrase",
+        }
+    }
+
+    /// The file in the data dir the agent itself writes it to on an unsealed installation.
+    fn data_dir_file(self) -> Option<&'static str> {
+        match self {
+            Credential::CommandSecret => Some("agent.secret"),
+            Credential::PreviousSecrets => Some(crate::auth::secret::ROTATED_FILE),
+            Credential::McpKey => Some(crate::auth::mcp_key::MCP_KEY_FILE),
+            Credential::ProviderKeys | Credential::SignalPassphrase => None,
+        }
+    }
+}
+
+/// The drop directory for credential files in the data dir.
+pub const DROP_DIR: &str = "credentials";
+
+/// One credential taken in by [`Vault::import`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Imported {
+    /// Which.
+    pub credential: Credential,
+    /// From where.
+    pub from: PathBuf,
+    /// True when the file was removed (a systemd credential is a read-only copy: its source
+    /// under /etc is the operator's to remove).
+    pub removed: bool,
+}
+
+/// The vault over the sealed store.
+#[derive(Clone)]
+pub struct Vault {
+    table: Table,
+}
+
+impl Vault {
+    /// The vault of `store` (which must be sealed: a vault in clear would be the files again).
+    pub fn new(store: &Store) -> Result<Vault, SealError> {
+        if !store.is_sealed() {
+            return Err(SealError::NotSealed);
+        }
+        Ok(Vault {
+            table: store.table(TableId::Vault),
+        })
+    }
+
+    /// The credential's value.
+    pub fn get(&self, c: Credential) -> Result<Option<Zeroizing<String>>, SealError> {
+        Ok(self
+            .table
+            .get(c.name())?
+            .map(|b| Zeroizing::new(String::from_utf8_lossy(&b).into_owned())))
+    }
+
+    /// Sets the credential.
+    pub fn set(&self, c: Credential, value: &str) -> Result<(), SealError> {
+        self.table.insert(c.name(), value.as_bytes())?;
+        Ok(())
+    }
+
+    /// Every credential held, by name.
+    pub fn all(&self) -> Result<BTreeMap<String, Zeroizing<String>>, SealError> {
+        let mut out = BTreeMap::new();
+        for c in Credential::ALL {
+            if let Some(v) = self.get(c)? {
+                out.insert(c.name().to_string(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes in every credential file found (the data dir's own files, its `credentials/`
+    /// drop directory, then systemd's `$CREDENTIALS_DIRECTORY`), the last found winning, and
+    /// flushes; only then removes the files it may. A file that is empty is left alone.
+    pub async fn import(&self, store: &Store, data_dir: &Path) -> Result<Vec<Imported>, SealError> {
+        let mut found: Vec<Imported> = Vec::new();
+        for c in Credential::ALL {
+            let mut sources: Vec<(PathBuf, bool)> = Vec::new();
+            if let Some(f) = c.data_dir_file() {
+                sources.push((data_dir.join(f), true));
+            }
+            sources.push((data_dir.join(DROP_DIR).join(c.name()), true));
+            if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+                sources.push((PathBuf::from(dir).join(c.name()), false));
+            }
+            for (path, removable) in sources {
+                let text = match std::fs::read_to_string(&path) {
+                    Ok(t) => Zeroizing::new(t),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(SealError::Io(format!("cannot read {}: {e}", path.display())))
+                    }
+                };
+                let value = text.trim();
+                if value.is_empty() {
+                    continue;
+                }
+                self.set(c, value)?;
+                found.push(Imported {
+                    credential: c,
+                    from: path,
+                    removed: removable,
+                });
+            }
+        }
+        if found.is_empty() {
+            return Ok(found);
+        }
+        store.flush().await?;
+        for item in found.iter_mut().filter(|i| i.removed) {
+            item.removed = remove_file(&item.from);
+        }
+        Ok(found)
+    }
+}
+
+/// Overwrites a credential file with zeros, syncs, and unlinks it. On a journaling or
+/// copy-on-write file system, and on an SSD, the old blocks may survive: `docs/sealing.md`
+/// says to rotate the keys imported from files.
+fn remove_file(path: &Path) -> bool {
+    if let Ok(meta) = std::fs::metadata(path) {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(path) {
+            use std::io::Write;
+            let zeros = vec![0u8; meta.len() as usize];
+            let _ = f.write_all(&zeros).and_then(|_| f.sync_all());
+        }
+    }
+    std::fs::remove_file(path).is_ok()
+}
