@@ -83,6 +83,8 @@ pub struct Assembly {
     pub data_dir: PathBuf,
     /// The providers.
     pub providers: Providers,
+    /// The switch `seal` pulls, on a sealed installation.
+    pub seal: Option<crate::gate::SealSwitch>,
 }
 
 /// A started core: the gate's handle and task, and the records the channels share with it.
@@ -101,6 +103,13 @@ pub struct Core {
     store: Store,
 }
 
+impl Core {
+    /// The store the core runs on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
 impl Assembly {
     /// Starts the workers and the gate. Nothing listens yet: the caller binds channels
     /// around [`Core::gate`] (or, in a test, submits to it directly).
@@ -113,6 +122,7 @@ impl Assembly {
             mcp_key,
             data_dir,
             providers,
+            seal,
         } = self;
         let aliases = AliasHandle::start(providers.aliases, config.aliases.concurrency);
         let cards = CardHandle::start(providers.cards, config.cards.concurrency);
@@ -152,7 +162,8 @@ impl Assembly {
             subsystems,
             data_dir,
         )
-        .with_mcp_key(mcp_key);
+        .with_mcp_key(mcp_key)
+        .with_seal_switch(seal);
         let (gate, task) = GateHandle::start(gate);
         Core {
             gate,

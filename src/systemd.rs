@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
-use zeroize::Zeroizing;
 use std::path::PathBuf;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// Sends one sd_notify state line (`READY=1`, `WATCHDOG=1`, `STOPPING=1`); does nothing
 /// when not started by systemd.
@@ -50,20 +50,13 @@ pub fn set_unsealed_credentials(credentials: Option<BTreeMap<String, Zeroizing<S
 
 /// True while a sealed installation's credentials are held (it is unsealed).
 pub fn holds_unsealed_credentials() -> bool {
-    UNSEALED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .is_some()
+    UNSEALED.read().unwrap_or_else(|p| p.into_inner()).is_some()
 }
 
 /// A credential by name: from the unsealed vault, else passed with `LoadCredential=NAME:...`,
 /// trimmed; None when neither has it.
 pub fn credential(name: &str) -> Option<String> {
-    if let Some(held) = UNSEALED
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-    {
+    if let Some(held) = UNSEALED.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
         if let Some(v) = held.get(name) {
             return Some(v.trim().to_string()).filter(|t| !t.is_empty());
         }

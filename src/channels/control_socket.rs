@@ -1,11 +1,17 @@
 //! The control socket `<data-dir>/agent.sock`: mode 0600, and only peers running as the
 //! agent's own uid are served. One envelope per connection: the client writes it and shuts
 //! down its write half; the agent answers with one line of JSON and closes.
+//!
+//! Besides envelopes it takes the console's local requests (a JSON object with a `local`
+//! key, [`Local`]): `unseal`, and on a sealed installation, whose console cannot read the
+//! command secret or the MCP key any more, `sign`, `mcp_key` and `command_secret`. A peer of
+//! the agent's own uid could read those files before sealing; it is the same peer now.
+//! While the agent is sealed everything else is answered `sealed`.
 
+use super::door::{sealed_reply, Door, Local};
 use crate::auth::MAX_ENVELOPE_BYTES;
-use crate::gate::GateHandle;
 use crate::origin::Channel;
-use crate::reply::{CommandError, ErrorKind, Reply};
+use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Trigger;
 use crate::unix;
 use std::path::{Path, PathBuf};
@@ -37,8 +43,8 @@ pub struct ControlSocket {
     pub listener: UnixListener,
     /// Its path, removed on shutdown.
     pub path: PathBuf,
-    /// The gate.
-    pub gate: GateHandle,
+    /// The gate, through the door of the seal.
+    pub door: Door,
 }
 
 impl ControlSocket {
@@ -59,12 +65,12 @@ impl ControlSocket {
                     continue;
                 }
             };
-            let gate = self.gate.clone();
+            let door = self.door.clone();
             let mut conn_shutdown = notify.subscribe();
             let done = done.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = serve(stream, gate) => {}
+                    _ = serve(stream, door) => {}
                     _ = conn_shutdown.recv() => {}
                 }
                 drop(done);
@@ -75,7 +81,7 @@ impl ControlSocket {
     }
 }
 
-async fn serve(mut stream: UnixStream, gate: GateHandle) {
+async fn serve(mut stream: UnixStream, door: Door) {
     let peer_ok = match stream.peer_cred() {
         Ok(cred) => cred.uid() == unix::euid(),
         Err(_) => false,
@@ -84,17 +90,48 @@ async fn serve(mut stream: UnixStream, gate: GateHandle) {
         tracing::warn!("control socket: refused a peer with another uid");
         return;
     }
-    let reply = match read_envelope(&mut stream).await {
+    let read = read_envelope(&mut stream).await;
+    if let Ok(bytes) = &read {
+        if let Some(local) = local_request(bytes) {
+            tracing::debug!(request = local.name(), "control socket: a local request");
+            let answer = door.local(local).await;
+            let mut bytes = read.unwrap_or_default();
+            zeroize::Zeroize::zeroize(&mut bytes);
+            let _ = write_line(&mut stream, answer.to_string()).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    }
+    let Some(gate) = door.gate() else {
+        let _ = write_line(&mut stream, sealed_reply().to_string()).await;
+        let _ = stream.shutdown().await;
+        return;
+    };
+    let reply = match read {
         Ok(bytes) => gate.submit(bytes, Channel::Socket).await,
         Err(e) => gate.refused(e, Channel::Socket).await,
     };
-    let _ = write_reply(&mut stream, reply).await;
+    let _ = write_line(&mut stream, reply.to_json_string()).await;
     let _ = stream.shutdown().await;
 }
 
+/// The local request in `bytes`, if they are one (an object with a `local` key; anything
+/// else goes to the gate as an envelope, which refuses what it does not know).
+fn local_request(bytes: &[u8]) -> Option<Local> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        local: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).ok()?;
+    probe.local?;
+    match serde_json::from_slice::<Local>(bytes) {
+        Ok(l) => Some(l),
+        Err(_) => None,
+    }
+}
+
 /// Writes the reply and its newline.
-async fn write_reply(stream: &mut UnixStream, reply: Reply) -> std::io::Result<()> {
-    let mut text = reply.to_json_string();
+async fn write_line(stream: &mut UnixStream, mut text: String) -> std::io::Result<()> {
     text.push('\n');
     stream.write_all(text.as_bytes()).await?;
     stream.flush().await

@@ -1,12 +1,14 @@
 //! The loopback HTTP endpoint for a Tor onion service: `POST /command` (an envelope in, the
-//! reply out, 64 KiB at most), `GET /healthz`, and the phone signer under `GET /signer/`
+//! reply out, 64 KiB at most), `GET /healthz` (`ok`, or `sealed` until the owner unseals),
+//! `POST /unseal` (`{"passphrase": ...}`: the way to unseal from the phone after a reboot,
+//! when Signal is sealed too), and the phone signer under `GET /signer/`
 //! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
 //! Error replies carry a status code that matches their kind. The connections' bounds
 //! (cap, timeouts, shutdown deadline) are in [`http_conn`](super::http_conn).
 
+use super::door::{sealed_reply, Door};
 use crate::auth::MAX_ENVELOPE_BYTES;
 use crate::config::HttpConfig;
-use crate::gate::GateHandle;
 use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind};
 use crate::shutdown::Shutdown;
@@ -23,46 +25,47 @@ use std::sync::LazyLock;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// What the handlers share: the gate, and how long a request body may take to arrive.
+/// What the handlers share: the gate (through the door of the seal), and how long a request
+/// body may take to arrive.
 #[derive(Clone)]
 struct Endpoint {
-    gate: GateHandle,
+    door: Door,
     body_timeout: Duration,
 }
 
 /// The router, for the daemon and for tests: a `/command` body must arrive within
 /// `body_timeout`.
-pub fn router(agent: GateHandle, body_timeout: Duration) -> Router {
+pub fn router(door: Door, body_timeout: Duration) -> Router {
     Router::new()
         .route("/command", post(command))
         .route("/healthz", get(healthz))
+        .route("/unseal", post(unseal))
         .route("/signer", get(signer_redirect))
         .route("/signer/", get(signer_page))
         .route("/signer/sw.js", get(signer_service_worker))
         .route("/signer/manifest.webmanifest", get(signer_manifest))
         .route("/signer/icon.svg", get(signer_icon))
         .fallback(not_found)
-        .with_state(Endpoint {
-            gate: agent,
-            body_timeout,
-        })
+        .with_state(Endpoint { door, body_timeout })
 }
 
 /// Serves the router on `listener` within `config`'s bounds until shutdown.
 pub async fn serve(
     listener: TcpListener,
-    agent: GateHandle,
+    door: Door,
     config: &HttpConfig,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let app = router(agent, config.body_timeout());
+    let app = router(door, config.body_timeout());
     super::http_conn::serve(listener, app, config, shutdown).await
 }
 
 pub use super::http_conn::check_descriptors;
 
 async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
-    let agent = endpoint.gate;
+    let Some(agent) = endpoint.door.gate() else {
+        return json_response(503, sealed_reply().to_string());
+    };
     let read = tokio::time::timeout(endpoint.body_timeout, to_bytes(body, MAX_ENVELOPE_BYTES));
     let Ok(read) = read.await else {
         // The body stopped short of its Content-Length: answer, and the unread rest makes
@@ -98,8 +101,61 @@ fn body_timed_out(limit: Duration) -> Response {
     response
 }
 
-async fn healthz() -> Response {
+async fn healthz(State(endpoint): State<Endpoint>) -> Response {
+    if endpoint.door.is_sealed() {
+        return json_response(503, json!({"status": "sealed"}).to_string());
+    }
     json_response(200, json!({"status": "ok"}).to_string())
+}
+
+/// The most a passphrase body may be.
+const MAX_UNSEAL_BYTES: usize = 4096;
+
+/// `POST /unseal` with `{"passphrase": "..."}`: the keeper's answer. The passphrase is never
+/// logged, and the body's buffer is zeroed once read.
+async fn unseal(State(endpoint): State<Endpoint>, body: Body) -> Response {
+    let read = tokio::time::timeout(endpoint.body_timeout, to_bytes(body, MAX_UNSEAL_BYTES));
+    let Ok(read) = read.await else {
+        return body_timed_out(endpoint.body_timeout);
+    };
+    let Ok(bytes) = read else {
+        return json_response(
+            413,
+            json!({"error": format!("too large: an unseal request is at most {MAX_UNSEAL_BYTES} bytes"), "kind": "too_large"}).to_string(),
+        );
+    };
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        passphrase: String,
+    }
+    let mut raw = bytes.to_vec();
+    let parsed: Result<Body, _> = serde_json::from_slice(&raw);
+    zeroize::Zeroize::zeroize(&mut raw);
+    let Ok(Body { passphrase }) = parsed else {
+        return json_response(
+            400,
+            json!({"error": "malformed: send {\"passphrase\": \"...\"}", "kind": "malformed"})
+                .to_string(),
+        );
+    };
+    match endpoint
+        .door
+        .unseal(zeroize::Zeroizing::new(passphrase))
+        .await
+    {
+        Ok(done) => json_response(200, serde_json::to_string(&done).unwrap_or_default()),
+        Err(e) => {
+            let status = match &e {
+                super::door::UnsealRefused::WrongPassphrase { .. } => 403,
+                super::door::UnsealRefused::TooSoon { .. } => 429,
+                super::door::UnsealRefused::NotSealed => 409,
+                super::door::UnsealRefused::Failed(_) => 500,
+                super::door::UnsealRefused::Gone => 503,
+            };
+            json_response(status, e.to_json().to_string())
+        }
+    }
 }
 
 async fn not_found() -> Response {

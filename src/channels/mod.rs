@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod control_socket;
+pub mod door;
 pub mod http;
 pub mod http_conn;
 pub mod idle;

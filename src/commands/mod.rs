@@ -120,6 +120,8 @@ pub enum GateAction {
     Unlock,
     /// Read the command secrets again.
     ReloadSecrets,
+    /// Forget every key (the keeper of the seal does it once the reply is out).
+    Seal,
 }
 
 /// One command: its declaration, parsing and running. Each file in `src/commands/`
@@ -236,6 +238,8 @@ commands! {
     Revoke(revoke::Revoke),
     /// `lockdown`
     Lockdown(lockdown::Lockdown),
+    /// `seal`
+    Seal(seal::Seal),
     /// `enroll {url, alias?, card?, identity?, note?, senders?, merchants?}`
     Enroll(enroll::Enroll),
     /// `alias.create`, `alias.deactivate`, `alias.activate` `{context}`

@@ -28,6 +28,8 @@ pub(super) struct Execution {
     pub(super) runner: JobsHandle,
     pub(super) breach: BreachHandle,
     pub(super) lockdown: LockdownSwitch,
+    /// To the keeper of the seal, on a sealed installation.
+    pub(super) seal: Option<super::SealSwitch>,
     pub(super) running: FuturesUnordered<JobFuture>,
     pub(super) pending: HashMap<u64, PendingJob>,
 }
@@ -43,6 +45,7 @@ impl Execution {
             runner,
             breach,
             lockdown,
+            seal: None,
             running: FuturesUnordered::new(),
             pending: HashMap::new(),
         }
@@ -193,6 +196,7 @@ impl Gate {
             GateAction::Lockdown => Box::new(self.lockdown(inv)?),
             GateAction::Unlock => Box::new(self.unlock(inv)?),
             GateAction::ReloadSecrets => Box::new(self.reload_secrets(inv)?),
+            GateAction::Seal => Box::new(self.seal(inv)?),
         })
     }
 

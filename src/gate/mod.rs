@@ -23,8 +23,11 @@ mod requests;
 mod resume;
 mod rollback;
 mod scheduled;
+mod sealing;
 mod secrets;
 mod upkeep;
+
+pub use sealing::SealSwitch;
 
 use crate::audit::AuditLog;
 use crate::auth::replay::ReplayCache;
@@ -321,6 +324,13 @@ impl Gate {
             store,
             data_dir,
         }
+    }
+
+    /// The switch `seal` pulls, on a sealed installation (without one, `seal` answers that
+    /// there is nothing to seal).
+    pub fn with_seal_switch(mut self, switch: Option<SealSwitch>) -> Gate {
+        self.execution.seal = switch;
+        self
     }
 
     /// Accepts envelopes signed with `key` (the MCP key) on the control socket, as the `mcp`

@@ -17,6 +17,9 @@ use zeroize::Zeroizing;
 
 /// The key file's name in the data dir.
 pub const SEAL_FILE: &str = "seal.json";
+/// A file beside the store's own, written when a store is sealed: a sealed store whose key
+/// file went missing is then refused instead of being written to in clear.
+pub const SEALED_MARKER: &str = "store/SEALED";
 /// The format written and read.
 pub const FORMAT: &str = "pane-agent/seal";
 /// Its version.
@@ -103,7 +106,9 @@ impl Cost {
         let started = Instant::now();
         derive(b"calibration", &[0u8; SALT_BYTES], probe)?;
         let one = started.elapsed().max(Duration::from_millis(1));
-        let t = (target.as_secs_f64() / one.as_secs_f64()).round().clamp(2.0, 64.0) as u32;
+        let t = (target.as_secs_f64() / one.as_secs_f64())
+            .round()
+            .clamp(2.0, 64.0) as u32;
         Ok(Cost {
             m_kib: MIN_MEMORY_KIB,
             t,
@@ -190,7 +195,8 @@ impl KeyFile {
             nonce: B64.encode(nonce),
             wrapped: B64.encode(wrapped),
         });
-        self.wrappers.sort_by_key(|w| w.kind == WrapperKind::Recovery);
+        self.wrappers
+            .sort_by_key(|w| w.kind == WrapperKind::Recovery);
         Ok(())
     }
 
@@ -239,7 +245,8 @@ impl KeyFile {
             Ok(bytes) => {
                 let bytes = Zeroizing::new(bytes);
                 Ok(Some(
-                    DataKey::from_bytes(&bytes).ok_or_else(|| bad("the wrapped key is not 32 bytes"))?,
+                    DataKey::from_bytes(&bytes)
+                        .ok_or_else(|| bad("the wrapped key is not 32 bytes"))?,
                 ))
             }
             Err(_) => Ok(None),
@@ -252,10 +259,16 @@ impl KeyFile {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SealError::Io(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(SealError::Io(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
         };
-        let file: KeyFile = serde_json::from_str(&text)
-            .map_err(|e| SealError::KeyFile(format!("{} is not a key file: {e}", path.display())))?;
+        let file: KeyFile = serde_json::from_str(&text).map_err(|e| {
+            SealError::KeyFile(format!("{} is not a key file: {e}", path.display()))
+        })?;
         if file.format != FORMAT || file.version != VERSION {
             return Err(SealError::KeyFile(format!(
                 "{} is format {} version {}; this agent reads {FORMAT} version {VERSION}",
@@ -265,7 +278,10 @@ impl KeyFile {
             )));
         }
         if file.wrappers.is_empty() || file.installation.len() != 24 {
-            return Err(SealError::KeyFile(format!("{} has no usable wrapper", path.display())));
+            return Err(SealError::KeyFile(format!(
+                "{} has no usable wrapper",
+                path.display()
+            )));
         }
         Ok(Some(file))
     }
@@ -293,8 +309,13 @@ mod tests {
     fn each_passphrase_opens_the_same_key_and_nothing_else_does() {
         let dir = tempfile::tempdir().unwrap();
         let key = DataKey::generate().unwrap();
-        let file = KeyFile::create(&key, "correct horse battery", Some("recovery words here"), CHEAP)
-            .unwrap();
+        let file = KeyFile::create(
+            &key,
+            "correct horse battery",
+            Some("recovery words here"),
+            CHEAP,
+        )
+        .unwrap();
         file.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join(SEAL_FILE)).unwrap();
         assert!(!text.contains(&hex::encode(key.expose())));
@@ -303,15 +324,24 @@ mod tests {
         assert_eq!((a.expose(), kind), (key.expose(), WrapperKind::Passphrase));
         let (b, kind) = file.unwrap_key("recovery words here").unwrap();
         assert_eq!((b.expose(), kind), (key.expose(), WrapperKind::Recovery));
-        assert!(matches!(file.unwrap_key("wrong"), Err(SealError::WrongPassphrase)));
+        assert!(matches!(
+            file.unwrap_key("wrong"),
+            Err(SealError::WrongPassphrase)
+        ));
         // A wrapper moved to another installation does not open there.
         let mut moved = file.clone();
         moved.installation = hex::encode([9u8; 12]);
-        assert!(matches!(moved.unwrap_key("correct horse battery"), Err(SealError::WrongPassphrase)));
+        assert!(matches!(
+            moved.unwrap_key("correct horse battery"),
+            Err(SealError::WrongPassphrase)
+        ));
         // Weakened parameters are refused, not used.
         let mut weak = file.clone();
         weak.wrappers[0].kdf.m_kib = 1024;
-        assert!(matches!(weak.unwrap_key("correct horse battery"), Err(SealError::KeyFile(_))));
+        assert!(matches!(
+            weak.unwrap_key("correct horse battery"),
+            Err(SealError::KeyFile(_))
+        ));
         assert!(KeyFile::load(&dir.path().join("none")).unwrap().is_none());
     }
 }

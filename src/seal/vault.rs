@@ -63,6 +63,11 @@ impl Credential {
     }
 }
 
+/// The record that tells a sealed store's key is the right one: written at the first unseal,
+/// and found at every later one (a key file swapped for another store's opens nothing here).
+const CANARY_KEY: &str = "seal.canary";
+const CANARY: &str = "pane-agent sealed store";
+
 /// The drop directory for credential files in the data dir.
 pub const DROP_DIR: &str = "credentials";
 
@@ -109,6 +114,46 @@ impl Vault {
         Ok(())
     }
 
+    /// Checks that this store is the one the key opens: a new store gets the canary, an old
+    /// one must show it.
+    pub fn check_canary(&self, store_was_empty: bool) -> Result<(), SealError> {
+        match self.table.get(CANARY_KEY)? {
+            Some(found) if found.as_ref() == CANARY.as_bytes() => Ok(()),
+            Some(_) => Err(SealError::WrongStore("its canary does not read".into())),
+            None if store_was_empty => {
+                self.table.insert(CANARY_KEY, CANARY)?;
+                Ok(())
+            }
+            None => Err(SealError::WrongStore(
+                "the key belongs to another store, or the store is in clear (`pane-agent seal-init` converts one)".into(),
+            )),
+        }
+    }
+
+    /// The Signal store's passphrase: the vault's, else a new random one when the gateway
+    /// has no store yet (it creates its store with it at `pane-signal link`). None when the
+    /// gateway has a store whose passphrase was never imported (said in the log).
+    pub fn signal_passphrase(
+        &self,
+        data_dir: &Path,
+    ) -> Result<Option<Zeroizing<String>>, SealError> {
+        if let Some(p) = self.get(Credential::SignalPassphrase)? {
+            return Ok(Some(p));
+        }
+        if data_dir.join("signal").join("presage.db3").exists() {
+            tracing::warn!(
+                "the Signal gateway has a store but the vault holds no passphrase for it: put it in <data-dir>/credentials/signal-passphrase, then secrets.reload or unseal again"
+            );
+            return Ok(None);
+        }
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut bytes[..])
+            .map_err(|e| SealError::Io(format!("no randomness: {e}")))?;
+        let passphrase = Zeroizing::new(hex::encode(&bytes[..]));
+        self.set(Credential::SignalPassphrase, &passphrase)?;
+        Ok(Some(passphrase))
+    }
+
     /// Every credential held, by name.
     pub fn all(&self) -> Result<BTreeMap<String, Zeroizing<String>>, SealError> {
         let mut out = BTreeMap::new();
@@ -139,7 +184,10 @@ impl Vault {
                     Ok(t) => Zeroizing::new(t),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                     Err(e) => {
-                        return Err(SealError::Io(format!("cannot read {}: {e}", path.display())))
+                        return Err(SealError::Io(format!(
+                            "cannot read {}: {e}",
+                            path.display()
+                        )))
                     }
                 };
                 let value = text.trim();

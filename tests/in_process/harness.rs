@@ -81,6 +81,7 @@ impl World {
             },
             redactor: Redactor::new(vec![SECRET.to_string()]),
             mcp_key: None,
+            seal: None,
             data_dir: dir.path().to_path_buf(),
             providers: Providers::only(
                 AnyAlias::Memory(aliases.clone()),

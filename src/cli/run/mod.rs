@@ -1,21 +1,27 @@
-//! `pane-agent run`: the daemon. It checks the data dir, config and secret before anything
-//! else and refuses to start, with the reason, when one of them is unsafe; then it opens the
-//! store, starts the core ([`crate::assembly`]: the gate and the workers over the configured
-//! providers), binds the channels around it, and runs until SIGTERM or SIGINT, when every
-//! task stops and the store is flushed.
+//! `pane-agent run`: the daemon. It checks the data dir and config before anything else and
+//! refuses to start, with the reason, when one of them is unsafe; then it opens the store's
+//! files and binds the control socket and the HTTP endpoint, and hands the rest to the
+//! keeper of the seal ([`keeper`]): on a sealed installation nothing more starts until the
+//! owner unseals (or the kernel keyring still holds the key after a crash); then the
+//! [`session`] runs the core ([`crate::assembly`]: the gate and the workers over the
+//! configured providers), the gateway socket and the timers. It runs until SIGTERM or
+//! SIGINT, when every task stops and the store is flushed.
+
+pub mod keeper;
+pub mod session;
 
 use super::DataDirArg;
-use crate::assembly::{Assembly, Core, Providers};
-use crate::auth::SecretSet;
 use crate::channels::control_socket::{self, ControlSocket};
+use crate::channels::door::Door;
 use crate::channels::http;
 use crate::config::Config;
-use crate::gate::GateHandle;
-use crate::redact::Redactor;
+use crate::seal::KeyFile;
 use crate::shutdown::Trigger;
-use crate::store::Store;
+use crate::store::Disk;
 use crate::unix;
 use anyhow::{bail, Context};
+use keeper::SealKeeper;
+use session::Grounds;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -49,22 +55,21 @@ pub struct RunArgs {
 pub struct Daemon {
     notify_shutdown: Trigger,
     done_rx: mpsc::Receiver<()>,
-    core: Core,
+    keeper: JoinHandle<()>,
+    disk: Disk,
     http_task: Option<JoinHandle<std::io::Result<()>>>,
     /// Where the control socket listens.
     pub socket: PathBuf,
-    /// The gate (for the watchdog's liveness check).
-    pub gate: GateHandle,
+    /// The door to the gate (for the watchdog's liveness check).
+    pub door: Door,
     /// Where the HTTP endpoint listens, when on.
     pub http_addr: Option<SocketAddr>,
 }
 
-/// Checks everything `run` depends on and returns the config and secrets, or the reason
-/// the agent must not start.
-pub fn preflight(
-    data_dir: &Path,
-    config_path: Option<&Path>,
-) -> anyhow::Result<(Config, SecretSet)> {
+/// Checks everything `run` depends on and returns the config, or the reason the agent must
+/// not start. (The secrets are read when the store is open: on a sealed installation they
+/// live in it.)
+pub fn preflight(data_dir: &Path, config_path: Option<&Path>) -> anyhow::Result<Config> {
     if !data_dir.is_dir() {
         bail!(
             "data dir {} does not exist: run `pane-agent init --data-dir {}` first",
@@ -103,78 +108,52 @@ pub fn preflight(
     };
     crate::policy::mcp::check_scope(&config.mcp.tools, |n| crate::commands::find(n).is_some())
         .map_err(anyhow::Error::msg)?;
-    let secrets = SecretSet::load(data_dir, &config.auth.previous_secrets)?;
-    if let Some(key) = crate::auth::mcp_key::load(data_dir)? {
-        if secrets.all().any(|s| s.as_bytes() == key.as_bytes()) {
-            bail!(
-                "{} is the same as a command secret: the MCP key must be a credential of its own (delete it and run `pane-agent mcp-key`)",
-                crate::auth::mcp_key::path(data_dir).display()
-            );
-        }
-    }
-    Ok((config, secrets))
+    Ok(config)
 }
 
 impl Daemon {
     /// Starts everything; returns once the control socket (and HTTP, when on) accept.
     pub async fn start(data_dir: &Path, config_path: Option<&Path>) -> anyhow::Result<Daemon> {
-        let (config, secrets) = preflight(data_dir, config_path)?;
-        let mcp_key = crate::auth::mcp_key::load(data_dir)?;
-        let mut known: Vec<String> = secrets
-            .all()
-            .chain(mcp_key.iter())
-            .map(|s| s.as_text())
-            .collect();
-        known.extend(crate::systemd::secret_values(SECRET_ENV_VARS));
-        let redactor = Redactor::new(known);
-        crate::logging::set_redactor(redactor.clone());
+        let config = preflight(data_dir, config_path)?;
+        // Keys are held in memory from the first unseal: never in a core dump.
+        if let Err(e) = unix::forbid_core_dumps() {
+            tracing::warn!(error = %e, "cannot turn core dumps off");
+        }
+        let keyfile = KeyFile::load(data_dir)?;
+        // What is in the environment is redacted from the first log line on.
+        crate::logging::set_redactor(crate::redact::Redactor::new(crate::systemd::secret_values(
+            SECRET_ENV_VARS,
+        )));
         let http_listen = config.http.listen_addr()?;
         if http_listen.is_some() {
             http::check_descriptors(config.http.max_connections)?;
         }
         let http_config = config.http.clone();
-        let store = Store::open(&data_dir.join("store")).context("cannot open the store")?;
-        let providers = Providers::from_config(&config);
-        let idle_source = match &providers.imap {
-            Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
-            _ => None,
-        };
-        let jobs = crate::schedule::jobs(&config.schedule);
-        let owner = Some(config.signal.owner.trim().to_string()).filter(|o| !o.is_empty());
-        let core = Assembly {
-            store: store.clone(),
-            config,
-            secrets,
-            redactor,
-            mcp_key,
-            data_dir: data_dir.to_path_buf(),
-            providers,
+        let disk = Disk::open(&data_dir.join("store")).context("cannot open the store")?;
+        if keyfile.is_none() && !disk.is_empty()? {
+            check_not_half_sealed(data_dir)?;
         }
-        .start();
-        let gate = core.gate.clone();
+        let (door, keeper_side) = Door::new();
+        let mut keeper = SealKeeper::new(
+            Grounds {
+                data_dir: data_dir.to_path_buf(),
+                config,
+                disk: disk.clone(),
+            },
+            keyfile,
+            keeper_side,
+        );
+        keeper.open_without_owner().await?;
 
         let notify_shutdown = Trigger::new();
         let (done_tx, done_rx) = mpsc::channel(1);
-        // The gateway socket first: a client that finds the control socket finds it too.
-        let gateway_path = data_dir.join(crate::gateway::protocol::SOCKET_FILE);
-        let gateway = crate::channels::signal::GatewaySocket {
-            listener: crate::channels::signal::bind(&gateway_path)
-                .with_context(|| format!("cannot listen on {}", gateway_path.display()))?,
-            path: gateway_path,
-            gate: gate.clone(),
-            outbox: core.outbox.clone(),
-            owner,
-            tally: core.tally.clone(),
-            signal: core.signal.clone(),
-        };
-        tokio::spawn(gateway.run(notify_shutdown.clone(), done_tx.clone()));
         let socket = data_dir.join("agent.sock");
         let listener = control_socket::bind(&socket)
             .with_context(|| format!("cannot listen on {}", socket.display()))?;
         let control = ControlSocket {
             listener,
             path: socket.clone(),
-            gate: gate.clone(),
+            door: door.clone(),
         };
         tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
 
@@ -186,49 +165,33 @@ impl Daemon {
                     .with_context(|| format!("cannot listen on http {addr}"))?;
                 http_addr = Some(listener.local_addr()?);
                 let shutdown = notify_shutdown.subscribe();
-                let gate = gate.clone();
+                let door = door.clone();
                 let done = done_tx.clone();
                 Some(tokio::spawn(async move {
-                    let r = http::serve(listener, gate, &http_config, shutdown).await;
+                    let r = http::serve(listener, door, &http_config, shutdown).await;
                     drop(done);
                     r
                 }))
             }
             None => None,
         };
-        {
-            let shutdown = notify_shutdown.subscribe();
-            let gate = gate.clone();
-            let last_runs = crate::schedule::LastRuns::new(&store);
-            let done = done_tx.clone();
-            tokio::spawn(async move {
-                crate::channels::timers::run(jobs, last_runs, gate, shutdown).await;
-                drop(done);
-            });
-        }
-        if let Some(source) = idle_source {
-            let shutdown = notify_shutdown.subscribe();
-            let gate = gate.clone();
-            let done = done_tx.clone();
-            tokio::spawn(async move {
-                crate::channels::idle::watch(source, gate, shutdown).await;
-                drop(done);
-            });
-        }
         drop(done_tx);
+        let keeper = tokio::spawn(keeper.run(notify_shutdown.subscribe()));
         tracing::info!(
             socket = %socket.display(),
             http = ?http_addr,
+            sealed = door.is_sealed(),
             "pane-agent ready"
         );
         Ok(Daemon {
             notify_shutdown,
             done_rx,
-            core,
+            keeper,
+            disk,
             http_task,
             socket,
             http_addr,
-            gate,
+            door,
         })
     }
 
@@ -244,13 +207,28 @@ impl Daemon {
                 tracing::warn!(error = %e, "http endpoint stopped with an error");
             }
         }
-        // The channels dropped their gate handles, and so does this: the gate finishes its
-        // queue, gives jobs in flight a moment, and ends.
-        drop(self.gate);
-        self.core.stop().await.context("final store flush failed")?;
+        // The channels dropped their gate handles; the keeper stops the session: the gate
+        // finishes its queue, gives jobs in flight a moment, and ends; the store is flushed.
+        drop(self.door);
+        let _ = self.keeper.await;
+        self.disk.flush().context("final store flush failed")?;
         tracing::info!("pane-agent stopped; store flushed");
         Ok(())
     }
+}
+
+/// Refuses to start in clear on a store that was sealed (its key file gone): that would
+/// write records in clear beside sealed ones.
+fn check_not_half_sealed(data_dir: &Path) -> anyhow::Result<()> {
+    let marker = data_dir.join(crate::seal::keyfile::SEALED_MARKER);
+    if marker.exists() {
+        bail!(
+            "the store in {} is sealed but {} is missing: restore it from your backup (the store cannot be read without it)",
+            data_dir.display(),
+            crate::seal::SEAL_FILE
+        );
+    }
+    Ok(())
 }
 
 /// Runs the daemon until SIGTERM or SIGINT.
@@ -264,17 +242,21 @@ pub async fn run(args: &RunArgs) -> anyhow::Result<()> {
     let daemon = Daemon::start(&data_dir, args.config.as_deref()).await?;
     crate::systemd::notify("READY=1");
     let watchdog = crate::systemd::watchdog_interval().map(|every| {
-        let gate = daemon.gate.clone();
+        let door = daemon.door.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
                 tick.tick().await;
                 // Only a gate that answers earns the watchdog ping; it answers in
-                // milliseconds whatever the workers are waiting for.
-                if tokio::time::timeout(every, gate.ping())
-                    .await
-                    .is_ok_and(|answered| answered)
-                {
+                // milliseconds whatever the workers are waiting for. A sealed agent has no
+                // gate: it is alive as long as this loop runs.
+                let alive = match door.gate() {
+                    Some(gate) => tokio::time::timeout(every, gate.ping())
+                        .await
+                        .is_ok_and(|answered| answered),
+                    None => true,
+                };
+                if alive {
                     crate::systemd::notify("WATCHDOG=1");
                 }
             }
