@@ -33,7 +33,10 @@ fn init_creates_private_files_and_never_overwrites() {
     assert_eq!(config, pane_agent::config::TEMPLATE);
 
     std::fs::write(agent.dir.join("pane.toml"), "# mine\n").unwrap();
-    let out = cmd(&agent.dir).arg("init").output().unwrap();
+    let out = cmd(&agent.dir)
+        .args(["init", "--unsealed"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(
         std::fs::read_to_string(agent.dir.join("pane.toml")).unwrap(),
@@ -53,7 +56,7 @@ fn init_with_agent_secret_writes_no_secret_file() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let out = cmd(&dir)
-        .args(["init", "--data-dir"])
+        .args(["init", "--unsealed", "--data-dir"])
         .arg(&dir)
         .env("AGENT_SECRET", "s".repeat(40))
         .output()

@@ -150,7 +150,7 @@ fn a_directory_above_writable_by_others_stops_the_start_unless_sticky() {
     let shared = tmp.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
     let dir = shared.join("pane");
-    let out = cmd(&dir).arg("init").output().unwrap();
+    let out = cmd(&dir).args(["init", "--unsealed"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let mut agent = Agent {
         tmp,

@@ -29,13 +29,19 @@ fn main() -> anyhow::Result<ExitCode> {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        CliCommand::Init(dir) => {
-            for line in cli::init::init(&dir.resolve()?)? {
+        CliCommand::Init(args) => {
+            for line in cli::init::run(&args).await? {
+                println!("{line}");
+            }
+        }
+        CliCommand::Unseal(dir) => return Ok(cli::print_reply(&cli::unseal::unseal(&dir).await?)),
+        CliCommand::SealInit(args) => {
+            for line in cli::seal_init::seal_init(&args).await? {
                 println!("{line}");
             }
         }
         CliCommand::Run(args) => cli::run::run(&args).await?,
-        CliCommand::Sign(args) => println!("{}", cli::sign::sign(&args)?.to_json()),
+        CliCommand::Sign(args) => println!("{}", cli::sign::sign(&args).await?),
         CliCommand::Send(args) => return Ok(cli::print_reply(&cli::send::send(&args).await?)),
         CliCommand::Command(args) => {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
@@ -48,7 +54,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         CliCommand::Mcp(args) => cli::mcp::mcp(&args).await?,
         CliCommand::SignerQr(dir) => cli::signer_qr::signer_qr(
-            &dir,
+            &cli::signer_qr::current_secret(&dir.resolve()?).await?,
             &mut std::io::stdout().lock(),
             &mut std::io::stderr(),
             &mut std::io::stdin().lock(),

@@ -124,10 +124,7 @@ fn local_request(bytes: &[u8]) -> Option<Local> {
     }
     let probe: Probe = serde_json::from_slice(bytes).ok()?;
     probe.local?;
-    match serde_json::from_slice::<Local>(bytes) {
-        Ok(l) => Some(l),
-        Err(_) => None,
-    }
+    serde_json::from_slice::<Local>(bytes).ok()
 }
 
 /// Writes the reply and its newline.

@@ -180,7 +180,7 @@ impl Door {
         let (door, keeper) = Door::new();
         // A watch keeps its last value after its sender is gone; the keeper's inbox closes,
         // so unseal and local requests answer that it is gone.
-        let _ = keeper.gate.send(Some(gate));
+        keeper.gate.send_replace(Some(gate));
         door
     }
 

@@ -59,14 +59,18 @@ pub struct McpArgs {
 }
 
 /// The MCP server for `args`: the key, the scope from the config, the socket.
-pub fn server(args: &McpArgs) -> anyhow::Result<PaneMcp> {
+pub async fn server(args: &McpArgs) -> anyhow::Result<PaneMcp> {
     let data_dir = args.data_dir.resolve()?;
-    let key = mcp_key::load(&data_dir)?.with_context(|| {
-        format!(
+    let key = match mcp_key::load(&data_dir)? {
+        Some(key) => key,
+        // A sealed installation keeps the key in its sealed store: the unsealed daemon hands
+        // it to a peer of its own uid (which could read mcp.key before sealing).
+        None if crate::seal::is_sealed_installation(&data_dir) => sealed_key(&data_dir).await?,
+        None => anyhow::bail!(
             "no MCP key at {}: run `pane-agent mcp-key` first",
             mcp_key::path(&data_dir).display()
-        )
-    })?;
+        ),
+    };
     let config = match Config::path_for(&data_dir, args.config.as_deref()) {
         Some(path) => Config::load(&path)?,
         None => Config::default(),
@@ -76,6 +80,21 @@ pub fn server(args: &McpArgs) -> anyhow::Result<PaneMcp> {
     Ok(PaneMcp::new(key, socket_of(&data_dir), &config.mcp.tools))
 }
 
+async fn sealed_key(data_dir: &Path) -> anyhow::Result<crate::auth::Secret> {
+    let request = serde_json::json!({"local": "mcp_key"}).to_string();
+    let reply = crate::channels::client::deliver(&socket_of(data_dir), request.as_bytes()).await?;
+    match reply.get("mcp_key").and_then(serde_json::Value::as_str) {
+        Some(k) => Ok(crate::auth::Secret::new(k)),
+        None => anyhow::bail!(
+            "the agent did not give the MCP key: {}",
+            reply
+                .get("error")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("no key in its reply")
+        ),
+    }
+}
+
 fn socket_of(data_dir: &Path) -> PathBuf {
     data_dir.join("agent.sock")
 }
@@ -83,7 +102,7 @@ fn socket_of(data_dir: &Path) -> PathBuf {
 /// Serves MCP on stdin/stdout until the client closes it. Logs go to stderr only: stdout is
 /// the protocol's.
 pub async fn mcp(args: &McpArgs) -> anyhow::Result<()> {
-    let server = server(args)?;
+    let server = server(args).await?;
     let running = server
         .serve(rmcp::transport::stdio())
         .await

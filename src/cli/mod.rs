@@ -9,9 +9,11 @@ pub mod init;
 pub mod mcp;
 pub mod rotate_secret;
 pub mod run;
+pub mod seal_init;
 pub mod send;
 pub mod sign;
 pub mod signer_qr;
+pub mod unseal;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -29,8 +31,13 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
-    /// Create the data dir, a commented pane.toml and (unless AGENT_SECRET is set) a secret.
-    Init(DataDirArg),
+    /// Create the data dir, a commented pane.toml and a sealed store holding a new secret
+    /// (the unseal passphrase from the terminal or stdin; Enter generates one).
+    Init(init::InitArgs),
+    /// Unseal the running daemon (the passphrase from the terminal, or stdin).
+    Unseal(DataDirArg),
+    /// Seal an installation in clear in place (stop the daemon first); removes the plaintext.
+    SealInit(seal_init::SealInitArgs),
     /// Run the daemon.
     Run(run::RunArgs),
     /// Print a signed envelope for CMD.

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 /// Signs and delivers; returns the daemon's reply.
 pub async fn send(args: &CommandArgs) -> anyhow::Result<Value> {
-    let envelope = sign(args)?;
+    let envelope = sign(args).await?;
     let socket = args.data_dir.resolve()?.join("agent.sock");
-    Ok(deliver(&socket, envelope.to_json().as_bytes()).await?)
+    Ok(deliver(&socket, envelope.as_bytes()).await?)
 }

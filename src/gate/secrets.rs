@@ -52,6 +52,18 @@ impl Gate {
                 format!("nothing reloaded: {e}"),
             )
         })?;
+        if self.store.is_sealed() {
+            // A sealed installation takes new credential files into its vault (and removes
+            // them) before reading its credentials again.
+            let vault =
+                crate::seal::vault::Vault::new(&self.store).map_err(|e| self.internal(e))?;
+            vault
+                .import_blocking(&self.store, &self.data_dir)
+                .map_err(|e| self.internal(e))?;
+            crate::systemd::set_unsealed_credentials(Some(
+                vault.all().map_err(|e| self.internal(e))?,
+            ));
+        }
         let fresh =
             crate::auth::SecretSet::load(&self.data_dir, &self.config.auth.previous_secrets)
                 .map_err(|e| CommandError::new(crate::reply::ErrorKind::Internal, e.to_string()))?;

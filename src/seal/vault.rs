@@ -169,6 +169,29 @@ impl Vault {
     /// drop directory, then systemd's `$CREDENTIALS_DIRECTORY`), the last found winning, and
     /// flushes; only then removes the files it may. A file that is empty is left alone.
     pub async fn import(&self, store: &Store, data_dir: &Path) -> Result<Vec<Imported>, SealError> {
+        let mut found = self.take_in(data_dir)?;
+        if !found.is_empty() {
+            store.flush().await?;
+            remove_taken(&mut found);
+        }
+        Ok(found)
+    }
+
+    /// [`Vault::import`] for code that is not async (`secrets.reload` at the gate).
+    pub fn import_blocking(
+        &self,
+        store: &Store,
+        data_dir: &Path,
+    ) -> Result<Vec<Imported>, SealError> {
+        let mut found = self.take_in(data_dir)?;
+        if !found.is_empty() {
+            store.flush_blocking()?;
+            remove_taken(&mut found);
+        }
+        Ok(found)
+    }
+
+    fn take_in(&self, data_dir: &Path) -> Result<Vec<Imported>, SealError> {
         let mut found: Vec<Imported> = Vec::new();
         for c in Credential::ALL {
             let mut sources: Vec<(PathBuf, bool)> = Vec::new();
@@ -202,14 +225,14 @@ impl Vault {
                 });
             }
         }
-        if found.is_empty() {
-            return Ok(found);
-        }
-        store.flush().await?;
-        for item in found.iter_mut().filter(|i| i.removed) {
-            item.removed = remove_file(&item.from);
-        }
         Ok(found)
+    }
+}
+
+/// Removes the files taken in that may be removed (once the vault is on disk).
+fn remove_taken(found: &mut [Imported]) {
+    for item in found.iter_mut().filter(|i| i.removed) {
+        item.removed = remove_file(&item.from);
     }
 }
 

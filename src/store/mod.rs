@@ -249,6 +249,21 @@ impl Store {
         })
     }
 
+    /// Copies every record of every tree into `to` (`seal-init`: a store in clear into a new
+    /// sealed one); how many records.
+    pub fn copy_into(&self, to: &Store) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for id in TableId::ALL {
+            let (from, into) = (self.table(id), to.table(id));
+            for item in from.iter() {
+                let (k, v) = item?;
+                into.insert(k, v)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// True when its records are sealed at rest.
     pub fn is_sealed(&self) -> bool {
         self.sealed

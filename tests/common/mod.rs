@@ -40,7 +40,7 @@ impl Agent {
     pub fn init() -> Agent {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pane");
-        let out = cmd(&dir).arg("init").output().unwrap();
+        let out = cmd(&dir).args(["init", "--unsealed"]).output().unwrap();
         assert!(
             out.status.success(),
             "init failed: {}",

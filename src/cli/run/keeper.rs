@@ -77,7 +77,7 @@ impl SealKeeper {
     pub async fn open_without_owner(&mut self) -> anyhow::Result<()> {
         let Some(file) = &self.keyfile else {
             let session = Session::start(&self.grounds, None, None).await?;
-            let _ = self.door.gate.send(Some(session.gate.clone()));
+            let _ = self.door.gate.send_replace(Some(session.gate.clone()));
             self.session = Some(session);
             return Ok(());
         };
@@ -110,7 +110,7 @@ impl SealKeeper {
                 _ = shutdown.recv() => break,
             }
         }
-        let _ = self.door.gate.send(None);
+        let _ = self.door.gate.send_replace(None);
         if let Some(session) = self.session.take() {
             if let Err(e) = session.stop().await {
                 tracing::error!(error = %e, "the session did not stop cleanly");
@@ -241,7 +241,7 @@ impl SealKeeper {
                 alert,
             )
             .await;
-        let _ = self.door.gate.send(Some(session.gate.clone()));
+        let _ = self.door.gate.send_replace(Some(session.gate.clone()));
         crate::systemd::notify("STATUS=unsealed");
         tracing::info!(how, "unsealed");
         self.session = Some(session);
@@ -259,7 +259,7 @@ impl SealKeeper {
         let Some(session) = self.session.take() else {
             return;
         };
-        let _ = self.door.gate.send(None);
+        let _ = self.door.gate.send_replace(None);
         let deadline = Instant::now() + SEAL_DRAIN;
         while !session.outbox_drained() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;

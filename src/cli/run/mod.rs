@@ -119,6 +119,12 @@ impl Daemon {
         if let Err(e) = unix::forbid_core_dumps() {
             tracing::warn!(error = %e, "cannot turn core dumps off");
         }
+        if crate::cli::seal_init::interrupted(data_dir) {
+            bail!(
+                "a `pane-agent seal-init` on {} was cut off: run it again to finish it before starting",
+                data_dir.display()
+            );
+        }
         let keyfile = KeyFile::load(data_dir)?;
         // What is in the environment is redacted from the first log line on.
         crate::logging::set_redactor(crate::redact::Redactor::new(crate::systemd::secret_values(
