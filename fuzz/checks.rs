@@ -20,19 +20,21 @@ use pane_agent::gateway::protocol::{
     decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
 };
 use pane_agent::reply::ErrorKind;
+use pane_agent::store::{DataKey, Sealer};
 use serde_json::{Map, Number, Value};
 
 /// A target's check: the raw input bytes in, a panic out when a property fails.
 pub type Check = fn(&[u8]);
 
 /// The fuzz targets, by name, with their check functions (the corpus test walks this list).
-pub const TARGETS: [(&str, Check); 6] = [
+pub const TARGETS: [(&str, Check); 7] = [
     ("envelope", envelope),
     ("canonical", canonical),
     ("gateway_protocol", gateway_protocol),
     ("mail_headers", mail_headers),
     ("sender_matching", sender_matching),
     ("config", config),
+    ("sealed_record", sealed_record),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -794,4 +796,68 @@ pub fn config(data: &[u8]) {
         Config::parse(&typo, "typo.toml").is_err(),
         "an unknown table is accepted"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// sealed_record: the format of a record sealed at rest (issue #23, docs/sealing.md)
+// ---------------------------------------------------------------------------------------
+
+/// The first byte picks what the rest is. `0`: a record to seal (`key length ‖ key ‖ value`
+/// split at the second byte): it opens back to itself, only under its own tree and key on
+/// disk, not after any one bit of it is flipped, and never under another data key. Anything
+/// else: bytes read from disk as a sealed record: opening them never panics, and whatever
+/// opens (here only what was sealed with the fixed key) seals and opens again to the same.
+pub fn sealed_record(data: &[u8]) {
+    let Some((mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Some(key) = DataKey::from_bytes(&[0x5a; 32]) else {
+        panic!("a 32-byte key is a key");
+    };
+    let Ok(sealer) = Sealer::new(&key) else {
+        panic!("a sealer is made from any key");
+    };
+    if *mode == 0 {
+        let split = rest
+            .first()
+            .map_or(0, |b| *b as usize)
+            .min(rest.len().saturating_sub(1));
+        let body = rest.get(1..).unwrap_or_default();
+        let (k, v) = body.split_at(split.min(body.len()));
+        let disk_key = sealer.hash_key("contexts", k);
+        let Ok(sealed) = sealer.seal("contexts", &disk_key, k, v) else {
+            panic!("sealing failed");
+        };
+        match sealer.open("contexts", &disk_key, &sealed) {
+            Ok((k2, v2)) => assert!(k2 == k && v2 == v, "a record opens to something else"),
+            Err(e) => panic!("a record does not open: {e}"),
+        }
+        assert!(sealer.open("intents", &disk_key, &sealed).is_err());
+        assert!(sealer.open("contexts", b"elsewhere", &sealed).is_err());
+        let bit = (k.len() + v.len()) * 8 % (sealed.len() * 8);
+        let mut flipped = sealed.clone();
+        flipped[bit / 8] ^= 1 << (bit % 8);
+        assert!(
+            sealer.open("contexts", &disk_key, &flipped).is_err(),
+            "a flipped bit opens"
+        );
+        let Some(other) = DataKey::from_bytes(&[0xa5; 32]) else {
+            panic!("a 32-byte key is a key");
+        };
+        let Ok(other) = Sealer::new(&other) else {
+            panic!("a sealer is made from any key");
+        };
+        assert!(other.open("contexts", &disk_key, &sealed).is_err());
+        return;
+    }
+    let disk_key = sealer.hash_key("meta", rest.get(..4).unwrap_or_default());
+    if let Ok((k, v)) = sealer.open("meta", &disk_key, rest) {
+        let Ok(again) = sealer.seal("meta", &disk_key, &k, &v) else {
+            panic!("sealing failed");
+        };
+        match sealer.open("meta", &disk_key, &again) {
+            Ok(pair) => assert!(pair == (k, v), "a resealed record opens to something else"),
+            Err(e) => panic!("a resealed record does not open: {e}"),
+        }
+    }
 }

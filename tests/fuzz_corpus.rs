@@ -286,3 +286,8 @@ fn canonical_writer_matches_cpython_on_the_corpus() {
     );
     assert!(floats.len() >= 100);
 }
+
+#[test]
+fn corpus_sealed_record() {
+    replay("sealed_record");
+}

@@ -76,6 +76,17 @@ pub struct Config {
     pub jobs: JobsConfig,
     /// What the MCP key may do.
     pub mcp: McpConfig,
+    /// Sealing at rest.
+    pub seal: SealConfig,
+}
+
+/// `[seal]`
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SealConfig {
+    /// Seal (forget every key) when no command from the owner arrived for this many hours
+    /// (fractions allowed: 0.5 is half an hour); 0 (the default) never seals by itself.
+    pub after_idle_hours: f64,
 }
 
 /// `[signal]`
@@ -423,6 +434,11 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.seal.after_idle_hours.is_finite() || self.seal.after_idle_hours < 0.0 {
+            return Err(ConfigError::Invalid(
+                "[seal] after_idle_hours must be 0 (off) or a positive number of hours".into(),
+            ));
+        }
         self.http.validate()?;
         self.mcp.rate_limits.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {

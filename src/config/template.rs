@@ -64,6 +64,11 @@ retention_days = 400
 # approve/deny, revoke and unlock are carried out.
 store_budget_mb = 1024
 
+[seal]
+# On a sealed installation: seal (forget every key until the owner unseals) when no command
+# from the owner arrived for this many hours. 0 never seals by itself.
+after_idle_hours = 0
+
 [aliases]
 # Who makes aliases: "addy" (ADDY_API_KEY) or "simplelogin" (SIMPLELOGIN_API_KEY).
 provider = "addy"

@@ -88,6 +88,7 @@ enum GateMessage {
     /// Something a channel saw that belongs in the audit log (and, with `alert`, in front of
     /// the owner).
     Notice {
+        channel: Channel,
         event: &'static str,
         detail: serde_json::Value,
         alert: Option<String>,
@@ -164,6 +165,25 @@ impl GateHandle {
         alert: Option<String>,
     ) {
         self.ask(|reply| GateMessage::Notice {
+            channel: Channel::Signal,
+            event,
+            detail,
+            alert,
+            reply,
+        })
+        .await;
+    }
+
+    /// Audits what the daemon itself saw (an unseal), on the `internal` channel, and alerts
+    /// the owner with `alert`.
+    pub async fn notice_internal(
+        &self,
+        event: &'static str,
+        detail: serde_json::Value,
+        alert: Option<String>,
+    ) {
+        self.ask(|reply| GateMessage::Notice {
+            channel: Channel::Internal,
             event,
             detail,
             alert,
@@ -408,12 +428,13 @@ impl Gate {
                 let _ = reply.send(());
             }
             GateMessage::Notice {
+                channel,
                 event,
                 detail,
                 alert,
                 reply,
             } => {
-                let inv = Invocation::now(Channel::Signal);
+                let inv = Invocation::now(channel);
                 if let Err(e) = self.audit_event(event, &inv, detail) {
                     tracing::error!(error = %e, event, "cannot audit a channel's notice");
                 }

@@ -69,6 +69,7 @@ impl Gate {
         waiter: Waiter,
     ) {
         let waiter = waiter.naming(request.name());
+        self.note_owner_activity(inv);
         let decision = match self.decide(request.name(), inv) {
             Ok(d) => d,
             Err(e) => return self.deliver(waiter, Reply::Err(e)).await,

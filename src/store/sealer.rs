@@ -32,25 +32,33 @@ const TAG_BYTES: usize = 16;
 const AAD_PREFIX: &[u8] = b"pane-agent/record/1\0";
 
 /// The installation's data key: 32 random bytes, made once by `init` (or `seal-init`),
-/// stored only wrapped (`seal::keyfile`), and in memory only while the agent is unsealed.
-/// Zeroed when dropped; its `Debug` prints nothing of it.
+/// stored only wrapped (`seal::keyfile`), and in memory only while the agent is unsealed,
+/// locked out of swap where the platform allows. Zeroed when dropped; its `Debug` prints
+/// nothing of it.
 pub struct DataKey(Box<[u8; DATA_KEY_BYTES]>);
 
 impl DataKey {
+    fn boxed() -> DataKey {
+        let key = Box::new([0u8; DATA_KEY_BYTES]);
+        crate::unix::lock_memory(key.as_ptr(), DATA_KEY_BYTES);
+        DataKey(key)
+    }
+
     /// A new random key.
     pub fn generate() -> Result<DataKey, StoreError> {
-        let mut key = Box::new([0u8; DATA_KEY_BYTES]);
-        getrandom::fill(&mut key[..])
+        let mut key = DataKey::boxed();
+        getrandom::fill(&mut key.0[..])
             .map_err(|e| StoreError::Corrupt(format!("no randomness for a key: {e}")))?;
-        Ok(DataKey(key))
+        Ok(key)
     }
 
     /// The key in `bytes` (32 of them), else None.
     pub fn from_bytes(bytes: &[u8]) -> Option<DataKey> {
-        let arr: [u8; DATA_KEY_BYTES] = bytes.try_into().ok()?;
-        let key = DataKey(Box::new(arr));
-        let mut arr = arr;
-        arr.zeroize();
+        if bytes.len() != DATA_KEY_BYTES {
+            return None;
+        }
+        let mut key = DataKey::boxed();
+        key.0.copy_from_slice(bytes);
         Some(key)
     }
 
@@ -62,13 +70,16 @@ impl DataKey {
 
 impl Clone for DataKey {
     fn clone(&self) -> Self {
-        DataKey(Box::new(*self.0))
+        let mut key = DataKey::boxed();
+        key.0.copy_from_slice(&self.0[..]);
+        key
     }
 }
 
 impl Drop for DataKey {
     fn drop(&mut self) {
         self.0.zeroize();
+        crate::unix::unlock_memory(self.0.as_ptr(), DATA_KEY_BYTES);
     }
 }
 

@@ -26,6 +26,21 @@ pub fn cmd(data_dir: &Path) -> Command {
     c
 }
 
+/// Runs the CLI against `data_dir` with `input` as one line on stdin.
+pub fn stdin_cmd(data_dir: &Path, args: &[&str], input: &str) -> Output {
+    let mut child = cmd(data_dir)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{input}").unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
 /// A data dir initialised by `pane-agent init`, and a daemon on it.
 pub struct Agent {
     pub tmp: tempfile::TempDir,
@@ -33,6 +48,15 @@ pub struct Agent {
     pub child: Option<Child>,
     pub log: PathBuf,
     pub env: Vec<(String, String)>,
+}
+
+/// The unseal passphrase of the sealed installations the tests make.
+pub const PASSPHRASE: &str = "correct horse battery staple 42";
+
+/// Where a sealed test installation keeps a copy of its command secret: the owner's phone
+/// holds it (outside the data dir), and so does the test, to sign as the phone does.
+fn phone_copy(dir: &Path) -> PathBuf {
+    dir.parent().unwrap_or(dir).join("phone.secret")
 }
 
 impl Agent {
@@ -56,6 +80,56 @@ impl Agent {
         }
     }
 
+    /// `init` of a sealed installation with [`PASSPHRASE`] (a cheap KDF: the tests unseal
+    /// often); the daemon is not started.
+    pub fn init_sealed() -> Agent {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("pane");
+        let out = stdin_cmd(&dir, &["init", "--kdf-ms", "100"], PASSPHRASE);
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let log = tmp.path().join("agent.log");
+        Agent {
+            tmp,
+            dir,
+            child: None,
+            log,
+            env: Vec::new(),
+        }
+    }
+
+    /// `init_sealed`, `run`, `unseal` (which keeps a copy of the command secret for
+    /// [`Agent::secret`]).
+    pub fn start_sealed() -> Agent {
+        let mut a = Agent::init_sealed();
+        a.spawn();
+        let r = a.unseal(PASSPHRASE);
+        assert_eq!(r["status"], "unsealed", "{r}");
+        a
+    }
+
+    /// `pane-agent unseal` with `passphrase` on stdin; its reply. After a first unseal the
+    /// command secret is copied to where the test's "phone" keeps it.
+    pub fn unseal(&self, passphrase: &str) -> Value {
+        let out = stdin_cmd(&self.dir, &["unseal"], passphrase);
+        let reply: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("unseal: {}", String::from_utf8_lossy(&out.stderr)));
+        if reply["status"] == "unsealed" && !phone_copy(&self.dir).exists() {
+            let r = self.raw(br#"{"local": "command_secret"}"#);
+            let secret = r["secret"].as_str().unwrap_or_else(|| panic!("{r}"));
+            std::fs::write(phone_copy(&self.dir), secret).unwrap();
+        }
+        reply
+    }
+
+    /// True when the installation is sealed at rest.
+    pub fn is_sealed(&self) -> bool {
+        self.dir.join("seal.json").exists()
+    }
+
     /// `init`, then `run`.
     pub fn start() -> Agent {
         let mut a = Agent::init();
@@ -75,9 +149,15 @@ impl Agent {
         std::fs::write(self.dir.join("pane.toml"), toml).unwrap();
     }
 
-    /// The current secret from agent.secret.
+    /// The current secret from agent.secret (on a sealed installation, the copy taken at
+    /// its first unseal).
     pub fn secret(&self) -> Secret {
-        Secret::new(&std::fs::read_to_string(self.dir.join("agent.secret")).unwrap())
+        let path = if self.is_sealed() {
+            phone_copy(&self.dir)
+        } else {
+            self.dir.join("agent.secret")
+        };
+        Secret::new(&std::fs::read_to_string(path).unwrap())
     }
 
     pub fn socket(&self) -> PathBuf {

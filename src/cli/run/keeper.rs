@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 pub const FAILURES_FILE: &str = "unseal-failures.json";
 /// The longest wait imposed after wrong passphrases.
 const MAX_DELAY: Duration = Duration::from_secs(300);
+/// How often `[seal] after_idle_hours` is checked.
+const IDLE_CHECK: Duration = Duration::from_secs(60);
 /// How long a `seal` waits for its own reply to leave through the gateway.
 const SEAL_DRAIN: Duration = Duration::from_secs(5);
 
@@ -99,6 +101,14 @@ impl SealKeeper {
     pub async fn run(mut self, mut shutdown: Shutdown) {
         let mut renew = tokio::time::interval(keyring::RENEW_EVERY);
         renew.tick().await;
+        let hours = self.grounds.config.seal.after_idle_hours;
+        let every = if hours > 0.0 {
+            Duration::from_secs_f64((hours * 3600.0 / 4.0).clamp(0.05, IDLE_CHECK.as_secs_f64()))
+        } else {
+            IDLE_CHECK
+        };
+        let mut idle_check = tokio::time::interval(every);
+        idle_check.tick().await;
         loop {
             tokio::select! {
                 request = self.door.requests.recv() => match request {
@@ -107,6 +117,21 @@ impl SealKeeper {
                 },
                 Some(()) = self.switch_rx.recv() => self.seal().await,
                 _ = renew.tick() => self.renew(),
+                _ = idle_check.tick() => {
+                    if self.idle_too_long() {
+                        tracing::info!("no word from the owner for [seal] after_idle_hours: sealing");
+                        if let Some(s) = &self.session {
+                            s.gate
+                                .notice_internal(
+                                    "seal.idle",
+                                    json!({"after_idle_hours": self.grounds.config.seal.after_idle_hours}),
+                                    None,
+                                )
+                                .await;
+                        }
+                        self.seal().await;
+                    }
+                }
                 _ = shutdown.recv() => break,
             }
         }
@@ -155,7 +180,8 @@ impl SealKeeper {
         let now = Instant::now();
         if now < self.not_before {
             return Err(UnsealRefused::TooSoon {
-                retry_after_secs: (self.not_before - now).as_secs().max(1),
+                // Rounded up: a client that waits as told is not refused again.
+                retry_after_secs: (self.not_before - now).as_secs_f64().ceil().max(1.0) as u64,
             });
         }
         let opened = tokio::task::spawn_blocking(move || file.unwrap_key(&passphrase)).await;
@@ -229,7 +255,7 @@ impl SealKeeper {
         });
         session
             .gate
-            .notice(
+            .notice_internal(
                 "seal.unsealed",
                 json!({
                     "how": how,
@@ -244,6 +270,8 @@ impl SealKeeper {
         let _ = self.door.gate.send_replace(Some(session.gate.clone()));
         crate::systemd::notify("STATUS=unsealed");
         tracing::info!(how, "unsealed");
+        // The unseal is the owner's word too.
+        self.switch.owner_seen(chrono::Utc::now().timestamp());
         self.session = Some(session);
         self.key = Some(key);
         Ok(Unsealed {
@@ -253,13 +281,17 @@ impl SealKeeper {
         })
     }
 
-    /// `seal`: the channels lose the gate at once; the reply to `seal` is given a moment to
-    /// leave; then the session stops and every key goes, the keyring's copy included.
+    /// `seal`: the channels lose the gate and the keyring its copy at once; the reply to
+    /// `seal` is given a moment to leave; then the session stops and every key goes.
     async fn seal(&mut self) {
         let Some(session) = self.session.take() else {
             return;
         };
         let _ = self.door.gate.send_replace(None);
+        // The keyring's copy goes first: a crash from here on must not come back unsealed.
+        if let Some(file) = &self.keyfile {
+            keyring::forget(&file.installation);
+        }
         let deadline = Instant::now() + SEAL_DRAIN;
         while !session.outbox_drained() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -268,11 +300,19 @@ impl SealKeeper {
             tracing::error!(error = %e, "the session did not stop cleanly while sealing");
         }
         self.key = None;
-        if let Some(file) = &self.keyfile {
-            keyring::forget(&file.installation);
-        }
         crate::systemd::notify("STATUS=sealed: waiting for the owner's unseal");
         tracing::info!("sealed: every key forgotten");
+    }
+
+    /// True when `[seal] after_idle_hours` is set, the agent is unsealed on a sealed
+    /// installation, and the owner was not heard from for that long.
+    fn idle_too_long(&self) -> bool {
+        let hours = self.grounds.config.seal.after_idle_hours;
+        if hours <= 0.0 || self.keyfile.is_none() || self.session.is_none() {
+            return false;
+        }
+        let idle = (chrono::Utc::now().timestamp() - self.switch.last_owner()) as f64;
+        idle >= hours * 3600.0
     }
 
     fn renew(&self) {
