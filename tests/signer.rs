@@ -287,14 +287,42 @@ fn page_sends_nothing_but_the_envelope_and_stores_only_ciphertext() {
         !re(r"(?i)\burl\s*\(").is_match(style),
         "CSS url() in the style"
     );
-    // The one request: the envelope, to /command on the page's own origin, only when served.
+    // The requests, each to the page's own origin and only when served: the envelope to
+    // /command; and for a sealed agent, GET /healthz and the unseal passphrase to /unseal.
     let fetches: Vec<&str> = re(r"\bfetch\b[^\n]*")
         .find_iter(&page)
         .map(|m| m.as_str())
         .collect();
-    assert_eq!(fetches, ["fetch(url.href, {"], "{fetches:?}");
+    assert_eq!(
+        fetches,
+        [
+            "fetch(url.href, {",
+            "fetch(new URL(path, location.href).href, options);"
+        ],
+        "{fetches:?}"
+    );
     assert!(page.contains(r#"var url = new URL("../command", location.href);"#));
     assert!(page.contains(r#"if (!SERVED || text === "") { return Promise.resolve(); }"#));
+    let live: Vec<&str> = re(r#"\blive\([^)]*"#)
+        .find_iter(&page)
+        .map(|m| m.as_str())
+        .collect();
+    assert_eq!(
+        live,
+        [
+            "live(path, init",
+            r#"live("../healthz""#,
+            r#"live("../unseal", { method: "POST", body: body, headers: { "content-type": "application/json" } }"#
+        ],
+        "{live:?}"
+    );
+    assert!(page.contains(
+        r#"var LIVE_REQUEST = { credentials: "omit", cache: "no-store", redirect: "error", referrerPolicy: "no-referrer" };"#
+    ));
+    assert!(page.contains(r#"if (!SERVED) { return Promise.resolve(); }"#));
+    assert!(
+        page.contains(r#"if (!SERVED || $("unseal-btn").disabled) { return Promise.resolve(); }"#)
+    );
     // The key: PBKDF2-SHA256 with at least 600,000 iterations, AES-GCM, non-extractable keys.
     let iterations: u64 = re(r"var ITERATIONS = (\d+);").captures(&page).unwrap()[1]
         .parse()
@@ -312,7 +340,13 @@ fn page_sends_nothing_but_the_envelope_and_stores_only_ciphertext() {
     // The form fields have no names, so even a submitted form would carry no secret.
     assert!(!re(r#"(?i)<(?:input|select|textarea)\b[^>]*\bname\s*="#).is_match(&page));
     // Secret and passphrases are password fields.
-    for id in ["import-secret", "new-pass", "new-pass2", "pass"] {
+    for id in [
+        "import-secret",
+        "new-pass",
+        "new-pass2",
+        "pass",
+        "unseal-pass",
+    ] {
         assert!(
             page.contains(&format!("<input id=\"{id}\" type=\"password\"")),
             "#{id} must be a password field"
@@ -330,12 +364,15 @@ fn page_sends_nothing_but_the_envelope_and_stores_only_ciphertext() {
     );
     assert!(page.contains("id=\"envelope\""));
 
-    // The service worker answers only same-origin GETs in its scope and stores nothing else.
+    // The service worker answers only same-origin GETs of the page's own files and stores
+    // nothing else (no /healthz, no /unseal, no /command).
     let sw =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/signer/sw.js"))
             .unwrap();
     assert!(sw.contains(r#"if (request.method !== "GET") { return; }"#));
     assert!(sw.contains("url.origin !== self.location.origin"));
+    assert!(sw.contains(r#"var SHELL = ["./", "manifest.webmanifest", "icon.svg"];"#));
+    assert!(sw.contains("if (SHELL_PATHS.indexOf(url.pathname) < 0) { return; }"));
     assert!(
         !re(r"https?://").is_match(&sw),
         "no URL in the service worker"
@@ -1031,6 +1068,12 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
     let profile = tmp.path().join("profile");
     let mut b = Browser::launch(&profile);
     b.open(&format!("{base}/signer/"));
+    // An agent in clear says `ok` at /healthz: no Unseal form.
+    b.wait_for("document.body.dataset.agent === 'ok'");
+    assert!(
+        !b.visible("#unseal"),
+        "an unsealed agent needs no Unseal form"
+    );
     import(&mut b, &secret, PASSPHRASE);
     b.wait_for("document.body.dataset.state === 'unlocked'");
     tap_and_sign(&mut b, "button[data-cmd=list]");
@@ -1146,6 +1189,286 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
             panic!("clear text in {} at byte {at}", path.display());
         }
     }
+}
+
+/// A sealed installation (`init` with [`common::PASSPHRASE`]) with the HTTP endpoint on a free
+/// loopback port, started (sealed), and its base URL.
+fn sealed_agent_with_http() -> (Agent, String) {
+    let mut agent = Agent::init_sealed();
+    let port = common::free_port();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("listen = \"\"", &format!("listen = \"127.0.0.1:{port}\"")),
+    );
+    agent.spawn();
+    (agent, format!("http://127.0.0.1:{port}"))
+}
+
+/// `/healthz`'s status code and `status`.
+fn health(base: &str) -> (u16, String) {
+    let r = get(&format!("{base}/healthz"));
+    let body: Value = serde_json::from_str(&r.body).unwrap();
+    (
+        r.status,
+        body["status"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Records every text `#unseal-answer` shows (it counts down), from now on.
+fn watch_unseal_answers(b: &mut Browser) {
+    b.eval(
+        "window.__answers = [];
+         (function () {
+           var e = document.getElementById('unseal-answer');
+           new MutationObserver(function () { window.__answers.push(e.textContent); })
+             .observe(e, { childList: true, characterData: true, subtree: true });
+         })()",
+    );
+}
+
+/// Waits until `#unseal-answer` has shown a text matching the JS regular expression `re`.
+fn wait_for_unseal_answer(b: &mut Browser, re: &str) -> String {
+    let test = format!("window.__answers.find(function (t) {{ return /{re}/.test(t); }})");
+    b.wait_for(&test);
+    b.eval(&test).as_str().unwrap_or_default().to_string()
+}
+
+/// Types `passphrase` into the Unseal form and taps Unseal once the button takes it.
+fn unseal_from_page(b: &mut Browser, passphrase: &str) {
+    b.wait_for("!document.getElementById('unseal-btn').disabled");
+    // Only the answers to this try count.
+    b.eval("window.__answers = []");
+    b.type_into("#unseal-pass", passphrase);
+    b.tap("#unseal-btn");
+    assert_eq!(b.text("#unseal-pass"), "", "the field is emptied at once");
+}
+
+/// [`unseal_from_page`] until the agent is unsealed: the agent's `retry_after_secs` is whole
+/// seconds rounded down, so the page's first try after its wait may still be too soon.
+fn unseal_from_page_until_done(b: &mut Browser, passphrase: &str) {
+    for _ in 0..5 {
+        unseal_from_page(b, passphrase);
+        b.wait_for(
+            "document.body.dataset.agent === 'ok' || \
+             window.__answers.some(function (t) { return /^Too soon .* in \\d+ s$/.test(t); })",
+        );
+        if b.eval("document.body.dataset.agent") == "ok" {
+            return;
+        }
+    }
+    panic!("still too soon after five tries");
+}
+
+#[test]
+fn a_sealed_agent_is_unsealed_from_the_signer_page_which_keeps_no_passphrase() {
+    require_chromium();
+    let (agent, base) = sealed_agent_with_http();
+    // (Words the page itself shows, such as "the unseal passphrase", would be found in its
+    // cached copy: the wrong ones are made of none.)
+    let wrong = "wrong guess 7Q2f kestrel otter";
+    let wrong_elsewhere = "second wrong guess 9xK3 heron";
+    assert_eq!(health(&base), (503, "sealed".into()));
+
+    // The page asks /healthz on load: sealed, the Unseal form first, no commands.
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("profile");
+    let mut b = Browser::launch(&profile);
+    b.open(&format!("{base}/signer/"));
+    b.wait_for("document.body.dataset.agent === 'sealed'");
+    assert!(b.visible("#unseal"), "a sealed agent: the Unseal form");
+    assert!(b.visible("#unseal-pass") && b.visible("#unseal-btn"));
+    assert_eq!(
+        b.eval("document.getElementById('unseal-pass').type"),
+        "password"
+    );
+    assert_eq!(
+        b.eval(
+            "document.getElementById('unseal').getBoundingClientRect().top < \
+             document.getElementById('setup').getBoundingClientRect().top"
+        ),
+        Value::Bool(true),
+        "the Unseal form comes first"
+    );
+    assert!(!b.visible("#commands"));
+
+    // A wrong passphrase: the words, the agent still sealed, the field emptied.
+    watch_unseal_answers(&mut b);
+    unseal_from_page(&mut b, wrong);
+    let said = wait_for_unseal_answer(&mut b, "^Wrong passphrase \u{2014} try again in \\d+ s$");
+    assert_eq!(said, "Wrong passphrase \u{2014} try again in 1 s");
+    keep_screenshot("signer-sealed.png", &b.screenshot(false));
+    assert_eq!(health(&base), (503, "sealed".into()));
+    assert_eq!(b.eval("document.body.dataset.agent"), "sealed");
+    // The button waits out the agent's delay; meanwhile another client tries a wrong one
+    // (it gets the agent's next attempt), so the page's next try is too soon: the right
+    // passphrase is refused unopened.
+    b.wait_for("!document.getElementById('unseal-btn').disabled");
+    let r = reqwest_unseal(&base, wrong_elsewhere);
+    assert_eq!(r.0, 403, "{}", r.1);
+    unseal_from_page(&mut b, common::PASSPHRASE);
+    let said = wait_for_unseal_answer(&mut b, "^Too soon \u{2014} try again in \\d+ s$");
+    assert!(
+        said.starts_with("Too soon \u{2014} try again in "),
+        "{said}"
+    );
+    assert_eq!(health(&base), (503, "sealed".into()));
+
+    // After the delay, the right one: unsealed, and the wrong tries are told.
+    unseal_from_page_until_done(&mut b, common::PASSPHRASE);
+    let status = b.text("#status");
+    assert!(status.starts_with("Unsealed."), "{status}");
+    assert!(
+        status.contains("2 wrong passphrases were tried"),
+        "{status}"
+    );
+    assert!(!b.visible("#unseal"), "unsealed: the form is gone");
+    assert_eq!(health(&base), (200, "ok".into()));
+
+    // The phone's key (from signer-qr at the console): the command UI, and `list` reaches the
+    // unsealed agent.
+    let secret = agent.raw(br#"{"local": "command_secret"}"#)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    import(&mut b, &secret, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    assert!(b.visible("button[data-cmd=list]"));
+    tap_and_sign(&mut b, "button[data-cmd=list]");
+    b.tap("#post");
+    b.wait_for("!document.getElementById('reply').hidden");
+    let reply: Value = serde_json::from_str(&b.text("#reply")).unwrap();
+    assert_eq!(reply["count"], 0, "{reply}");
+
+    // `seal` from the page: the agent forgets its keys, and the page asks for the unseal
+    // again, the commands hidden although this phone's key is still unlocked.
+    b.tap("#other-box summary");
+    b.eval("var c = document.getElementById('cmd'); c.value = ''; c.dispatchEvent(new Event('change'))");
+    b.type_into("#cmd-other", "seal");
+    assert_verifies(&tap_and_sign(&mut b, "#sign"), &secret, "seal");
+    b.tap("#post");
+    b.wait_for("document.body.dataset.agent === 'sealed'");
+    assert_eq!(b.state(), "unlocked");
+    assert!(b.visible("#unseal"));
+    assert!(
+        !b.visible("button[data-cmd=list]"),
+        "no commands while sealed"
+    );
+    assert!(!b.visible("#out"), "no envelope to send while sealed");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while health(&base).0 != 503 {
+        assert!(Instant::now() < deadline, "the agent never sealed");
+        // The poll interval of this bounded wait for the seal.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A reload finds it sealed too; unlocking this phone's key shows no command until then.
+    b.reload();
+    b.wait_for("document.body.dataset.agent === 'sealed'");
+    unlock(&mut b, PASSPHRASE);
+    b.wait_for("document.body.dataset.state === 'unlocked'");
+    assert!(
+        !b.visible("button[data-cmd=list]"),
+        "no commands while sealed"
+    );
+    unseal_from_page(&mut b, common::PASSPHRASE);
+    b.wait_for("document.body.dataset.agent === 'ok'");
+    assert_eq!(b.text("#status"), "Unsealed.");
+    assert!(b.visible("button[data-cmd=list]"), "unsealed: the commands");
+    tap_and_sign(&mut b, "button[data-cmd=list]");
+    b.tap("#post");
+    b.wait_for("!document.getElementById('reply').hidden");
+    assert!(
+        b.text("#status").contains("HTTP 200"),
+        "{}",
+        b.text("#status")
+    );
+    assert_eq!(health(&base), (200, "ok".into()));
+
+    // The agent counted the wrong ones, and the page sent nothing elsewhere.
+    let audit = agent.raw(
+        Envelope::sign(
+            &Secret::new(&secret),
+            chrono::Utc::now(),
+            "audit",
+            serde_json::json!({"limit": 1000})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        )
+        .to_json()
+        .as_bytes(),
+    );
+    let unsealed: Vec<Value> = audit["entries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{audit}"))
+        .iter()
+        .filter(|e| e["event"] == "seal.unsealed")
+        .cloned()
+        .collect();
+    assert_eq!(unsealed.len(), 2, "{audit}");
+    assert_eq!(unsealed[0]["detail"]["failed_attempts"], 2, "{audit}");
+    let origin = format!("{base}/");
+    let foreign = foreign_requests(&mut b, |u| u.starts_with(&origin));
+    assert!(foreign.is_empty(), "requests to other origins: {foreign:?}");
+    for seen in ["/healthz", "/unseal"] {
+        assert!(
+            b.requests.iter().any(|u| *u == format!("{base}{seen}")),
+            "{seen} never requested: {:?}",
+            b.requests
+        );
+    }
+
+    // Nothing of any passphrase typed into the Unseal form is kept: not in IndexedDB,
+    // localStorage, sessionStorage, cookies or the service worker's cache (which holds the
+    // page's own files only), not in the browser profile on disk, not in the agent's log.
+    b.wait_for("navigator.serviceWorker.controller !== null");
+    let (dump, everything) = storage(&mut b);
+    let typed = [common::PASSPHRASE, wrong, wrong_elsewhere];
+    let clear = ClearText::of(&typed);
+    assert_eq!(clear.find(everything.as_bytes()), None, "{everything}");
+    assert_eq!(dump["localStorage"], serde_json::json!({}));
+    assert_eq!(dump["sessionStorage"], serde_json::json!({}));
+    let records = signer_records(&dump);
+    let keys: Vec<&String> = records.keys().collect();
+    assert_eq!(keys, ["names", "settings", "vault"], "{dump}");
+    let cached: Vec<String> = dump["caches"]
+        .as_object()
+        .unwrap_or_else(|| panic!("{dump}"))
+        .values()
+        .flat_map(|c| c.as_object().unwrap().keys().cloned().collect::<Vec<_>>())
+        .collect();
+    for url in &cached {
+        assert!(
+            url.starts_with(&format!("{base}/signer/")),
+            "the service worker cached {url}"
+        );
+    }
+    b.close();
+    for (path, bytes) in files_under(&profile) {
+        if let Some(at) = clear.find(&bytes) {
+            panic!("an unseal passphrase in {} at byte {at}", path.display());
+        }
+    }
+    let logs = agent.logs();
+    for text in typed {
+        assert!(!logs.contains(text), "{text:?} is in the agent's log");
+    }
+}
+
+/// `POST /unseal` from another client than the page; its status and reply.
+fn reqwest_unseal(base: &str, passphrase: &str) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/unseal"))
+            .json(&serde_json::json!({ "passphrase": passphrase }))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json().await.unwrap())
+    })
 }
 
 /// The modules (true = dark) of a QR code as qr2term draws it: each character is two modules
