@@ -32,7 +32,6 @@ use common::Agent;
 use pane_agent::auth::{Envelope, Secret};
 use pane_agent::gateway::protocol::{decode_line, encode_line, CoreCommand, GatewayEvent};
 use pane_agent::outbox::Outbox;
-use pane_agent::store::Store;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -973,7 +972,7 @@ fn torture(kills: usize, seed: u64) {
     }
 
     let all_deliveries = lock(&gateway.deliveries).clone();
-    let store = Store::open(&agent.dir.join("store")).expect("the store opens after the run");
+    let store = agent.open_store();
     // The acknowledged relay: no owner message lost, none acted on twice. Each one's
     // envelope was accepted exactly once, however often a kill made the gateway send it.
     let mut accepted: HashMap<String, usize> = HashMap::new();

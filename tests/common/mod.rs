@@ -125,6 +125,19 @@ impl Agent {
         reply
     }
 
+    /// The store, opened as the daemon opens it (with the data key, unwrapped with
+    /// [`PASSPHRASE`], on a sealed installation); the daemon must be stopped.
+    pub fn open_store(&self) -> pane_agent::store::Store {
+        let disk = pane_agent::store::Disk::open(&self.dir.join("store")).unwrap();
+        let sealer = pane_agent::seal::KeyFile::load(&self.dir)
+            .unwrap()
+            .map(|file| {
+                let (key, _) = file.unwrap_key(PASSPHRASE).unwrap();
+                std::sync::Arc::new(pane_agent::store::Sealer::new(&key).unwrap())
+            });
+        disk.store(sealer).unwrap()
+    }
+
     /// True when the installation is sealed at rest.
     pub fn is_sealed(&self) -> bool {
         self.dir.join("seal.json").exists()
