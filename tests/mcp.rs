@@ -48,19 +48,27 @@ fn config() -> String {
         )
 }
 
-/// An agent on local providers with an owner and an MCP key, and its gateway connected.
+/// An agent on local providers with an owner and an MCP key, and its gateway connected. The
+/// installation is sealed, as `init` makes it: the MCP key is taken into the sealed store at
+/// the unseal (its file removed), and `pane-agent mcp` gets it from the unsealed daemon.
 fn agent_with_mcp() -> (Agent, MockServer, MockServer, Gateway, Secret) {
     let aliases = providers::simplelogin(ALIAS_KEY);
     let cards = providers::lithic(CARD_KEY);
-    let mut agent = Agent::init();
+    let mut agent = Agent::init_sealed();
     agent.env.extend(aliases.env());
     agent.env.extend(cards.env());
     agent.write_config(&config());
     let out = agent.cli(&["mcp-key"]);
     assert!(out.status.success(), "{out:?}");
-    agent.spawn();
-    let gw = Gateway::connect(&agent, OWNER);
     let key = Secret::new(&std::fs::read_to_string(agent.dir.join("mcp.key")).unwrap());
+    agent.spawn();
+    let r = agent.unseal(common::PASSPHRASE);
+    assert_eq!(r["status"], "unsealed", "{r}");
+    assert!(
+        !agent.dir.join("mcp.key").exists(),
+        "the key file is removed once sealed in"
+    );
+    let gw = Gateway::connect(&agent, OWNER);
     (agent, aliases, cards, gw, key)
 }
 

@@ -478,3 +478,39 @@ fn after_idle_hours_seals_when_the_owner_is_silent() {
     assert_eq!(r["status"], "unsealed", "{r}");
     common::wait_for_audit(&agent, "seal.idle", |_| true);
 }
+
+#[test]
+fn the_console_works_on_a_sealed_installation_through_the_unsealed_daemon() {
+    let agent = Agent::start_sealed();
+    assert!(!agent.dir.join("agent.secret").exists());
+    // `send`: the daemon signs for a peer of its own uid.
+    let out = agent.cli(&["send", "list"]);
+    assert!(out.status.success(), "{out:?}");
+    let reply: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reply["count"], 0, "{reply}");
+    // `sign` prints an envelope the daemon accepts from `command` (the CLI-over-SSH path).
+    let out = agent.cli(&["sign", "status", "context=none"]);
+    assert!(out.status.success(), "{out:?}");
+    let envelope = String::from_utf8(out.stdout).unwrap();
+    let reply = agent.raw(envelope.trim().as_bytes());
+    assert_eq!(reply["kind"], "not_found", "{reply}");
+    // `signer-qr` shows the secret the phone signs with.
+    let out = stdin_cmd(&agent.dir, &["signer-qr"], "");
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.len() > 500, "no QR code printed");
+    // The local requests are the console's only: sealed, they answer nothing.
+    let mut agent = agent;
+    agent.stop();
+    forget_keyring(&agent.dir);
+    agent.spawn();
+    for request in [
+        &br#"{"local": "command_secret"}"#[..],
+        br#"{"local": "mcp_key"}"#,
+        br#"{"local": "sign", "cmd": "list"}"#,
+    ] {
+        assert_eq!(agent.raw(request)["kind"], "sealed");
+    }
+    let out = agent.cli(&["send", "list"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sealed"));
+}
