@@ -498,6 +498,31 @@ fn the_console_works_on_a_sealed_installation_through_the_unsealed_daemon() {
     let out = stdin_cmd(&agent.dir, &["signer-qr"], "");
     assert!(out.status.success(), "{out:?}");
     assert!(out.stdout.len() > 500, "no QR code printed");
+    // `rotate-secret`: the new secret is sealed in, the old one stays accepted for its grace,
+    // and no file of either is left.
+    let old = agent.secret();
+    let out = agent.cli(&["rotate-secret"]);
+    assert!(out.status.success(), "{out:?}");
+    let new = agent.raw(br#"{"local": "command_secret"}"#)["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(new, old.as_text());
+    let signed_old =
+        pane_agent::auth::Envelope::sign(&old, chrono::Utc::now(), "list", Default::default());
+    assert_eq!(agent.raw(signed_old.to_json().as_bytes())["count"], 0);
+    let signed_new = pane_agent::auth::Envelope::sign(
+        &pane_agent::auth::Secret::new(&new),
+        chrono::Utc::now(),
+        "list",
+        Default::default(),
+    );
+    assert_eq!(agent.raw(signed_new.to_json().as_bytes())["count"], 0);
+    let left: Vec<_> = std::fs::read_dir(agent.dir.join("credentials"))
+        .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "credential files left in clear: {left:?}");
+    common::wait_for_audit(&agent, "auth.rotated", |_| true);
     // The local requests are the console's only: sealed, they answer nothing.
     let mut agent = agent;
     agent.stop();

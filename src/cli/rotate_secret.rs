@@ -15,6 +15,7 @@ use crate::channels::client::deliver;
 use crate::config::Config;
 use anyhow::{bail, Context};
 use std::io::Write;
+use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -99,6 +100,46 @@ fn rotate_credential(dir: &Path, grace_days: u64) -> anyhow::Result<Vec<String>>
     ])
 }
 
+/// Rotates the secret of a sealed installation, whose running and unsealed daemon holds it:
+/// the new secret and the old one's grace line are written to the data dir's `credentials/`
+/// drop directory, and `secrets.reload` (signed by the daemon with the old secret, still its
+/// current one) takes them into the sealed store and removes the files.
+async fn rotate_sealed(data_dir: &Path, grace_days: u64) -> anyhow::Result<Vec<String>> {
+    let old = super::sign::command_secret(data_dir)
+        .await
+        .context("a sealed installation's secret is rotated by its running, unsealed agent")?;
+    let drop_dir = data_dir.join(crate::seal::vault::DROP_DIR);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&drop_dir)
+        .with_context(|| format!("cannot create {}", drop_dir.display()))?;
+    let grace_line = rotate_files(
+        &drop_dir.join("agent-secret"),
+        &drop_dir.join("previous-secrets"),
+        &old,
+        grace_days,
+    )?;
+    let request = serde_json::json!({"local": "sign", "cmd": "secrets.reload"}).to_string();
+    let signed = deliver(&data_dir.join("agent.sock"), request.as_bytes()).await?;
+    let Some(envelope) = signed.get("envelope").and_then(serde_json::Value::as_str) else {
+        bail!("the agent did not sign the reload: {}", signed["error"]);
+    };
+    let reply = deliver(&data_dir.join("agent.sock"), envelope.as_bytes()).await?;
+    if reply.get("error").is_some() {
+        bail!(
+            "the agent refused to take the new secret in: {} (the files wait in {})",
+            reply["error"],
+            drop_dir.display()
+        );
+    }
+    Ok(vec![
+        "new secret made and sealed into the store (32 random bytes); its files removed".into(),
+        grace_line,
+        "`pane-agent signer-qr` shows it for the phone; the rotation is in the audit log".into(),
+    ])
+}
+
 /// Rotates the secret in `<data-dir>/agent.secret`, or in the systemd credentials directory
 /// when that is where it lives; returns what happened, line by line.
 pub async fn rotate_secret(args: &RotateArgs) -> anyhow::Result<Vec<String>> {
@@ -117,6 +158,9 @@ pub async fn rotate_secret(args: &RotateArgs) -> anyhow::Result<Vec<String>> {
         None => Config::default(),
     };
     let grace = config.auth.rotation_grace_days;
+    if crate::seal::is_sealed_installation(&data_dir) {
+        return rotate_sealed(&data_dir, grace).await;
+    }
     if let Some(cred_dir) = credentials {
         return rotate_credential(&cred_dir, grace);
     }

@@ -191,6 +191,24 @@ impl Vault {
         Ok(found)
     }
 
+    /// The vault's rotated-out secrets with `more` added: each `<expires> <secret>` line
+    /// once, those whose grace has ended dropped.
+    fn merged_previous(&self, more: &str) -> Result<Zeroizing<String>, SealError> {
+        let now = chrono::Utc::now().timestamp();
+        let held = self.get(Credential::PreviousSecrets)?.unwrap_or_default();
+        let mut lines: Vec<&str> = Vec::new();
+        for line in held.lines().chain(more.lines()).map(str::trim) {
+            let live = line
+                .split_once(' ')
+                .and_then(|(e, _)| e.parse::<i64>().ok())
+                .is_some_and(|e| e > now);
+            if live && !lines.contains(&line) {
+                lines.push(line);
+            }
+        }
+        Ok(Zeroizing::new(lines.join("\n")))
+    }
+
     fn take_in(&self, data_dir: &Path) -> Result<Vec<Imported>, SealError> {
         let mut found: Vec<Imported> = Vec::new();
         for c in Credential::ALL {
@@ -217,7 +235,13 @@ impl Vault {
                 if value.is_empty() {
                     continue;
                 }
-                self.set(c, value)?;
+                if c == Credential::PreviousSecrets {
+                    // Rotated-out secrets add up: a rotation hands in only its own line.
+                    let merged = self.merged_previous(value)?;
+                    self.set(c, &merged)?;
+                } else {
+                    self.set(c, value)?;
+                }
                 found.push(Imported {
                     credential: c,
                     from: path,
