@@ -317,20 +317,20 @@ fn a_wrong_passphrase_opens_nothing_and_the_right_one_restores_everything() {
     let health_before = store_files(&day.agent.dir);
     let r = day.agent.unseal("not the passphrase at all");
     assert_eq!(r["kind"], "wrong_passphrase", "{r}");
-    let again = day.agent.unseal(PASSPHRASE);
-    assert_eq!(again["kind"], "rate_limited", "too soon: {again}");
+    // A second wrong one (another secret of the owner's): still nothing opens or changes.
+    let r = day.agent.unseal(SIGNAL_PASSPHRASE);
+    assert_eq!(r["kind"], "wrong_passphrase", "{r}");
     assert_eq!(day.agent.send("list", json!({}))["kind"], "sealed");
     assert_eq!(
         store_files(&day.agent.dir),
         health_before,
         "a wrong passphrase changed the store"
     );
-    let r = wait_for("the retry delay", || {
-        let r = day.agent.unseal(PASSPHRASE);
-        (r["kind"] != "rate_limited").then_some(r)
-    });
+    // The console is not held back by the delay that slows guessing over the network
+    // (tests/http_unseal.rs): the owner unseals at once.
+    let r = day.agent.unseal(PASSPHRASE);
     assert_eq!(r["status"], "unsealed", "{r}");
-    assert_eq!(r["failed_attempts"], 1, "{r}");
+    assert_eq!(r["failed_attempts"], 2, "{r}");
     assert_eq!(day.agent.send("list", json!({})), before_list);
     assert_eq!(
         day.agent.send("status", json!({"context": "notion"})),
@@ -343,7 +343,7 @@ fn a_wrong_passphrase_opens_nothing_and_the_right_one_restores_everything() {
         head["head"]["seq"].as_u64() > before_head["head"]["seq"].as_u64(),
         "{head} {before_head}"
     );
-    let entry = common::wait_for_audit(&day.agent, "seal.unsealed", |d| d["failed_attempts"] == 1);
+    let entry = common::wait_for_audit(&day.agent, "seal.unsealed", |d| d["failed_attempts"] == 2);
     assert!(!entry.to_string().contains("not the passphrase"), "{entry}");
     assert!(!day.agent.logs().contains("not the passphrase"));
     assert!(!day.agent.logs().contains(PASSPHRASE));

@@ -131,6 +131,10 @@ pub enum DoorRequest {
     Unseal {
         /// The passphrase.
         passphrase: Zeroizing<String>,
+        /// From the console (a peer of the agent's own uid), which could read the key file
+        /// and guess offline anyway: the delay after wrong passphrases, which slows guessing
+        /// over the network, does not lock the owner out there.
+        from_console: bool,
         /// The answer.
         reply: oneshot::Sender<Result<Unsealed, UnsealRefused>>,
     },
@@ -194,11 +198,23 @@ impl Door {
         self.gate.borrow().is_none()
     }
 
-    /// Asks the keeper to unseal with `passphrase`.
+    /// Asks the keeper to unseal with `passphrase`, from the network (the onion endpoint).
     pub async fn unseal(&self, passphrase: Zeroizing<String>) -> Result<Unsealed, UnsealRefused> {
+        self.unseal_from(passphrase, false).await
+    }
+
+    async fn unseal_from(
+        &self,
+        passphrase: Zeroizing<String>,
+        from_console: bool,
+    ) -> Result<Unsealed, UnsealRefused> {
         let (reply, rx) = oneshot::channel();
         self.keeper
-            .send(DoorRequest::Unseal { passphrase, reply })
+            .send(DoorRequest::Unseal {
+                passphrase,
+                from_console,
+                reply,
+            })
             .await
             .map_err(|_| UnsealRefused::Gone)?;
         rx.await.unwrap_or(Err(UnsealRefused::Gone))
@@ -209,7 +225,7 @@ impl Door {
         if let Local::Unseal { passphrase } = &request {
             let passphrase = Zeroizing::new(passphrase.clone());
             drop(request);
-            return match self.unseal(passphrase).await {
+            return match self.unseal_from(passphrase, true).await {
                 Ok(u) => serde_json::to_value(u).unwrap_or(Value::Null),
                 Err(e) => e.to_json(),
             };

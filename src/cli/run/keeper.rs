@@ -3,9 +3,11 @@
 //!
 //! Its inbox takes the door's requests (unseal from the console or the onion endpoint, the
 //! console's local requests) and the gate's `seal` switch, in one `select!` loop, so unseal,
-//! seal and stop never race. A wrong passphrase costs the KDF's second and a delay that
-//! doubles with each failure (one attempt at a time, the count kept on disk across restarts,
-//! no secret in it), and is audited, and told to the owner, at the next unseal.
+//! seal and stop never race. A wrong passphrase costs the KDF's second (one attempt at a
+//! time) and, over the network, a delay that doubles with each failure (the count kept on
+//! disk across restarts, no secret in it); it is audited, and told to the owner, at the next
+//! unseal. The console is not delayed: its peer could read the key file and guess offline
+//! anyway, and someone guessing over the onion endpoint must not lock the owner out.
 
 use super::session::{Grounds, Session};
 use crate::auth::{Envelope, SecretSet};
@@ -146,8 +148,12 @@ impl SealKeeper {
 
     async fn handle(&mut self, request: DoorRequest) {
         match request {
-            DoorRequest::Unseal { passphrase, reply } => {
-                let answer = self.unseal(passphrase).await;
+            DoorRequest::Unseal {
+                passphrase,
+                from_console,
+                reply,
+            } => {
+                let answer = self.unseal(passphrase, from_console).await;
                 let _ = reply.send(answer);
             }
             DoorRequest::Local { request, reply } => {
@@ -166,6 +172,7 @@ impl SealKeeper {
     async fn unseal(
         &mut self,
         passphrase: zeroize::Zeroizing<String>,
+        from_console: bool,
     ) -> Result<Unsealed, UnsealRefused> {
         let Some(file) = self.keyfile.clone() else {
             return Err(UnsealRefused::NotSealed);
@@ -178,7 +185,7 @@ impl SealKeeper {
             });
         }
         let now = Instant::now();
-        if now < self.not_before {
+        if now < self.not_before && !from_console {
             return Err(UnsealRefused::TooSoon {
                 // Rounded up: a client that waits as told is not refused again.
                 retry_after_secs: (self.not_before - now).as_secs_f64().ceil().max(1.0) as u64,
