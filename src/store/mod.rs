@@ -139,9 +139,10 @@ impl TableId {
             | TableId::Audit
             | TableId::Outbox
             | TableId::SignalInbox
-            | TableId::SignalSeen
             | TableId::SignalPrompts => Keys::Ordered,
-            TableId::Approvals
+            // A Signal message's id starts with its sender's ACI: the owner's account.
+            TableId::SignalSeen
+            | TableId::Approvals
             | TableId::Grants
             | TableId::Contexts
             | TableId::Intents
