@@ -25,7 +25,9 @@ fn world() -> (Agent, MockServer, MockServer) {
     // store together.
     let config = common::unlimited_rates(pane_agent::config::TEMPLATE)
         .replace("concurrency = 10", "concurrency = 64");
-    common::agent_with_providers(&[], &config)
+    // Sealed at rest, as `init` makes an installation: every record is sealed on its way to
+    // the flusher; the restart after SIGTERM resumes from the kernel keyring.
+    common::sealed_agent_with_providers(&[], &config)
 }
 
 /// Sends `cmd` signed `offset` ms from now; None when no answer came within `ANSWER_WITHIN`

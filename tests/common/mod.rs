@@ -346,7 +346,25 @@ pub fn agent_with_providers(
     extra_env: &[(&str, String)],
     config: &str,
 ) -> (Agent, providers::MockServer, providers::MockServer) {
-    let mut agent = Agent::init();
+    agent_with_providers_on(Agent::init(), extra_env, config)
+}
+
+/// [`agent_with_providers`] on a sealed installation, unsealed once started.
+pub fn sealed_agent_with_providers(
+    extra_env: &[(&str, String)],
+    config: &str,
+) -> (Agent, providers::MockServer, providers::MockServer) {
+    let (agent, aliases, cards) = agent_with_providers_on(Agent::init_sealed(), extra_env, config);
+    let r = agent.unseal(PASSPHRASE);
+    assert_eq!(r["status"], "unsealed", "{r}");
+    (agent, aliases, cards)
+}
+
+fn agent_with_providers_on(
+    mut agent: Agent,
+    extra_env: &[(&str, String)],
+    config: &str,
+) -> (Agent, providers::MockServer, providers::MockServer) {
     let aliases = providers::addy("addy-test-key-0001");
     let cards = providers::privacy("privacy-test-key-0001");
     for (k, v) in [
