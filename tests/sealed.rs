@@ -551,3 +551,66 @@ fn the_console_works_on_a_sealed_installation_through_the_unsealed_daemon() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sealed"));
 }
+
+#[test]
+fn seal_init_killed_anywhere_is_finished_or_started_over_by_running_it_again() {
+    let mut agent = Agent::init();
+    agent.write_config(&common::unlimited_rates(pane_agent::config::TEMPLATE));
+    agent.spawn();
+    // Some records to copy: each `help` leaves audit entries.
+    for _ in 0..300 {
+        assert!(agent.send("help", json!({})).get("error").is_none());
+    }
+    let secret = agent.secret().as_text();
+    let events_before = agent.audit_events();
+    agent.stop();
+    std::fs::write(agent.dir.parent().unwrap().join("phone.secret"), &secret).unwrap();
+    let seal_init = |agent: &Agent| {
+        let mut c = common::cmd(&agent.dir);
+        c.args(["seal-init", "--kdf-ms", "100"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "{PASSPHRASE}").unwrap();
+        child
+    };
+    // Kill points spread over the run (the scenario's timing, not synchronisation).
+    for kill_after_ms in [
+        5u64, 150, 300, 340, 380, 420, 460, 500, 540, 580, 620, 700, 800,
+    ] {
+        let mut child = seal_init(&agent);
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        if agent.is_sealed() && !agent.dir.join("store.plain-old").exists() {
+            break;
+        }
+    }
+    // Whatever state the kills left: one more run finishes the job (or says it is done).
+    let out = seal_init(&agent).wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || said.contains("sealed already"),
+        "{said}"
+    );
+    for left in [
+        "store.sealing",
+        "store.plain-old",
+        "seal.json.pending",
+        "agent.secret",
+    ] {
+        assert!(!agent.dir.join(left).exists(), "{left} is left");
+    }
+    assert!(agent.is_sealed());
+    let found = scan(&agent.dir, "", &[("command secret".into(), secret)]);
+    assert!(found.is_empty(), "{found:?}");
+    agent.spawn();
+    let r = agent.unseal(PASSPHRASE);
+    assert_eq!(r["status"], "unsealed", "{r}");
+    let events = agent.audit_events();
+    assert_eq!(&events[..events_before.len()], &events_before[..]);
+    let verified = agent.send("audit", json!({"verify": true, "limit": 1}));
+    assert_eq!(verified["verify"]["ok"], true, "{verified}");
+}

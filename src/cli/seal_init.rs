@@ -83,13 +83,14 @@ pub async fn seal_init(args: &SealInitArgs) -> anyhow::Result<Vec<String>> {
         let vault = Vault::new(&new)?;
         vault.check_canary(true)?;
         let copied = old.copy_into(&new)?;
-        let imported = vault.import(&new, &dir).await?;
+        // The files stay until the sealed store has replaced the old one: a run cut off
+        // before that starts over from them.
+        let imported = vault.import_keeping_files(&dir)?;
         for i in &imported {
             report.push(format!(
-                "took {} into the sealed store from {}{}",
+                "took {} into the sealed store from {}",
                 i.credential.name(),
-                i.from.display(),
-                if i.removed { " (file removed)" } else { "" }
+                i.from.display()
             ));
         }
         vault.signal_passphrase(&dir)?;
@@ -128,6 +129,12 @@ fn finish_interrupted(dir: &Path) -> anyhow::Result<Option<Vec<String>>> {
     let mut report = Vec::new();
     if !pending.exists() {
         if crate::seal::is_sealed_installation(dir) && old.exists() {
+            for removed in crate::seal::vault::remove_credential_files(dir) {
+                report.push(format!(
+                    "removed {} (it is in the sealed store)",
+                    removed.display()
+                ));
+            }
             shred_dir(&old)?;
             report.push(format!("removed the store in clear ({})", old.display()));
             return Ok(Some(report));
@@ -150,6 +157,12 @@ fn finish_interrupted(dir: &Path) -> anyhow::Result<Option<Vec<String>>> {
     std::fs::rename(&pending, dir.join(SEAL_FILE))?;
     std::fs::File::open(dir)?.sync_all()?;
     report.push(format!("wrote {}", dir.join(SEAL_FILE).display()));
+    for removed in crate::seal::vault::remove_credential_files(dir) {
+        report.push(format!(
+            "removed {} (it is in the sealed store)",
+            removed.display()
+        ));
+    }
     if old.exists() {
         shred_dir(&old)?;
         report.push("removed the store in clear (its files overwritten, then unlinked)".into());

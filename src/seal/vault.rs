@@ -209,6 +209,17 @@ impl Vault {
         Ok(Zeroizing::new(lines.join("\n")))
     }
 
+    /// Takes in every credential file found, as [`Vault::import`] does, but leaves the files
+    /// where they are (`seal-init`, which removes them only once the sealed store has
+    /// replaced the old one: a conversion cut off before that starts over from them).
+    pub fn import_keeping_files(&self, data_dir: &Path) -> Result<Vec<Imported>, SealError> {
+        let mut found = self.take_in(data_dir)?;
+        for f in &mut found {
+            f.removed = false;
+        }
+        Ok(found)
+    }
+
     fn take_in(&self, data_dir: &Path) -> Result<Vec<Imported>, SealError> {
         let mut found: Vec<Imported> = Vec::new();
         for c in Credential::ALL {
@@ -251,6 +262,24 @@ impl Vault {
         }
         Ok(found)
     }
+}
+
+/// Removes the credential files of `data_dir` that a sealed installation keeps in its vault
+/// (its own files and the drop directory's; never systemd's copies). What was removed.
+pub fn remove_credential_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    for c in Credential::ALL {
+        let mut paths = vec![data_dir.join(DROP_DIR).join(c.name())];
+        if let Some(f) = c.data_dir_file() {
+            paths.push(data_dir.join(f));
+        }
+        for p in paths {
+            if p.exists() && remove_file(&p) {
+                removed.push(p);
+            }
+        }
+    }
+    removed
 }
 
 /// Removes the files taken in that may be removed (once the vault is on disk).
