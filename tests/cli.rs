@@ -499,3 +499,334 @@ fn doctor_prints_the_checklist_and_fails_on_real_problems() {
         "{text}"
     );
 }
+
+/// A sealed installation made by `init` (a generated passphrase, the cheapest KDF `init`
+/// allows), in a temporary dir with empty credentials and unit dirs beside it.
+fn sealed_init() -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pane");
+    let out = cmd(&dir)
+        .args(["init", "--kdf-ms", "1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("seal.json").exists());
+    for d in ["creds", "units"] {
+        std::fs::create_dir(tmp.path().join(d)).unwrap();
+    }
+    (tmp, dir)
+}
+
+/// `doctor` on `dir` with the credentials and unit dirs beside it (never the host's), and
+/// `env`: its report.
+fn doctor_at(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let base = dir.parent().unwrap();
+    let mut c = cmd(dir);
+    c.arg("doctor")
+        .arg("--credentials")
+        .arg(base.join("creds"))
+        .arg("--unit-dir")
+        .arg(base.join("units"));
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+}
+
+/// The row of `check` in a doctor report, with its fix line when it has one; None when the
+/// report has no such row.
+fn doctor_row(report: &str, check: &str) -> Option<String> {
+    let mut lines = report.lines();
+    while let Some(line) = lines.next() {
+        if line.get(7..).is_some_and(|rest| rest.starts_with(check)) {
+            let mut row = line.to_string();
+            if let Some(next) = lines.next().filter(|l| l.trim_start().starts_with("fix:")) {
+                row.push('\n');
+                row.push_str(next);
+            }
+            return Some(row);
+        }
+    }
+    None
+}
+
+#[test]
+fn doctor_warns_about_an_installation_in_clear_and_passes_it_once_sealed() {
+    let mut agent = Agent::init();
+    for d in ["creds", "units"] {
+        std::fs::create_dir(agent.tmp.path().join(d)).unwrap();
+    }
+    let report = doctor_at(&agent.dir, &[]);
+    let sealed = doctor_row(&report, "sealed at rest").unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        sealed.starts_with("warn") && sealed.contains("fix:") && sealed.contains("seal-init"),
+        "{sealed}"
+    );
+    // What only a sealed installation has is not asked of one in clear.
+    for check in [
+        "credentials in clear",
+        "secrets in environment",
+        "kernel keyring",
+    ] {
+        assert!(doctor_row(&report, check).is_none(), "{check}: {report}");
+    }
+
+    // Sealed in place (the store exists once the agent has run): the row passes, the
+    // command secret is in the sealed store, and agent.secret was taken in and removed.
+    agent.spawn();
+    agent.stop();
+    let out = cmd(&agent.dir)
+        .args(["seal-init", "--kdf-ms", "1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = doctor_at(&agent.dir, &[]);
+    for (check, detail) in [
+        ("sealed at rest", "opens with passphrase"),
+        ("command secret", "inside the sealed store"),
+        ("credentials in clear", "none"),
+    ] {
+        let row = doctor_row(&report, check).unwrap_or_else(|| panic!("{check}: {report}"));
+        assert!(row.starts_with("pass") && row.contains(detail), "{row}");
+    }
+
+    // Its key file lost while the store is sealed: the agent refuses to start, and doctor
+    // fails the row with the fix.
+    let key_file = agent.dir.join("seal.json");
+    std::fs::rename(&key_file, agent.tmp.path().join("seal.json.away")).unwrap();
+    let out = cmd(&agent.dir)
+        .arg("doctor")
+        .arg("--unit-dir")
+        .arg(agent.tmp.path().join("units"))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{report}");
+    let row = doctor_row(&report, "sealed at rest").unwrap();
+    assert!(
+        row.starts_with("FAIL") && row.contains("seal.json is missing") && row.contains("backup"),
+        "{row}"
+    );
+}
+
+#[test]
+fn doctor_names_the_credential_files_a_sealed_installation_still_has_in_clear() {
+    let (tmp, dir) = sealed_init();
+    let creds = tmp.path().join("creds");
+    let row = |report: &str| doctor_row(report, "credentials in clear").unwrap();
+    assert!(row(&doctor_at(&dir, &[])).starts_with("pass"));
+
+    let values = [
+        "ADDY_API_KEY=addy-value-0123456789",
+        "mcp-value-0123456789abcdef0123456789",
+        "secret-value-0123456789abcdef0123456789",
+        "signal-value-0123456789abcdef",
+    ];
+    std::fs::create_dir(dir.join("credentials")).unwrap();
+    std::fs::write(dir.join("credentials/provider-keys"), values[0]).unwrap();
+    std::fs::write(dir.join("mcp.key"), values[1]).unwrap();
+    std::fs::write(creds.join("agent-secret"), values[2]).unwrap();
+    std::fs::write(creds.join("signal-passphrase"), values[3]).unwrap();
+    // Empty, or only a newline (the units' default for a missing file): nothing to take in.
+    std::fs::write(creds.join("previous-secrets"), "").unwrap();
+    std::fs::write(dir.join("previous.secrets"), "\n").unwrap();
+    let report = doctor_at(&dir, &[]);
+    let found = row(&report);
+    assert!(found.starts_with("warn"), "{found}");
+    for path in [
+        dir.join("credentials/provider-keys"),
+        dir.join("mcp.key"),
+        creds.join("agent-secret"),
+        creds.join("signal-passphrase"),
+    ] {
+        assert!(found.contains(&path.display().to_string()), "{found}");
+    }
+    for empty in [creds.join("previous-secrets"), dir.join("previous.secrets")] {
+        assert!(!found.contains(&empty.display().to_string()), "{found}");
+    }
+    assert!(found.contains("unseal"), "{found}");
+    assert!(
+        found.contains(&format!("remove them from {}", creds.display())),
+        "{found}"
+    );
+    assert!(
+        found.contains(
+            &dir.join("credentials/signal-passphrase")
+                .display()
+                .to_string()
+        ),
+        "{found}"
+    );
+    for value in values {
+        assert!(!report.contains(value), "doctor printed a secret: {report}");
+    }
+}
+
+#[test]
+fn doctor_warns_about_secrets_in_the_environment_of_a_sealed_installation() {
+    let (tmp, dir) = sealed_init();
+    let row = |report: &str| doctor_row(report, "secrets in environment").unwrap();
+    assert!(row(&doctor_at(&dir, &[])).starts_with("pass"));
+
+    // In the shell doctor (and a `pane-agent run` by hand) starts from.
+    let report = doctor_at(&dir, &[("ADDY_API_KEY", "addy-env-value-0123456789")]);
+    let found = row(&report);
+    assert!(
+        found.starts_with("warn") && found.contains("ADDY_API_KEY (this shell)"),
+        "{found}"
+    );
+    assert!(found.contains("provider-keys"), "{found}");
+    assert!(!report.contains("addy-env-value"), "{report}");
+
+    // In the core's unit, directly and through an environment file.
+    let env_file = tmp.path().join("pane.env");
+    std::fs::write(&env_file, "HIBP_API_KEY=hibp-value\nRUST_LOG=info\n").unwrap();
+    std::fs::write(
+        tmp.path().join("units/pane-agent.service"),
+        format!(
+            "[Service]\nEnvironment=RUST_LOG=debug \"PRIVACY_API_KEY=privacy-value\"\nEnvironmentFile=-{}\nLimitCORE=0\n",
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    let report = doctor_at(&dir, &[]);
+    let found = row(&report);
+    assert!(found.starts_with("warn"), "{found}");
+    assert!(
+        found.contains("PRIVACY_API_KEY (pane-agent.service, Environment=)"),
+        "{found}"
+    );
+    assert!(
+        found.contains("HIBP_API_KEY (pane-agent.service, EnvironmentFile=)"),
+        "{found}"
+    );
+    assert!(!found.contains("RUST_LOG"), "{found}");
+}
+
+/// Makes `add_key` and `keyctl` fail with EPERM in the child, as the default seccomp
+/// profile of a container does.
+#[cfg(target_arch = "x86_64")]
+fn without_keyctl(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    const AUDIT_ARCH_X86_64: u32 = 0xC000_003E;
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jeq = |k: u32, jt: u8| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt,
+        jf: 0,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    let filter = [
+        // seccomp_data: nr at offset 0, arch at 4.
+        stmt(load, 4),
+        jeq(AUDIT_ARCH_X86_64, 1),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(load, 0),
+        jeq(libc::SYS_keyctl as u32, 2),
+        jeq(libc::SYS_add_key as u32, 1),
+        stmt(ret, libc::SECCOMP_RET_ALLOW),
+        stmt(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+    ];
+    // SAFETY: the closure makes two prctl calls on the child's own memory, no allocation.
+    unsafe {
+        command.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn doctor_checks_that_the_kernel_keyring_can_hold_the_key_across_a_restart() {
+    let (_tmp, dir) = sealed_init();
+    let row = doctor_row(&doctor_at(&dir, &[]), "kernel keyring").unwrap();
+    assert!(
+        row.starts_with("pass") && row.contains("crash-restart resumes"),
+        "{row}"
+    );
+
+    // Where keyctl is forbidden, a restart needs the owner: doctor says so, with the fix.
+    let base = dir.parent().unwrap();
+    let mut c = cmd(&dir);
+    c.arg("doctor")
+        .arg("--credentials")
+        .arg(base.join("creds"))
+        .arg("--unit-dir")
+        .arg(base.join("units"));
+    without_keyctl(&mut c);
+    let report = String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned();
+    let row = doctor_row(&report, "kernel keyring").unwrap();
+    assert!(
+        row.starts_with("warn") && row.contains("not usable") && row.contains("keyctl"),
+        "{row}"
+    );
+}
+
+#[test]
+fn doctor_checks_that_the_units_turn_core_dumps_off() {
+    let agent = Agent::init();
+    let units = agent.tmp.path().join("units");
+    std::fs::create_dir(&units).unwrap();
+    std::fs::create_dir(agent.tmp.path().join("creds")).unwrap();
+    let row = || doctor_row(&doctor_at(&agent.dir, &[]), "core dumps").unwrap();
+    // No unit installed there: it cannot tell.
+    let found = row();
+    assert!(
+        found.starts_with("warn") && found.contains("no pane-agent unit"),
+        "{found}"
+    );
+    // The repository's units: both turn them off.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd");
+    for unit in ["pane-agent.service", "pane-signal.service"] {
+        std::fs::copy(repo.join(unit), units.join(unit)).unwrap();
+    }
+    let found = row();
+    assert!(
+        found.starts_with("pass")
+            && found.contains("LimitCORE=0 in pane-agent.service and pane-signal.service"),
+        "{found}"
+    );
+    // A drop-in that turns them back on, and a unit without the setting.
+    std::fs::create_dir(units.join("pane-agent.service.d")).unwrap();
+    std::fs::write(
+        units.join("pane-agent.service.d/override.conf"),
+        "[Service]\nLimitCORE=infinity\n",
+    )
+    .unwrap();
+    let unit = std::fs::read_to_string(repo.join("pane-signal.service")).unwrap();
+    std::fs::write(
+        units.join("pane-signal.service"),
+        unit.replace("LimitCORE=0\n", ""),
+    )
+    .unwrap();
+    let found = row();
+    assert!(found.starts_with("warn"), "{found}");
+    assert!(
+        found.contains("pane-agent.service: LimitCORE=infinity")
+            && found.contains("pane-signal.service: no LimitCORE"),
+        "{found}"
+    );
+    assert!(found.contains("fix: set LimitCORE=0"), "{found}");
+}

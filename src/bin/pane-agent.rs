@@ -59,8 +59,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             &mut std::io::stderr(),
             &mut std::io::stdin().lock(),
         )?,
-        CliCommand::Doctor(dir) => {
-            let ok = cli::doctor::print(&cli::doctor::run_checks(&dir)?);
+        CliCommand::Doctor(args) => {
+            let ok = cli::doctor::print(&cli::doctor::run_checks(&args)?);
             return Ok(if ok {
                 ExitCode::SUCCESS
             } else {

@@ -47,7 +47,7 @@ pub enum CliCommand {
     /// Deliver a pre-signed envelope (the CLI-over-SSH channel) and print the reply.
     Command(command::CommandEnvelope),
     /// Check the hosting checklist: pass/warn/fail with the fix for each; non-zero on a failure.
-    Doctor(DataDirArg),
+    Doctor(doctor::DoctorArgs),
     /// Make a new command secret; the old one stays accepted for the grace period.
     RotateSecret(rotate_secret::RotateArgs),
     /// Accept the owner's new Signal safety number (after verifying it) and resume commands.
