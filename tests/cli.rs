@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::sealed::doctor_row;
 use common::{cmd, Agent};
 use pane_agent::auth::{Envelope, Secret, SecretSet};
 use std::os::unix::fs::PermissionsExt;
@@ -532,23 +533,6 @@ fn doctor_at(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
         c.env(k, v);
     }
     String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
-}
-
-/// The row of `check` in a doctor report, with its fix line when it has one; None when the
-/// report has no such row.
-fn doctor_row(report: &str, check: &str) -> Option<String> {
-    let mut lines = report.lines();
-    while let Some(line) = lines.next() {
-        if line.get(7..).is_some_and(|rest| rest.starts_with(check)) {
-            let mut row = line.to_string();
-            if let Some(next) = lines.next().filter(|l| l.trim_start().starts_with("fix:")) {
-                row.push('\n');
-                row.push_str(next);
-            }
-            return Some(row);
-        }
-    }
-    None
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //! Standard input is not a terminal, so `pane-agent init` generates the unseal passphrase
 //! and prints it, as it does when the owner presses Enter.
 
-use std::io::Write;
+mod common;
+
+use common::sealed::{doctor_row, printed_passphrase, unseal};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -133,28 +135,9 @@ impl Install {
     }
 }
 
-/// The row of `check` in a doctor report, and its fix line when it has one.
+/// The row of `check` in a doctor report, with its fix line.
 fn row(report: &str, check: &str) -> String {
-    let mut lines = report.lines();
-    while let Some(line) = lines.next() {
-        if line.get(7..).is_some_and(|rest| rest.starts_with(check)) {
-            let mut row = line.to_string();
-            if let Some(next) = lines.next().filter(|l| l.trim_start().starts_with("fix:")) {
-                row.push('\n');
-                row.push_str(next);
-            }
-            return row;
-        }
-    }
-    panic!("no {check} row in:\n{report}")
-}
-
-/// The unseal passphrase `init` printed, if it printed one.
-fn printed_passphrase(stdout: &str) -> Option<String> {
-    stdout
-        .lines()
-        .find_map(|l| l.split("it is not stored anywhere): ").nth(1))
-        .map(|p| p.trim().to_string())
+    doctor_row(report, check).unwrap_or_else(|| panic!("no {check} row in:\n{report}"))
 }
 
 /// What every run installs, whatever the layout: the binaries, the README and the units
@@ -306,16 +289,7 @@ fn install_sh_makes_a_sealed_installation_that_its_printed_passphrase_unseals() 
     // removes their file; the daemon then signs and answers for the console.
     std::fs::write(&keys, "ADDY_API_KEY=test-addy-key-0123456789\n").unwrap();
     let daemon = start_daemon(&install);
-    let mut unseal = install
-        .agent(&[])
-        .arg("unseal")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(unseal.stdin.take().unwrap(), "{passphrase}").unwrap();
-    let out = unseal.wait_with_output().unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reply = unseal(install.agent(&[]), &passphrase);
     assert_eq!(reply["status"], "unsealed", "{reply}");
     assert!(
         reply["imported"].to_string().contains("provider-keys"),
@@ -379,16 +353,7 @@ fn install_sh_recovery_prints_a_second_passphrase_that_opens_the_same_key() {
         .collect();
     assert_eq!(kinds, ["passphrase", "recovery"]);
     let daemon = start_daemon(&install);
-    let mut unseal = install
-        .agent(&[])
-        .arg("unseal")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(unseal.stdin.take().unwrap(), "{recovery}").unwrap();
-    let out = unseal.wait_with_output().unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reply = unseal(install.agent(&[]), &recovery);
     assert_eq!(reply["status"], "unsealed", "{reply}");
     stop_daemon(daemon);
     assert!(row(&install.doctor(&[]), "sealed at rest").contains("passphrase or recovery"));

@@ -300,12 +300,8 @@ fn sealed_install(dir: &std::path::Path) -> String {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    stdout
-        .lines()
-        .find_map(|l| l.split("it is not stored anywhere): ").nth(1))
+    common::sealed::printed_passphrase(&stdout)
         .unwrap_or_else(|| panic!("no passphrase in {stdout}"))
-        .trim()
-        .to_string()
 }
 
 /// A daemon that is killed if the test fails before it stops it.
@@ -348,7 +344,6 @@ impl Drop for Running {
 
 #[test]
 fn the_units_empty_credential_defaults_are_no_credential_to_the_agent() {
-    use std::io::Write;
     // What systemd passes for a missing file: the unit's SetCredential= default, unescaped.
     let tmp = tempfile::tempdir().unwrap();
     let creds = tmp.path().join("creds");
@@ -371,15 +366,7 @@ fn the_units_empty_credential_defaults_are_no_credential_to_the_agent() {
     let dir = tmp.path().join("sealed");
     let passphrase = sealed_install(&dir);
     let daemon = Running::spawn(&dir, &creds);
-    let mut unseal = cmd(&dir)
-        .arg("unseal")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(unseal.stdin.take().unwrap(), "{passphrase}").unwrap();
-    let out = unseal.wait_with_output().unwrap();
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reply = common::sealed::unseal(cmd(&dir), &passphrase);
     assert_eq!(reply["status"], "unsealed", "{reply}");
     assert_eq!(reply["imported"], serde_json::json!([]), "{reply}");
     let out = cmd(&dir).args(["send", "list"]).output().unwrap();

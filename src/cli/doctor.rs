@@ -317,6 +317,20 @@ fn http_check(config: &Config) -> Check {
     }
 }
 
+/// The `*.conf` files of a drop-in directory, in name order (none when it is missing).
+fn conf_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
 /// sshd takes the first value it reads for a keyword; the drop-in directory comes first
 /// where the main file includes it at the top (Debian's default).
 pub fn ssh_check(etc_ssh: &Path) -> Check {
@@ -330,15 +344,7 @@ pub fn ssh_check(etc_ssh: &Path) -> Check {
             "if this host runs sshd, set PasswordAuthentication no",
         );
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(etc_ssh.join("sshd_config.d"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-                .collect()
-        })
-        .unwrap_or_default();
-    files.sort();
+    let mut files = conf_files(&etc_ssh.join("sshd_config.d"));
     files.push(main);
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap_or_default();
@@ -684,15 +690,7 @@ fn unit_settings(unit_dir: &Path, unit: &str) -> Option<Vec<(String, String)>> {
     let main = unit_dir.join(unit);
     let text = std::fs::read_to_string(&main).ok()?;
     let mut texts = vec![text];
-    let mut drop_ins: Vec<PathBuf> = std::fs::read_dir(unit_dir.join(format!("{unit}.d")))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-                .collect()
-        })
-        .unwrap_or_default();
-    drop_ins.sort();
+    let drop_ins = conf_files(&unit_dir.join(format!("{unit}.d")));
     texts.extend(
         drop_ins
             .iter()

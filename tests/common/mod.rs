@@ -474,6 +474,7 @@ pub mod dovecot;
 pub mod gateway;
 pub mod hibp;
 pub mod providers;
+pub mod sealed;
 
 /// Polls `check` every 50 ms until it gives a value, for work that finishes beside the
 /// command that started it (a job); panics with `what` after 30 s.
