@@ -172,6 +172,7 @@ fn a_real_mcp_client_gets_the_tools_in_scope_and_the_owner_decides_on_the_phone(
         "revoke",
         "unlock",
         "lockdown",
+        "seal",
         "trust",
         "secrets_reload",
     ] {

@@ -52,13 +52,13 @@ pub async fn seal_init(args: &SealInitArgs) -> anyhow::Result<Vec<String>> {
         bail!("{} is sealed already ({SEAL_FILE} exists)", dir.display());
     }
     let store_dir = dir.join("store");
-    if !store_dir.exists() {
+    if !store_dir.exists() && !dir.join("agent.secret").exists() {
         bail!(
-            "{} has no store: `pane-agent init` makes a sealed installation",
+            "{} has no installation: `pane-agent init` makes a sealed one",
             dir.display()
         );
     }
-    // The old store first: sled's lock says whether a daemon still runs on it.
+    // The old store first (made empty when `init --unsealed` never ran the daemon): sled's lock says whether a daemon still runs on it.
     let old_disk = Disk::open(&store_dir).context("stop the daemon first")?;
     let typed = passphrase::read("New unseal passphrase (Enter: generate one): ")?;
     let (pass, generated) = if typed.is_empty() {
@@ -102,17 +102,19 @@ pub async fn seal_init(args: &SealInitArgs) -> anyhow::Result<Vec<String>> {
     std::fs::write(sealing_dir.join("SEALED"), b"sealed\n")?;
     let text = serde_json::to_vec_pretty(&file)?;
     crate::unix::write_private_atomically(&dir.join(PENDING), &text)?;
-    report.push(format!("sealed {copied} records into a new store"));
-    report.extend(finish_interrupted(&dir)?.unwrap_or_default());
+    // From here the store will be sealed under this key file whatever happens next (a run
+    // again finishes the switch): the passphrases are shown now, not after the switch.
     if generated {
-        report.push(format!(
+        println!(
             "unseal passphrase (shown once; write it down, it is not stored anywhere): {}",
             *pass
-        ));
+        );
     }
     if let Some(r) = &recovery {
-        report.push(format!("recovery passphrase (shown once): {}", **r));
+        println!("recovery passphrase (shown once): {}", **r);
     }
+    report.push(format!("sealed {copied} records into a new store"));
+    report.extend(finish_interrupted(&dir)?.unwrap_or_default());
     report.push("rotate the provider keys now: deleted files may survive on an SSD or in a file system's journal (docs/sealing.md)".into());
     Ok(report)
 }

@@ -17,6 +17,7 @@ pub const NEVER: &[&str] = &[
     "revoke",
     "unlock",
     "lockdown",
+    "seal",
     "trust",
     "secrets.reload",
 ];
@@ -44,7 +45,7 @@ pub fn admit(tool: &ToolSpec, scope: &McpScope) -> Result<(), CommandError> {
         return Err(CommandError::new(
             ErrorKind::NotGranted,
             format!(
-                "{} is never available to the MCP key: approvals are answered only by the owner, on their phone, and their codes are never shown to the MCP key; grants, revokes, lockdown and unlock belong to the owner too",
+                "{} is never available to the MCP key: approvals are answered only by the owner, on their phone, and their codes are never shown to the MCP key; grants, revokes, lockdown, seal and unlock belong to the owner too",
                 tool.name
             ),
         ));

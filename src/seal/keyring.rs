@@ -5,9 +5,10 @@
 //! The key goes into the persistent keyring of the service's uid (`keyctl_get_persistent`,
 //! persistent-keyring(7)), which outlives the process but not the boot, as a `user` key named
 //! after the installation, with a timeout ([`HOLD_FOR`]) that the unsealed agent renews: a
-//! crashed agent's key is gone from the kernel at most that long after the crash. Only a
-//! process of the same uid can read it, which can read the agent's memory too. `seal` and a
-//! clean stop remove it.
+//! stopped or crashed agent's key is gone from the kernel at most that long afterwards, so a
+//! restart within it (a crash, `systemctl restart`) resumes unsealed. Only a process of the
+//! same uid can read it (one that could also read the key file and the store, though not the
+//! agent's memory, which `PR_SET_DUMPABLE` 0 closes). `seal` removes it at once.
 
 use crate::store::DataKey;
 use linux_keyutils::{KeyError, KeyRing, KeyRingIdentifier};
