@@ -11,7 +11,8 @@ use sled::transaction::{
     ConflictableTransactionError, TransactionalTree, UnabortableTransactionError,
 };
 use sled::Transactional;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// A value read from a table. It derefs to `[u8]`.
 pub type Bytes = sled::IVec;
@@ -27,7 +28,8 @@ pub enum Keys {
     Ordered,
     /// As a keyed hash: the names of the owner's things (a context is named after a site).
     /// The real key travels inside the sealed value; iterating such a table opens every
-    /// record and sorts them by their real keys, so its readers see what they saw before.
+    /// record (or takes it from [`Opened`] when its sealed bytes did not change) and sorts
+    /// them by their real keys, so its readers see what they saw before.
     Hashed,
 }
 
@@ -75,6 +77,62 @@ impl TableSeal {
     }
 }
 
+/// The records of a [`Keys::Hashed`] table as its walks last opened them, by key on disk,
+/// each with the sealed bytes it was opened from. A walk of the table ([`Table::iter`],
+/// [`Table::scan_prefix`]) opens only the records whose sealed bytes are not the ones kept
+/// here; for the others it compares the whole sealed value (which costs a fraction of
+/// opening it) and takes the key and value kept. Every write seals with a fresh nonce, so a
+/// record written since never matches, and the same sealed bytes always open to the same
+/// record: what a walk gives is exactly what opening every record would give. Records gone
+/// from the tree are dropped at the end of each complete walk. Shared by the clones of the
+/// table and dropped with the store when the agent seals; the vault's records (the
+/// credentials) are never kept.
+#[derive(Default)]
+struct Opened {
+    records: HashMap<Vec<u8>, OpenedRecord>,
+    /// The number of the walk in progress or last made.
+    walk: u64,
+}
+
+/// One record as a walk opened it.
+struct OpenedRecord {
+    sealed: Box<[u8]>,
+    key: Bytes,
+    value: Bytes,
+    /// The last walk that found it in the tree.
+    walk: u64,
+}
+
+impl Opened {
+    /// The record stored at `disk_key` as `raw`: kept, when `raw` is what it was opened
+    /// from, else opened (and kept).
+    fn open(
+        &mut self,
+        seal: &TableSeal,
+        disk_key: &[u8],
+        raw: &[u8],
+        walk: u64,
+    ) -> Result<(Bytes, Bytes), StoreError> {
+        if let Some(r) = self.records.get_mut(disk_key) {
+            if *r.sealed == *raw {
+                r.walk = walk;
+                return Ok((r.key.clone(), r.value.clone()));
+            }
+        }
+        let (key, value) = seal.open_pair(disk_key, raw)?;
+        self.records.insert(
+            disk_key.to_vec(),
+            OpenedRecord {
+                sealed: raw.into(),
+                key: key.clone(),
+                value: value.clone(),
+                walk,
+            },
+        );
+        Ok((key, value))
+    }
+}
+
 /// One tree's records, reached only by the repository that owns them (see
 /// [`super::TableId`] for who that is). On a sealed store every value is sealed and, in a
 /// [`Keys::Hashed`] table, every key hashed, here and nowhere else.
@@ -82,11 +140,17 @@ impl TableSeal {
 pub struct Table {
     tree: sled::Tree,
     seal: Option<TableSeal>,
+    /// For a sealed [`Keys::Hashed`] table other than the vault: what its walks opened.
+    opened: Option<Arc<Mutex<Opened>>>,
 }
 
 impl Table {
     pub(super) fn new(tree: sled::Tree, seal: Option<TableSeal>) -> Table {
-        Table { tree, seal }
+        let opened = seal
+            .as_ref()
+            .filter(|s| s.keys == Keys::Hashed && s.name != super::TableId::Vault.name())
+            .map(|_| Arc::new(Mutex::new(Opened::default())));
+        Table { tree, seal, opened }
     }
 
     fn disk_key(&self, key: &[u8]) -> Vec<u8> {
@@ -208,22 +272,45 @@ impl Table {
 
     /// Every record of a hashed table whose real key passes `keep`, opened, in key order.
     /// An error (a store error, or a record that does not open) is kept in the list, last.
+    /// Records whose sealed bytes did not change since the last walk are not opened again
+    /// ([`Opened`]).
     fn all_sorted(&self, keep: impl Fn(&[u8]) -> bool) -> Vec<Result<(Bytes, Bytes), StoreError>> {
         let Some(s) = &self.seal else {
             return Vec::new();
         };
+        // Held for the walk: one walk at a time updates what is kept.
+        let mut opened = self
+            .opened
+            .as_ref()
+            .map(|o| o.lock().unwrap_or_else(PoisonError::into_inner));
+        let walk = opened.as_deref_mut().map_or(0, |o| {
+            o.walk += 1;
+            o.walk
+        });
+        let mut complete = true;
         let mut found = Vec::new();
         let mut errors = Vec::new();
         for item in self.tree.iter() {
-            match item
-                .map_err(StoreError::from)
-                .and_then(|(dk, raw)| s.open_pair(&dk, &raw))
-            {
+            let pair = match item {
+                Ok((dk, raw)) => match opened.as_deref_mut() {
+                    Some(o) => o.open(s, &dk, &raw, walk),
+                    None => s.open_pair(&dk, &raw),
+                },
+                Err(e) => {
+                    complete = false;
+                    Err(StoreError::from(e))
+                }
+            };
+            match pair {
                 Ok((k, v)) if keep(&k) => found.push((k, v)),
                 Ok(_) => {}
                 Err(e) => errors.push(Err(e)),
             }
         }
+        if let Some(o) = opened.as_deref_mut().filter(|_| complete) {
+            o.records.retain(|_, r| r.walk == walk);
+        }
+        drop(opened);
         found.sort_by(|a, b| a.0.cmp(&b.0));
         found.into_iter().map(Ok).chain(errors).collect()
     }
@@ -355,5 +442,94 @@ impl From<StoreError> for TxError {
 impl From<UnabortableTransactionError> for TxError {
     fn from(e: UnabortableTransactionError) -> Self {
         TxError(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DataKey, Store, TableId};
+    use super::*;
+
+    /// A walk's records (key, value), or its errors in words.
+    type Walk = Vec<Result<(Vec<u8>, Vec<u8>), String>>;
+
+    fn walk(t: &Table) -> Walk {
+        t.iter()
+            .map(|r| {
+                r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    fn kept(t: &Table) -> usize {
+        t.opened
+            .as_ref()
+            .map_or(0, |o| o.lock().unwrap().records.len())
+    }
+
+    #[test]
+    fn a_walk_opens_again_only_what_changed_and_gives_what_opening_everything_gives() {
+        let store = Store::temporary_sealed(&DataKey::generate().unwrap()).unwrap();
+        let t = store.table(TableId::Contexts);
+        for (k, v) in [("b", "2"), ("a", "1"), ("c", "3")] {
+            t.insert(k, v).unwrap();
+        }
+        let pairs = |list: &[(&str, &str)]| -> Walk {
+            list.iter()
+                .map(|(k, v)| Ok((k.as_bytes().to_vec(), v.as_bytes().to_vec())))
+                .collect()
+        };
+        assert_eq!(walk(&t), pairs(&[("a", "1"), ("b", "2"), ("c", "3")]));
+        assert_eq!(kept(&t), 3);
+        // Kept records give the same; a clone of the table shares what is kept.
+        let clone = store.table(TableId::Contexts);
+        assert_eq!(walk(&clone), pairs(&[("a", "1"), ("b", "2"), ("c", "3")]));
+        // A write, a removal and a new record are seen by the next walk, by either clone;
+        // what is gone is no longer kept.
+        t.insert("b", "two").unwrap();
+        t.remove("c").unwrap();
+        t.insert("d", "4").unwrap();
+        assert_eq!(walk(&clone), pairs(&[("a", "1"), ("b", "two"), ("d", "4")]));
+        assert_eq!(kept(&t), 3);
+        let prefixed: Vec<Vec<u8>> = t.scan_prefix(b"b").map(|r| r.unwrap().1.to_vec()).collect();
+        assert_eq!(prefixed, vec![b"two".to_vec()]);
+        // Bytes on disk that are not the ones kept are opened, and fail as they should, even
+        // when they differ from them in one bit.
+        let dk = store
+            .table(TableId::Contexts)
+            .seal
+            .as_ref()
+            .unwrap()
+            .disk_key(b"a");
+        let mut raw = t.tree_for_tests().get(&dk).unwrap().unwrap().to_vec();
+        let last = raw.len() - 1;
+        raw[last] ^= 1;
+        t.tree_for_tests().insert(&dk, raw).unwrap();
+        let after = walk(&t);
+        assert_eq!(after.len(), 3);
+        assert_eq!(
+            after[..2],
+            pairs(&[("b", "two"), ("d", "4")])[..],
+            "{after:?}"
+        );
+        assert!(after[2].is_err(), "{after:?}");
+        assert_eq!(kept(&t), 2);
+    }
+
+    #[test]
+    fn only_sealed_hashed_tables_other_than_the_vault_keep_what_they_opened() {
+        let sealed = Store::temporary_sealed(&DataKey::generate().unwrap()).unwrap();
+        let clear = Store::temporary().unwrap();
+        for id in TableId::ALL {
+            let t = sealed.table(id);
+            let expected = id.keys() == Keys::Hashed && id != TableId::Vault;
+            assert_eq!(t.opened.is_some(), expected, "{id:?}");
+            assert!(clear.table(id).opened.is_none(), "{id:?}");
+        }
+        let vault = sealed.table(TableId::Vault);
+        vault.insert("command_secret", "s3cret").unwrap();
+        assert_eq!(walk(&vault).len(), 1);
+        assert_eq!(kept(&vault), 0);
     }
 }
