@@ -97,16 +97,28 @@ pub struct Cost {
 
 impl Cost {
     /// The passes that make one derivation take about `target` on this machine, with 64 MiB
-    /// (measured here: one pass timed, then scaled; at least 2 passes).
+    /// (measured here: after a first derivation that only warms the memory up, two and six
+    /// passes are timed, and the cost of a pass is taken from their difference, which leaves
+    /// out what every derivation pays once; at least 2 passes, at most 64).
     pub fn calibrate(target: Duration) -> Result<Cost, SealError> {
-        let probe = Cost {
-            m_kib: MIN_MEMORY_KIB,
-            t: 1,
+        let time = |t: u32| -> Result<Duration, SealError> {
+            let started = Instant::now();
+            derive(
+                b"calibration",
+                &[0u8; SALT_BYTES],
+                Cost {
+                    m_kib: MIN_MEMORY_KIB,
+                    t,
+                },
+            )?;
+            Ok(started.elapsed())
         };
-        let started = Instant::now();
-        derive(b"calibration", &[0u8; SALT_BYTES], probe)?;
-        let one = started.elapsed().max(Duration::from_millis(1));
-        let t = (target.as_secs_f64() / one.as_secs_f64())
+        time(1)?;
+        let two = time(2)?;
+        let six = time(6)?;
+        let per_pass = (six.saturating_sub(two) / 4).max(Duration::from_millis(1));
+        let fixed = two.saturating_sub(per_pass * 2);
+        let t = (target.saturating_sub(fixed).as_secs_f64() / per_pass.as_secs_f64())
             .round()
             .clamp(2.0, 64.0) as u32;
         Ok(Cost {

@@ -299,9 +299,18 @@ impl SealKeeper {
         if let Some(file) = &self.keyfile {
             keyring::forget(&file.installation);
         }
+        // While it goes out: the outbox shrinks. One that does not move for half a second
+        // has no gateway to go to, and the seal does not wait for it.
         let deadline = Instant::now() + SEAL_DRAIN;
-        while !session.outbox_drained() && Instant::now() < deadline {
+        let mut last = (session.outbox_len(), Instant::now());
+        while session.outbox_len() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
+            let now = session.outbox_len();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() > Duration::from_millis(500) {
+                break;
+            }
         }
         if let Err(e) = session.stop().await {
             tracing::error!(error = %e, "the session did not stop cleanly while sealing");

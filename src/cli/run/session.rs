@@ -169,9 +169,9 @@ impl Session {
         Ok((trigger, done_rx, core))
     }
 
-    /// The core's outbox has nothing left for the gateway (a reply to `seal` went out).
-    pub fn outbox_drained(&self) -> bool {
-        self.core.outbox.is_empty()
+    /// How many messages the core's outbox holds for the gateway.
+    pub fn outbox_len(&self) -> usize {
+        self.core.outbox.len()
     }
 
     /// Stops every task of the session, lets the gate finish its queue, flushes the store,
