@@ -17,7 +17,7 @@ use pane_agent::breach::matching::{
 use pane_agent::commands::Command;
 use pane_agent::config::{Config, ConfigError, ImapTls};
 use pane_agent::gateway::protocol::{
-    decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
+    decode_line, encode_line, CoreCommand, GatewayEvent, Passphrase, MAX_LINE_BYTES,
 };
 use pane_agent::reply::ErrorKind;
 use pane_agent::store::{DataKey, Sealer};
@@ -479,7 +479,14 @@ pub fn gateway_protocol(data: &[u8]) {
             expire_timer: flag.then_some(number as u32),
         }
     );
-    round_trip!(CoreCommand, &CoreCommand::Ack { id: a });
+    round_trip!(CoreCommand, &CoreCommand::Ack { id: a.clone() });
+    round_trip!(CoreCommand, &CoreCommand::Seal {});
+    round_trip!(
+        CoreCommand,
+        &CoreCommand::StoreKey {
+            passphrase: Passphrase::new(a),
+        }
+    );
 }
 
 // ---------------------------------------------------------------------------------------

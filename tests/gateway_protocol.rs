@@ -7,10 +7,13 @@
 //! step.)
 
 use pane_agent::gateway::protocol::{
-    decode_line, encode_line, message_id, CoreCommand, GatewayEvent, IDENTITY_CHANGED, ID_CONFLICT,
-    MAX_ENVELOPE_BYTES, MAX_LINE_BYTES, SOCKET_FILE,
+    decode_line, encode_line, message_id, CoreCommand, GatewayEvent, Passphrase, IDENTITY_CHANGED,
+    ID_CONFLICT, MAX_ENVELOPE_BYTES, MAX_LINE_BYTES, SOCKET_FILE,
 };
 use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
 
@@ -137,6 +140,10 @@ fn every_core_command_round_trips() {
         CoreCommand::Ack {
             id: format!("{OWNER}.1.1700000000001"),
         },
+        CoreCommand::StoreKey {
+            passphrase: Passphrase::new("9f86d081884c7d65".into()),
+        },
+        CoreCommand::Seal {},
     ];
     for command in commands {
         let line = encode_line(&command).unwrap();
@@ -210,4 +217,117 @@ fn the_core_reads_lines_of_an_older_gateway() {
     ] {
         assert!(decode_line::<GatewayEvent>(line).is_err(), "{line}");
     }
+}
+
+/// A sealed installation: the core writes `store_key` before anything else on the gateway's
+/// connection, serves it as usual, and when the shutdown trigger fires (the core sealing or
+/// stopping) writes `seal` before it closes. Unsealed (`store_key: None`), neither line is
+/// ever written. Driven against the core's own `GatewaySocket` over a real socket.
+#[tokio::test]
+async fn a_sealed_core_hands_over_the_store_key_first_and_seals_on_shutdown() {
+    use pane_agent::assembly::{Assembly, Providers};
+    use pane_agent::auth::{Secret, SecretSet};
+    use pane_agent::channels::signal::{bind, GatewaySocket};
+    use pane_agent::providers::configured::{AnyAlias, AnyCard};
+    use pane_agent::providers::memory::{MemoryAliases, MemoryCards};
+    use pane_agent::redact::Redactor;
+    use pane_agent::shutdown::Trigger;
+    use pane_agent::store::Store;
+
+    const KEY: &str = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+    let dir = tempfile::tempdir().unwrap();
+    let core = Assembly {
+        store: Store::open(&dir.path().join("store")).unwrap(),
+        config: Default::default(),
+        secrets: SecretSet {
+            current: Secret::new("gateway-protocol-test-secret-0123456789"),
+            previous: Vec::new(),
+        },
+        redactor: Redactor::new(Vec::new()),
+        mcp_key: None,
+        seal: None,
+        data_dir: dir.path().to_path_buf(),
+        providers: Providers::only(
+            AnyAlias::Memory(MemoryAliases::new()),
+            AnyCard::Memory(MemoryCards::new()),
+        ),
+    }
+    .start();
+    for sealed in [true, false] {
+        let path = dir.path().join(SOCKET_FILE);
+        let socket = GatewaySocket {
+            listener: bind(&path).unwrap(),
+            path: path.clone(),
+            gate: core.gate.clone(),
+            outbox: core.outbox.clone(),
+            owner: Some(OWNER.into()),
+            tally: core.tally.clone(),
+            signal: core.signal.clone(),
+            store_key: sealed.then(|| Arc::new(zeroize::Zeroizing::new(KEY.to_string()))),
+        };
+        let trigger = Trigger::new();
+        let (done, mut finished) = tokio::sync::mpsc::channel(1);
+        let served = tokio::spawn(socket.run(trigger.clone(), done));
+        let (reader, mut writer) = tokio::net::UnixStream::connect(&path)
+            .await
+            .unwrap()
+            .into_split();
+        let mut lines = BufReader::new(reader).lines();
+        if sealed {
+            let first = next_line(&mut lines).await.expect("a first line");
+            assert_eq!(
+                decode_line::<CoreCommand>(&first).unwrap(),
+                CoreCommand::StoreKey {
+                    passphrase: Passphrase::new(KEY.into())
+                },
+                "the store key comes first"
+            );
+        }
+        // Then the connection is served as ever: a stranger's message is acknowledged.
+        let stranger = GatewayEvent::Received {
+            id: Some(message_id("stranger", 1, 5)),
+            sender: "stranger".into(),
+            device: 1,
+            timestamp: 5,
+            body: "hello".into(),
+            sealed: false,
+            expire_timer: 0,
+        };
+        writer
+            .write_all(encode_line(&stranger).unwrap().as_bytes())
+            .await
+            .unwrap();
+        let ack = next_line(&mut lines).await.expect("an ack");
+        assert_eq!(
+            decode_line::<CoreCommand>(&ack).unwrap(),
+            CoreCommand::Ack {
+                id: message_id("stranger", 1, 5)
+            }
+        );
+        // The core seals (or stops): `seal`, then the end of the stream.
+        trigger.fire();
+        let mut rest = Vec::new();
+        while let Some(line) = next_line(&mut lines).await {
+            rest.push(decode_line::<CoreCommand>(&line).unwrap());
+        }
+        let expected = if sealed {
+            vec![CoreCommand::Seal {}]
+        } else {
+            Vec::new()
+        };
+        assert_eq!(rest, expected, "sealed: {sealed}");
+        served.await.unwrap();
+        assert!(finished.recv().await.is_none(), "every connection ended");
+    }
+    drop(core.stop().await);
+}
+
+/// The core's next line to the test gateway (None at the end of the stream), within 5 s.
+async fn next_line(
+    lines: &mut tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>,
+) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("a line within 5 s")
+        .unwrap()
 }

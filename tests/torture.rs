@@ -503,6 +503,8 @@ impl Gateway {
                                 *lock(&self.acks).entry(id).or_default() += 1;
                                 continue;
                             }
+                            // A sealed installation's keying: nothing to deliver.
+                            CoreCommand::StoreKey { .. } | CoreCommand::Seal {} => continue,
                         };
                         assert_eq!(recipient, OWNER);
                         if lock(&self.answered).contains(&(connection, id.clone())) {

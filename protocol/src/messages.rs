@@ -8,8 +8,13 @@
 //! `sent` with its `timestamp`); the fields a gateway from before the acknowledged relay did
 //! not write are optional when read, so the core still reads that gateway's lines. The
 //! gateway reads only [`CoreCommand`]s, which have no such leniency.
+//!
+//! On a sealed installation the core also hands the gateway the Signal store's passphrase
+//! (`store_key`, the first line of every connection) and takes it back (`seal`). The
+//! passphrase travels as a [`Passphrase`]: never printed, wiped from memory when dropped.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
 
 /// The socket's file name in the data dir: the core listens on it, the gateway connects.
 pub const SOCKET_FILE: &str = "gateway.sock";
@@ -114,6 +119,56 @@ pub enum CoreCommand {
         /// The id of that line.
         id: String,
     },
+    /// A sealed installation, unsealed now: the Signal store's passphrase, which lives only
+    /// in the core's sealed store. The core writes it as the first line of every connection;
+    /// a gateway without a passphrase of its own waits for it before it opens its store or
+    /// relays anything.
+    StoreKey {
+        /// The SQLCipher passphrase of the gateway's presage store (and the root of the keys
+        /// that seal its journal, sent-id log and identity record).
+        passphrase: Passphrase,
+    },
+    /// The core is sealing or stopping: the gateway closes its store, forgets every key it
+    /// holds and waits for the next `store_key`. It does not exit (the owner may unseal
+    /// again). A struct variant with no fields, not a unit one: serde would let a unit
+    /// variant of a tagged enum carry unknown fields.
+    Seal {},
+}
+
+/// A passphrase on the wire: `Debug` prints `<redacted>`, and the text is wiped from memory
+/// when the value is dropped, so neither a log line nor a freed buffer holds it. It reads
+/// and writes as a plain JSON string.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Passphrase(Zeroizing<String>);
+
+impl Passphrase {
+    /// Wraps `text` (taken, not copied).
+    pub fn new(text: String) -> Passphrase {
+        Passphrase(Zeroizing::new(text))
+    }
+
+    /// The passphrase itself, for the one place that uses it (opening the store).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Passphrase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Passphrase {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Passphrase {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Passphrase, D::Error> {
+        String::deserialize(d).map(Passphrase::new)
+    }
 }
 
 /// The error text of a `send_failed` for a send refused because the recipient's identity
@@ -137,6 +192,23 @@ pub fn message_id(sender: &str, device: u32, timestamp: u64) -> String {
 pub fn encode_line<T: Serialize>(msg: &T) -> Result<String, serde_json::Error> {
     let mut line = serde_json::to_string(msg)?;
     line.push('\n');
+    Ok(line)
+}
+
+/// Encodes a `store_key` line (with its newline) into a buffer that is wiped when dropped.
+/// The passphrase is borrowed, not copied, and the buffer is reserved whole before serde
+/// writes to it, so it never grows: a growing `Vec` would leave a freed copy of the
+/// passphrase behind each time it moved. (The line is [`CoreCommand::StoreKey`]'s.)
+pub fn encode_store_key(passphrase: &str) -> Result<Zeroizing<Vec<u8>>, serde_json::Error> {
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename = "store_key")]
+    struct StoreKeyLine<'a> {
+        passphrase: &'a str,
+    }
+    // JSON escapes a byte as at most six (`\u00XX`); the rest of the line is 37 bytes.
+    let mut line = Zeroizing::new(Vec::with_capacity(passphrase.len() * 6 + 64));
+    serde_json::to_writer(&mut *line, &StoreKeyLine { passphrase })?;
+    line.push(b'\n');
     Ok(line)
 }
 
@@ -230,6 +302,49 @@ mod tests {
             encode_line(&CoreCommand::Ack { id: "a.2.7".into() }).unwrap(),
             "{\"type\":\"ack\",\"id\":\"a.2.7\"}\n"
         );
+        assert_eq!(
+            encode_line(&CoreCommand::Seal {}).unwrap(),
+            "{\"type\":\"seal\"}\n"
+        );
+        let key = Passphrase::new("0123abcd".into());
+        let line = encode_store_key(key.expose()).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&line).unwrap(),
+            "{\"type\":\"store_key\",\"passphrase\":\"0123abcd\"}\n"
+        );
+        assert_eq!(
+            decode_line::<CoreCommand>(std::str::from_utf8(&line).unwrap()).unwrap(),
+            CoreCommand::StoreKey { passphrase: key }
+        );
+    }
+
+    /// Neither `Debug` of the line nor of the passphrase shows it, however it is printed.
+    #[test]
+    fn a_store_key_never_prints_its_passphrase() {
+        let secret = "s3cret-passphrase-7f1e";
+        let cmd: CoreCommand = decode_line(&format!(
+            r#"{{"type":"store_key","passphrase":"{secret}"}}"#
+        ))
+        .unwrap();
+        for shown in [format!("{cmd:?}"), format!("{cmd:#?}")] {
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+        let CoreCommand::StoreKey { passphrase } = cmd else {
+            panic!("not a store_key");
+        };
+        assert_eq!(passphrase.expose(), secret);
+        assert_eq!(format!("{passphrase:?}"), "<redacted>");
+        // A line that escapes every character still fits the buffer reserved for it.
+        let escaped = Passphrase::new("\u{1}".repeat(40));
+        let line = encode_store_key(escaped.expose()).unwrap();
+        assert_eq!(line.capacity(), 40 * 6 + 64, "the buffer never grew");
+        assert_eq!(
+            decode_line::<CoreCommand>(std::str::from_utf8(&line).unwrap()).unwrap(),
+            CoreCommand::StoreKey {
+                passphrase: escaped
+            }
+        );
     }
 
     /// A line of a gateway from before the acknowledged relay (no `id`, no `expire_timer`)
@@ -264,6 +379,8 @@ mod tests {
         .is_err());
         assert!(decode_line::<CoreCommand>(r#"{"type":"ack","id":"1","extra":1}"#).is_err());
         assert!(decode_line::<CoreCommand>(r#"{"type":"nope"}"#).is_err());
+        assert!(decode_line::<CoreCommand>(r#"{"type":"store_key"}"#).is_err());
+        assert!(decode_line::<CoreCommand>(r#"{"type":"seal","now":true}"#).is_err());
         assert!(decode_line::<GatewayEvent>(r#"{"type":"received","sender":"x"}"#).is_err());
         assert!(decode_line::<GatewayEvent>(r#"{"type":"sent","id":"1","extra":1}"#).is_err());
         // A reaction has always had its id.

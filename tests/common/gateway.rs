@@ -32,6 +32,9 @@ pub struct Gateway {
     pub not_delivered: Vec<(String, String)>,
     /// Sends refused as `id_conflict`: (id, body).
     pub refused: Vec<(String, String)>,
+    /// The `store_key` and `seal` lines the core wrote (a sealed installation), in order:
+    /// the passphrase itself for `store_key`, `None` for `seal`.
+    pub keying: Vec<Option<String>>,
 }
 
 impl Gateway {
@@ -51,6 +54,7 @@ impl Gateway {
             sent_log: None,
             not_delivered: Vec::new(),
             refused: Vec::new(),
+            keying: Vec::new(),
         }
     }
 
@@ -176,6 +180,10 @@ impl Gateway {
                         out.push((id, recipient, body));
                     }
                     CoreCommand::Ack { id } => self.acks.push(id),
+                    CoreCommand::StoreKey { passphrase } => {
+                        self.keying.push(Some(passphrase.expose().to_string()))
+                    }
+                    CoreCommand::Seal {} => self.keying.push(None),
                 },
                 Err(_) => {}
             }

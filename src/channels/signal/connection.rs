@@ -1,19 +1,23 @@
 //! One gateway connection: lines in (events, each dispatched to the owner's side or to
-//! delivery, and acknowledged once recorded), sends out (the outbox, as it fills).
+//! delivery, and acknowledged once recorded), sends out (the outbox, as it fills). On a
+//! sealed installation it begins with `store_key` and, when the core seals or stops, ends
+//! with `seal`.
 
 use super::delivery::Delivery;
 use super::owner::OwnerSide;
 use crate::gate::{GateHandle, SignalTally};
 use crate::gateway::protocol::{
-    decode_line, encode_line, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
+    decode_line, encode_line, encode_store_key, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
 };
 use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
 use crate::store::signal::SignalState;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::UnixStream;
+use zeroize::Zeroizing;
 
 /// How often the outbox is read anyway, for messages whose retry time came.
 const SWEEP: Duration = Duration::from_secs(1);
@@ -24,6 +28,9 @@ pub(super) struct Connection {
     owner: OwnerSide,
     delivery: Delivery,
     outbox: Outbox,
+    /// The Signal store's passphrase (a sealed installation): handed over first, taken back
+    /// on shutdown.
+    store_key: Option<Arc<Zeroizing<String>>>,
 }
 
 impl Connection {
@@ -35,18 +42,27 @@ impl Connection {
         owner: Option<String>,
         tally: SignalTally,
         signal: SignalState,
+        store_key: Option<Arc<Zeroizing<String>>>,
     ) -> Connection {
         Connection {
             owner: OwnerSide::new(gate.clone(), owner.clone(), tally, signal.clone()),
             delivery: Delivery::new(gate.clone(), outbox.clone(), owner, signal),
             gate,
             outbox,
+            store_key,
         }
     }
 
     pub(super) async fn serve(mut self, stream: UnixStream, mut shutdown: Shutdown) {
         tracing::info!("Signal gateway connected");
         let (reader, mut writer) = stream.into_split();
+        if let Some(key) = &self.store_key {
+            // First, before anything of the owner's: the gateway opens its store with it.
+            if !write_store_key(&mut writer, key).await {
+                tracing::info!("Signal gateway disconnected");
+                return;
+            }
+        }
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
         let mut sweep = tokio::time::interval(SWEEP);
@@ -100,10 +116,27 @@ impl Connection {
                         return;
                     }
                 }
-                _ = shutdown.recv() => return,
+                _ = shutdown.recv() => {
+                    if self.store_key.is_some() {
+                        // Sealing or stopping: the gateway closes its store and forgets the key.
+                        if write(&mut writer, &CoreCommand::Seal {}).await {
+                            tracing::info!("told the Signal gateway to seal");
+                        }
+                    }
+                    return;
+                }
             }
         }
         tracing::info!("Signal gateway disconnected");
+    }
+}
+
+/// Writes the `store_key` line; false when the gateway is gone. The line is built in a
+/// buffer that is wiped once written.
+async fn write_store_key(writer: &mut OwnedWriteHalf, key: &Zeroizing<String>) -> bool {
+    match encode_store_key(key) {
+        Ok(line) => writer.write_all(&line).await.is_ok(),
+        Err(_) => false,
     }
 }
 

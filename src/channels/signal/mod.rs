@@ -7,6 +7,10 @@
 //! failed ones again after a pause, a refused id re-issued). It hands the gate only the
 //! owner's messages and answers ([`crate::gate::OwnerInput`]); what it sees that belongs in
 //! the audit log it reports as a notice. Reading never waits for a command to be carried out.
+//!
+//! On a sealed installation the gateway holds no key of its own: the core hands it the Signal
+//! store's passphrase (`store_key`) as the first line of every connection, and takes it back
+//! (`seal`) when the connection ends because the core is sealing or stopping.
 
 mod connection;
 mod delivery;
@@ -19,9 +23,15 @@ use crate::store::signal::SignalState;
 use crate::unix;
 use connection::Connection;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+/// How long a stop waits for the gateway connection to write `seal` and close, before it
+/// cuts the connection off.
+const SEAL_GRACE: Duration = Duration::from_secs(2);
 
 /// The listening gateway socket.
 pub struct GatewaySocket {
@@ -40,6 +50,11 @@ pub struct GatewaySocket {
     /// The Signal records: whether the owner's identity is confirmed, and their
     /// disappearing-message timer.
     pub signal: SignalState,
+    /// The Signal store's passphrase on a sealed installation (unsealed now): written as
+    /// `store_key`, the first line of every connection, and taken back with `seal` when the
+    /// connection ends on the shutdown trigger. None on an unsealed installation, where the
+    /// gateway has its own passphrase and neither line is written.
+    pub store_key: Option<Arc<Zeroizing<String>>>,
 }
 
 impl GatewaySocket {
@@ -88,6 +103,7 @@ impl GatewaySocket {
                 self.owner.clone(),
                 self.tally.clone(),
                 self.signal.clone(),
+                self.store_key.clone(),
             );
             let conn_shutdown = notify.subscribe();
             let done = done.clone();
@@ -99,8 +115,13 @@ impl GatewaySocket {
                 drop(done);
             }));
         }
-        if let Some(old) = current.take() {
-            old.abort();
+        if let Some(mut old) = current.take() {
+            // The connection saw the trigger too: give it the moment it needs to write
+            // `seal` (on a sealed installation) and close, so the gateway forgets its key.
+            if tokio::time::timeout(SEAL_GRACE, &mut old).await.is_err() {
+                tracing::warn!("the gateway connection did not close in time; cut off");
+                old.abort();
+            }
         }
         record_state(&self.path.with_file_name("gateway.state"), false);
         let _ = std::fs::remove_file(&self.path);

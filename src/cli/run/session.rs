@@ -141,6 +141,7 @@ impl Session {
             owner,
             tally: core.tally.clone(),
             signal: core.signal.clone(),
+            store_key: None,
         };
         // The gateway gets the Signal store's passphrase over this socket once the store key
         // field lands (the relay's `store_key`); until then it reads its own credential.
