@@ -362,7 +362,9 @@ mod tests {
         let store = SqliteStore::open_with_options(options, OnNewIdentity::Trust)
             .await
             .unwrap();
-        let known = RefCell::new(KnownIdentities::load(&dir.join("known-identities")).unwrap());
+        let key = crate::sealing::StateKeys::derive("device test").identities;
+        let known =
+            RefCell::new(KnownIdentities::load(&dir.join("known-identities"), key).unwrap());
         (store, known, TempDir(dir))
     }
 

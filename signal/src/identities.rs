@@ -10,10 +10,21 @@
 //! when the core acknowledges a message it read after the gateway's `identity_changed`
 //! line: from then on the core knows, and the core holds its own sends until the operator
 //! runs `pane-agent trust` (see `relay`).
+//!
+//! The record names the owner's and contacts' ACIs, so the file is sealed with a key derived
+//! from the store passphrase ([`crate::sealing`]); a record in clear from an earlier version
+//! is read once and written again sealed.
 
+use crate::sealing::{is_sealed, SealKey};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+/// The additional data the record is sealed with.
+const CONTEXT: &[u8] = b"pane-signal known-identities";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Known {
@@ -24,7 +35,18 @@ struct Known {
 /// The identity keys confirmed and pending, persisted.
 pub struct KnownIdentities {
     path: PathBuf,
+    key: SealKey,
     keys: BTreeMap<String, Known>,
+}
+
+impl Drop for KnownIdentities {
+    fn drop(&mut self) {
+        for (mut aci, mut known) in std::mem::take(&mut self.keys) {
+            aci.zeroize();
+            known.confirmed.zeroize();
+            known.pending.zeroize();
+        }
+    }
 }
 
 fn hex(key: &[u8]) -> String {
@@ -32,14 +54,28 @@ fn hex(key: &[u8]) -> String {
 }
 
 impl KnownIdentities {
-    /// Loads the record at `path` (empty when the file does not exist yet). Lines are
-    /// `ACI CONFIRMED-KEY [PENDING-KEY]`, keys in hex.
-    pub fn load(path: &Path) -> std::io::Result<KnownIdentities> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+    /// Loads the record at `path` (empty when the file does not exist yet), sealed with
+    /// `key`. Lines are `ACI CONFIRMED-KEY [PENDING-KEY]`, keys in hex. A record in clear from
+    /// an earlier version is sealed at once.
+    pub fn load(path: &Path, key: SealKey) -> std::io::Result<KnownIdentities> {
+        let file = match std::fs::read(path) {
+            Ok(f) => Zeroizing::new(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(Vec::new()),
             Err(e) => return Err(e),
         };
+        let in_clear = !file.is_empty() && !is_sealed(&file);
+        let text = if file.is_empty() || in_clear {
+            file
+        } else {
+            key.open(CONTEXT, &file)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+        };
+        let text = std::str::from_utf8(&text).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })?;
         let mut keys = BTreeMap::new();
         for line in text.lines() {
             let mut parts = line.split(' ');
@@ -54,10 +90,18 @@ impl KnownIdentities {
                 );
             }
         }
-        Ok(KnownIdentities {
+        let known = KnownIdentities {
             path: path.to_path_buf(),
+            key,
             keys,
-        })
+        };
+        if in_clear {
+            known.save()?;
+            tracing::info!(
+                "sealed the known identity keys an earlier version had written in clear"
+            );
+        }
+        Ok(known)
     }
 
     /// Records `key` (raw identity key bytes) seen for `aci`; true when it is a change not
@@ -119,15 +163,25 @@ impl KnownIdentities {
         self.save()
     }
 
+    /// Writes the record sealed (a temporary file, synced, renamed over the old one).
     fn save(&self) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("tmp");
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut text = Zeroizing::new(String::new());
         for (aci, k) in &self.keys {
-            match &k.pending {
-                Some(p) => writeln!(f, "{aci} {} {p}", k.confirmed)?,
-                None => writeln!(f, "{aci} {}", k.confirmed)?,
-            }
+            // Writing to a String cannot fail.
+            let _ = match &k.pending {
+                Some(p) => writeln!(text, "{aci} {} {p}", k.confirmed),
+                None => writeln!(text, "{aci} {}", k.confirmed),
+            };
         }
+        let sealed = self.key.seal(CONTEXT, text.as_bytes())?;
+        let tmp = self.path.with_extension("tmp");
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&sealed)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &self.path)
     }
@@ -136,6 +190,36 @@ impl KnownIdentities {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sealing::StateKeys;
+
+    fn key() -> SealKey {
+        StateKeys::derive("identities test passphrase").identities
+    }
+
+    #[test]
+    fn a_record_in_clear_is_sealed_and_names_no_aci() {
+        let dir =
+            std::env::temp_dir().join(format!("pane-signal-ids-clear-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("known-identities");
+        let aci = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+        std::fs::write(&path, format!("{aci} 0102 0103\n")).unwrap();
+        let known = KnownIdentities::load(&path, key()).unwrap();
+        assert!(known.is_pending(aci), "read from the file in clear");
+        let file = std::fs::read(&path).unwrap();
+        assert!(is_sealed(&file), "written again sealed");
+        let text = String::from_utf8_lossy(&file);
+        assert!(!text.contains(aci) && !text.contains("0b5c6a5e"), "{text}");
+        drop(known);
+        assert!(KnownIdentities::load(&path, key()).unwrap().is_pending(aci));
+        let other = StateKeys::derive("another").identities;
+        assert!(
+            KnownIdentities::load(&path, other).is_err(),
+            "another passphrase"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_changed_key_is_pending_until_confirmed_across_restarts() {
@@ -143,7 +227,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("known-identities");
         let _ = std::fs::remove_file(&path);
-        let mut known = KnownIdentities::load(&path).unwrap();
+        let mut known = KnownIdentities::load(&path, key()).unwrap();
         assert!(
             !known.observe("a", &[1, 2]).unwrap(),
             "first sight is trusted"
@@ -158,7 +242,7 @@ mod tests {
         assert!(!known.observe("a", &[1, 3]).unwrap(), "and reported once");
         assert_eq!(known.pending(), ["a"]);
 
-        let mut reloaded = KnownIdentities::load(&path).unwrap();
+        let mut reloaded = KnownIdentities::load(&path, key()).unwrap();
         assert!(reloaded.is_pending("a"), "pending survives a restart");
         reloaded.confirm("a").unwrap();
         assert!(!reloaded.is_pending("a"));
@@ -168,7 +252,7 @@ mod tests {
         );
         assert!(reloaded.observe("a", &[9]).unwrap());
         // Seen with the confirmed key again: no longer pending.
-        let mut again = KnownIdentities::load(&path).unwrap();
+        let mut again = KnownIdentities::load(&path, key()).unwrap();
         assert!(again.is_pending("a"));
         assert!(!again.observe("a", &[1, 3]).unwrap());
         assert!(!again.is_pending("a"));

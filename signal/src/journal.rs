@@ -7,14 +7,21 @@
 //! `ack` with its id. After a reconnect or a restart every entry is relayed again, in the
 //! order the messages arrived.
 //!
-//! The files hold the line as relayed (the body in clear, in the gateway's 0700 directory,
-//! as the core's own store holds it until it has answered); nothing stays once acknowledged.
+//! Each file is sealed (`NNNN.sealed`, see [`crate::sealing`]) with the journal's key, derived
+//! from the store passphrase, and names its sequence number in its additional data: the
+//! owner's messages are never on disk in clear, and an entry cannot be passed off as another
+//! (reordered or repeated). An entry written in clear by an earlier version (`NNNN.json`) is
+//! read once and written again sealed, then removed. What is in memory is wiped when the
+//! journal is dropped (the gateway seals).
 
+use crate::sealing::SealKey;
 use pane_protocol::messages::{decode_line, encode_line, GatewayEvent};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::{Zeroize, Zeroizing};
 
 /// One unacknowledged message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +37,44 @@ pub struct Entry {
 /// The unacknowledged messages, on disk.
 pub struct Journal {
     dir: PathBuf,
+    key: SealKey,
     entries: Vec<Entry>,
     next: u64,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        for entry in &mut self.entries {
+            wipe(&mut entry.event);
+        }
+    }
+}
+
+/// Wipes the owner's words (and who sent them) from an event in memory.
+fn wipe(event: &mut GatewayEvent) {
+    match event {
+        GatewayEvent::Received { body, sender, .. } => {
+            body.zeroize();
+            sender.zeroize();
+        }
+        GatewayEvent::Reaction { emoji, sender, .. } => {
+            emoji.zeroize();
+            sender.zeroize();
+        }
+        _ => {}
+    }
+}
+
+fn invalid(path: &Path, why: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{}: {why}", path.display()),
+    )
+}
+
+/// The additional data a journal entry is sealed with: its place in the journal.
+fn context(seq: u64) -> Vec<u8> {
+    format!("pane-signal journal {seq:020}").into_bytes()
 }
 
 /// The id of a journaled line (`received` and `reaction` have one; the gateway always gives
@@ -44,16 +87,19 @@ pub fn event_id(event: &GatewayEvent) -> Option<&str> {
 }
 
 impl Journal {
-    /// Opens the journal in `dir` (created 0700 if missing), loading what a previous run left.
+    /// Opens the journal in `dir` (created 0700 if missing), loading what a previous run left,
+    /// sealed with `key`.
     ///
-    /// A file that does not parse is an error rather than skipped: it holds an owner's
-    /// message, and the operator must see it (the error names the file).
-    pub fn open(dir: &Path) -> std::io::Result<Journal> {
+    /// A file that does not open or parse is an error rather than skipped: it holds an
+    /// owner's message, and the operator must see it (the error names the file). Entries in
+    /// clear from an earlier version are sealed here, once.
+    pub fn open(dir: &Path, key: SealKey) -> std::io::Result<Journal> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
-        let mut entries = Vec::new();
+        let mut sealed = BTreeMap::new();
+        let mut clear = BTreeMap::new();
         for item in std::fs::read_dir(dir)? {
             let path = item?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -64,34 +110,61 @@ impl Journal {
                 std::fs::remove_file(&path)?;
                 continue;
             }
-            let Some(seq) = name
-                .strip_suffix(".json")
-                .and_then(|s| s.parse::<u64>().ok())
-            else {
-                continue;
+            let seq_of = |suffix| {
+                name.strip_suffix(suffix)
+                    .and_then(|s| s.parse::<u64>().ok())
             };
-            let text = std::fs::read_to_string(&path)?;
-            let event: GatewayEvent = decode_line(&text).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: {e}", path.display()),
-                )
-            })?;
-            let Some(id) = event_id(&event).map(str::to_string) else {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: not a received message", path.display()),
-                ));
-            };
-            entries.push(Entry { seq, id, event });
+            if let Some(seq) = seq_of(".sealed") {
+                sealed.insert(seq, path);
+            } else if let Some(seq) = seq_of(".json") {
+                clear.insert(seq, path);
+            }
         }
-        entries.sort_by_key(|e| e.seq);
-        let next = entries.last().map_or(0, |e| e.seq + 1);
-        Ok(Journal {
+        let mut journal = Journal {
             dir: dir.to_path_buf(),
-            entries,
-            next,
-        })
+            key,
+            entries: Vec::new(),
+            next: 0,
+        };
+        let mut migrated = 0;
+        for (seq, path) in clear {
+            if let std::collections::btree_map::Entry::Vacant(slot) = sealed.entry(seq) {
+                // Read in clear once, sealed, and only then removed: a crash in between
+                // leaves both, and the sealed one is kept.
+                let text = Zeroizing::new(std::fs::read_to_string(&path)?);
+                let mut event: GatewayEvent = decode_line(&text).map_err(|e| invalid(&path, e))?;
+                if event_id(&event).is_none() {
+                    return Err(invalid(&path, "not a received message"));
+                }
+                journal.write(seq, &event)?;
+                wipe(&mut event);
+                slot.insert(journal.path(seq));
+                migrated += 1;
+            }
+            std::fs::remove_file(&path)?;
+            journal.sync_dir()?;
+        }
+        if migrated > 0 {
+            tracing::info!(
+                count = migrated,
+                "sealed journal entries an earlier version had written in clear"
+            );
+        }
+        for (seq, path) in sealed {
+            let file = std::fs::read(&path)?;
+            let text = journal
+                .key
+                .open(&context(seq), &file)
+                .map_err(|e| invalid(&path, e))?;
+            let text = std::str::from_utf8(&text).map_err(|e| invalid(&path, e))?;
+            let event: GatewayEvent = decode_line(text).map_err(|e| invalid(&path, e))?;
+            let Some(id) = event_id(&event).map(str::to_string) else {
+                return Err(invalid(&path, "not a received message"));
+            };
+            journal.entries.push(Entry { seq, id, event });
+        }
+        journal.next = journal.entries.last().map_or(0, |e| e.seq + 1);
+        Ok(journal)
     }
 
     /// Writes `event` to disk (synced) and returns its entry; `None` when a message with the
@@ -107,18 +180,7 @@ impl Journal {
             return Ok(None);
         }
         let seq = self.next;
-        let line = encode_line(&event).map_err(std::io::Error::other)?;
-        let path = self.path(seq);
-        let tmp = path.with_extension("tmp");
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(line.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        self.sync_dir()?;
+        self.write(seq, &event)?;
         self.next += 1;
         let entry = Entry { seq, id, event };
         self.entries.push(entry.clone());
@@ -132,7 +194,7 @@ impl Journal {
         };
         std::fs::remove_file(self.path(self.entries[i].seq))?;
         self.sync_dir()?;
-        self.entries.remove(i);
+        wipe(&mut self.entries.remove(i).event);
         Ok(true)
     }
 
@@ -141,8 +203,25 @@ impl Journal {
         &self.entries
     }
 
+    /// Writes entry `seq` sealed (a temporary file, synced, renamed, the directory synced).
+    fn write(&self, seq: u64, event: &GatewayEvent) -> std::io::Result<()> {
+        let line = Zeroizing::new(encode_line(event).map_err(std::io::Error::other)?);
+        let sealed = self.key.seal(&context(seq), line.as_bytes())?;
+        let path = self.path(seq);
+        let tmp = path.with_extension("tmp");
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&sealed)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        self.sync_dir()
+    }
+
     fn path(&self, seq: u64) -> PathBuf {
-        self.dir.join(format!("{seq:020}.json"))
+        self.dir.join(format!("{seq:020}.sealed"))
     }
 
     fn sync_dir(&self) -> std::io::Result<()> {
@@ -153,7 +232,12 @@ impl Journal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sealing::StateKeys;
     use pane_protocol::messages::message_id;
+
+    fn key() -> SealKey {
+        StateKeys::derive("journal test passphrase").journal
+    }
 
     fn received(ts: u64, body: &str) -> GatewayEvent {
         GatewayEvent::Received {
@@ -177,7 +261,7 @@ mod tests {
     #[test]
     fn keeps_messages_until_acked_across_restarts_in_order() {
         let dir = tempdir("order");
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&dir, key()).unwrap();
         let a = j.append(received(10, "list")).unwrap().unwrap();
         let b = j.append(received(20, "status")).unwrap().unwrap();
         let reaction = GatewayEvent::Reaction {
@@ -193,7 +277,7 @@ mod tests {
         assert!(j.append(received(10, "list")).unwrap().is_none());
         drop(j);
 
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&dir, key()).unwrap();
         let ids: Vec<_> = j.pending().iter().map(|e| e.id.clone()).collect();
         assert_eq!(ids, ["owner.1.10", "owner.1.20", "owner.1.30"]);
         assert_eq!(j.pending()[2].event, reaction);
@@ -204,7 +288,7 @@ mod tests {
         );
         drop(j);
 
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&dir, key()).unwrap();
         assert_eq!(j.pending().len(), 2);
         // New entries go after what was left, never before it.
         let c = j
@@ -228,7 +312,7 @@ mod tests {
     fn files_are_private_and_fragments_are_dropped() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempdir("private");
-        let mut j = Journal::open(&dir).unwrap();
+        let mut j = Journal::open(&dir, key()).unwrap();
         let e = j
             .append(received(1, "approve ABCDE-FGHJK"))
             .unwrap()
@@ -244,7 +328,7 @@ mod tests {
         );
         std::fs::write(dir.join("00000000000000000009.tmp"), "{\"type\":").unwrap();
         drop(j);
-        let j = Journal::open(&dir).unwrap();
+        let j = Journal::open(&dir, key()).unwrap();
         assert_eq!(j.pending().len(), 1);
         assert!(!dir.join("00000000000000000009.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -255,9 +339,30 @@ mod tests {
         let dir = tempdir("damaged");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("00000000000000000003.json"), "not json").unwrap();
-        let err = Journal::open(&dir).err().unwrap();
+        let err = Journal::open(&dir, key()).err().unwrap();
         assert!(
             err.to_string().contains("00000000000000000003.json"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Sealed with another key, or moved to another place in the journal: reported too.
+        let mut j = Journal::open(&dir, key()).unwrap();
+        j.append(received(1, "list")).unwrap().unwrap();
+        drop(j);
+        let other = StateKeys::derive("another passphrase").journal;
+        let err = Journal::open(&dir, other).err().unwrap();
+        assert!(
+            err.to_string().contains("00000000000000000000.sealed"),
+            "{err}"
+        );
+        std::fs::rename(
+            dir.join("00000000000000000000.sealed"),
+            dir.join("00000000000000000004.sealed"),
+        )
+        .unwrap();
+        let err = Journal::open(&dir, key()).err().unwrap();
+        assert!(
+            err.to_string().contains("00000000000000000004.sealed"),
             "{err}"
         );
         std::fs::remove_dir_all(&dir).unwrap();

@@ -1,12 +1,19 @@
 //! `pane-signal link`: links the gateway as a secondary device of the owner's (or the bot's)
 //! Signal account, showing the provisioning URL and its QR code in the terminal.
+//!
+//! On a sealed installation the store passphrase is the core's: `link` asks the running,
+//! unsealed core for it ([`key_from_core`]).
 
+use crate::lines::{LineReader, Read};
 use crate::store;
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
+use pane_protocol::messages::{decode_line, CoreCommand};
 use presage::libsignal_service::configuration::SignalServers;
 use presage::store::StateStore;
 use presage::Manager;
 use std::path::Path;
+use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// Links a new device in `<data-dir>/signal/`.
 ///
@@ -69,4 +76,51 @@ pub async fn link(
         data.device_id.unwrap_or_default()
     );
     Ok(())
+}
+
+/// How long `link` waits for the core to hand over the store key.
+const KEY_WAIT: Duration = Duration::from_secs(10);
+
+/// The store passphrase of a sealed installation, from the core at `socket`: the first line
+/// of a connection to a core that is running and unsealed. The connection is closed at once.
+pub async fn key_from_core(socket: &Path) -> anyhow::Result<Zeroizing<String>> {
+    let advice = "on a sealed installation the Signal store's passphrase is the core's: start \
+                  `pane-agent run`, unseal it with `pane-agent unseal`, and run `pane-signal \
+                  link` again (or give pane-signal the passphrase in PANE_SIGNAL_PASSPHRASE or \
+                  the systemd credential signal-passphrase)";
+    let stream = tokio::net::UnixStream::connect(socket)
+        .await
+        .with_context(|| {
+            format!(
+                "no store passphrase given, and the core is not reachable at {}; {advice}",
+                socket.display()
+            )
+        })?;
+    let (reader, _writer) = stream.into_split();
+    let mut reader = LineReader::new(reader);
+    let first = tokio::time::timeout(KEY_WAIT, reader.next_line()).await;
+    let line = match first {
+        Ok(Read::Line(line)) => line,
+        Err(_) => bail!(
+            "the core at {} handed over no store key within {} s: is it unsealed? {advice}",
+            socket.display(),
+            KEY_WAIT.as_secs()
+        ),
+        Ok(_) => bail!(
+            "the core at {} closed the connection without a store key (it refuses a second \
+             gateway: stop `pane-signal run` first); {advice}",
+            socket.display()
+        ),
+    };
+    match decode_line::<CoreCommand>(&line) {
+        Ok(CoreCommand::StoreKey { passphrase }) => {
+            Ok(Zeroizing::new(passphrase.expose().to_string()))
+        }
+        _ => Err(anyhow!(
+            "the core at {} is not sealed (its first line was not a store key): give \
+             pane-signal the passphrase in PANE_SIGNAL_PASSPHRASE or the systemd credential \
+             signal-passphrase",
+            socket.display()
+        )),
+    }
 }

@@ -6,14 +6,19 @@
 //! message mapping in `mapping`, all tested without presage). presage's futures are not
 //! `Send`, so presage runs on its own thread, on a current-thread runtime inside a
 //! `LocalSet`; the main thread only waits for SIGTERM/SIGINT and then asks the relay to stop.
+//! On a sealed installation the store passphrase comes from the core (`relay::Keying`), and
+//! what the gateway writes beside its store is sealed with keys derived from it (`sealing`).
 //! See `docs/signal-gateway.md`.
 
 mod device;
 mod identities;
 mod journal;
+mod lines;
 mod link;
 mod mapping;
 mod relay;
+mod sealing;
+mod sent_ids;
 mod shutdown;
 mod store;
 mod systemd;
@@ -25,7 +30,8 @@ use identities::KnownIdentities;
 use pane_protocol::device::DeviceError;
 use pane_protocol::messages::SOCKET_FILE;
 use presage::Manager;
-use relay::{RelayConfig, RelayError};
+use relay::{Keying, Opener, RelayConfig, RelayError};
+use sealing::StateKeys;
 use shutdown::Shutdown;
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,7 +51,9 @@ const PRESAGE_STACK_BYTES: usize = 32 * 1024 * 1024;
 /// pane-agent's Signal gateway (a presage linked device).
 ///
 /// The store passphrase is read from PANE_SIGNAL_PASSPHRASE or from the systemd credential
-/// `signal-passphrase` ($CREDENTIALS_DIRECTORY), never from the command line.
+/// `signal-passphrase` ($CREDENTIALS_DIRECTORY), never from the command line. Without
+/// either, the installation is sealed: the core hands the passphrase over on its socket
+/// once the owner has unsealed it (`pane-agent unseal`).
 #[derive(Debug, Parser)]
 #[command(name = "pane-signal", version)]
 struct Cli {
@@ -129,14 +137,23 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Link(args) => {
             let data_dir = args.data.resolve()?;
             join(on_presage_thread(move || async move {
+                let passphrase = match passphrase {
+                    Some(own) => own,
+                    // A sealed installation: from the running, unsealed core.
+                    None => link::key_from_core(&data_dir.join(SOCKET_FILE)).await?,
+                };
                 link::link(&data_dir, &passphrase, args.device_name, args.force).await
             })?)
         }
         Command::Run(args) => {
             let data_dir = args.data.resolve()?;
+            let keying = match passphrase {
+                Some(own) => Keying::Own(own),
+                None => Keying::FromCore,
+            };
             let (notify, _) = broadcast::channel::<()>(1);
             let shutdown = Shutdown::new(notify.subscribe());
-            let presage = on_presage_thread(move || gateway(data_dir, passphrase, shutdown))?;
+            let presage = on_presage_thread(move || gateway(data_dir, keying, shutdown))?;
             wait_for_signals(presage, notify)
         }
     }
@@ -201,54 +218,103 @@ fn wait_for_signals(
     result
 }
 
-/// `pane-signal run` on the presage thread: loads the registration and runs the relay.
-async fn gateway(data_dir: PathBuf, passphrase: String, shutdown: Shutdown) -> anyhow::Result<()> {
+/// `pane-signal run` on the presage thread: runs the relay, which opens the store with the
+/// passphrase (at once, or once the core hands it over).
+async fn gateway(data_dir: PathBuf, keying: Keying, shutdown: Shutdown) -> anyhow::Result<()> {
     let dir = store::ensure_signal_dir(&data_dir)?;
-    let store = store::open(&store::store_path(&data_dir), &passphrase, false).await?;
-    drop(passphrase);
-    // Never relink or clear anything here: a registration that does not load is reported.
-    let manager = match Manager::load_registered(store).await {
-        Ok(manager) => manager,
-        Err(presage::Error::NotYetRegisteredError) => {
-            bail!("this gateway is not linked yet: run `pane-signal link`")
-        }
-        Err(e) => {
-            return Err(anyhow!("{e}")).context(
-                "cannot load the Signal registration (nothing was changed; if the device must \
-                 be linked again, run `pane-signal link --force`)",
-            )
-        }
-    };
-    let data = manager.registration_data();
-    tracing::info!(
-        aci = %data.service_ids.aci().service_id_string(),
-        device = data.device_id.unwrap_or_default(),
-        "loaded the Signal registration"
-    );
-    let identities = KnownIdentities::load(&dir.join("known-identities"))
-        .context("cannot read the known identity keys")?;
     let config = RelayConfig {
         socket: data_dir.join(SOCKET_FILE),
-        state_dir: dir,
+        state_dir: dir.clone(),
     };
-    // systemd (Type=notify): ready once the registration is loaded; the watchdog is fed from
-    // this same thread, so a stuck relay thread stops the pings and systemd restarts it.
-    systemd::notify("READY=1");
-    if let Some(every) = systemd::watchdog_interval() {
-        tokio::task::spawn_local(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                systemd::notify("WATCHDOG=1");
-            }
-        });
+    let mut opener = PresageOpener {
+        data_dir,
+        dir,
+        ready: false,
+    };
+    if matches!(keying, Keying::FromCore) {
+        // Waiting for the core's key is what a sealed gateway is there to do: ready now.
+        opener.ready();
     }
-    match relay::run(PresageDevice::new(manager, identities), config, shutdown).await {
+    match relay::run(opener, keying, config, shutdown).await {
         Ok(()) => Ok(()),
         Err(RelayError::Device(DeviceError::Unlinked(why))) => bail!(
             "Signal no longer accepts this device ({why}): link it again with \
              `pane-signal link --force`"
         ),
+        Err(RelayError::Open(e)) => Err(e),
         Err(e) => Err(e).context("the relay stopped"),
+    }
+}
+
+/// Opens the presage store and loads the registration, each time the relay has the
+/// passphrase.
+struct PresageOpener {
+    data_dir: PathBuf,
+    dir: PathBuf,
+    /// systemd has been told the gateway is ready.
+    ready: bool,
+}
+
+impl PresageOpener {
+    /// systemd (Type=notify): ready; the watchdog is fed from this same thread from now on,
+    /// so a stuck relay thread stops the pings and systemd restarts it.
+    fn ready(&mut self) {
+        if std::mem::replace(&mut self.ready, true) {
+            return;
+        }
+        systemd::notify("READY=1");
+        if let Some(every) = systemd::watchdog_interval() {
+            tokio::task::spawn_local(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    systemd::notify("WATCHDOG=1");
+                }
+            });
+        }
+    }
+
+    async fn load(&self, passphrase: &str, keys: &StateKeys) -> anyhow::Result<PresageDevice> {
+        let store = store::open(&store::store_path(&self.data_dir), passphrase, false).await?;
+        // Never relink or clear anything here: a registration that does not load is reported.
+        let manager = match Manager::load_registered(store).await {
+            Ok(manager) => manager,
+            Err(presage::Error::NotYetRegisteredError) => {
+                bail!("this gateway is not linked yet: run `pane-signal link`")
+            }
+            Err(e) => {
+                return Err(anyhow!("{e}")).context(
+                    "cannot load the Signal registration (nothing was changed; if the device \
+                     must be linked again, run `pane-signal link --force`)",
+                )
+            }
+        };
+        let data = manager.registration_data();
+        tracing::info!(
+            aci = %data.service_ids.aci().service_id_string(),
+            device = data.device_id.unwrap_or_default(),
+            "loaded the Signal registration"
+        );
+        let identities =
+            KnownIdentities::load(&self.dir.join("known-identities"), keys.identities.clone())
+                .context("cannot read the known identity keys")?;
+        Ok(PresageDevice::new(manager, identities))
+    }
+}
+
+impl Opener for PresageOpener {
+    type Device = PresageDevice;
+
+    async fn open(
+        &mut self,
+        passphrase: &str,
+        keys: &StateKeys,
+    ) -> Result<PresageDevice, RelayError> {
+        let device = self
+            .load(passphrase, keys)
+            .await
+            .map_err(RelayError::Open)?;
+        self.ready();
+        Ok(device)
     }
 }

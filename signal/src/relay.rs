@@ -10,22 +10,33 @@
 //!   read the `identity_changed` line (it acknowledged a message written after it); such a
 //!   send is answered `send_failed` with `"error":"identity_changed"`.
 //! - The websocket or the core may drop: each is reconnected with backoff.
+//! - Keying ([`Keying`]): with a passphrase of its own (environment or credential) the
+//!   gateway opens its store at once, as it always did. On a sealed installation it has none:
+//!   it connects to the core and waits for `store_key`, opens the store with it ([`Opener`]),
+//!   and on `seal` drops the device, the store, the journal and every key, and waits again.
+//!   Every connection to the core then begins with `store_key`; nothing is relayed to a core
+//!   that has not handed it over.
 
 use crate::journal::{event_id, Journal};
+use crate::lines::{LineReader, Read};
+use crate::sealing::StateKeys;
+use crate::sent_ids::SentIds;
 use crate::shutdown::Shutdown;
+use crate::systemd;
 use pane_protocol::device::DeviceError;
 use pane_protocol::messages::{
-    decode_line, encode_line, CoreCommand, GatewayEvent, IDENTITY_CHANGED, ID_CONFLICT,
+    decode_line, encode_line, CoreCommand, GatewayEvent, Passphrase, IDENTITY_CHANGED, ID_CONFLICT,
     MAX_LINE_BYTES,
 };
-use pane_protocol::sent_log::{self, content_digest, SentLog};
+use pane_protocol::sent_log::Seen;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::OwnedWriteHalf;
+use tokio::io::AsyncWriteExt;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
+use zeroize::Zeroizing;
 
 /// What the device reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +110,29 @@ pub struct RelayConfig {
     pub state_dir: PathBuf,
 }
 
+/// Where the store passphrase comes from.
+pub enum Keying {
+    /// Given to the process (environment or systemd credential): the store opens at once and
+    /// stays open; the core's `store_key` and `seal` change nothing.
+    Own(Zeroizing<String>),
+    /// A sealed installation: from the core's `store_key`, given up on its `seal`.
+    FromCore,
+}
+
+/// Opens the device once the passphrase is known: presage's store and registration, or a
+/// test double.
+pub trait Opener {
+    /// The device it opens.
+    type Device: Device;
+    /// Opens the store with `passphrase`; `keys` are derived from it (the identity record's
+    /// among them). Dropping the device closes the store.
+    fn open(
+        &mut self,
+        passphrase: &str,
+        keys: &StateKeys,
+    ) -> impl Future<Output = Result<Self::Device, RelayError>>;
+}
+
 /// Why the relay stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -108,44 +142,95 @@ pub enum RelayError {
     /// The journal or the sent-id log could not be used.
     #[error("gateway state: {0}")]
     State(#[from] std::io::Error),
+    /// The store or the registration could not be opened.
+    #[error("{0:#}")]
+    Open(anyhow::Error),
+    /// The gateway has no passphrase of its own and the core wrote something else before any
+    /// `store_key`: the installation is not sealed.
+    #[error(
+        "the core at {0} is not sealed (it sent no store key before its first line): give \
+         pane-signal the store passphrase (PANE_SIGNAL_PASSPHRASE or the systemd credential \
+         signal-passphrase)"
+    )]
+    NotSealed(PathBuf),
 }
 
-/// A doubling backoff from 200 ms up to 30 s.
-struct Backoff(Duration);
+/// A doubling backoff from 200 ms up to a ceiling.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+}
 
 impl Backoff {
-    fn new() -> Backoff {
-        Backoff(Duration::from_millis(200))
+    fn new(max: Duration) -> Backoff {
+        Backoff {
+            next: Duration::from_millis(200),
+            max,
+        }
     }
     fn next(&mut self) -> Duration {
-        let d = self.0;
-        self.0 = (self.0 * 2).min(Duration::from_secs(30));
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
         d
     }
     fn reset(&mut self) {
-        self.0 = Duration::from_millis(200);
+        self.next = Duration::from_millis(200);
     }
 }
 
-/// One connection to the core: lines written, and where each went in the stream.
+/// The longest wait between two attempts to reach Signal or the core.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// The longest wait between two attempts to reach the core while waiting for its key: the
+/// owner has just unsealed it and is waiting for the gateway.
+const MAX_KEY_BACKOFF: Duration = Duration::from_secs(5);
+
+/// One connection to the core: lines read and written, and where each went in the stream.
 struct CoreLink {
+    reader: LineReader<OwnedReadHalf>,
     writer: OwnedWriteHalf,
     written: u64,
     /// Position of each journaled line written on this connection.
     positions: HashMap<String, u64>,
     /// Position of the `identity_changed` line written for each contact.
     reported: HashMap<String, u64>,
+    /// The core has handed over the key this store is open with (always, with a passphrase
+    /// of the gateway's own): until then nothing is written to it.
+    keyed: bool,
+    /// The changes not reported and the journal were written on this connection.
+    greeted: bool,
+    /// Commands read while the relay was busy (reaching Signal), handled next.
+    buffered: VecDeque<CoreCommand>,
+    /// The core closed the connection while the relay was busy.
+    gone: bool,
 }
 
 impl CoreLink {
-    async fn write(&mut self, ev: &GatewayEvent) -> std::io::Result<u64> {
-        let line = encode_line(ev).map_err(std::io::Error::other)?;
+    fn new(stream: UnixStream, keyed: bool) -> CoreLink {
+        let (reader, writer) = stream.into_split();
+        CoreLink {
+            reader: LineReader::new(reader),
+            writer,
+            written: 0,
+            positions: HashMap::new(),
+            reported: HashMap::new(),
+            keyed,
+            greeted: false,
+            buffered: VecDeque::new(),
+            gone: false,
+        }
+    }
+
+    /// Writes one line; [`Halt::Lost`] when the core is gone.
+    async fn write(&mut self, ev: &GatewayEvent) -> Result<u64, Halt> {
+        let line = Zeroizing::new(encode_line(ev).map_err(std::io::Error::other)?);
         if line.len() > MAX_LINE_BYTES {
             // The mapping keeps bodies inside the limit; never cut a line.
             tracing::warn!("dropped a line over the protocol limit");
             return Ok(self.written);
         }
-        self.writer.write_all(line.as_bytes()).await?;
+        if self.writer.write_all(line.as_bytes()).await.is_err() {
+            return Err(Halt::Lost);
+        }
         self.written += 1;
         if let Some(id) = event_id(ev) {
             self.positions.insert(id.to_string(), self.written);
@@ -157,76 +242,267 @@ impl CoreLink {
     }
 }
 
-/// The relay's state across connections.
+/// Why serving stopped.
+enum Halt {
+    /// SIGTERM or SIGINT.
+    Shutdown,
+    /// The core went away.
+    Lost,
+    /// The core sealed (a sealed installation).
+    Sealed,
+    /// The core handed over another passphrase than the one the store is open with.
+    NewKey(Passphrase),
+    /// The relay cannot go on.
+    Failed(RelayError),
+}
+
+impl From<RelayError> for Halt {
+    fn from(e: RelayError) -> Halt {
+        Halt::Failed(e)
+    }
+}
+
+impl From<std::io::Error> for Halt {
+    fn from(e: std::io::Error) -> Halt {
+        Halt::Failed(e.into())
+    }
+}
+
+/// How one open store ended.
+enum Ended {
+    Shutdown,
+    Sealed,
+    /// Another key came on this connection: open the store again with it.
+    NewKey(Box<CoreLink>, Passphrase),
+}
+
+/// What the core's keying lines mean: they are screened here before anything else sees a
+/// line, so that `seal` is obeyed even while the relay is busy reaching Signal.
+struct KeyGuard {
+    /// A sealed installation.
+    from_core: bool,
+    /// The keys of the passphrase the store is open with.
+    keys: StateKeys,
+    /// The core's socket, for the error of a core that is not sealed.
+    socket: PathBuf,
+    /// Told once that the core's key is not the gateway's own passphrase.
+    warned_other_key: bool,
+}
+
+impl KeyGuard {
+    /// Handles `store_key` and `seal`; returns any other command for the relay.
+    fn screen(
+        &mut self,
+        cmd: CoreCommand,
+        link: &mut CoreLink,
+    ) -> Result<Option<CoreCommand>, Halt> {
+        match cmd {
+            CoreCommand::StoreKey { passphrase } if self.from_core => {
+                if !self.keys.is_from(passphrase.expose()) {
+                    return Err(Halt::NewKey(passphrase));
+                }
+                link.keyed = true;
+                Ok(None)
+            }
+            CoreCommand::StoreKey { passphrase } => {
+                if !self.warned_other_key && !self.keys.is_from(passphrase.expose()) {
+                    self.warned_other_key = true;
+                    tracing::warn!(
+                        "the core handed over a store key that is not this gateway's \
+                         passphrase; the gateway keeps to its own"
+                    );
+                }
+                Ok(None)
+            }
+            CoreCommand::Seal {} if self.from_core => Err(Halt::Sealed),
+            CoreCommand::Seal {} => {
+                tracing::info!(
+                    "the core sealed; this gateway's passphrase is its own (environment or \
+                     credential), so its store stays open"
+                );
+                Ok(None)
+            }
+            _ if !link.keyed => Err(Halt::Failed(RelayError::NotSealed(self.socket.clone()))),
+            other => Ok(Some(other)),
+        }
+    }
+}
+
+/// Reads and screens the core's lines (when `link` is there and open) while `fut` runs;
+/// other commands are kept for later. Ends early on shutdown, `seal` or another key.
+async fn watching<T>(
+    fut: impl Future<Output = T>,
+    mut link: Option<&mut CoreLink>,
+    guard: &mut KeyGuard,
+    shutdown: &mut Shutdown,
+) -> Result<T, Halt> {
+    tokio::pin!(fut);
+    loop {
+        let read = async {
+            match link.as_deref_mut() {
+                Some(l) if !l.gone => l.reader.next_line().await,
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            out = &mut fut => return Ok(out),
+            _ = shutdown.recv() => return Err(Halt::Shutdown),
+            read = read => {
+                let Some(link) = link.as_deref_mut() else { continue };
+                match read {
+                    Read::Line(line) => match decode_line::<CoreCommand>(&line) {
+                        Ok(cmd) => {
+                            if let Some(cmd) = guard.screen(cmd, link)? {
+                                link.buffered.push_back(cmd);
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignored a line from the core"),
+                    },
+                    Read::Refused(why) => tracing::warn!(%why, "ignored a line from the core"),
+                    Read::End => link.gone = true,
+                }
+            }
+        }
+    }
+}
+
+/// The relay's state while the store is open.
 struct Relay<D> {
     device: D,
     journal: Journal,
-    sent: SentLog,
+    sent: SentIds,
+    guard: KeyGuard,
     waiting: VecDeque<(String, Outgoing)>,
     queue_empty: bool,
     device_backoff: Backoff,
 }
 
 /// Runs the relay until shutdown (or until the device is unlinked).
-pub async fn run<D: Device>(
-    device: D,
+pub async fn run<O: Opener>(
+    mut opener: O,
+    keying: Keying,
     config: RelayConfig,
     mut shutdown: Shutdown,
 ) -> Result<(), RelayError> {
-    let mut relay = Relay {
-        device,
-        journal: Journal::open(&config.state_dir.join("inbox"))?,
-        sent: SentLog::open(&config.state_dir.join("sent-ids"))?,
-        waiting: VecDeque::new(),
-        queue_empty: false,
-        device_backoff: Backoff::new(),
+    let (from_core, mut next) = match keying {
+        // Moved into a Passphrase, not copied.
+        Keying::Own(mut own) => (
+            false,
+            Some((None, Passphrase::new(std::mem::take(&mut *own)))),
+        ),
+        Keying::FromCore => (true, None),
     };
-    relay.note_backlog();
-    let mut core_backoff = Backoff::new();
-    if !relay.connect_device(&mut shutdown).await? {
-        return Ok(());
-    }
     loop {
-        let stream = tokio::select! {
-            s = UnixStream::connect(&config.socket) => s,
-            _ = shutdown.recv() => return Ok(()),
+        let (link, passphrase) = match next.take() {
+            Some(next) => next,
+            None => match wait_for_key(&config, &mut shutdown).await? {
+                Some((link, passphrase)) => (Some(link), passphrase),
+                None => return Ok(()),
+            },
         };
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                let wait = core_backoff.next();
-                tracing::info!(error = %e, retry_ms = wait.as_millis() as u64, "core not reachable");
-                // Keep receiving (and journaling) while the core is away.
-                let deadline = tokio::time::sleep(wait);
-                tokio::pin!(deadline);
-                loop {
-                    tokio::select! {
-                        _ = &mut deadline => break,
-                        ev = relay.device.next_event() => {
-                            if !relay.on_device_event(ev, None, &mut shutdown).await? {
-                                return Ok(());
-                            }
-                        }
-                        _ = shutdown.recv() => return Ok(()),
-                    }
-                }
-                continue;
+        let ended = session(
+            &mut opener,
+            passphrase,
+            from_core,
+            link,
+            &config,
+            &mut shutdown,
+        )
+        .await?;
+        // The device's receiving task was aborted with it: let it go before going on.
+        tokio::task::yield_now().await;
+        match ended {
+            Ended::Shutdown => return Ok(()),
+            Ended::Sealed => tracing::info!(
+                "the core sealed: closed the Signal store and forgot every key derived from it"
+            ),
+            Ended::NewKey(link, passphrase) => {
+                tracing::warn!("the core handed over another store key: opening the store with it");
+                next = Some((Some(*link), passphrase));
             }
-        };
-        core_backoff.reset();
-        tracing::info!("connected to the core");
-        match relay.serve(stream, &mut shutdown).await? {
-            Served::Shutdown => return Ok(()),
-            Served::Lost => tracing::info!("lost the core; reconnecting"),
         }
-        // The core sends everything unsent again when it is back.
-        relay.waiting.clear();
     }
 }
 
-enum Served {
-    Shutdown,
-    Lost,
+/// Connects to the core until a connection begins with `store_key`; None on shutdown.
+async fn wait_for_key(
+    config: &RelayConfig,
+    shutdown: &mut Shutdown,
+) -> Result<Option<(CoreLink, Passphrase)>, RelayError> {
+    tracing::info!("waiting for the core to be unsealed");
+    systemd::notify("STATUS=waiting for the core to be unsealed");
+    let mut backoff = Backoff::new(MAX_KEY_BACKOFF);
+    loop {
+        let stream = tokio::select! {
+            s = UnixStream::connect(&config.socket) => s,
+            _ = shutdown.recv() => return Ok(None),
+        };
+        match stream {
+            Err(e) => tracing::debug!(error = %e, "core not reachable"),
+            Ok(stream) => {
+                let mut link = CoreLink::new(stream, false);
+                loop {
+                    let read = tokio::select! {
+                        r = link.reader.next_line() => r,
+                        _ = shutdown.recv() => return Ok(None),
+                    };
+                    match read {
+                        Read::Line(line) => match decode_line::<CoreCommand>(&line) {
+                            Ok(CoreCommand::StoreKey { passphrase }) => {
+                                link.keyed = true;
+                                tracing::info!("the core handed over the store key");
+                                return Ok(Some((link, passphrase)));
+                            }
+                            // Sealed already.
+                            Ok(CoreCommand::Seal {}) => {}
+                            Ok(_) => return Err(RelayError::NotSealed(config.socket.clone())),
+                            Err(e) => tracing::warn!(error = %e, "ignored a line from the core"),
+                        },
+                        Read::Refused(why) => tracing::warn!(%why, "ignored a line from the core"),
+                        // Refused (another gateway is connected) or stopped: try again.
+                        Read::End => break,
+                    }
+                }
+            }
+        }
+        let wait = backoff.next();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.recv() => return Ok(None),
+        }
+    }
+}
+
+/// One open store: opens it, relays until shutdown, `seal` or another key, and closes it
+/// (everything of it is dropped on return: the device, the store, the journal, the keys).
+async fn session<O: Opener>(
+    opener: &mut O,
+    passphrase: Passphrase,
+    from_core: bool,
+    first: Option<CoreLink>,
+    config: &RelayConfig,
+    shutdown: &mut Shutdown,
+) -> Result<Ended, RelayError> {
+    let keys = StateKeys::derive(passphrase.expose());
+    let device = opener.open(passphrase.expose(), &keys).await?;
+    drop(passphrase);
+    let mut relay = Relay {
+        device,
+        journal: Journal::open(&config.state_dir.join("inbox"), keys.journal.clone())?,
+        sent: SentIds::open(&config.state_dir, keys.sent_ids.clone())?,
+        guard: KeyGuard {
+            from_core,
+            keys,
+            socket: config.socket.clone(),
+            warned_other_key: false,
+        },
+        waiting: VecDeque::new(),
+        queue_empty: false,
+        device_backoff: Backoff::new(MAX_BACKOFF),
+    };
+    relay.note_backlog();
+    systemd::notify("STATUS=relaying");
+    relay.run_links(first, config, shutdown).await
 }
 
 impl<D: Device> Relay<D> {
@@ -240,29 +516,153 @@ impl<D: Device> Relay<D> {
         }
     }
 
-    /// One connection to the core, until it drops or shutdown.
-    async fn serve(
+    /// Connects the device, then serves one connection to the core after another.
+    async fn run_links(
         &mut self,
-        stream: UnixStream,
+        mut first: Option<CoreLink>,
+        config: &RelayConfig,
         shutdown: &mut Shutdown,
-    ) -> Result<Served, RelayError> {
-        let (reader, writer) = stream.into_split();
-        let mut lines = BufReader::new(reader).lines();
-        let mut link = CoreLink {
-            writer,
-            written: 0,
-            positions: HashMap::new(),
-            reported: HashMap::new(),
-        };
-        // Changes the core was not told of first, then every unacknowledged message.
-        for sender in self.device.pending_identities() {
-            if link
-                .write(&GatewayEvent::IdentityChanged { sender })
-                .await
-                .is_err()
-            {
-                return Ok(Served::Lost);
+    ) -> Result<Ended, RelayError> {
+        let mut core_backoff = Backoff::new(MAX_BACKOFF);
+        if let Some(link) = first.as_mut() {
+            // Taken over from the wait for the key (or from a store opened with another
+            // key): nothing was written on it for this store yet.
+            link.greeted = false;
+            link.positions.clear();
+            link.reported.clear();
+        }
+        let mut halt = self.connect_device(first.as_mut(), shutdown).await.err();
+        loop {
+            let mut link = match first.take() {
+                Some(link) => link,
+                None if halt.is_some() => break,
+                None => match self.connect_core(config, &mut core_backoff, shutdown).await {
+                    Ok(link) => link,
+                    Err(h) => {
+                        halt = Some(h);
+                        break;
+                    }
+                },
+            };
+            let h = match halt.take() {
+                Some(h) => h,
+                None => {
+                    tracing::info!("connected to the core");
+                    self.serve(&mut link, shutdown).await
+                }
+            };
+            match h {
+                Halt::Lost => tracing::info!("lost the core; reconnecting"),
+                Halt::NewKey(passphrase) => return Ok(Ended::NewKey(Box::new(link), passphrase)),
+                other => {
+                    halt = Some(other);
+                    break;
+                }
             }
+            // The core sends everything unsent again when it is back.
+            self.waiting.clear();
+        }
+        match halt {
+            Some(Halt::Sealed) => Ok(Ended::Sealed),
+            Some(Halt::Failed(e)) => Err(e),
+            // A new key with no connection to take it from cannot be: each comes on one.
+            Some(Halt::Shutdown | Halt::Lost | Halt::NewKey(_)) | None => Ok(Ended::Shutdown),
+        }
+    }
+
+    /// Connects to the core, with backoff, receiving (and journaling) meanwhile.
+    async fn connect_core(
+        &mut self,
+        config: &RelayConfig,
+        backoff: &mut Backoff,
+        shutdown: &mut Shutdown,
+    ) -> Result<CoreLink, Halt> {
+        loop {
+            let stream = tokio::select! {
+                s = UnixStream::connect(&config.socket) => s,
+                _ = shutdown.recv() => return Err(Halt::Shutdown),
+            };
+            match stream {
+                Ok(stream) => {
+                    backoff.reset();
+                    return Ok(CoreLink::new(stream, !self.guard.from_core));
+                }
+                Err(e) => {
+                    let wait = backoff.next();
+                    tracing::info!(error = %e, retry_ms = wait.as_millis() as u64, "core not reachable");
+                    // Keep receiving (and journaling) while the core is away.
+                    let deadline = tokio::time::sleep(wait);
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => break,
+                            ev = self.device.next_event() => {
+                                self.on_device_event(ev, None, shutdown).await?;
+                            }
+                            _ = shutdown.recv() => return Err(Halt::Shutdown),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Serves one connection to the core until it drops, shutdown, `seal` or another key.
+    async fn serve(&mut self, link: &mut CoreLink, shutdown: &mut Shutdown) -> Halt {
+        match self.serve_until_halt(link, shutdown).await {
+            Ok(never) => match never {},
+            Err(halt) => halt,
+        }
+    }
+
+    async fn serve_until_halt(
+        &mut self,
+        link: &mut CoreLink,
+        shutdown: &mut Shutdown,
+    ) -> Result<std::convert::Infallible, Halt> {
+        loop {
+            while let Some(cmd) = link.buffered.pop_front() {
+                self.on_core_command(cmd, link).await?;
+            }
+            if link.gone {
+                return Err(Halt::Lost);
+            }
+            if link.keyed && !link.greeted {
+                self.greet(link).await?;
+            }
+            if link.keyed && self.queue_empty {
+                while let Some((id, out)) = self.waiting.pop_front() {
+                    self.send_once(link, &id, &out).await?;
+                }
+            }
+            tokio::select! {
+                ev = self.device.next_event() => {
+                    self.on_device_event(ev, Some(&mut *link), shutdown).await?;
+                }
+                read = link.reader.next_line() => match read {
+                    Read::Line(line) => match decode_line::<CoreCommand>(&line) {
+                        Ok(cmd) => {
+                            if let Some(cmd) = self.guard.screen(cmd, link)? {
+                                self.on_core_command(cmd, link).await?;
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignored a line from the core"),
+                    },
+                    Read::Refused(why) => tracing::warn!(%why, "ignored a line from the core"),
+                    Read::End => return Err(Halt::Lost),
+                },
+                _ = shutdown.recv() => return Err(Halt::Shutdown),
+            }
+        }
+    }
+
+    /// What a new connection hears first, once the core has handed over the key: changes
+    /// the core was not told of, then every unacknowledged message.
+    async fn greet(&mut self, link: &mut CoreLink) -> Result<(), Halt> {
+        link.greeted = true;
+        for sender in self.device.pending_identities() {
+            link.write(&GatewayEvent::IdentityChanged { sender })
+                .await?;
         }
         let backlog: Vec<GatewayEvent> = self
             .journal
@@ -271,50 +671,15 @@ impl<D: Device> Relay<D> {
             .map(|e| e.event.clone())
             .collect();
         for ev in &backlog {
-            if link.write(ev).await.is_err() {
-                return Ok(Served::Lost);
-            }
+            link.write(ev).await?;
         }
-        loop {
-            if self.queue_empty {
-                while let Some((id, out)) = self.waiting.pop_front() {
-                    if self.send_once(&mut link, &id, &out).await?.is_err() {
-                        return Ok(Served::Lost);
-                    }
-                }
-            }
-            tokio::select! {
-                ev = self.device.next_event() => {
-                    match self.on_device_event(ev, Some(&mut link), shutdown).await {
-                        Ok(true) => {}
-                        Ok(false) => return Ok(Served::Shutdown),
-                        Err(RelayError::State(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-                            return Ok(Served::Lost)
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                line = lines.next_line() => match line {
-                    Ok(Some(line)) => {
-                        if self.on_core_line(&line, &mut link).await?.is_err() {
-                            return Ok(Served::Lost);
-                        }
-                    }
-                    _ => return Ok(Served::Lost),
-                },
-                _ = shutdown.recv() => return Ok(Served::Shutdown),
-            }
-        }
+        Ok(())
     }
 
-    /// Handles a line from the core; `Err(())` when writing the answer failed.
-    async fn on_core_line(
-        &mut self,
-        line: &str,
-        link: &mut CoreLink,
-    ) -> Result<Result<(), ()>, RelayError> {
-        match decode_line::<CoreCommand>(line) {
-            Ok(CoreCommand::Ack { id }) => {
+    /// Handles a command from the core (the keying lines are screened before).
+    async fn on_core_command(&mut self, cmd: CoreCommand, link: &mut CoreLink) -> Result<(), Halt> {
+        match cmd {
+            CoreCommand::Ack { id } => {
                 if let Some(at) = link.positions.remove(&id) {
                     // The core has read every line before this one: the identity changes
                     // reported before it are known to it now.
@@ -334,13 +699,13 @@ impl<D: Device> Relay<D> {
                     tracing::debug!(%id, "ack of a message not waiting");
                 }
             }
-            Ok(CoreCommand::Send {
+            CoreCommand::Send {
                 id,
                 recipient,
                 body,
                 timestamp,
                 expire_timer,
-            }) => {
+            } => {
                 let out = Outgoing {
                     recipient,
                     body,
@@ -349,30 +714,27 @@ impl<D: Device> Relay<D> {
                 };
                 match self.answer_from_log(&id, &out) {
                     Some(answer) => {
-                        if link.write(&answer).await.is_err() {
-                            return Ok(Err(()));
-                        }
+                        link.write(&answer).await?;
                     }
                     None => self.waiting.push_back((id, out)),
                 }
             }
-            Err(e) => tracing::warn!(error = %e, "ignored a line from the core"),
+            CoreCommand::StoreKey { .. } | CoreCommand::Seal {} => {}
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// The answer to a send whose id the sent log holds, None for a new id: `sent` for the
     /// same message (the core asks again), an `id_conflict` refusal for another message
     /// under a used id, which must never be taken for sent.
     fn answer_from_log(&self, id: &str, out: &Outgoing) -> Option<GatewayEvent> {
-        let digest = content_digest(&out.recipient, out.timestamp, &out.body);
-        match self.sent.check(id, &digest) {
-            sent_log::Seen::New => None,
-            sent_log::Seen::Sent => Some(GatewayEvent::Sent {
+        match self.sent.check(id, out) {
+            Seen::New => None,
+            Seen::Sent => Some(GatewayEvent::Sent {
                 id: id.to_string(),
                 timestamp: Some(out.timestamp),
             }),
-            sent_log::Seen::Conflict => {
+            Seen::Conflict => {
                 tracing::error!(%id, "the core sent a new message under an id already sent with other content: refused (id_conflict), not sent");
                 Some(GatewayEvent::SendFailed {
                     id: id.to_string(),
@@ -383,53 +745,47 @@ impl<D: Device> Relay<D> {
         }
     }
 
-    /// Sends one message and writes the outcome; `Err(())` when writing failed.
+    /// Sends one message and writes the outcome.
     async fn send_once(
         &mut self,
         link: &mut CoreLink,
         id: &str,
         out: &Outgoing,
-    ) -> Result<Result<(), ()>, RelayError> {
-        let ok = |r: std::io::Result<u64>| r.map(|_| ()).map_err(|_| ());
+    ) -> Result<(), Halt> {
         if let Some(answer) = self.answer_from_log(id, out) {
-            return Ok(ok(link.write(&answer).await));
+            link.write(&answer).await?;
+            return Ok(());
         }
         tracing::info!(%id, timestamp = out.timestamp, "sending");
         match self.device.send(out).await {
             Ok(delivered) => {
-                let digest = content_digest(&out.recipient, out.timestamp, &out.body);
-                self.sent.record(id, &digest)?;
+                self.sent.record(id, out)?;
                 let sent = GatewayEvent::Sent {
                     id: id.to_string(),
                     timestamp: Some(out.timestamp),
                 };
-                if ok(link.write(&sent).await).is_err() {
-                    return Ok(Err(()));
-                }
+                link.write(&sent).await?;
                 if delivered.identity_changed {
                     tracing::warn!(recipient = %out.recipient, "the recipient's identity key changed during a send");
                     let ev = GatewayEvent::IdentityChanged {
                         sender: out.recipient.clone(),
                     };
-                    return Ok(ok(link.write(&ev).await));
+                    link.write(&ev).await?;
                 }
-                Ok(Ok(()))
             }
             Err(SendFailure::IdentityChanged) => {
                 if !link.reported.contains_key(&out.recipient) {
                     let ev = GatewayEvent::IdentityChanged {
                         sender: out.recipient.clone(),
                     };
-                    if ok(link.write(&ev).await).is_err() {
-                        return Ok(Err(()));
-                    }
+                    link.write(&ev).await?;
                 }
                 let failed = GatewayEvent::SendFailed {
                     id: id.to_string(),
                     error: IDENTITY_CHANGED.into(),
                     retryable: false,
                 };
-                Ok(ok(link.write(&failed).await))
+                link.write(&failed).await?;
             }
             Err(SendFailure::Failed { message, retryable }) => {
                 let failed = GatewayEvent::SendFailed {
@@ -437,27 +793,28 @@ impl<D: Device> Relay<D> {
                     error: message,
                     retryable,
                 };
-                Ok(ok(link.write(&failed).await))
+                link.write(&failed).await?;
             }
         }
+        Ok(())
     }
 
-    /// Handles one device event (`link` when the core is connected); false when shutdown
-    /// came while reconnecting. A failed write to the core is a `BrokenPipe` state error.
+    /// Handles one device event; the core hears of it when `link` is there and has handed
+    /// over the key.
     async fn on_device_event(
         &mut self,
         ev: Result<DeviceEvent, DeviceError>,
-        link: Option<&mut CoreLink>,
+        mut link: Option<&mut CoreLink>,
         shutdown: &mut Shutdown,
-    ) -> Result<bool, RelayError> {
-        let lost = |_| RelayError::State(std::io::ErrorKind::BrokenPipe.into());
+    ) -> Result<(), Halt> {
+        let to_core = link.as_deref_mut().filter(|l| l.keyed && l.greeted);
         match ev {
             Ok(DeviceEvent::Relay(event)) => {
                 self.device_backoff.reset();
                 // On disk before the core sees it; a repeat of a waiting message is dropped.
                 if let Some(entry) = self.journal.append(event)? {
-                    if let Some(link) = link {
-                        link.write(&entry.event).await.map_err(lost)?;
+                    if let Some(link) = to_core {
+                        link.write(&entry.event).await?;
                     }
                 }
             }
@@ -468,17 +825,16 @@ impl<D: Device> Relay<D> {
                     .drain(..)
                     .partition(|(_, out)| out.recipient == sender);
                 self.waiting = kept.into();
-                if let Some(link) = link {
+                if let Some(link) = to_core {
                     link.write(&GatewayEvent::IdentityChanged { sender })
-                        .await
-                        .map_err(lost)?;
+                        .await?;
                     for (id, _) in refused {
                         let failed = GatewayEvent::SendFailed {
                             id,
                             error: IDENTITY_CHANGED.into(),
                             retryable: false,
                         };
-                        link.write(&failed).await.map_err(lost)?;
+                        link.write(&failed).await?;
                     }
                 }
             }
@@ -486,26 +842,40 @@ impl<D: Device> Relay<D> {
             Err(DeviceError::Disconnected(why)) => {
                 tracing::warn!(%why, "Signal connection lost");
                 self.queue_empty = false;
-                return self.connect_device(shutdown).await;
+                return self.connect_device(link, shutdown).await;
             }
-            Err(e @ DeviceError::Unlinked(_)) => return Err(e.into()),
+            Err(e @ DeviceError::Unlinked(_)) => return Err(RelayError::from(e).into()),
         }
-        Ok(true)
+        Ok(())
     }
 
-    /// Connects the device, retrying with backoff; false when shutdown came first.
-    async fn connect_device(&mut self, shutdown: &mut Shutdown) -> Result<bool, RelayError> {
+    /// Connects the device, retrying with backoff, while the core's keying lines are heeded.
+    async fn connect_device(
+        &mut self,
+        mut link: Option<&mut CoreLink>,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), Halt> {
         loop {
-            match self.device.connect().await {
-                Ok(()) => return Ok(true),
-                Err(e @ DeviceError::Unlinked(_)) => return Err(e.into()),
+            let attempt = watching(
+                self.device.connect(),
+                link.as_deref_mut(),
+                &mut self.guard,
+                shutdown,
+            )
+            .await?;
+            match attempt {
+                Ok(()) => return Ok(()),
+                Err(e @ DeviceError::Unlinked(_)) => return Err(RelayError::from(e).into()),
                 Err(DeviceError::Disconnected(why)) => {
                     let wait = self.device_backoff.next();
                     tracing::warn!(%why, retry_ms = wait.as_millis() as u64, "cannot reach Signal");
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.recv() => return Ok(false),
-                    }
+                    watching(
+                        tokio::time::sleep(wait),
+                        link.as_deref_mut(),
+                        &mut self.guard,
+                        shutdown,
+                    )
+                    .await?;
                 }
             }
         }

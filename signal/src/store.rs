@@ -5,13 +5,14 @@
 //!   (mode 0700).
 //! - The store passphrase comes from `PANE_SIGNAL_PASSPHRASE` or from the systemd credential
 //!   `$CREDENTIALS_DIRECTORY/signal-passphrase`, never from the command line; without one the
-//!   gateway refuses to start.
+//!   installation is sealed and the core hands it over (`relay::Keying`).
 
 use anyhow::{bail, Context};
 use presage_store_sqlite::{OnNewIdentity, SqliteConnectOptions, SqliteStore};
 use sqlx::ConnectOptions;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
 
 /// The environment variable holding the store passphrase.
 pub const PASSPHRASE_ENV: &str = "PANE_SIGNAL_PASSPHRASE";
@@ -46,33 +47,29 @@ pub fn ensure_signal_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Reads the store passphrase: `PANE_SIGNAL_PASSPHRASE` (removed from the environment once
 /// read), else `$CREDENTIALS_DIRECTORY/signal-passphrase`. Call it before any thread starts.
-pub fn read_passphrase() -> anyhow::Result<String> {
-    let from_env = std::env::var(PASSPHRASE_ENV).ok();
+///
+/// None when neither is there (or both are empty): a sealed installation, where the core
+/// hands the passphrase over on its socket once the owner has unsealed it.
+pub fn read_passphrase() -> anyhow::Result<Option<Zeroizing<String>>> {
+    let from_env = std::env::var(PASSPHRASE_ENV).ok().map(Zeroizing::new);
     // Nothing this process starts needs it; do not hand it on. (Single-threaded here.)
     std::env::remove_var(PASSPHRASE_ENV);
-    let passphrase = match from_env {
-        Some(p) => p,
-        None => match std::env::var_os("CREDENTIALS_DIRECTORY") {
-            Some(dir) => {
-                let path = Path::new(&dir).join(PASSPHRASE_CREDENTIAL);
-                match std::fs::read_to_string(&path) {
-                    Ok(p) => p.trim_end_matches(['\r', '\n']).to_string(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot read {}", path.display()))
-                    }
-                }
-            }
-            None => String::new(),
-        },
-    };
-    if passphrase.is_empty() {
-        bail!(
-            "no store passphrase: set {PASSPHRASE_ENV} or provide the systemd credential \
-             {PASSPHRASE_CREDENTIAL} (LoadCredential=); the Signal keys are never stored unencrypted"
-        );
+    if let Some(passphrase) = from_env.filter(|p| !p.is_empty()) {
+        return Ok(Some(passphrase));
     }
-    Ok(passphrase)
+    let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") else {
+        return Ok(None);
+    };
+    let path = Path::new(&dir).join(PASSPHRASE_CREDENTIAL);
+    let file = match std::fs::read(&path) {
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let text = std::str::from_utf8(&file)
+        .map_err(|_| anyhow::anyhow!("{} is not UTF-8 text", path.display()))?;
+    let passphrase = text.trim_end_matches(['\r', '\n']);
+    Ok((!passphrase.is_empty()).then(|| Zeroizing::new(passphrase.to_string())))
 }
 
 /// Opens the encrypted presage store at `path`; `create` allows creating a new one.
@@ -93,8 +90,23 @@ pub async fn open(path: &Path, passphrase: &str, create: bool) -> anyhow::Result
         // What the gateway deletes (presage's copies of messages) is overwritten, not left
         // in free pages.
         .pragma("secure_delete", "on")
-        // SQLCipher: the key must be the first statement; quotes doubled as SQL asks.
-        .pragma("key", format!("'{}'", passphrase.replace('\'', "''")))
+        // SQLCipher: the key must be the first statement; quotes doubled as SQL asks. (sqlx
+        // keeps its copy of the pragma until the store closes, and frees it unwiped: beyond
+        // this crate's reach.)
+        .pragma("key", {
+            // Reserved whole (every quote doubled at most), so it never moves and leaves no
+            // copy of the passphrase behind.
+            let mut quoted = String::with_capacity(passphrase.len() * 2 + 2);
+            quoted.push('\'');
+            for c in passphrase.chars() {
+                if c == '\'' {
+                    quoted.push('\'');
+                }
+                quoted.push(c);
+            }
+            quoted.push('\'');
+            quoted
+        })
         // sqlx logs each connection's first statement, the pragmas above with the key in
         // clear: every time at DEBUG, and at WARN (the default filter) whenever it takes
         // over a second, as SQLCipher's key derivation can. Never log statements.
