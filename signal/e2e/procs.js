@@ -10,6 +10,17 @@ const path = require('node:path');
 /** A test passphrase for the throwaway store (never a real one). */
 const PASSPHRASE = 'e2e-only-store-passphrase-0123456789abcdef';
 
+/** The unseal passphrase of a sealed test installation (never a real one). */
+const UNSEAL = 'e2e-only-unseal-passphrase-correct-horse-battery';
+
+/**
+ * A sealed installation (PANE_E2E_SEALED=1): `pane-agent init` seals the core's store and
+ * generates the Signal store's passphrase into it; `pane-agent run` starts sealed and is
+ * unsealed with `pane-agent unseal` (the passphrase on stdin) after every start; and
+ * `pane-signal` runs without a passphrase, taking it from the core (`store_key`).
+ */
+const SEALED = process.env.PANE_E2E_SEALED === '1';
+
 function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -48,12 +59,28 @@ function baseEnv(work) {
 }
 
 class Core {
-  constructor({ bin, work, owner }) {
+  constructor({ bin, work, owner, sealed = SEALED }) {
     this.bin = bin;
+    this.sealed = sealed;
     this.dir = path.join(work, 'pane');
     this.log = path.join(work, 'pane-agent.log');
     this.env = { ...baseEnv(work), PANE_DATA_DIR: this.dir };
-    execFileSync(bin, ['init'], { env: this.env, stdio: 'ignore' });
+    // A core that can seal makes a sealed installation unless told `--unsealed`; an older
+    // one has no such flag and is always unsealed.
+    const help = execFileSync(bin, ['init', '--help'], { env: this.env }).toString();
+    const canSeal = help.includes('--unsealed');
+    if (sealed && !canSeal) throw new Error('PANE_E2E_SEALED=1, but this pane-agent init cannot seal');
+    const init = sealed || !canSeal ? ['init'] : ['init', '--unsealed'];
+    execFileSync(bin, init, {
+      env: this.env,
+      input: sealed ? `${UNSEAL}\n` : '',
+      stdio: ['pipe', 'ignore', 'pipe'],
+    });
+    // The command secret, kept for `sign` and `send`: on a sealed installation the first
+    // unseal takes agent.secret into the sealed store and removes the file.
+    const secretFile = path.join(this.dir, 'agent.secret');
+    this.secret = sealed && fs.existsSync(secretFile) ? fs.readFileSync(secretFile, 'utf8').trim() : undefined;
+    this.cliEnv = this.secret ? { ...this.env, AGENT_SECRET: this.secret } : this.env;
     const config = path.join(this.dir, 'pane.toml');
     const text = fs.readFileSync(config, 'utf8');
     if (!text.includes('owner = ""')) throw new Error('pane.toml template has no [signal] owner');
@@ -67,6 +94,67 @@ class Core {
     fs.closeSync(log);
     const sock = path.join(this.dir, 'agent.sock');
     await until(20000, 'pane-agent run', () => this.child.exitCode === null && canConnect(sock), 100);
+    if (this.sealed) await this.unseal();
+  }
+
+  /** `pane-agent unseal`, the passphrase on stdin, until the running core takes it. */
+  async unseal() {
+    let why = '';
+    await until(
+      20000,
+      'pane-agent unseal',
+      () => {
+        try {
+          execFileSync(this.bin, ['unseal'], { env: this.env, input: `${UNSEAL}\n`, stdio: ['pipe', 'ignore', 'pipe'] });
+          return true;
+        } catch (e) {
+          why = (e.stderr ?? '').toString().trim();
+          if (this.child.exitCode !== null) throw new Error(`pane-agent run exited: ${why}`);
+          return false;
+        }
+      },
+      250,
+    ).catch((e) => {
+      throw new Error(`${e.message}: ${why}`);
+    });
+  }
+
+  /** SIGKILL: the core stops without sealing (the gateway keeps its store open). */
+  async kill() {
+    if (!this.child || this.child.exitCode !== null) return;
+    const done = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGKILL');
+    await done;
+  }
+
+  /**
+   * The Signal store's passphrase as the core hands it to a gateway: the first line of a
+   * connection to gateway.sock (a sealed installation; stop pane-signal first, since the
+   * core serves one gateway at a time).
+   */
+  async storeKey() {
+    const sock = path.join(this.dir, 'gateway.sock');
+    const line = await within(
+      10000,
+      'store_key from the core',
+      new Promise((resolve, reject) => {
+        let buf = '';
+        const s = net.connect(sock);
+        s.on('data', (d) => {
+          buf += d;
+          const nl = buf.indexOf('\n');
+          if (nl >= 0) {
+            s.destroy();
+            resolve(buf.slice(0, nl));
+          }
+        });
+        s.on('error', reject);
+        s.on('close', () => reject(new Error('the core closed the connection without a line')));
+      }),
+    );
+    const msg = JSON.parse(line);
+    if (msg.type !== 'store_key') throw new Error(`the core's first line is ${msg.type}, not store_key`);
+    return msg.passphrase;
   }
 
   async stop() {
@@ -78,14 +166,14 @@ class Core {
 
   /** A signed envelope (JSON text) for `cmd`, from `pane-agent sign`. */
   sign(cmd, pairs = []) {
-    return execFileSync(this.bin, ['sign', cmd, ...pairs], { env: this.env }).toString().trim();
+    return execFileSync(this.bin, ['sign', cmd, ...pairs], { env: this.cliEnv }).toString().trim();
   }
 
   /** `pane-agent send`: the reply as JSON (the control socket keeps JSON). */
   send(cmd, pairs = []) {
     let out;
     try {
-      out = execFileSync(this.bin, ['send', cmd, ...pairs], { env: this.env });
+      out = execFileSync(this.bin, ['send', cmd, ...pairs], { env: this.cliEnv });
     } catch (e) {
       out = e.stdout;
     }
@@ -94,7 +182,7 @@ class Core {
 
   /** `pane-agent <args>` at the console. */
   cli(args) {
-    return execFileSync(this.bin, args, { env: this.env }).toString();
+    return execFileSync(this.bin, args, { env: this.cliEnv }).toString();
   }
 
   logs() {
@@ -114,13 +202,15 @@ function canConnect(sock) {
 }
 
 class Gateway {
-  constructor({ bin, work, dataDir, serviceConfig }) {
+  constructor({ bin, work, dataDir, serviceConfig, sealed = SEALED }) {
     this.bin = bin;
     this.dataDir = dataDir;
+    this.sealed = sealed;
     this.log = path.join(work, 'pane-signal.log');
+    // Sealed: no passphrase of its own; it waits for the core's store_key.
     this.env = {
       ...baseEnv(work),
-      PANE_SIGNAL_PASSPHRASE: PASSPHRASE,
+      ...(sealed ? {} : { PANE_SIGNAL_PASSPHRASE: PASSPHRASE }),
       PANE_SIGNAL_E2E_SERVICE_CONFIG: serviceConfig,
     };
     this.child = undefined;
@@ -180,4 +270,4 @@ class Gateway {
   }
 }
 
-module.exports = { Core, Gateway, PASSPHRASE, sleep, within, until };
+module.exports = { Core, Gateway, PASSPHRASE, SEALED, sleep, within, until };

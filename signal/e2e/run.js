@@ -9,6 +9,9 @@
 // compare); the manifest and lock are always signal/'s. --core-bin runs another pane-agent
 // binary (a build of another revision of the core) instead of the root crate's. --release
 // builds pane-signal with the release profile (the core stays a debug build).
+// PANE_E2E_SEALED=1 runs a sealed installation (procs.js: SEALED): the core initialised
+// sealed and unsealed with `pane-agent unseal` after each start, pane-signal given no
+// passphrase; scenario 13 runs only then.
 'use strict';
 
 const fs = require('node:fs');
@@ -16,7 +19,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { build } = require('./build');
 const { startMock } = require('./mock');
-const { Core, Gateway, within } = require('./procs');
+const { Core, Gateway, SEALED, within } = require('./procs');
 const { Owner } = require('./owner');
 const { SCENARIOS } = require('./scenarios');
 
@@ -39,6 +42,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pane-signal-e2e-'));
   console.log(`work dir: ${work}`);
+  console.log(`installation: ${SEALED ? 'sealed (PANE_E2E_SEALED=1)' : 'unsealed'}`);
   const built = build({ libsignalService: args.libsignalService, signalSrc: args.signalSrc, release: args.release });
   // Copies: a build started elsewhere during the run must not change what it restarts.
   fs.mkdirSync(path.join(work, 'bin'));
@@ -76,6 +80,7 @@ async function main() {
   const results = [];
   for (const s of SCENARIOS) {
     if (args.only && !args.only.has(s.n)) continue;
+    if (s.sealedOnly && !SEALED) continue;
     // Link is what every other scenario stands on.
     if (s.n !== 1 && !ctx.linked) {
       results.push({ n: s.n, name: s.name, pass: false, secs: 0, note: 'not run: no linked device' });

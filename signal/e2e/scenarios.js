@@ -62,7 +62,11 @@ const link = {
     gateway.start();
     ctx.linked = await within(90000, 'provisioning completed (pre-keys uploaded by run)', completed);
     assert(ctx.linked.deviceId === Number(m[2]), 'the mock linked another device id');
+    // Sealed: link takes the key from the core, which serves one gateway at a time (a
+    // second one is refused, and the owner alerted): the running gateway steps aside.
+    if (gateway.sealed) await gateway.stop();
     const again = await within(30000, 'a second link', gateway.link([], undefined));
+    if (gateway.sealed) gateway.start();
     assert(again.code !== 0, 'a second link without --force succeeded');
     assert(/already holds a linked device/.test(again.stderr), `second link: ${lastLine(again.stderr)}`);
     return `ACI ${m[1]} device ${m[2]}; second link refused: "${lastLine(again.stderr).slice(0, 60)}..."`;
@@ -138,10 +142,46 @@ async function until_message(who, pred, ms, what, settle = 3000) {
   return got.concat(await who.drain(settle));
 }
 
-/** The gateway's journal of unacknowledged messages. */
+/** The gateway's journal of unacknowledged messages (sealed entries; `.json` is an
+ * entry in clear, from before the journal was sealed). */
 function journal(ctx) {
   const dir = path.join(ctx.core.dir, 'signal', 'inbox');
-  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /\.(sealed|json)$/.test(f)) : [];
+}
+
+/** Text of the harness's envelopes and replies, and the owner's ACI: none of it may be
+ * readable in the gateway's files, in clear, hex or base64. */
+function clearTextIn(ctx, files) {
+  const needles = ['"cmd"', '"sig"', '"count"', 'approve ', ctx.owner.aci];
+  const spelled = [];
+  for (const n of needles) {
+    const b = Buffer.from(n);
+    spelled.push([n, n], [n, b.toString('hex')]);
+    for (let skip = 0; skip < 3; skip++) {
+      const part = b.subarray(skip, skip + Math.floor((b.length - skip) / 3) * 3);
+      if (part.length >= 3) spelled.push([n, part.toString('base64')]);
+    }
+  }
+  const found = [];
+  for (const f of files) {
+    const text = fs.readFileSync(f).toString('latin1');
+    for (const [n, s] of spelled) if (text.includes(s)) found.push(`${path.basename(f)}: ${n}`);
+  }
+  return found;
+}
+
+/** Every file the gateway wrote beside its presage store. */
+function besideTheStore(ctx) {
+  const out = [];
+  const walk = (dir) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (!e.name.startsWith('presage.db3')) out.push(p);
+    }
+  };
+  walk(path.join(ctx.core.dir, 'signal'));
+  return out;
 }
 
 /** Each send attempt the gateway logged for one outbox id: {id: [timestamps]}. */
@@ -285,10 +325,15 @@ const gatewayKill = {
   timeout: 180000,
   async run(ctx) {
     const { owner, core, gateway, linked } = ctx;
-    await core.stop();
+    // Sealed, a stopped core seals the gateway too (nothing is received then): killed, it
+    // does not, and the gateway keeps receiving and journaling.
+    if (core.sealed) await core.kill();
+    else await core.stop();
     await owner.send(linked, core.sign('list'));
     await owner.send(linked, core.sign('help'));
     await until(30000, 'both messages journaled', () => journal(ctx).length >= 2);
+    const inClear = clearTextIn(ctx, besideTheStore(ctx));
+    assert(inClear.length === 0, `in clear beside the store: ${inClear.join(', ')}`);
     await gateway.kill();
     const logFrom = gateway.logs().length;
     gateway.start();
@@ -301,7 +346,7 @@ const gatewayKill = {
     for (const [id, ts] of Object.entries(attempts)) {
       assert(new Set(ts).size === 1, `send ${id} went out with timestamps ${ts.join(', ')}`);
     }
-    return '2 journaled while the core was down, relayed after the restart, 2 replies, journal empty';
+    return '2 journaled (sealed: no envelope text or ACI in clear, hex or base64) while the core was down, relayed after the restart, 2 replies, journal empty';
   },
 };
 
@@ -330,20 +375,24 @@ const retention = {
   n: 10,
   name: 'Retention: the presage store holds no message bodies',
   async run(ctx) {
-    const { gateway } = ctx;
+    const { gateway, core } = ctx;
     await gateway.stop();
     const db = path.join(ctx.core.dir, 'signal', 'presage.db3');
     const python = process.env.PANE_E2E_PYTHON || 'python3';
+    // Sealed: the passphrase lives in the core's sealed store; ask the core as a gateway does.
+    const passphrase = core.sealed ? await core.storeKey() : PASSPHRASE;
     const out = execFileSync(python, [path.join(__dirname, 'inspect_store.py'), db], {
-      env: { ...process.env, PANE_SIGNAL_PASSPHRASE: PASSPHRASE },
+      env: { ...process.env, PANE_SIGNAL_PASSPHRASE: passphrase },
     }).toString();
+    const inClear = clearTextIn(ctx, besideTheStore(ctx));
     gateway.start();
     const report = JSON.parse(out);
     ctx.notes.push(`store tables (rows): ${JSON.stringify(report.tables)}`);
     assert(report.tables.thread_messages === 0, `${report.tables.thread_messages} messages kept`);
     assert(report.plaintext.length === 0, `plaintext in the files: ${report.plaintext.join(', ')}`);
     assert(journal(ctx).length === 0, `${journal(ctx).length} messages still journaled`);
-    return `thread_messages 0, threads ${report.tables.threads}, no "cmd" text in the files, journal empty`;
+    assert(inClear.length === 0, `in clear beside the store: ${inClear.join(', ')}`);
+    return `thread_messages 0, threads ${report.tables.threads}, no "cmd" text in the files, journal empty, nothing in clear beside the store`;
   },
 };
 
@@ -402,6 +451,33 @@ const blockedTimer = {
   },
 };
 
-const SCENARIOS = [link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit, blockedTimer];
+const sealUnseal = {
+  n: 13,
+  name: 'Sealed: the core stops, the gateway closes its store and waits; unsealed, it answers',
+  sealedOnly: true,
+  timeout: 180000,
+  async run(ctx) {
+    const { owner, core, gateway, linked } = ctx;
+    const logFrom = gateway.logs().length;
+    await core.stop();
+    await until(20000, 'the gateway seals', () => gatewaySaw(ctx, 'the core sealed', logFrom).length > 0, 200);
+    await until(20000, 'the gateway waits for the key', () =>
+      gatewaySaw(ctx, 'waiting for the core to be unsealed', logFrom).length > 0, 200);
+    // Sent while sealed: it waits on Signal's server, not in the gateway.
+    await owner.send(linked, core.sign('list'));
+    const meanwhile = await owner.drain(5000);
+    assert(meanwhile.length === 0, `${meanwhile.length} message(s) while sealed`);
+    assert(journal(ctx).length === 0, `${journal(ctx).length} journaled while sealed (the store should be closed)`);
+    assert(gateway.child.exitCode === null && gateway.child.signalCode === null, 'the gateway exited');
+    await core.start();
+    const replies = fresh(ctx, await owner.drain(30000), 'scenario 13');
+    assert(replies.length === 1, `${replies.length} replies after the unseal (want 1)`);
+    await until(20000, 'the journal emptied by the ack', () => journal(ctx).length === 0);
+    const opened = gatewaySaw(ctx, 'the core handed over the store key', logFrom).length;
+    return `sealed on the core's stop (process kept), nothing received while sealed, ${opened} key handover(s), the message sent meanwhile answered once after the unseal`;
+  },
+};
+
+const SCENARIOS = [link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit, blockedTimer, sealUnseal];
 
 module.exports = { SCENARIOS };
