@@ -451,6 +451,21 @@ const blockedTimer = {
   },
 };
 
+/** The presage store's files the gateway process holds open (Linux: /proc/PID/fd). */
+function storeFilesOpen(gateway) {
+  const dir = `/proc/${gateway.child.pid}/fd`;
+  const out = [];
+  for (const fd of fs.readdirSync(dir)) {
+    try {
+      const target = fs.readlinkSync(path.join(dir, fd));
+      if (target.includes('presage.db3')) out.push(target);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return out;
+}
+
 const sealUnseal = {
   n: 13,
   name: 'Sealed: the core stops, the gateway closes its store and waits; unsealed, it answers',
@@ -463,18 +478,24 @@ const sealUnseal = {
     await until(20000, 'the gateway seals', () => gatewaySaw(ctx, 'the core sealed', logFrom).length > 0, 200);
     await until(20000, 'the gateway waits for the key', () =>
       gatewaySaw(ctx, 'waiting for the core to be unsealed', logFrom).length > 0, 200);
-    // Sent while sealed: it waits on Signal's server, not in the gateway.
-    await owner.send(linked, core.sign('list'));
+    // The store is closed: the process holds no file of it open.
+    await until(10000, 'the gateway closes presage.db3', () => storeFilesOpen(gateway).length === 0, 200);
+    // Sent while sealed: it waits on Signal's server, not in the gateway. (The mock's send
+    // resolves only once the message reached the device: not awaited until the unseal.)
+    const sent = owner.send(linked, core.sign('list'));
+    sent.catch(() => {});
     const meanwhile = await owner.drain(5000);
     assert(meanwhile.length === 0, `${meanwhile.length} message(s) while sealed`);
     assert(journal(ctx).length === 0, `${journal(ctx).length} journaled while sealed (the store should be closed)`);
     assert(gateway.child.exitCode === null && gateway.child.signalCode === null, 'the gateway exited');
     await core.start();
+    await within(60000, "the owner's message delivered after the unseal", sent);
+    assert(storeFilesOpen(gateway).length > 0, 'the store is not open again after the unseal');
     const replies = fresh(ctx, await owner.drain(30000), 'scenario 13');
     assert(replies.length === 1, `${replies.length} replies after the unseal (want 1)`);
     await until(20000, 'the journal emptied by the ack', () => journal(ctx).length === 0);
     const opened = gatewaySaw(ctx, 'the core handed over the store key', logFrom).length;
-    return `sealed on the core's stop (process kept), nothing received while sealed, ${opened} key handover(s), the message sent meanwhile answered once after the unseal`;
+    return `sealed on the core's stop (process kept, presage.db3 closed), nothing received while sealed, ${opened} key handover(s), the message sent meanwhile answered once after the unseal`;
   },
 };
 
