@@ -3,6 +3,7 @@
 'use strict';
 
 const { spawn, execFileSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const net = require('node:net');
 const path = require('node:path');
@@ -71,15 +72,14 @@ class Core {
     const canSeal = help.includes('--unsealed');
     if (sealed && !canSeal) throw new Error('PANE_E2E_SEALED=1, but this pane-agent init cannot seal');
     const init = sealed || !canSeal ? ['init'] : ['init', '--unsealed'];
+    // Sealed, the command secret lives only in the sealed store: the harness chooses it
+    // (init takes AGENT_SECRET) and hands it to `sign` and `send`, never to `run`.
+    this.secret = sealed ? crypto.randomBytes(32).toString('hex') : undefined;
     execFileSync(bin, init, {
-      env: this.env,
+      env: sealed ? { ...this.env, AGENT_SECRET: this.secret } : this.env,
       input: sealed ? `${UNSEAL}\n` : '',
       stdio: ['pipe', 'ignore', 'pipe'],
     });
-    // The command secret, kept for `sign` and `send`: on a sealed installation the first
-    // unseal takes agent.secret into the sealed store and removes the file.
-    const secretFile = path.join(this.dir, 'agent.secret');
-    this.secret = sealed && fs.existsSync(secretFile) ? fs.readFileSync(secretFile, 'utf8').trim() : undefined;
     this.cliEnv = this.secret ? { ...this.env, AGENT_SECRET: this.secret } : this.env;
     const config = path.join(this.dir, 'pane.toml');
     const text = fs.readFileSync(config, 'utf8');
