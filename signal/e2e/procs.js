@@ -72,15 +72,17 @@ class Core {
     const canSeal = help.includes('--unsealed');
     if (sealed && !canSeal) throw new Error('PANE_E2E_SEALED=1, but this pane-agent init cannot seal');
     const init = sealed || !canSeal ? ['init'] : ['init', '--unsealed'];
-    // Sealed, the command secret lives only in the sealed store: the harness chooses it
-    // (init takes AGENT_SECRET) and hands it to `sign` and `send`, never to `run`.
+    // Sealed, a secret init makes lives only in the sealed store, where `sign` cannot read
+    // it: the harness chooses the command secret and gives it in AGENT_SECRET to init (which
+    // then makes none), to `run` and to `sign` and `send`.
     this.secret = sealed ? crypto.randomBytes(32).toString('hex') : undefined;
+    if (this.secret) this.env.AGENT_SECRET = this.secret;
     execFileSync(bin, init, {
-      env: sealed ? { ...this.env, AGENT_SECRET: this.secret } : this.env,
+      env: this.env,
       input: sealed ? `${UNSEAL}\n` : '',
       stdio: ['pipe', 'ignore', 'pipe'],
     });
-    this.cliEnv = this.secret ? { ...this.env, AGENT_SECRET: this.secret } : this.env;
+    this.cliEnv = this.env;
     const config = path.join(this.dir, 'pane.toml');
     const text = fs.readFileSync(config, 'utf8');
     if (!text.includes('owner = ""')) throw new Error('pane.toml template has no [signal] owner');
