@@ -10,6 +10,7 @@
 //! what the gateway writes beside its store is sealed with keys derived from it (`sealing`).
 //! See `docs/signal-gateway.md`.
 
+mod core_link;
 mod device;
 mod identities;
 mod journal;

@@ -1,11 +1,13 @@
 //! The relay against a test double of the device and a test core on a real Unix socket.
 
 use super::*;
-use pane_protocol::messages::message_id;
+use crate::journal::event_id;
+use pane_protocol::messages::{encode_line, message_id};
 use pane_protocol::sent_log::content_digest;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::rc::Rc;
+use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixListener;
