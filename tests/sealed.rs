@@ -280,6 +280,13 @@ fn scan(dir: &Path, log: &str, needles: &[(String, String)]) -> Vec<String> {
 #[test]
 fn a_day_of_use_leaves_nothing_readable_at_rest() {
     let mut day = a_day(true);
+    // The gateway got its store's passphrase from the unsealed core, first on its connection.
+    assert_eq!(
+        day.gw.keying.first(),
+        Some(&Some(SIGNAL_PASSPHRASE.to_string())),
+        "{:?}",
+        day.gw.keying.len()
+    );
     day.agent.stop();
     let found = scan(&day.agent.dir, &day.agent.logs(), &day.needles);
     assert!(found.is_empty(), "readable at rest: {found:#?}");
@@ -382,6 +389,11 @@ fn seal_from_signal_then_a_crash_resumes_but_a_reboot_needs_the_owner() {
     assert!(words.contains("the data key"), "{words}");
     wait_for("the agent to seal", || {
         (day.agent.send("list", json!({}))["kind"] == "sealed").then_some(())
+    });
+    // The gateway was told to forget its store's key.
+    wait_for("the gateway's seal", || {
+        let _ = owner_messages(&mut gw, Duration::from_millis(200));
+        (gw.keying.last() == Some(&None)).then_some(())
     });
     // Sealed means sealed across a restart too: the keyring's copy is gone.
     day.agent.kill();

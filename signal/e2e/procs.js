@@ -74,7 +74,7 @@ class Core {
     const init = sealed || !canSeal ? ['init'] : ['init', '--unsealed'];
     // Sealed, a secret init makes lives only in the sealed store, where `sign` cannot read
     // it: the harness chooses the command secret and gives it in AGENT_SECRET to init (which
-    // then makes none), to `run` and to `sign` and `send`.
+    // seals it in), to `run` and to `sign` and `send`.
     this.secret = sealed ? crypto.randomBytes(32).toString('hex') : undefined;
     if (this.secret) this.env.AGENT_SECRET = this.secret;
     execFileSync(bin, init, {

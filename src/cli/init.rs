@@ -60,6 +60,13 @@ async fn init_sealed(data_dir: &Path, args: &InitArgs) -> anyhow::Result<Vec<Str
             data_dir.display()
         );
     }
+    let given_secret = std::env::var("AGENT_SECRET")
+        .ok()
+        .map(zeroize::Zeroizing::new)
+        .filter(|s| !s.trim().is_empty());
+    if given_secret.as_ref().is_some_and(|s| s.trim().len() < 32) {
+        anyhow::bail!("AGENT_SECRET is shorter than 32 bytes: nothing was made");
+    }
     let mut report = Vec::new();
     let typed = passphrase::read("New unseal passphrase (Enter: generate one): ")?;
     let (pass, generated) = if typed.is_empty() {
@@ -81,8 +88,10 @@ async fn init_sealed(data_dir: &Path, args: &InitArgs) -> anyhow::Result<Vec<Str
     let store = disk.store(Some(std::sync::Arc::new(crate::store::Sealer::new(&key)?)))?;
     let v = vault::Vault::new(&store)?;
     v.check_canary(true)?;
-    if std::env::var("AGENT_SECRET").is_ok_and(|s| !s.trim().is_empty()) {
-        report.push("AGENT_SECRET is set: no command secret made".to_string());
+    if let Some(given) = given_secret {
+        // The secret chosen elsewhere is sealed in, so that `run` needs no environment.
+        v.set(vault::Credential::CommandSecret, given.trim())?;
+        report.push("took AGENT_SECRET into the sealed store as the command secret".to_string());
     } else {
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
         getrandom::fill(&mut bytes[..])

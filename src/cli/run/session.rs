@@ -141,11 +141,10 @@ impl Session {
             owner,
             tally: core.tally.clone(),
             signal: core.signal.clone(),
-            store_key: None,
+            // A sealed installation's gateway gets its store's passphrase over this socket,
+            // first on every connection, and gives it up with `seal` when the session ends.
+            store_key: signal_passphrase.map(Arc::new),
         };
-        // The gateway gets the Signal store's passphrase over this socket once the store key
-        // field lands (the relay's `store_key`); until then it reads its own credential.
-        drop(signal_passphrase);
         tokio::spawn(gateway.run(trigger.clone(), done_tx.clone()));
         {
             let shutdown = trigger.subscribe();
