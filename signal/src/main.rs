@@ -112,7 +112,27 @@ impl DataDirArg {
     }
 }
 
+/// No core dump, and no other process of the same uid reading this one's memory through
+/// /proc (`PR_SET_DUMPABLE` 0, core size limit 0): once the core hands over the store's
+/// passphrase (a sealed installation), it and the Signal keys are in this process's memory.
+fn forbid_core_dumps() -> std::io::Result<()> {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain syscalls on this process with valid arguments.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    let dumps_off = forbid_core_dumps();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -122,6 +142,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Err(e) = dumps_off {
+        tracing::warn!(error = %e, "cannot turn core dumps off");
+    }
     match run_command(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
