@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::dovecot::{message, Dovecot};
+use common::dovecot::{addy_mail, message, Dovecot};
 use common::providers::{self, MockServer};
 use common::{assert_error, Agent};
 use pane_agent::outbox::{MessageKind, Outbox};
@@ -57,22 +57,6 @@ fn world_on(
         _cards: cards,
         alias,
     }
-}
-
-fn addy_mail(alias: &str, sender: &str, subject: &str) -> String {
-    message(
-        &[
-            ("From", "\"Forwarded\" <noreply@anonaddy.me>"),
-            ("To", alias),
-            ("X-AnonAddy-Original-Sender", sender),
-            ("Subject", subject),
-            (
-                "Message-ID",
-                &format!("<{}.{}@test>", subject.replace(' ', "-"), sender),
-            ),
-        ],
-        "body",
-    )
 }
 
 fn simplelogin_mail(alias: &str, sender: &str, subject: &str) -> String {

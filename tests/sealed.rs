@@ -15,7 +15,7 @@
 mod common;
 
 use base64::Engine;
-use common::dovecot::{message, Dovecot};
+use common::dovecot::{addy_mail, Dovecot};
 use common::gateway::{code_in, Gateway};
 use common::providers::{self, MockServer};
 use common::{stdin_cmd, wait_for, Agent, PASSPHRASE};
@@ -37,22 +37,6 @@ struct Day {
     _cards: MockServer,
     /// What must not be readable at rest.
     needles: Vec<(String, String)>,
-}
-
-fn addy_mail(alias: &str, sender: &str, subject: &str) -> String {
-    message(
-        &[
-            ("From", "\"Forwarded\" <noreply@anonaddy.me>"),
-            ("To", alias),
-            ("X-AnonAddy-Original-Sender", sender),
-            ("Subject", subject),
-            (
-                "Message-ID",
-                &format!("<{}@test>", subject.replace(' ', "-")),
-            ),
-        ],
-        "body",
-    )
 }
 
 /// Every message the core sends the owner within `wait`, acknowledged as sent.

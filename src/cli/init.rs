@@ -68,18 +68,8 @@ async fn init_sealed(data_dir: &Path, args: &InitArgs) -> anyhow::Result<Vec<Str
         anyhow::bail!("AGENT_SECRET is shorter than 32 bytes: nothing was made");
     }
     let mut report = Vec::new();
-    let typed = passphrase::read("New unseal passphrase (Enter: generate one): ")?;
-    let (pass, generated) = if typed.is_empty() {
-        (passphrase::generate()?, true)
-    } else {
-        passphrase::check_strength(&typed)?;
-        (typed, false)
-    };
-    let recovery = if args.recovery {
-        Some(passphrase::generate()?)
-    } else {
-        None
-    };
+    let (pass, generated) = passphrase::new_one()?;
+    let recovery = args.recovery.then(passphrase::generate).transpose()?;
     report.extend(layout(data_dir)?);
     let cost = Cost::calibrate(std::time::Duration::from_millis(args.kdf_ms.max(1)))?;
     let key = crate::store::DataKey::generate()?;

@@ -58,15 +58,10 @@ pub async fn seal_init(args: &SealInitArgs) -> anyhow::Result<Vec<String>> {
             dir.display()
         );
     }
-    // The old store first (made empty when `init --unsealed` never ran the daemon): sled's lock says whether a daemon still runs on it.
+    // The old store first (made empty when `init --unsealed` never ran the daemon): sled's
+    // lock says whether a daemon still runs on it.
     let old_disk = Disk::open(&store_dir).context("stop the daemon first")?;
-    let typed = passphrase::read("New unseal passphrase (Enter: generate one): ")?;
-    let (pass, generated) = if typed.is_empty() {
-        (passphrase::generate()?, true)
-    } else {
-        passphrase::check_strength(&typed)?;
-        (typed, false)
-    };
+    let (pass, generated) = passphrase::new_one()?;
     let recovery = args.recovery.then(passphrase::generate).transpose()?;
     let cost = Cost::calibrate(std::time::Duration::from_millis(args.kdf_ms.max(1)))?;
     let key = DataKey::generate()?;

@@ -31,6 +31,17 @@ pub fn read(prompt: &str) -> Result<Zeroizing<String>, SealError> {
     Ok(trimmed)
 }
 
+/// A new unseal passphrase: typed (and checked for strength), or, when the owner just
+/// presses Enter, generated. True when it was generated (it must then be shown, once).
+pub fn new_one() -> Result<(Zeroizing<String>, bool), SealError> {
+    let typed = read("New unseal passphrase (Enter: generate one): ")?;
+    if typed.is_empty() {
+        return Ok((generate()?, true));
+    }
+    check_strength(&typed)?;
+    Ok((typed, false))
+}
+
 /// True when `p` may be used as an unseal passphrase; else why not.
 pub fn check_strength(p: &str) -> Result<(), SealError> {
     let chars = p.chars().count();

@@ -1072,3 +1072,21 @@ fn read_from(path: &Path, offset: u64) -> String {
 fn set_mode(path: &Path, mode: u32) {
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod a Dovecot path");
 }
+
+/// A mail as addy.io forwards it to the mailbox: from addy.io, to `alias`, with the original
+/// sender in `X-AnonAddy-Original-Sender`.
+pub fn addy_mail(alias: &str, sender: &str, subject: &str) -> String {
+    message(
+        &[
+            ("From", "\"Forwarded\" <noreply@anonaddy.me>"),
+            ("To", alias),
+            ("X-AnonAddy-Original-Sender", sender),
+            ("Subject", subject),
+            (
+                "Message-ID",
+                &format!("<{}.{}@test>", subject.replace(' ', "-"), sender),
+            ),
+        ],
+        "body",
+    )
+}
