@@ -60,32 +60,21 @@ fn phone_copy(dir: &Path) -> PathBuf {
 }
 
 impl Agent {
-    /// Runs `init` in a fresh temporary dir (the daemon is not started).
+    /// Runs `init --unsealed` in a fresh temporary dir (the daemon is not started).
     pub fn init() -> Agent {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("pane");
-        let out = cmd(&dir).args(["init", "--unsealed"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "init failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let log = tmp.path().join("agent.log");
-        Agent {
-            tmp,
-            dir,
-            child: None,
-            log,
-            env: Vec::new(),
-        }
+        Agent::init_with(&["init", "--unsealed"], "")
     }
 
     /// `init` of a sealed installation with [`PASSPHRASE`] (a cheap KDF: the tests unseal
     /// often); the daemon is not started.
     pub fn init_sealed() -> Agent {
+        Agent::init_with(&["init", "--kdf-ms", "100"], PASSPHRASE)
+    }
+
+    fn init_with(args: &[&str], input: &str) -> Agent {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("pane");
-        let out = stdin_cmd(&dir, &["init", "--kdf-ms", "100"], PASSPHRASE);
+        let out = stdin_cmd(&dir, args, input);
         assert!(
             out.status.success(),
             "init failed: {}",
