@@ -153,16 +153,6 @@ impl Daemon {
 
         let notify_shutdown = Trigger::new();
         let (done_tx, done_rx) = mpsc::channel(1);
-        let socket = data_dir.join("agent.sock");
-        let listener = control_socket::bind(&socket)
-            .with_context(|| format!("cannot listen on {}", socket.display()))?;
-        let control = ControlSocket {
-            listener,
-            path: socket.clone(),
-            door: door.clone(),
-        };
-        tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
-
         let mut http_addr = None;
         let http_task = match http_listen {
             Some(addr) => {
@@ -181,6 +171,17 @@ impl Daemon {
             }
             None => None,
         };
+        // The control socket last: a client (or a supervisor) that finds it answering finds
+        // the HTTP endpoint listening too.
+        let socket = data_dir.join("agent.sock");
+        let listener = control_socket::bind(&socket)
+            .with_context(|| format!("cannot listen on {}", socket.display()))?;
+        let control = ControlSocket {
+            listener,
+            path: socket.clone(),
+            door: door.clone(),
+        };
+        tokio::spawn(control.run(notify_shutdown.clone(), done_tx.clone()));
         drop(done_tx);
         let keeper = tokio::spawn(keeper.run(notify_shutdown.subscribe()));
         tracing::info!(
