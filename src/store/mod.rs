@@ -152,6 +152,12 @@ impl TableId {
             | TableId::Vault => Keys::Hashed,
         }
     }
+
+    /// True when its walks may keep what they opened in memory (`table.rs`'s `Opened`):
+    /// every hashed tree but the vault, whose credentials are never kept.
+    pub fn keeps_opened(self) -> bool {
+        self.keys() == Keys::Hashed && self != TableId::Vault
+    }
 }
 
 /// The store's files, open and locked, with no key: what the daemon holds while sealed.
@@ -238,6 +244,7 @@ impl Store {
                     sealer: s.clone(),
                     name: id.name(),
                     keys: id.keys(),
+                    keeps_opened: id.keeps_opened(),
                 });
                 Ok(Table::new(db.open_tree(id.name())?, seal))
             })

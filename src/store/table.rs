@@ -39,6 +39,8 @@ pub(super) struct TableSeal {
     pub(super) sealer: Arc<Sealer>,
     pub(super) name: &'static str,
     pub(super) keys: Keys,
+    /// Walks keep what they opened ([`super::TableId::keeps_opened`]).
+    pub(super) keeps_opened: bool,
 }
 
 impl TableSeal {
@@ -148,7 +150,7 @@ impl Table {
     pub(super) fn new(tree: sled::Tree, seal: Option<TableSeal>) -> Table {
         let opened = seal
             .as_ref()
-            .filter(|s| s.keys == Keys::Hashed && s.name != super::TableId::Vault.name())
+            .filter(|s| s.keeps_opened)
             .map(|_| Arc::new(Mutex::new(Opened::default())));
         Table { tree, seal, opened }
     }
