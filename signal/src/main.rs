@@ -16,6 +16,7 @@ mod identities;
 mod journal;
 mod lines;
 mod link;
+mod linked;
 mod mapping;
 mod relay;
 mod sealing;
