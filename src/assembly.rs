@@ -103,13 +103,6 @@ pub struct Core {
     store: Store,
 }
 
-impl Core {
-    /// The store the core runs on.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-}
-
 impl Assembly {
     /// Starts the workers and the gate. Nothing listens yet: the caller binds channels
     /// around [`Core::gate`] (or, in a test, submits to it directly).

@@ -48,11 +48,6 @@ pub fn set_unsealed_credentials(credentials: Option<BTreeMap<String, Zeroizing<S
     *guard = credentials;
 }
 
-/// True while a sealed installation's credentials are held (it is unsealed).
-pub fn holds_unsealed_credentials() -> bool {
-    UNSEALED.read().unwrap_or_else(|p| p.into_inner()).is_some()
-}
-
 /// A credential by name: from the unsealed vault, else passed with `LoadCredential=NAME:...`,
 /// trimmed; None when neither has it.
 pub fn credential(name: &str) -> Option<String> {

@@ -57,12 +57,6 @@ pub fn forbid_core_dumps() -> io::Result<()> {
     Ok(())
 }
 
-/// True when this process may not be dumped (see [`forbid_core_dumps`]).
-pub fn is_undumpable() -> bool {
-    // SAFETY: a read-only query of this process.
-    unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) == 0 }
-}
-
 /// Writes `content` to `path` atomically with mode 0600: a temporary file beside it, synced,
 /// renamed over `path`, and the directory synced, so a crash leaves the old file or the new
 /// one, never half of either.

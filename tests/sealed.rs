@@ -610,3 +610,16 @@ fn seal_init_killed_anywhere_is_finished_or_started_over_by_running_it_again() {
     let verified = agent.send("audit", json!({"verify": true, "limit": 1}));
     assert_eq!(verified["verify"]["ok"], true, "{verified}");
 }
+
+#[test]
+fn the_daemon_never_dumps_core() {
+    let agent = Agent::start_sealed();
+    let pid = agent.child.as_ref().unwrap().id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(&fields[4..6], &["0", "0"], "{core}");
+}

@@ -179,15 +179,6 @@ impl Door {
         )
     }
 
-    /// A door that is always open on `gate` (tests, and nothing to unseal).
-    pub fn open(gate: GateHandle) -> Door {
-        let (door, keeper) = Door::new();
-        // A watch keeps its last value after its sender is gone; the keeper's inbox closes,
-        // so unseal and local requests answer that it is gone.
-        keeper.gate.send_replace(Some(gate));
-        door
-    }
-
     /// The gate, while the agent is unsealed.
     pub fn gate(&self) -> Option<GateHandle> {
         self.gate.borrow().clone()
