@@ -23,6 +23,7 @@ use crate::store::signal::SignalState;
 use crate::store::{Store, StoreError};
 use crate::workers::alias::AliasHandle;
 use crate::workers::breach::{BreachHandle, BreachSettings};
+use crate::workers::mail::MailHandle;
 use crate::workers::card::CardHandle;
 use crate::workers::jobs::JobsHandle;
 use crate::workers::ticket::LockdownSwitch;
@@ -123,6 +124,8 @@ impl Assembly {
         let contexts = Contexts::new(&store);
         let outbox = Outbox::new(&store);
         let tally = SignalTally::default();
+        // The mail reader reads the breach monitor's mailbox, with the same source.
+        let mail = MailHandle::start(&store, contexts.clone(), providers.imap.clone());
         let breach = BreachHandle::start(
             store.clone(),
             contexts.clone(),
@@ -142,6 +145,7 @@ impl Assembly {
             ),
             contexts,
             breach,
+            mail,
             incidents: Incidents::new(&store),
             outbox: outbox.clone(),
             lockdown: LockdownSwitch::default(),

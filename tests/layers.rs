@@ -47,7 +47,7 @@ const LAYERS: &[(u8, &[&str])] = &[
         ],
     ),
     (3, &["providers"]),
-    (4, &["context", "persona", "breach"]),
+    (4, &["context", "persona", "breach", "inbox"]),
     (5, &["policy", "commands"]),
     (6, &["gate", "workers", "assembly"]),
     (7, &["channels", "mcp"]),
@@ -290,6 +290,7 @@ const TABLE_OWNERS: &[(&str, &str)] = &[
     ("SignalPrompts", "store/signal.rs"),
     ("Meta", "store/mod.rs"),
     ("Vault", "seal/vault.rs"),
+    ("MailIndex", "inbox/index.rs"),
 ];
 
 /// Every `TableId::X` named outside its owner (and outside `store/mod.rs`, which defines

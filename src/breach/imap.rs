@@ -24,11 +24,22 @@ pub struct Cursor {
     pub last_uid: u32,
 }
 
+/// One new message's headers.
+#[derive(Debug, Clone)]
+pub struct Headers {
+    /// Its UID.
+    pub uid: u32,
+    /// The raw header block.
+    pub raw: Vec<u8>,
+    /// When the server received it (`INTERNALDATE`), RFC 3339.
+    pub received: Option<String>,
+}
+
 /// What one read returned.
 #[derive(Debug, Default)]
 pub struct Batch {
-    /// (UID, raw header block) of each new message.
-    pub messages: Vec<(u32, Vec<u8>)>,
+    /// Each new message's headers.
+    pub messages: Vec<Headers>,
     /// The cursor to store once the messages are recorded.
     pub cursor: Option<Cursor>,
     /// True when UIDVALIDITY changed and the mailbox was read from the start.
@@ -46,10 +57,10 @@ pub enum ImapError {
     Failed(String),
 }
 
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
+pub(super) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> Stream for T {}
 
-type Session = async_imap::Session<Box<dyn Stream>>;
+pub(super) type Session = async_imap::Session<Box<dyn Stream>>;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -96,7 +107,7 @@ fn read_ca_file(
 
 /// An IMAP failure; its text can quote the server's own words (NO / BAD responses), which
 /// reach the sweep's reply, so layout characters are escaped ([`crate::text`]).
-fn failed(what: &str, e: impl std::fmt::Display) -> ImapError {
+pub(super) fn failed(what: &str, e: impl std::fmt::Display) -> ImapError {
     ImapError::Failed(format!(
         "{what}: {}",
         crate::text::escape_cut(&e.to_string(), crate::text::Lines::Single, 200)
@@ -182,7 +193,7 @@ impl ImapSource {
             .map_err(|_| failed("sweep", "timed out"))?
     }
 
-    async fn open(&self) -> Result<(Session, async_imap::types::Mailbox), ImapError> {
+    pub(super) async fn open(&self) -> Result<(Session, async_imap::types::Mailbox), ImapError> {
         let stream = self.connect().await?;
         let mut client = async_imap::Client::new(stream);
         if self.config.tls != ImapTls::Starttls {
@@ -250,7 +261,7 @@ impl ImapSource {
         let nothing_new = mailbox.uid_next.is_some_and(|next| next <= start) || mailbox.exists == 0;
         if !nothing_new {
             let mut fetches = session
-                .uid_fetch(format!("{start}:*"), "(UID BODY.PEEK[HEADER])")
+                .uid_fetch(format!("{start}:*"), "(UID INTERNALDATE BODY.PEEK[HEADER])")
                 .await
                 .map_err(|e| failed("fetch", e))?;
             while let Some(item) = fetches.next().await {
@@ -260,7 +271,14 @@ impl ImapSource {
                     continue;
                 };
                 if let Some(header) = fetch.header() {
-                    batch.messages.push((uid, header.to_vec()));
+                    batch.messages.push(Headers {
+                        uid,
+                        raw: header.to_vec(),
+                        received: fetch.internal_date().map(|d| {
+                            d.with_timezone(&chrono::Utc)
+                                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        }),
+                    });
                 }
                 if let Some(c) = batch.cursor.as_mut() {
                     c.last_uid = c.last_uid.max(uid);

@@ -3,6 +3,7 @@
 
 pub mod authres;
 pub mod imap;
+pub mod imap_bodies;
 pub mod incidents;
 pub mod matching;
 pub mod merchant;

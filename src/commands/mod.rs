@@ -248,6 +248,10 @@ commands! {
     Card(card::CardCommand),
     /// `transactions {context}`
     Transactions(transactions::Transactions),
+    /// `inbox {context, limit?, after?}`
+    Inbox(inbox::Inbox),
+    /// `mail {id, page?}`
+    Mail(mail::Mail),
     /// `expire {context}`
     Expire(expire::Expire),
     /// `sweep`
@@ -298,15 +302,23 @@ impl Command {
     }
 }
 
+/// The context `name`, expired or not (its alias's mail can still be read).
+pub fn existing_context(
+    contexts: &Contexts,
+    name: &str,
+) -> Result<crate::context::Context, CommandError> {
+    contexts.get(name).map_err(internal)?.ok_or_else(|| {
+        CommandError::new(ErrorKind::NotFound, format!("context not found: {name}"))
+    })
+}
+
 /// The context `name` when it can still be changed (it exists and is not expired), for the
 /// prechecks of the commands that change one.
 pub fn live_context(
     contexts: &Contexts,
     name: &str,
 ) -> Result<crate::context::Context, CommandError> {
-    let ctx = contexts.get(name).map_err(internal)?.ok_or_else(|| {
-        CommandError::new(ErrorKind::NotFound, format!("context not found: {name}"))
-    })?;
+    let ctx = existing_context(contexts, name)?;
     if ctx.state == crate::context::ContextState::Expired {
         return Err(CommandError::new(
             ErrorKind::Conflict,
@@ -330,6 +342,10 @@ pub enum Work {
     Card(String, card::CardAction),
     /// A context's card transactions.
     Transactions(String),
+    /// A page of a context's mail, its bodies read (the mail reader's work).
+    Inbox(inbox::Inbox),
+    /// One message as text (the mail reader's work).
+    Mail(mail::Mail),
     /// Burn a context: alias deactivated and deleted, card closed, context kept as expired.
     Expire(String),
     /// `list {refresh: true}`: read every alias from the provider first, then list those
@@ -354,7 +370,8 @@ impl Work {
             | Work::Card(c, _)
             | Work::Transactions(c)
             | Work::Expire(c) => Some(c),
-            Work::Refresh { .. } | Work::Reconcile | Work::Sweep => None,
+            Work::Inbox(q) => Some(&q.context),
+            Work::Refresh { .. } | Work::Reconcile | Work::Sweep | Work::Mail(_) => None,
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::store::signal::SignalState;
 use crate::workers::breach::{BreachHandle, SweepReport};
 use crate::workers::jobs::JobResult;
 use crate::workers::jobs::JobsHandle;
+use crate::workers::mail::MailHandle;
 use crate::workers::ticket::LockdownSwitch;
 use crate::workers::ticket::Ticket;
 use futures_util::stream::FuturesUnordered;
@@ -27,6 +28,7 @@ use tokio::sync::oneshot;
 pub(super) struct Execution {
     pub(super) runner: JobsHandle,
     pub(super) breach: BreachHandle,
+    pub(super) mail: MailHandle,
     pub(super) lockdown: LockdownSwitch,
     /// To the keeper of the seal, on a sealed installation.
     pub(super) seal: Option<super::SealSwitch>,
@@ -39,11 +41,13 @@ impl Execution {
     pub(super) fn new(
         runner: JobsHandle,
         breach: BreachHandle,
+        mail: MailHandle,
         lockdown: LockdownSwitch,
     ) -> Execution {
         Execution {
             runner,
             breach,
+            mail,
             lockdown,
             seal: None,
             running: FuturesUnordered::new(),
@@ -238,6 +242,14 @@ impl Gate {
                     (id, Finished::Sweep(result))
                 })
             }
+            Work::Inbox(query) => {
+                let rx = self.execution.mail.inbox(query);
+                Box::pin(async move { (id, Finished::Output(mail_result(rx, deadline).await)) })
+            }
+            Work::Mail(query) => {
+                let rx = self.execution.mail.mail(query);
+                Box::pin(async move { (id, Finished::Output(mail_result(rx, deadline).await)) })
+            }
             work => {
                 let ticket = Ticket::new(id, &self.execution.lockdown, deadline);
                 let rx = self.execution.runner.submit(work, ticket);
@@ -408,6 +420,25 @@ impl Gate {
                 json!({"job": id, "cmd": job.cmd, "reason": "shutdown"}),
             );
         }
+    }
+}
+
+/// What the mail reader answered, within the job deadline.
+async fn mail_result<T: Output + 'static>(
+    rx: oneshot::Receiver<Result<T, CommandError>>,
+    deadline: Duration,
+) -> JobResult {
+    match tokio::time::timeout(deadline, rx).await {
+        Ok(Ok(Ok(output))) => Ok(Box::new(output)),
+        Ok(Ok(Err(e))) => Err(e),
+        Ok(Err(_)) => Err(stopped()),
+        Err(_) => Err(CommandError::new(
+            ErrorKind::DeadlineExceeded,
+            format!(
+                "deadline passed: the mailbox did not answer within {} s ([jobs] deadline_secs)",
+                deadline.as_secs()
+            ),
+        )),
     }
 }
 

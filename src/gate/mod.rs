@@ -267,6 +267,8 @@ pub struct Subsystems {
     pub runner: JobsHandle,
     /// The breach monitor.
     pub breach: BreachHandle,
+    /// The mail reader (`inbox`, `mail`).
+    pub mail: crate::workers::mail::MailHandle,
     /// The outbox (the gateway channel reads it too).
     pub outbox: Outbox,
     /// Tripped by `lockdown`; checked by every worker.
@@ -329,6 +331,7 @@ impl Gate {
             execution: jobs::Execution::new(
                 subsystems.runner,
                 subsystems.breach,
+                subsystems.mail,
                 subsystems.lockdown,
             ),
             rollback: rollback::Rollback::new(&data_dir),

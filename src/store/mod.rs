@@ -89,11 +89,14 @@ pub enum TableId {
     /// The credentials of a sealed installation (command secret, MCP key, provider keys,
     /// IMAP password, the Signal store's passphrase), keyed by name (`seal::vault`).
     Vault,
+    /// The headers of the mail each context's alias received, newest first, one record per
+    /// context (`inbox::index`).
+    MailIndex,
 }
 
 impl TableId {
     /// Every tree.
-    pub const ALL: [TableId; 14] = [
+    pub const ALL: [TableId; 15] = [
         TableId::Replay,
         TableId::Audit,
         TableId::Approvals,
@@ -108,6 +111,7 @@ impl TableId {
         TableId::SignalPrompts,
         TableId::Meta,
         TableId::Vault,
+        TableId::MailIndex,
     ];
 
     /// The tree's name on disk (unchanged since the first version: older stores open as
@@ -128,6 +132,7 @@ impl TableId {
             TableId::SignalPrompts => "signal_prompts",
             TableId::Meta => "meta",
             TableId::Vault => "vault",
+            TableId::MailIndex => "mail_index",
         }
     }
 
@@ -149,14 +154,16 @@ impl TableId {
             | TableId::Incidents
             | TableId::BreachSeen
             | TableId::Meta
-            | TableId::Vault => Keys::Hashed,
+            | TableId::Vault
+            | TableId::MailIndex => Keys::Hashed,
         }
     }
 
     /// True when its walks may keep what they opened in memory (`table.rs`'s `Opened`):
-    /// every hashed tree but the vault, whose credentials are never kept.
+    /// every hashed tree but the vault, whose credentials are never kept, and the mail
+    /// index, which is read a record at a time and never walked.
     pub fn keeps_opened(self) -> bool {
-        self.keys() == Keys::Hashed && self != TableId::Vault
+        self.keys() == Keys::Hashed && !matches!(self, TableId::Vault | TableId::MailIndex)
     }
 }
 

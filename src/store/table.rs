@@ -520,12 +520,13 @@ mod tests {
     }
 
     #[test]
-    fn only_sealed_hashed_tables_other_than_the_vault_keep_what_they_opened() {
+    fn only_sealed_hashed_tables_other_than_the_vault_and_mail_keep_what_they_opened() {
         let sealed = Store::temporary_sealed(&DataKey::generate().unwrap()).unwrap();
         let clear = Store::temporary().unwrap();
         for id in TableId::ALL {
             let t = sealed.table(id);
-            let expected = id.keys() == Keys::Hashed && id != TableId::Vault;
+            let expected =
+                id.keys() == Keys::Hashed && !matches!(id, TableId::Vault | TableId::MailIndex);
             assert_eq!(t.opened.is_some(), expected, "{id:?}");
             assert!(clear.table(id).opened.is_none(), "{id:?}");
         }

@@ -141,9 +141,9 @@ async fn run(steps: &Lifecycle, locks: &ContextLocks, work: Work, ticket: &Ticke
             let report = steps.refresh(locks).await?;
             ListOutput::of(&steps.contexts, after.as_deref(), Some(report)).map(boxed)
         }
-        Work::Sweep => Err(CommandError::new(
+        Work::Sweep | Work::Inbox(_) | Work::Mail(_) => Err(CommandError::new(
             ErrorKind::Internal,
-            "a sweep is the breach monitor's work, not enrollment's",
+            "sweeps and mail are the breach monitor's and the mail reader's work, not enrollment's",
         )),
     }
 }

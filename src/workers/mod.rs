@@ -12,6 +12,7 @@ mod changes;
 mod creates;
 pub mod jobs;
 mod lifecycle;
+pub mod mail;
 mod reconcile;
 mod throttle;
 pub mod ticket;

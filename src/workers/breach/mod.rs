@@ -16,8 +16,9 @@ use super::alias::AliasHandle;
 use super::card::CardHandle;
 use crate::breach::authres::{judge, Verdict};
 use crate::breach::imap::{Cursor, ImapError, ImapSource};
-use crate::breach::incidents::{Finding, Incident, IncidentKind, Incidents};
-use crate::breach::matching::{belongs, observe, observe_sender, registrable};
+use crate::breach::incidents::{incident_id, Finding, Incident, IncidentKind, Incidents};
+use crate::breach::matching::{belongs, escape_untrusted, observe, observe_sender, registrable};
+use crate::inbox::index::{MailEntry, MailIndex};
 use crate::context::Contexts;
 use crate::providers::hibp::Hibp;
 use crate::providers::ProviderError;
@@ -115,6 +116,7 @@ struct BreachMonitor {
     hibp: Option<Result<Hibp, ProviderError>>,
     contexts: Contexts,
     incidents: Incidents,
+    mail: MailIndex,
     imap: Option<Result<ImapSource, ImapError>>,
     receiver: mpsc::UnboundedReceiver<SweepReply>,
 }
@@ -137,6 +139,7 @@ impl BreachHandle {
             settings,
             contexts,
             incidents: Incidents::new(&store),
+            mail: MailIndex::new(&store),
             store,
             aliases,
             hibp,
@@ -344,8 +347,11 @@ impl BreachMonitor {
                 Some((email, c))
             })
             .collect();
-        for (_uid, header) in &batch.messages {
-            let Some(obs) = observe(header) else {
+        let validity = batch.cursor.map(|c| c.uid_validity).unwrap_or(0);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let mut delivered: HashMap<String, Vec<MailEntry>> = HashMap::new();
+        for headers in &batch.messages {
+            let Some(obs) = observe(&headers.raw) else {
                 report.unmatched += 1;
                 continue;
             };
@@ -353,18 +359,35 @@ impl BreachMonitor {
                 report.unmatched += 1;
                 continue;
             };
-            let kind = if !belongs(&obs.sender_domain, &ctx.domain, &ctx.sender_domains) {
-                IncidentKind::MailSender
+            let found = if !belongs(&obs.sender_domain, &ctx.domain, &ctx.sender_domains) {
+                Some(Finding::mail(&obs, IncidentKind::MailSender))
             } else if let Some(failed) = self.impersonates(&obs, ctx) {
                 let mut found = Finding::mail(&obs, IncidentKind::MailImpersonation);
                 found.auth = Some(failed);
-                self.record(&ctx.name, &found, "imap", report)?;
-                continue;
+                Some(found)
             } else {
                 report.expected += 1;
-                continue;
+                None
             };
-            self.record(&ctx.name, &Finding::mail(&obs, kind), "imap", report)?;
+            if let Some(found) = &found {
+                self.record(&ctx.name, found, "imap", report)?;
+            }
+            delivered
+                .entry(ctx.name.clone())
+                .or_default()
+                .push(MailEntry {
+                    id: headers.uid,
+                    uid_validity: validity,
+                    at: headers.received.clone().unwrap_or_else(|| now.clone()),
+                    from: escape_untrusted(&obs.sender, 120),
+                    sender_domain: obs.sender_domain.clone(),
+                    subject: obs.subject.clone(),
+                    incident: found.map(|f| incident_id(&ctx.name, f.kind, &f.subject)),
+                });
+        }
+        // The inbox's index, read by `inbox` and `mail`, before the cursor moves past it.
+        for (context, entries) in delivered {
+            self.mail.add(&context, entries)?;
         }
         // The cursor moves only after everything it covers is recorded.
         if let Some(c) = batch.cursor {
