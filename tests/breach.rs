@@ -34,14 +34,8 @@ fn world_on(
     let cards = providers::privacy("k-privacy-0001");
     let mut agent = Agent::init();
     common::use_local_services(&mut agent, &aliases, &cards, &imap);
-    let config = point(&imap, pane_agent::config::TEMPLATE)
-        .replace("idle = true", "idle = false")
-        .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
-        .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
-        .replace(
-            "secret_rotation_reminder = \"0 0 9 1 1,4,7,10 *\"",
-            "secret_rotation_reminder = \"\"",
-        );
+    let config = common::quiet_schedules(&point(&imap, pane_agent::config::TEMPLATE))
+        .replace("idle = true", "idle = false");
     agent.write_config(&edit(config));
     agent.spawn();
     let r = agent.send(

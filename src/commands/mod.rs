@@ -307,9 +307,10 @@ pub fn existing_context(
     contexts: &Contexts,
     name: &str,
 ) -> Result<crate::context::Context, CommandError> {
-    contexts.get(name).map_err(internal)?.ok_or_else(|| {
-        CommandError::new(ErrorKind::NotFound, format!("context not found: {name}"))
-    })
+    contexts
+        .get(name)
+        .map_err(internal)?
+        .ok_or_else(|| CommandError::new(ErrorKind::NotFound, format!("context not found: {name}")))
 }
 
 /// The context `name` when it can still be changed (it exists and is not expired), for the

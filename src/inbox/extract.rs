@@ -101,9 +101,8 @@ static URL: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r#"(?i)\bhttps?://[^\s<>"'`\[\]{}|\\^]+"#).ok());
 
 /// The token shapes, each matched on whole words.
-static TOKEN: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"\b(?:[A-Z]{1,3}-\d{4,8}|\d{3}[ -]\d{3}|[A-Z0-9]{4,12})\b").ok()
-});
+static TOKEN: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"\b(?:[A-Z]{1,3}-\d{4,8}|\d{3}[ -]\d{3}|[A-Z0-9]{4,12})\b").ok());
 
 const CODE_WORDS: &[&str] = &[
     "code",
@@ -135,15 +134,26 @@ const REFERENCE_WORDS: &[&str] = &[
 ];
 
 /// The codes, references and links in a message: its subject, its text, and the anchors of
-/// its HTML part.
-pub fn extract(subject: &str, text: &str, anchors: &[Anchor], site: Site<'_>) -> Found {
+/// its HTML part. `text_links` says whether URLs written in the text are links: true for a
+/// text part; false for text made from HTML, where a URL in the text is only what an anchor
+/// shows (`<a href="http://elsewhere">https://www.notion.so/verify</a>`), and the anchor's
+/// own `href` is the link.
+pub fn extract(
+    subject: &str,
+    text: &str,
+    anchors: &[Anchor],
+    site: Site<'_>,
+    text_links: bool,
+) -> Found {
     let mut found = Found::default();
     for anchor in anchors {
         add_link(&mut found, &anchor.href, &anchor.text, site);
     }
-    if let Some(url) = URL.as_ref() {
+    if let Some(url) = URL.as_ref().filter(|_| text_links) {
         for m in url.find_iter(text) {
-            let u = m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?', ')']);
+            let u = m
+                .as_str()
+                .trim_end_matches(['.', ',', ';', ':', '!', '?', ')']);
             add_link(&mut found, u, "", site);
         }
     }
@@ -233,12 +243,13 @@ fn tokens_in(line: &str, kind: Label) -> Vec<String> {
         let rest_upper = rest.to_ascii_uppercase();
         let money = before.is_some_and(|c| "$€£¥#+".contains(c))
             || rest.starts_with(['€', '%', '$'])
-            || ["USD", "EUR", "GBP"].iter().any(|c| rest_upper.starts_with(c));
+            || ["USD", "EUR", "GBP"]
+                .iter()
+                .any(|c| rest_upper.starts_with(c));
         let joined = before.is_some_and(|c| matches!(c, ':' | '/' | '.' | ',' | '-' | '_' | '@'))
             || (matches!(after, Some(':' | '/' | '-' | '_' | '@'))
                 && after2.is_some_and(|c| c.is_ascii_alphanumeric()))
-            || (matches!(after, Some('.' | ','))
-                && after2.is_some_and(|c| c.is_ascii_digit()));
+            || (matches!(after, Some('.' | ',')) && after2.is_some_and(|c| c.is_ascii_digit()));
         if money || joined {
             continue;
         }
@@ -300,7 +311,11 @@ fn add_link(found: &mut Found, raw: &str, shown_as: &str, site: Site<'_>) {
     if found.links.iter().any(|l| l.url == url) {
         return;
     }
-    let domain = registrable(&host).unwrap_or_else(|| host.clone());
+    let domain = match parsed.host() {
+        Some(url::Host::Domain(_)) => registrable(&host).unwrap_or_else(|| host.clone()),
+        // An address is its own domain (the public suffix list would make `0.1` of it).
+        _ => host.clone(),
+    };
     let foreign = !belongs(&host, site.domain, site.senders);
     let kind = kind_of(&parsed, shown_as);
     found.links.push(Link {
@@ -345,13 +360,16 @@ mod tests {
     };
 
     fn codes(text: &str) -> Vec<String> {
-        extract("", text, &[], NOTION).codes
+        extract("", text, &[], NOTION, true).codes
     }
 
     #[test]
     fn codes_need_a_word_that_says_so() {
         assert_eq!(codes("Your code is 483920."), ["483920"]);
-        assert_eq!(codes("G-123456 is your Google verification code"), ["G-123456"]);
+        assert_eq!(
+            codes("G-123456 is your Google verification code"),
+            ["G-123456"]
+        );
         assert_eq!(codes("Your verification code:\n\n  482 913\n"), ["482913"]);
         assert_eq!(codes("Login code: X7K9PQ"), ["X7K9PQ"]);
         assert!(codes("Order 483920 shipped on 2026-12-07").is_empty());
@@ -370,6 +388,7 @@ mod tests {
                 text: "Confirm your email".into(),
             }],
             NOTION,
+            true,
         );
         assert_eq!(f.references, ["X7K9PQ"]);
         assert!(f.codes.is_empty());
@@ -379,6 +398,25 @@ mod tests {
         assert_eq!(f.links[0].domain, "notion.so");
         assert_eq!(f.links[1].domain, "airline.example");
         assert!(f.links[1].foreign);
-        assert_eq!(f.links[1].url, "https://www.airline.example/manage?ref=X7K9PQ");
+        assert_eq!(
+            f.links[1].url,
+            "https://www.airline.example/manage?ref=X7K9PQ"
+        );
+        // An address is its own domain, and a URL that is only an anchor's text is no link.
+        let phish = extract(
+            "",
+            "https://www.notion.so/verify",
+            &[Anchor {
+                href: "http://127.0.0.1:8080/notion.so/verify?a=1".into(),
+                text: "https://www.notion.so/verify".into(),
+            }],
+            NOTION,
+            false,
+        );
+        assert_eq!(phish.links.len(), 1);
+        assert_eq!(
+            (phish.links[0].domain.as_str(), phish.links[0].foreign),
+            ("127.0.0.1", true)
+        );
     }
 }

@@ -193,7 +193,11 @@ fn is_html_space(c: char) -> bool {
 }
 
 fn find(bytes: &[u8], from: usize, b: u8) -> Option<usize> {
-    bytes.get(from..)?.iter().position(|x| *x == b).map(|p| p + from)
+    bytes
+        .get(from..)?
+        .iter()
+        .position(|x| *x == b)
+        .map(|p| p + from)
 }
 
 fn find_seq(bytes: &[u8], from: usize, seq: &[u8]) -> Option<usize> {
@@ -383,9 +387,15 @@ mod tests {
             "a < b and c <= d",
         ] {
             let out = to_text(cut);
-            assert!(out.text.starts_with("Hi") || out.text.starts_with('a'), "{cut:?}: {out:?}");
+            assert!(
+                out.text.starts_with("Hi") || out.text.starts_with('a'),
+                "{cut:?}: {out:?}"
+            );
         }
         assert_eq!(to_text("a < b").text, "a < b");
-        assert_eq!(decode_entities("&lt;&#233;&#x41;&bogus; & x"), "<éA&bogus; & x");
+        assert_eq!(
+            decode_entities("&lt;&#233;&#x41;&bogus; & x"),
+            "<éA&bogus; & x"
+        );
     }
 }

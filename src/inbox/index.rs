@@ -130,13 +130,20 @@ mod tests {
     fn newest_first_capped_paged_and_renumbered() {
         let store = Store::temporary().unwrap();
         let index = MailIndex::new(&store);
-        index.add("notion", (1..=150).map(|i| entry(i, 7)).collect()).unwrap();
-        index.add("notion", (100..=260).map(|i| entry(i, 7)).collect()).unwrap();
+        index
+            .add("notion", (1..=150).map(|i| entry(i, 7)).collect())
+            .unwrap();
+        index
+            .add("notion", (100..=260).map(|i| entry(i, 7)).collect())
+            .unwrap();
         let all = index.all("notion").unwrap();
         assert_eq!(all.len(), KEEP);
         assert_eq!((all[0].id, all[KEEP - 1].id), (260, 61));
         let (page, left) = index.page("notion", Some(100), 10).unwrap();
-        assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), (90..=99).rev().collect::<Vec<_>>());
+        assert_eq!(
+            page.iter().map(|e| e.id).collect::<Vec<_>>(),
+            (90..=99).rev().collect::<Vec<_>>()
+        );
         assert_eq!(left, 29);
         assert!(index.find(["other", "notion"], 75).unwrap().is_some());
         assert!(index.find(["notion"], 5).unwrap().is_none());

@@ -12,8 +12,10 @@ pub fn split(text: &str, max: usize) -> Vec<String> {
             cut -= 1;
         }
         let head = &rest[..cut];
-        let at = match head.rfind('\n') {
-            Some(nl) if nl >= max / 2 => nl + 1,
+        // A line break in the second half of the page, else a space there, else anywhere.
+        let at = match (head.rfind('\n'), head.rfind(' ')) {
+            (Some(nl), _) if nl >= max / 2 => nl + 1,
+            (_, Some(sp)) if sp >= max / 2 => sp + 1,
             _ => cut,
         };
         pages.push(rest[..at].trim_end_matches('\n').to_string());
@@ -31,7 +33,12 @@ mod tests {
 
     #[test]
     fn pages_fit_and_lose_nothing() {
-        let text = format!("{}\n{}\né{}", "a".repeat(30), "b".repeat(50), "c".repeat(70));
+        let text = format!(
+            "{}\n{}\né{}",
+            "a".repeat(30),
+            "b".repeat(50),
+            "c".repeat(70)
+        );
         let pages = split(&text, 40);
         assert!(pages.iter().all(|p| p.len() <= 40), "{pages:?}");
         let joined: String = pages.concat();

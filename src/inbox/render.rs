@@ -43,11 +43,8 @@ pub fn render(raw: &[u8]) -> Rendered {
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Rendered::default();
     };
-    let subject = crate::text::escape_cut(
-        msg.subject().unwrap_or(""),
-        crate::text::Lines::Single,
-        200,
-    );
+    let subject =
+        crate::text::escape_cut(msg.subject().unwrap_or(""), crate::text::Lines::Single, 200);
     let plain = msg.text_bodies().find_map(|p| match &p.body {
         PartType::Text(t) if !t.trim().is_empty() => Some(t.to_string()),
         _ => None,
@@ -104,7 +101,9 @@ fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_TEXT_CHARS));
     let mut empty_run = 0;
     for line in text.split('\n') {
-        let line = line.trim_end_matches(['\r', ' ', '\t']).replace('\t', "    ");
+        let line = line
+            .trim_end_matches(['\r', ' ', '\t'])
+            .replace('\t', "    ");
         if line.is_empty() {
             empty_run += 1;
             if empty_run > 1 || out.is_empty() {

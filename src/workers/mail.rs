@@ -190,7 +190,7 @@ impl MailReader {
                 let body = bodies.iter().find(|b| b.uid == entry.id);
                 let found = body
                     .map(|b| read(&ctx, &entry, b).1)
-                    .unwrap_or_else(|| extract(&entry.subject, "", &[], site(&ctx)));
+                    .unwrap_or_else(|| extract(&entry.subject, "", &[], site(&ctx), false));
                 InboxItem {
                     foreign_links: found.links.iter().filter(|l| l.foreign).count(),
                     links: found.action_links().cloned().collect(),
@@ -238,7 +238,9 @@ impl MailReader {
             .map_err(internal)?
             .ok_or_else(not_found)?;
         let ctx = self.context(&context)?;
-        let bodies = self.fetch(entry.uid_validity, &[entry.id], MAIL_CAP).await?;
+        let bodies = self
+            .fetch(entry.uid_validity, &[entry.id], MAIL_CAP)
+            .await?;
         let body = bodies.into_iter().next().ok_or_else(not_found)?;
         let (rendered, found) = read(&ctx, &entry, &body);
         let attachments = attachments_of(&body, &rendered);
@@ -287,6 +289,7 @@ fn read(ctx: &Context, entry: &MailEntry, body: &Body) -> (Rendered, Found) {
         &rendered.text,
         &rendered.anchors,
         site(ctx),
+        !rendered.from_html,
     );
     (rendered, found)
 }
@@ -301,11 +304,7 @@ fn attachments_of(body: &Body, rendered: &Rendered) -> Vec<Attachment> {
         .iter()
         .map(|p| Attachment {
             name: name_of(p.name.as_deref()),
-            content_type: crate::text::escape_cut(
-                &p.content_type,
-                crate::text::Lines::Single,
-                60,
-            ),
+            content_type: crate::text::escape_cut(&p.content_type, crate::text::Lines::Single, 60),
             size: p.size,
         })
         .collect()

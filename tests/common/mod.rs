@@ -491,3 +491,15 @@ pub fn wait_for_audit(agent: &Agent, event: &str, detail: impl Fn(&Value) -> boo
             .find(|e| e["event"] == event && detail(&e["detail"]))
     })
 }
+
+/// `config` with no scheduled job (sweep, digest, reminder): the test runs each itself.
+#[allow(dead_code)]
+pub fn quiet_schedules(config: &str) -> String {
+    config
+        .replace("breach_sweep = \"0 0 * * * *\"", "breach_sweep = \"\"")
+        .replace("weekly_digest = \"0 0 9 * * Mon\"", "weekly_digest = \"\"")
+        .replace(
+            "secret_rotation_reminder = \"0 0 9 1 1,4,7,10 *\"",
+            "secret_rotation_reminder = \"\"",
+        )
+}
