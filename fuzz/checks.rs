@@ -27,7 +27,7 @@ use serde_json::{Map, Number, Value};
 pub type Check = fn(&[u8]);
 
 /// The fuzz targets, by name, with their check functions (the corpus test walks this list).
-pub const TARGETS: [(&str, Check); 7] = [
+pub const TARGETS: [(&str, Check); 8] = [
     ("envelope", envelope),
     ("canonical", canonical),
     ("gateway_protocol", gateway_protocol),
@@ -35,6 +35,7 @@ pub const TARGETS: [(&str, Check); 7] = [
     ("sender_matching", sender_matching),
     ("config", config),
     ("sealed_record", sealed_record),
+    ("mail_body", mail_body),
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -867,4 +868,89 @@ pub fn sealed_record(data: &[u8]) {
             Err(e) => panic!("a resealed record does not open: {e}"),
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// mail_body: a message body to text, its links and codes, and its pages
+// ---------------------------------------------------------------------------------------
+
+/// A whole message (or any prefix of one: the fetch is capped) renders without panicking,
+/// the same way twice; its text and every link can forge no layout; every link is http(s)
+/// with a domain, `foreign` exactly when the domain is not the site's; every code and
+/// reference has one of the shapes; the HTML scanner alone never panics either; and the
+/// pages a phone gets are each within the page size and lose nothing but the breaks they
+/// were cut at.
+pub fn mail_body(data: &[u8]) {
+    use pane_agent::commands::mail::{document, PAGE_BYTES};
+    use pane_agent::inbox::extract::{extract, Site};
+    use pane_agent::inbox::{html, pages, render};
+    use pane_agent::text::{forges_layout, Lines};
+
+    let senders = vec!["mailgun.net".to_string()];
+    let site = Site {
+        domain: "www.notion.so",
+        senders: &senders,
+    };
+    for cut in [data.len(), data.len() / 2, data.len() / 3] {
+        let data = &data[..cut];
+        let r = render::render(data);
+        assert_eq!(render::render(data), r, "render is not deterministic");
+        for (what, text, lines) in [
+            ("text", &r.text, Lines::Multi),
+            ("subject", &r.subject, Lines::Single),
+        ] {
+            if let Some(c) = text.chars().find(|c| forges_layout(*c, lines)) {
+                panic!("the {what} holds {c:?}: {text:?}");
+            }
+        }
+        let found = extract(&r.subject, &r.text, &r.anchors, site, !r.from_html);
+        for link in &found.links {
+            let lower = link.url.trim_start().to_ascii_lowercase();
+            assert!(
+                lower.starts_with("http:") || lower.starts_with("https:"),
+                "{link:?}"
+            );
+            assert!(!link.domain.is_empty(), "{link:?}");
+            assert!(
+                !link.url.chars().any(|c| forges_layout(c, Lines::Single)),
+                "{link:?}"
+            );
+            assert_eq!(
+                link.foreign,
+                !belongs(&link.domain, site.domain, site.senders),
+                "{link:?}"
+            );
+        }
+        for code in &found.codes {
+            let digits = code.chars().filter(char::is_ascii_digit).count();
+            assert!(digits >= 4 && code.len() <= 12, "code {code:?}");
+            assert!(
+                code.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-'),
+                "code {code:?}"
+            );
+        }
+        for reference in &found.references {
+            assert!(
+                (5..=12).contains(&reference.len()),
+                "reference {reference:?}"
+            );
+        }
+        let doc = document(&r.text, &found.links, &r.attachments, r.images);
+        let split = pages::split(&doc, PAGE_BYTES);
+        assert!(
+            split.iter().all(|p| p.len() <= PAGE_BYTES),
+            "a page is too long"
+        );
+        let squash = |s: &str| s.chars().filter(|c| !c.is_whitespace()).collect::<String>();
+        assert_eq!(squash(&split.concat()), squash(&doc), "paging lost text");
+    }
+    let text = String::from_utf8_lossy(data);
+    let h = html::to_text(&text);
+    assert_eq!(html::to_text(&text), h, "to_text is not deterministic");
+    assert!(
+        h.text.len() <= text.len() * 4 + 16,
+        "the text grew: {}",
+        h.text.len()
+    );
 }

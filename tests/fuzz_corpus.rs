@@ -94,6 +94,11 @@ fn corpus_mail_headers() {
 }
 
 #[test]
+fn corpus_mail_body() {
+    replay("mail_body");
+}
+
+#[test]
 fn corpus_sender_matching() {
     replay("sender_matching");
 }

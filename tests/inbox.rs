@@ -355,3 +355,84 @@ fn only_mail_to_an_alias_can_be_read_and_bad_input_changes_nothing() {
     let read = w.agent.send("mail", json!({"id": id}));
     assert_eq!(read["text"], "body", "{read}");
 }
+
+/// The Dovecot log's `Login:` lines.
+fn logins(imap: &Dovecot) -> usize {
+    imap.logs()
+        .lines()
+        .filter(|l| l.contains("Login: user="))
+        .count()
+}
+
+#[test]
+fn a_burst_of_reads_shares_one_session_and_survives_a_kill() {
+    let mut w = world();
+    let mail: Vec<String> = (0..30)
+        .map(|i| {
+            common::dovecot::addy_mail(
+                &w.alias,
+                "team@notion.so",
+                &format!("Your code is {}", 100_000 + i),
+            )
+        })
+        .collect();
+    w.imap.append_many(&mail);
+    w.agent.send("sweep", json!({}));
+    let before = logins(&w.imap);
+    // Forty reads at once, and the owner's `status` while they run.
+    let agent = &w.agent;
+    let replies: Vec<Value> = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..40u64)
+            .map(|i| {
+                s.spawn(move || {
+                    // Each envelope different, or the replay cache refuses the copies.
+                    if i % 2 == 0 {
+                        agent.send(
+                            "inbox",
+                            json!({"context": "notion", "limit": 5, "after": 1000 + i}),
+                        )
+                    } else if i < 30 {
+                        agent.send("mail", json!({"id": 1 + i % 30}))
+                    } else {
+                        agent.send("mail", json!({"id": 1 + i % 30, "page": 1}))
+                    }
+                })
+            })
+            .collect();
+        let status = agent.send("status", json!({"context": "notion"}));
+        assert!(status.get("error").is_none(), "{status}");
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for (i, r) in replies.iter().enumerate() {
+        assert!(r.get("error").is_none(), "read {i}: {r}");
+        if i % 2 == 0 {
+            assert_eq!(r["messages"][0]["codes"][0], "100029", "{r}");
+        } else {
+            assert_eq!(r["codes"][0], format!("{}", 100_000 + i % 30), "{r}");
+        }
+    }
+    // One session served the burst (the harness's own logins aside).
+    let agent_logins = logins(&w.imap) - before;
+    assert!(agent_logins <= 2, "{agent_logins} logins for one burst");
+
+    // Killed in the middle of a burst, it answers again after a restart.
+    let socket = w.agent.socket();
+    let pending: Vec<_> = (0..10)
+        .map(|i| {
+            let envelope = w
+                .agent
+                .envelope("inbox", json!({"context": "notion", "after": 2000 + i}));
+            let socket = socket.clone();
+            std::thread::spawn(move || common::raw_at(&socket, envelope.to_json().as_bytes()))
+        })
+        .collect();
+    w.agent.kill();
+    for p in pending {
+        let _ = p.join();
+    }
+    w.agent.spawn();
+    let after = w
+        .agent
+        .send("inbox", json!({"context": "notion", "limit": 1}));
+    assert_eq!(after["messages"][0]["codes"][0], "100029", "{after}");
+}
