@@ -386,7 +386,7 @@ fn a_burst_of_reads_shares_one_session_and_survives_a_kill() {
             .map(|i| {
                 s.spawn(move || {
                     // Each envelope different, or the replay cache refuses the copies.
-                    if i % 2 == 0 {
+                    if i.is_multiple_of(2) {
                         agent.send(
                             "inbox",
                             json!({"context": "notion", "limit": 5, "after": 1000 + i}),
@@ -405,7 +405,7 @@ fn a_burst_of_reads_shares_one_session_and_survives_a_kill() {
     });
     for (i, r) in replies.iter().enumerate() {
         assert!(r.get("error").is_none(), "read {i}: {r}");
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             assert_eq!(r["messages"][0]["codes"][0], "100029", "{r}");
         } else {
             assert_eq!(r["codes"][0], format!("{}", 100_000 + i % 30), "{r}");

@@ -162,9 +162,20 @@ fn a_real_mcp_client_gets_the_tools_in_scope_and_the_owner_decides_on_the_phone(
         "card_fund",
         "expire",
         "request_status",
+        "inbox",
+        "mail",
     ] {
         assert!(by_name(name).is_some(), "{name} is a tool: {tools}");
     }
+    // A model can read the mail of a signup it started with `enroll`.
+    assert_eq!(
+        by_name("inbox").unwrap()["inputSchema"]["required"],
+        json!(["context"])
+    );
+    assert_eq!(
+        by_name("mail").unwrap()["inputSchema"]["required"],
+        json!(["id"])
+    );
     for name in [
         "approve",
         "deny",

@@ -19,7 +19,7 @@ use chromium::{require_chromium, Browser, CHROMIUM};
 use common::Agent;
 use pane_agent::auth::canonical::python_dumps;
 use pane_agent::auth::{Envelope, Secret, SecretSet};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -793,6 +793,16 @@ fn the_key_is_imported_once_kept_encrypted_and_signs_list_with_one_tap() {
     );
     assert_eq!(
         agent.raw(status.as_bytes())["error"],
+        "context not found: notion"
+    );
+    // Beside it, the context's inbox.
+    let inbox = tap_and_sign(&mut b, "button[data-ctx-cmd=inbox]");
+    assert_eq!(
+        assert_verifies(&inbox, &secret, "inbox")["args"],
+        json!({"context": "notion"})
+    );
+    assert_eq!(
+        agent.raw(inbox.as_bytes())["error"],
         "context not found: notion"
     );
     b.type_into("#context", "Not A Name");

@@ -65,13 +65,15 @@ impl MailIndex {
             .into_iter()
             .filter(|e| e.uid_validity == validity)
             .collect();
-        for entry in new {
-            if !all.iter().any(|e| e.id == entry.id) {
-                all.push(entry);
-            }
-        }
         // UIDs grow in the order mail arrives: newest first is highest first. (A `Date:`
-        // is the sender's to write, so it orders nothing.)
+        // is the sender's to write, so it orders nothing.) A first sweep of a large mailbox
+        // brings thousands at once: only the newest KEEP of them can stay.
+        let mut new = new;
+        new.sort_by_key(|e| std::cmp::Reverse(e.id));
+        new.dedup_by_key(|e| e.id);
+        new.truncate(KEEP);
+        let known: std::collections::HashSet<u32> = all.iter().map(|e| e.id).collect();
+        all.extend(new.into_iter().filter(|e| !known.contains(&e.id)));
         all.sort_by_key(|e| std::cmp::Reverse(e.id));
         all.truncate(KEEP);
         self.table.insert(context.as_bytes(), encode(&all)?)?;

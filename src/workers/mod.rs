@@ -1,4 +1,6 @@
 //! The workers: slow work runs here, beside the gate, which hands it over and never waits.
+//! The mail reader ([`mail`]: one IMAP session, bodies fetched for `inbox` and `mail`) is an
+//! actor too.
 //! The job runner ([`jobs`]: contexts, one serial queue per context) and the breach monitor
 //! (its sources' cursors; overlapping sweep requests merged into one) are actors that own
 //! their state; the alias manager and the card manager are throttles over their provider
