@@ -3,18 +3,20 @@
 //! `POST /unseal` (`{"passphrase": ...}`: the way to unseal from the phone after a reboot,
 //! when Signal is sealed too), and the phone signer under `GET /signer/`
 //! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
-//! Error replies carry a status code that matches their kind. The connections' bounds
+//! Error replies carry a status code that matches their kind. A `/command` reply is JSON,
+//! or, when the request's `Accept` prefers `text/plain`, the words the owner's phone gets on
+//! Signal for the same reply (the signer page shows those). The connections' bounds
 //! (cap, timeouts, shutdown deadline) are in [`http_conn`](super::http_conn).
 
 use super::door::{sealed_reply, Door};
 use crate::auth::MAX_ENVELOPE_BYTES;
 use crate::config::HttpConfig;
 use crate::origin::Channel;
-use crate::reply::{CommandError, ErrorKind};
+use crate::reply::{CommandError, ErrorKind, Reply};
 use crate::shutdown::Shutdown;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -62,9 +64,15 @@ pub async fn serve(
 
 pub use super::http_conn::check_descriptors;
 
-async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
+async fn command(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Body) -> Response {
+    let words = wants_words(&headers);
     let Some(agent) = endpoint.door.gate() else {
-        return json_response(503, sealed_reply().to_string());
+        let sealed = sealed_reply();
+        if words {
+            let message = sealed["error"].as_str().unwrap_or("sealed");
+            return text_response(503, format!("✗ refused: {message}"));
+        }
+        return json_response(503, sealed.to_string());
     };
     let read = tokio::time::timeout(endpoint.body_timeout, to_bytes(body, MAX_ENVELOPE_BYTES));
     let Ok(read) = read.await else {
@@ -72,8 +80,12 @@ async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
         // hyper close the connection. Not audited: it never became an envelope.
         return body_timed_out(endpoint.body_timeout);
     };
+    let mut named = None;
     let reply = match read {
-        Ok(bytes) => agent.submit(bytes.to_vec(), Channel::Http).await,
+        Ok(bytes) => {
+            named = command_named(&bytes);
+            agent.submit(bytes.to_vec(), Channel::Http).await
+        }
         Err(_) => {
             let error = CommandError::new(
                 ErrorKind::TooLarge,
@@ -83,7 +95,63 @@ async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
         }
     };
     let json = reply.to_json();
-    json_response(reply.http_status(&json), json.to_string())
+    let status = reply.http_status(&json);
+    if words {
+        // A refusal before the command was read is worded as Signal words it: `✗ refused`.
+        let cmd = match &reply {
+            Reply::Err(e) if refused_before_the_command(e.kind) => None,
+            _ => named,
+        };
+        return text_response(status, crate::words::reply(cmd, &reply));
+    }
+    json_response(status, json.to_string())
+}
+
+/// True when the request's `Accept` asks for `text/plain` (with a quality above zero) and
+/// does not name `application/json` at the same quality or higher: JSON stays the default
+/// (no `Accept`, `*/*`, or both at once).
+fn wants_words(headers: &HeaderMap) -> bool {
+    let mut text: Option<f32> = None;
+    let mut json: Option<f32> = None;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let slot = match media.as_str() {
+                "text/plain" => &mut text,
+                "application/json" => &mut json,
+                _ => continue,
+            };
+            *slot = Some(slot.map_or(q, |had| had.max(q)));
+        }
+    }
+    matches!(text, Some(t) if t > 0.0 && t > json.unwrap_or(0.0))
+}
+
+/// The command an envelope names, when it is one the agent knows (for an error's words).
+fn command_named(body: &[u8]) -> Option<&'static str> {
+    let envelope: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let name = envelope.get("cmd")?.as_str()?;
+    crate::commands::find(name).map(|spec| spec.name())
+}
+
+/// Refusals that come before the gate reads which command it is (the envelope itself is
+/// refused): on Signal they are `✗ refused: ...`, not `✗ status: ...`.
+fn refused_before_the_command(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::TooLarge
+            | ErrorKind::Malformed
+            | ErrorKind::BadSignature
+            | ErrorKind::Expired
+            | ErrorKind::Replayed
+            | ErrorKind::UnknownCommand
+    )
 }
 
 fn body_timed_out(limit: Duration) -> Response {
@@ -168,6 +236,16 @@ async fn not_found() -> Response {
 fn json_response(status: u16, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn text_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 // The signer, embedded: the binary serves the very page (and service worker) it was built
