@@ -204,4 +204,14 @@ async fn the_reply_in_the_phones_words_when_asked_for_text() {
     let (_, kind, text) = ask(env, Some("application/json;q=0.4, text/plain")).await;
     assert!(kind.starts_with("text/plain"), "{kind}");
     assert_eq!(text, common::gateway::NO_CONTEXTS);
+    // Both at once, for the signer page: the words and the JSON of one reply.
+    let env = agent
+        .envelope("status", json!({"context": "nope"}))
+        .to_json();
+    let both_type = pane_agent::channels::http::REPLY_AND_WORDS;
+    let (status, kind, text) = ask(env, Some(both_type)).await;
+    assert_eq!((status, kind.as_str()), (404, both_type));
+    let both: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(both["words"], "✗ status: context not found: nope", "{both}");
+    assert_eq!(both["reply"]["kind"], "not_found", "{both}");
 }

@@ -5,7 +5,8 @@
 //! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
 //! Error replies carry a status code that matches their kind. A `/command` reply is JSON,
 //! or, when the request's `Accept` prefers `text/plain`, the words the owner's phone gets on
-//! Signal for the same reply (the signer page shows those). The connections' bounds
+//! Signal for the same reply, or both ([`REPLY_AND_WORDS`], which the signer page asks for:
+//! the words, with the JSON behind a toggle). The connections' bounds
 //! (cap, timeouts, shutdown deadline) are in [`http_conn`](super::http_conn).
 
 use super::door::{sealed_reply, Door};
@@ -65,14 +66,12 @@ pub async fn serve(
 pub use super::http_conn::check_descriptors;
 
 async fn command(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Body) -> Response {
-    let words = wants_words(&headers);
+    let wanted = Wanted::of(&headers);
     let Some(agent) = endpoint.door.gate() else {
         let sealed = sealed_reply();
-        if words {
-            let message = sealed["error"].as_str().unwrap_or("sealed");
-            return text_response(503, format!("✗ refused: {message}"));
-        }
-        return json_response(503, sealed.to_string());
+        let message = sealed["error"].as_str().unwrap_or("sealed");
+        let words = format!("✗ refused: {message}");
+        return wanted.respond(503, sealed, || words);
     };
     let read = tokio::time::timeout(endpoint.body_timeout, to_bytes(body, MAX_ENVELOPE_BYTES));
     let Ok(read) = read.await else {
@@ -96,41 +95,76 @@ async fn command(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Bod
     };
     let json = reply.to_json();
     let status = reply.http_status(&json);
-    if words {
+    wanted.respond(status, json, || {
         // A refusal before the command was read is worded as Signal words it: `✗ refused`.
         let cmd = match &reply {
             Reply::Err(e) if refused_before_the_command(e.kind) => None,
             _ => named,
         };
-        return text_response(status, crate::words::reply(cmd, &reply));
-    }
-    json_response(status, json.to_string())
+        crate::words::reply(cmd, &reply)
+    })
 }
 
-/// True when the request's `Accept` asks for `text/plain` (with a quality above zero) and
-/// does not name `application/json` at the same quality or higher: JSON stays the default
-/// (no `Accept`, `*/*`, or both at once).
-fn wants_words(headers: &HeaderMap) -> bool {
-    let mut text: Option<f32> = None;
-    let mut json: Option<f32> = None;
-    for value in headers.get_all(header::ACCEPT) {
-        let Ok(value) = value.to_str() else { continue };
-        for range in value.split(',') {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let slot = match media.as_str() {
-                "text/plain" => &mut text,
-                "application/json" => &mut json,
-                _ => continue,
-            };
-            *slot = Some(slot.map_or(q, |had| had.max(q)));
+/// The media type of a reply in both forms, for the signer page: `{"words": "...", "reply":
+/// {...}}` (one envelope is answered once, so the page cannot ask twice).
+pub const REPLY_AND_WORDS: &str = "application/vnd.pane-agent.reply+json";
+
+/// What a `/command` caller asked for in its `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// The reply's JSON: the default (no `Accept`, `*/*`, JSON preferred or tied).
+    Json,
+    /// The phone's words: `text/plain` preferred over `application/json`.
+    Words,
+    /// Both, as [`REPLY_AND_WORDS`], when that type is asked for at all.
+    Both,
+}
+
+impl Wanted {
+    fn of(headers: &HeaderMap) -> Wanted {
+        let (mut text, mut json, mut both) = (None::<f32>, None::<f32>, None::<f32>);
+        for value in headers.get_all(header::ACCEPT) {
+            let Ok(value) = value.to_str() else { continue };
+            for range in value.split(',') {
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                let slot = match media.as_str() {
+                    "text/plain" => &mut text,
+                    "application/json" => &mut json,
+                    REPLY_AND_WORDS => &mut both,
+                    _ => continue,
+                };
+                *slot = Some(slot.map_or(q, |had| had.max(q)));
+            }
+        }
+        match (both, text) {
+            (Some(b), _) if b > 0.0 => Wanted::Both,
+            (_, Some(t)) if t > 0.0 && t > json.unwrap_or(0.0) => Wanted::Words,
+            _ => Wanted::Json,
         }
     }
-    matches!(text, Some(t) if t > 0.0 && t > json.unwrap_or(0.0))
+
+    /// The response: `json`, or the words `words` makes (only made when asked for).
+    fn respond(
+        self,
+        status: u16,
+        json: serde_json::Value,
+        words: impl FnOnce() -> String,
+    ) -> Response {
+        match self {
+            Wanted::Json => json_response(status, json.to_string()),
+            Wanted::Words => typed_response(status, "text/plain; charset=utf-8", words()),
+            Wanted::Both => typed_response(
+                status,
+                REPLY_AND_WORDS,
+                json!({"words": words(), "reply": json}).to_string(),
+            ),
+        }
+    }
 }
 
 /// The command an envelope names, when it is one the agent knows (for an error's words).
@@ -234,18 +268,12 @@ async fn not_found() -> Response {
 }
 
 fn json_response(status: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    typed_response(status, "application/json", body)
 }
 
-fn text_response(status: u16, body: String) -> Response {
+fn typed_response(status: u16, content_type: &'static str, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 // The signer, embedded: the binary serves the very page (and service worker) it was built
