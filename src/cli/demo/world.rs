@@ -49,8 +49,11 @@ impl std::ops::Deref for DemoDir {
 
 impl Drop for DemoDir {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0) {
-            eprintln!("demo: could not remove {}: {e}", self.0.display());
+        match std::fs::remove_dir_all(&self.0) {
+            Ok(()) => {}
+            // Init never made it: nothing to remove.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => eprintln!("demo: could not remove {}: {e}", self.0.display()),
         }
     }
 }
