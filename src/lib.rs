@@ -40,6 +40,7 @@ pub mod retry;
 pub mod schedule;
 pub mod seal;
 pub mod shutdown;
+pub mod sim;
 pub mod store;
 pub mod systemd;
 pub mod text;

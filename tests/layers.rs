@@ -46,7 +46,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "ownership",
         ],
     ),
-    (3, &["providers"]),
+    (3, &["providers", "sim"]),
     (4, &["context", "persona", "breach", "inbox"]),
     (5, &["policy", "commands"]),
     (6, &["gate", "workers", "assembly"]),

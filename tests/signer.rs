@@ -702,6 +702,18 @@ fn foreign_requests(b: &mut Browser, allowed: impl Fn(&str) -> bool) -> Vec<Stri
 }
 
 /// Writes a screenshot to `$SIGNER_SCREENSHOTS` (for docs/), when set.
+/// True when the reply's JSON can be seen (its "details" open): a closed `<details>` keeps
+/// its content laid out but not rendered, which `checkVisibility` tells.
+fn json_shown(b: &mut Browser) -> bool {
+    b.eval("document.getElementById('reply-json').checkVisibility()") == serde_json::json!(true)
+}
+
+/// The agent's reply as JSON, from behind the page's "details" toggle.
+fn reply_json(b: &mut Browser) -> Value {
+    let text = b.text("#reply-json");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
 fn keep_screenshot(name: &str, png: &[u8]) {
     assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
     if let Some(dir) = std::env::var_os("SIGNER_SCREENSHOTS") {
@@ -1090,7 +1102,11 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
     assert!(b.visible("#post"), "served, the page sends itself");
     b.tap("#post");
     b.wait_for("!document.getElementById('reply').hidden");
-    let reply: Value = serde_json::from_str(&b.text("#reply")).unwrap();
+    // The reply in the words the phone gets on Signal; its JSON only behind "details".
+    assert_eq!(b.text("#reply-words"), "No contexts yet: `enroll` one.");
+    assert!(b.visible("#reply-words"));
+    assert!(!json_shown(&mut b), "the JSON is behind the toggle");
+    let reply = reply_json(&mut b);
     assert_eq!(reply["count"], 0, "{reply}");
     assert!(
         b.text("#status").contains("HTTP 200"),
@@ -1109,9 +1125,19 @@ fn the_onion_endpoint_serves_the_signer_which_posts_to_command_and_works_offline
     assert_verifies(&lockdown, &secret, "lockdown");
     b.tap("#post");
     b.wait_for("!document.getElementById('reply').hidden");
-    let reply: Value = serde_json::from_str(&b.text("#reply")).unwrap();
-    assert_eq!(reply["status"], "locked_down", "{reply}");
+    let words = b.text("#reply-words");
+    assert!(words.starts_with("✓ lockdown"), "{words}");
+    assert!(
+        serde_json::from_str::<Value>(&words).is_err(),
+        "JSON: {words}"
+    );
+    assert!(!json_shown(&mut b), "the JSON is behind the toggle");
     keep_screenshot("signer-served-reply.png", &b.screenshot(false));
+    b.tap("#reply-details summary");
+    assert!(json_shown(&mut b), "details opens the JSON");
+    let reply = reply_json(&mut b);
+    assert_eq!(reply["status"], "locked_down", "{reply}");
+    keep_screenshot("signer-served-details.png", &b.screenshot(false));
     let audit = agent.audit();
     assert!(
         audit
@@ -1346,7 +1372,8 @@ fn a_sealed_agent_is_unsealed_from_the_signer_page_which_keeps_no_passphrase() {
     tap_and_sign(&mut b, "button[data-cmd=list]");
     b.tap("#post");
     b.wait_for("!document.getElementById('reply').hidden");
-    let reply: Value = serde_json::from_str(&b.text("#reply")).unwrap();
+    assert_eq!(b.text("#reply-words"), "No contexts yet: `enroll` one.");
+    let reply = reply_json(&mut b);
     assert_eq!(reply["count"], 0, "{reply}");
 
     // `seal` from the page: the agent forgets its keys, and the page asks for the unseal

@@ -84,7 +84,7 @@ fn units_are_hardened_to_2_0_or_better() {
     let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .expect("systemd-analyze is needed: apt-get install -y systemd (CI installs it)");
+        .expect("systemd-analyze is needed: apt-get install -y systemd (scripts/test installs it)");
     for unit in ["pane-agent.service", "pane-signal.service"] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("systemd")
@@ -213,7 +213,7 @@ fn analyze() -> &'static str {
     ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
-        .expect("systemd-analyze is needed: apt-get install -y systemd (CI installs it)")
+        .expect("systemd-analyze is needed: apt-get install -y systemd (scripts/test installs it)")
 }
 
 /// The `Key=value` settings of one of the repository's units, in order.

@@ -10,7 +10,10 @@ fn main() -> anyhow::Result<ExitCode> {
     // its directives, a cost every short client command (`send`, `command`) would pay.
     // Every line through the redactor (see `pane_agent::logging`).
     let logs = tracing_subscriber::fmt().with_writer(pane_agent::logging::RedactedStderr);
+    // The demo's own lines are its story: log lines only with -v.
+    let quiet = matches!(&cli.command, CliCommand::Demo(args) if !args.verbose);
     match std::env::var("RUST_LOG") {
+        _ if quiet => logs.with_max_level(tracing::Level::WARN).init(),
         Ok(filter) if !filter.is_empty() => logs
             .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .init(),
@@ -19,7 +22,7 @@ fn main() -> anyhow::Result<ExitCode> {
     // The daemon and the demo get a worker per core; the one-shot client commands a single
     // thread, which starts faster.
     let runtime = match cli.command {
-        CliCommand::Run(_) | CliCommand::Demo => tokio::runtime::Builder::new_multi_thread(),
+        CliCommand::Run(_) | CliCommand::Demo(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     }
     .enable_all()
@@ -46,7 +49,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         CliCommand::Command(args) => {
             return Ok(cli::print_reply(&cli::command::command(&args).await?))
         }
-        CliCommand::Demo => cli::demo::demo().await?,
+        CliCommand::Demo(args) => cli::demo::demo(&args).await?,
         CliCommand::McpKey(dir) => {
             for line in cli::mcp::mcp_key(&dir)? {
                 println!("{line}");

@@ -3,18 +3,21 @@
 //! `POST /unseal` (`{"passphrase": ...}`: the way to unseal from the phone after a reboot,
 //! when Signal is sealed too), and the phone signer under `GET /signer/`
 //! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
-//! Error replies carry a status code that matches their kind. The connections' bounds
+//! Error replies carry a status code that matches their kind. A `/command` reply is JSON,
+//! or, when the request's `Accept` prefers `text/plain`, the words the owner's phone gets on
+//! Signal for the same reply, or both ([`REPLY_AND_WORDS`], which the signer page asks for:
+//! the words, with the JSON behind a toggle). The connections' bounds
 //! (cap, timeouts, shutdown deadline) are in [`http_conn`](super::http_conn).
 
 use super::door::{sealed_reply, Door};
 use crate::auth::MAX_ENVELOPE_BYTES;
 use crate::config::HttpConfig;
 use crate::origin::Channel;
-use crate::reply::{CommandError, ErrorKind};
+use crate::reply::{CommandError, ErrorKind, Reply};
 use crate::shutdown::Shutdown;
 use axum::body::{to_bytes, Body};
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -62,9 +65,13 @@ pub async fn serve(
 
 pub use super::http_conn::check_descriptors;
 
-async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
+async fn command(State(endpoint): State<Endpoint>, headers: HeaderMap, body: Body) -> Response {
+    let wanted = Wanted::of(&headers);
     let Some(agent) = endpoint.door.gate() else {
-        return json_response(503, sealed_reply().to_string());
+        let sealed = sealed_reply();
+        let message = sealed["error"].as_str().unwrap_or("sealed");
+        let words = format!("✗ refused: {message}");
+        return wanted.respond(503, sealed, || words);
     };
     let read = tokio::time::timeout(endpoint.body_timeout, to_bytes(body, MAX_ENVELOPE_BYTES));
     let Ok(read) = read.await else {
@@ -72,8 +79,12 @@ async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
         // hyper close the connection. Not audited: it never became an envelope.
         return body_timed_out(endpoint.body_timeout);
     };
+    let mut named = None;
     let reply = match read {
-        Ok(bytes) => agent.submit(bytes.to_vec(), Channel::Http).await,
+        Ok(bytes) => {
+            named = command_named(&bytes);
+            agent.submit(bytes.to_vec(), Channel::Http).await
+        }
         Err(_) => {
             let error = CommandError::new(
                 ErrorKind::TooLarge,
@@ -83,7 +94,98 @@ async fn command(State(endpoint): State<Endpoint>, body: Body) -> Response {
         }
     };
     let json = reply.to_json();
-    json_response(reply.http_status(&json), json.to_string())
+    let status = reply.http_status(&json);
+    wanted.respond(status, json, || {
+        // A refusal before the command was read is worded as Signal words it: `✗ refused`.
+        let cmd = match &reply {
+            Reply::Err(e) if refused_before_the_command(e.kind) => None,
+            _ => named,
+        };
+        crate::words::reply(cmd, &reply)
+    })
+}
+
+/// The media type of a reply in both forms, for the signer page: `{"words": "...", "reply":
+/// {...}}` (one envelope is answered once, so the page cannot ask twice).
+pub const REPLY_AND_WORDS: &str = "application/vnd.pane-agent.reply+json";
+
+/// What a `/command` caller asked for in its `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    /// The reply's JSON: the default (no `Accept`, `*/*`, JSON preferred or tied).
+    Json,
+    /// The phone's words: `text/plain` preferred over `application/json`.
+    Words,
+    /// Both, as [`REPLY_AND_WORDS`], when that type is asked for at all.
+    Both,
+}
+
+impl Wanted {
+    fn of(headers: &HeaderMap) -> Wanted {
+        let (mut text, mut json, mut both) = (None::<f32>, None::<f32>, None::<f32>);
+        for value in headers.get_all(header::ACCEPT) {
+            let Ok(value) = value.to_str() else { continue };
+            for range in value.split(',') {
+                let mut parts = range.split(';');
+                let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+                let q = parts
+                    .filter_map(|p| p.trim().strip_prefix("q="))
+                    .find_map(|q| q.trim().parse::<f32>().ok())
+                    .unwrap_or(1.0);
+                let slot = match media.as_str() {
+                    "text/plain" => &mut text,
+                    "application/json" => &mut json,
+                    REPLY_AND_WORDS => &mut both,
+                    _ => continue,
+                };
+                *slot = Some(slot.map_or(q, |had| had.max(q)));
+            }
+        }
+        match (both, text) {
+            (Some(b), _) if b > 0.0 => Wanted::Both,
+            (_, Some(t)) if t > 0.0 && t > json.unwrap_or(0.0) => Wanted::Words,
+            _ => Wanted::Json,
+        }
+    }
+
+    /// The response: `json`, or the words `words` makes (only made when asked for).
+    fn respond(
+        self,
+        status: u16,
+        json: serde_json::Value,
+        words: impl FnOnce() -> String,
+    ) -> Response {
+        match self {
+            Wanted::Json => json_response(status, json.to_string()),
+            Wanted::Words => typed_response(status, "text/plain; charset=utf-8", words()),
+            Wanted::Both => typed_response(
+                status,
+                REPLY_AND_WORDS,
+                json!({"words": words(), "reply": json}).to_string(),
+            ),
+        }
+    }
+}
+
+/// The command an envelope names, when it is one the agent knows (for an error's words).
+fn command_named(body: &[u8]) -> Option<&'static str> {
+    let envelope: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let name = envelope.get("cmd")?.as_str()?;
+    crate::commands::find(name).map(|spec| spec.name())
+}
+
+/// Refusals that come before the gate reads which command it is (the envelope itself is
+/// refused): on Signal they are `✗ refused: ...`, not `✗ status: ...`.
+fn refused_before_the_command(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::TooLarge
+            | ErrorKind::Malformed
+            | ErrorKind::BadSignature
+            | ErrorKind::Expired
+            | ErrorKind::Replayed
+            | ErrorKind::UnknownCommand
+    )
 }
 
 fn body_timed_out(limit: Duration) -> Response {
@@ -166,8 +268,12 @@ async fn not_found() -> Response {
 }
 
 fn json_response(status: u16, body: String) -> Response {
+    typed_response(status, "application/json", body)
+}
+
+fn typed_response(status: u16, content_type: &'static str, body: String) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 // The signer, embedded: the binary serves the very page (and service worker) it was built

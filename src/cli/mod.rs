@@ -62,8 +62,9 @@ pub enum CliCommand {
     McpKey(DataDirArg),
     /// Serve pane's tools to a model over MCP on stdio, signing with the MCP key.
     Mcp(mcp::McpArgs),
-    /// Start an agent on its embedded defaults in a temporary dir and show commands going through.
-    Demo,
+    /// The whole job in a few seconds: a real agent in a temporary dir, simulated providers
+    /// and phone, an enroll, a breach, an alert, a burn approved with 👍, the audit verified.
+    Demo(demo::DemoArgs),
 }
 
 /// `--data-dir DIR`, defaulting to `$PANE_DATA_DIR`, else `~/.pane`.

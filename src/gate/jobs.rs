@@ -71,8 +71,12 @@ pub(super) enum Finished {
 /// Who waits for a result.
 #[derive(Debug)]
 pub(super) enum Waiter {
-    /// A socket or HTTP caller (or a timer), on its own task.
-    Caller(oneshot::Sender<Reply>),
+    /// A socket or HTTP caller (or a timer), on its own task. `cmd` names the command once
+    /// it is known, for the reply's words (which HTTP gives when asked for text).
+    Caller {
+        tx: oneshot::Sender<Reply>,
+        cmd: Option<&'static str>,
+    },
     /// The owner on Signal: the reply goes through the outbox, in words
     /// ([`crate::words`]), and, in the same transaction, the record of their message
     /// (`taken`) is forgotten. `cmd` names the command once it is known, for the words.
@@ -85,6 +89,11 @@ pub(super) enum Waiter {
 }
 
 impl Waiter {
+    /// A caller on its own task, answered through `tx`.
+    pub(super) fn caller(tx: oneshot::Sender<Reply>) -> Waiter {
+        Waiter::Caller { tx, cmd: None }
+    }
+
     /// The owner, for their message recorded as `taken`.
     pub(super) fn owner(taken: Option<[u8; 8]>) -> Waiter {
         Waiter::Owner { taken, cmd: None }
@@ -96,6 +105,10 @@ impl Waiter {
         match self {
             Waiter::Owner { taken, cmd: None } => Waiter::Owner {
                 taken,
+                cmd: Some(name),
+            },
+            Waiter::Caller { tx, cmd: None } => Waiter::Caller {
+                tx,
                 cmd: Some(name),
             },
             other => other,
@@ -266,7 +279,7 @@ impl Gate {
     /// A job that could not even start: its waiter gets the error (a caller at once).
     fn fail_now(&mut self, job: PendingJob, error: CommandError) {
         match job.waiter {
-            Waiter::Caller(tx) => {
+            Waiter::Caller { tx, .. } => {
                 let _ = tx.send(Reply::Err(error));
             }
             Waiter::Owner { taken, cmd } => {
@@ -362,11 +375,11 @@ impl Gate {
     /// is on disk.
     pub(super) async fn deliver(&mut self, waiter: Waiter, reply: Reply) {
         match waiter {
-            Waiter::Caller(tx) => {
+            Waiter::Caller { tx, cmd } => {
                 let answer = match self.store.flush().await {
                     Ok(()) => {
                         self.sync_high_water();
-                        self.redact_reply(reply)
+                        self.redact_for_caller(cmd, reply)
                     }
                     Err(e) => Reply::Err(self.internal(e)),
                 };

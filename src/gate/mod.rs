@@ -48,6 +48,7 @@ use crate::workers::jobs::JobsHandle;
 use crate::workers::ticket::LockdownSwitch;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -409,7 +410,7 @@ impl Gate {
                     channel,
                     now: received,
                 };
-                self.handle_envelope(&bytes, &inv, jobs::Waiter::Caller(reply))
+                self.handle_envelope(&bytes, &inv, jobs::Waiter::caller(reply))
                     .await;
             }
             GateMessage::Refused {
@@ -418,10 +419,10 @@ impl Gate {
                 reply,
             } => {
                 let answer = self.refuse(&Invocation::now(channel), error, None);
-                self.deliver(jobs::Waiter::Caller(reply), answer).await;
+                self.deliver(jobs::Waiter::caller(reply), answer).await;
             }
             GateMessage::Job { job, reply } => {
-                self.run_scheduled(job, jobs::Waiter::Caller(reply)).await
+                self.run_scheduled(job, jobs::Waiter::caller(reply)).await
             }
             GateMessage::Owner { input, reply } => {
                 let recorded = self.owner_input(input).await;
@@ -466,6 +467,26 @@ impl Gate {
         }
     }
 
+    /// A reply for a caller on the socket or HTTP, redacted: its JSON as
+    /// [`Gate::redact_reply`] makes it, with its words (for HTTP's `Accept: text/plain`) by
+    /// the rule of [`Gate::redacted_words`], made only if a caller asks for them.
+    fn redact_for_caller(&self, cmd: Option<&'static str>, reply: Reply) -> Reply {
+        match reply {
+            Reply::Ok(output) => {
+                let original = output.json();
+                let json = self.redactor.json(&original);
+                Reply::ok(CallerReply {
+                    clean: json == original,
+                    json,
+                    output,
+                    cmd,
+                    redactor: self.redactor.clone(),
+                })
+            }
+            err => self.redact_reply(err),
+        }
+    }
+
     /// A reply in words for the owner, redacted: the output's own words when redacting its
     /// JSON finds nothing (the words are made of the same strings), else words made from the
     /// redacted JSON; and the final text once more, since words put strings side by side that
@@ -489,6 +510,35 @@ impl Gate {
     /// Logs an internal fault (redacted) and returns the generic reply for it.
     fn internal(&self, error: impl std::fmt::Display) -> CommandError {
         crate::reply::internal(self.redactor.text(&error.to_string()))
+    }
+}
+
+/// A caller's reply: the redacted JSON every caller gets, and the typed output it came from,
+/// worded on demand exactly as the owner's phone would get it.
+#[derive(Debug)]
+struct CallerReply {
+    json: Value,
+    /// True when redacting the JSON found nothing: the typed words may be used.
+    clean: bool,
+    output: Box<dyn crate::reply::Output>,
+    cmd: Option<&'static str>,
+    redactor: Redactor,
+}
+
+impl crate::reply::Output for CallerReply {
+    fn json(&self) -> Value {
+        self.json.clone()
+    }
+
+    /// The words the phone gets for this reply (the command named at the gate, not `cmd`).
+    fn words(&self, cmd: &str) -> String {
+        let cmd = self.cmd.unwrap_or(cmd);
+        let text = if self.clean {
+            self.output.words(cmd)
+        } else {
+            crate::words::fields(cmd, &self.json)
+        };
+        self.redactor.text(&text)
     }
 }
 

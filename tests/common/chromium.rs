@@ -27,7 +27,7 @@ pub fn require_chromium() {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: the signer page tests need headless Chromium. \
-         Install it with `apt-get install -y chromium` (CI installs it)."
+         Run scripts/test, which installs it, or `apt-get install -y chromium`."
     );
 }
 

@@ -1,20 +1,17 @@
 //! A test gateway: the relay protocol of `docs/gateway-protocol.md` over the agent's real
-//! `gateway.sock`, standing in for `pane-signal`.
+//! `gateway.sock`, standing in for `pane-signal`, on the wire `pane-agent demo`'s phone uses
+//! (`pane_agent::sim::phone::Wire`).
 #![allow(dead_code)]
 
 use super::Agent;
-use pane_agent::gateway::protocol::{
-    decode_line, encode_line, CoreCommand, GatewayEvent, ID_CONFLICT,
-};
+use pane_agent::gateway::protocol::{CoreCommand, GatewayEvent, ID_CONFLICT};
 use pane_agent::gateway::sent_log::{content_digest, Seen, SentLog};
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+use pane_agent::sim::phone::Wire;
 use std::time::{Duration, Instant};
 
 /// A test gateway: the protocol over the real socket.
 pub struct Gateway {
-    writer: UnixStream,
-    reader: BufReader<UnixStream>,
+    wire: Wire,
     owner: String,
     /// Sends read but not yet handed out by `reply`.
     queued: std::collections::VecDeque<(String, String, String)>,
@@ -40,12 +37,8 @@ pub struct Gateway {
 impl Gateway {
     /// Connects to `agent`'s gateway socket; `owner` is the ACI replies must go to.
     pub fn connect(agent: &Agent, owner: &str) -> Gateway {
-        let s = UnixStream::connect(agent.dir.join("gateway.sock")).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
         Gateway {
-            reader: BufReader::new(s.try_clone().unwrap()),
-            writer: s,
+            wire: Wire::connect(&agent.dir.join("gateway.sock")).unwrap(),
             owner: owner.to_string(),
             queued: Default::default(),
             acks: Vec::new(),
@@ -67,14 +60,12 @@ impl Gateway {
 
     /// Writes bytes as they are (a burst of lines, a broken line).
     pub fn write_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).unwrap();
+        self.wire.write_raw(bytes).unwrap();
     }
 
     /// Writes one event line.
     pub fn event(&mut self, e: &GatewayEvent) {
-        self.writer
-            .write_all(encode_line(e).unwrap().as_bytes())
-            .unwrap();
+        self.wire.event(e).unwrap();
     }
 
     /// The owner (or anyone) sent `body`.
@@ -165,10 +156,19 @@ impl Gateway {
         let deadline = Instant::now() + wait;
         let mut out: Vec<_> = self.queued.drain(..).collect();
         while Instant::now() < deadline {
-            let mut line = String::new();
-            match self.reader.read_line(&mut line) {
-                Ok(0) => break,
-                Ok(_) => match decode_line(&line).unwrap() {
+            match self.wire.read() {
+                // The agent went away (stopped, killed): nothing more comes on this socket.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    break
+                }
+                Err(e) => panic!("the gateway socket: {e}"),
+                Ok(None) => {}
+                Ok(Some(command)) => match command {
                     CoreCommand::Send {
                         id,
                         recipient,
@@ -185,7 +185,6 @@ impl Gateway {
                     }
                     CoreCommand::Seal {} => self.keying.push(None),
                 },
-                Err(_) => {}
             }
         }
         out

@@ -3,7 +3,7 @@
 //! StoreAliasRequest.php, the jsonPaginate macro (see the parent's notes).
 
 use super::{validation, Seen, St, ADDY_DOMAINS};
-use crate::common::providers::{body_json, json_reply};
+use crate::sim::providers::{body_json, json_reply};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;

@@ -24,8 +24,11 @@ pub enum Fault {
     /// plain text (addy.io's create 429 is plain text); `null` means the provider's own error
     /// body for that status. `retry_after` adds `Retry-After: N` (seconds).
     Status {
+        /// The HTTP status.
         status: u16,
+        /// The body (see above).
         body: Value,
+        /// `Retry-After`, in seconds.
         retry_after: Option<u64>,
     },
     /// Do the request's work at once, but answer only after this long.

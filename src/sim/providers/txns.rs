@@ -43,7 +43,7 @@ impl MockServer {
 }
 
 /// What [`MockServer::add_card_transaction`] records.
-pub(in crate::common) struct Charge<'a> {
+pub(crate) struct Charge<'a> {
     pub card_token: &'a str,
     pub amount: i64,
     pub descriptor: &'a str,

@@ -6,7 +6,7 @@
 //! [`simplelogin`], [`privacy`], [`lithic`]; the two card issuers share [`cards`]), with the
 //! routes its documentation gives. Each module starts with where its shape comes from; what
 //! the mock had to guess is marked UNCONFIRMED. Around every router, [`faults::apply`] keeps the
-//! request log and the [`Fault`]s the tests inject. The HIBP mock (`super::hibp`) is served
+//! request log and the [`Fault`]s the tests inject. The HIBP mock ([`hibp`]) is served
 //! the same way.
 //!
 //! Each mock runs on its own thread with its own tokio runtime, bound to 127.0.0.1:0, and is
@@ -14,7 +14,6 @@
 //! provider now holds, read the request log, and queue [`Fault`]s that the next requests meet.
 //!
 //! `GET /__health` and `GET /__state` are control routes: never logged, never faulted.
-#![allow(dead_code)]
 
 use axum::body::{Body, Bytes};
 use axum::extract::FromRequestParts;
@@ -30,17 +29,16 @@ use std::time::Duration;
 mod addy;
 mod cards;
 mod faults;
+pub mod hibp;
 mod ids;
 mod lithic;
 mod privacy;
 mod simplelogin;
 mod txns;
 
-#[allow(unused_imports)]
 pub use addy::ADDY_DOMAINS;
 pub use faults::Fault;
 use faults::{Ctx, Harness};
-#[allow(unused_imports)]
 pub use ids::luhn_valid;
 
 /// One mock provider: its routes over its own state, and what the tests may do to that state.
@@ -139,42 +137,45 @@ pub struct MockServer {
 
 /// addy.io: `base` = `http://127.0.0.1:PORT/api/v1`; `Authorization: Bearer KEY` and
 /// `X-Requested-With: XMLHttpRequest`.
-pub fn addy(key: &str) -> MockServer {
-    MockServer::start(|origin| addy::Addy::new(key, origin)).0
+pub fn addy(key: &str) -> std::io::Result<MockServer> {
+    Ok(MockServer::start(|origin| addy::Addy::new(key, origin))?.0)
 }
 
 /// SimpleLogin: `base` = `http://127.0.0.1:PORT`; `Authentication: KEY`.
-pub fn simplelogin(key: &str) -> MockServer {
-    MockServer::start(|_| simplelogin::SimpleLogin::new(key)).0
+pub fn simplelogin(key: &str) -> std::io::Result<MockServer> {
+    Ok(MockServer::start(|_| simplelogin::SimpleLogin::new(key))?.0)
 }
 
 /// Privacy.com: `base` = `http://127.0.0.1:PORT/v1`; `Authorization: api-key KEY`.
-pub fn privacy(key: &str) -> MockServer {
-    MockServer::start(|_| cards::Issuing::<privacy::Privacy>::new(key)).0
+pub fn privacy(key: &str) -> std::io::Result<MockServer> {
+    Ok(MockServer::start(|_| cards::Issuing::<privacy::Privacy>::new(key))?.0)
 }
 
 /// Lithic: `base` = `http://127.0.0.1:PORT` (paths under `/v1`); `Authorization: KEY`.
-pub fn lithic(key: &str) -> MockServer {
-    MockServer::start(|_| cards::Issuing::<lithic::Lithic>::new(key)).0
+pub fn lithic(key: &str) -> std::io::Result<MockServer> {
+    Ok(MockServer::start(|_| cards::Issuing::<lithic::Lithic>::new(key))?.0)
 }
 
-/// Serves `app` on `listener` on a thread of its own until `stop` fires.
+/// Serves `app` on `listener` on a thread of its own, with a runtime of its own (so a mock
+/// serves whatever runtime, if any, its caller is on), until `stop` fires.
 fn serve(
     name: &str,
     listener: std::net::TcpListener,
     app: Router,
     stop: tokio::sync::oneshot::Receiver<()>,
-) -> std::thread::JoinHandle<()> {
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     let name = name.to_string();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let listener = {
+        let _in_runtime = rt.enter();
+        tokio::net::TcpListener::from_std(listener)?
+    };
     std::thread::Builder::new()
         .name(format!("mock-{name}"))
         .spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("mock: runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("mock: listener");
                 tokio::select! {
                     r = axum::serve(listener, app).into_future() => {
                         if let Err(e) = r {
@@ -187,16 +188,17 @@ fn serve(
             // Connections still open (a Delay in progress, pooled keep-alives) are dropped.
             rt.shutdown_background();
         })
-        .expect("mock: thread")
 }
 
 impl MockServer {
     /// Serves the provider `make` builds for the origin it is given; returns the server and
     /// the provider's own state.
-    pub(super) fn start<P: Provider>(make: impl FnOnce(&str) -> P) -> (MockServer, Arc<P>) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("mock: bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("mock: nonblocking");
-        let port = listener.local_addr().expect("mock: local addr").port();
+    pub(super) fn start<P: Provider>(
+        make: impl FnOnce(&str) -> P,
+    ) -> std::io::Result<(MockServer, Arc<P>)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
         let origin = format!("http://127.0.0.1:{port}");
         let provider = Arc::new(make(&origin));
         let harness = Arc::new(Harness::default());
@@ -209,7 +211,7 @@ impl MockServer {
             .router()
             .layer(middleware::from_fn_with_state(ctx, faults::apply));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = serve(provider.about().name, listener, app, rx);
+        let thread = serve(provider.about().name, listener, app, rx)?;
         let server = MockServer {
             base: format!("{origin}{}", provider.about().prefix),
             origin,
@@ -218,7 +220,7 @@ impl MockServer {
             shutdown: Some(tx),
             thread: Some(thread),
         };
-        (server, provider)
+        Ok((server, provider))
     }
 
     /// `http://127.0.0.1:PORT`, without the provider's path prefix.
