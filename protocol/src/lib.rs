@@ -6,12 +6,14 @@
 //!   (`docs/gateway-protocol.md`);
 //! - [`sent_log`]: the gateway's log of the send ids it has sent, which makes a send happen
 //!   once across restarts of either side;
-//! - [`device`]: how a linked Signal device fails.
+//! - [`device`]: how a linked Signal device fails;
+//! - [`health`]: the link's health, as the gateway reports it.
 //!
 //! The crate needs nothing of presage and nothing of the core, so the gateway (built on its
 //! own, with its own lock and git dependencies) depends on it alone, and everything here is
 //! tested beside the core.
 
 pub mod device;
+pub mod health;
 pub mod messages;
 pub mod sent_log;

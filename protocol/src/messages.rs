@@ -13,6 +13,7 @@
 //! (`store_key`, the first line of every connection) and takes it back (`seal`). The
 //! passphrase travels as a [`Passphrase`]: never printed, wiped from memory when dropped.
 
+pub use crate::health::{Challenge, GatewayBuild, LinkHealth, Registration};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
@@ -91,6 +92,9 @@ pub enum GatewayEvent {
         /// True when trying again may work (network); false when it cannot (unknown recipient).
         retryable: bool,
     },
+    /// The link to Signal as the gateway sees it: written when the core connects and
+    /// whenever any of it changes, so that a link that died is known, never silent.
+    Health(Box<LinkHealth>),
 }
 
 /// Core to gateway.
@@ -127,6 +131,14 @@ pub enum CoreCommand {
         /// The SQLCipher passphrase of the gateway's presage store (and the root of the keys
         /// that seal its journal, sent-id log and identity record).
         passphrase: Passphrase,
+    },
+    /// The owner solved the captcha of a `proof_required` challenge: the gateway submits it
+    /// to Signal and sends what waited.
+    SubmitChallenge {
+        /// The challenge's token (from the `health` line).
+        token: String,
+        /// The captcha's answer (`signalcaptcha://...` without its scheme, as signal-cli takes it).
+        captcha: String,
     },
     /// The core is sealing or stopping: the gateway closes its store, forgets every key it
     /// holds and waits for the next `store_key`. It does not exit (the owner may unseal

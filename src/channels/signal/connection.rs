@@ -97,6 +97,14 @@ impl Connection {
                             self.delivery.failed(&id, &error, retryable).await;
                             None
                         }
+                        GatewayEvent::Health(health) => {
+                            tracing::info!(
+                                connected = health.connected,
+                                registration = health.registration.as_str(),
+                                "Signal link health"
+                            );
+                            None
+                        }
                         event => self.owner.event(event).await,
                     };
                     if let Some(id) = ack {

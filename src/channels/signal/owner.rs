@@ -130,7 +130,9 @@ impl OwnerSide {
                 None
             }
             // Delivery's, not the owner's.
-            GatewayEvent::Sent { .. } | GatewayEvent::SendFailed { .. } => None,
+            GatewayEvent::Sent { .. }
+            | GatewayEvent::SendFailed { .. }
+            | GatewayEvent::Health(_) => None,
         }
     }
 
