@@ -46,7 +46,7 @@ const LAYERS: &[(u8, &[&str])] = &[
             "ownership",
         ],
     ),
-    (3, &["providers"]),
+    (3, &["egress", "providers"]),
     (4, &["context", "persona", "breach"]),
     (5, &["policy", "commands"]),
     (6, &["gate", "workers", "assembly"]),
