@@ -341,12 +341,30 @@ impl HttpClients {
             let proxy = reqwest::Proxy::all(format!("socks5h://{proxy}"))
                 .map_err(|e| format!("proxy: {e}"))?
                 .basic_auth(&c.username, &c.password);
-            // `proxy` replaces every proxy from the environment, so ours is the only way out.
-            builder = builder.no_proxy().proxy(proxy);
+            // `proxy` replaces every proxy from the environment, so ours is the only way out;
+            // and no name is looked up here, whatever path a request would take.
+            builder = builder.no_proxy().proxy(proxy).dns_resolver(NoLookups);
         }
         let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
         *current = Some((epoch, client.clone()));
         Ok(client)
+    }
+}
+
+/// The resolver of a proxied client: it refuses every look-up. With `socks5h` the proxy
+/// resolves the names, so this is never asked; were it asked (a change to how the client is
+/// built), the request fails instead of telling the local resolver where the agent goes.
+struct NoLookups;
+
+impl reqwest::dns::Resolve for NoLookups {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        tracing::error!(
+            name = name.as_str(),
+            "name look-up refused: with [network] proxy set, the proxy resolves every name"
+        );
+        Box::pin(std::future::ready(Err(
+            "name look-up refused: with [network] proxy set, the proxy resolves every name".into(),
+        )))
     }
 }
 

@@ -135,6 +135,44 @@ pub struct MockServer {
     harness: Arc<Harness>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    peers: Arc<Peers>,
+}
+
+/// Who connected to a mock, and who may: with [`MockServer::only_from`] set, a connection
+/// from any other address is closed at once, before a byte is read (counted as refused).
+#[derive(Default)]
+pub(super) struct Peers {
+    only: std::sync::Mutex<Option<std::net::IpAddr>>,
+    admitted: std::sync::Mutex<Vec<std::net::IpAddr>>,
+    refused: std::sync::Mutex<Vec<std::net::IpAddr>>,
+}
+
+/// The mock's listener, behind its [`Peers`] rule.
+struct Guarded {
+    inner: tokio::net::TcpListener,
+    peers: Arc<Peers>,
+}
+
+impl axum::serve::Listener for Guarded {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            let only = *self.peers.only.lock().unwrap();
+            if only.is_none_or(|ip| ip == addr.ip()) {
+                self.peers.admitted.lock().unwrap().push(addr.ip());
+                return (io, addr);
+            }
+            self.peers.refused.lock().unwrap().push(addr.ip());
+            drop(io);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 /// addy.io: `base` = `http://127.0.0.1:PORT/api/v1`; `Authorization: Bearer KEY` and
@@ -162,6 +200,7 @@ pub fn lithic(key: &str) -> MockServer {
 fn serve(
     name: &str,
     listener: std::net::TcpListener,
+    peers: Arc<Peers>,
     app: Router,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::thread::JoinHandle<()> {
@@ -174,7 +213,8 @@ fn serve(
                 .build()
                 .expect("mock: runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("mock: listener");
+                let inner = tokio::net::TcpListener::from_std(listener).expect("mock: listener");
+                let listener = Guarded { inner, peers };
                 tokio::select! {
                     r = axum::serve(listener, app).into_future() => {
                         if let Err(e) = r {
@@ -209,7 +249,8 @@ impl MockServer {
             .router()
             .layer(middleware::from_fn_with_state(ctx, faults::apply));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = serve(provider.about().name, listener, app, rx);
+        let peers = Arc::new(Peers::default());
+        let thread = serve(provider.about().name, listener, peers.clone(), app, rx);
         let server = MockServer {
             base: format!("{origin}{}", provider.about().prefix),
             origin,
@@ -217,8 +258,29 @@ impl MockServer {
             harness,
             shutdown: Some(tx),
             thread: Some(thread),
+            peers,
         };
         (server, provider)
+    }
+
+    /// From now on, connections from any address but `ip` are closed unanswered.
+    pub fn only_from(&self, ip: std::net::IpAddr) {
+        *self.peers.only.lock().unwrap() = Some(ip);
+    }
+
+    /// The address of every connection served, in order.
+    pub fn admitted_peers(&self) -> Vec<std::net::IpAddr> {
+        self.peers.admitted.lock().unwrap().clone()
+    }
+
+    /// The address of every connection refused by [`MockServer::only_from`].
+    pub fn refused_peers(&self) -> Vec<std::net::IpAddr> {
+        self.peers.refused.lock().unwrap().clone()
+    }
+
+    /// The base URL with its host replaced by `host` (a name only a proxy resolves).
+    pub fn base_at(&self, host: &str) -> String {
+        self.base.replacen("127.0.0.1", host, 1)
     }
 
     /// `http://127.0.0.1:PORT`, without the provider's path prefix.
