@@ -50,8 +50,9 @@ pub enum EgressError {
     /// The proxy does not answer: nothing was sent, and nothing went out directly.
     #[error("Tor is not reachable at {0} ([network] proxy): nothing was sent, and nothing goes out directly")]
     ProxyDown(SocketAddr),
-    /// The proxy answered but could not reach the destination (or refused it).
-    #[error("the proxy could not reach {target}: {why}")]
+    /// The destination could not be reached (through the proxy, when there is one: then
+    /// the proxy answered but could not reach it, or refused it).
+    #[error("cannot reach {target}: {why}")]
     Unreachable {
         /// `host:port`.
         target: String,
@@ -254,8 +255,8 @@ impl Egress {
                 self.reached();
                 return Ok(stream);
             }
-            Ok(Err(why)) => why,
-            Err(_) => "timed out".to_string(),
+            Ok(Err(why)) => format!("through the proxy: {why}"),
+            Err(_) => "through the proxy: timed out".to_string(),
         };
         Err(self.diagnose().await.unwrap_or(EgressError::Unreachable {
             target,

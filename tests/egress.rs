@@ -287,3 +287,77 @@ fn with_the_proxy_down_nothing_goes_out_and_the_owner_is_told_once() {
     assert_eq!(alerts(&mut w.agent, &down).len(), 1);
     assert_eq!(alerts(&mut w.agent, "Tor is reachable again").len(), 1);
 }
+
+#[test]
+fn with_a_proxy_a_destination_that_would_go_around_it_is_refused_at_start() {
+    use pane_agent::config::{ImapConfig, NetworkConfig, ProxyUrl};
+    use pane_agent::egress::Egress;
+    use pane_agent::providers::addy::Addy;
+    use pane_agent::providers::RetryPolicy;
+    let proxied = Egress::unstored(&NetworkConfig {
+        proxy: Some(ProxyUrl::parse("socks5h://127.0.0.1:9050").unwrap()),
+    });
+    let direct = Egress::direct();
+    let addy = |base: &str, egress: &Egress| {
+        Addy::new(
+            base,
+            "k",
+            "anonaddy.me",
+            "random_characters",
+            RetryPolicy::default(),
+            egress,
+        )
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    for local in [
+        "http://127.0.0.1:8080/api/v1",
+        "https://localhost/api/v1",
+        "https://192.168.1.10/api/v1",
+        "https://[::1]/api/v1",
+    ] {
+        let err = addy(local, &proxied).unwrap_err();
+        assert!(err.contains("is a local address"), "{local}: {err}");
+    }
+    let onion = format!("http://{}/api/v1", onion("addy"));
+    assert!(addy(&onion, &proxied).is_ok());
+    assert!(addy("https://app.addy.io/api/v1", &proxied).is_ok());
+    let err = addy(&onion, &direct).unwrap_err();
+    assert!(err.contains("needs [network] proxy"), "{err}");
+    assert!(addy("http://127.0.0.1:8080/api/v1", &direct).is_ok());
+    assert!(addy("http://mail.example/api/v1", &proxied).is_err());
+
+    let imap = ImapConfig {
+        host: "127.0.0.1".into(),
+        ..ImapConfig::default()
+    };
+    let err = pane_agent::breach::imap::ImapSource::from_config(&imap, &proxied)
+        .map(|r| r.map(|_| ()).unwrap_err().to_string());
+    assert!(
+        err.as_deref().is_some_and(|e| e.contains("is a local address")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn doctor_checks_the_proxy_answers_and_says_signal_leaves_directly() {
+    use common::sealed::doctor_row;
+    let agent = Agent::init();
+    let report = || String::from_utf8_lossy(&agent.cli(&["doctor"]).stdout).into_owned();
+    let none = report();
+    let row = doctor_row(&none, "outbound proxy").unwrap();
+    assert!(row.starts_with("warn") && row.contains("none"), "{row}");
+    let signal = doctor_row(&none, "signal traffic").unwrap();
+    assert!(signal.contains("reaches Signal directly"), "{signal}");
+
+    let mut socks = SocksServer::start(&[]);
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("proxy = \"\"", &format!("proxy = \"{}\"", socks.url())),
+    );
+    let row = doctor_row(&report(), "outbound proxy").unwrap();
+    assert!(row.starts_with("pass") && row.contains("answers"), "{row}");
+    socks.stop();
+    let row = doctor_row(&report(), "outbound proxy").unwrap();
+    assert!(row.starts_with("FAIL") && row.contains("does not answer"), "{row}");
+}
