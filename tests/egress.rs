@@ -182,7 +182,10 @@ fn every_call_goes_through_the_proxy_on_a_circuit_per_provider() {
     let connects = w.socks.connects();
     assert!(connects.iter().all(|c| c.connected), "{connects:?}");
     for host in [onion("addy"), onion("privacy"), onion("hibp")] {
-        assert!(connects.iter().any(|c| c.host == host), "{host}: {connects:?}");
+        assert!(
+            connects.iter().any(|c| c.host == host),
+            "{host}: {connects:?}"
+        );
     }
     assert!(connects.iter().any(|c| c.host == PROXIED_HOST));
     assert!(
@@ -222,7 +225,10 @@ fn every_call_goes_through_the_proxy_on_a_circuit_per_provider() {
         .iter()
         .filter(|c| c.host == onion("privacy"))
         .collect();
-    assert!(!addy_after.is_empty() && !privacy_after.is_empty(), "{after:?}");
+    assert!(
+        !addy_after.is_empty() && !privacy_after.is_empty(),
+        "{after:?}"
+    );
     assert!(addy_after
         .iter()
         .all(|c| c.username == "pane-agent:addy.io:1"));
@@ -253,9 +259,10 @@ fn with_the_proxy_down_nothing_goes_out_and_the_owner_is_told_once() {
     w.socks.stop();
     let down = format!("Tor is not reachable at {}", w.socks.addr);
     for _ in 0..2 {
-        let r = w
-            .agent
-            .send("enroll", json!({"url": "https://www.notion.so", "card": true}));
+        let r = w.agent.send(
+            "enroll",
+            json!({"url": "https://www.notion.so", "card": true}),
+        );
         common::assert_error(&r, "unavailable");
         assert!(r["error"].as_str().unwrap().contains(&down), "{r}");
     }
@@ -273,9 +280,10 @@ fn with_the_proxy_down_nothing_goes_out_and_the_owner_is_told_once() {
 
     // Back: the same enroll resumes, and the owner hears it once.
     w.socks.restart();
-    let r = w
-        .agent
-        .send("enroll", json!({"url": "https://www.notion.so", "card": true}));
+    let r = w.agent.send(
+        "enroll",
+        json!({"url": "https://www.notion.so", "card": true}),
+    );
     assert_eq!(r["status"], "enrolled", "{r}");
     common::wait_for_audit(&w.agent, "network.proxy_up", |_| true);
     let events = w.agent.audit_events();
@@ -334,7 +342,8 @@ fn with_a_proxy_a_destination_that_would_go_around_it_is_refused_at_start() {
     let err = pane_agent::breach::imap::ImapSource::from_config(&imap, &proxied)
         .map(|r| r.map(|_| ()).unwrap_err().to_string());
     assert!(
-        err.as_deref().is_some_and(|e| e.contains("is a local address")),
+        err.as_deref()
+            .is_some_and(|e| e.contains("is a local address")),
         "{err:?}"
     );
 }
@@ -359,5 +368,8 @@ fn doctor_checks_the_proxy_answers_and_says_signal_leaves_directly() {
     assert!(row.starts_with("pass") && row.contains("answers"), "{row}");
     socks.stop();
     let row = doctor_row(&report(), "outbound proxy").unwrap();
-    assert!(row.starts_with("FAIL") && row.contains("does not answer"), "{row}");
+    assert!(
+        row.starts_with("FAIL") && row.contains("does not answer"),
+        "{row}"
+    );
 }

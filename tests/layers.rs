@@ -435,6 +435,7 @@ fn record_keys_are_the_ones_older_stores_hold() {
         ("breach.sl.count.", true),
         ("mcp.request.", true),
         ("mcp.request_of.", true),
+        ("network.isolation_epoch", false),
         ("policy.locked_down", false),
         ("schedule.", true),
         ("signal.expire_timer", false),

@@ -57,11 +57,11 @@ impl SocksServer {
     /// Starts a server that resolves the names of `table` (name, address).
     pub fn start(table: &[(&str, IpAddr)]) -> SocksServer {
         let shared = Arc::new(Shared::default());
-        shared.table.lock().unwrap().extend(
-            table
-                .iter()
-                .map(|(n, a)| (n.to_ascii_lowercase(), *a)),
-        );
+        shared
+            .table
+            .lock()
+            .unwrap()
+            .extend(table.iter().map(|(n, a)| (n.to_ascii_lowercase(), *a)));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("socks: bind");
         let addr = listener.local_addr().expect("socks: addr");
         let mut server = SocksServer {
