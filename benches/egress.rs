@@ -79,7 +79,9 @@ fn main() {
     d.sort();
     p.sort();
     let tunnels = socks.connects().len();
-    println!("pane-agent egress benchmark (local servers and SOCKS5 proxy on loopback, release build)");
+    println!(
+        "pane-agent egress benchmark (local servers and SOCKS5 proxy on loopback, release build)"
+    );
     println!(
         "enroll direct, {ROUNDS} enrolls: p50 {:.2} ms, p99 {:.2} ms",
         ms(percentile(&d, 0.5)),
