@@ -503,8 +503,11 @@ impl Gateway {
                                 *lock(&self.acks).entry(id).or_default() += 1;
                                 continue;
                             }
-                            // A sealed installation's keying: nothing to deliver.
-                            CoreCommand::StoreKey { .. } | CoreCommand::Seal {} => continue,
+                            // A sealed installation's keying, a challenge's answer: nothing to
+                            // deliver.
+                            CoreCommand::StoreKey { .. }
+                            | CoreCommand::Seal {}
+                            | CoreCommand::SubmitChallenge { .. } => continue,
                         };
                         assert_eq!(recipient, OWNER);
                         if lock(&self.answered).contains(&(connection, id.clone())) {

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 mod breach;
 mod mcp;
+mod network;
+pub use network::{NetworkConfig, ProxyUrl};
 mod providers;
 pub use mcp::{McpConfig, McpRateLimits, McpScope};
 pub use providers::{
@@ -78,6 +80,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Sealing at rest.
     pub seal: SealConfig,
+    /// How the agent's own connections leave the host (the Tor proxy).
+    pub network: NetworkConfig,
 }
 
 /// `[seal]`

@@ -139,6 +139,16 @@ owner = ""
 # false (recommended) when the agent has its own number.
 note_to_self = false
 
+[network]
+# Every outbound connection of the agent (the alias and card providers, Have I Been Pwned,
+# the IMAP server) through this SOCKS5 proxy, e.g. the system Tor's "socks5h://127.0.0.1:9050".
+# socks5h only: the proxy resolves every name, the agent looks up none. Each provider gets a
+# Tor circuit of its own (SOCKS user name isolation), renewed when a context is expired. A
+# connection that cannot go through it fails ("Tor is not reachable at ..."): never direct.
+# Empty = direct connections (`pane-agent doctor` warns). The Signal gateway is separate:
+# see docs/signal-gateway.md, "Through Tor".
+proxy = ""
+
 [jobs]
 # Slow work (provider calls, sweeps, start-up reconciliation) runs beside the command path, so
 # lockdown, approve, deny, list and status answer at once. A job that runs longer than this

@@ -32,6 +32,8 @@ pub struct Gateway {
     /// The `store_key` and `seal` lines the core wrote (a sealed installation), in order:
     /// the passphrase itself for `store_key`, `None` for `seal`.
     pub keying: Vec<Option<String>>,
+    /// The `submit_challenge` lines the core wrote: (token, captcha).
+    pub challenges: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -48,6 +50,7 @@ impl Gateway {
             not_delivered: Vec::new(),
             refused: Vec::new(),
             keying: Vec::new(),
+            challenges: Vec::new(),
         }
     }
 
@@ -184,6 +187,9 @@ impl Gateway {
                         self.keying.push(Some(passphrase.expose().to_string()))
                     }
                     CoreCommand::Seal {} => self.keying.push(None),
+                    CoreCommand::SubmitChallenge { token, captcha } => {
+                        self.challenges.push((token, captcha))
+                    }
                 },
             }
         }

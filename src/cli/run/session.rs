@@ -110,7 +110,8 @@ impl Session {
         }
         let redactor = Redactor::new(known);
         crate::logging::set_redactor(redactor.clone());
-        let providers = Providers::from_config(&config);
+        let egress = crate::egress::Egress::open(&config.network, &store)?;
+        let providers = Providers::from_config(&config, &egress);
         let idle_source = match &providers.imap {
             Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
             _ => None,
@@ -153,6 +154,15 @@ impl Session {
             let done = done_tx.clone();
             tokio::spawn(async move {
                 crate::channels::timers::run(jobs, last_runs, gate, shutdown).await;
+                drop(done);
+            });
+        }
+        if egress.proxy().is_some() {
+            let shutdown = trigger.subscribe();
+            let gate = gate.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                crate::channels::outage::watch(egress, gate, shutdown).await;
                 drop(done);
             });
         }
