@@ -160,7 +160,7 @@ fn demo_tells_the_whole_story_in_words_and_cleans_up() {
         .iter()
         .find(|m| m.starts_with("✓ sweep"))
         .unwrap_or_else(|| panic!("no sweep reply: {three:#?}"));
-    assert!(swept.contains("new incidents (2)"), "{swept}");
+    assert!(swept.contains("2 new incident(s)"), "{swept}");
 
     // 4. 👍: the burn ran; the alias is gone and the card closed at the providers.
     let four = step(&stdout, 4);
