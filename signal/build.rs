@@ -21,7 +21,12 @@ fn pinned(lock: &str, package: &str) -> String {
 
 fn main() {
     println!("cargo:rerun-if-changed=Cargo.lock");
-    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    println!("cargo:rerun-if-changed=Cargo.lock.orig");
+    // The end-to-end harness builds a copy whose lock cargo rewrites for its patch of
+    // libsignal-service, and keeps signal/'s lock beside it as Cargo.lock.orig.
+    let lock = std::fs::read_to_string("Cargo.lock.orig")
+        .or_else(|_| std::fs::read_to_string("Cargo.lock"))
+        .unwrap_or_default();
     println!(
         "cargo:rustc-env=PANE_PRESAGE_REV={}",
         pinned(&lock, "presage")
