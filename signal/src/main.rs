@@ -250,8 +250,8 @@ async fn gateway(data_dir: PathBuf, keying: Keying, shutdown: Shutdown) -> anyho
     let build = health::build();
     tracing::info!(
         version = %build.version,
-        presage = %build.presage,
-        libsignal_service = %build.libsignal_service,
+        presage = env!("PANE_PRESAGE_REV"),
+        libsignal_service = env!("PANE_LIBSIGNAL_SERVICE_REV"),
         capabilities = %build.capabilities.join(","),
         "pane-signal"
     );
