@@ -25,6 +25,7 @@ pub mod config;
 pub mod context;
 pub mod gate;
 pub mod gateway;
+pub mod health;
 pub mod inbox;
 pub mod logging;
 pub mod mcp;

@@ -504,7 +504,9 @@ impl Gateway {
                                 continue;
                             }
                             // A sealed installation's keying: nothing to deliver.
-                            CoreCommand::StoreKey { .. } | CoreCommand::Seal {} => continue,
+                            CoreCommand::StoreKey { .. }
+                            | CoreCommand::Seal {}
+                            | CoreCommand::SubmitChallenge { .. } => continue,
                         };
                         assert_eq!(recipient, OWNER);
                         if lock(&self.answered).contains(&(connection, id.clone())) {

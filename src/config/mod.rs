@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod alerts;
 mod breach;
 mod mcp;
+pub use alerts::AlertsConfig;
 mod providers;
 pub use mcp::{McpConfig, McpRateLimits, McpScope};
 pub use providers::{
@@ -78,6 +80,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Sealing at rest.
     pub seal: SealConfig,
+    /// When the Signal link counts as unusable, and the second way to warn.
+    pub alerts: AlertsConfig,
 }
 
 /// `[seal]`
@@ -440,6 +444,7 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        self.alerts.validate()?;
         self.mcp.rate_limits.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
             return Err(ConfigError::Invalid(

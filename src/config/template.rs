@@ -139,6 +139,22 @@ owner = ""
 # false (recommended) when the agent has its own number.
 note_to_self = false
 
+[alerts]
+# The Signal link counts as unusable when its registration is not ok (unlinked, unregistered,
+# a captcha to solve, an outdated gateway), or when the gateway has been disconnected from
+# Signal, or no gateway connected to the agent, for this many seconds:
+unusable_after_secs = 300
+# A second way to warn you, since a dead link cannot carry its own alarm: an ntfy-compatible
+# URL (https://ntfy.sh/<a topic nobody guesses>, or your own server) that gets one short
+# message when Signal has been unusable for fallback_after_mins (fractions allowed), and one
+# when it works again. Nothing of yours is in them (no context, alias or phone number).
+# Empty = off. https, or http only to a loopback or .onion host.
+fallback_url = ""
+fallback_after_mins = 15
+# Warn once when the link had no activity for this many days: Signal unlinks a linked device
+# after about 30 days without. 0 = never.
+inactive_warn_days = 21
+
 [jobs]
 # Slow work (provider calls, sweeps, start-up reconciliation) runs beside the command path, so
 # lockdown, approve, deny, list and status answer at once. A job that runs longer than this

@@ -346,14 +346,18 @@ impl Gate {
                 &inv,
                 json!({"code": a.code, "action": a.cmd, "deadline": a.deadline_rfc3339()}),
             )?;
-            self.notify(
-                MessageKind::Alert,
-                &format!(
-                    "Approval {} expired unanswered, so it was denied: {} did not happen.",
-                    a.reference(),
-                    escape(&a.summary, Lines::Single)
-                ),
-            )?;
+            // While Signal is unusable the owner hears of it once, when it works again, in
+            // one message listing every approval that expired meanwhile.
+            if !self.link_down() {
+                self.notify(
+                    MessageKind::Alert,
+                    &format!(
+                        "Approval {} expired unanswered, so it was denied: {} did not happen.",
+                        a.reference(),
+                        escape(&a.summary, Lines::Single)
+                    ),
+                )?;
+            }
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use super::Agent;
-use pane_agent::gateway::protocol::{CoreCommand, GatewayEvent, ID_CONFLICT};
+use pane_agent::gateway::protocol::{CoreCommand, GatewayEvent, LinkHealth, ID_CONFLICT};
 use pane_agent::gateway::sent_log::{content_digest, Seen, SentLog};
 use pane_agent::sim::phone::Wire;
 use std::time::{Duration, Instant};
@@ -32,6 +32,8 @@ pub struct Gateway {
     /// The `store_key` and `seal` lines the core wrote (a sealed installation), in order:
     /// the passphrase itself for `store_key`, `None` for `seal`.
     pub keying: Vec<Option<String>>,
+    /// Every `submit_challenge` the core wrote: (token, captcha).
+    pub challenges: Vec<(String, String)>,
 }
 
 impl Gateway {
@@ -48,6 +50,7 @@ impl Gateway {
             not_delivered: Vec::new(),
             refused: Vec::new(),
             keying: Vec::new(),
+            challenges: Vec::new(),
         }
     }
 
@@ -66,6 +69,11 @@ impl Gateway {
     /// Writes one event line.
     pub fn event(&mut self, e: &GatewayEvent) {
         self.wire.event(e).unwrap();
+    }
+
+    /// Reports the link's health as pane-signal does.
+    pub fn health(&mut self, health: LinkHealth) {
+        self.event(&GatewayEvent::Health(Box::new(health)));
     }
 
     /// The owner (or anyone) sent `body`.
@@ -184,6 +192,9 @@ impl Gateway {
                         self.keying.push(Some(passphrase.expose().to_string()))
                     }
                     CoreCommand::Seal {} => self.keying.push(None),
+                    CoreCommand::SubmitChallenge { token, captcha } => {
+                        self.challenges.push((token, captcha))
+                    }
                 },
             }
         }

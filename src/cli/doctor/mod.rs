@@ -7,6 +7,7 @@
 //! must be off in the units either way.
 
 mod host;
+mod link;
 mod sealing;
 
 use super::DataDirArg;
@@ -117,6 +118,7 @@ pub fn run_checks(args: &DoctorArgs) -> anyhow::Result<Vec<Check>> {
         config.auth.rotation_days,
     ));
     out.push(gateway_check(&data_dir));
+    out.push(link::link_check(&data_dir));
     out.push(log_forwarding_check(Path::new("/etc")));
     if sealed {
         out.push(clear_credentials_check(&data_dir, creds));

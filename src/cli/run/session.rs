@@ -141,6 +141,7 @@ impl Session {
             owner,
             tally: core.tally.clone(),
             signal: core.signal.clone(),
+            mailbox: core.mailbox.clone(),
             // A sealed installation's gateway gets its store's passphrase over this socket,
             // first on every connection, and gives it up with `seal` when the session ends.
             store_key: signal_passphrase.map(Arc::new),
