@@ -165,9 +165,9 @@ deadline_secs = 120
 # The MCP key (`pane-agent mcp-key`, used by `pane-agent mcp`): what a model may do through it.
 # "default" = every read and write tool, and the external ones (card.fund, card.close, expire)
 # only as approval requests the owner answers on their phone; or a list of command names.
-# Whatever this says, approve, deny, grant, revoke, unlock, trust, secrets.reload and lockdown
-# are never the MCP key's. It works only when approvals go to the phone ([signal] owner set and
-# codes_over_signal_only = true).
+# Whatever this says, approve, deny, grant, revoke, unlock, trust, secrets.reload, lockdown and
+# signal.challenge are never the MCP key's. It works only when approvals go to the phone
+# ([signal] owner set and codes_over_signal_only = true).
 tools = "default"
 
 [mcp.rate_limits]

@@ -494,6 +494,12 @@ mod tests {
             since: now,
         });
         assert_eq!(gone.judge(now, &T).problem, Some(Problem::Unlinked));
+        // A gateway gone for less than the threshold is not an outage yet, nor a recovery.
+        let mut going = ok.clone();
+        going.gateway = gone.gateway;
+        let j = going.judge(now, &T);
+        assert_eq!((j.status, j.healthy), (LinkStatus::Ok, false));
+        assert!(ok.judge(now, &T).healthy);
         assert_eq!(
             gone.judge(now + 300_000, &T).problem,
             Some(Problem::NoGateway)
