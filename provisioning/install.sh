@@ -171,6 +171,8 @@ if [[ $WITH_SIGNAL -eq 1 ]]; then
     run install -m 0755 "$SRC_DIR/signal/target/release/pane-signal" "$BIN_DIR/pane-signal"
 fi
 run install -m 0644 "$SRC_DIR/README.md" "$DOC_DIR/README.md"
+# The one torrc snippet for the onion service and the outbound proxy (printed steps below).
+run install -m 0644 "$SRC_DIR/provisioning/tor-hidden-service.conf" "$DOC_DIR/torrc-pane.conf"
 
 say "installing systemd units to $UNIT_DIR"
 # /etc/systemd/system always exists; a PANE_UNIT_DIR for a scratch install may not yet.
@@ -370,6 +372,14 @@ To sign on your phone, import the command secret, which this shows once unsealed
     $BIN_DIR/pane-agent signer-qr --data-dir $STATE_DIR
 Keep the unseal passphrase (and the recovery one) offline: without them the store cannot be
 opened. docs/sealing.md says what is sealed; docs/operations.md, backup and upgrade.
+Tor, one torrc for both ways (provisioning/tor-hidden-service.conf, installed as
+$DOC_DIR/torrc-pane.conf): the onion service in front of the HTTP endpoint, and the SOCKS
+port every call of the agent to the providers, HIBP and the IMAP server goes out through.
+  apt-get install tor && install -D -m 0644 $DOC_DIR/torrc-pane.conf /etc/tor/torrc.d/pane.conf
+  (and "%include /etc/torrc.d/" or the file's lines in /etc/tor/torrc), systemctl reload tor,
+then in $STATE_DIR/pane.toml:  [network] proxy = "socks5h://127.0.0.1:9050"
+and  [http] listen = "127.0.0.1:8080". The Signal gateway's traffic still leaves directly
+(docs/signal-gateway.md, "Through Tor"); doctor checks the proxy answers.
 EOF
 else
     cat <<EOF
@@ -396,5 +406,13 @@ seals it in place (docs/sealing.md). Next steps:
 
 Sign commands on your own device with the secret in $CRED_DIR/agent-secret.
 See docs/operations.md for backup, upgrade and incident response.
+Tor, one torrc for both ways (provisioning/tor-hidden-service.conf, installed as
+$DOC_DIR/torrc-pane.conf): the onion service in front of the HTTP endpoint, and the SOCKS
+port every call of the agent to the providers, HIBP and the IMAP server goes out through.
+  apt-get install tor && install -D -m 0644 $DOC_DIR/torrc-pane.conf /etc/tor/torrc.d/pane.conf
+  (and "%include /etc/torrc.d/" or the file's lines in /etc/tor/torrc), systemctl reload tor,
+then in $STATE_DIR/pane.toml:  [network] proxy = "socks5h://127.0.0.1:9050"
+and  [http] listen = "127.0.0.1:8080". The Signal gateway's traffic still leaves directly
+(docs/signal-gateway.md, "Through Tor"); doctor checks the proxy answers.
 EOF
 fi

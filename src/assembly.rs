@@ -13,6 +13,7 @@ use crate::breach::imap::{ImapError, ImapSource};
 use crate::breach::incidents::Incidents;
 use crate::config::Config;
 use crate::context::Contexts;
+use crate::egress::Egress;
 use crate::gate::{Gate, GateHandle, SignalTally, Subsystems};
 use crate::health::{GatewayMailbox, Link, Thresholds};
 use crate::outbox::Outbox;
@@ -43,17 +44,22 @@ pub struct Providers {
     pub hibp: Option<Result<Hibp, ProviderError>>,
     /// The breach mailbox, when configured.
     pub imap: Option<Result<ImapSource, ImapError>>,
+    /// The way out every one of them connects through (`[network] proxy`); `expire` moves
+    /// its circuits on.
+    pub egress: Egress,
 }
 
 impl Providers {
-    /// The providers `config` names, with their keys from the environment: what `run` uses.
-    pub fn from_config(config: &Config) -> Providers {
+    /// The providers `config` names, with their keys from the environment, each connecting
+    /// through `egress`: what `run` uses.
+    pub fn from_config(config: &Config, egress: &Egress) -> Providers {
         let policy = RetryPolicy::default();
         Providers {
-            aliases: AnyAlias::from_config(&config.aliases, policy),
-            cards: AnyCard::from_config(&config.cards, policy),
-            hibp: Hibp::from_env(&config.breach.hibp_base_url, policy),
-            imap: ImapSource::from_config(&config.breach.imap),
+            aliases: AnyAlias::from_config(&config.aliases, policy, egress),
+            cards: AnyCard::from_config(&config.cards, policy, egress),
+            hibp: Hibp::from_env(&config.breach.hibp_base_url, policy, egress),
+            imap: ImapSource::from_config(&config.breach.imap, egress),
+            egress: egress.clone(),
         }
     }
 
@@ -65,6 +71,7 @@ impl Providers {
             cards: Ok(cards),
             hibp: None,
             imap: None,
+            egress: Egress::direct(),
         }
     }
 }
@@ -135,7 +142,7 @@ impl Assembly {
             Thresholds::new(&config.alerts, owner_set),
             mailbox.clone(),
         );
-        let fallback = FallbackHandle::start(config.alerts.fallback());
+        let fallback = FallbackHandle::start(config.alerts.fallback(), &providers.egress);
         // The mail reader reads the breach monitor's mailbox, with the same source.
         let mail = MailHandle::start(&store, contexts.clone(), providers.imap.clone());
         let breach = BreachHandle::start(
@@ -154,6 +161,7 @@ impl Assembly {
                 aliases,
                 cards,
                 config.identity.forwarding_address.clone(),
+                providers.egress,
             ),
             contexts,
             breach,

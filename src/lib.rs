@@ -23,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod context;
+pub mod egress;
 pub mod gate;
 pub mod gateway;
 pub mod health;

@@ -57,7 +57,13 @@ fn transaction_requests(server: &MockServer) -> Vec<String> {
 #[tokio::test]
 async fn privacy_reads_the_account_by_day_and_stops_at_the_cursor() {
     let server = providers::privacy(KEY);
-    let client = Privacy::new(&server.base, KEY, RetryPolicy::default()).unwrap();
+    let client = Privacy::new(
+        &server.base,
+        KEY,
+        RetryPolicy::default(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap();
     let token = seeded(&client, &server, 120).await;
     let pan = server.cards()[0]["pan"].as_str().unwrap().to_string();
 
@@ -108,7 +114,13 @@ async fn privacy_reads_the_account_by_day_and_stops_at_the_cursor() {
 #[tokio::test]
 async fn lithic_reads_the_account_from_an_instant_with_cursor_paging() {
     let server = providers::lithic(KEY);
-    let client = Lithic::new(&server.base, KEY, RetryPolicy::default()).unwrap();
+    let client = Lithic::new(
+        &server.base,
+        KEY,
+        RetryPolicy::default(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap();
     let token = seeded(&client, &server, 150).await;
 
     let all = client.account_transactions(None).await.unwrap();

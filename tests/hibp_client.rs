@@ -24,7 +24,13 @@ fn policy() -> RetryPolicy {
 }
 
 fn client(m: &HibpMock) -> Hibp {
-    Hibp::new(&m.base, KEY, policy()).unwrap()
+    Hibp::new(
+        &m.base,
+        KEY,
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap()
 }
 
 fn adobe() -> Value {
@@ -239,7 +245,13 @@ async fn server_errors_and_resets_are_retried() {
 async fn wrong_key_is_key_rejected() {
     let m = hibp(KEY);
     m.add_breach("alice@example.com", adobe());
-    let c = Hibp::new(&m.base, "ffffffffffffffffffffffffffffffff", policy()).unwrap();
+    let c = Hibp::new(
+        &m.base,
+        "ffffffffffffffffffffffffffffffff",
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap();
     let e = c.breached_account("alice@example.com").await.unwrap_err();
     assert_eq!(
         e,
@@ -274,7 +286,12 @@ async fn an_unexpected_shape_is_a_decode_error() {
 fn settings_are_checked() {
     // An empty key is "not configured", not a 401 later.
     assert!(matches!(
-        Hibp::new(DEFAULT_BASE_URL, " ", policy()),
+        Hibp::new(
+            DEFAULT_BASE_URL,
+            " ",
+            policy(),
+            &pane_agent::egress::Egress::direct()
+        ),
         Err(ProviderError::NotConfigured { .. })
     ));
     // Plain http only to loopback.
@@ -286,7 +303,7 @@ fn settings_are_checked() {
     ] {
         assert!(
             matches!(
-                Hibp::new(base, KEY, policy()),
+                Hibp::new(base, KEY, policy(), &pane_agent::egress::Egress::direct()),
                 Err(ProviderError::NotConfigured { .. })
             ),
             "{base} was accepted"
@@ -297,7 +314,10 @@ fn settings_are_checked() {
         "http://127.0.0.1:9/api/v3",
         "http://localhost:9/api/v3",
     ] {
-        assert!(Hibp::new(base, KEY, policy()).is_ok(), "{base} was refused");
+        assert!(
+            Hibp::new(base, KEY, policy(), &pane_agent::egress::Egress::direct()).is_ok(),
+            "{base} was refused"
+        );
     }
 }
 
@@ -310,13 +330,15 @@ async fn from_env_reads_the_key_and_base() {
     std::env::remove_var("HIBP_BASE_URL");
 
     // No key: HIBP is simply not used.
-    assert!(Hibp::from_env(&m.base, policy()).is_none());
+    assert!(Hibp::from_env(&m.base, policy(), &pane_agent::egress::Egress::direct()).is_none());
     std::env::set_var("HIBP_API_KEY", "  ");
-    assert!(Hibp::from_env(&m.base, policy()).is_none());
+    assert!(Hibp::from_env(&m.base, policy(), &pane_agent::egress::Egress::direct()).is_none());
 
     // The configured base, and the key from the environment.
     std::env::set_var("HIBP_API_KEY", KEY);
-    let c = Hibp::from_env(&m.base, policy()).unwrap().unwrap();
+    let c = Hibp::from_env(&m.base, policy(), &pane_agent::egress::Egress::direct())
+        .unwrap()
+        .unwrap();
     assert_eq!(
         c.breached_account("alice@example.com").await.unwrap().len(),
         1
@@ -324,9 +346,13 @@ async fn from_env_reads_the_key_and_base() {
 
     // HIBP_BASE_URL wins over the configured base.
     std::env::set_var("HIBP_BASE_URL", &m.base);
-    let c = Hibp::from_env("https://configured.invalid/api/v3", policy())
-        .unwrap()
-        .unwrap();
+    let c = Hibp::from_env(
+        "https://configured.invalid/api/v3",
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(
         c.breached_account("alice@example.com").await.unwrap().len(),
         1
@@ -335,7 +361,7 @@ async fn from_env_reads_the_key_and_base() {
 
     // A base that is plain http off loopback is refused.
     std::env::set_var("HIBP_BASE_URL", "http://haveibeenpwned.com/api/v3");
-    let r = Hibp::from_env("", policy()).unwrap();
+    let r = Hibp::from_env("", policy(), &pane_agent::egress::Egress::direct()).unwrap();
     assert!(
         matches!(r, Err(ProviderError::NotConfigured { .. })),
         "{r:?}"

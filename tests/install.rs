@@ -34,7 +34,12 @@ impl Install {
         for dir in ["provisioning", "systemd", "target/release"] {
             std::fs::create_dir_all(checkout.join(dir)).unwrap();
         }
-        for file in ["Cargo.toml", "README.md", "provisioning/install.sh"] {
+        for file in [
+            "Cargo.toml",
+            "README.md",
+            "provisioning/install.sh",
+            "provisioning/tor-hidden-service.conf",
+        ] {
             std::fs::copy(src.join(file), checkout.join(file)).unwrap();
         }
         for unit in std::fs::read_dir(src.join("systemd")).unwrap() {
@@ -160,6 +165,21 @@ fn check_common(install: &Install, out: &Output) {
     assert_eq!(
         std::fs::read(prefix.join("share/doc/pane-agent/README.md")).unwrap(),
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+    );
+    // One torrc for both ways: the onion service and the outbound SOCKS port, isolated.
+    let torrc =
+        std::fs::read_to_string(prefix.join("share/doc/pane-agent/torrc-pane.conf")).unwrap();
+    assert!(
+        torrc.contains("\nHiddenServiceDir /var/lib/tor/pane/"),
+        "{torrc}"
+    );
+    assert!(
+        torrc.contains("\nSocksPort 127.0.0.1:9050 IsolateSOCKSAuth"),
+        "{torrc}"
+    );
+    assert!(
+        stdout.contains("[network] proxy = \"socks5h://127.0.0.1:9050\""),
+        "{stdout}"
     );
     let units = install.path("etc/systemd/system");
     for name in ["pane-agent.service", "pane-signal.service"] {

@@ -373,6 +373,77 @@ fn without_a_fallback_url_nothing_is_posted_and_a_failing_one_is_retried() {
 }
 
 #[test]
+fn with_a_proxy_the_fallback_goes_through_it_on_a_circuit_of_its_own() {
+    let ntfy = Ntfy::start();
+    let onion = format!("ntfy{}.onion", "a".repeat(52));
+    let socks =
+        common::socks::SocksServer::start(&[(&onion, std::net::Ipv4Addr::LOCALHOST.into())]);
+    let url = format!("http://{onion}:{}/pane-alerts", ntfy.port);
+    let proxied = config(common::free_port(), Some(&url), 300)
+        .replace("proxy = \"\"", &format!("proxy = \"{}\"", socks.url()));
+    let agent = agent(&proxied, &[]);
+    let mut gw = Gateway::connect(&agent, OWNER);
+    gw.health(line(Registration::Unlinked, true));
+    let posts = wait_for_published(&ntfy, 1);
+    assert!(posts[0].body.contains("unlinked"), "{}", posts[0].body);
+    assert_eq!(
+        posts[0].peer,
+        common::socks::OUTGOING,
+        "not through the proxy"
+    );
+    let users: Vec<String> = socks
+        .connects()
+        .into_iter()
+        .filter(|c| c.host == onion)
+        .map(|c| c.username)
+        .collect();
+    assert!(
+        !users.is_empty() && users.iter().all(|u| u.starts_with("pane-agent:alerts:")),
+        "{users:?}"
+    );
+}
+
+#[test]
+fn a_fallback_url_the_agent_could_not_reach_safely_stops_it_at_start() {
+    let bad = Agent::init();
+    bad.write_config(&config(
+        common::free_port(),
+        Some("http://ntfy.example.net/pane-alerts"),
+        300,
+    ));
+    let mut child = common::cmd(&bad.dir)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("`run` started with a fallback URL that would go around its rules");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{stderr}");
+    assert!(
+        stderr.contains("[alerts] fallback_url") && stderr.contains("plain http"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn signal_challenge_hands_the_answer_to_the_gateway_with_the_token_and_keeps_nothing() {
     let (agent, mut gw) = linked(300);
     let captcha =

@@ -53,19 +53,45 @@ fn new_card(marker: &str) -> NewCard {
 }
 
 fn addy_client(m: &MockServer, key: &str) -> Addy {
-    Addy::new(&m.base, key, "anonaddy.me", "random_characters", policy()).unwrap()
+    Addy::new(
+        &m.base,
+        key,
+        "anonaddy.me",
+        "random_characters",
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap()
 }
 
 fn sl_client(m: &MockServer, key: &str) -> SimpleLogin {
-    SimpleLogin::new(&m.base, key, policy()).unwrap()
+    SimpleLogin::new(
+        &m.base,
+        key,
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap()
 }
 
 fn privacy_client(m: &MockServer, key: &str) -> Privacy {
-    Privacy::new(&m.base, key, policy()).unwrap()
+    Privacy::new(
+        &m.base,
+        key,
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap()
 }
 
 fn lithic_client(m: &MockServer, key: &str) -> Lithic {
-    Lithic::new(&m.base, key, policy()).unwrap()
+    Lithic::new(
+        &m.base,
+        key,
+        policy(),
+        &pane_agent::egress::Egress::direct(),
+    )
+    .unwrap()
 }
 
 /// Requests in the log that start with `prefix` ("POST /api/v1/aliases").
@@ -167,12 +193,29 @@ fn plain_http_to_a_non_loopback_host_is_refused() {
         "ftp://127.0.0.1/x",
     ] {
         refused(
-            Addy::new(base, KEY, "anonaddy.me", "random_characters", p).map(|_| ()),
+            Addy::new(
+                base,
+                KEY,
+                "anonaddy.me",
+                "random_characters",
+                p,
+                &pane_agent::egress::Egress::direct(),
+            )
+            .map(|_| ()),
             base,
         );
-        refused(SimpleLogin::new(base, KEY, p).map(|_| ()), base);
-        refused(Privacy::new(base, KEY, p).map(|_| ()), base);
-        refused(Lithic::new(base, KEY, p).map(|_| ()), base);
+        refused(
+            SimpleLogin::new(base, KEY, p, &pane_agent::egress::Egress::direct()).map(|_| ()),
+            base,
+        );
+        refused(
+            Privacy::new(base, KEY, p, &pane_agent::egress::Egress::direct()).map(|_| ()),
+            base,
+        );
+        refused(
+            Lithic::new(base, KEY, p, &pane_agent::egress::Egress::direct()).map(|_| ()),
+            base,
+        );
     }
     for base in [
         "https://app.example.com",
@@ -181,12 +224,29 @@ fn plain_http_to_a_non_loopback_host_is_refused() {
         "http://[::1]:9",
     ] {
         assert!(
-            Addy::new(base, KEY, "anonaddy.me", "random_characters", p).is_ok(),
+            Addy::new(
+                base,
+                KEY,
+                "anonaddy.me",
+                "random_characters",
+                p,
+                &pane_agent::egress::Egress::direct()
+            )
+            .is_ok(),
             "{base}"
         );
-        assert!(SimpleLogin::new(base, KEY, p).is_ok(), "{base}");
-        assert!(Privacy::new(base, KEY, p).is_ok(), "{base}");
-        assert!(Lithic::new(base, KEY, p).is_ok(), "{base}");
+        assert!(
+            SimpleLogin::new(base, KEY, p, &pane_agent::egress::Egress::direct()).is_ok(),
+            "{base}"
+        );
+        assert!(
+            Privacy::new(base, KEY, p, &pane_agent::egress::Egress::direct()).is_ok(),
+            "{base}"
+        );
+        assert!(
+            Lithic::new(base, KEY, p, &pane_agent::egress::Egress::direct()).is_ok(),
+            "{base}"
+        );
     }
 }
 
@@ -1382,6 +1442,7 @@ async fn redirects_are_not_followed_so_keys_stay_with_the_provider() {
         &format!("http://127.0.0.1:{provider}"),
         "sl-secret-key",
         policy(),
+        &pane_agent::egress::Egress::direct(),
     )
     .unwrap();
     let result = c.list().await;

@@ -503,7 +503,8 @@ impl Gateway {
                                 *lock(&self.acks).entry(id).or_default() += 1;
                                 continue;
                             }
-                            // A sealed installation's keying: nothing to deliver.
+                            // A sealed installation's keying, a challenge's answer: nothing to
+                            // deliver.
                             CoreCommand::StoreKey { .. }
                             | CoreCommand::Seal {}
                             | CoreCommand::SubmitChallenge { .. } => continue,

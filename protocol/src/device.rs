@@ -9,7 +9,11 @@ pub enum DeviceError {
     /// The websocket dropped; reconnecting may help.
     #[error("connection lost: {0}")]
     Disconnected(String),
-    /// The registration is gone or unusable; the operator must relink.
+    /// The registration is gone or unusable (Signal refused the device's credentials); the
+    /// operator must relink.
     #[error("the device must be linked again: {0}")]
     Unlinked(String),
+    /// Signal refuses this client as too old (HTTP 499): the gateway must be updated.
+    #[error("Signal refuses this client as too old: {0}")]
+    Outdated(String),
 }

@@ -120,6 +120,9 @@ function build({ libsignalService, signalSrc, release }) {
   }
   const link = path.join(crate, 'src');
   if (!fs.existsSync(link)) fs.symlinkSync(src, link);
+  // The build script that reads the pinned revisions (from Cargo.lock.orig here).
+  const buildRs = path.join(crate, 'build.rs');
+  if (!fs.existsSync(buildRs)) fs.symlinkSync(path.join(SIGNAL, 'build.rs'), buildRs);
 
   const patch = `patch."${LSS_URL}".libsignal-service.path=${JSON.stringify(patched)}`;
   console.log(`building pane-signal (libsignal-service ${rev.slice(0, 8)} + the mock patch)`);

@@ -39,6 +39,15 @@ function count(what) {
 /** Sealed sends refused so far, by target, while the harness rate-limits them. */
 const sealedLimits = new Map();
 
+/** Credentials Signal no longer accepts (`<aci>.<device id>`, or `<aci>.` for every device). */
+const revoked = new Set();
+
+/** True while the harness keeps every websocket from opening (a network outage). */
+let refusingSockets = false;
+
+/** Every challenge answer received (PUT /v1/challenge): {token, captcha}. */
+const challengeAnswers = [];
+
 /** Every PUT /v1/accounts/attributes body (no secrets in it: the client sends no PIN). */
 const accountAttributes = [];
 
@@ -148,6 +157,17 @@ async function startMock({ stateDir, configPath }) {
   fs.mkdirSync(updates2Path, { recursive: true });
   const server = new Server({ cdn3Path, updates2Path });
   await server.listen(0, '127.0.0.1');
+  // 8. Unlinking a device or unregistering an account: the mock keeps accepting the old
+  //    credentials; Signal-Server refuses them (401). The harness's revocations apply here.
+  const auth = server.auth.bind(server);
+  server.auth = async (username, password) => {
+    const aci = String(username).split('.')[0];
+    if (revoked.has(username) || revoked.has(`${aci}.`)) {
+      count('credentials refused after an unlink or unregister (mock: still accepted)');
+      return undefined;
+    }
+    return auth(username, password);
+  };
   const https = server.https;
   const numbers = new Map();
   const sockets = new Set();
@@ -156,6 +176,11 @@ async function startMock({ stateDir, configPath }) {
   //    Upgrade; the mock serves websockets only as HTTP/2 extended CONNECT (RFC 8441).
   const wss = new WebSocket.WebSocketServer({ noServer: true });
   https.on('upgrade', (req, socket, head) => {
+    if (refusingSockets) {
+      // The harness keeps Signal out of reach (a network outage): no websocket opens.
+      socket.destroy();
+      return;
+    }
     count('websocket as HTTP/1.1 Upgrade (mock: HTTP/2 CONNECT only)');
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);
@@ -175,6 +200,37 @@ async function startMock({ stateDir, configPath }) {
   https.removeAllListeners('request');
   https.on('request', (req, res) => {
     const url = new URL(req.url, 'https://127.0.0.1');
+    // 9. The answer to a 428 challenge comes over HTTPS (the mock: websocket only); a solved
+    //    challenge lifts the rate limit, as Signal-Server's does.
+    if (req.method === 'PUT' && url.pathname === '/v1/challenge') {
+      count('PUT /v1/challenge over HTTPS (mock: websocket only)');
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', async () => {
+        const basic = (req.headers.authorization ?? '').replace(/^Basic /, '');
+        const [user, password] = Buffer.from(basic, 'base64').toString().split(':', 2);
+        const device = await server.auth(user, password);
+        if (!device) {
+          res.writeHead(401, { 'content-type': 'application/json' });
+          res.end('{"error":"Not authorized"}');
+          return;
+        }
+        let body = {};
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString());
+        } catch {}
+        challengeAnswers.push({ token: body.token, captcha: body.captcha });
+        const response = server.getResponseForChallenges();
+        const status = response ? response.code : 200;
+        if (status === 200) {
+          sealedLimits.clear();
+          server.rateLimitCountByPair?.clear?.();
+        }
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(response?.data ?? {}));
+      });
+      return;
+    }
     if (req.method === 'PUT' && url.pathname === '/v1/devices/link') {
       count('PUT /v1/devices/link over HTTPS (mock: websocket only)');
       const chunks = [];
@@ -252,6 +308,24 @@ async function startMock({ stateDir, configPath }) {
       const sealed = sealedLimits.get(target) ?? 0;
       sealedLimits.delete(target);
       return identified + sealed;
+    },
+    /** Refuses `username`'s credentials from now on (`<aci>.` refuses every device). */
+    revoke(username) {
+      revoked.add(username);
+      for (const ws of sockets) ws.terminate();
+    },
+    /** Accepts them again. */
+    unrevoke(username) {
+      revoked.delete(username);
+    },
+    /** Signal out of reach (`true`: every websocket closed and none opens) or back. */
+    outage(on) {
+      refusingSockets = on;
+      if (on) for (const ws of sockets) ws.terminate();
+    },
+    /** The challenge answers received so far. */
+    challengeAnswers() {
+      return challengeAnswers.slice();
     },
     /** Closes every websocket from the server side (a dropped connection). */
     dropWebsockets() {

@@ -60,7 +60,7 @@ function baseEnv(work) {
 }
 
 class Core {
-  constructor({ bin, work, owner, sealed = SEALED }) {
+  constructor({ bin, work, owner, sealed = SEALED, edits = [] }) {
     this.bin = bin;
     this.sealed = sealed;
     this.dir = path.join(work, 'pane');
@@ -86,7 +86,10 @@ class Core {
     const config = path.join(this.dir, 'pane.toml');
     const text = fs.readFileSync(config, 'utf8');
     if (!text.includes('owner = ""')) throw new Error('pane.toml template has no [signal] owner');
-    fs.writeFileSync(config, text.replace('owner = ""', `owner = "${owner}"`));
+    let edited = text.replace('owner = ""', `owner = "${owner}"`);
+    // The harness's own settings (the HTTP endpoint, [alerts]), where this core has them.
+    for (const [from, to] of edits) edited = edited.replace(from, to);
+    fs.writeFileSync(config, edited);
     this.child = undefined;
   }
 
@@ -214,6 +217,9 @@ class Gateway {
       ...baseEnv(work),
       ...(sealed ? {} : { PANE_SIGNAL_PASSPHRASE: PASSPHRASE }),
       PANE_SIGNAL_E2E_SERVICE_CONFIG: serviceConfig,
+      // A refused registration is tried again every 5 minutes; the scenarios that give it
+      // back need not wait that long.
+      PANE_SIGNAL_REFUSED_RETRY_SECS: '3',
     };
     this.child = undefined;
   }

@@ -14,6 +14,8 @@
 // passphrase; scenario 13 runs only then.
 'use strict';
 
+const http = require('node:http');
+const net = require('node:net');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -38,6 +40,37 @@ function parseArgs(argv) {
   return out;
 }
 
+/** A free loopback port. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** An ntfy-like endpoint on loopback: every POST's body, in order. */
+function startFallback() {
+  const bodies = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      bodies.push({ method: req.method, body: Buffer.concat(chunks).toString(), at: Date.now() });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => {
+      resolve({ server, bodies, url: `http://127.0.0.1:${server.address().port}/pane-e2e` });
+    });
+  });
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'pane-signal-e2e-'));
@@ -60,7 +93,21 @@ async function main() {
   const owner = new Owner(await mock.server.createPrimaryDevice({ profileName: 'Owner' }));
   mock.numbers.set(agentAccount.device.number, agentAccount.device.aci);
 
-  const core = new Core({ bin: bins.paneAgent, work, owner: owner.aci });
+  // The second way to warn (`[alerts] fallback_url`): a local endpoint that keeps what it
+  // is told; and the HTTP endpoint, for /healthz.
+  const fallback = await startFallback();
+  const httpPort = await freePort();
+  const core = new Core({
+    bin: bins.paneAgent,
+    work,
+    owner: owner.aci,
+    edits: [
+      ['listen = ""', `listen = "127.0.0.1:${httpPort}"`],
+      ['fallback_url = ""', `fallback_url = "${fallback.url}"`],
+      ['fallback_after_mins = 15', 'fallback_after_mins = 0.1'],
+      ['unusable_after_secs = 300', 'unusable_after_secs = 10'],
+    ],
+  });
   await core.start();
   const gateway = new Gateway({
     bin: bins.paneSignal,
@@ -68,7 +115,7 @@ async function main() {
     dataDir: core.dir,
     serviceConfig,
   });
-  const ctx = { work, mock, agentAccount, owner, core, gateway, linked: undefined, notes: [] };
+  const ctx = { work, mock, agentAccount, owner, core, gateway, linked: undefined, notes: [], fallback, httpPort };
   // Interrupted: stop what the harness started.
   for (const sig of ['SIGINT', 'SIGTERM']) {
     process.on(sig, () => {
@@ -106,6 +153,7 @@ async function main() {
   await gateway.stop().catch(() => gateway.kill());
   await core.stop().catch(() => {});
   await mock.close();
+  fallback.server.close();
 
   console.log('\n| # | scenario | result | time | note |');
   console.log('| --- | --- | --- | --- | --- |');

@@ -499,6 +499,177 @@ const sealUnseal = {
   },
 };
 
-const SCENARIOS = [link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit, blockedTimer, sealUnseal];
+
+/** The agent's `health` over the control socket. */
+function health(ctx) {
+  return ctx.core.send('health');
+}
+
+/** GET /healthz: {status code, body}. */
+async function healthz(ctx) {
+  const r = await fetch(`http://127.0.0.1:${ctx.httpPort}/healthz`);
+  return { code: r.status, body: await r.json().catch(() => ({})) };
+}
+
+/** Waits until `health` says `want` (a status, or a problem); returns it. */
+async function healthSays(ctx, want, ms = 60000) {
+  let last = {};
+  await until(ms, `health: ${want}`, () => {
+    last = health(ctx);
+    return last.problem === want || (want === 'ok' && last.status === 'ok');
+  }, 500).catch((e) => {
+    throw new Error(`${e.message} (last: ${JSON.stringify(last).slice(0, 160)})`);
+  });
+  return last;
+}
+
+/** The fallback's messages after the `from`-th; none may hold the owner's or the agent's ids. */
+function fallbackSince(ctx, from) {
+  const got = ctx.fallback.bodies.slice(from);
+  const ids = [ctx.owner.aci, ctx.agentAccount.device.aci, ctx.agentAccount.device.number, ctx.owner.number]
+    .filter(Boolean)
+    .map(String);
+  for (const m of got) {
+    for (const id of ids) assert(!m.body.includes(id), `the fallback was told ${id}: ${m.body}`);
+  }
+  return got;
+}
+
+/** One outage, judged from outside: health and /healthz say `problem` within a minute, the
+ * fallback is told once, `cure` ends it, and health, /healthz and the fallback say so once. */
+async function outage(ctx, problem, cause, cure) {
+  const told = ctx.fallback.bodies.length;
+  await cause();
+  const h = await healthSays(ctx, problem);
+  const down = await healthz(ctx);
+  assert(down.code === 503 && down.body.status === 'degraded', `/healthz ${down.code} ${JSON.stringify(down.body)}`);
+  await until(60000, 'the fallback told', () => ctx.fallback.bodies.length > told, 250);
+  await sleep(3000);
+  const during = fallbackSince(ctx, told);
+  assert(during.length === 1, `${during.length} fallback message(s) for one outage (want 1)`);
+  await cure();
+  await healthSays(ctx, 'ok', 90000);
+  const up = await healthz(ctx);
+  assert(up.code === 200 && up.body.status === 'ok', `/healthz after: ${up.code} ${JSON.stringify(up.body)}`);
+  await until(60000, 'the fallback told of the recovery', () => ctx.fallback.bodies.length > told + 1, 250);
+  await sleep(3000);
+  const all = fallbackSince(ctx, told);
+  assert(all.length === 2, `${all.length} fallback message(s) (want 2: down, then up)`);
+  return { health: h, down: all[0].body, up: all[1].body };
+}
+
+const signalOutage = {
+  n: 14,
+  name: 'Signal out of reach longer than the threshold: degraded, warned once, recovered once',
+  timeout: 240000,
+  async run(ctx) {
+    const { mock, owner, core, linked } = ctx;
+    const r = await outage(ctx, 'signal_disconnected', async () => mock.outage(true), async () => mock.outage(false));
+    await owner.send(linked, core.sign('list'));
+    const reply = await owner.next(60000, 'a reply after the outage');
+    assert(isEmptyList(reply.body), `reply: ${reply.body.slice(0, 80)}`);
+    return `fallback: "${r.down.slice(0, 50)}…", then "${r.up.slice(0, 40)}…"; commands answered after`;
+  },
+};
+
+const challenge = {
+  n: 15,
+  name: 'A 428 challenge: the owner learns what to do, answers it, the message is sent once',
+  timeout: 240000,
+  async run(ctx) {
+    const { mock, owner, core, linked, agentAccount } = ctx;
+    const pair = { source: agentAccount.device.aci, target: owner.aci };
+    mock.rateLimit(pair);
+    await owner.send(linked, core.sign('list'));
+    const h = await healthSays(ctx, 'proof_required');
+    assert(JSON.stringify(h).includes('captcha'), `health names no captcha: ${JSON.stringify(h).slice(0, 200)}`);
+    const early = await owner.drain(3000);
+    assert(early.length === 0, 'a message arrived while Signal wanted proof');
+    const answered = core.send('signal.challenge', ['captcha=signal-hcaptcha.e2e.solved']);
+    assert(!answered.error, `signal.challenge: ${JSON.stringify(answered)}`);
+    await until(30000, 'the answer reached Signal', () => mock.challengeAnswers().length > 0, 250);
+    const a = mock.challengeAnswers().pop();
+    assert(a.token === 'token' && a.captcha === 'signal-hcaptcha.e2e.solved', `answer: ${JSON.stringify(a)}`);
+    await healthSays(ctx, 'ok', 60000);
+    const later = fresh(ctx, await owner.drain(45000), 'scenario 15');
+    const replies = later.filter((m) => isEmptyList(m.body));
+    assert(replies.length === 1, `${replies.length} replies to list after the challenge (want 1)`);
+    mock.stopRateLimiting(pair);
+    return `health said proof_required (${h.fix ?? 'no fix text'}), answered with signal.challenge, the reply arrived once`;
+  },
+};
+
+const unregistered = {
+  n: 16,
+  name: "The account unregistered: degraded, warned once; registered again, recovered once",
+  timeout: 240000,
+  async run(ctx) {
+    const { mock, agentAccount } = ctx;
+    const aci = agentAccount.device.aci;
+    const r = await outage(
+      ctx,
+      'unlinked',
+      async () => {
+        mock.server.unregister(agentAccount);
+        mock.revoke(`${aci}.`);
+      },
+      async () => {
+        mock.server.register(agentAccount);
+        mock.unrevoke(`${aci}.`);
+      },
+    );
+    return `credentials refused: health "${r.health.problem}", fallback "${r.down.slice(0, 50)}…", recovered without a relink`;
+  },
+};
+
+const unlinkRelink = {
+  n: 17,
+  name: 'Unlinked from the phone: degraded and warned; relinked, the outbox arrives once each',
+  timeout: 300000,
+  async run(ctx) {
+    const { mock, core, owner, gateway, agentAccount } = ctx;
+    const told = ctx.fallback.bodies.length;
+    const old = ctx.linked;
+    await agentAccount.unlink(old);
+    mock.revoke(`${agentAccount.device.aci}.${old.deviceId}`);
+    const h = await healthSays(ctx, 'unlinked');
+    const down = await healthz(ctx);
+    assert(down.code === 503, `/healthz ${down.code}`);
+    await until(60000, 'the fallback told', () => ctx.fallback.bodies.length > told, 250);
+    // Meanwhile the agent has things to say: two approval prompts wait in its outbox.
+    for (const tool of ['audit', 'transactions']) {
+      core.send('revoke', [`tool=${tool}`]);
+      const asked = core.send('grant', [`tool=${tool}`]);
+      assert(!asked.error || /approval/i.test(JSON.stringify(asked)), `grant ${tool}: ${JSON.stringify(asked)}`);
+    }
+    assert(gateway.child.exitCode === null, 'the gateway exited on the unlink');
+    // Relink: the operator stops the gateway, links with --replace, starts it again.
+    await gateway.stop();
+    const provision = mock.server.waitForProvision();
+    let completed;
+    const linked = gateway.link(['--device-name', 'pane-e2e-2', '--replace'], (url) => {
+      completed = provision.then((p) => p.complete({ provisionURL: url, primaryDevice: agentAccount }));
+      completed.catch(() => {});
+    });
+    const r = await within(90000, 'pane-signal link --replace', linked);
+    assert(r.code === 0, `link --replace exited ${r.code}: ${lastLine(r.stderr)}`);
+    gateway.start();
+    ctx.linked = await within(90000, 'the new device provisioned', completed);
+    await healthSays(ctx, 'ok', 90000);
+    const arrived = fresh(ctx, await owner.drain(30000), 'scenario 17');
+    const prompts = arrived.filter((m) => CODE.test(m.body));
+    assert(prompts.length === 2, `${prompts.length} prompts after the relink (want 2): ${arrived.map((m) => m.body.slice(0, 30)).join(' | ')}`);
+    assert(onceEach(arrived), 'a message arrived twice');
+    await until(60000, 'the fallback told of the recovery', () => ctx.fallback.bodies.length >= told + 2, 250);
+    const all = fallbackSince(ctx, told);
+    assert(all.length === 2, `${all.length} fallback message(s) (want 2)`);
+    return `health "${h.problem}" (fix: ${String(h.fix).slice(0, 40)}…), the gateway stayed up; relinked as device ${ctx.linked.deviceId}: ${prompts.length} prompts arrived once each`;
+  },
+};
+
+const SCENARIOS = [
+  link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit, blockedTimer,
+  signalOutage, challenge, unregistered, unlinkRelink, sealUnseal,
+];
 
 module.exports = { SCENARIOS };

@@ -14,6 +14,7 @@ use crate::identities::KnownIdentities;
 use crate::mapping::{self, LongText, Mapped};
 use crate::relay::{Delivered, Device, DeviceEvent, Outgoing, SendFailure};
 use pane_protocol::device::DeviceError;
+use pane_protocol::messages::{Challenge, Registration};
 use presage::libsignal_service::content::Content;
 use presage::libsignal_service::prelude::MessageSenderError;
 use presage::libsignal_service::protocol::{Aci, IdentityKeyStore, ServiceId};
@@ -170,7 +171,7 @@ impl Device for PresageDevice {
             .manager
             .send_message(aci, message, out.timestamp)
             .await
-            .map_err(send_error);
+            .map_err(|e| send_error(e, self.own_aci));
         // Sent messages are not kept (see the module docs).
         if let Err(e) = self.manager.store().clone().clear_messages().await {
             tracing::warn!(error = %e, "cannot clear presage's copy of a sent message");
@@ -186,6 +187,13 @@ impl Device for PresageDevice {
 
     fn confirm_identity(&mut self, aci: &str) -> std::io::Result<()> {
         self.identities.borrow_mut().confirm(aci)
+    }
+
+    async fn submit_challenge(&mut self, token: &str, captcha: &str) -> Result<(), String> {
+        self.manager
+            .submit_recaptcha_challenge(token, captcha)
+            .await
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -285,15 +293,75 @@ fn connect_error(e: PresageError) -> DeviceError {
         PresageError::NotYetRegisteredError | PresageError::RelinkNecessary => {
             DeviceError::Unlinked(e.to_string())
         }
-        PresageError::ServiceError(ServiceError::Unauthorized) => DeviceError::Unlinked(
-            "Signal refused this device's credentials (was it unlinked from the phone?)".into(),
-        ),
+        PresageError::ServiceError(ServiceError::Unauthorized) => {
+            DeviceError::Unlinked(CREDENTIALS_REFUSED.into())
+        }
+        PresageError::ServiceError(ServiceError::UnhandledResponseCode { http_code: 499 }) => {
+            DeviceError::Outdated(TOO_OLD.into())
+        }
         other => DeviceError::Disconnected(other.to_string()),
     }
 }
 
+/// What the gateway says when Signal refuses the device's credentials (HTTP 401 or 403, which
+/// libsignal-service does not tell apart).
+const CREDENTIALS_REFUSED: &str = "Signal refused this device's credentials (HTTP 401/403): it was unlinked from the phone, or the account was unregistered";
+/// What it says when Signal refuses the client as too old.
+const TOO_OLD: &str = "Signal refused this client as too old (HTTP 499): update pane-signal";
+
 /// A failed send, and whether trying again may help.
-fn send_error(e: PresageError) -> SendFailure {
+fn send_error(e: PresageError, own_aci: Aci) -> SendFailure {
+    let refused = |registration: Registration, message: &str, challenge: Option<Challenge>| {
+        SendFailure::Refused {
+            message: message.to_string(),
+            registration,
+            challenge,
+        }
+    };
+    let service = match &e {
+        PresageError::ServiceError(s) => Some(s),
+        PresageError::MessageSenderError(s) => match s.as_ref() {
+            MessageSenderError::ServiceError(s) => Some(s),
+            MessageSenderError::ProofRequired { token, options } => {
+                return refused(
+                    Registration::ProofRequired,
+                    "Signal wants a challenge solved before it takes more messages (HTTP 428)",
+                    Some(Challenge {
+                        token: token.clone(),
+                        options: options.clone(),
+                    }),
+                )
+            }
+            MessageSenderError::NotFound { service_id } if *service_id == ServiceId::from(own_aci) => {
+                return refused(
+                    Registration::Unregistered,
+                    "Signal says this account is not registered any more (HTTP 404 for its own number)",
+                    None,
+                )
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match service {
+        Some(ServiceError::Unauthorized) => {
+            return refused(Registration::Unlinked, CREDENTIALS_REFUSED, None)
+        }
+        Some(ServiceError::UnhandledResponseCode { http_code: 499 }) => {
+            return refused(Registration::Outdated, TOO_OLD, None)
+        }
+        Some(ServiceError::ProofRequiredError(p)) => {
+            return refused(
+                Registration::ProofRequired,
+                "Signal wants a challenge solved before it takes more messages (HTTP 428)",
+                Some(Challenge {
+                    token: p.token.clone(),
+                    options: p.options.clone(),
+                }),
+            )
+        }
+        _ => {}
+    }
     let retryable = match &e {
         PresageError::ServiceError(s) => service_retryable(s),
         PresageError::MessageSenderError(s) => match s.as_ref() {
@@ -336,6 +404,7 @@ mod tests {
     use presage_store_sqlite::{OnNewIdentity, SqliteConnectOptions};
 
     const OTHER: &str = "5d1f7c2a-9b3e-4f60-8a21-3c4d5e6f7a8b";
+    const SELF: &str = "7e2a9c41-3b5d-4f68-9a10-2c3d4e5f6a7b";
 
     fn aci(s: &str) -> Aci {
         Aci::parse_from_service_id_string(s).unwrap()
@@ -404,28 +473,74 @@ mod tests {
     fn classifies_send_errors() {
         let retryable = |f: SendFailure| match f {
             SendFailure::Failed { retryable, .. } => Some(retryable),
-            SendFailure::IdentityChanged => None,
+            SendFailure::IdentityChanged | SendFailure::Refused { .. } => None,
         };
-        let network = send_error(PresageError::ServiceError(ServiceError::Timeout {
-            reason: "test",
-        }));
+        let refusal = |f: SendFailure| match f {
+            SendFailure::Refused {
+                registration,
+                challenge,
+                ..
+            } => Some((registration, challenge.map(|c| c.token))),
+            _ => None,
+        };
+        let network = send_error(
+            PresageError::ServiceError(ServiceError::Timeout { reason: "test" }),
+            aci(SELF),
+        );
         assert_eq!(retryable(network), Some(true));
-        let unknown = send_error(PresageError::MessageSenderError(Box::new(
-            MessageSenderError::NotFound {
+        let unknown = send_error(
+            PresageError::MessageSenderError(Box::new(MessageSenderError::NotFound {
                 service_id: aci(OTHER).into(),
-            },
-        )));
+            })),
+            aci(SELF),
+        );
         assert_eq!(retryable(unknown), Some(false));
         assert_eq!(
-            retryable(send_error(PresageError::UnknownRecipient)),
+            retryable(send_error(PresageError::UnknownRecipient, aci(SELF))),
             Some(false)
         );
-        let untrusted = send_error(PresageError::MessageSenderError(Box::new(
-            MessageSenderError::UntrustedIdentity {
+        let untrusted = send_error(
+            PresageError::MessageSenderError(Box::new(MessageSenderError::UntrustedIdentity {
                 address: aci(OTHER).into(),
-            },
-        )));
+            })),
+            aci(SELF),
+        );
         assert_eq!(untrusted, SendFailure::IdentityChanged);
+        // What Signal says of the registration goes to the link's health.
+        let proof = send_error(
+            PresageError::MessageSenderError(Box::new(MessageSenderError::ProofRequired {
+                token: "tok".into(),
+                options: vec!["captcha".into()],
+            })),
+            aci(SELF),
+        );
+        assert_eq!(
+            refusal(proof),
+            Some((Registration::ProofRequired, Some("tok".to_string())))
+        );
+        let gone = send_error(
+            PresageError::MessageSenderError(Box::new(MessageSenderError::NotFound {
+                service_id: aci(SELF).into(),
+            })),
+            aci(SELF),
+        );
+        assert_eq!(refusal(gone), Some((Registration::Unregistered, None)));
+        let refused = send_error(
+            PresageError::ServiceError(ServiceError::Unauthorized),
+            aci(SELF),
+        );
+        assert_eq!(refusal(refused), Some((Registration::Unlinked, None)));
+        let old = send_error(
+            PresageError::ServiceError(ServiceError::UnhandledResponseCode { http_code: 499 }),
+            aci(SELF),
+        );
+        assert_eq!(refusal(old), Some((Registration::Outdated, None)));
+        assert!(matches!(
+            connect_error(PresageError::ServiceError(
+                ServiceError::UnhandledResponseCode { http_code: 499 }
+            )),
+            DeviceError::Outdated(_)
+        ));
         assert!(matches!(
             connect_error(PresageError::ServiceError(ServiceError::Unauthorized)),
             DeviceError::Unlinked(_)

@@ -32,14 +32,14 @@ pub async fn link(
     match store.load_registration_data().await {
         Ok(None) => {}
         Ok(Some(existing)) if !force => bail!(
-            "{} already holds a linked device ({}, device {}); pass --force to replace it \
+            "{} already holds a linked device ({}, device {}); pass --replace to replace it \
              (the old link stops working)",
             path.display(),
             existing.service_ids.aci().service_id_string(),
             existing.device_id.unwrap_or_default()
         ),
         Ok(Some(_)) => {
-            eprintln!("--force: replacing the existing registration");
+            eprintln!("--replace: replacing the existing registration");
         }
         Err(e) if !force => {
             return Err(e).with_context(|| {

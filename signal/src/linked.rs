@@ -2,7 +2,7 @@
 //! (`device.rs`) and the relay tests' double both implement [`Device`].
 
 use pane_protocol::device::DeviceError;
-use pane_protocol::messages::GatewayEvent;
+use pane_protocol::messages::{Challenge, GatewayEvent, Registration};
 use std::future::Future;
 
 /// What the device reports.
@@ -37,6 +37,16 @@ pub struct Outgoing {
 pub enum SendFailure {
     /// The recipient's identity key differs from the one confirmed: nothing was sent.
     IdentityChanged,
+    /// Signal refused it for the registration's sake: credentials refused, a challenge to
+    /// solve, a client too old. The relay reports it in the link's health.
+    Refused {
+        /// What Signal said.
+        message: String,
+        /// What it says of the registration.
+        registration: Registration,
+        /// The challenge, for [`Registration::ProofRequired`].
+        challenge: Option<Challenge>,
+    },
     /// Anything else.
     Failed {
         /// presage's error text.
@@ -66,4 +76,10 @@ pub trait Device {
     fn pending_identities(&self) -> Vec<String>;
     /// The core knows of `aci`'s changed key.
     fn confirm_identity(&mut self, aci: &str) -> std::io::Result<()>;
+    /// Answers a `proof_required` challenge with the captcha the owner solved.
+    fn submit_challenge(
+        &mut self,
+        token: &str,
+        captcha: &str,
+    ) -> impl Future<Output = Result<(), String>>;
 }

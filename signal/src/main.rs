@@ -12,6 +12,7 @@
 
 mod core_link;
 mod device;
+mod health;
 mod identities;
 mod journal;
 mod lines;
@@ -78,7 +79,7 @@ struct LinkArgs {
     #[arg(long, default_value = "pane-agent")]
     device_name: String,
     /// Replace an existing registration (the old link stops working).
-    #[arg(long)]
+    #[arg(long, visible_alias = "replace")]
     force: bool,
     #[command(flatten)]
     data: DataDirArg,
@@ -246,6 +247,14 @@ fn wait_for_signals(
 /// `pane-signal run` on the presage thread: runs the relay, which opens the store with the
 /// passphrase (at once, or once the core hands it over).
 async fn gateway(data_dir: PathBuf, keying: Keying, shutdown: Shutdown) -> anyhow::Result<()> {
+    let build = health::build();
+    tracing::info!(
+        version = %build.version,
+        presage = %build.presage,
+        libsignal_service = %build.libsignal_service,
+        capabilities = %build.capabilities.join(","),
+        "pane-signal"
+    );
     let dir = store::ensure_signal_dir(&data_dir)?;
     let config = RelayConfig {
         socket: data_dir.join(SOCKET_FILE),
@@ -264,7 +273,7 @@ async fn gateway(data_dir: PathBuf, keying: Keying, shutdown: Shutdown) -> anyho
         Ok(()) => Ok(()),
         Err(RelayError::Device(DeviceError::Unlinked(why))) => bail!(
             "Signal no longer accepts this device ({why}): link it again with \
-             `pane-signal link --force`"
+             `pane-signal link --replace`"
         ),
         Err(RelayError::Open(e)) => Err(e),
         Err(e) => Err(e).context("the relay stopped"),
@@ -310,7 +319,7 @@ impl PresageOpener {
             Err(e) => {
                 return Err(anyhow!("{e}")).context(
                     "cannot load the Signal registration (nothing was changed; if the device \
-                     must be linked again, run `pane-signal link --force`)",
+                     must be linked again, run `pane-signal link --replace`)",
                 )
             }
         };

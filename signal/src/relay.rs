@@ -18,6 +18,7 @@
 //!   that has not handed it over.
 
 use crate::core_link::{wait_for_key, watching, Backoff, CoreLink, Halt, KeyGuard, MAX_BACKOFF};
+use crate::health::Health;
 use crate::journal::Journal;
 use crate::lines::Read;
 pub use crate::linked::{Delivered, Device, DeviceEvent, Outgoing, SendFailure};
@@ -27,9 +28,8 @@ use crate::shutdown::Shutdown;
 use crate::systemd;
 use pane_protocol::device::DeviceError;
 use pane_protocol::messages::{
-    decode_line, CoreCommand, GatewayEvent, Passphrase, IDENTITY_CHANGED, ID_CONFLICT,
+    decode_line, CoreCommand, GatewayEvent, Passphrase, Registration, IDENTITY_CHANGED,
 };
-use pane_protocol::sent_log::Seen;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::PathBuf;
@@ -107,6 +107,7 @@ struct Relay<D> {
     waiting: VecDeque<(String, Outgoing)>,
     queue_empty: bool,
     device_backoff: Backoff,
+    health: Health,
 }
 
 /// Runs the relay until shutdown (or until the device is unlinked).
@@ -182,6 +183,7 @@ async fn session<O: Opener>(
         waiting: VecDeque::new(),
         queue_empty: false,
         device_backoff: Backoff::new(MAX_BACKOFF),
+        health: Health::new(crate::health::build()),
     };
     relay.note_backlog();
     systemd::notify("STATUS=relaying");
@@ -343,6 +345,9 @@ impl<D: Device> Relay<D> {
     /// the core was not told of, then every unacknowledged message.
     async fn greet(&mut self, link: &mut CoreLink) -> Result<(), Halt> {
         link.greeted = true;
+        // First the link's health: a new connection hears all of it.
+        self.health.new_connection();
+        self.tell_health(Some(&mut *link)).await?;
         for sender in self.device.pending_identities() {
             link.write(&GatewayEvent::IdentityChanged { sender })
                 .await?;
@@ -402,82 +407,41 @@ impl<D: Device> Relay<D> {
                     None => self.waiting.push_back((id, out)),
                 }
             }
+            CoreCommand::SubmitChallenge { token, captcha } => {
+                match self.device.submit_challenge(&token, &captcha).await {
+                    Ok(()) => {
+                        tracing::info!("Signal accepted the challenge's answer");
+                        self.health.challenge_answered();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Signal refused the challenge's answer");
+                        let challenge = self.health.state().challenge.clone();
+                        self.health.refused(
+                            Registration::ProofRequired,
+                            format!("Signal refused the captcha: {e}"),
+                            challenge,
+                        );
+                    }
+                }
+                self.tell_health(Some(link)).await?;
+            }
             CoreCommand::StoreKey { .. } | CoreCommand::Seal {} => {}
         }
         Ok(())
     }
 
-    /// The answer to a send whose id the sent log holds, None for a new id: `sent` for the
-    /// same message (the core asks again), an `id_conflict` refusal for another message
-    /// under a used id, which must never be taken for sent.
-    fn answer_from_log(&self, id: &str, out: &Outgoing) -> Option<GatewayEvent> {
-        match self.sent.check(id, out) {
-            Seen::New => None,
-            Seen::Sent => Some(GatewayEvent::Sent {
-                id: id.to_string(),
-                timestamp: Some(out.timestamp),
-            }),
-            Seen::Conflict => {
-                tracing::error!(%id, "the core sent a new message under an id already sent with other content: refused (id_conflict), not sent");
-                Some(GatewayEvent::SendFailed {
-                    id: id.to_string(),
-                    error: ID_CONFLICT.into(),
-                    retryable: false,
-                })
-            }
-        }
-    }
-
-    /// Sends one message and writes the outcome.
-    async fn send_once(
-        &mut self,
-        link: &mut CoreLink,
-        id: &str,
-        out: &Outgoing,
-    ) -> Result<(), Halt> {
-        if let Some(answer) = self.answer_from_log(id, out) {
-            link.write(&answer).await?;
+    /// Writes the link's health when the core should hear of it (see [`Health::news`]).
+    pub(crate) async fn tell_health(&mut self, link: Option<&mut CoreLink>) -> Result<(), Halt> {
+        let Some(link) = link.filter(|l| l.keyed && l.greeted) else {
             return Ok(());
-        }
-        tracing::info!(%id, timestamp = out.timestamp, "sending");
-        match self.device.send(out).await {
-            Ok(delivered) => {
-                self.sent.record(id, out)?;
-                let sent = GatewayEvent::Sent {
-                    id: id.to_string(),
-                    timestamp: Some(out.timestamp),
-                };
-                link.write(&sent).await?;
-                if delivered.identity_changed {
-                    tracing::warn!(recipient = %out.recipient, "the recipient's identity key changed during a send");
-                    let ev = GatewayEvent::IdentityChanged {
-                        sender: out.recipient.clone(),
-                    };
-                    link.write(&ev).await?;
-                }
-            }
-            Err(SendFailure::IdentityChanged) => {
-                if !link.reported.contains_key(&out.recipient) {
-                    let ev = GatewayEvent::IdentityChanged {
-                        sender: out.recipient.clone(),
-                    };
-                    link.write(&ev).await?;
-                }
-                let failed = GatewayEvent::SendFailed {
-                    id: id.to_string(),
-                    error: IDENTITY_CHANGED.into(),
-                    retryable: false,
-                };
-                link.write(&failed).await?;
-            }
-            Err(SendFailure::Failed { message, retryable }) => {
-                let failed = GatewayEvent::SendFailed {
-                    id: id.to_string(),
-                    error: message,
-                    retryable,
-                };
-                link.write(&failed).await?;
-            }
+        };
+        if let Some(state) = self.health.news() {
+            tracing::info!(
+                connected = state.connected,
+                registration = state.registration.as_str(),
+                "link health reported"
+            );
+            link.write(&GatewayEvent::Health(Box::new(state))).await?;
         }
         Ok(())
     }
@@ -494,6 +458,7 @@ impl<D: Device> Relay<D> {
         match ev {
             Ok(DeviceEvent::Relay(event)) => {
                 self.device_backoff.reset();
+                self.health.received();
                 // On disk before the core sees it; a repeat of a waiting message is dropped.
                 if let Some(entry) = self.journal.append(event)? {
                     if let Some(link) = to_core {
@@ -521,15 +486,19 @@ impl<D: Device> Relay<D> {
                     }
                 }
             }
-            Ok(DeviceEvent::QueueEmpty) => self.queue_empty = true,
-            Err(DeviceError::Disconnected(why)) => {
-                tracing::warn!(%why, "Signal connection lost");
+            Ok(DeviceEvent::QueueEmpty) => {
+                self.health.received();
+                self.queue_empty = true;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Signal connection lost");
                 self.queue_empty = false;
+                self.device_failed(&e);
+                self.tell_health(link.as_deref_mut()).await?;
                 return self.connect_device(link, shutdown).await;
             }
-            Err(e @ DeviceError::Unlinked(_)) => return Err(RelayError::from(e).into()),
         }
-        Ok(())
+        self.tell_health(link).await
     }
 
     /// Connects the device, retrying with backoff, while the core's keying lines are heeded.
@@ -546,24 +515,70 @@ impl<D: Device> Relay<D> {
                 shutdown,
             )
             .await?;
-            match attempt {
-                Ok(()) => return Ok(()),
-                Err(e @ DeviceError::Unlinked(_)) => return Err(RelayError::from(e).into()),
-                Err(DeviceError::Disconnected(why)) => {
-                    let wait = self.device_backoff.next();
-                    tracing::warn!(%why, retry_ms = wait.as_millis() as u64, "cannot reach Signal");
-                    watching(
-                        tokio::time::sleep(wait),
-                        link.as_deref_mut(),
-                        &mut self.guard,
-                        shutdown,
-                    )
-                    .await?;
+            let wait = match attempt {
+                Ok(()) => {
+                    self.health.connected();
+                    systemd::notify("STATUS=relaying");
+                    return self.tell_health(link).await;
                 }
+                Err(e) => {
+                    self.device_failed(&e);
+                    self.tell_health(link.as_deref_mut()).await?;
+                    match e {
+                        // Never relinked or wiped here: reported, and tried again slowly
+                        // (a refusal that was transient heals itself).
+                        DeviceError::Unlinked(why) | DeviceError::Outdated(why) => {
+                            let wait = refused_retry();
+                            tracing::error!(%why, retry_s = wait.as_secs(), "Signal refuses this device; relink with `pane-signal link --replace` (or update pane-signal)");
+                            systemd::notify(&format!("STATUS={why}"));
+                            wait
+                        }
+                        DeviceError::Disconnected(why) => {
+                            let wait = self.device_backoff.next();
+                            tracing::warn!(%why, retry_ms = wait.as_millis() as u64, "cannot reach Signal");
+                            wait
+                        }
+                    }
+                }
+            };
+            watching(
+                tokio::time::sleep(wait),
+                link.as_deref_mut(),
+                &mut self.guard,
+                shutdown,
+            )
+            .await?;
+        }
+    }
+
+    /// Records in the health why the device failed.
+    fn device_failed(&mut self, e: &DeviceError) {
+        match e {
+            DeviceError::Disconnected(why) => self.health.disconnected(why),
+            DeviceError::Unlinked(why) => {
+                self.health
+                    .refused(Registration::Unlinked, why.clone(), None)
+            }
+            DeviceError::Outdated(why) => {
+                self.health
+                    .refused(Registration::Outdated, why.clone(), None)
             }
         }
     }
 }
+
+/// How long the gateway waits before trying a refused registration again (5 minutes;
+/// `PANE_SIGNAL_REFUSED_RETRY_SECS` sets another, for the end-to-end tests).
+fn refused_retry() -> std::time::Duration {
+    let secs = std::env::var("PANE_SIGNAL_REFUSED_RETRY_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    std::time::Duration::from_secs(secs)
+}
+
+#[path = "relay_sends.rs"]
+mod sends;
 
 #[cfg(test)]
 #[path = "relay_tests.rs"]

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::journal::event_id;
-use pane_protocol::messages::{encode_line, message_id};
+use pane_protocol::messages::{encode_line, message_id, ID_CONFLICT};
 use pane_protocol::sent_log::content_digest;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -31,6 +31,12 @@ struct Seen {
     live: usize,
     /// Reaching Signal fails (the websocket cannot be opened).
     unreachable: bool,
+    /// Signal refuses the device's credentials when it connects.
+    refused: bool,
+    /// Every send is refused with a challenge (HTTP 428) until one is answered.
+    challenge: Option<String>,
+    /// The challenge answers submitted: (token, captcha).
+    answers: Vec<(String, String)>,
     /// The sender of the device opened last.
     events: Option<Events>,
 }
@@ -51,6 +57,9 @@ impl Device for Double {
         if self.seen.borrow().unreachable {
             return Err(DeviceError::Disconnected("test: unreachable".into()));
         }
+        if self.seen.borrow().refused {
+            return Err(DeviceError::Unlinked("test: credentials refused".into()));
+        }
         Ok(())
     }
     async fn next_event(&mut self) -> Result<DeviceEvent, DeviceError> {
@@ -64,6 +73,16 @@ impl Device for Double {
         if seen.pending.contains(&out.recipient) {
             return Err(SendFailure::IdentityChanged);
         }
+        if let Some(token) = &seen.challenge {
+            return Err(SendFailure::Refused {
+                message: "test: HTTP 428".into(),
+                registration: Registration::ProofRequired,
+                challenge: Some(pane_protocol::messages::Challenge {
+                    token: token.clone(),
+                    options: vec!["captcha".into()],
+                }),
+            });
+        }
         seen.sent.push(out.clone());
         Ok(Delivered {
             identity_changed: false,
@@ -75,6 +94,16 @@ impl Device for Double {
     fn confirm_identity(&mut self, aci: &str) -> std::io::Result<()> {
         self.seen.borrow_mut().pending.remove(aci);
         Ok(())
+    }
+    async fn submit_challenge(&mut self, token: &str, captcha: &str) -> Result<(), String> {
+        let mut seen = self.seen.borrow_mut();
+        seen.answers.push((token.into(), captcha.into()));
+        if seen.challenge.as_deref() == Some(token) && captcha == "solved" {
+            seen.challenge = None;
+            Ok(())
+        } else {
+            Err("test: wrong captcha".into())
+        }
     }
 }
 
@@ -216,6 +245,7 @@ impl Harness {
         Core {
             lines: BufReader::new(r).lines(),
             writer: w,
+            health: Vec::new(),
         }
     }
 
@@ -278,30 +308,64 @@ impl Drop for Harness {
 struct Core {
     lines: tokio::io::Lines<BufReader<OwnedReadHalf>>,
     writer: OwnedWriteHalf,
+    /// The `health` lines read, in order (kept apart from the other lines).
+    health: Vec<pane_protocol::messages::LinkHealth>,
 }
 
 impl Core {
+    /// The next line that is not a `health` line (those are kept in `health`).
     async fn line(&mut self) -> GatewayEvent {
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
+                .await
+                .expect("a line within 5 s")
+                .unwrap()
+                .expect("the gateway hung up");
+            match decode_line(&line).unwrap() {
+                GatewayEvent::Health(h) => self.health.push(*h),
+                other => return other,
+            }
+        }
+    }
+
+    /// The next `health` line (other lines in between are an error).
+    async fn health_line(&mut self) -> pane_protocol::messages::LinkHealth {
         let line = tokio::time::timeout(Duration::from_secs(5), self.lines.next_line())
             .await
-            .expect("a line within 5 s")
+            .expect("a health line within 5 s")
             .unwrap()
             .expect("the gateway hung up");
-        decode_line(&line).unwrap()
+        match decode_line(&line).unwrap() {
+            GatewayEvent::Health(h) => *h,
+            other => panic!("not a health line: {other:?}"),
+        }
     }
 
+    /// True when nothing but `health` lines comes for 300 ms.
     async fn quiet(&mut self) -> bool {
-        tokio::time::timeout(Duration::from_millis(300), self.lines.next_line())
-            .await
-            .is_err()
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        loop {
+            match tokio::time::timeout_at(until, self.lines.next_line()).await {
+                Err(_) => return true,
+                Ok(Ok(Some(line))) => match decode_line(&line) {
+                    Ok(GatewayEvent::Health(h)) => self.health.push(*h),
+                    _ => return false,
+                },
+                Ok(_) => return false,
+            }
+        }
     }
 
-    /// True when the gateway closes the connection within 5 s (nothing more is written).
+    /// True when the gateway closes the connection within 5 s (nothing more but `health`
+    /// lines is written).
     async fn closed(&mut self) -> bool {
-        matches!(
-            tokio::time::timeout(Duration::from_secs(5), self.lines.next_line()).await,
-            Ok(Ok(None)) | Ok(Err(_))
-        )
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), self.lines.next_line()).await {
+                Ok(Ok(None)) | Ok(Err(_)) => return true,
+                Ok(Ok(Some(line))) if line.contains("\"type\":\"health\"") => continue,
+                _ => return false,
+            }
+        }
     }
 
     async fn say(&mut self, c: &CoreCommand) {
@@ -498,7 +562,8 @@ async fn an_ack_of_a_line_before_the_change_does_not_confirm_it() {
     .await
 }
 
-/// Captures what the relay logs (every level) on this thread while it lives.
-
 #[path = "relay_keying_tests.rs"]
 mod keying;
+
+#[path = "relay_health_tests.rs"]
+mod health;

@@ -71,6 +71,8 @@ pub struct ImapSource {
     password: String,
     /// The certificates of `ca_file`, read once at start.
     extra_roots: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+    /// The way out (`[network] proxy`).
+    egress: crate::egress::Egress,
 }
 
 impl std::fmt::Debug for ImapSource {
@@ -115,11 +117,20 @@ pub(super) fn failed(what: &str, e: impl std::fmt::Display) -> ImapError {
 }
 
 impl ImapSource {
-    /// The source from the config, with the password from `PANE_IMAP_PASSWORD`; None when
-    /// no host is configured (the source is off).
-    pub fn from_config(config: &ImapConfig) -> Option<Result<ImapSource, ImapError>> {
+    /// The source from the config, with the password from `PANE_IMAP_PASSWORD`, connecting
+    /// through `egress`; None when no host is configured (the source is off).
+    pub fn from_config(
+        config: &ImapConfig,
+        egress: &crate::egress::Egress,
+    ) -> Option<Result<ImapSource, ImapError>> {
         if config.host.trim().is_empty() {
             return None;
+        }
+        if egress.proxy().is_some() && crate::egress::is_local(&config.host) {
+            return Some(Err(ImapError::NotConfigured(format!(
+                "[breach.imap] host {:?} is a local address: with [network] proxy set the mailbox is reached through the proxy, which cannot reach it (nothing goes around it)",
+                config.host
+            ))));
         }
         let Some(password) = crate::systemd::env_or_credential("PANE_IMAP_PASSWORD") else {
             return Some(Err(ImapError::NotConfigured(
@@ -134,14 +145,16 @@ impl ImapSource {
             config: config.clone(),
             password,
             extra_roots,
+            egress: egress.clone(),
         }))
     }
 
     async fn connect(&self) -> Result<Box<dyn Stream>, ImapError> {
-        let addr = (self.config.host.as_str(), self.config.port);
-        let tcp = tokio::time::timeout(TIMEOUT, TcpStream::connect(addr))
+        // Through `[network] proxy` when set (the proxy resolves the host), else directly.
+        let tcp = self
+            .egress
+            .connect("imap", &self.config.host, self.config.port, TIMEOUT)
             .await
-            .map_err(|_| failed("connect", "timed out"))?
             .map_err(|e| failed("connect", e))?;
         match self.config.tls {
             ImapTls::Tls => Ok(Box::new(self.tls(tcp).await?)),

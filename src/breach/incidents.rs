@@ -128,6 +128,16 @@ impl Finding {
     }
 }
 
+/// `, subject "..."`, or nothing when the source gave no subject (SimpleLogin's activity log
+/// has none).
+fn subject_part(subject: &str) -> String {
+    if subject.is_empty() {
+        String::new()
+    } else {
+        format!(", subject \"{subject}\"")
+    }
+}
+
 /// One incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
@@ -213,17 +223,17 @@ impl Incident {
         let ctx = &self.context;
         match self.effective_kind() {
             IncidentKind::MailSender => format!(
-                "{} sent mail to the {ctx} alias ({}, from {}, subject \"{}\"); only the site was given that address, so it may have leaked or been sold",
+                "{} sent mail to the {ctx} alias ({}, from {}{}); only the site was given that address, so it may have leaked or been sold",
                 self.sender_domain,
                 times("1 message", "messages"),
                 self.sample_sender,
-                self.sample_subject
+                subject_part(&self.sample_subject)
             ),
             IncidentKind::MailImpersonation => format!(
-                "mail to the {ctx} alias claims to be from {} ({}, subject \"{}\") but fails the site's own authentication ({}){}: someone who has the alias is impersonating the site",
+                "mail to the {ctx} alias claims to be from {} ({}{}) but fails the site's own authentication ({}){}: someone who has the alias is impersonating the site",
                 self.sender_domain,
                 self.sample_sender,
-                self.sample_subject,
+                subject_part(&self.sample_subject),
                 self.auth.as_deref().unwrap_or("not aligned"),
                 if n == 1 { String::new() } else { format!(", {n} messages") },
             ),

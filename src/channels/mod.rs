@@ -10,5 +10,6 @@ pub mod door;
 pub mod http;
 pub mod http_conn;
 pub mod idle;
+pub mod outage;
 pub mod signal;
 pub mod timers;

@@ -13,6 +13,8 @@ mod alerts;
 mod breach;
 mod mcp;
 pub use alerts::AlertsConfig;
+mod network;
+pub use network::{NetworkConfig, ProxyUrl};
 mod providers;
 pub use mcp::{McpConfig, McpRateLimits, McpScope};
 pub use providers::{
@@ -82,6 +84,8 @@ pub struct Config {
     pub seal: SealConfig,
     /// When the Signal link counts as unusable, and the second way to warn.
     pub alerts: AlertsConfig,
+    /// How the agent's own connections leave the host (the Tor proxy).
+    pub network: NetworkConfig,
 }
 
 /// `[seal]`

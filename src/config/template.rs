@@ -148,12 +148,24 @@ unusable_after_secs = 300
 # URL (https://ntfy.sh/<a topic nobody guesses>, or your own server) that gets one short
 # message when Signal has been unusable for fallback_after_mins (fractions allowed), and one
 # when it works again. Nothing of yours is in them (no context, alias or phone number).
-# Empty = off. https, or http only to a loopback or .onion host.
+# Empty = off. https; plain http only to a loopback host, or to an onion service through
+# [network] proxy (with a proxy the message goes through Tor, on a circuit of its own).
+# PANE_ALERTS_TOKEN (environment or provider-keys) is sent as a Bearer token.
 fallback_url = ""
 fallback_after_mins = 15
 # Warn once when the link had no activity for this many days: Signal unlinks a linked device
 # after about 30 days without. 0 = never.
 inactive_warn_days = 21
+
+[network]
+# Every outbound connection of the agent (the alias and card providers, Have I Been Pwned,
+# the IMAP server) through this SOCKS5 proxy, e.g. the system Tor's "socks5h://127.0.0.1:9050".
+# socks5h only: the proxy resolves every name, the agent looks up none. Each provider gets a
+# Tor circuit of its own (SOCKS user name isolation), renewed when a context is expired. A
+# connection that cannot go through it fails ("Tor is not reachable at ..."): never direct.
+# Empty = direct connections (`pane-agent doctor` warns). The Signal gateway is separate:
+# see docs/signal-gateway.md, "Through Tor".
+proxy = ""
 
 [jobs]
 # Slow work (provider calls, sweeps, start-up reconciliation) runs beside the command path, so

@@ -126,7 +126,8 @@ impl Gate {
         if matches!(
             kind,
             IncidentKind::MailSender | IncidentKind::MailImpersonation
-        ) {
+        ) && !incident.sample_subject.is_empty()
+        {
             alert.push_str(&format!(
                 "; sample subject: \"{}\"",
                 incident.sample_subject

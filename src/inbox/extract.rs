@@ -2,7 +2,7 @@
 //! links, booking references.
 //!
 //! - **Codes** are 4–8 digits (`483920`, `483 920`, `483-920`), a short letter prefix and
-//!   digits (`G-123456`), or 6–8 capitals and digits with both (`X7K9PQ`), on a line that
+//!   digits (`G-123456`), or 6–8 capitals and digits, two digits at least (`X7K9PQ`), on a line that
 //!   says it is a code (`code`, `passcode`, `OTP`, `PIN`, `verification`, `one-time`, …) or
 //!   on the short line right after one (a code set apart in a box). Numbers that are part of a
 //!   link, an amount, a time, a date or a phone number are not codes.
@@ -266,7 +266,7 @@ fn tokens_in(line: &str, kind: Label) -> Vec<String> {
                     let plain: String = compact.chars().filter(|c| *c != '-').collect();
                     let n = plain.chars().count();
                     (letters == 0 && (4..=8).contains(&n))
-                        || (letters > 0 && digits > 0 && (6..=8).contains(&n))
+                        || (letters > 0 && digits >= 2 && (6..=8).contains(&n))
                 }
             }
             Label::Reference => {

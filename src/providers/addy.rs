@@ -77,6 +77,7 @@ impl Addy {
         domain: &str,
         format: &str,
         policy: RetryPolicy,
+        egress: &crate::egress::Egress,
     ) -> Result<Addy, ProviderError> {
         let client = ProviderClient::new(
             NAME,
@@ -84,6 +85,7 @@ impl Addy {
             ("authorization", format!("Bearer {key}")),
             &[("x-requested-with", "XMLHttpRequest")],
             policy,
+            egress,
         )?;
         Ok(Addy {
             client,

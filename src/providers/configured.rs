@@ -15,6 +15,7 @@ use super::{
     NewAlias, NewCard, ProviderError, RetryPolicy, Transaction,
 };
 use crate::config::{AliasProviderKind, AliasesConfig, CardProviderKind, CardsConfig};
+use crate::egress::Egress;
 
 /// The configured provider, or why there is none.
 pub enum AnyAlias {
@@ -31,6 +32,7 @@ impl AnyAlias {
     pub fn from_config(
         config: &AliasesConfig,
         policy: RetryPolicy,
+        egress: &Egress,
     ) -> Result<AnyAlias, ProviderError> {
         match config.provider {
             AliasProviderKind::Simplelogin => {
@@ -41,7 +43,7 @@ impl AnyAlias {
                     simplelogin::DEFAULT_BASE_URL,
                 );
                 Ok(AnyAlias::SimpleLogin(SimpleLogin::new(
-                    &base, &key, policy,
+                    &base, &key, policy, egress,
                 )?))
             }
             AliasProviderKind::Addy => {
@@ -57,6 +59,7 @@ impl AnyAlias {
                     &config.addy_domain,
                     &config.addy_format,
                     policy,
+                    egress,
                 )?))
             }
         }
@@ -122,6 +125,7 @@ impl AnyCard {
     pub fn from_config(
         config: &CardsConfig,
         policy: RetryPolicy,
+        egress: &Egress,
     ) -> Result<AnyCard, ProviderError> {
         match config.provider {
             CardProviderKind::Lithic => {
@@ -131,7 +135,7 @@ impl AnyCard {
                     &config.lithic_base_url,
                     lithic::DEFAULT_BASE_URL,
                 );
-                Ok(AnyCard::Lithic(Lithic::new(&base, &key, policy)?))
+                Ok(AnyCard::Lithic(Lithic::new(&base, &key, policy, egress)?))
             }
             CardProviderKind::Privacy => {
                 let key = api_key("Privacy.com", "PRIVACY_API_KEY")?;
@@ -140,7 +144,7 @@ impl AnyCard {
                     &config.privacy_base_url,
                     privacy::DEFAULT_BASE_URL,
                 );
-                Ok(AnyCard::Privacy(Privacy::new(&base, &key, policy)?))
+                Ok(AnyCard::Privacy(Privacy::new(&base, &key, policy, egress)?))
             }
         }
     }

@@ -82,7 +82,12 @@ where
 impl Hibp {
     /// A client at `base` (e.g. [`DEFAULT_BASE_URL`]) with `key`, sent as `hibp-api-key`, and
     /// `user-agent: pane-agent`. The base must be https (plain http only to loopback).
-    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<Hibp, ProviderError> {
+    pub fn new(
+        base: &str,
+        key: &str,
+        policy: RetryPolicy,
+        egress: &crate::egress::Egress,
+    ) -> Result<Hibp, ProviderError> {
         if key.trim().is_empty() {
             return Err(ProviderError::NotConfigured {
                 provider: NAME,
@@ -95,6 +100,7 @@ impl Hibp {
             ("hibp-api-key", key.trim().to_string()),
             &[("user-agent", USER_AGENT)],
             policy,
+            egress,
         )?;
         Ok(Hibp { client })
     }
@@ -106,10 +112,11 @@ impl Hibp {
     pub fn from_env(
         configured_base: &str,
         policy: RetryPolicy,
+        egress: &crate::egress::Egress,
     ) -> Option<Result<Hibp, ProviderError>> {
         let key = api_key(NAME, API_KEY_ENV).ok()?;
         let base = base_url(BASE_URL_ENV, configured_base, DEFAULT_BASE_URL);
-        Some(Hibp::new(&base, &key, policy))
+        Some(Hibp::new(&base, &key, policy, egress))
     }
 
     /// The breaches `account` (an email address or username) appears in, with full details

@@ -3,6 +3,7 @@
 //! error type that turns 401/403 into "key rejected". API keys live only in the header value built here,
 //! marked sensitive so that neither reqwest nor this module ever prints them.
 
+use crate::egress::{Egress, HttpClients};
 use crate::retry::Backoff;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
@@ -62,6 +63,15 @@ pub enum ProviderError {
         /// The provider.
         provider: &'static str,
     },
+    /// `[network] proxy` is set and does not answer: the call was not made, and was not
+    /// made directly either.
+    #[error("{message}")]
+    ProxyDown {
+        /// The provider.
+        provider: &'static str,
+        /// Which proxy, in the owner's words ("Tor is not reachable at ...").
+        message: String,
+    },
     /// The provider answered something that is not the documented shape.
     #[error("{provider} answered in an unexpected shape: {message}")]
     Decode {
@@ -80,7 +90,9 @@ impl From<ProviderError> for crate::reply::CommandError {
             P::NotConfigured { .. } => ErrorKind::NotConfigured,
             P::KeyRejected { .. } => ErrorKind::KeyRejected,
             P::RateLimited { .. } => ErrorKind::RateLimited,
-            P::Unavailable { .. } | P::Decode { .. } => ErrorKind::Unavailable,
+            P::Unavailable { .. } | P::Decode { .. } | P::ProxyDown { .. } => {
+                ErrorKind::Unavailable
+            }
             P::Rejected { .. } => ErrorKind::ProviderRejected,
             P::LockedDown { .. } => ErrorKind::LockedDown,
         };
@@ -155,13 +167,14 @@ pub enum Idempotency {
     Create,
 }
 
-/// One provider's client: base URL, auth headers, retries.
+/// One provider's client: base URL, auth headers, retries, and the way out
+/// ([`crate::egress`]: through `[network] proxy` on a circuit of the provider's own).
 #[derive(Clone)]
 pub struct ProviderClient {
     provider: &'static str,
     base: String,
     headers: HeaderMap,
-    http: reqwest::Client,
+    http: std::sync::Arc<HttpClients>,
     policy: RetryPolicy,
 }
 
@@ -181,17 +194,18 @@ pub struct Response {
 }
 
 impl ProviderClient {
-    /// A client for `provider` at `base` (no trailing slash needed). `auth` is the header
-    /// that carries the key; `extra` are other fixed headers.
+    /// A client for `provider` at `base` (no trailing slash needed), connecting through
+    /// `egress`. `auth` is the header that carries the key; `extra` are other fixed headers.
     pub fn new(
         provider: &'static str,
         base: &str,
         auth: (&'static str, String),
         extra: &[(&'static str, &'static str)],
         policy: RetryPolicy,
+        egress: &Egress,
     ) -> Result<ProviderClient, ProviderError> {
         let not_configured = |hint: String| ProviderError::NotConfigured { provider, hint };
-        check_base_url(base).map_err(not_configured)?;
+        check_base_url(base, egress.proxy().is_some()).map_err(not_configured)?;
         let mut headers = HeaderMap::new();
         let mut value = HeaderValue::from_str(&auth.1).map_err(|_| {
             not_configured("the API key has characters a header cannot carry".into())
@@ -204,18 +218,20 @@ impl ProviderClient {
         // No redirects: these APIs do not send them, reqwest strips only the standard auth
         // headers on a cross-host redirect (SimpleLogin's `Authentication` would follow it), and
         // a redirect could lead to plain http that `check_base_url` refuses.
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(policy.timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .user_agent("pane-agent")
-            .build()
-            .map_err(|e| not_configured(format!("HTTP client: {e}")))?;
+        let timeout = policy.timeout;
+        let http = HttpClients::new(egress, provider, move || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(timeout)
+                .connect_timeout(Duration::from_secs(5))
+                .user_agent("pane-agent")
+        })
+        .map_err(not_configured)?;
         Ok(ProviderClient {
             provider,
             base: base.trim_end_matches('/').to_string(),
             headers,
-            http,
+            http: std::sync::Arc::new(http),
             policy,
         })
     }
@@ -254,8 +270,14 @@ impl ProviderClient {
                     provider: self.provider,
                 });
             }
-            let mut req = self
+            let http = self
                 .http
+                .get()
+                .map_err(|message| ProviderError::Unavailable {
+                    provider: self.provider,
+                    message,
+                })?;
+            let mut req = http
                 .request(method.clone(), &url)
                 .headers(self.headers.clone())
                 .header("accept", "application/json");
@@ -268,6 +290,16 @@ impl ProviderClient {
             let sent = req.send().await;
             let wait = match sent {
                 Err(e) => {
+                    // The proxy down: nothing was sent, nothing may go directly, and waiting
+                    // out the retries would only delay the owner's clear answer.
+                    if e.is_connect() {
+                        if let Some(down) = self.http.egress().diagnose().await {
+                            return Err(ProviderError::ProxyDown {
+                                provider: self.provider,
+                                message: down.to_string(),
+                            });
+                        }
+                    }
                     // A connect failure certainly did not reach the provider.
                     let safe = e.is_connect() || idempotency == Idempotency::Idempotent;
                     let err = self.unavailable(&e);
@@ -277,6 +309,7 @@ impl ProviderClient {
                     }
                 }
                 Ok(resp) => {
+                    self.http.egress().reached();
                     let status = resp.status();
                     let retry_after = parse_retry_after(resp.headers());
                     let text = resp.text().await.unwrap_or_default();
@@ -414,24 +447,51 @@ fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-/// A base URL must be https, except plain http to a loopback address (local test servers).
-pub fn check_base_url(base: &str) -> Result<(), String> {
+/// A base URL must be https, except plain http to a loopback address (local test servers),
+/// or, through a proxy (`proxied`), to an onion service (Tor carries it end to end
+/// encrypted). Through a proxy, a local address (loopback, private, link-local, `localhost`)
+/// is refused: Tor does not reach it, and it could only be reached around the proxy.
+pub fn check_base_url(base: &str, proxied: bool) -> Result<(), String> {
     let url = reqwest::Url::parse(base).map_err(|_| format!("base URL {base:?} is not a URL"))?;
+    let local = url.host_str().is_some_and(crate::egress::is_local);
+    let onion = matches!(url.host(), Some(url::Host::Domain(d)) if is_onion(d));
+    if proxied && local {
+        return Err(format!(
+            "base URL {base:?} is a local address: with [network] proxy set every call goes through the proxy, which cannot reach it (nothing goes around it); use the service's public name or onion address"
+        ));
+    }
     match url.scheme() {
         "https" => Ok(()),
-        "http" => {
-            let loopback = match url.host() {
-                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-                Some(url::Host::Domain(d)) => d == "localhost",
-                None => false,
-            };
-            if loopback {
-                Ok(())
-            } else {
-                Err(format!("base URL {base:?} is plain http: only https is allowed (http only for loopback)"))
-            }
-        }
+        "http" if proxied && onion => Ok(()),
+        "http" if !proxied && local && loopback(&url) => Ok(()),
+        "http" if onion => Err(format!(
+            "base URL {base:?} is an onion service: it needs [network] proxy (Tor)"
+        )),
+        "http" => Err(format!(
+            "base URL {base:?} is plain http: only https is allowed (http only for loopback, or an onion service through [network] proxy)"
+        )),
         other => Err(format!("base URL scheme {other:?} is not allowed")),
     }
+}
+
+fn loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// A v3 onion service's name (56 base32 characters, then `.onion`), with any subdomain.
+pub fn is_onion(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    let Some(rest) = host.strip_suffix(".onion") else {
+        return false;
+    };
+    let label = rest.rsplit('.').next().unwrap_or(rest);
+    label.len() == 56
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }

@@ -46,9 +46,20 @@ struct Page<T> {
 
 impl Lithic {
     /// A client at `base` with `key`.
-    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<Lithic, ProviderError> {
-        let client =
-            ProviderClient::new(NAME, base, ("authorization", key.to_string()), &[], policy)?;
+    pub fn new(
+        base: &str,
+        key: &str,
+        policy: RetryPolicy,
+        egress: &crate::egress::Egress,
+    ) -> Result<Lithic, ProviderError> {
+        let client = ProviderClient::new(
+            NAME,
+            base,
+            ("authorization", key.to_string()),
+            &[],
+            policy,
+            egress,
+        )?;
         Ok(Lithic { client })
     }
 

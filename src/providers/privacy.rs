@@ -140,13 +140,19 @@ pub(crate) fn create_body(new: &NewCard) -> Value {
 
 impl Privacy {
     /// A client at `base` with `key`.
-    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<Privacy, ProviderError> {
+    pub fn new(
+        base: &str,
+        key: &str,
+        policy: RetryPolicy,
+        egress: &crate::egress::Egress,
+    ) -> Result<Privacy, ProviderError> {
         let client = ProviderClient::new(
             NAME,
             base,
             ("authorization", format!("api-key {key}")),
             &[],
             policy,
+            egress,
         )?;
         Ok(Privacy { client })
     }

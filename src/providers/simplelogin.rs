@@ -105,9 +105,20 @@ impl SimpleLogin {
     }
 
     /// A client at `base` with `key`.
-    pub fn new(base: &str, key: &str, policy: RetryPolicy) -> Result<SimpleLogin, ProviderError> {
-        let client =
-            ProviderClient::new(NAME, base, ("authentication", key.to_string()), &[], policy)?;
+    pub fn new(
+        base: &str,
+        key: &str,
+        policy: RetryPolicy,
+        egress: &crate::egress::Egress,
+    ) -> Result<SimpleLogin, ProviderError> {
+        let client = ProviderClient::new(
+            NAME,
+            base,
+            ("authentication", key.to_string()),
+            &[],
+            policy,
+            egress,
+        )?;
         Ok(SimpleLogin { client })
     }
 

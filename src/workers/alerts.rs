@@ -3,10 +3,12 @@
 //! ntfy-compatible `[alerts] fallback_url` (ntfy's publish API: the text as the body, with
 //! `Title`, `Priority` and `Tags` headers; `Authorization: Bearer` with the
 //! `PANE_ALERTS_TOKEN` key when set, for a protected topic), retried with the one backoff
-//! on a network failure, a 429 or a 5xx. The gate hands it a message and goes on: it never
+//! on a network failure, a 429 or a 5xx, through `[network] proxy` when it is set (a Tor
+//! circuit of its own). The gate hands it a message and goes on: it never
 //! waits for the network. What it sends names nothing of the owner's (no context, alias or
 //! number): the words come from [`crate::health::judge`].
 
+use crate::egress::{Egress, HttpClients};
 use crate::retry::Backoff;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use std::time::Duration;
@@ -14,6 +16,9 @@ use tokio::sync::mpsc;
 
 /// The environment variable (or `provider-keys` line) with an ntfy access token.
 pub const TOKEN_VAR: &str = "PANE_ALERTS_TOKEN";
+
+/// The circuit its connections are isolated on (`[network] proxy`).
+const CIRCUIT: &str = "alerts";
 
 /// How long one POST may take.
 const TIMEOUT: Duration = Duration::from_secs(15);
@@ -40,11 +45,12 @@ pub struct FallbackHandle {
 }
 
 impl FallbackHandle {
-    /// Starts the sender for `url`; None when no URL is configured or the client cannot be
-    /// built (logged).
-    pub fn start(url: Option<&str>) -> Option<FallbackHandle> {
+    /// Starts the sender for `url`, connecting through `egress` (`[network] proxy`, on a
+    /// circuit of its own); None when no URL is configured or the client cannot be built
+    /// (logged; `run` checks the URL against the proxy before it starts: [`check_url`]).
+    pub fn start(url: Option<&str>, egress: &Egress) -> Option<FallbackHandle> {
         let url = reqwest::Url::parse(url?).ok()?;
-        let http = match client() {
+        let http = match HttpClients::new(egress, CIRCUIT, builder) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "the fallback's HTTP client cannot be built; [alerts] fallback_url is off");
@@ -63,27 +69,38 @@ impl FallbackHandle {
     }
 }
 
-/// The client every fallback POST goes through: one place to route it (through
-/// `[network] proxy`, for one).
-fn client() -> Result<reqwest::Client, reqwest::Error> {
+/// Whether `url` can be reached the way the agent goes out: https, or plain http only to
+/// loopback (no proxy) or an onion service (through the proxy); with a proxy, never a local
+/// address, which it cannot reach and nothing goes around it. The providers' own rule.
+pub fn check_url(url: &str, egress: &Egress) -> Result<(), String> {
+    crate::providers::http::check_base_url(url, egress.proxy().is_some())
+        .map_err(|e| e.replace("base URL", "[alerts] fallback_url"))
+}
+
+/// The client the fallback's POSTs go through, before the proxy is set on it: no
+/// redirects (the URL is the whole destination), bounded in time.
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(TIMEOUT)
         .connect_timeout(Duration::from_secs(5))
         .user_agent("pane-agent")
-        .build()
 }
 
 async fn run(
     url: reqwest::Url,
-    http: reqwest::Client,
+    http: HttpClients,
     token: Option<String>,
     mut receiver: mpsc::UnboundedReceiver<Fallback>,
 ) {
     while let Some(message) = receiver.recv().await {
         let mut delays = Backoff::bounded(Duration::from_secs(2), Duration::from_secs(60), RETRIES);
         loop {
-            match post(&http, &url, token.as_deref(), &message).await {
+            let sent = match http.get() {
+                Ok(client) => post(&client, &url, token.as_deref(), &message).await,
+                Err(why) => Err(Failure { why, retry: false }),
+            };
+            match sent {
                 Ok(()) => {
                     tracing::info!(title = message.title, "fallback alert sent");
                     break;

@@ -65,6 +65,7 @@ impl JobsHandle {
         aliases: AliasHandle,
         cards: CardHandle,
         forwarding_address: String,
+        egress: crate::egress::Egress,
     ) -> JobsHandle {
         JobsHandle {
             steps: Arc::new(Lifecycle {
@@ -73,6 +74,7 @@ impl JobsHandle {
                 aliases,
                 cards,
                 forwarding_address,
+                egress,
                 started: chrono::Utc::now(),
             }),
             locks: ContextLocks::default(),

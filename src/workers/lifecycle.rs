@@ -28,6 +28,8 @@ pub(super) struct Lifecycle {
     pub(super) aliases: AliasHandle,
     pub(super) cards: CardHandle,
     pub(super) forwarding_address: String,
+    /// The way out; `expire` moves its circuits on.
+    pub(super) egress: crate::egress::Egress,
     /// When this run started: an intent opened before it was left by a run that died, whose
     /// last request may still land at the provider ([`LANDING_WINDOW`]).
     pub(super) started: chrono::DateTime<Utc>,
@@ -331,6 +333,8 @@ impl Lifecycle {
         ctx.state = ContextState::Expired;
         ctx.expired_at = Some(now());
         self.save(&ctx).await?;
+        // What comes after this context shares no Tor circuit with what came before it.
+        self.egress.renew().map_err(store_err)?;
         Ok(Expired {
             context: ctx.view(),
             status: "expired",

@@ -58,6 +58,15 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// A second user, for the `[network] proxy` tests: it shares the first user's mailbox, but
+/// Dovecot lets it log in only from [`PROXY_NET`] (the test SOCKS server's outgoing address,
+/// passdb `allow_nets`): a login from anywhere else is refused.
+pub const PROXIED_USER: &str = "via-proxy@pane.test";
+/// Where [`PROXIED_USER`] may log in from.
+pub const PROXY_NET: &str = "127.0.0.2/32";
+/// A name only the test SOCKS server resolves, on the server's certificate too.
+pub const PROXIED_HOST: &str = "imap.pane-test.invalid";
+
 /// How long [`Dovecot::start`] and [`Dovecot::restart`] wait for a working server.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopping server gets to exit after SIGTERM before it is SIGKILLed.
@@ -362,7 +371,10 @@ impl Dovecot {
         let users = root.join("users");
         fs::write(
             &users,
-            format!("{}:{{PLAIN}}{}\n", self.user, self.password),
+            format!(
+                "{}:{{PLAIN}}{}\n{PROXIED_USER}:{{PLAIN}}{}::::::allow_nets={PROXY_NET}\n",
+                self.user, self.password, self.password
+            ),
         )
         .expect("write the passwd-file");
         if run_as.as_root {
@@ -402,7 +414,8 @@ default_login_user = {name}
 first_valid_uid = 1
 first_valid_gid = 0
 
-mail_location = maildir:{d}/mail/%u
+# Every user reads the one test mailbox (PROXIED_USER is the same mailbox from elsewhere).
+mail_location = maildir:{d}/mail/{user}
 mail_fsync = never
 # Process titles name each session's command: `Dovecot::idling` reads IDLE from them.
 verbose_proctitle = yes
@@ -439,6 +452,7 @@ service anvil {{
 }}
 "#,
             name = run_as.name,
+            user = self.user,
             group = run_as.group,
             uid = run_as.uid,
             gid = run_as.gid,
@@ -964,7 +978,7 @@ fn make_certificates(dir: &Path) -> PathBuf {
          [ca]\nbasicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n\
          subjectKeyIdentifier = hash\n\
          [server]\nbasicConstraints = critical, CA:FALSE\nkeyUsage = critical, digitalSignature\n\
-         extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost\n\
+         extendedKeyUsage = serverAuth\nsubjectAltName = IP:127.0.0.1, DNS:localhost, DNS:imap.pane-test.invalid\n\
          authorityKeyIdentifier = keyid\n",
     )
     .expect("write openssl.cnf");

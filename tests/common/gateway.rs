@@ -32,7 +32,7 @@ pub struct Gateway {
     /// The `store_key` and `seal` lines the core wrote (a sealed installation), in order:
     /// the passphrase itself for `store_key`, `None` for `seal`.
     pub keying: Vec<Option<String>>,
-    /// Every `submit_challenge` the core wrote: (token, captcha).
+    /// The `submit_challenge` lines the core wrote: (token, captcha).
     pub challenges: Vec<(String, String)>,
 }
 

@@ -465,6 +465,7 @@ pub mod hibp;
 pub mod ntfy;
 pub mod providers;
 pub mod sealed;
+pub mod socks;
 
 /// Polls `check` every 50 ms until it gives a value, for work that finishes beside the
 /// command that started it (a job); panics with `what` after 30 s.

@@ -19,6 +19,8 @@ pub struct Post {
     pub body: String,
     /// The answer's status.
     pub status: u16,
+    /// Where the connection came from (127.0.0.2: through the test SOCKS proxy).
+    pub peer: std::net::IpAddr,
 }
 
 impl Post {
@@ -35,6 +37,8 @@ impl Post {
 pub struct Ntfy {
     /// The topic's URL, for `[alerts] fallback_url`.
     pub url: String,
+    /// The port it listens on (at 127.0.0.1).
+    pub port: u16,
     posts: Arc<Mutex<Vec<Post>>>,
     failing: Arc<AtomicUsize>,
 }
@@ -44,6 +48,7 @@ impl Ntfy {
     pub fn start() -> Ntfy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/pane-alerts", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
         let posts = Arc::new(Mutex::new(Vec::new()));
         let failing = Arc::new(AtomicUsize::new(0));
         let (p, f) = (posts.clone(), failing.clone());
@@ -55,6 +60,7 @@ impl Ntfy {
         });
         Ntfy {
             url,
+            port,
             posts,
             failing,
         }
@@ -80,6 +86,7 @@ impl Ntfy {
 }
 
 fn serve(stream: TcpStream, posts: &Mutex<Vec<Post>>, failing: &AtomicUsize) {
+    let peer = stream.peer_addr().unwrap().ip();
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -117,6 +124,7 @@ fn serve(stream: TcpStream, posts: &Mutex<Vec<Post>>, failing: &AtomicUsize) {
         headers,
         body,
         status,
+        peer,
     });
     let mut stream = stream;
     let _ = write!(

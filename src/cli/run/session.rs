@@ -110,7 +110,11 @@ impl Session {
         }
         let redactor = Redactor::new(known);
         crate::logging::set_redactor(redactor.clone());
-        let providers = Providers::from_config(&config);
+        let egress = crate::egress::Egress::open(&config.network, &store)?;
+        if let Some(url) = config.alerts.fallback() {
+            crate::workers::alerts::check_url(url, &egress).map_err(anyhow::Error::msg)?;
+        }
+        let providers = Providers::from_config(&config, &egress);
         let idle_source = match &providers.imap {
             Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
             _ => None,
@@ -154,6 +158,15 @@ impl Session {
             let done = done_tx.clone();
             tokio::spawn(async move {
                 crate::channels::timers::run(jobs, last_runs, gate, shutdown).await;
+                drop(done);
+            });
+        }
+        if egress.proxy().is_some() {
+            let shutdown = trigger.subscribe();
+            let gate = gate.clone();
+            let done = done_tx.clone();
+            tokio::spawn(async move {
+                crate::channels::outage::watch(egress, gate, shutdown).await;
                 drop(done);
             });
         }

@@ -91,6 +91,10 @@ pub fn breach(name: &str, domain: &str, data_classes: &[&str]) -> Value {
 }
 
 impl HibpMock {
+    /// The mock server itself (who connected, the peer rule).
+    pub fn server(&self) -> &MockServer {
+        &self.server
+    }
     /// `http://127.0.0.1:PORT`, without `/api/v3`.
     pub fn origin(&self) -> &str {
         self.server.origin()

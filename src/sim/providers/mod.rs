@@ -133,6 +133,56 @@ pub struct MockServer {
     harness: Arc<Harness>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    peers: Arc<Peers>,
+}
+
+/// Who connected to a mock, and who may: with [`MockServer::only_from`] set, a connection
+/// from any other address is closed at once, before a byte is read (counted as refused).
+#[derive(Default)]
+pub(super) struct Peers {
+    only: std::sync::Mutex<Option<std::net::IpAddr>>,
+    admitted: std::sync::Mutex<Vec<std::net::IpAddr>>,
+    refused: std::sync::Mutex<Vec<std::net::IpAddr>>,
+}
+
+/// The mock's listener, behind its [`Peers`] rule.
+struct Guarded {
+    inner: tokio::net::TcpListener,
+    peers: Arc<Peers>,
+}
+
+impl axum::serve::Listener for Guarded {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            let only = *self
+                .peers
+                .only
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if only.is_none_or(|ip| ip == addr.ip()) {
+                self.peers
+                    .admitted
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(addr.ip());
+                return (io, addr);
+            }
+            self.peers
+                .refused
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(addr.ip());
+            drop(io);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
 }
 
 /// addy.io: `base` = `http://127.0.0.1:PORT/api/v1`; `Authorization: Bearer KEY` and
@@ -161,6 +211,7 @@ pub fn lithic(key: &str) -> std::io::Result<MockServer> {
 fn serve(
     name: &str,
     listener: std::net::TcpListener,
+    peers: Arc<Peers>,
     app: Router,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -176,6 +227,10 @@ fn serve(
         .name(format!("mock-{name}"))
         .spawn(move || {
             rt.block_on(async move {
+                let listener = Guarded {
+                    inner: listener,
+                    peers,
+                };
                 tokio::select! {
                     r = axum::serve(listener, app).into_future() => {
                         if let Err(e) = r {
@@ -211,7 +266,8 @@ impl MockServer {
             .router()
             .layer(middleware::from_fn_with_state(ctx, faults::apply));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = serve(provider.about().name, listener, app, rx)?;
+        let peers = Arc::new(Peers::default());
+        let thread = serve(provider.about().name, listener, peers.clone(), app, rx)?;
         let server = MockServer {
             base: format!("{origin}{}", provider.about().prefix),
             origin,
@@ -219,8 +275,41 @@ impl MockServer {
             harness,
             shutdown: Some(tx),
             thread: Some(thread),
+            peers,
         };
         Ok((server, provider))
+    }
+
+    /// From now on, connections from any address but `ip` are closed unanswered.
+    pub fn only_from(&self, ip: std::net::IpAddr) {
+        *self
+            .peers
+            .only
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(ip);
+    }
+
+    /// The address of every connection served, in order.
+    pub fn admitted_peers(&self) -> Vec<std::net::IpAddr> {
+        self.peers
+            .admitted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The address of every connection refused by [`MockServer::only_from`].
+    pub fn refused_peers(&self) -> Vec<std::net::IpAddr> {
+        self.peers
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The base URL with its host replaced by `host` (a name only a proxy resolves).
+    pub fn base_at(&self, host: &str) -> String {
+        self.base.replacen("127.0.0.1", host, 1)
     }
 
     /// `http://127.0.0.1:PORT`, without the provider's path prefix.

@@ -71,8 +71,35 @@ pub struct SweepReport {
 }
 
 impl crate::reply::Words for SweepReport {
+    /// A headline with the new incidents (each alerted on its own), then one line per
+    /// source: `✓ sweep: 2 new incident(s), 0 seen again · 0 expected · 0 unmatched`.
     fn words(&self, cmd: &str) -> String {
-        crate::words::fields_of(cmd, self)
+        use crate::words::lines::single;
+        let mut out = format!(
+            "✓ {}: {} new incident(s), {} seen again · {} expected · {} unmatched",
+            single(cmd),
+            self.new_incidents.len(),
+            self.repeated,
+            self.expected,
+            self.unmatched
+        );
+        for i in &self.new_incidents {
+            out.push_str(&format!("\n⚠ {}", single(&i.describe())));
+        }
+        for s in &self.sources {
+            let state = match &s.error {
+                Some(e) if !s.ok => format!("down: {}", single(e)),
+                Some(e) => format!("read {} (errors: {})", s.fetched, single(e)),
+                None => format!("read {}", s.fetched),
+            };
+            let rescanned = if s.rescanned {
+                ", read again from the start"
+            } else {
+                ""
+            };
+            out.push_str(&format!("\n• {}: {state}{rescanned}", s.source));
+        }
+        out
     }
 }
 

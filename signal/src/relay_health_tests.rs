@@ -1,0 +1,85 @@
+//! The link's health as the core hears it: at once on a connection, and at each change (a
+//! challenge and its answer, credentials refused), never an exit.
+
+use super::*;
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_core_hears_the_links_health_at_once_and_at_each_change() {
+    local(async {
+        let mut h = Harness::new("health");
+        h.start();
+        let mut core = h.accept().await;
+        // First line of a connection: connected, nothing wrong, and the build.
+        let first = core.health_line().await;
+        assert!(first.connected, "{first:?}");
+        assert_eq!(first.registration, Registration::Ok);
+        assert!(
+            first.build.capabilities.contains(&"spqr".to_string()),
+            "{first:?}"
+        );
+        // A 428 on a send: the challenge, then its answer, then the send goes through.
+        h.seen.borrow_mut().challenge = Some("tok".into());
+        h.device(DeviceEvent::QueueEmpty);
+        core.say(&send("1", 1_000)).await;
+        let failed = core.line().await;
+        assert!(
+            matches!(
+                failed,
+                GatewayEvent::SendFailed {
+                    retryable: false,
+                    ..
+                }
+            ),
+            "{failed:?}"
+        );
+        let proof = loop {
+            let l = core.health_line().await;
+            if l.registration == Registration::ProofRequired {
+                break l;
+            }
+        };
+        assert_eq!(proof.registration, Registration::ProofRequired);
+        assert_eq!(
+            proof.challenge.as_ref().map(|c| c.token.as_str()),
+            Some("tok")
+        );
+        core.say(&CoreCommand::SubmitChallenge {
+            token: "tok".into(),
+            captcha: "wrong".into(),
+        })
+        .await;
+        let still = core.health_line().await;
+        assert_eq!(still.registration, Registration::ProofRequired);
+        assert!(still
+            .detail
+            .unwrap_or_default()
+            .contains("refused the captcha"));
+        core.say(&CoreCommand::SubmitChallenge {
+            token: "tok".into(),
+            captcha: "solved".into(),
+        })
+        .await;
+        let answered = core.health_line().await;
+        assert_eq!(answered.registration, Registration::Ok);
+        assert_eq!(answered.challenge, None);
+        core.say(&send("2", 2_000)).await;
+        assert_eq!(core.line().await, sent("2", 2_000));
+        assert_eq!(h.seen.borrow().answers.len(), 2);
+        // Credentials refused: reported, not an exit; the core's lines still answered.
+        h.seen.borrow_mut().refused = true;
+        h.drop_websocket();
+        let lost = loop {
+            let l = core.health_line().await;
+            if l.registration == Registration::Unlinked {
+                break l;
+            }
+        };
+        assert!(!lost.connected);
+        assert!(lost
+            .detail
+            .unwrap_or_default()
+            .contains("credentials refused"));
+        h.stop().await;
+    })
+    .await;
+}
