@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::context::Contexts;
 use crate::egress::Egress;
 use crate::gate::{Gate, GateHandle, SignalTally, Subsystems};
+use crate::health::{GatewayMailbox, Link, Thresholds};
 use crate::outbox::Outbox;
 use crate::providers::configured::{AnyAlias, AnyCard};
 use crate::providers::hibp::Hibp;
@@ -22,6 +23,7 @@ use crate::providers::{ProviderError, RetryPolicy};
 use crate::redact::Redactor;
 use crate::store::signal::SignalState;
 use crate::store::{Store, StoreError};
+use crate::workers::alerts::FallbackHandle;
 use crate::workers::alias::AliasHandle;
 use crate::workers::breach::{BreachHandle, BreachSettings};
 use crate::workers::card::CardHandle;
@@ -108,6 +110,8 @@ pub struct Core {
     pub tally: SignalTally,
     /// The Signal channel's records.
     pub signal: SignalState,
+    /// What the gate leaves for the gateway besides the outbox (a captcha's answer).
+    pub mailbox: GatewayMailbox,
     store: Store,
 }
 
@@ -131,6 +135,14 @@ impl Assembly {
         let contexts = Contexts::new(&store);
         let outbox = Outbox::new(&store);
         let tally = SignalTally::default();
+        let mailbox = GatewayMailbox::default();
+        let owner_set = !config.signal.owner.trim().is_empty();
+        let link = Link::new(
+            &store,
+            Thresholds::new(&config.alerts, owner_set),
+            mailbox.clone(),
+        );
+        let fallback = FallbackHandle::start(config.alerts.fallback(), &providers.egress);
         // The mail reader reads the breach monitor's mailbox, with the same source.
         let mail = MailHandle::start(&store, contexts.clone(), providers.imap.clone());
         let breach = BreachHandle::start(
@@ -158,6 +170,8 @@ impl Assembly {
             outbox: outbox.clone(),
             lockdown: LockdownSwitch::default(),
             tally: tally.clone(),
+            link,
+            fallback,
         };
         let gate = Gate::new(
             store.clone(),
@@ -176,6 +190,7 @@ impl Assembly {
             outbox,
             tally,
             signal: SignalState::new(&store),
+            mailbox,
             store,
         }
     }

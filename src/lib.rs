@@ -26,6 +26,7 @@ pub mod context;
 pub mod egress;
 pub mod gate;
 pub mod gateway;
+pub mod health;
 pub mod inbox;
 pub mod logging;
 pub mod mcp;

@@ -157,7 +157,10 @@ fn demo_tells_the_whole_story_in_words_and_cleans_up() {
         .any(|a| a.contains("← SHADYSHOP LLC (card.attempt)")));
     assert!(alerts.iter().all(|a| a.contains("A burn is queued")));
     // SimpleLogin's activity log has no subject: none is quoted, rather than an empty one.
-    assert!(alerts.iter().all(|a| !a.contains("subject \"\"")), "{alerts:#?}");
+    assert!(
+        alerts.iter().all(|a| !a.contains("subject \"\"")),
+        "{alerts:#?}"
+    );
     let swept = three
         .iter()
         .find(|m| m.starts_with("✓ sweep"))

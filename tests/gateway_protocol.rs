@@ -263,6 +263,7 @@ async fn a_sealed_core_hands_over_the_store_key_first_and_seals_on_shutdown() {
             owner: Some(OWNER.into()),
             tally: core.tally.clone(),
             signal: core.signal.clone(),
+            mailbox: core.mailbox.clone(),
             store_key: sealed.then(|| Arc::new(zeroize::Zeroizing::new(KEY.to_string()))),
         };
         let trigger = Trigger::new();

@@ -37,7 +37,7 @@ async fn commands_over_http_with_status_codes() {
         .json()
         .await
         .unwrap();
-    assert_eq!(health, json!({"status": "ok"}));
+    assert_eq!(health, json!({"status": "ok", "signal": "not_configured"}));
 
     let (status, reply) = post(
         &base,

@@ -229,7 +229,7 @@ fn half_open_connections_leave_the_sockets_and_healthz_answering() {
     let reply = healthz(addr, Duration::from_secs(60))
         .unwrap_or_else(|e| panic!("/healthz did not answer: {e}: {}", agent.logs()));
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    assert!(reply.contains(r#"{"status":"ok"}"#), "{reply}");
+    assert!(reply.contains(r#""status":"ok""#), "{reply}");
     // And the control socket still answers, the flood still held on this side.
     assert!(control_answers(&agent, wait).is_ok());
     drop(held);

@@ -164,6 +164,7 @@ fn a_real_mcp_client_gets_the_tools_in_scope_and_the_owner_decides_on_the_phone(
         "request_status",
         "inbox",
         "mail",
+        "health",
     ] {
         assert!(by_name(name).is_some(), "{name} is a tool: {tools}");
     }
@@ -186,6 +187,7 @@ fn a_real_mcp_client_gets_the_tools_in_scope_and_the_owner_decides_on_the_phone(
         "seal",
         "trust",
         "secrets_reload",
+        "signal_challenge",
     ] {
         assert!(by_name(name).is_none(), "{name} is not a tool: {tools}");
     }
@@ -400,6 +402,10 @@ fn the_policy_controls_signed_with_the_mcp_key_are_refused_at_the_socket() {
         ("lockdown", json!({})),
         ("trust", json!({})),
         ("secrets.reload", json!({})),
+        (
+            "signal.challenge",
+            json!({"captcha": "signal-hcaptcha.x.y"}),
+        ),
     ] {
         let r = agent.raw(mcp_envelope(&key, cmd, args).to_json().as_bytes());
         assert_eq!(r["kind"], "not_granted", "{cmd}: {r}");
@@ -427,7 +433,7 @@ fn the_policy_controls_signed_with_the_mcp_key_are_refused_at_the_socket() {
         .into_iter()
         .filter(|e| e["channel"] == "mcp" && e["event"] == "policy.deny")
         .collect();
-    assert_eq!(denied.len(), 8, "{denied:?}");
+    assert_eq!(denied.len(), 9, "{denied:?}");
 
     // The MCP key is refused on HTTP-like paths it was not made for: on the gateway (as the
     // owner's message) it is not a credential at all.

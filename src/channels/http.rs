@@ -1,6 +1,6 @@
 //! The loopback HTTP endpoint for a Tor onion service: `POST /command` (an envelope in, the
-//! reply out, 64 KiB at most), `GET /healthz` (`ok`, or `sealed` until the owner unseals),
-//! `POST /unseal` (`{"passphrase": ...}`: the way to unseal from the phone after a reboot,
+//! reply out, 64 KiB at most), `GET /healthz` (`ok`; `degraded`, with a 503, while Signal
+//! is unusable; `sealed` until the owner unseals), `POST /unseal` (`{"passphrase": ...}`: the way to unseal from the phone after a reboot,
 //! when Signal is sealed too), and the phone signer under `GET /signer/`
 //! (the page, its manifest, icon and service worker, with a strict Content Security Policy).
 //! Error replies carry a status code that matches their kind. A `/command` reply is JSON,
@@ -12,6 +12,7 @@
 use super::door::{sealed_reply, Door};
 use crate::auth::MAX_ENVELOPE_BYTES;
 use crate::config::HttpConfig;
+use crate::health::LinkStatus;
 use crate::origin::Channel;
 use crate::reply::{CommandError, ErrorKind, Reply};
 use crate::shutdown::Shutdown;
@@ -203,11 +204,34 @@ fn body_timed_out(limit: Duration) -> Response {
     response
 }
 
+/// `200 {"status": "ok", "signal": ...}` while the agent works and Signal is not known to be
+/// unusable; `503 {"status": "degraded", "signal": "unusable", "problem": ..., "since": ...,
+/// "reason": ...}` while it is (a monitor that only reads the status code sees it too);
+/// `503 {"status": "sealed"}` until the owner unseals.
 async fn healthz(State(endpoint): State<Endpoint>) -> Response {
-    if endpoint.door.is_sealed() {
+    let Some(gate) = endpoint.door.gate() else {
         return json_response(503, json!({"status": "sealed"}).to_string());
+    };
+    let Some(report) = gate.link_report().await else {
+        return json_response(503, json!({"status": "unavailable"}).to_string());
+    };
+    match (report.status, report.problem) {
+        (LinkStatus::Unusable, Some(problem)) => json_response(
+            503,
+            json!({
+                "status": "degraded",
+                "signal": report.status,
+                "problem": problem,
+                "since": report.since,
+                "reason": format!("Signal unusable: {}", problem.what()),
+            })
+            .to_string(),
+        ),
+        _ => json_response(
+            200,
+            json!({"status": "ok", "signal": report.status}).to_string(),
+        ),
     }
-    json_response(200, json!({"status": "ok"}).to_string())
 }
 
 /// The most a passphrase body may be.

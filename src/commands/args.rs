@@ -52,6 +52,8 @@ pub enum Kind {
     Descriptors,
     /// The audit chain's head as the digest gave it: `{seq, hash}`.
     ChainHead,
+    /// A solved captcha: the `signalcaptcha://` link, printable ASCII without spaces.
+    Captcha,
 }
 
 /// One argument of a command.
@@ -189,6 +191,7 @@ impl Kind {
             Kind::Descriptors => {
                 json!({"type": "array", "items": {"type": "string", "maxLength": 60}, "maxItems": 20})
             }
+            Kind::Captcha => json!({"type": "string", "maxLength": 8192, "pattern": "^[!-~]+$"}),
             Kind::ChainHead => json!({
                 "type": "object",
                 "properties": {
@@ -225,6 +228,7 @@ impl Kind {
             Kind::Domains => json!(["mailgun.net"]),
             Kind::Descriptors => json!(["NOTION LABS"]),
             Kind::ChainHead => json!({"seq": 1, "hash": "0".repeat(64)}),
+            Kind::Captcha => json!("signalcaptcha://signal-hcaptcha.5fad97ac.registration.P1_eyJ0"),
         }
     }
 }

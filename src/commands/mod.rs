@@ -87,6 +87,9 @@ pub struct Fast<'a> {
     pub records: &'a crate::store::Records,
     /// The Signal channel's records (the identity block).
     pub signal: &'a crate::store::signal::SignalState,
+    /// The Signal link's records, the thresholds they are judged by, and the mailbox to the
+    /// gateway (`health`, `signal.challenge`).
+    pub link: &'a crate::health::Link,
     /// The gate's decision whether this caller may see an approval's code in clear (only
     /// when codes are not phone-only); None leaves it out.
     pub code_shown: &'a dyn Fn(&Approval) -> Option<String>,
@@ -262,6 +265,10 @@ commands! {
     IncidentAck(incident_ack::IncidentAck),
     /// `trust`
     Trust(trust::Trust),
+    /// `health`
+    Health(health::Health),
+    /// `signal.challenge {captcha}`
+    SignalChallenge(signal_challenge::SignalChallenge),
     /// `unlock`
     Unlock(unlock::Unlock),
     /// `secrets.reload`

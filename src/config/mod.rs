@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+mod alerts;
 mod breach;
 mod mcp;
+pub use alerts::AlertsConfig;
 mod network;
 pub use network::{NetworkConfig, ProxyUrl};
 mod providers;
@@ -80,6 +82,8 @@ pub struct Config {
     pub mcp: McpConfig,
     /// Sealing at rest.
     pub seal: SealConfig,
+    /// When the Signal link counts as unusable, and the second way to warn.
+    pub alerts: AlertsConfig,
     /// How the agent's own connections leave the host (the Tor proxy).
     pub network: NetworkConfig,
 }
@@ -444,6 +448,7 @@ impl Config {
             ));
         }
         self.http.validate()?;
+        self.alerts.validate()?;
         self.mcp.rate_limits.validate()?;
         if self.jobs.deadline_secs == 0 || self.jobs.deadline_secs > 3600 {
             return Err(ConfigError::Invalid(

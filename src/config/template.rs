@@ -139,6 +139,24 @@ owner = ""
 # false (recommended) when the agent has its own number.
 note_to_self = false
 
+[alerts]
+# The Signal link counts as unusable when its registration is not ok (unlinked, unregistered,
+# a captcha to solve, an outdated gateway), or when the gateway has been disconnected from
+# Signal, or no gateway connected to the agent, for this many seconds:
+unusable_after_secs = 300
+# A second way to warn you, since a dead link cannot carry its own alarm: an ntfy-compatible
+# URL (https://ntfy.sh/<a topic nobody guesses>, or your own server) that gets one short
+# message when Signal has been unusable for fallback_after_mins (fractions allowed), and one
+# when it works again. Nothing of yours is in them (no context, alias or phone number).
+# Empty = off. https; plain http only to a loopback host, or to an onion service through
+# [network] proxy (with a proxy the message goes through Tor, on a circuit of its own).
+# PANE_ALERTS_TOKEN (environment or provider-keys) is sent as a Bearer token.
+fallback_url = ""
+fallback_after_mins = 15
+# Warn once when the link had no activity for this many days: Signal unlinks a linked device
+# after about 30 days without. 0 = never.
+inactive_warn_days = 21
+
 [network]
 # Every outbound connection of the agent (the alias and card providers, Have I Been Pwned,
 # the IMAP server) through this SOCKS5 proxy, e.g. the system Tor's "socks5h://127.0.0.1:9050".
@@ -159,9 +177,9 @@ deadline_secs = 120
 # The MCP key (`pane-agent mcp-key`, used by `pane-agent mcp`): what a model may do through it.
 # "default" = every read and write tool, and the external ones (card.fund, card.close, expire)
 # only as approval requests the owner answers on their phone; or a list of command names.
-# Whatever this says, approve, deny, grant, revoke, unlock, trust, secrets.reload and lockdown
-# are never the MCP key's. It works only when approvals go to the phone ([signal] owner set and
-# codes_over_signal_only = true).
+# Whatever this says, approve, deny, grant, revoke, unlock, trust, secrets.reload, lockdown and
+# signal.challenge are never the MCP key's. It works only when approvals go to the phone
+# ([signal] owner set and codes_over_signal_only = true).
 tools = "default"
 
 [mcp.rate_limits]

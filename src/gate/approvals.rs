@@ -346,14 +346,18 @@ impl Gate {
                 &inv,
                 json!({"code": a.code, "action": a.cmd, "deadline": a.deadline_rfc3339()}),
             )?;
-            self.notify(
-                MessageKind::Alert,
-                &format!(
-                    "Approval {} expired unanswered, so it was denied: {} did not happen.",
-                    a.reference(),
-                    escape(&a.summary, Lines::Single)
-                ),
-            )?;
+            // While Signal is unusable the owner hears of it once, when it works again, in
+            // one message listing every approval that expired meanwhile.
+            if !self.link_down() {
+                self.notify(
+                    MessageKind::Alert,
+                    &format!(
+                        "Approval {} expired unanswered, so it was denied: {} did not happen.",
+                        a.reference(),
+                        escape(&a.summary, Lines::Single)
+                    ),
+                )?;
+            }
         }
         Ok(())
     }
@@ -391,9 +395,12 @@ impl Gate {
         };
         match soonest {
             Some(deadline) => {
-                let secs = (deadline - Utc::now().timestamp()).max(0) as u64;
-                // Wake at the deadline (plus a second, so `deadline <= now` holds).
-                Duration::from_secs(secs + 1)
+                // Wake just past the deadline, to the millisecond: the loop asks again after
+                // every message, and a wait rounded up to whole seconds would start over at
+                // each one, so a steady stream of messages (a client polling) once kept an
+                // approval from ever expiring.
+                let ms = deadline.saturating_mul(1000) - Utc::now().timestamp_millis();
+                Duration::from_millis(ms.max(0) as u64 + 10)
             }
             None => Duration::from_secs(3600),
         }

@@ -198,6 +198,7 @@ impl Gate {
             audit: &self.audit,
             records: &records,
             signal: &signal,
+            link: &self.link,
             code_shown: &code_shown,
         };
         command.run(&fast)

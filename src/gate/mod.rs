@@ -15,6 +15,7 @@ mod approvals;
 mod budget;
 mod incidents;
 mod jobs;
+mod link;
 mod lockdown;
 mod owner;
 mod record;
@@ -27,6 +28,7 @@ mod sealing;
 mod secrets;
 mod upkeep;
 
+pub use link::{LinkEvent, STATE_FILE as LINK_STATE_FILE};
 pub use sealing::SealSwitch;
 
 use crate::audit::AuditLog;
@@ -95,6 +97,13 @@ enum GateMessage {
         alert: Option<String>,
         reply: oneshot::Sender<()>,
     },
+    /// What the Signal channel saw of the link; told once it is recorded.
+    Link {
+        event: LinkEvent,
+        reply: oneshot::Sender<()>,
+    },
+    /// The link's report, for `/healthz`.
+    LinkReport(oneshot::Sender<Option<crate::health::LinkReport>>),
 }
 
 /// The cloneable handle every channel holds.
@@ -193,6 +202,16 @@ impl GateHandle {
         .await;
     }
 
+    /// Hands the gate what the Signal channel saw of the link; returns once it is recorded.
+    pub async fn link(&self, event: LinkEvent) {
+        self.ask(|reply| GateMessage::Link { event, reply }).await;
+    }
+
+    /// The link's report now (None when the gate is gone or its records do not read).
+    pub async fn link_report(&self) -> Option<crate::health::LinkReport> {
+        self.ask(GateMessage::LinkReport).await.flatten()
+    }
+
     /// True when the gate answers (the watchdog's liveness check).
     pub async fn ping(&self) -> bool {
         self.ask(GateMessage::Ping).await.is_some()
@@ -276,6 +295,10 @@ pub struct Subsystems {
     pub lockdown: LockdownSwitch,
     /// What the Signal channel dropped, counted.
     pub tally: SignalTally,
+    /// The Signal link's records, thresholds and mailbox.
+    pub link: crate::health::Link,
+    /// The second way to warn, when `[alerts] fallback_url` is set.
+    pub fallback: Option<crate::workers::alerts::FallbackHandle>,
 }
 
 /// The gate's state: a thin loop over admission (credentials, replay cache, envelope
@@ -297,6 +320,14 @@ pub struct Gate {
     redactor: Redactor,
     tally: SignalTally,
     data_dir: PathBuf,
+    link: crate::health::Link,
+    fallback: Option<crate::workers::alerts::FallbackHandle>,
+    /// When a threshold of the link's is crossed next (ms).
+    link_wake: Option<u64>,
+    /// The systemd status line last written.
+    link_status: Option<String>,
+    /// What `link.state` holds.
+    link_published: Option<String>,
 }
 
 impl Gate {
@@ -345,6 +376,11 @@ impl Gate {
             contexts: subsystems.contexts,
             incidents: subsystems.incidents,
             tally: subsystems.tally,
+            link: subsystems.link,
+            fallback: subsystems.fallback,
+            link_wake: None,
+            link_status: None,
+            link_published: None,
             store,
             data_dir,
         }
@@ -377,6 +413,7 @@ impl Gate {
         minute.tick().await;
         loop {
             let next_deadline = self.next_deadline_in();
+            let link_wake = self.link_wake_in();
             tokio::select! {
                 msg = receiver.recv() => match msg {
                     Some(msg) => self.handle(msg).await,
@@ -388,6 +425,7 @@ impl Gate {
                 _ = tokio::time::sleep(next_deadline) => {
                     self.expire_due(Utc::now()).await;
                 }
+                _ = tokio::time::sleep(link_wake) => self.check_link().await,
                 _ = minute.tick() => {
                     self.write_tallies().await;
                     self.check_store_budget();
@@ -430,6 +468,13 @@ impl Gate {
             }
             GateMessage::Ping(reply) => {
                 let _ = reply.send(());
+            }
+            GateMessage::Link { event, reply } => {
+                self.link_event(event).await;
+                let _ = reply.send(());
+            }
+            GateMessage::LinkReport(reply) => {
+                let _ = reply.send(self.link_report());
             }
             GateMessage::Notice {
                 channel,

@@ -20,12 +20,14 @@ impl Gate {
         }
         self.check_high_water();
         self.check_store_budget();
+        self.link_start();
         let reconcile = PendingJob::new("reconcile", &inv, After::Action, Waiter::Nobody);
         self.start_job(Work::Reconcile, reconcile);
         self.resume_approved().await;
         self.answer_cut_off().await;
         self.housekeeping(Utc::now());
         self.expire_due(Utc::now()).await;
+        self.check_link().await;
         if let Err(e) = self.store.flush().await {
             tracing::error!(error = %e, "store flush failed after start-up work");
         }

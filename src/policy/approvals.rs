@@ -285,6 +285,23 @@ impl Approvals {
         Ok(out)
     }
 
+    /// The approvals that expired unanswered at or after `since`, in the order they expired.
+    pub fn expired_since(&self, since: DateTime<Utc>) -> Result<Vec<Approval>, StoreError> {
+        let since = since.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut out: Vec<Approval> = Vec::new();
+        for item in self.tree.iter() {
+            let (_, bytes) = item?;
+            let a = decode_approval(&bytes)?;
+            if a.state == ApprovalState::Expired
+                && a.settled_at.as_deref().is_some_and(|s| s >= since.as_str())
+            {
+                out.push(a);
+            }
+        }
+        out.sort_by(|a, b| a.settled_at.cmp(&b.settled_at));
+        Ok(out)
+    }
+
     /// Removes settled approvals settled before `cutoff` (the audit keeps their history).
     pub fn prune_settled(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
         let cutoff = cutoff.to_rfc3339_opts(SecondsFormat::Secs, true);

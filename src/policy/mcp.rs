@@ -20,6 +20,7 @@ pub const NEVER: &[&str] = &[
     "seal",
     "trust",
     "secrets.reload",
+    "signal.challenge",
 ];
 
 /// `request.status`: the MCP key's own command, always in its scope.
@@ -45,7 +46,7 @@ pub fn admit(tool: &ToolSpec, scope: &McpScope) -> Result<(), CommandError> {
         return Err(CommandError::new(
             ErrorKind::NotGranted,
             format!(
-                "{} is never available to the MCP key: approvals are answered only by the owner, on their phone, and their codes are never shown to the MCP key; grants, revokes, lockdown, seal and unlock belong to the owner too",
+                "{} is never available to the MCP key: approvals are answered only by the owner, on their phone, and their codes are never shown to the MCP key; grants, revokes, lockdown, seal, unlock and Signal's captchas belong to the owner too",
                 tool.name
             ),
         ));

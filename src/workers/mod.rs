@@ -7,6 +7,7 @@
 //! (a cap on calls in flight, a 429 cool-down), which every job and sweep goes through. Every job carries a
 //! [`ticket::Ticket`]: its id, the lockdown it must stop at, its deadline.
 
+pub mod alerts;
 pub mod alias;
 pub mod breach;
 pub mod card;

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use super::Agent;
-use pane_agent::gateway::protocol::{CoreCommand, GatewayEvent, ID_CONFLICT};
+use pane_agent::gateway::protocol::{CoreCommand, GatewayEvent, LinkHealth, ID_CONFLICT};
 use pane_agent::gateway::sent_log::{content_digest, Seen, SentLog};
 use pane_agent::sim::phone::Wire;
 use std::time::{Duration, Instant};
@@ -69,6 +69,11 @@ impl Gateway {
     /// Writes one event line.
     pub fn event(&mut self, e: &GatewayEvent) {
         self.wire.event(e).unwrap();
+    }
+
+    /// Reports the link's health as pane-signal does.
+    pub fn health(&mut self, health: LinkHealth) {
+        self.event(&GatewayEvent::Health(Box::new(health)));
     }
 
     /// The owner (or anyone) sent `body`.

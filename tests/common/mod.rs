@@ -462,6 +462,7 @@ pub mod canary_world;
 pub mod dovecot;
 pub mod gateway;
 pub mod hibp;
+pub mod ntfy;
 pub mod providers;
 pub mod sealed;
 pub mod socks;

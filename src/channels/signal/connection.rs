@@ -5,10 +5,11 @@
 
 use super::delivery::Delivery;
 use super::owner::OwnerSide;
-use crate::gate::{GateHandle, SignalTally};
+use crate::gate::{GateHandle, LinkEvent, SignalTally};
 use crate::gateway::protocol::{
     decode_line, encode_line, encode_store_key, CoreCommand, GatewayEvent, MAX_LINE_BYTES,
 };
+use crate::health::GatewayMailbox;
 use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
 use crate::store::signal::SignalState;
@@ -31,6 +32,8 @@ pub(super) struct Connection {
     /// The Signal store's passphrase (a sealed installation): handed over first, taken back
     /// on shutdown.
     store_key: Option<Arc<Zeroizing<String>>>,
+    /// A captcha's answer the gate left for the gateway.
+    mailbox: GatewayMailbox,
 }
 
 impl Connection {
@@ -43,6 +46,7 @@ impl Connection {
         tally: SignalTally,
         signal: SignalState,
         store_key: Option<Arc<Zeroizing<String>>>,
+        mailbox: GatewayMailbox,
     ) -> Connection {
         Connection {
             owner: OwnerSide::new(gate.clone(), owner.clone(), tally, signal.clone()),
@@ -50,6 +54,7 @@ impl Connection {
             gate,
             outbox,
             store_key,
+            mailbox,
         }
     }
 
@@ -62,6 +67,11 @@ impl Connection {
                 tracing::info!("Signal gateway disconnected");
                 return;
             }
+        }
+        // An answer left while no gateway was connected goes first.
+        if !self.write_mailbox(&mut writer).await {
+            tracing::info!("Signal gateway disconnected");
+            return;
         }
         let mut reader = BufReader::new(reader);
         let mut buf = Vec::new();
@@ -103,6 +113,11 @@ impl Connection {
                                 registration = health.registration.as_str(),
                                 "Signal link health"
                             );
+                            let resumed = self.delivery.registration(health.registration);
+                            self.gate.link(LinkEvent::Health(health)).await;
+                            if resumed && !self.delivery.send_pending(&mut writer).await {
+                                return;
+                            }
                             None
                         }
                         event => self.owner.event(event).await,
@@ -116,6 +131,12 @@ impl Connection {
                 }
                 _ = self.outbox.queued() => {
                     if !self.delivery.send_pending(&mut writer).await {
+                        return;
+                    }
+                }
+                _ = self.mailbox.rung() => {
+                    if !self.write_mailbox(&mut writer).await {
+                        tracing::info!("Signal gateway disconnected");
                         return;
                     }
                 }
@@ -136,6 +157,21 @@ impl Connection {
             }
         }
         tracing::info!("Signal gateway disconnected");
+    }
+}
+
+impl Connection {
+    /// Writes what the gate left in the mailbox, if anything; false when the gateway is
+    /// gone (the answer is lost with it: a captcha is good for minutes, and `health` shows
+    /// the challenge still pending).
+    async fn write_mailbox(&mut self, writer: &mut OwnedWriteHalf) -> bool {
+        match self.mailbox.take() {
+            Some(cmd) => {
+                tracing::info!("handing the Signal gateway a captcha's answer");
+                write(writer, &cmd).await
+            }
+            None => true,
+        }
     }
 }
 

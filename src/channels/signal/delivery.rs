@@ -9,7 +9,7 @@
 
 use super::connection::write;
 use crate::gate::GateHandle;
-use crate::gateway::protocol::{CoreCommand, ID_CONFLICT};
+use crate::gateway::protocol::{CoreCommand, Registration, ID_CONFLICT};
 use crate::outbox::{Outbox, OutboxId};
 use crate::store::signal::SignalState;
 use serde_json::json;
@@ -42,6 +42,10 @@ pub(super) struct Delivery {
     failed: HashMap<String, Instant>,
     /// When the owner was last alerted that the gateway refused an outbox id.
     conflict_alerted: Option<Instant>,
+    /// The gateway's latest `health` line says Signal will take no send (unlinked,
+    /// unregistered, a captcha to solve, outdated): nothing is written, everything waits in
+    /// the outbox, and goes at once, in order, when the registration is ok again.
+    held: bool,
 }
 
 impl Delivery {
@@ -60,7 +64,29 @@ impl Delivery {
             in_flight: HashSet::new(),
             failed: HashMap::new(),
             conflict_alerted: None,
+            held: false,
         }
+    }
+
+    /// The registration the gateway's latest `health` line reports; true when that ends a
+    /// hold (the caller sends what waited, every message at once, in the outbox's order).
+    pub(super) fn registration(&mut self, registration: Registration) -> bool {
+        let was = self.held;
+        self.held = registration != Registration::Ok;
+        if was && !self.held {
+            tracing::info!("Signal takes sends again: delivering what the outbox kept");
+            // What failed while the link was down goes now, in order, not each after its
+            // own pause.
+            self.failed.clear();
+            return true;
+        }
+        if self.held && !was {
+            tracing::warn!(
+                registration = registration.as_str(),
+                "Signal takes no sends: the outbox keeps everything until it does"
+            );
+        }
+        false
     }
 
     /// Writes every queued message not already on its way; false when the gateway is gone.
@@ -68,6 +94,9 @@ impl Delivery {
         let Some(owner) = self.owner.clone() else {
             return true;
         };
+        if self.held {
+            return true;
+        }
         if self.signal.identity_blocked().unwrap_or(false) {
             // Fail secure: nothing goes to an owner whose new identity nobody confirmed;
             // messages wait in the outbox until `pane-agent trust`.

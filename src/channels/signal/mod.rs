@@ -16,7 +16,8 @@ mod connection;
 mod delivery;
 mod owner;
 
-use crate::gate::{GateHandle, SignalTally};
+use crate::gate::{GateHandle, LinkEvent, SignalTally};
+use crate::health::GatewayMailbox;
 use crate::outbox::Outbox;
 use crate::shutdown::Trigger;
 use crate::store::signal::SignalState;
@@ -55,6 +56,9 @@ pub struct GatewaySocket {
     /// connection ends on the shutdown trigger. None on an unsealed installation, where the
     /// gateway has its own passphrase and neither line is written.
     pub store_key: Option<Arc<Zeroizing<String>>>,
+    /// What the gate leaves for the gateway besides the outbox (a captcha's answer),
+    /// written as soon as it is left or when the next gateway connects.
+    pub mailbox: GatewayMailbox,
 }
 
 impl GatewaySocket {
@@ -104,13 +108,19 @@ impl GatewaySocket {
                 self.tally.clone(),
                 self.signal.clone(),
                 self.store_key.clone(),
+                self.mailbox.clone(),
             );
             let conn_shutdown = notify.subscribe();
             let done = done.clone();
             let state_file = self.path.with_file_name("gateway.state");
+            let gate = self.gate.clone();
             current = Some(tokio::spawn(async move {
                 record_state(&state_file, true);
+                // The link's health knows whether a gateway is there at all: a gateway
+                // process that died is an outage too.
+                gate.link(LinkEvent::GatewayConnected).await;
                 conn.serve(stream, conn_shutdown).await;
+                gate.link(LinkEvent::GatewayGone).await;
                 record_state(&state_file, false);
                 drop(done);
             }));

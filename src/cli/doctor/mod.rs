@@ -7,6 +7,7 @@
 //! must be off in the units either way.
 
 mod host;
+mod link;
 mod network;
 mod sealing;
 
@@ -118,6 +119,7 @@ pub fn run_checks(args: &DoctorArgs) -> anyhow::Result<Vec<Check>> {
         config.auth.rotation_days,
     ));
     out.push(gateway_check(&data_dir));
+    out.push(link::link_check(&data_dir));
     out.push(network::proxy_check(&config));
     out.push(network::signal_egress_check());
     out.push(log_forwarding_check(Path::new("/etc")));

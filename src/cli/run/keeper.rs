@@ -275,7 +275,8 @@ impl SealKeeper {
             )
             .await;
         let _ = self.door.gate.send_replace(Some(session.gate.clone()));
-        crate::systemd::notify("STATUS=unsealed");
+        // The status line is the gate's from here: `unsealed; Signal link ok` (or what is
+        // wrong with it), written as the link's verdict changes.
         tracing::info!(how, "unsealed");
         // The unseal is the owner's word too.
         self.switch.owner_seen(chrono::Utc::now().timestamp());

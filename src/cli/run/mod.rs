@@ -38,6 +38,7 @@ pub const SECRET_ENV_VARS: &[&str] = &[
     "LITHIC_API_KEY",
     "HIBP_API_KEY",
     "PANE_IMAP_PASSWORD",
+    crate::workers::alerts::TOKEN_VAR,
 ];
 
 /// `run [--data-dir DIR] [--config FILE]`

@@ -111,6 +111,9 @@ impl Session {
         let redactor = Redactor::new(known);
         crate::logging::set_redactor(redactor.clone());
         let egress = crate::egress::Egress::open(&config.network, &store)?;
+        if let Some(url) = config.alerts.fallback() {
+            crate::workers::alerts::check_url(url, &egress).map_err(anyhow::Error::msg)?;
+        }
         let providers = Providers::from_config(&config, &egress);
         let idle_source = match &providers.imap {
             Some(Ok(source)) if config.breach.imap.idle => Some(source.clone()),
@@ -142,6 +145,7 @@ impl Session {
             owner,
             tally: core.tally.clone(),
             signal: core.signal.clone(),
+            mailbox: core.mailbox.clone(),
             // A sealed installation's gateway gets its store's passphrase over this socket,
             // first on every connection, and gives it up with `seal` when the session ends.
             store_key: signal_passphrase.map(Arc::new),

@@ -92,7 +92,11 @@ impl crate::reply::Words for SweepReport {
                 Some(e) => format!("read {} (errors: {})", s.fetched, single(e)),
                 None => format!("read {}", s.fetched),
             };
-            let rescanned = if s.rescanned { ", read again from the start" } else { "" };
+            let rescanned = if s.rescanned {
+                ", read again from the start"
+            } else {
+                ""
+            };
             out.push_str(&format!("\n• {}: {state}{rescanned}", s.source));
         }
         out
