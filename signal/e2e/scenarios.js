@@ -565,10 +565,13 @@ const signalOutage = {
   async run(ctx) {
     const { mock, owner, core, linked } = ctx;
     const r = await outage(ctx, 'signal_disconnected', async () => mock.outage(true), async () => mock.outage(false));
+    // The agent tells the owner the outage is over (one message), then answers as before.
+    const early = await owner.drain(8000);
     await owner.send(linked, core.sign('list'));
-    const reply = await owner.next(60000, 'a reply after the outage');
-    assert(isEmptyList(reply.body), `reply: ${reply.body.slice(0, 80)}`);
-    return `fallback: "${r.down.slice(0, 50)}…", then "${r.up.slice(0, 40)}…"; commands answered after`;
+    const got = await until_message(owner, (m) => isEmptyList(m.body), 60000, 'a reply after the outage');
+    const told = fresh(ctx, early.concat(got), 'scenario 14').filter((m) => /works again/i.test(m.body));
+    assert(told.length === 1, `${told.length} "works again" message(s) (want 1)`);
+    return `fallback: "${r.down.slice(0, 50)}…", then "${r.up.slice(0, 40)}…"; the owner told once it works again; commands answered after`;
   },
 };
 

@@ -43,8 +43,10 @@ pub(super) struct Delivery {
     /// When the owner was last alerted that the gateway refused an outbox id.
     conflict_alerted: Option<Instant>,
     /// The gateway's latest `health` line says Signal will take no send (unlinked,
-    /// unregistered, a captcha to solve, outdated): nothing is written, everything waits in
-    /// the outbox, and goes at once, in order, when the registration is ok again.
+    /// unregistered, outdated, a capability missing): nothing is written, everything waits
+    /// in the outbox, and goes at once, in order, when the registration is ok again. A
+    /// captcha to solve does not hold: a rate limit can lift by itself, and only a send that
+    /// goes through shows it did, so failed sends keep being tried at their usual pace.
     held: bool,
 }
 
@@ -72,7 +74,7 @@ impl Delivery {
     /// hold (the caller sends what waited, every message at once, in the outbox's order).
     pub(super) fn registration(&mut self, registration: Registration) -> bool {
         let was = self.held;
-        self.held = registration != Registration::Ok;
+        self.held = !matches!(registration, Registration::Ok | Registration::ProofRequired);
         if was && !self.held {
             tracing::info!("Signal takes sends again: delivering what the outbox kept");
             // What failed while the link was down goes now, in order, not each after its
