@@ -156,7 +156,10 @@ async fn a_sealed_agent_answers_only_an_unseal_over_http() {
     assert_eq!(reply["status"], "unsealed", "{reply}");
     assert_eq!(reply["failed_attempts"], 1, "{reply}");
     assert!(reply["imported"].is_array(), "{reply}");
-    assert_eq!(healthz(&base).await, (200, json!({"status": "ok"})));
+    assert_eq!(
+        healthz(&base).await,
+        (200, json!({"status": "ok", "signal": "not_configured"}))
+    );
     let (status, reply) = unseal(&base, PASSPHRASE).await;
     assert_eq!(
         (status, reply["status"].as_str()),
@@ -250,11 +253,17 @@ async fn an_installation_in_clear_has_nothing_to_unseal() {
     let mut agent = Agent::init();
     let base = with_http(&agent);
     agent.spawn();
-    assert_eq!(healthz(&base).await, (200, json!({"status": "ok"})));
+    assert_eq!(
+        healthz(&base).await,
+        (200, json!({"status": "ok", "signal": "not_configured"}))
+    );
     let (status, reply) = unseal(&base, PASSPHRASE).await;
     assert_eq!(status, 409, "{reply}");
     assert_eq!(reply["kind"], "not_sealed", "{reply}");
-    assert_eq!(healthz(&base).await, (200, json!({"status": "ok"})));
+    assert_eq!(
+        healthz(&base).await,
+        (200, json!({"status": "ok", "signal": "not_configured"}))
+    );
     let (status, reply) = command(&base, &agent.envelope("list", json!({}))).await;
     assert_eq!((status, reply["count"].clone()), (200, json!(0)), "{reply}");
     agent.stop();

@@ -181,6 +181,15 @@ async function startMock({ stateDir, configPath }) {
       socket.destroy();
       return;
     }
+    // 8 (continued). Refused credentials: Signal-Server answers the upgrade 401; the mock
+    //    accepts it and closes the socket (code 3000) after.
+    const basic = (req.headers.authorization ?? '').replace(/^Basic /, '');
+    const user = Buffer.from(basic, 'base64').toString().split(':', 1)[0];
+    if (user && (revoked.has(user) || revoked.has(`${user.split('.')[0]}.`))) {
+      count('websocket upgrade refused 401 for refused credentials (mock: accepted, then closed)');
+      socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
     count('websocket as HTTP/1.1 Upgrade (mock: HTTP/2 CONNECT only)');
     wss.handleUpgrade(req, socket, head, (ws) => {
       sockets.add(ws);

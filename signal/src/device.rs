@@ -287,8 +287,27 @@ impl Mapper {
     }
 }
 
+/// The HTTP status a refused websocket upgrade carried, found in the error's chain
+/// (reqwest-websocket's `HandshakeError::UnexpectedStatusCode`, which libsignal-service wraps
+/// as `ServiceError::WsError` rather than reading it as `Unauthorized`).
+fn refused_upgrade(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(rest) = err.to_string().strip_prefix("unexpected status code: ") {
+            return rest.get(..3).and_then(|code| code.parse().ok());
+        }
+        cur = err.source();
+    }
+    None
+}
+
 /// Why the receiving websocket could not be opened.
 fn connect_error(e: PresageError) -> DeviceError {
+    match refused_upgrade(&e) {
+        Some(401 | 403) => return DeviceError::Unlinked(CREDENTIALS_REFUSED.into()),
+        Some(499) => return DeviceError::Outdated(TOO_OLD.into()),
+        _ => {}
+    }
     match e {
         PresageError::NotYetRegisteredError | PresageError::RelinkNecessary => {
             DeviceError::Unlinked(e.to_string())
@@ -467,6 +486,45 @@ mod tests {
         known.borrow_mut().confirm(OTHER).unwrap();
         assert!(!known.borrow().is_pending(OTHER));
         assert!(!identity_changed(&store, &known, aci(OTHER)).await);
+    }
+
+    /// An error that wraps another, as reqwest-websocket's `Error::Handshake` wraps its
+    /// `HandshakeError`.
+    #[derive(Debug)]
+    struct Wrapping(&'static str, Option<Box<Wrapping>>);
+
+    impl std::fmt::Display for Wrapping {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapping {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|e| e as _)
+        }
+    }
+
+    #[test]
+    fn a_refused_websocket_upgrade_is_read_from_the_error_chain() {
+        let chain = |code: &'static str| {
+            Wrapping(
+                "Websocket error",
+                Some(Box::new(Wrapping(
+                    "websocket upgrade failed",
+                    Some(Box::new(Wrapping(code, None))),
+                ))),
+            )
+        };
+        assert_eq!(
+            refused_upgrade(&chain("unexpected status code: 401 Unauthorized")),
+            Some(401)
+        );
+        assert_eq!(
+            refused_upgrade(&chain("unexpected status code: 499 <unknown status code>")),
+            Some(499)
+        );
+        assert_eq!(refused_upgrade(&chain("connection reset")), None);
     }
 
     #[test]

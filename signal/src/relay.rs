@@ -487,6 +487,7 @@ impl<D: Device> Relay<D> {
                 }
             }
             Ok(DeviceEvent::QueueEmpty) => {
+                self.device_backoff.reset();
                 self.health.received();
                 self.queue_empty = true;
             }
@@ -495,6 +496,17 @@ impl<D: Device> Relay<D> {
                 self.queue_empty = false;
                 self.device_failed(&e);
                 self.tell_health(link.as_deref_mut()).await?;
+                // A server that takes the websocket and drops it at once must not be
+                // reconnected to in a tight loop: the backoff grows until a message (or the
+                // end of the queue) comes through.
+                let wait = self.device_backoff.next();
+                watching(
+                    tokio::time::sleep(wait),
+                    link.as_deref_mut(),
+                    &mut self.guard,
+                    shutdown,
+                )
+                .await?;
                 return self.connect_device(link, shutdown).await;
             }
         }
