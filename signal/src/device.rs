@@ -303,7 +303,13 @@ fn refused_upgrade(e: &(dyn std::error::Error + 'static)) -> Option<u16> {
 
 /// Why the receiving websocket could not be opened.
 fn connect_error(e: PresageError) -> DeviceError {
-    match refused_upgrade(&e) {
+    // libsignal-service's `WsError` shows its cause in its text but is not its `source`: the
+    // chain is read from the websocket error itself.
+    let status = match &e {
+        PresageError::ServiceError(ServiceError::WsError(ws)) => refused_upgrade(ws.as_ref()),
+        other => refused_upgrade(other),
+    };
+    match status {
         Some(401 | 403) => return DeviceError::Unlinked(CREDENTIALS_REFUSED.into()),
         Some(499) => return DeviceError::Outdated(TOO_OLD.into()),
         _ => {}
