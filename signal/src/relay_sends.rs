@@ -88,6 +88,7 @@ impl<D: Device> Relay<D> {
                 link.write(&failed).await?;
             }
             Err(SendFailure::Failed { message, retryable }) => {
+                tracing::warn!(%id, %message, retryable, "a send failed");
                 let failed = GatewayEvent::SendFailed {
                     id: id.to_string(),
                     error: message,
