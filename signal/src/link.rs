@@ -68,7 +68,16 @@ pub async fn link(
         },
     )
     .await;
-    let manager = linked.context("linking failed; run `pane-signal link` again")?;
+    let manager = match linked {
+        Ok(m) => m,
+        Err(e) => {
+            let text = format!("{e:#}");
+            if let Some(why) = capability_refusal(&text) {
+                bail!(why);
+            }
+            return Err(e).context("linking failed; run `pane-signal link` again");
+        }
+    };
     let data = manager.registration_data();
     println!(
         "Linked: account {} (ACI), device {}. Start the gateway with `pane-signal run`.",
@@ -76,6 +85,21 @@ pub async fn link(
         data.device_id.unwrap_or_default()
     );
     Ok(())
+}
+
+/// What to say when Signal refused the link with 409: its server requires a device capability
+/// this build does not announce (as signal-cli and gurk-rs users met when Signal added one).
+fn capability_refusal(error: &str) -> Option<String> {
+    let refused = error.contains("HTTP 409") || error.contains("409 Conflict");
+    refused.then(|| {
+        format!(
+            "Signal refused to link this device (HTTP 409): it requires a device capability this \
+             build of pane-signal does not announce (it announces: {}). Update the pinned presage \
+             and libsignal-service revisions (docs/signal-gateway.md, \"Upgrading the pins\"), \
+             rebuild, and link again",
+            crate::health::capabilities().join(", ")
+        )
+    })
 }
 
 /// How long `link` waits for the core to hand over the store key.
@@ -122,5 +146,21 @@ pub async fn key_from_core(socket: &Path) -> anyhow::Result<Zeroizing<String>> {
              signal-passphrase",
             socket.display()
         )),
+    }
+}
+
+#[cfg(test)]
+mod capability_tests {
+    use super::capability_refusal;
+
+    #[test]
+    fn a_409_on_link_names_the_capabilities_and_the_cure() {
+        let why = capability_refusal("libsignal-service error: Unexpected response: HTTP 409")
+            .expect("a 409 is a refusal");
+        assert!(
+            why.contains("spqr") && why.contains("Upgrading the pins"),
+            "{why}"
+        );
+        assert_eq!(capability_refusal("connection reset by peer"), None);
     }
 }
