@@ -500,13 +500,7 @@ impl<D: Device> Relay<D> {
                 // reconnected to in a tight loop: the backoff grows until a message (or the
                 // end of the queue) comes through.
                 let wait = self.device_backoff.next();
-                watching(
-                    tokio::time::sleep(wait),
-                    link.as_deref_mut(),
-                    &mut self.guard,
-                    shutdown,
-                )
-                .await?;
+                self.pause(wait, link.as_deref_mut(), shutdown).await?;
                 return self.connect_device(link, shutdown).await;
             }
         }
@@ -553,14 +547,18 @@ impl<D: Device> Relay<D> {
                     }
                 }
             };
-            watching(
-                tokio::time::sleep(wait),
-                link.as_deref_mut(),
-                &mut self.guard,
-                shutdown,
-            )
-            .await?;
+            self.pause(wait, link.as_deref_mut(), shutdown).await?;
         }
+    }
+
+    /// Waits `wait` before trying Signal again, while the core's keying lines are heeded.
+    async fn pause(
+        &mut self,
+        wait: std::time::Duration,
+        link: Option<&mut CoreLink>,
+        shutdown: &mut Shutdown,
+    ) -> Result<(), Halt> {
+        watching(tokio::time::sleep(wait), link, &mut self.guard, shutdown).await
     }
 
     /// Records in the health why the device failed.
