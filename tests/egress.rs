@@ -373,3 +373,71 @@ fn doctor_checks_the_proxy_answers_and_says_signal_leaves_directly() {
         "{row}"
     );
 }
+
+/// pane-signal reads the same `[network] proxy` when it starts and says in each health line
+/// what its connections to Signal go through: `health` and doctor's `signal traffic` row show
+/// what the running gateway reported, and a gateway that leaves directly while a proxy is set
+/// (started before it was set, or too old to use it) is a failure. (The gateway's own side,
+/// through a SOCKS server in front of Signal's mock server: `signal/e2e`, scenario 18.)
+#[test]
+fn doctor_and_health_say_what_the_running_gateway_reported() {
+    use common::gateway::Gateway;
+    use common::sealed::doctor_row;
+    use pane_agent::gateway::protocol::{GatewayBuild, LinkHealth, Registration};
+    const OWNER: &str = "0b5c6a5e-2f6e-4a7b-9d35-6a1c1f1f2c3d";
+    let socks = SocksServer::start(&[]);
+    let url = socks.url();
+    let mut agent = Agent::init();
+    agent.write_config(
+        &pane_agent::config::TEMPLATE
+            .replace("owner = \"\"", &format!("owner = \"{OWNER}\""))
+            .replace("proxy = \"\"", &format!("proxy = \"{url}\"")),
+    );
+    let row = |agent: &Agent| {
+        let out = agent.cli(&["doctor"]);
+        doctor_row(&String::from_utf8_lossy(&out.stdout), "signal traffic").unwrap()
+    };
+    let unknown = row(&agent);
+    assert!(
+        unknown.starts_with("warn") && unknown.contains("no running gateway has reported"),
+        "{unknown}"
+    );
+    agent.spawn();
+    let mut gw = Gateway::connect(&agent, OWNER);
+    let line = |proxy: Option<&str>| LinkHealth {
+        connected: true,
+        since: 1_765_116_000_000,
+        last_received: None,
+        last_sent: None,
+        registration: Registration::Ok,
+        detail: None,
+        challenge: None,
+        build: GatewayBuild::default(),
+        proxy: proxy.map(str::to_string),
+    };
+    let reported = |want: &str| {
+        common::wait_for(&format!("doctor: {want}"), || {
+            let r = row(&agent);
+            r.contains(want).then_some(r)
+        })
+    };
+
+    gw.health(line(None));
+    let direct = reported("reaching Signal directly");
+    assert!(
+        direct.starts_with("FAIL") && direct.contains(&url),
+        "{direct}"
+    );
+    assert!(direct.contains("restart pane-signal"), "{direct}");
+    let words = agent.send("health", json!({}));
+    assert_eq!(words["signal"]["proxy"], Value::Null, "{words}");
+
+    gw.health(line(Some(&url)));
+    let through = reported("on a circuit of its own");
+    assert!(
+        through.starts_with("pass") && through.contains(&url),
+        "{through}"
+    );
+    let h = agent.send("health", json!({}));
+    assert_eq!(h["signal"]["proxy"], url.as_str(), "{h}");
+}

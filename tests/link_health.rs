@@ -46,6 +46,7 @@ fn line(registration: Registration, connected: bool) -> LinkHealth {
             libsignal_service: "bd585ac".into(),
             capabilities: vec!["spqr".into()],
         },
+        proxy: None,
     }
 }
 

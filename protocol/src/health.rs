@@ -31,6 +31,10 @@ pub struct LinkHealth {
     pub challenge: Option<Challenge>,
     /// The pinned revisions the gateway was built from and the capabilities it announces.
     pub build: GatewayBuild,
+    /// The proxy the gateway's connections to Signal go through (`socks5h://127.0.0.1:9050`,
+    /// from `[network] proxy`; never its credentials); none: they leave directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 /// What Signal's answers say of the gateway's registration.
@@ -103,7 +107,19 @@ mod tests {
         assert_eq!(h.registration.as_str(), "proof_required");
         assert_eq!(h.challenge.as_ref().unwrap().token, "t0k");
         assert_eq!(h.last_sent, None);
+        assert_eq!(h.proxy, None);
         assert_eq!(encode_line(&event).unwrap().trim_end(), line);
+        // Through a proxy: said after the build, and read back.
+        let proxied = line.replace(
+            r#"["spqr"]}}"#,
+            r#"["spqr"]},"proxy":"socks5h://127.0.0.1:9050"}"#,
+        );
+        let event: GatewayEvent = decode_line(&proxied).unwrap();
+        let GatewayEvent::Health(h) = &event else {
+            panic!("{event:?}");
+        };
+        assert_eq!(h.proxy.as_deref(), Some("socks5h://127.0.0.1:9050"));
+        assert_eq!(encode_line(&event).unwrap().trim_end(), proxied);
         // Unknown fields and states are refused, as everywhere in the protocol.
         for bad in [
             line.replace("\"since\"", "\"sincee\""),

@@ -7,7 +7,8 @@
 //! - [`sent_log`]: the gateway's log of the send ids it has sent, which makes a send happen
 //!   once across restarts of either side;
 //! - [`device`]: how a linked Signal device fails;
-//! - [`health`]: the link's health, as the gateway reports it.
+//! - [`health`]: the link's health, as the gateway reports it;
+//! - [`network`]: `[network] proxy`, the one way out for both.
 //!
 //! The crate needs nothing of presage and nothing of the core, so the gateway (built on its
 //! own, with its own lock and git dependencies) depends on it alone, and everything here is
@@ -16,4 +17,5 @@
 pub mod device;
 pub mod health;
 pub mod messages;
+pub mod network;
 pub mod sent_log;

@@ -169,6 +169,10 @@ async function startMock({ stateDir, configPath }) {
     return auth(username, password);
   };
   const https = server.https;
+  // Every connection's peer address, in order: the Tor scenario (18) checks that each came
+  // from the SOCKS server's outgoing address.
+  const peers = [];
+  https.on('connection', (socket) => peers.push({ address: socket.remoteAddress, at: Date.now() }));
   const numbers = new Map();
   const sockets = new Set();
 
@@ -279,6 +283,7 @@ async function startMock({ stateDir, configPath }) {
     server,
     url,
     numbers,
+    peers,
     bridged,
     accountAttributes,
     /**

@@ -23,7 +23,10 @@ const { build } = require('./build');
 const { startMock } = require('./mock');
 const { Core, Gateway, SEALED, within } = require('./procs');
 const { Owner } = require('./owner');
-const { SCENARIOS } = require('./scenarios');
+const { SCENARIOS: BASE } = require('./scenarios');
+const { throughTor } = require('./tor');
+
+const SCENARIOS = [...BASE, throughTor];
 
 function parseArgs(argv) {
   const out = { libsignalService: undefined, signalSrc: undefined, coreBin: undefined, release: false, only: undefined, keep: false };

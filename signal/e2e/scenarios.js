@@ -630,6 +630,23 @@ const unregistered = {
   },
 };
 
+/** The operator relinks: stops the gateway, runs `pane-signal link --replace`, starts it
+ * again; resolves once the mock has provisioned the new device (now `ctx.linked`). */
+async function relink(ctx, deviceName) {
+  const { mock, gateway, agentAccount } = ctx;
+  await gateway.stop();
+  const provision = mock.server.waitForProvision();
+  let completed;
+  const linked = gateway.link(['--device-name', deviceName, '--replace'], (url) => {
+    completed = provision.then((p) => p.complete({ provisionURL: url, primaryDevice: agentAccount }));
+    completed.catch(() => {});
+  });
+  const r = await within(90000, 'pane-signal link --replace', linked);
+  assert(r.code === 0, `link --replace exited ${r.code}: ${lastLine(r.stderr)}`);
+  gateway.start();
+  ctx.linked = await within(90000, 'the new device provisioned', completed);
+}
+
 const unlinkRelink = {
   n: 17,
   name: 'Unlinked from the phone: degraded and warned; relinked, the outbox arrives once each',
@@ -652,18 +669,7 @@ const unlinkRelink = {
       assert(asked.status === 'approval_required', `grant ${tool}: ${JSON.stringify(asked).slice(0, 200)}`);
     }
     assert(gateway.child.exitCode === null, 'the gateway exited on the unlink');
-    // Relink: the operator stops the gateway, links with --replace, starts it again.
-    await gateway.stop();
-    const provision = mock.server.waitForProvision();
-    let completed;
-    const linked = gateway.link(['--device-name', 'pane-e2e-2', '--replace'], (url) => {
-      completed = provision.then((p) => p.complete({ provisionURL: url, primaryDevice: agentAccount }));
-      completed.catch(() => {});
-    });
-    const r = await within(90000, 'pane-signal link --replace', linked);
-    assert(r.code === 0, `link --replace exited ${r.code}: ${lastLine(r.stderr)}`);
-    gateway.start();
-    ctx.linked = await within(90000, 'the new device provisioned', completed);
+    await relink(ctx, 'pane-e2e-2');
     await healthSays(ctx, 'ok', 90000);
     const arrived = fresh(ctx, await owner.drain(30000), 'scenario 17');
     const prompts = arrived.filter((m) => CODE.test(m.body));
@@ -681,4 +687,7 @@ const SCENARIOS = [
   signalOutage, challenge, unregistered, unlinkRelink, sealUnseal,
 ];
 
-module.exports = { SCENARIOS };
+// What the scenarios of tor.js use.
+const helpers = { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, relink, until_message };
+
+module.exports = { SCENARIOS, helpers };

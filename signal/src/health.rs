@@ -65,8 +65,8 @@ pub struct Health {
 }
 
 impl Health {
-    /// Not connected, nothing known yet, as of now.
-    pub fn new(build: GatewayBuild) -> Health {
+    /// Not connected, nothing known yet, as of now; `proxy` is how the connections leave.
+    pub fn new(build: GatewayBuild, proxy: Option<String>) -> Health {
         Health {
             state: LinkHealth {
                 connected: false,
@@ -77,6 +77,7 @@ impl Health {
                 detail: None,
                 challenge: None,
                 build,
+                proxy,
             },
             told: None,
         }
@@ -190,7 +191,7 @@ mod tests {
 
     #[test]
     fn told_once_per_change_and_activity_at_most_a_minute_apart() {
-        let mut h = Health::new(build());
+        let mut h = Health::new(build(), None);
         let first = h.news().unwrap();
         assert!(!first.connected);
         assert!(

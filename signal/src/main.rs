@@ -12,6 +12,7 @@
 
 mod core_link;
 mod device;
+mod egress;
 mod health;
 mod identities;
 mod journal;
@@ -157,11 +158,26 @@ fn main() -> ExitCode {
 }
 
 fn run_command(command: Command) -> anyhow::Result<()> {
-    // Before any thread exists: reading it also removes it from the environment.
+    let data_dir = match &command {
+        Command::Link(args) => args.data.resolve()?,
+        Command::Run(args) => args.data.resolve()?,
+    };
+    // Before any thread exists, as both change the environment: the proxy variables for
+    // libsignal-service's client (egress.rs), and the passphrase, which reading removes.
+    let proxy = egress::route(&data_dir)?;
+    match &proxy {
+        Some(p) => tracing::info!(
+            proxy = %p,
+            "Signal traffic goes through [network] proxy, on a circuit of its own"
+        ),
+        None => tracing::info!(
+            "no [network] proxy: Signal traffic leaves directly (docs/signal-gateway.md, \"Through Tor\")"
+        ),
+    }
+    let proxy = proxy.map(|p| p.to_string());
     let passphrase = store::read_passphrase()?;
     match command {
         Command::Link(args) => {
-            let data_dir = args.data.resolve()?;
             join(on_presage_thread(move || async move {
                 let passphrase = match passphrase {
                     Some(own) => own,
@@ -171,15 +187,14 @@ fn run_command(command: Command) -> anyhow::Result<()> {
                 link::link(&data_dir, &passphrase, args.device_name, args.force).await
             })?)
         }
-        Command::Run(args) => {
-            let data_dir = args.data.resolve()?;
+        Command::Run(_) => {
             let keying = match passphrase {
                 Some(own) => Keying::Own(own),
                 None => Keying::FromCore,
             };
             let (notify, _) = broadcast::channel::<()>(1);
             let shutdown = Shutdown::new(notify.subscribe());
-            let presage = on_presage_thread(move || gateway(data_dir, keying, shutdown))?;
+            let presage = on_presage_thread(move || gateway(data_dir, proxy, keying, shutdown))?;
             wait_for_signals(presage, notify)
         }
     }
@@ -246,7 +261,12 @@ fn wait_for_signals(
 
 /// `pane-signal run` on the presage thread: runs the relay, which opens the store with the
 /// passphrase (at once, or once the core hands it over).
-async fn gateway(data_dir: PathBuf, keying: Keying, shutdown: Shutdown) -> anyhow::Result<()> {
+async fn gateway(
+    data_dir: PathBuf,
+    proxy: Option<String>,
+    keying: Keying,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
     let build = health::build();
     tracing::info!(
         version = %build.version,
@@ -259,6 +279,7 @@ async fn gateway(data_dir: PathBuf, keying: Keying, shutdown: Shutdown) -> anyho
     let config = RelayConfig {
         socket: data_dir.join(SOCKET_FILE),
         state_dir: dir.clone(),
+        proxy,
     };
     let mut opener = PresageOpener {
         data_dir,

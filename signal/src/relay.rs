@@ -43,6 +43,9 @@ pub struct RelayConfig {
     pub socket: PathBuf,
     /// The gateway's private directory (journal, sent-id log).
     pub state_dir: PathBuf,
+    /// The proxy its connections to Signal go through (`[network] proxy`, set in the
+    /// environment by `egress::route`), for the health line; none: they leave directly.
+    pub proxy: Option<String>,
 }
 
 /// Where the store passphrase comes from.
@@ -183,7 +186,7 @@ async fn session<O: Opener>(
         waiting: VecDeque::new(),
         queue_empty: false,
         device_backoff: Backoff::new(MAX_BACKOFF),
-        health: Health::new(crate::health::build()),
+        health: Health::new(crate::health::build(), config.proxy.clone()),
     };
     relay.note_backlog();
     systemd::notify("STATUS=relaying");

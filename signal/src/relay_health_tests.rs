@@ -12,6 +12,8 @@ async fn the_core_hears_the_links_health_at_once_and_at_each_change() {
         // First line of a connection: connected, nothing wrong, and the build.
         let first = core.health_line().await;
         assert!(first.connected, "{first:?}");
+        // How the connections leave, as the relay was told (`[network] proxy`).
+        assert_eq!(first.proxy.as_deref(), Some(TEST_PROXY));
         assert_eq!(first.registration, Registration::Ok);
         assert!(
             first.build.capabilities.contains(&"spqr".to_string()),

@@ -10,6 +10,9 @@ use std::rc::Rc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+/// The proxy the test relay is told its connections go through (`RelayConfig::proxy`).
+pub(crate) const TEST_PROXY: &str = "socks5h://127.0.0.1:9050";
 use tokio::net::UnixListener;
 use tokio::sync::{broadcast, mpsc};
 
@@ -222,6 +225,7 @@ impl Harness {
         let config = RelayConfig {
             socket: self.dir.join("gateway.sock"),
             state_dir: self.dir.clone(),
+            proxy: Some(TEST_PROXY.into()),
         };
         self.relay = Some(tokio::task::spawn_local(run(
             opener, keying, config, shutdown,

@@ -208,6 +208,10 @@ impl LinkState {
                 crate::redact::truncate(&d, 200)
             }),
             challenge: r.health.challenge.as_ref().map(|c| c.options.clone()),
+            proxy: r.health.proxy.as_deref().map(|p| {
+                let p = crate::text::escape(p, crate::text::Lines::Single);
+                crate::redact::truncate(&p, 80)
+            }),
             reported: time(r.at),
         });
         LinkReport {
@@ -297,6 +301,8 @@ pub struct SignalView {
     pub detail: Option<String>,
     /// A pending challenge's options (its token is the gateway's and `signal.challenge`'s).
     pub challenge: Option<Vec<String>>,
+    /// The proxy the gateway reaches Signal through (`[network] proxy`); none: directly.
+    pub proxy: Option<String>,
     /// When the core received the line.
     pub reported: DateTime<Utc>,
 }
@@ -364,6 +370,10 @@ impl LinkReport {
             }
             if let Some(d) = &s.detail {
                 parts.push(format!("Signal said: {d}"));
+            }
+            match &s.proxy {
+                Some(p) => parts.push(format!("through {p}")),
+                None => parts.push("direct (no proxy)".into()),
             }
         }
         if self.inactive {

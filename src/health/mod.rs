@@ -295,6 +295,7 @@ mod tests {
                 options: vec!["captcha".into()],
             }),
             build: GatewayBuild::default(),
+            proxy: None,
         }
     }
 

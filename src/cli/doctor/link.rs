@@ -7,15 +7,19 @@ use crate::health::Problem;
 use serde_json::Value;
 use std::path::Path;
 
+/// `<data-dir>/link.state`, when the agent has written one that reads.
+pub fn last_state(data_dir: &Path) -> Option<Value> {
+    std::fs::read_to_string(data_dir.join(crate::gate::LINK_STATE_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+}
+
 /// `signal link`: pass while Signal works (or is not in use), fail while it is unusable,
 /// warn when nothing is known.
 pub fn link_check(data_dir: &Path) -> Check {
     let name = "signal link";
     let agent_up = std::os::unix::net::UnixStream::connect(data_dir.join("agent.sock")).is_ok();
-    let state = std::fs::read_to_string(data_dir.join(crate::gate::LINK_STATE_FILE))
-        .ok()
-        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
-    let Some(state) = state else {
+    let Some(state) = last_state(data_dir) else {
         return check(
             name,
             Status::Warn,

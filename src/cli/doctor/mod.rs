@@ -121,7 +121,7 @@ pub fn run_checks(args: &DoctorArgs) -> anyhow::Result<Vec<Check>> {
     out.push(gateway_check(&data_dir));
     out.push(link::link_check(&data_dir));
     out.push(network::proxy_check(&config));
-    out.push(network::signal_egress_check());
+    out.push(network::signal_egress_check(&config, &data_dir));
     out.push(log_forwarding_check(Path::new("/etc")));
     if sealed {
         out.push(clear_credentials_check(&data_dir, creds));

@@ -1,0 +1,130 @@
+// Scenario 18 (issue #25): the gateway reaches Signal only through `[network] proxy`.
+//
+// A SOCKS5 server on loopback (socks.js) stands in for Tor: it resolves names from its own
+// table and opens its outgoing connections from 127.0.0.2, and the mock records the peer of
+// every connection it accepts. The core's pane.toml gets `[network] proxy` (and loses its
+// loopback `[alerts] fallback_url`, which a core with a proxy refuses), the gateway is given
+// Signal's URLs by name (`localhost`, the one name the mock's certificate holds), and then:
+// a relink and a command with its reply go through the proxy, with the name sent to it;
+// with the proxy down the link is reported down and nothing reaches Signal; back up, the
+// message sent meanwhile is answered once. Everything is put back as it was at the end.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { Socks } = require('./socks');
+const { helpers } = require('./scenarios');
+const { sleep } = require('./procs');
+
+const { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, relink, until_message } = helpers;
+
+/** The SOCKS server's outgoing address, as the mock sees a peer. */
+const PROXY_PEER = '127.0.0.2';
+
+/** Connections the mock accepted from anywhere but the proxy, after the `from`-th. */
+function direct(mock, from) {
+  return mock.peers.slice(from).filter((p) => p.address.replace(/^::ffff:/, '') !== PROXY_PEER);
+}
+
+/** `pane-agent doctor`'s output, whatever its exit code. */
+function doctor(core) {
+  try {
+    return core.cli(['doctor']);
+  } catch (e) {
+    return `${e.stdout ?? ''}`;
+  }
+}
+
+/** The core and the gateway stopped, `edit` applied, both started again. */
+async function restartWith(ctx, edit) {
+  await ctx.gateway.stop();
+  await ctx.core.stop();
+  edit();
+  await ctx.core.start();
+  ctx.gateway.start();
+}
+
+const throughTor = {
+  n: 18,
+  name: 'Through Tor: every connection to Signal through [network] proxy; proxy down, nothing direct; back, answered once',
+  timeout: 480000,
+  async run(ctx) {
+    const { core, gateway, owner, mock, agentAccount } = ctx;
+    const socks = await new Socks({ names: { localhost: '127.0.0.1' } }).start();
+    const config = path.join(core.dir, 'pane.toml');
+    const before = fs.readFileSync(config, 'utf8');
+    const serviceConfig = gateway.env.PANE_SIGNAL_E2E_SERVICE_CONFIG;
+    const byName = path.join(ctx.work, 'service-config-by-name.json');
+    fs.writeFileSync(byName, fs.readFileSync(serviceConfig, 'utf8').replaceAll('https://127.0.0.1:', 'https://localhost:'));
+    try {
+      const peersFrom = mock.peers.length;
+      const logFrom = gateway.logs().length;
+      await restartWith(ctx, () => {
+        const text = before
+          .replace(/^proxy = ""$/m, `proxy = "${socks.url}"`)
+          .replace(/^fallback_url = ".*"$/m, 'fallback_url = ""');
+        assert(text.includes(`proxy = "${socks.url}"`), 'pane.toml has no `proxy = ""` line to set');
+        fs.writeFileSync(config, text);
+        gateway.env.PANE_SIGNAL_E2E_SERVICE_CONFIG = byName;
+      });
+      const said = gatewaySaw(ctx, 'Signal traffic goes through [network] proxy', logFrom);
+      assert(said.length >= 1, 'the gateway did not log that it goes through the proxy');
+
+      // Linking (the provisioning websocket and the link's own requests) goes through it too.
+      const old = ctx.linked;
+      await agentAccount.unlink(old);
+      mock.revoke(`${agentAccount.device.aci}.${old.deviceId}`);
+      await relink(ctx, 'pane-e2e-tor');
+      const h = await healthSays(ctx, 'ok', 90000);
+      assert(h.signal?.proxy === socks.url, `health: the gateway reports proxy ${h.signal?.proxy}, not ${socks.url}`);
+
+      await owner.send(ctx.linked, core.sign('list'));
+      const got = await until_message(owner, (m) => isEmptyList(m.body), 60000, 'the reply through the proxy');
+      assert(onceEach(fresh(ctx, got, 'scenario 18')), 'a message arrived twice');
+      const doctorSays = doctor(core).split('\n').find((l) => l.includes('signal traffic')) ?? '';
+      assert(doctorSays.includes(socks.url), `doctor: ${doctorSays || 'no signal traffic row'}`);
+
+      let leaked = direct(mock, peersFrom);
+      assert(leaked.length === 0, `${leaked.length} connection(s) reached Signal directly (from ${leaked[0]?.address})`);
+      const connects = socks.connects.slice();
+      assert(connects.length >= 2, `${connects.length} CONNECT(s) through the proxy (want the link's and the run's)`);
+      const odd = connects.filter((c) => c.user !== 'pane-signal' || !(c.password?.length >= 32) || c.atyp !== 'domain' || c.host !== 'localhost');
+      assert(odd.length === 0, `a CONNECT without the gateway's circuit or by address: ${JSON.stringify(odd[0])}`);
+      const circuits = new Set(connects.map((c) => c.password)).size;
+
+      // The proxy goes away: the link is reported down and nothing reaches Signal directly.
+      const peersDown = mock.peers.length;
+      const connectsDown = socks.connects.length;
+      await socks.stop();
+      await healthSays(ctx, 'signal_disconnected', 90000);
+      await owner.send(ctx.linked, core.sign('list'));
+      await sleep(8000);
+      leaked = direct(mock, peersDown);
+      assert(leaked.length === 0, `${leaked.length} connection(s) reached Signal directly while the proxy was down`);
+      assert(mock.peers.length === peersDown, 'a connection reached Signal while the proxy was down');
+
+      // Back: the message sent meanwhile is answered, once.
+      await socks.start();
+      await healthSays(ctx, 'ok', 120000);
+      const after = fresh(ctx, await until_message(owner, (m) => isEmptyList(m.body), 90000, 'the reply once the proxy is back', 8000), 'scenario 18');
+      const replies = after.filter((m) => isEmptyList(m.body));
+      assert(replies.length === 1, `${replies.length} replies after the proxy came back (want 1)`);
+      leaked = direct(mock, peersFrom);
+      assert(leaked.length === 0, `${leaked.length} connection(s) reached Signal directly`);
+      assert(socks.connects.length > connectsDown, 'no CONNECT after the proxy came back');
+      return (
+        `${socks.connects.length} CONNECTs through the proxy (user pane-signal, ${circuits} circuit(s) before the outage, ` +
+        `name "localhost" sent to it), ${mock.peers.length - peersFrom} connections at the mock, all from ${PROXY_PEER}, 0 direct; ` +
+        `proxy down: health signal_disconnected, 0 connections; back: answered once; doctor "${doctorSays.trim().slice(0, 70)}…"`
+      );
+    } finally {
+      await restartWith(ctx, () => {
+        fs.writeFileSync(config, before);
+        gateway.env.PANE_SIGNAL_E2E_SERVICE_CONFIG = serviceConfig;
+      }).catch(() => {});
+      await socks.stop().catch(() => {});
+    }
+  },
+};
+
+module.exports = { throughTor };
