@@ -14,7 +14,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Socks } = require('./socks');
 const { helpers } = require('./scenarios');
-const { sleep } = require('./procs');
+const { sleep, until } = require('./procs');
 
 const { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, relink, until_message } = helpers;
 
@@ -67,8 +67,8 @@ const throughTor = {
         fs.writeFileSync(config, text);
         gateway.env.PANE_SIGNAL_E2E_SERVICE_CONFIG = byName;
       });
-      const said = gatewaySaw(ctx, 'Signal traffic goes through [network] proxy', logFrom);
-      assert(said.length >= 1, 'the gateway did not log that it goes through the proxy');
+      await until(20000, 'the gateway logging that it goes through the proxy', () =>
+        gatewaySaw(ctx, 'Signal traffic goes through [network] proxy', logFrom).length > 0, 250);
 
       // Linking (the provisioning websocket and the link's own requests) goes through it too.
       const old = ctx.linked;

@@ -15,9 +15,11 @@
 //! connection fails and the link is reported down; reqwest never falls back to a direct
 //! connection.
 //!
-//! The setting is read only here, with the rule the core uses (`pane_protocol::network`): a
-//! value the core would refuse stops the gateway too, and a `pane.toml` that cannot be read
-//! stops it rather than letting it guess that no proxy was wanted.
+//! The setting is read only here, from the file the core reads (`--config FILE`, else
+//! `<data-dir>/pane.toml` when it exists, else the built-in defaults: no proxy), with the rule
+//! the core uses (`pane_protocol::network`): a value the core would refuse stops the gateway
+//! too, and a file that exists but cannot be read or parsed stops it rather than letting it
+//! guess that no proxy was wanted.
 
 use pane_protocol::network::{ProxyUrl, ProxyUrlError};
 use std::path::{Path, PathBuf};
@@ -46,7 +48,7 @@ const REMOVE: [&str; 5] = [
 #[derive(Debug, thiserror::Error)]
 pub enum EgressError {
     /// `pane.toml` cannot be read.
-    #[error("cannot read {path} (the gateway takes [network] proxy from the core's configuration; run `pane-agent init` first): {source}", path = .path.display())]
+    #[error("cannot read {path} (the gateway takes [network] proxy from the core's configuration): {source}", path = .path.display())]
     Read {
         /// The file.
         path: PathBuf,
@@ -75,9 +77,23 @@ pub enum EgressError {
     Random(String),
 }
 
-/// `[network] proxy` from `<data_dir>/pane.toml`: none when it is absent or empty.
-pub fn proxy_setting(data_dir: &Path) -> Result<Option<ProxyUrl>, EgressError> {
-    let path = data_dir.join(CONFIG_FILE);
+/// `[network] proxy` from the core's configuration: `explicit` (`--config`) when given, else
+/// `<data_dir>/pane.toml` when it exists (as the core finds it); none when the setting is
+/// absent or empty, or when there is no file (the core then runs on its defaults: direct).
+pub fn proxy_setting(
+    data_dir: &Path,
+    explicit: Option<&Path>,
+) -> Result<Option<ProxyUrl>, EgressError> {
+    let path = match explicit {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let default = data_dir.join(CONFIG_FILE);
+            if !default.exists() {
+                return Ok(None);
+            }
+            default
+        }
+    };
     let text = std::fs::read_to_string(&path).map_err(|source| EgressError::Read {
         path: path.clone(),
         source,
@@ -117,8 +133,8 @@ fn environment(
 /// through it (see the module's words). Returns the proxy, for the log and the health line.
 ///
 /// Must be called before any thread is started: it changes the process's environment.
-pub fn route(data_dir: &Path) -> Result<Option<ProxyUrl>, EgressError> {
-    let Some(proxy) = proxy_setting(data_dir)? else {
+pub fn route(data_dir: &Path, explicit: Option<&Path>) -> Result<Option<ProxyUrl>, EgressError> {
+    let Some(proxy) = proxy_setting(data_dir, explicit)? else {
         return Ok(None);
     };
     let mut secret = [0u8; 16];
@@ -167,13 +183,29 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_config_stops_the_gateway() {
+    fn the_file_is_found_as_the_core_finds_it() {
         let dir = std::env::temp_dir().join(format!("pane-egress-{}", std::process::id()));
-        let err = proxy_setting(&dir).unwrap_err().to_string();
+        std::fs::create_dir_all(&dir).unwrap();
+        // No pane.toml: the core runs on its defaults, direct; so does the gateway.
+        assert_eq!(proxy_setting(&dir, None).unwrap(), None);
+        // A --config that cannot be read stops it.
+        let named = dir.join("elsewhere.toml");
+        let err = proxy_setting(&dir, Some(&named)).unwrap_err().to_string();
         assert!(
-            err.contains("pane.toml") && err.contains("pane-agent init"),
+            err.contains("elsewhere.toml") && err.contains("cannot read"),
             "{err}"
         );
+        std::fs::write(&named, "[network]\nproxy = \"socks5h://127.0.0.1:9050\"\n").unwrap();
+        assert!(proxy_setting(&dir, Some(&named)).unwrap().is_some());
+        assert_eq!(proxy_setting(&dir, None).unwrap(), None);
+        std::fs::write(
+            dir.join(CONFIG_FILE),
+            "[network]\nproxy = \"socks5h://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let p = proxy_setting(&dir, None).unwrap().unwrap();
+        assert_eq!(p.to_string(), "socks5h://127.0.0.1:9");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -84,6 +84,8 @@ struct LinkArgs {
     force: bool,
     #[command(flatten)]
     data: DataDirArg,
+    #[command(flatten)]
+    config: ConfigArg,
 }
 
 /// Arguments of `pane-signal run`.
@@ -91,6 +93,18 @@ struct LinkArgs {
 struct RunArgs {
     #[command(flatten)]
     data: DataDirArg,
+    #[command(flatten)]
+    config: ConfigArg,
+}
+
+/// `--config FILE`: the core's configuration, for `[network] proxy` (egress.rs).
+#[derive(Debug, Clone, clap::Args)]
+struct ConfigArg {
+    /// The core's config file, if it runs with `--config` (default: `<data-dir>/pane.toml` if
+    /// it exists, else the built-in defaults, as the core finds it). Only `[network] proxy`
+    /// is read: with it set, every connection to Signal goes through that proxy.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// `--data-dir DIR`, defaulting to `$PANE_DATA_DIR`, else `~/.pane`: the same data dir the
@@ -158,13 +172,13 @@ fn main() -> ExitCode {
 }
 
 fn run_command(command: Command) -> anyhow::Result<()> {
-    let data_dir = match &command {
-        Command::Link(args) => args.data.resolve()?,
-        Command::Run(args) => args.data.resolve()?,
+    let (data_dir, config) = match &command {
+        Command::Link(args) => (args.data.resolve()?, args.config.config.clone()),
+        Command::Run(args) => (args.data.resolve()?, args.config.config.clone()),
     };
     // Before any thread exists, as both change the environment: the proxy variables for
     // libsignal-service's client (egress.rs), and the passphrase, which reading removes.
-    let proxy = egress::route(&data_dir)?;
+    let proxy = egress::route(&data_dir, config.as_deref())?;
     match &proxy {
         Some(p) => tracing::info!(
             proxy = %p,
