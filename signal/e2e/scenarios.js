@@ -688,6 +688,6 @@ const SCENARIOS = [
 ];
 
 // What the scenarios of tor.js use.
-const helpers = { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, relink, until_message };
+const helpers = { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, until_message };
 
 module.exports = { SCENARIOS, helpers };

@@ -5,7 +5,8 @@
 // every connection it accepts. The core's pane.toml gets `[network] proxy` (and loses its
 // loopback `[alerts] fallback_url`, which a core with a proxy refuses), the gateway is given
 // Signal's URLs by name (`localhost`, the one name the mock's certificate holds), and then:
-// a relink and a command with its reply go through the proxy, with the name sent to it;
+// linking (up to the provisioning address) and a command with its reply go through the
+// proxy, with the name sent to it;
 // with the proxy down the link is reported down and nothing reaches Signal; back up, the
 // message sent meanwhile is answered once. Everything is put back as it was at the end.
 'use strict';
@@ -14,9 +15,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Socks } = require('./socks');
 const { helpers } = require('./scenarios');
-const { sleep, until } = require('./procs');
+const { spawn } = require('node:child_process');
+const { PASSPHRASE, sleep, until, within } = require('./procs');
 
-const { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, relink, until_message } = helpers;
+const { assert, fresh, gatewaySaw, healthSays, isEmptyList, onceEach, until_message } = helpers;
 
 /** The SOCKS server's outgoing address, as the mock sees a peer. */
 const PROXY_PEER = '127.0.0.2';
@@ -35,6 +37,42 @@ function doctor(core) {
   }
 }
 
+/**
+ * `pane-signal link` in a new data dir whose pane.toml names `socks`, with Signal's URLs in
+ * `serviceConfig`: resolves with the provisioning URL it prints (which it can only have from
+ * the mock), then stops it before a device is linked.
+ */
+async function linkUntilUrl(ctx, socks, serviceConfig) {
+  const dir = path.join(ctx.work, 'tor-link');
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'pane.toml'), `[network]\nproxy = "${socks.url}"\n`);
+  const child = spawn(ctx.gateway.bin, ['link', '--data-dir', dir, '--device-name', 'pane-e2e-tor'], {
+    env: { ...ctx.gateway.env, PANE_SIGNAL_PASSPHRASE: PASSPHRASE, PANE_SIGNAL_E2E_SERVICE_CONFIG: serviceConfig },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  const exited = new Promise((r) => child.once('exit', r));
+  try {
+    return await within(
+      60000,
+      'pane-signal link through the proxy printing its provisioning URL',
+      new Promise((resolve, reject) => {
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = out.match(/Provisioning URL \(for a QR generator elsewhere\): (\S+)/);
+          if (m) resolve(m[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`pane-signal link exited ${code}: ${err.trim().split('\n').pop()}`)));
+      }),
+    );
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
 /** The core and the gateway stopped, `edit` applied, both started again. */
 async function restartWith(ctx, edit) {
   await ctx.gateway.stop();
@@ -49,7 +87,7 @@ const throughTor = {
   name: 'Through Tor: every connection to Signal through [network] proxy; proxy down, nothing direct; back, answered once',
   timeout: 480000,
   async run(ctx) {
-    const { core, gateway, owner, mock, agentAccount } = ctx;
+    const { core, gateway, owner, mock } = ctx;
     const socks = await new Socks({ names: { localhost: '127.0.0.1' } }).start();
     const config = path.join(core.dir, 'pane.toml');
     const before = fs.readFileSync(config, 'utf8');
@@ -58,6 +96,11 @@ const throughTor = {
     fs.writeFileSync(byName, fs.readFileSync(serviceConfig, 'utf8').replaceAll('https://127.0.0.1:', 'https://localhost:'));
     try {
       const peersFrom = mock.peers.length;
+      // Linking goes through it too: `pane-signal link` in a data dir of its own, whose
+      // pane.toml names the proxy, gets its provisioning address from the mock over the
+      // provisioning websocket (and is stopped there: a second device is not linked).
+      const provisioned = await linkUntilUrl(ctx, socks, byName);
+      assert(socks.connects.length >= 1, 'pane-signal link made no CONNECT through the proxy');
       const logFrom = gateway.logs().length;
       await restartWith(ctx, () => {
         const text = before
@@ -70,11 +113,6 @@ const throughTor = {
       await until(20000, 'the gateway logging that it goes through the proxy', () =>
         gatewaySaw(ctx, 'Signal traffic goes through [network] proxy', logFrom).length > 0, 250);
 
-      // Linking (the provisioning websocket and the link's own requests) goes through it too.
-      const old = ctx.linked;
-      await agentAccount.unlink(old);
-      mock.revoke(`${agentAccount.device.aci}.${old.deviceId}`);
-      await relink(ctx, 'pane-e2e-tor');
       const h = await healthSays(ctx, 'ok', 90000);
       assert(h.signal?.proxy === socks.url, `health: the gateway reports proxy ${h.signal?.proxy}, not ${socks.url}`);
 
@@ -88,6 +126,7 @@ const throughTor = {
       assert(leaked.length === 0, `${leaked.length} connection(s) reached Signal directly (from ${leaked[0]?.address})`);
       const connects = socks.connects.slice();
       assert(connects.length >= 2, `${connects.length} CONNECT(s) through the proxy (want the link's and the run's)`);
+      assert(provisioned.startsWith('sgnl://'), `link printed ${provisioned.slice(0, 20)}`);
       const odd = connects.filter((c) => c.user !== 'pane-signal' || !(c.password?.length >= 32) || c.atyp !== 'domain' || c.host !== 'localhost');
       assert(odd.length === 0, `a CONNECT without the gateway's circuit or by address: ${JSON.stringify(odd[0])}`);
       const circuits = new Set(connects.map((c) => c.password)).size;

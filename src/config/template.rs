@@ -163,8 +163,9 @@ inactive_warn_days = 21
 # socks5h only: the proxy resolves every name, the agent looks up none. Each provider gets a
 # Tor circuit of its own (SOCKS user name isolation), renewed when a context is expired. A
 # connection that cannot go through it fails ("Tor is not reachable at ..."): never direct.
-# Empty = direct connections (`pane-agent doctor` warns). The Signal gateway is separate:
-# see docs/signal-gateway.md, "Through Tor".
+# Empty = direct connections (`pane-agent doctor` warns). pane-signal reads this too when it
+# starts and reaches Signal through it, on a circuit of its own (docs/signal-gateway.md,
+# "Through Tor"): after a change, restart both.
 proxy = ""
 
 [jobs]

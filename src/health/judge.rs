@@ -549,7 +549,14 @@ mod tests {
             "{words}"
         );
         assert!(
-            words.ends_with("presage 9420827 · libsignal-service bd585ac"),
+            words.ends_with("direct (no proxy) · presage 9420827 · libsignal-service bd585ac"),
+            "{words}"
+        );
+        // Through `[network] proxy`, as the gateway reported it (escaped like all it says).
+        s.latest.as_mut().unwrap().health.proxy = Some("socks5h://127.0.0.1:9050\n".into());
+        let words = s.report(now, &T).words();
+        assert!(
+            words.contains(" · through socks5h://127.0.0.1:9050") && !words.contains('\n'),
             "{words}"
         );
         let s = state(Registration::Unlinked, true, now, now - 120_000);
