@@ -655,8 +655,7 @@ const unlinkRelink = {
     const { mock, core, owner, gateway, agentAccount } = ctx;
     const told = ctx.fallback.bodies.length;
     const old = ctx.linked;
-    await agentAccount.unlink(old);
-    mock.revoke(`${agentAccount.device.aci}.${old.deviceId}`);
+    await mock.unlinkDevice(agentAccount, old);
     const h = await healthSays(ctx, 'unlinked');
     const down = await healthz(ctx);
     assert(down.code === 503, `/healthz ${down.code}`);
