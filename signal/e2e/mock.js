@@ -168,21 +168,6 @@ async function startMock({ stateDir, configPath }) {
     }
     return auth(username, password);
   };
-  // 10. Device ids: Signal-Server never gives a new device an id an unlinked one had; the mock
-  //     numbers a device `list.length + 1`, so once a device is removed from the account
-  //     (`unlinkDevice` below) the next one would take its id, and the credentials refused
-  //     for it. Each removed device leaves a hole for as long as the numbering takes (the
-  //     mock's `registerDevice` numbers and lists the device before its first await).
-  const removedDevices = new Map();
-  const registerDevice = server.registerDevice.bind(server);
-  server.registerDevice = (options) => {
-    const list = options.primary ? server.devices.get(options.primary.aci) : undefined;
-    const holes = list ? Array.from({ length: removedDevices.get(options.primary.aci) ?? 0 }, () => ({ hole: true })) : [];
-    if (list) list.push(...holes);
-    const registered = registerDevice(options);
-    for (const h of holes) list.splice(list.indexOf(h), 1);
-    return registered;
-  };
   const https = server.https;
   // Every connection's peer address, in order: the Tor scenario (18) checks that each came
   // from the SOCKS server's outgoing address.
@@ -354,7 +339,6 @@ async function startMock({ stateDir, configPath }) {
       await primary.unlink(device);
       count('an unlinked device removed from the account (mock: still listed)');
       await server.removeDeviceByServiceId(primary.device.aci, device.deviceId);
-      removedDevices.set(primary.device.aci, (removedDevices.get(primary.device.aci) ?? 0) + 1);
       this.revoke(`${primary.device.aci}.${device.deviceId}`);
     },
     /** Accepts them again. */
