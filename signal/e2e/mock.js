@@ -328,19 +328,6 @@ async function startMock({ stateDir, configPath }) {
       revoked.add(username);
       for (const ws of sockets) ws.terminate();
     },
-    /**
-     * The phone unlinks `device` from `primary`'s account. The mock's own unlink
-     * (`PrimaryDevice.unlink`) only forgets it on the phone's side: the server still lists it
-     * among the account's devices, so a sender keeps addressing copies to it (and the mock
-     * answers those sends with HTTP 500 when it cannot decrypt them). Signal-Server removes
-     * the device from the account and refuses its credentials; so does this.
-     */
-    async unlinkDevice(primary, device) {
-      await primary.unlink(device);
-      count('an unlinked device removed from the account (mock: still listed)');
-      await server.removeDeviceByServiceId(primary.device.aci, device.deviceId);
-      this.revoke(`${primary.device.aci}.${device.deviceId}`);
-    },
     /** Accepts them again. */
     unrevoke(username) {
       revoked.delete(username);

@@ -655,7 +655,8 @@ const unlinkRelink = {
     const { mock, core, owner, gateway, agentAccount } = ctx;
     const told = ctx.fallback.bodies.length;
     const old = ctx.linked;
-    await mock.unlinkDevice(agentAccount, old);
+    await agentAccount.unlink(old);
+    mock.revoke(`${agentAccount.device.aci}.${old.deviceId}`);
     const h = await healthSays(ctx, 'unlinked');
     const down = await healthz(ctx);
     assert(down.code === 503, `/healthz ${down.code}`);
