@@ -26,9 +26,10 @@ const { Owner } = require('./owner');
 const { SCENARIOS: BASE } = require('./scenarios');
 const { throughTor } = require('./tor');
 
-// 18 runs before 17: once 17 has relinked, the mock still lists the unlinked device (its
-// `PrimaryDevice.unlink` leaves the server's device list alone), every send also addresses
-// it, and the mock answers those sends with HTTP 500 (docs/signal-gateway.md).
+// 18 runs before 17 (as 13 does, in scenarios.js): once 17 has relinked, the mock still
+// lists the unlinked device (its `PrimaryDevice.unlink` leaves the server's device list
+// alone), every send also addresses it, and the mock answers those sends with HTTP 500
+// (docs/signal-gateway.md).
 const SCENARIOS = [...BASE];
 SCENARIOS.splice(SCENARIOS.findIndex((s) => s.n === 17), 0, throughTor);
 

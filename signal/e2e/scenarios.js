@@ -684,7 +684,7 @@ const unlinkRelink = {
 
 const SCENARIOS = [
   link, ownerCommand, approvals, stranger, identity, longText, websocketDrop, gatewayKill, timer, retention, rateLimit, blockedTimer,
-  signalOutage, challenge, unregistered, unlinkRelink, sealUnseal,
+  signalOutage, challenge, unregistered, sealUnseal, unlinkRelink,
 ];
 
 // What the scenarios of tor.js use.
