@@ -374,12 +374,13 @@ Keep the unseal passphrase (and the recovery one) offline: without them the stor
 opened. docs/sealing.md says what is sealed; docs/operations.md, backup and upgrade.
 Tor, one torrc for both ways (provisioning/tor-hidden-service.conf, installed as
 $DOC_DIR/torrc-pane.conf): the onion service in front of the HTTP endpoint, and the SOCKS
-port every call of the agent to the providers, HIBP and the IMAP server goes out through.
+port every call of the agent (to the providers, HIBP, the IMAP server) and of the Signal
+gateway (to Signal) goes out through.
   apt-get install tor && install -D -m 0644 $DOC_DIR/torrc-pane.conf /etc/tor/torrc.d/pane.conf
   (and "%include /etc/torrc.d/" or the file's lines in /etc/tor/torrc), systemctl reload tor,
 then in $STATE_DIR/pane.toml:  [network] proxy = "socks5h://127.0.0.1:9050"
-and  [http] listen = "127.0.0.1:8080". The Signal gateway's traffic still leaves directly
-(docs/signal-gateway.md, "Through Tor"); doctor checks the proxy answers.
+and  [http] listen = "127.0.0.1:8080", and restart both services (each reads it at start).
+doctor checks the proxy answers and that the gateway reported going through it.
 EOF
 else
     cat <<EOF
@@ -408,11 +409,12 @@ Sign commands on your own device with the secret in $CRED_DIR/agent-secret.
 See docs/operations.md for backup, upgrade and incident response.
 Tor, one torrc for both ways (provisioning/tor-hidden-service.conf, installed as
 $DOC_DIR/torrc-pane.conf): the onion service in front of the HTTP endpoint, and the SOCKS
-port every call of the agent to the providers, HIBP and the IMAP server goes out through.
+port every call of the agent (to the providers, HIBP, the IMAP server) and of the Signal
+gateway (to Signal) goes out through.
   apt-get install tor && install -D -m 0644 $DOC_DIR/torrc-pane.conf /etc/tor/torrc.d/pane.conf
   (and "%include /etc/torrc.d/" or the file's lines in /etc/tor/torrc), systemctl reload tor,
 then in $STATE_DIR/pane.toml:  [network] proxy = "socks5h://127.0.0.1:9050"
-and  [http] listen = "127.0.0.1:8080". The Signal gateway's traffic still leaves directly
-(docs/signal-gateway.md, "Through Tor"); doctor checks the proxy answers.
+and  [http] listen = "127.0.0.1:8080", and restart both services (each reads it at start).
+doctor checks the proxy answers and that the gateway reported going through it.
 EOF
 fi
