@@ -111,6 +111,8 @@ struct Relay<D> {
     queue_empty: bool,
     device_backoff: Backoff,
     health: Health,
+    /// The first attempt to reach Signal failed: serving the core tries again after this.
+    retry_in: Option<std::time::Duration>,
 }
 
 /// Runs the relay until shutdown (or until the device is unlinked).
@@ -187,6 +189,7 @@ async fn session<O: Opener>(
         queue_empty: false,
         device_backoff: Backoff::new(MAX_BACKOFF),
         health: Health::new(crate::health::build(), config.proxy.clone()),
+        retry_in: None,
     };
     relay.note_backlog();
     systemd::notify("STATUS=relaying");
@@ -219,7 +222,11 @@ impl<D: Device> Relay<D> {
             link.positions.clear();
             link.reported.clear();
         }
-        let mut halt = self.connect_device(first.as_mut(), shutdown).await.err();
+        // One attempt before the core is served, whatever Signal answers: a registration
+        // refused at start (unlinked while the gateway was down) or Signal out of reach must
+        // reach the core as the link's health, not keep the gateway from the core for good;
+        // serving tries again (`retry_in`).
+        let mut halt = self.first_connect(first.as_mut(), shutdown).await.err();
         loop {
             let mut link = match first.take() {
                 Some(link) => link,
@@ -317,6 +324,14 @@ impl<D: Device> Relay<D> {
             }
             if link.keyed && !link.greeted {
                 self.greet(link).await?;
+            }
+            // Signal could not be reached at start: the core has heard why (the greeting);
+            // now try again, as a lost connection would be.
+            if let Some(wait) = self.retry_in {
+                self.pause(wait, Some(&mut *link), shutdown).await?;
+                self.connect_device(Some(&mut *link), shutdown).await?;
+                self.retry_in = None;
+                continue;
             }
             if link.keyed && self.queue_empty {
                 while let Some((id, out)) = self.waiting.pop_front() {
@@ -509,86 +524,10 @@ impl<D: Device> Relay<D> {
         }
         self.tell_health(link).await
     }
-
-    /// Connects the device, retrying with backoff, while the core's keying lines are heeded.
-    async fn connect_device(
-        &mut self,
-        mut link: Option<&mut CoreLink>,
-        shutdown: &mut Shutdown,
-    ) -> Result<(), Halt> {
-        loop {
-            let attempt = watching(
-                self.device.connect(),
-                link.as_deref_mut(),
-                &mut self.guard,
-                shutdown,
-            )
-            .await?;
-            let wait = match attempt {
-                Ok(()) => {
-                    self.health.connected();
-                    systemd::notify("STATUS=relaying");
-                    return self.tell_health(link).await;
-                }
-                Err(e) => {
-                    self.device_failed(&e);
-                    self.tell_health(link.as_deref_mut()).await?;
-                    match e {
-                        // Never relinked or wiped here: reported, and tried again slowly
-                        // (a refusal that was transient heals itself).
-                        DeviceError::Unlinked(why) | DeviceError::Outdated(why) => {
-                            let wait = refused_retry();
-                            tracing::error!(%why, retry_s = wait.as_secs(), "Signal refuses this device; relink with `pane-signal link --replace` (or update pane-signal)");
-                            systemd::notify(&format!("STATUS={why}"));
-                            wait
-                        }
-                        DeviceError::Disconnected(why) => {
-                            let wait = self.device_backoff.next();
-                            tracing::warn!(%why, retry_ms = wait.as_millis() as u64, "cannot reach Signal");
-                            wait
-                        }
-                    }
-                }
-            };
-            self.pause(wait, link.as_deref_mut(), shutdown).await?;
-        }
-    }
-
-    /// Waits `wait` before trying Signal again, while the core's keying lines are heeded.
-    async fn pause(
-        &mut self,
-        wait: std::time::Duration,
-        link: Option<&mut CoreLink>,
-        shutdown: &mut Shutdown,
-    ) -> Result<(), Halt> {
-        watching(tokio::time::sleep(wait), link, &mut self.guard, shutdown).await
-    }
-
-    /// Records in the health why the device failed.
-    fn device_failed(&mut self, e: &DeviceError) {
-        match e {
-            DeviceError::Disconnected(why) => self.health.disconnected(why),
-            DeviceError::Unlinked(why) => {
-                self.health
-                    .refused(Registration::Unlinked, why.clone(), None)
-            }
-            DeviceError::Outdated(why) => {
-                self.health
-                    .refused(Registration::Outdated, why.clone(), None)
-            }
-        }
-    }
 }
 
-/// How long the gateway waits before trying a refused registration again (5 minutes;
-/// `PANE_SIGNAL_REFUSED_RETRY_SECS` sets another, for the end-to-end tests).
-fn refused_retry() -> std::time::Duration {
-    let secs = std::env::var("PANE_SIGNAL_REFUSED_RETRY_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    std::time::Duration::from_secs(secs)
-}
+#[path = "relay_connect.rs"]
+mod connect;
 
 #[path = "relay_sends.rs"]
 mod sends;

@@ -85,3 +85,43 @@ async fn the_core_hears_the_links_health_at_once_and_at_each_change() {
     })
     .await;
 }
+
+/// Unlinked (or unregistered) while the gateway was down: Signal refuses it at start, and the
+/// core hears so at once, on an unsealed installation and on a sealed one (once the core has
+/// handed over the key). Before, the gateway waited on Signal before ever serving the core,
+/// so such a link died silently: no gateway at all for the core, or a sealed gateway that
+/// never said a word.
+#[tokio::test(flavor = "current_thread")]
+async fn a_registration_refused_at_start_reaches_the_core() {
+    local(async {
+        for sealed in [false, true] {
+            let mut h = Harness::new(&format!("refused-at-start-{sealed}"));
+            h.seen.borrow_mut().refused = true;
+            if sealed {
+                h.start_sealed();
+            } else {
+                h.start();
+            }
+            let mut core = h.accept().await;
+            if sealed {
+                core.say(&store_key("k1")).await;
+            }
+            let first = core.health_line().await;
+            assert_eq!(
+                first.registration,
+                Registration::Unlinked,
+                "sealed {sealed}"
+            );
+            assert!(!first.connected, "sealed {sealed}: {first:?}");
+            assert!(
+                first
+                    .detail
+                    .unwrap_or_default()
+                    .contains("credentials refused"),
+                "sealed {sealed}"
+            );
+            h.stop().await;
+        }
+    })
+    .await;
+}
