@@ -17,7 +17,7 @@
 //!   Every connection to the core then begins with `store_key`; nothing is relayed to a core
 //!   that has not handed it over.
 
-use crate::core_link::{wait_for_key, watching, Backoff, CoreLink, Halt, KeyGuard, MAX_BACKOFF};
+use crate::core_link::{wait_for_key, Backoff, CoreLink, Halt, KeyGuard, MAX_BACKOFF};
 use crate::health::Health;
 use crate::journal::Journal;
 use crate::lines::Read;
