@@ -17,20 +17,7 @@ impl<D: Device> Relay<D> {
         mut link: Option<&mut CoreLink>,
         shutdown: &mut Shutdown,
     ) -> Result<(), Halt> {
-        let attempt = watching(
-            self.device.connect(),
-            link.as_deref_mut(),
-            &mut self.guard,
-            shutdown,
-        )
-        .await?;
-        match attempt {
-            Ok(()) => {
-                self.health.connected();
-                systemd::notify("STATUS=relaying");
-            }
-            Err(e) => self.retry_in = Some(self.connect_failed(e)),
-        }
+        self.retry_in = self.attempt(link.as_deref_mut(), shutdown).await?;
         self.tell_health(link).await
     }
 
@@ -40,28 +27,29 @@ impl<D: Device> Relay<D> {
         mut link: Option<&mut CoreLink>,
         shutdown: &mut Shutdown,
     ) -> Result<(), Halt> {
-        loop {
-            let attempt = watching(
-                self.device.connect(),
-                link.as_deref_mut(),
-                &mut self.guard,
-                shutdown,
-            )
-            .await?;
-            let wait = match attempt {
-                Ok(()) => {
-                    self.health.connected();
-                    systemd::notify("STATUS=relaying");
-                    return self.tell_health(link).await;
-                }
-                Err(e) => {
-                    let wait = self.connect_failed(e);
-                    self.tell_health(link.as_deref_mut()).await?;
-                    wait
-                }
-            };
+        while let Some(wait) = self.attempt(link.as_deref_mut(), shutdown).await? {
+            self.tell_health(link.as_deref_mut()).await?;
             self.pause(wait, link.as_deref_mut(), shutdown).await?;
         }
+        self.tell_health(link).await
+    }
+
+    /// One attempt to reach Signal, while the core's keying lines are heeded, recorded in the
+    /// health: None when connected, else how long to wait before the next.
+    async fn attempt(
+        &mut self,
+        link: Option<&mut CoreLink>,
+        shutdown: &mut Shutdown,
+    ) -> Result<Option<std::time::Duration>, Halt> {
+        let attempt = watching(self.device.connect(), link, &mut self.guard, shutdown).await?;
+        Ok(match attempt {
+            Ok(()) => {
+                self.health.connected();
+                systemd::notify("STATUS=relaying");
+                None
+            }
+            Err(e) => Some(self.connect_failed(e)),
+        })
     }
 
     /// A failed attempt to reach Signal: recorded in the health and logged; returns how long
