@@ -4,6 +4,20 @@
 
 use serde::{Deserialize, Deserializer};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The core's configuration file in the data dir.
+pub const CONFIG_FILE: &str = "pane.toml";
+
+/// The file the core's settings come from, found the same way by the core and the gateway:
+/// `explicit` (`--config`) when given, else `<data_dir>/pane.toml` when it exists, else none
+/// (the built-in defaults: among them, no proxy).
+pub fn config_path(data_dir: &Path, explicit: Option<&Path>) -> Option<PathBuf> {
+    match explicit {
+        Some(path) => Some(path.to_path_buf()),
+        None => Some(data_dir.join(CONFIG_FILE)).filter(|p| p.exists()),
+    }
+}
 
 /// A proxy pane-agent can use: SOCKS5 with the name resolved by the proxy (`socks5h`), at an
 /// IP address and port (so reaching the proxy itself needs no name look-up either).

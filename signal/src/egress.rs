@@ -21,11 +21,8 @@
 //! too, and a file that exists but cannot be read or parsed stops it rather than letting it
 //! guess that no proxy was wanted.
 
-use pane_protocol::network::{ProxyUrl, ProxyUrlError};
+use pane_protocol::network::{config_path, ProxyUrl, ProxyUrlError};
 use std::path::{Path, PathBuf};
-
-/// The core's configuration file in the data dir.
-pub const CONFIG_FILE: &str = "pane.toml";
 
 /// The SOCKS user name of the gateway's circuit.
 pub const SOCKS_USER: &str = "pane-signal";
@@ -84,15 +81,8 @@ pub fn proxy_setting(
     data_dir: &Path,
     explicit: Option<&Path>,
 ) -> Result<Option<ProxyUrl>, EgressError> {
-    let path = match explicit {
-        Some(path) => path.to_path_buf(),
-        None => {
-            let default = data_dir.join(CONFIG_FILE);
-            if !default.exists() {
-                return Ok(None);
-            }
-            default
-        }
+    let Some(path) = config_path(data_dir, explicit) else {
+        return Ok(None);
     };
     let text = std::fs::read_to_string(&path).map_err(|source| EgressError::Read {
         path: path.clone(),
@@ -199,7 +189,7 @@ mod tests {
         assert!(proxy_setting(&dir, Some(&named)).unwrap().is_some());
         assert_eq!(proxy_setting(&dir, None).unwrap(), None);
         std::fs::write(
-            dir.join(CONFIG_FILE),
+            dir.join(pane_protocol::network::CONFIG_FILE),
             "[network]\nproxy = \"socks5h://127.0.0.1:9\"\n",
         )
         .unwrap();

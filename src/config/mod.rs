@@ -424,11 +424,8 @@ impl Config {
     /// `<data_dir>/pane.toml` when it exists, else none (the built-in defaults). Every command
     /// that acts on the daemon's settings (`run`, `rotate-secret`) resolves it the same way.
     pub fn path_for(data_dir: &Path, explicit: Option<&Path>) -> Option<std::path::PathBuf> {
-        let default = data_dir.join("pane.toml");
-        match explicit {
-            Some(path) => Some(path.to_path_buf()),
-            None => default.exists().then_some(default),
-        }
+        // The gateway finds `[network] proxy` by the same rule (pane-protocol).
+        pane_protocol::network::config_path(data_dir, explicit)
     }
 
     /// Reads and parses a configuration file.
