@@ -8,6 +8,7 @@
 use super::args::{opt, Kind, CONTEXT};
 use super::{Args, Cmd, Fast, Run, Spec, Work};
 use crate::inbox::extract::Link;
+use crate::inbox::index::MailHeader;
 use crate::policy::tools::Tier;
 use crate::reply::{CommandError, Words};
 use crate::words::lines::single;
@@ -31,19 +32,9 @@ pub struct Inbox {
 /// One message in the inbox.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InboxItem {
-    /// The id `mail` takes.
-    pub id: u32,
-    /// When it arrived (RFC 3339).
-    pub at: String,
-    /// The original sender (escaped).
-    pub from: String,
-    /// The sender's registrable domain.
-    pub sender_domain: String,
-    /// The subject (escaped).
-    pub subject: String,
-    /// The incident it counts toward, when its sender does not belong to the site.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incident: Option<String>,
+    /// Its id (the one `mail` takes), time, sender, subject and incident.
+    #[serde(flatten)]
+    pub header: MailHeader,
     /// One-time codes found in it.
     pub codes: Vec<String>,
     /// Booking references found in it.
@@ -75,7 +66,7 @@ pub struct InboxOutput {
 impl InboxItem {
     /// `#4821 14:02 notion.so · Confirm your email · code 483920 · ⚠ link to evil.example`
     fn line(&self, today: &str) -> String {
-        let when = match chrono::DateTime::parse_from_rfc3339(&self.at) {
+        let when = match chrono::DateTime::parse_from_rfc3339(&self.header.at) {
             Ok(t) => {
                 let t = t.with_timezone(&chrono::Utc);
                 if t.format("%Y-%m-%d").to_string() == today {
@@ -86,12 +77,12 @@ impl InboxItem {
             }
             Err(_) => "?".to_string(),
         };
-        let mut line = format!("#{} {when} {}", self.id, single(&self.sender_domain));
-        if let Some(incident) = &self.incident {
+        let mut line = format!("#{} {when} {}", self.header.id, single(&self.header.sender_domain));
+        if let Some(incident) = &self.header.incident {
             line.push_str(&format!(" ⚠ unexpected sender ({})", single(incident)));
         }
-        let subject: String = self.subject.chars().take(60).collect();
-        let cut = if subject.len() < self.subject.len() { "…" } else { "" };
+        let subject: String = self.header.subject.chars().take(60).collect();
+        let cut = if subject.len() < self.header.subject.len() { "…" } else { "" };
         line.push_str(&format!(" · {}{cut}", single(&subject)));
         for code in &self.codes {
             line.push_str(&format!(" · code {}", single(code)));
@@ -112,7 +103,7 @@ impl InboxItem {
                     " · {warn}{} link on {} (mail {})",
                     link.kind.as_str().replace('_', "-"),
                     single(&link.domain),
-                    self.id
+                    self.header.id
                 ));
             }
         }
@@ -159,7 +150,7 @@ impl Words for InboxOutput {
                 out.push_str(&format!(
                     "\n… {left} more: send `inbox` with {{\"context\": \"{}\", \"after\": {}}} for older mail; `mail` with {{\"id\": N}} to read one.",
                     single(&self.context),
-                    last.id
+                    last.header.id
                 ));
             } else {
                 out.push_str("\nRead one with `mail` {\"id\": N}.");

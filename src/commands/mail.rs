@@ -10,6 +10,7 @@
 use super::args::{opt, req, Kind};
 use super::{Args, Cmd, Fast, Run, Spec, Work};
 use crate::inbox::extract::Link;
+use crate::inbox::index::MailHeader;
 use crate::inbox::render::Attachment;
 use crate::policy::tools::Tier;
 use crate::reply::{CommandError, Words};
@@ -32,21 +33,11 @@ pub struct Mail {
 /// What `mail` answers: one page of the message's text, with what the whole message holds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MailOutput {
-    /// The id.
-    pub id: u32,
+    /// Its id, time, sender, subject and incident.
+    #[serde(flatten)]
+    pub header: MailHeader,
     /// The context whose alias it was sent to.
     pub context: String,
-    /// When it arrived.
-    pub at: String,
-    /// The original sender (escaped).
-    pub from: String,
-    /// The sender's registrable domain.
-    pub sender_domain: String,
-    /// The subject (escaped).
-    pub subject: String,
-    /// The incident it counts toward, when its sender does not belong to the site.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub incident: Option<String>,
     /// This page.
     pub page: usize,
     /// How many pages.
@@ -130,17 +121,17 @@ pub fn human_size(bytes: u64) -> String {
 impl Words for MailOutput {
     /// The sender, subject and date, then this page of the text, then how to read the next.
     fn words(&self, cmd: &str) -> String {
-        let subject = cut_bytes(&single(&self.subject), 200);
-        let from = cut_bytes(&single(&self.from), 120);
+        let subject = cut_bytes(&single(&self.header.subject), 200);
+        let from = cut_bytes(&single(&self.header.from), 120);
         let mut out = format!(
             "✉ {} #{} · {} · {}",
             single(cmd),
-            self.id,
+            self.header.id,
             single(&self.context),
-            single(&self.at)
+            single(&self.header.at)
         );
         out.push_str(&format!("\nFrom: {from}"));
-        if let Some(incident) = &self.incident {
+        if let Some(incident) = &self.header.incident {
             out.push_str(&format!(" ⚠ unexpected sender ({})", single(incident)));
         }
         out.push_str(&format!("\nSubject: {subject}"));
@@ -152,7 +143,7 @@ impl Words for MailOutput {
         if self.page < self.pages {
             out.push_str(&format!(
                 "\n… more: send `mail` with {{\"id\": {}, \"page\": {}}}",
-                self.id,
+                self.header.id,
                 self.page + 1
             ));
         }
@@ -223,13 +214,15 @@ mod tests {
         let pages = crate::inbox::pages::split(&doc, PAGE_BYTES);
         for (i, text) in pages.iter().enumerate() {
             let out = MailOutput {
-                id: 4_294_967_295,
+                header: MailHeader {
+                    id: 4_294_967_295,
+                    at: "2026-12-07T14:02:00Z".into(),
+                    from: "\u{202e}".repeat(200),
+                    sender_domain: "evil.example".into(),
+                    subject: "\u{200b}".repeat(300),
+                    incident: Some("i-0123456789".into()),
+                },
                 context: "a".repeat(63),
-                at: "2026-12-07T14:02:00Z".into(),
-                from: "\u{202e}".repeat(200),
-                sender_domain: "evil.example".into(),
-                subject: "\u{200b}".repeat(300),
-                incident: Some("i-0123456789".into()),
                 page: i + 1,
                 pages: pages.len(),
                 text: text.clone(),

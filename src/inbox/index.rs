@@ -14,10 +14,18 @@ pub const KEEP: usize = 200;
 /// One message delivered to a context's alias.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MailEntry {
-    /// Its IMAP UID: the id the owner names it by.
-    pub id: u32,
+    /// What the owner is shown of it.
+    #[serde(flatten)]
+    pub header: MailHeader,
     /// The mailbox's UIDVALIDITY when it was read: an id means nothing under another.
     pub uid_validity: u32,
+}
+
+/// What the owner is shown of a message, at the head of `inbox`'s lines and of `mail`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailHeader {
+    /// Its IMAP UID: the id the owner names it by.
+    pub id: u32,
     /// When the server received it (RFC 3339), else its `Date:`.
     pub at: String,
     /// The original sender's address (escaped).
@@ -69,12 +77,12 @@ impl MailIndex {
         // is the sender's to write, so it orders nothing.) A first sweep of a large mailbox
         // brings thousands at once: only the newest KEEP of them can stay.
         let mut new = new;
-        new.sort_by_key(|e| std::cmp::Reverse(e.id));
-        new.dedup_by_key(|e| e.id);
+        new.sort_by_key(|e| std::cmp::Reverse(e.header.id));
+        new.dedup_by_key(|e| e.header.id);
         new.truncate(KEEP);
-        let known: std::collections::HashSet<u32> = all.iter().map(|e| e.id).collect();
-        all.extend(new.into_iter().filter(|e| !known.contains(&e.id)));
-        all.sort_by_key(|e| std::cmp::Reverse(e.id));
+        let known: std::collections::HashSet<u32> = all.iter().map(|e| e.header.id).collect();
+        all.extend(new.into_iter().filter(|e| !known.contains(&e.header.id)));
+        all.sort_by_key(|e| std::cmp::Reverse(e.header.id));
         all.truncate(KEEP);
         self.table.insert(context.as_bytes(), encode(&all)?)?;
         Ok(())
@@ -91,7 +99,7 @@ impl MailIndex {
         let older: Vec<MailEntry> = self
             .all(context)?
             .into_iter()
-            .filter(|e| after.is_none_or(|a| e.id < a))
+            .filter(|e| after.is_none_or(|a| e.header.id < a))
             .collect();
         let left = older.len().saturating_sub(limit);
         Ok((older.into_iter().take(limit).collect(), left))
@@ -104,7 +112,7 @@ impl MailIndex {
         id: u32,
     ) -> Result<Option<(String, MailEntry)>, StoreError> {
         for context in contexts {
-            if let Some(e) = self.all(context)?.into_iter().find(|e| e.id == id) {
+            if let Some(e) = self.all(context)?.into_iter().find(|e| e.header.id == id) {
                 return Ok(Some((context.to_string(), e)));
             }
         }
@@ -118,14 +126,28 @@ mod tests {
 
     fn entry(id: u32, validity: u32) -> MailEntry {
         MailEntry {
-            id,
+            header: MailHeader {
+                id,
+                at: "2026-12-07T14:02:00Z".into(),
+                from: "team@notion.so".into(),
+                sender_domain: "notion.so".into(),
+                subject: format!("m{id}"),
+                incident: None,
+            },
             uid_validity: validity,
-            at: "2026-12-07T14:02:00Z".into(),
-            from: "team@notion.so".into(),
-            sender_domain: "notion.so".into(),
-            subject: format!("m{id}"),
-            incident: None,
         }
+    }
+
+    #[test]
+    fn a_record_is_one_flat_object_as_stored_before_the_header_was_its_own_type() {
+        let stored = r#"{"id":7,"uid_validity":3,"at":"2026-12-07T14:02:00Z","from":"team@notion.so","sender_domain":"notion.so","subject":"m7"}"#;
+        let e: MailEntry = decode(stored.as_bytes()).unwrap();
+        assert_eq!(e, entry(7, 3));
+        let back: serde_json::Value = serde_json::from_slice(&encode(&e).unwrap()).unwrap();
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(stored).unwrap()
+        );
     }
 
     #[test]
@@ -140,10 +162,10 @@ mod tests {
             .unwrap();
         let all = index.all("notion").unwrap();
         assert_eq!(all.len(), KEEP);
-        assert_eq!((all[0].id, all[KEEP - 1].id), (260, 61));
+        assert_eq!((all[0].header.id, all[KEEP - 1].header.id), (260, 61));
         let (page, left) = index.page("notion", Some(100), 10).unwrap();
         assert_eq!(
-            page.iter().map(|e| e.id).collect::<Vec<_>>(),
+            page.iter().map(|e| e.header.id).collect::<Vec<_>>(),
             (90..=99).rev().collect::<Vec<_>>()
         );
         assert_eq!(left, 29);

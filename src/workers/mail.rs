@@ -178,7 +178,7 @@ impl MailReader {
         let mut bodies_unavailable = None;
         let mut bodies: Vec<Body> = Vec::new();
         if let Some(validity) = page.first().map(|e| e.uid_validity) {
-            let uids: Vec<u32> = page.iter().map(|e| e.id).collect();
+            let uids: Vec<u32> = page.iter().map(|e| e.header.id).collect();
             match self.fetch(validity, &uids, INBOX_CAP).await {
                 Ok(b) => bodies = b,
                 Err(e) => bodies_unavailable = Some(e.message),
@@ -187,21 +187,16 @@ impl MailReader {
         let messages = page
             .into_iter()
             .map(|entry| {
-                let body = bodies.iter().find(|b| b.uid == entry.id);
+                let body = bodies.iter().find(|b| b.uid == entry.header.id);
                 let found = body
                     .map(|b| read(&ctx, &entry, b).1)
-                    .unwrap_or_else(|| extract(&entry.subject, "", &[], site(&ctx), false));
+                    .unwrap_or_else(|| extract(&entry.header.subject, "", &[], site(&ctx), false));
                 InboxItem {
                     foreign_links: found.links.iter().filter(|l| l.foreign).count(),
                     links: found.action_links().cloned().collect(),
                     codes: found.codes,
                     references: found.references,
-                    id: entry.id,
-                    at: entry.at,
-                    from: entry.from,
-                    sender_domain: entry.sender_domain,
-                    subject: entry.subject,
-                    incident: entry.incident,
+                    header: entry.header,
                 }
             })
             .collect::<Vec<_>>();
@@ -239,7 +234,7 @@ impl MailReader {
             .ok_or_else(not_found)?;
         let ctx = self.context(&context)?;
         let bodies = self
-            .fetch(entry.uid_validity, &[entry.id], MAIL_CAP)
+            .fetch(entry.uid_validity, &[entry.header.id], MAIL_CAP)
             .await?;
         let body = bodies.into_iter().next().ok_or_else(not_found)?;
         let (rendered, found) = read(&ctx, &entry, &body);
@@ -253,13 +248,8 @@ impl MailReader {
             ));
         }
         Ok(MailOutput {
-            id: entry.id,
+            header: entry.header,
             context,
-            at: entry.at,
-            from: entry.from,
-            sender_domain: entry.sender_domain,
-            subject: entry.subject,
-            incident: entry.incident,
             page: q.page,
             pages: pages.len(),
             text: pages.into_iter().nth(q.page - 1).unwrap_or_default(),
@@ -285,7 +275,7 @@ fn site(ctx: &Context) -> Site<'_> {
 fn read(ctx: &Context, entry: &MailEntry, body: &Body) -> (Rendered, Found) {
     let rendered = render(&body.raw);
     let found = extract(
-        &entry.subject,
+        &entry.header.subject,
         &rendered.text,
         &rendered.anchors,
         site(ctx),

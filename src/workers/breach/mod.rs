@@ -19,7 +19,7 @@ use crate::breach::imap::{Cursor, ImapError, ImapSource};
 use crate::breach::incidents::{incident_id, Finding, Incident, IncidentKind, Incidents};
 use crate::breach::matching::{belongs, escape_untrusted, observe, observe_sender, registrable};
 use crate::context::Contexts;
-use crate::inbox::index::{MailEntry, MailIndex};
+use crate::inbox::index::{MailEntry, MailHeader, MailIndex};
 use crate::providers::hibp::Hibp;
 use crate::providers::ProviderError;
 use crate::store::records::{Family, Json, Key, Text};
@@ -403,13 +403,15 @@ impl BreachMonitor {
                 .entry(ctx.name.clone())
                 .or_default()
                 .push(MailEntry {
-                    id: headers.uid,
+                    header: MailHeader {
+                        id: headers.uid,
+                        at: headers.received.clone().unwrap_or_else(|| now.clone()),
+                        from: escape_untrusted(&obs.sender, 120),
+                        sender_domain: obs.sender_domain.clone(),
+                        subject: obs.subject.clone(),
+                        incident: found.map(|f| incident_id(&ctx.name, f.kind, &f.subject)),
+                    },
                     uid_validity: validity,
-                    at: headers.received.clone().unwrap_or_else(|| now.clone()),
-                    from: escape_untrusted(&obs.sender, 120),
-                    sender_domain: obs.sender_domain.clone(),
-                    subject: obs.subject.clone(),
-                    incident: found.map(|f| incident_id(&ctx.name, f.kind, &f.subject)),
                 });
         }
         // The inbox's index, read by `inbox` and `mail`, before the cursor moves past it.
